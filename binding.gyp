@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "nsbox",
+      "sources": ["native/nsbox.c", "native/child.c"],
+      "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    }
+  ]
+}

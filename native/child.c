@@ -1,0 +1,247 @@
+/* The child side of spawn(): runs a plan between clone() and execve().
+ * Node is multi-threaded and this is a fork-like copy of it holding one thread:
+ * no allocation, no locks, no JS — only raw syscalls and async-signal-safe libc. */
+#define _GNU_SOURCE
+#include "plan.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/mount.h>
+#include <linux/seccomp.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef MNT_DETACH
+#define MNT_DETACH 2
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+struct report { int32_t step; int32_t err; };
+
+__attribute__((noreturn)) static void fail(struct plan *p, int step, int err) {
+  struct report r = { step, err };
+  ssize_t w = write(p->err_fd, &r, sizeof r);
+  (void)w;
+  _exit(127);
+}
+
+static int do_mount(const char *src, const char *dst, const char *fs, unsigned long flags, const char *data) {
+  return syscall(SYS_mount, src, dst, fs, flags, data);
+}
+
+static int do_pivot_root(const char *root) {
+  /* pivot_root(".", ".") stacks the old root on top of the new one; detaching it leaves the new root. */
+  if (chdir(root) < 0) return -1;
+  if (syscall(SYS_pivot_root, ".", ".") < 0) return -1;
+  if (syscall(SYS_umount2, ".", MNT_DETACH) < 0) return -1;
+  return chdir("/");
+}
+
+static int loopback_up(void) {
+  struct ifreq ifr = { .ifr_name = "lo" };
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  int rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
+  if (rc == 0) {
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
+  }
+  int e = errno;
+  close(fd);
+  errno = e;
+  return rc;
+}
+
+static int do_dup2(int from, int to) {
+  if (from == to) return fcntl(to, F_SETFD, 0); /* keep it open across exec */
+  return dup2(from, to) < 0 ? -1 : 0;
+}
+
+static int do_exec(struct op *o) {
+  int argc = (int)o->n[0], envc = (int)o->n[1];
+  int saw_eacces = 0;
+  for (int i = argc + envc; i < o->ns; i++) {
+    execve(o->s[i], o->argv, o->envp);
+    if (errno == EACCES) saw_eacces = 1;
+    else if (errno != ENOENT && errno != ENOTDIR) return -1;
+  }
+  errno = saw_eacces ? EACCES : ENOENT;
+  return -1;
+}
+
+static int do_caps(struct op *o) {
+  uint64_t m[5];
+  for (int i = 0; i < 5; i++) m[i] = (uint64_t)(uint32_t)o->n[2 * i] | ((uint64_t)(uint32_t)o->n[2 * i + 1] << 32);
+  for (int cap = 0; cap < 64; cap++) {
+    if (m[0] & (1ULL << cap)) continue;
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) return -1;
+  }
+  struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+  struct __user_cap_data_struct d[2];
+  for (int i = 0; i < 2; i++) {
+    d[i].effective = (uint32_t)(m[1] >> (32 * i));
+    d[i].permitted = (uint32_t)(m[2] >> (32 * i));
+    d[i].inheritable = (uint32_t)(m[3] >> (32 * i));
+  }
+  if (syscall(SYS_capset, &h, d) < 0) return -1;
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) return -1;
+  for (int cap = 0; cap < 64; cap++) {
+    if (!(m[4] & (1ULL << cap))) continue;
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0) return -1;
+  }
+  return 0;
+}
+
+static int do_seccomp(struct op *o) {
+  struct sock_fprog prog = { (unsigned short)(o->blen / sizeof(struct sock_filter)), o->b };
+  return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
+}
+
+static int write_file(const char *path, const char *data) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t len = 0;
+  while (data[len]) len++;
+  ssize_t w = write(fd, data, len);
+  int e = errno;
+  close(fd);
+  errno = e;
+  return w == (ssize_t)len ? 0 : -1;
+}
+
+/* PID 1 of a container, or the process that joins one: fork, forward every signal to the
+ * child, reap whatever ends, and leave with the child's status. */
+static void init_loop(void) {
+  sigset_t all, old;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, &old);
+  pid_t child = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+  if (child < 0) return;
+  if (child == 0) {
+    sigprocmask(SIG_SETMASK, &old, 0);
+    return;
+  }
+  for (;;) {
+    siginfo_t si;
+    int sig = sigwaitinfo(&all, &si);
+    if (sig < 0) continue;
+    if (sig != SIGCHLD) {
+      kill(child, sig);
+      continue;
+    }
+    int st;
+    pid_t w;
+    while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
+      if (w != child) continue;
+      if (WIFEXITED(st)) _exit(WEXITSTATUS(st));
+      int s = WTERMSIG(st);
+      signal(s, SIG_DFL);
+      sigprocmask(SIG_UNBLOCK, &all, 0);
+      kill(getpid(), s); /* ignored when we are PID 1 of a namespace */
+      _exit(128 + s);
+    }
+  }
+}
+
+static int run_op(struct plan *p, struct op *o) {
+  char c;
+  switch (o->kind) {
+  case OP_MOUNT:
+    return do_mount(o->s[0][0] ? o->s[0] : NULL, o->s[1], o->s[2][0] ? o->s[2] : NULL,
+                    (unsigned long)o->n[0], o->s[3][0] ? o->s[3] : NULL);
+  case OP_MKDIR:
+    return mkdir(o->s[0], (mode_t)o->n[0]) < 0 && errno != EEXIST ? -1 : 0;
+  case OP_PIVOT_ROOT: return do_pivot_root(o->s[0]);
+  case OP_UMOUNT: return syscall(SYS_umount2, o->s[0], (int)o->n[0]);
+  case OP_SETHOSTNAME: {
+    size_t len = 0;
+    while (o->s[0][len]) len++;
+    return sethostname(o->s[0], len);
+  }
+  case OP_LOOPBACK_UP: return loopback_up();
+  case OP_DUP2: return do_dup2((int)o->n[0], (int)o->n[1]);
+  case OP_CHDIR: return chdir(o->s[0]);
+  case OP_SETRLIMIT: {
+    struct rlimit rl = { o->n[1] < 0 ? RLIM_INFINITY : (rlim_t)o->n[1], o->n[2] < 0 ? RLIM_INFINITY : (rlim_t)o->n[2] };
+    return setrlimit((int)o->n[0], &rl);
+  }
+  case OP_EXEC: return do_exec(o);
+  case OP_SYMLINK: return symlink(o->s[0], o->s[1]) < 0 && errno != EEXIST ? -1 : 0;
+  case OP_CREATE_FILE: {
+    int fd = open(o->s[0], O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, (mode_t)o->n[0]);
+    if (fd < 0) return -1;
+    return close(fd);
+  }
+  case OP_SETATTR: {
+    struct mount_attr a = { .attr_set = (uint64_t)o->n[0], .attr_clr = (uint64_t)o->n[1] };
+    return syscall(SYS_mount_setattr, AT_FDCWD, o->s[0], o->n[2] ? AT_RECURSIVE : 0, &a, sizeof a);
+  }
+  case OP_WAIT_SYNC: {
+    ssize_t r;
+    do r = read(p->sync_fd, &c, 1); while (r < 0 && errno == EINTR);
+    if (r == 1) return close(p->sync_fd);
+    if (r == 0) errno = ECANCELED;
+    return -1;
+  }
+  case OP_SETSID: return setsid() < 0 ? -1 : 0;
+  case OP_SETNS: return setns((int)o->n[0], (int)o->n[1]);
+  case OP_UNSHARE: return unshare((int)o->n[0]);
+  case OP_PRCTL: return prctl((int)o->n[0], o->n[1], o->n[2], o->n[3], o->n[4]) < 0 ? -1 : 0;
+  case OP_SETGROUPS: {
+    gid_t g[64];
+    int k = o->nn > 64 ? 64 : o->nn;
+    for (int i = 0; i < k; i++) g[i] = (gid_t)o->n[i];
+    return syscall(SYS_setgroups, k, g);
+  }
+  case OP_SETRESGID: return syscall(SYS_setresgid, o->n[0], o->n[0], o->n[0]);
+  case OP_SETRESUID: return syscall(SYS_setresuid, o->n[0], o->n[0], o->n[0]);
+  case OP_CAPS: return do_caps(o);
+  case OP_SECCOMP: return do_seccomp(o);
+  case OP_CLOSE_FDS: return syscall(SYS_close_range, (unsigned)o->n[0], ~0U, CLOSE_RANGE_CLOEXEC);
+  case OP_OPEN_TREE: {
+    unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (o->n[1] ? AT_RECURSIVE : 0);
+    int fd = syscall(SYS_open_tree, AT_FDCWD, o->s[0], flags);
+    if (fd < 0) return -1;
+    p->slots[o->n[0]] = fd;
+    return 0;
+  }
+  case OP_MOVE_MOUNT: {
+    int fd = p->slots[o->n[0]];
+    if (syscall(SYS_move_mount, fd, "", AT_FDCWD, o->s[0], MOVE_MOUNT_F_EMPTY_PATH) < 0) return -1;
+    return close(fd);
+  }
+  case OP_INIT: init_loop(); return 0;
+  case OP_UMASK: umask((mode_t)o->n[0]); return 0;
+  case OP_WRITE_FILE: return write_file(o->s[0], o->s[1]);
+  case OP_SET_TTY: return ioctl((int)o->n[0], TIOCSCTTY, 0);
+  }
+  errno = EINVAL;
+  return -1;
+}
+
+void plan_run(struct plan *p) {
+  /* Signal handlers are Node's: put every signal back to its default, then unblock. */
+  struct sigaction dfl = { .sa_handler = SIG_DFL };
+  for (int s = 1; s < NSIG; s++) sigaction(s, &dfl, 0);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, 0);
+
+  for (int i = 0; i < p->nops; i++) {
+    if (run_op(p, &p->ops[i]) < 0) fail(p, i, errno);
+  }
+  fail(p, p->nops, ENOEXEC); /* a plan must end in exec */
+}

@@ -1,0 +1,67 @@
+/* A container set-up plan: a flat list of operations the child runs with raw syscalls.
+ * The op codes must match src/plan/ops.ts. */
+#ifndef NSBOX_PLAN_H
+#define NSBOX_PLAN_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+enum op_kind {
+  OP_MOUNT = 0,        /* s: src, target, fstype, data   n: flags */
+  OP_MKDIR = 1,        /* s: path                        n: mode (EEXIST is fine) */
+  OP_PIVOT_ROOT = 2,   /* s: new root */
+  OP_UMOUNT = 3,       /* s: path                        n: flags */
+  OP_SETHOSTNAME = 4,  /* s: name */
+  OP_LOOPBACK_UP = 5,
+  OP_DUP2 = 6,         /* n: from, to */
+  OP_CHDIR = 7,        /* s: path */
+  OP_SETRLIMIT = 8,    /* n: resource, soft, hard (-1 = infinity) */
+  OP_EXEC = 9,         /* n: argc, envc                  s: argv..., envp..., candidate paths... */
+  OP_SYMLINK = 10,     /* s: target, linkpath (EEXIST is fine) */
+  OP_CREATE_FILE = 11, /* s: path                        n: mode */
+  OP_SETATTR = 12,     /* s: path                        n: attr_set, attr_clr, recursive */
+  OP_WAIT_SYNC = 13,   /* wait for the parent's go-ahead on the sync pipe */
+  OP_SETSID = 14,
+  OP_SETNS = 15,       /* n: fd, nstype */
+  OP_UNSHARE = 16,     /* n: flags */
+  OP_PRCTL = 17,       /* n: option, arg2, arg3, arg4, arg5 */
+  OP_SETGROUPS = 18,   /* n: gids... */
+  OP_SETRESGID = 19,   /* n: gid */
+  OP_SETRESUID = 20,   /* n: uid */
+  OP_CAPS = 21,        /* n: bounding, effective, permitted, inheritable, ambient (each lo, hi) */
+  OP_SECCOMP = 22,     /* b: struct sock_filter[] */
+  OP_CLOSE_FDS = 23,   /* n: first fd: mark it and all above close-on-exec */
+  OP_OPEN_TREE = 24,   /* s: path                        n: slot, recursive */
+  OP_MOVE_MOUNT = 25,  /* s: target                      n: slot */
+  OP_INIT = 26,        /* fork; the parent stays as a reaper that forwards signals */
+  OP_UMASK = 27,       /* n: mask */
+  OP_WRITE_FILE = 28,  /* s: path, data */
+  OP_SET_TTY = 29,     /* n: fd: make it the controlling terminal */
+};
+
+#define PLAN_SLOTS 64
+
+struct op {
+  int kind;
+  int ns;           /* number of strings */
+  int nn;           /* number of numbers */
+  char **s;
+  int64_t *n;
+  void *b;          /* raw bytes (seccomp program) */
+  size_t blen;
+  char **argv;      /* OP_EXEC: built before clone */
+  char **envp;
+};
+
+struct plan {
+  int nops;
+  struct op *ops;
+  int sync_fd;      /* read end, child side */
+  int err_fd;       /* write end, close-on-exec */
+  int slots[PLAN_SLOTS];
+};
+
+/* Runs in the child after clone(): raw syscalls only. Never returns. */
+void plan_run(struct plan *p) __attribute__((noreturn));
+
+#endif

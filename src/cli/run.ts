@@ -1,0 +1,92 @@
+// `nsbox run [OPTIONS] ROOTFS CMD [ARG...]`: run a command as PID 1 of a new container and
+// exit with its status.
+import { Container } from '../container.js';
+import { NsboxError } from '../errors.js';
+import { parseArgs, type OptionDef } from './args.js';
+
+export const RUN_HELP = `Usage: nsbox run [OPTIONS] ROOTFS CMD [ARG...]
+
+Run CMD as PID 1 of new mount, PID, UTS, IPC, network and cgroup namespaces rooted in
+ROOTFS (a directory, or "host" for read-only binds of this host's /usr, /etc, ...).
+
+Options:
+      --name NAME        container name (default: a random id)
+      --hostname NAME    hostname inside (default: the name)
+  -e, --env K=V          set an environment variable (repeatable)
+  -w, --workdir DIR      working directory inside (default: /)
+      --read-only        mount the root read-only
+  -h, --help             show this help
+  -V, --version          show the version
+
+Exit status: the command's, 128+N when it was killed by signal N, 125 when nsbox failed,
+126 when the command cannot be executed, 127 when it is not found.`;
+
+const OPTIONS: OptionDef[] = [
+  { long: 'name', value: 'single' },
+  { long: 'hostname', value: 'single' },
+  { long: 'env', short: 'e', value: 'multiple' },
+  { long: 'workdir', short: 'w', value: 'single' },
+  { long: 'read-only' },
+  { long: 'help', short: 'h' },
+  { long: 'version', short: 'V' },
+];
+
+const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+
+function parseEnv(list: string[] | undefined): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const kv of list ?? []) {
+    const eq = kv.indexOf('=');
+    if (eq > 0) env[kv.slice(0, eq)] = kv.slice(eq + 1);
+    else if (eq < 0 && process.env[kv] !== undefined) env[kv] = process.env[kv]!; // -e NAME passes the host's value
+    else throw new NsboxError(`invalid --env value: ${kv} (expected KEY=VALUE)`);
+  }
+  return env;
+}
+
+/** Exit code for an error before the command ran, as docker and podman use them. */
+function errorStatus(e: NsboxError): number {
+  if (e.code === 'ENOENT' && e.step?.startsWith('exec')) return 127;
+  if ((e.code === 'EACCES' || e.code === 'ENOEXEC') && e.step?.startsWith('exec')) return 126;
+  return 125;
+}
+
+export async function runCommand(argv: string[], version: string): Promise<number> {
+  const { options: o, positionals } = parseArgs(argv, OPTIONS, 1);
+  if (o.help) {
+    process.stdout.write(`${RUN_HELP}\n`);
+    return 0;
+  }
+  if (o.version) {
+    process.stdout.write(`nsbox ${version}\n`);
+    return 0;
+  }
+  const [rootfs, ...command] = positionals;
+  if (!rootfs) throw new NsboxError('missing ROOTFS (see --help)');
+  if (command.length === 0) throw new NsboxError('no command given (see --help)');
+  const c = new Container({
+    rootfs,
+    command,
+    name: o.name as string | undefined,
+    hostname: o.hostname as string | undefined,
+    cwd: o.workdir as string | undefined,
+    readOnly: !!o['read-only'],
+    env: { TERM: process.env.TERM || 'xterm', ...parseEnv(o.env as string[] | undefined) },
+  });
+  for (const sig of FORWARDED) process.on(sig, () => c.kill(sig));
+  try {
+    await c.ready;
+  } catch (e) {
+    if (e instanceof NsboxError) return fail(e);
+    throw e;
+  }
+  const st = await c.exited;
+  return st.status;
+}
+
+function fail(e: NsboxError): number {
+  process.stderr.write(`nsbox: ${e.message}\n`);
+  return errorStatus(e);
+}
+
+export { fail as reportError };

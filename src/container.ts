@@ -1,0 +1,148 @@
+// A container is a process: compile the spec into a plan, clone into new namespaces, and
+// watch the child through its pidfd.
+import { closeSync, readFileSync, readSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import * as native from './native.js';
+import { CLONE, type WaitStatus } from './native.js';
+import { NsboxError, stepError } from './errors.js';
+import * as op from './plan/ops.js';
+import type { Op } from './plan/ops.js';
+import { rootOps } from './rootfs/root.js';
+import { commandCandidates, resolveSpec, type ContainerSpec, type ResolvedSpec } from './spec.js';
+
+export const DEFAULT_NAMESPACES = CLONE.NEWNS | CLONE.NEWPID | CLONE.NEWUTS | CLONE.NEWIPC | CLONE.NEWNET | CLONE.NEWCGROUP;
+const CAP_SYS_ADMIN = 21;
+
+export interface ExitStatus {
+  /** Exit code, or null when killed by a signal. */
+  code: number | null;
+  /** Signal name (e.g. 'SIGKILL'), or null. */
+  signal: NodeJS.Signals | null;
+  /** What the shell would report: the code, or 128 + the signal number. */
+  status: number;
+  userUs: number;
+  systemUs: number;
+}
+
+let hasSysAdmin: boolean | undefined;
+
+/** Namespaces need CAP_SYS_ADMIN in the caller's user namespace; say so before trying. */
+function checkPrivilege(): void {
+  if (hasSysAdmin === undefined) {
+    const capEff = /CapEff:\s*([0-9a-f]+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0';
+    hasSysAdmin = (BigInt(`0x${capEff}`) >> BigInt(CAP_SYS_ADMIN)) & 1n ? true : false;
+  }
+  if (!hasSysAdmin) {
+    throw new NsboxError('creating namespaces needs CAP_SYS_ADMIN: run as root (sudo)', { code: 'EPERM', step: 'privilege' });
+  }
+}
+
+export function compile(s: ResolvedSpec): Op[] {
+  const ops: Op[] = [
+    ...rootOps({ rootfs: s.rootfs, readOnly: s.readOnly }),
+    op.sethostname(s.hostname),
+    op.loopbackUp(),
+  ];
+  s.stdio.forEach((fd, i) => ops.push(op.dup2(fd, i)));
+  ops.push(
+    op.setsid(),
+    op.chdir(s.cwd),
+    op.closeFds(3),
+    op.exec(s.command[0], s.command, s.env, commandCandidates(s.command[0], s.env)),
+  );
+  return ops;
+}
+
+export function signalName(n: number): NodeJS.Signals | null {
+  for (const [name, num] of Object.entries(osConstants.signals)) if (num === n) return name as NodeJS.Signals;
+  return null;
+}
+
+export function signalNumber(sig: NodeJS.Signals | number): number {
+  if (typeof sig === 'number') return sig;
+  const n = (osConstants.signals as Record<string, number>)[sig];
+  if (n === undefined) throw new NsboxError(`unknown signal: ${sig}`, { step: 'signal' });
+  return n;
+}
+
+function toExitStatus(w: WaitStatus): ExitStatus {
+  const signal = w.signal === null ? null : signalName(w.signal);
+  return {
+    code: w.code, signal, status: w.code ?? 128 + (w.signal ?? 0), userUs: w.userUs, systemUs: w.systemUs,
+  };
+}
+
+/** Resolves once the process has ended and been reaped through its pidfd. */
+function waitExit(pidfd: number, onReaped: () => void): Promise<ExitStatus> {
+  return new Promise((resolve, reject) => {
+    native.watchReadable(pidfd, () => {
+      onReaped();
+      try {
+        const w = native.waitPidfd(pidfd);
+        if (!w) throw new NsboxError('pidfd readable but the process has not ended');
+        resolve(toExitStatus(w));
+      } catch (e) {
+        reject(e);
+      } finally {
+        closeSync(pidfd);
+      }
+    });
+  });
+}
+
+/** Resolves when execve succeeded (EOF on the error pipe), rejects with the failed step. */
+function waitExec(errFd: number, ops: Op[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    native.watchReadable(errFd, () => {
+      const buf = Buffer.alloc(8);
+      let n = 0;
+      try {
+        n = readSync(errFd, buf, 0, 8, null);
+      } finally {
+        closeSync(errFd);
+      }
+      if (n === 8) reject(stepError(ops[buf.readInt32LE(0)], buf.readInt32LE(4)));
+      else resolve();
+    });
+  });
+}
+
+export class Container {
+  readonly id: string;
+  readonly name: string;
+  readonly pid: number;
+  /** Settles when the command is running (execve done), or rejects with the step that failed. */
+  readonly ready: Promise<void>;
+  /** Settles when PID 1 has ended; rejects like `ready` if set-up failed. */
+  readonly exited: Promise<ExitStatus>;
+  private pidfd: number;
+  private done = false;
+
+  constructor(spec: ContainerSpec) {
+    checkPrivilege();
+    const s = resolveSpec(spec);
+    const ops = compile(s);
+    const child = native.spawn({ flags: DEFAULT_NAMESPACES, ops });
+    this.id = s.id;
+    this.name = s.name;
+    this.pid = child.pid;
+    this.pidfd = child.pidfd;
+    this.ready = waitExec(child.errFd, ops);
+    const exit = waitExit(child.pidfd, () => { this.done = true; });
+    this.exited = this.ready.then(() => exit, async (e) => { await exit; throw e; });
+    this.ready.catch(() => {});
+    this.exited.catch(() => {});
+  }
+
+  /** Send a signal to PID 1. Returns false once the container has ended. */
+  kill(signal: NodeJS.Signals | number = 'SIGTERM'): boolean {
+    if (this.done) return false;
+    try {
+      native.pidfdSendSignal(this.pidfd, signalNumber(signal));
+      return true;
+    } catch (e) {
+      if ((e as NsboxError).code === 'ESRCH') return false;
+      throw e;
+    }
+  }
+}

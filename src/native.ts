@@ -1,0 +1,90 @@
+// The addon's low-level calls, typed. Everything here is one syscall or one clone();
+// policy lives in the rest of src/. See README "Low level" for what is safe to call.
+import { createRequire } from 'node:module';
+
+export interface PlanOp {
+  op: number;
+  s?: string[];
+  n?: number[];
+  b?: Buffer;
+}
+
+export interface SpawnRequest {
+  /** CLONE_NEW* flags for clone3(). */
+  flags: number;
+  /** A cgroup v2 directory fd: the child starts in it (CLONE_INTO_CGROUP). */
+  cgroupFd?: number;
+  /** The child waits at each OP_WAIT_SYNC step for a byte on syncFd. */
+  sync?: boolean;
+  ops: PlanOp[];
+}
+
+export interface SpawnedChild {
+  pid: number;
+  pidfd: number;
+  /** Read end of a close-on-exec pipe: EOF once exec succeeded, else 8 bytes (step, errno). */
+  errFd: number;
+  /** Write end of the sync pipe, or -1. */
+  syncFd: number;
+}
+
+export interface WaitStatus {
+  code: number | null;
+  signal: number | null;
+  userUs: number;
+  systemUs: number;
+  maxRssKb: number;
+}
+
+export interface Native {
+  spawn(req: SpawnRequest): SpawnedChild;
+  /** Calls cb once when fd is readable (libuv poll; keeps the loop alive until then). */
+  watchReadable(fd: number, cb: (status: number) => void): void;
+  /** waitid(P_PIDFD, WNOHANG): the status, or null while the process runs. */
+  waitPidfd(pidfd: number): WaitStatus | null;
+  pidfdOpen(pid: number): number;
+  pidfdSendSignal(pidfd: number, signal: number): void;
+  /** pipe2(O_CLOEXEC): [read, write]. */
+  pipe(): [number, number];
+  unshare(flags: number): void;
+  setns(fd: number, nstype?: number): void;
+  pivotRoot(newRoot: string, putOld: string): void;
+  mount(source: string | null, target: string, fstype: string | null, flags?: number, data?: string | null): void;
+  umount(target: string, flags?: number): void;
+  sethostname(name: string): void;
+}
+
+const require = createRequire(import.meta.url);
+export const native: Native = require('../build/Release/nsbox.node');
+
+export const {
+  spawn, watchReadable, waitPidfd, pidfdOpen, pidfdSendSignal, pipe, unshare, setns, pivotRoot, mount, umount,
+  sethostname,
+} = native;
+
+export const CLONE = {
+  NEWNS: 0x00020000,
+  NEWCGROUP: 0x02000000,
+  NEWUTS: 0x04000000,
+  NEWIPC: 0x08000000,
+  NEWUSER: 0x10000000,
+  NEWPID: 0x20000000,
+  NEWNET: 0x40000000,
+} as const;
+
+export const MS = {
+  RDONLY: 1,
+  NOSUID: 2,
+  NODEV: 4,
+  NOEXEC: 8,
+  REMOUNT: 32,
+  BIND: 4096,
+  MOVE: 8192,
+  REC: 16384,
+  PRIVATE: 1 << 18,
+  SLAVE: 1 << 19,
+  STRICTATIME: 1 << 24,
+} as const;
+
+export const MOUNT_ATTR = { RDONLY: 1, NOSUID: 2, NODEV: 4, NOEXEC: 8 } as const;
+export const MNT_DETACH = 2;

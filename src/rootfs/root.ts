@@ -1,0 +1,103 @@
+// The container's root: a private mount tree, pivot_root into ROOTFS (or a tmpfs holding
+// read-only binds of the host's system directories), and fresh /proc, /sys and /dev.
+import { lstatSync, readlinkSync } from 'node:fs';
+import { MOUNT_ATTR, MS } from '../native.js';
+import * as op from '../plan/ops.js';
+import type { Op } from '../plan/ops.js';
+
+export interface RootOptions {
+  /** An absolute directory, or 'host'. */
+  rootfs: string;
+  readOnly?: boolean;
+}
+
+/** Where the tmpfs for a 'host' root is staged, inside the child's own mount namespace. */
+const HOST_STAGE = '/tmp';
+const HOST_DIRS = ['usr', 'bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32', 'etc'];
+const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
+const DEV_LINKS: [string, string][] = [
+  ['/proc/self/fd', '/dev/fd'], ['/proc/self/fd/0', '/dev/stdin'], ['/proc/self/fd/1', '/dev/stdout'],
+  ['/proc/self/fd/2', '/dev/stderr'], ['pts/ptmx', '/dev/ptmx'],
+];
+
+type HostEntry = { name: string; link?: string };
+let hostEntries: HostEntry[] | undefined;
+
+/** The host's system directories as they are: a directory to bind, or a symlink to copy. */
+function hostLayout(): HostEntry[] {
+  if (hostEntries) return hostEntries;
+  hostEntries = [];
+  for (const name of HOST_DIRS) {
+    try {
+      const st = lstatSync(`/${name}`);
+      if (st.isSymbolicLink()) hostEntries.push({ name, link: readlinkSync(`/${name}`) });
+      else if (st.isDirectory()) hostEntries.push({ name });
+    } catch { /* not on this host */ }
+  }
+  return hostEntries;
+}
+
+function hostRoot(): Op[] {
+  const root = HOST_STAGE;
+  const ops: Op[] = [op.mount('tmpfs', root, 'tmpfs', MS.NOSUID | MS.NODEV, 'mode=755', `mount tmpfs for the host root on ${root}`)];
+  for (const e of hostLayout()) {
+    const dst = `${root}/${e.name}`;
+    if (e.link !== undefined) {
+      ops.push(op.symlink(e.link, dst));
+      continue;
+    }
+    ops.push(
+      op.mkdir(dst),
+      op.mount(`/${e.name}`, dst, '', MS.BIND | MS.REC, '', `bind /${e.name} on ${dst}`),
+      op.setattr(dst, MOUNT_ATTR.RDONLY, 0, true, `make ${dst} read-only`),
+    );
+  }
+  ops.push(op.mkdir(`${root}/tmp`, 0o1777), op.mkdir(`${root}/root`, 0o700), op.mkdir(`${root}/home`), op.mkdir(`${root}/run`));
+  return ops;
+}
+
+/** /dev: a small tmpfs with bound host devices, a new devpts instance, shm and mqueue. */
+function devOps(firstSlot: number): Op[] {
+  const nosuid = MS.NOSUID, hard = MS.NOSUID | MS.NODEV | MS.NOEXEC;
+  const ops: Op[] = [
+    op.mkdir('/dev'),
+    op.mount('tmpfs', '/dev', 'tmpfs', nosuid | MS.STRICTATIME, 'mode=755,size=65536k'),
+  ];
+  DEVICES.forEach((d, i) => ops.push(op.createFile(`/dev/${d}`, 0o666), op.moveMount(firstSlot + i, `/dev/${d}`, `/dev/${d}`)));
+  ops.push(
+    op.mkdir('/dev/pts'),
+    op.mount('devpts', '/dev/pts', 'devpts', MS.NOSUID | MS.NOEXEC, 'newinstance,ptmxmode=0666,mode=0620,gid=5'),
+    op.mkdir('/dev/shm', 0o1777),
+    op.mount('shm', '/dev/shm', 'tmpfs', hard, 'mode=1777,size=65536k'),
+    op.mkdir('/dev/mqueue'),
+    op.mount('mqueue', '/dev/mqueue', 'mqueue', hard),
+  );
+  for (const [target, path] of DEV_LINKS) ops.push(op.symlink(target, path));
+  return ops;
+}
+
+/**
+ * Ops that build the root. Host paths are only touched before pivot_root (binds are opened
+ * as detached trees first); every mount after it resolves inside the new root.
+ */
+export function rootOps(o: RootOptions, firstSlot = 0): Op[] {
+  const host = o.rootfs === 'host';
+  const newRoot = host ? HOST_STAGE : o.rootfs;
+  const ops: Op[] = [op.mount('', '/', '', MS.REC | MS.PRIVATE, '', 'make mount propagation private')];
+  if (host) ops.push(...hostRoot());
+  else ops.push(op.mount(newRoot, newRoot, '', MS.BIND | MS.REC, '', `bind rootfs ${newRoot} onto itself`));
+  DEVICES.forEach((d, i) => ops.push(op.openTree(`/dev/${d}`, firstSlot + i)));
+  ops.push(
+    op.pivotRoot(newRoot),
+    op.mkdir('/proc'),
+    op.mount('proc', '/proc', 'proc', MS.NOSUID | MS.NODEV | MS.NOEXEC),
+    op.mkdir('/sys'),
+    op.mount('sysfs', '/sys', 'sysfs', MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC),
+    ...devOps(firstSlot),
+  );
+  if (o.readOnly) ops.push(op.setattr('/', MOUNT_ATTR.RDONLY, 0, false, 'make the root read-only'));
+  return ops;
+}
+
+/** Slots used by rootOps for detached bind mounts. */
+export const ROOT_SLOTS = DEVICES.length;

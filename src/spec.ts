@@ -1,0 +1,76 @@
+// A container's description, checked and completed with defaults before anything is created.
+import { realpathSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { NsboxError } from './errors.js';
+
+export interface ContainerSpec {
+  /** A directory to use as the root, or 'host' for read-only binds of the host's /usr, /etc, ... */
+  rootfs: string;
+  /** The command and its arguments; the first is looked up in the container's PATH. */
+  command: string[];
+  env?: Record<string, string>;
+  cwd?: string;
+  name?: string;
+  hostname?: string;
+  readOnly?: boolean;
+  /** Host fds that become the container's 0, 1 and 2. Default: this process's own. */
+  stdio?: [number, number, number];
+}
+
+export interface ResolvedSpec extends Required<Omit<ContainerSpec, 'env'>> {
+  id: string;
+  env: string[];
+}
+
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
+const HOSTNAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})?)*$/;
+
+function fail(field: string, message: string): never {
+  throw new NsboxError(message, { step: field });
+}
+
+function resolveRootfs(rootfs: unknown): string {
+  if (typeof rootfs !== 'string' || rootfs === '') fail('rootfs', 'rootfs must be a directory or "host"');
+  if (rootfs === 'host') return rootfs;
+  let st;
+  try {
+    st = statSync(rootfs);
+  } catch {
+    fail('rootfs', `rootfs not found: ${rootfs}`);
+  }
+  if (!st.isDirectory()) fail('rootfs', `rootfs is not a directory: ${rootfs}`);
+  return realpathSync(rootfs);
+}
+
+export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
+  if (!spec || typeof spec !== 'object') fail('spec', 'a container spec must be an object');
+  const rootfs = resolveRootfs(spec.rootfs);
+  const command = spec.command;
+  if (!Array.isArray(command) || command.length === 0 || command[0] === '') fail('command', 'no command given');
+  if (!command.every((a) => typeof a === 'string')) fail('command', 'command arguments must be strings');
+  const id = randomBytes(6).toString('hex');
+  const name = spec.name ?? id;
+  if (!NAME_RE.test(name)) fail('name', `invalid container name: ${name} (letters, digits, _ . -; at most 64)`);
+  const hostname = spec.hostname ?? name;
+  if (hostname.length > 64 || !HOSTNAME_RE.test(hostname)) fail('hostname', `invalid hostname: ${hostname}`);
+  const cwd = spec.cwd ?? '/';
+  if (!cwd.startsWith('/')) fail('cwd', `working directory must be absolute: ${cwd}`);
+  const env: Record<string, string> = { PATH: DEFAULT_PATH, HOME: '/root', HOSTNAME: hostname };
+  for (const [k, v] of Object.entries(spec.env ?? {})) {
+    if (k === '' || k.includes('=') || k.includes('\0')) fail('env', `invalid environment variable name: ${k}`);
+    env[k] = String(v);
+  }
+  const stdio = spec.stdio ?? [0, 1, 2];
+  return {
+    id, name, hostname, rootfs, cwd, command: [...command], readOnly: !!spec.readOnly, stdio,
+    env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+  };
+}
+
+/** Where execve will look for the command: like execvp, in the container's PATH. */
+export function commandCandidates(command: string, env: string[]): string[] {
+  if (command.includes('/')) return [command];
+  const path = env.find((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH;
+  return path.split(':').filter(Boolean).map((dir) => `${dir.replace(/\/$/, '')}/${command}`);
+}
