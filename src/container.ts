@@ -1,6 +1,6 @@
 // A container is a process: compile the spec into a plan, clone into new namespaces, and
 // watch the child through its pidfd.
-import { closeSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import * as native from './native.js';
 import { CLONE, type WaitStatus } from './native.js';
@@ -107,6 +107,24 @@ function waitExec(errFd: number, ops: Op[]): Promise<void> {
   });
 }
 
+/**
+ * What one concern (cgroups, user namespace, ...) adds to a container's start. Each is made
+ * from the resolved spec before clone; the parent runs `beforeRelease` while the child waits
+ * at its first step, and `afterExit` once PID 1 has been reaped.
+ */
+export interface StartPart {
+  /** Extra clone flags. */
+  flags?: number;
+  /** A cgroup v2 directory fd for CLONE_INTO_CGROUP. */
+  cgroupFd?: number;
+  /** Parent-side work between clone and the child's go-ahead (e.g. writing uid_map). */
+  beforeRelease?(pid: number): void;
+  /** Parent-side work after PID 1 ended (e.g. reading OOM events, removing the cgroup). */
+  afterExit?(status: ExitStatus): void | Promise<void>;
+  /** Undo what was made before clone when the start fails. */
+  abort?(): void;
+}
+
 export class Container {
   readonly id: string;
   readonly name: string;
@@ -118,22 +136,52 @@ export class Container {
   private pidfd: number;
   private done = false;
 
-  constructor(spec: ContainerSpec) {
+  constructor(spec: ContainerSpec, parts: StartPart[] = []) {
     checkPrivilege();
     const s = resolveSpec(spec);
+    const sync = parts.some((p) => p.beforeRelease);
     const ops = compile(s);
-    const child = native.spawn({ flags: DEFAULT_NAMESPACES, ops });
+    if (sync) ops.unshift(op.waitSync());
+    let flags = DEFAULT_NAMESPACES;
+    let cgroupFd: number | undefined;
+    for (const p of parts) {
+      flags |= p.flags ?? 0;
+      cgroupFd = p.cgroupFd ?? cgroupFd;
+    }
+    let child: native.SpawnedChild;
+    try {
+      child = native.spawn({ flags, ops, sync, cgroupFd });
+    } catch (e) {
+      for (const p of parts) p.abort?.();
+      throw e;
+    }
     this.id = s.id;
     this.name = s.name;
     this.pid = child.pid;
     this.pidfd = child.pidfd;
+    const exit = waitExit(child.pidfd, () => { this.done = true; }).then(async (st) => {
+      for (const p of parts) await p.afterExit?.(st);
+      return st;
+    });
+    if (sync) this.release(child, parts);
     this.ready = waitExec(child.errFd, ops);
-    const exit = waitExit(child.pidfd, () => { this.done = true; });
     this.exited = this.ready.then(() => exit, async (e) => { await exit; throw e; });
     this.ready.catch(() => {});
     this.exited.catch(() => {});
   }
 
+  /** Run the parent-side steps, then let the child go on; on failure it is killed. */
+  private release(child: native.SpawnedChild, parts: StartPart[]): void {
+    try {
+      for (const p of parts) p.beforeRelease?.(child.pid);
+      writeSync(child.syncFd, '1');
+    } catch (e) {
+      native.pidfdSendSignal(child.pidfd, osConstants.signals.SIGKILL);
+      throw e;
+    } finally {
+      closeSync(child.syncFd);
+    }
+  }
   /** Send a signal to PID 1. Returns false once the container has ended. */
   kill(signal: NodeJS.Signals | number = 'SIGTERM'): boolean {
     if (this.done) return false;

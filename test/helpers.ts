@@ -1,0 +1,90 @@
+// Shared test helpers: run the CLI, and take stock of what the host has that nsbox could leak.
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { resolve } from 'node:path';
+export { ROOTFS } from './rootfs.js';
+
+export const CLI = resolve(__dirname, '..', 'dist', 'run.js');
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `node dist/run.js ARGS...`, optionally feeding stdin and calling onStart with the child. */
+export function nsbox(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; onStart?: (pid: number) => void } = {}): Promise<CliResult> {
+  return new Promise((res, rej) => {
+    const p = spawn(process.execPath, [CLI, ...args], { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('error', rej);
+    p.on('close', (code, signal) => res({ code, signal, stdout, stderr }));
+    if (opts.onStart) opts.onStart(p.pid!);
+    p.stdin.end(opts.input ?? '');
+  });
+}
+
+/** Host PIDs of processes that live in a PID namespace other than ours. */
+export function foreignPidnsProcesses(): Set<number> {
+  const mine = readlinkSync('/proc/self/ns/pid');
+  const out = new Set<number>();
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (readlinkSync(`/proc/${e}/ns/pid`) !== mine) out.add(Number(e));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+/** Mount points of the host (our mount namespace). */
+export function hostMounts(): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8').trim().split('\n').map((l) => l.split(' ')[4]);
+}
+
+/** Directories named nsbox* in the host's cgroup hierarchies (v1 and v2). */
+export function nsboxCgroups(): string[] {
+  const out: string[] = [];
+  const walk = (dir: string, depth: number) => {
+    if (depth > 3) return;
+    let entries;
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (!e.isDirectory()) continue;
+      const p = `${dir}/${e.name}`;
+      if (e.name.startsWith('nsbox')) {
+        for (const sub of readdirSync(p, { withFileTypes: true })) if (sub.isDirectory()) out.push(`${p}/${sub.name}`);
+      } else walk(p, depth + 1);
+    }
+  };
+  walk('/sys/fs/cgroup', 0);
+  return out;
+}
+
+/** What the host has now; compare before and after a test to find leaks. */
+export function snapshot() {
+  return { procs: foreignPidnsProcesses(), mounts: hostMounts().length, cgroups: nsboxCgroups() };
+}
+
+/** Fails when a process, mount or cgroup appeared since `before`. */
+export async function expectNothingLeft(before: ReturnType<typeof snapshot>): Promise<void> {
+  // Processes killed a moment ago may still be on their way out.
+  for (let i = 0; i < 50; i++) {
+    const now = snapshot();
+    const newProcs = [...now.procs].filter((p) => !before.procs.has(p));
+    const newCgroups = now.cgroups.filter((c) => !before.cgroups.includes(c));
+    if (newProcs.length === 0 && now.mounts === before.mounts && newCgroups.length === 0) return;
+    if (i === 49) {
+      throw new Error(`left behind: processes ${JSON.stringify(newProcs)}, mounts ${before.mounts} -> ${now.mounts}, cgroups ${JSON.stringify(newCgroups)}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
