@@ -42,7 +42,7 @@ describe('isolation', () => {
   });
 
   it('mounts its own /proc', async () => {
-    const r = await nsbox([ROOTFS, 'sh', '-c', 'ls /proc | grep -E "^[0-9]+$" | sort -n | tr "\\n" " "; readlink /proc/self/ns/pid']);
+    const r = await nsbox([ROOTFS, 'sh', '-c', 'ls /proc | grep -E "^[0-9]+$" | sort -n | tr "\\n" " "; echo; readlink /proc/self/ns/pid']);
     const [pids, ns] = r.stdout.trim().split('\n');
     expect(pids.trim().split(' ')[0]).toBe('1');
     const list = pids.trim().split(' ').map(Number);
