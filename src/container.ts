@@ -10,7 +10,12 @@ import type { Op } from './plan/ops.js';
 import { rootOps } from './rootfs/root.js';
 import { commandCandidates, resolveSpec, type ContainerSpec, type ResolvedSpec } from './spec.js';
 
-export const DEFAULT_NAMESPACES = CLONE.NEWNS | CLONE.NEWPID | CLONE.NEWUTS | CLONE.NEWIPC | CLONE.NEWNET | CLONE.NEWCGROUP;
+
+/** Clone flags for the namespaces a spec asks for; the mount namespace is always new. */
+export function namespaceFlags(ns: ResolvedSpec['namespaces']): number {
+  return CLONE.NEWNS | (ns.pid ? CLONE.NEWPID : 0) | (ns.net ? CLONE.NEWNET : 0) | (ns.ipc ? CLONE.NEWIPC : 0)
+    | (ns.uts ? CLONE.NEWUTS : 0) | (ns.cgroup ? CLONE.NEWCGROUP : 0);
+}
 const CAP_SYS_ADMIN = 21;
 
 export interface ExitStatus {
@@ -40,9 +45,9 @@ function checkPrivilege(): void {
 export function compile(s: ResolvedSpec): Op[] {
   const ops: Op[] = [
     ...rootOps({ rootfs: s.rootfs, readOnly: s.readOnly }),
-    op.sethostname(s.hostname),
-    op.loopbackUp(),
   ];
+  if (s.namespaces.uts) ops.push(op.sethostname(s.hostname));
+  if (s.namespaces.net) ops.push(op.loopbackUp());
   s.stdio.forEach((fd, i) => ops.push(op.dup2(fd, i)));
   ops.push(
     op.setsid(),
@@ -142,7 +147,7 @@ export class Container {
     const sync = parts.some((p) => p.beforeRelease);
     const ops = compile(s);
     if (sync) ops.unshift(op.waitSync());
-    let flags = DEFAULT_NAMESPACES;
+    let flags = namespaceFlags(s.namespaces);
     let cgroupFd: number | undefined;
     for (const p of parts) {
       flags |= p.flags ?? 0;

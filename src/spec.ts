@@ -13,13 +13,36 @@ export interface ContainerSpec {
   name?: string;
   hostname?: string;
   readOnly?: boolean;
+  /** Namespaces to create (true, the default) or share with the host (false). Mount is always new. */
+  namespaces?: Namespaces;
   /** Host fds that become the container's 0, 1 and 2. Default: this process's own. */
   stdio?: [number, number, number];
 }
 
-export interface ResolvedSpec extends Required<Omit<ContainerSpec, 'env'>> {
+export interface Namespaces {
+  pid?: boolean;
+  net?: boolean;
+  ipc?: boolean;
+  uts?: boolean;
+  cgroup?: boolean;
+}
+
+export interface ResolvedSpec extends Required<Omit<ContainerSpec, 'env' | 'namespaces'>> {
   id: string;
   env: string[];
+  namespaces: Required<Namespaces>;
+}
+
+const NAMESPACE_KEYS = ['pid', 'net', 'ipc', 'uts', 'cgroup'] as const;
+
+function resolveNamespaces(ns: Namespaces | undefined): Required<Namespaces> {
+  const out = { pid: true, net: true, ipc: true, uts: true, cgroup: true };
+  for (const [k, v] of Object.entries(ns ?? {})) {
+    if (!(NAMESPACE_KEYS as readonly string[]).includes(k)) fail('namespaces', `unknown namespace: ${k} (one of ${NAMESPACE_KEYS.join(', ')})`);
+    if (typeof v !== 'boolean') fail('namespaces', `namespaces.${k} must be true (new) or false (the host's)`);
+    out[k as keyof Namespaces] = v;
+  }
+  return out;
 }
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -64,6 +87,7 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
   const stdio = spec.stdio ?? [0, 1, 2];
   return {
     id, name, hostname, rootfs, cwd, command: [...command], readOnly: !!spec.readOnly, stdio,
+    namespaces: resolveNamespaces(spec.namespaces),
     env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
   };
 }
