@@ -18,6 +18,15 @@ export function namespaceFlags(ns: ResolvedSpec['namespaces']): number {
 }
 const CAP_SYS_ADMIN = 21;
 
+/** Resources used by the whole container (every process in it, from its cgroup when it has one). */
+export interface Usage {
+  cpuUserUs: number;
+  cpuSystemUs: number;
+  memoryBytes: number;
+  memoryPeakBytes: number;
+  pids: number;
+}
+
 export interface ExitStatus {
   /** Exit code, or null when killed by a signal. */
   code: number | null;
@@ -25,8 +34,10 @@ export interface ExitStatus {
   signal: NodeJS.Signals | null;
   /** What the shell would report: the code, or 128 + the signal number. */
   status: number;
-  userUs: number;
-  systemUs: number;
+  /** Killed by the kernel's OOM killer inside the container's memory limit. */
+  oomKilled: boolean;
+  /** Final usage. Without a cgroup: PID 1's rusage (its reaped descendants included). */
+  usage: Usage;
 }
 
 let hasSysAdmin: boolean | undefined;
@@ -73,7 +84,8 @@ export function signalNumber(sig: NodeJS.Signals | number): number {
 function toExitStatus(w: WaitStatus): ExitStatus {
   const signal = w.signal === null ? null : signalName(w.signal);
   return {
-    code: w.code, signal, status: w.code ?? 128 + (w.signal ?? 0), userUs: w.userUs, systemUs: w.systemUs,
+    code: w.code, signal, status: w.code ?? 128 + (w.signal ?? 0), oomKilled: false,
+    usage: { cpuUserUs: w.userUs, cpuSystemUs: w.systemUs, memoryBytes: 0, memoryPeakBytes: w.maxRssKb * 1024, pids: 0 },
   };
 }
 
@@ -124,8 +136,11 @@ export interface StartPart {
   cgroupFd?: number;
   /** Parent-side work between clone and the child's go-ahead (e.g. writing uid_map). */
   beforeRelease?(pid: number): void;
-  /** Parent-side work after PID 1 ended (e.g. reading OOM events, removing the cgroup). */
+  /** Parent-side work after PID 1 ended (e.g. reading OOM events, removing the cgroup); may set
+   *  status.oomKilled and status.usage. */
   afterExit?(status: ExitStatus): void | Promise<void>;
+  /** Live usage of the whole container. */
+  stats?(): Usage;
   /** Undo what was made before clone when the start fails. */
   abort?(): void;
 }
@@ -140,6 +155,7 @@ export class Container {
   readonly exited: Promise<ExitStatus>;
   private pidfd: number;
   private done = false;
+  private parts: StartPart[];
 
   constructor(spec: ContainerSpec, parts: StartPart[] = []) {
     checkPrivilege();
@@ -162,6 +178,7 @@ export class Container {
     }
     this.id = s.id;
     this.name = s.name;
+    this.parts = parts;
     this.pid = child.pid;
     this.pidfd = child.pidfd;
     const exit = waitExit(child.pidfd, () => { this.done = true; }).then(async (st) => {
@@ -187,6 +204,24 @@ export class Container {
       closeSync(child.syncFd);
     }
   }
+  /** Live usage, or null once the container has ended. Without a cgroup: PID 1 and its reaped children. */
+  stats(): Usage | null {
+    if (this.done) return null;
+    const part = this.parts.find((p) => p.stats);
+    if (part) return part.stats!();
+    try {
+      // /proc/PID/stat: utime stime cutime cstime are fields 14-17, in clock ticks (100 Hz on Linux).
+      const f = readFileSync(`/proc/${this.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      const tick = 10_000;
+      return {
+        cpuUserUs: (Number(f[11]) + Number(f[13])) * tick, cpuSystemUs: (Number(f[12]) + Number(f[14])) * tick,
+        memoryBytes: Number(f[21]) * 4096, memoryPeakBytes: 0, pids: 1,
+      };
+    } catch {
+      return null;
+    }
+  }
+
   /** Send a signal to PID 1. Returns false once the container has ended. */
   kill(signal: NodeJS.Signals | number = 'SIGTERM'): boolean {
     if (this.done) return false;
