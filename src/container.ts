@@ -17,6 +17,7 @@ export function namespaceFlags(ns: ResolvedSpec['namespaces']): number {
     | (ns.uts ? CLONE.NEWUTS : 0) | (ns.cgroup ? CLONE.NEWCGROUP : 0);
 }
 const CAP_SYS_ADMIN = 21;
+const PR_SET_PDEATHSIG = 1;
 
 /** Resources used by the whole container (every process in it, from its cgroup when it has one). */
 export interface Usage {
@@ -55,6 +56,8 @@ function checkPrivilege(): void {
 
 export function compile(s: ResolvedSpec): Op[] {
   const ops: Op[] = [
+    // The container dies with the Node process that started it, as a sandbox should.
+    op.prctl(PR_SET_PDEATHSIG, [osConstants.signals.SIGKILL], 'set the parent-death signal'),
     ...rootOps({ rootfs: s.rootfs, readOnly: s.readOnly }),
   ];
   if (s.namespaces.uts) ops.push(op.sethostname(s.hostname));

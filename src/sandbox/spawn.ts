@@ -1,0 +1,159 @@
+// spawn(spec): a sandbox with child_process ergonomics — streams, kill(), events and a Result
+// with the accounting of a contest sandbox (exit, signal, OOM, timeouts, CPU time, peak memory).
+import { EventEmitter } from 'node:events';
+import { availableParallelism } from 'node:os';
+import type { Readable, Writable } from 'node:stream';
+import { Container, type ExitStatus } from '../container.js';
+import { NsboxError } from '../errors.js';
+import type { ContainerSpec } from '../spec.js';
+import { openStdio, type StdioOption } from './stdio.js';
+
+export interface SandboxSpec extends Omit<ContainerSpec, 'stdio'> {
+  /** Like child_process: 'pipe' (default), 'inherit', 'ignore', an fd, or one of these per stream. */
+  stdio?: StdioOption | [StdioOption, StdioOption, StdioOption];
+  /** Wall-clock limit: the whole container is killed when it is reached. */
+  timeoutMs?: number;
+  /** CPU-time limit (user + system of every process in the container). */
+  cpuTimeLimitMs?: number;
+  /** Aborting kills the container. */
+  signal?: AbortSignal;
+}
+
+export type Status = 'ok' | 'exited' | 'signaled' | 'oom' | 'timeout' | 'cpu-limit';
+
+export interface Result {
+  /** Exit code, or null when killed by a signal. */
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  status: Status;
+  oomKilled: boolean;
+  timedOut: boolean;
+  wallMs: number;
+  cpu: { userMs: number; systemMs: number };
+  peakMemoryBytes: number;
+}
+
+const CPUS = availableParallelism();
+
+function checkLimit(spec: SandboxSpec, field: 'timeoutMs' | 'cpuTimeLimitMs'): number | undefined {
+  const v = spec[field];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
+    throw new NsboxError(`spec.${field} must be a positive number of milliseconds`, { step: field });
+  }
+  return v;
+}
+
+export class Sandbox extends EventEmitter {
+  readonly pid: number;
+  readonly id: string;
+  readonly name: string;
+  readonly stdin: Writable | null;
+  readonly stdout: Readable | null;
+  readonly stderr: Readable | null;
+  /** Settles with the Result once the container has ended; rejects if it could not start. */
+  readonly exited: Promise<Result>;
+  private container: Container;
+  private killedFor: 'timeout' | 'cpu-limit' | 'abort' | null = null;
+  private timers: NodeJS.Timeout[] = [];
+
+  constructor(spec: SandboxSpec) {
+    super();
+    const timeoutMs = checkLimit(spec, 'timeoutMs');
+    const cpuLimitMs = checkLimit(spec, 'cpuTimeLimitMs');
+    if (spec.signal?.aborted) throw abortError(spec.signal);
+    const { stdio: stdioOption, timeoutMs: _t, cpuTimeLimitMs: _c, signal, ...containerSpec } = spec;
+    const stdio = openStdio(stdioOption);
+    const started = process.hrtime.bigint();
+    try {
+      this.container = new Container({ ...containerSpec, stdio: stdio.childFds });
+    } catch (e) {
+      stdio.destroy();
+      throw e;
+    } finally {
+      stdio.closeChildEnds();
+    }
+    this.pid = this.container.pid;
+    this.id = this.container.id;
+    this.name = this.container.name;
+    this.stdin = stdio.stdin;
+    this.stdout = stdio.stdout;
+    this.stderr = stdio.stderr;
+
+    if (timeoutMs !== undefined) this.timers.push(setTimeout(() => this.stop('timeout'), timeoutMs));
+    if (cpuLimitMs !== undefined) this.watchCpu(cpuLimitMs);
+    const onAbort = () => this.stop('abort');
+    signal?.addEventListener('abort', onAbort, { once: true });
+
+    this.container.ready.then(() => this.emit('spawn'), () => {});
+    this.exited = this.container.exited.then(
+      (st) => this.result(st, started),
+      (e) => { stdio.destroy(); throw e; },
+    ).finally(() => {
+      for (const t of this.timers) clearTimeout(t);
+      signal?.removeEventListener('abort', onAbort);
+    });
+    // 'error' only when listened to: users of `await exited` get the rejection instead of a crash.
+    this.exited.then((r) => this.emit('exit', r), (e) => { if (this.listenerCount('error')) this.emit('error', e); });
+    if (signal) this.exited = this.exited.then((r) => { if (this.killedFor === 'abort') throw abortError(signal); return r; });
+    this.exited.catch(() => {});
+  }
+
+  /** Send a signal to the container's PID 1 (SIGKILL ends the whole container). */
+  kill(signal: NodeJS.Signals | number = 'SIGTERM'): boolean {
+    return this.container.kill(signal);
+  }
+
+  private stop(why: 'timeout' | 'cpu-limit' | 'abort'): void {
+    if (this.killedFor) return;
+    if (this.container.kill('SIGKILL')) this.killedFor = why;
+  }
+
+  /** Checks the container's CPU time no more often than it could possibly reach the limit. */
+  private watchCpu(limitMs: number): void {
+    const check = () => {
+      const u = this.container.stats();
+      if (u === null) return; // ended
+      const used = (u.cpuUserUs + u.cpuSystemUs) / 1000;
+      if (used >= limitMs) return this.stop('cpu-limit');
+      // It can burn at most one CPU-ms per CPU per wall-ms; look again just before it could reach the limit.
+      const wait = Math.max(5, Math.min(100, (limitMs - used) / CPUS));
+      this.timers.push(setTimeout(check, wait).unref());
+    };
+    this.container.ready.then(check, () => {});
+  }
+
+  private result(st: ExitStatus, started: bigint): Result {
+    const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
+    const oomKilled = !!st.oomKilled;
+    const timedOut = this.killedFor === 'timeout';
+    let status: Status;
+    if (oomKilled) status = 'oom';
+    else if (timedOut) status = 'timeout';
+    else if (this.killedFor === 'cpu-limit') status = 'cpu-limit';
+    else if (st.signal) status = 'signaled';
+    else status = st.code === 0 ? 'ok' : 'exited';
+    return {
+      code: st.code,
+      signal: st.signal,
+      status,
+      oomKilled,
+      timedOut,
+      wallMs,
+      cpu: { userMs: st.usage.cpuUserUs / 1000, systemMs: st.usage.cpuSystemUs / 1000 },
+      peakMemoryBytes: st.usage.memoryPeakBytes,
+    };
+  }
+}
+
+function abortError(signal: AbortSignal): Error {
+  const e = new Error('The operation was aborted', { cause: signal.reason });
+  e.name = 'AbortError';
+  (e as NodeJS.ErrnoException).code = 'ABORT_ERR';
+  return e;
+}
+
+/** Start a sandbox; throws at once on an invalid spec (the error names the field). */
+export function spawn(spec: SandboxSpec): Sandbox {
+  return new Sandbox(spec);
+}

@@ -1,0 +1,168 @@
+// The library: spawn/run with child_process ergonomics, enforced limits, many at once.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { NsboxError, run, spawn } from '../dist/index.js';
+import { expectNothingLeft, ROOTFS, snapshot } from './helpers.js';
+
+let before: ReturnType<typeof snapshot>;
+beforeEach(() => { before = snapshot(); });
+afterEach(async () => { await expectNothingLeft(before); });
+
+const fdCount = () => readdirSync('/proc/self/fd').length;
+
+describe('README examples', () => {
+  const readme = readFileSync(resolve(__dirname, '..', 'README.md'), 'utf8');
+  const blocks = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]);
+  const dir = resolve(__dirname, '.examples');
+  mkdirSync(dir, { recursive: true });
+  it('has examples', () => { expect(blocks.length).toBeGreaterThanOrEqual(4); });
+  blocks.forEach((code, i) => {
+    it(`example ${i + 1} prints what its comments say`, () => {
+      // Lines of the form `console.log(...);   // expected` state the output.
+      const expected = [...code.matchAll(/\/\/ (.*)$/gm)].map((m) => m[1]);
+      const file = resolve(dir, `example-${i + 1}.mjs`);
+      writeFileSync(file, code);
+      const out = execFileSync(process.execPath, [file], { encoding: 'utf8', cwd: dir });
+      expect(out.trim().split('\n')).toEqual(expected);
+    });
+  });
+});
+
+describe('run', () => {
+  it('feeds input and collects output and the exit code', async () => {
+    const r = await run({ rootfs: ROOTFS, command: ['sh', '-c', 'cat; echo err >&2; exit 3'], input: 'hi\n' });
+    expect(r).toMatchObject({ stdout: 'hi\n', stderr: 'err\n', code: 3, signal: null, status: 'exited', oomKilled: false, timedOut: false });
+    expect(r.wallMs).toBeGreaterThan(0);
+  });
+
+  it('accepts a Buffer and a stream as input and returns Buffers', async () => {
+    const { Readable } = await import('node:stream');
+    const r1 = await run({ rootfs: ROOTFS, command: ['cat'], input: Buffer.from([1, 2, 3]), encoding: 'buffer' });
+    expect([...r1.stdout]).toEqual([1, 2, 3]);
+    const r2 = await run({ rootfs: ROOTFS, command: ['wc', '-c'], input: Readable.from(['ab', 'cd']) });
+    expect(r2.stdout.trim()).toBe('4');
+  });
+
+  it('reports a signal', async () => {
+    const r = await run({ rootfs: ROOTFS, command: ['sh', '-c', 'sh -c "kill -KILL \\$\\$"; kill -USR1 $$; sleep 5'] });
+    // PID 1 ignores signals it has no handler for; SIGKILL from outside is what ends it here.
+    expect(r.status).not.toBe('signaled');
+    const sb = spawn({ rootfs: ROOTFS, command: ['sleep', '30'] });
+    await new Promise((res) => sb.once('spawn', res));
+    sb.kill('SIGKILL');
+    expect(await sb.exited).toMatchObject({ code: null, signal: 'SIGKILL', status: 'signaled' });
+  });
+
+  it('kills the whole container at the wall-clock timeout', async () => {
+    const r = await run({ rootfs: ROOTFS, command: ['sh', '-c', '(sleep 60 &) ; sleep 60'], timeoutMs: 300 });
+    expect(r).toMatchObject({ status: 'timeout', timedOut: true, signal: 'SIGKILL' });
+    expect(r.wallMs).toBeGreaterThanOrEqual(300);
+  });
+
+  it('enforces the CPU-time limit within 100 ms of it', async () => {
+    const r = await run({ rootfs: ROOTFS, command: ['sh', '-c', 'while :; do :; done'], cpuTimeLimitMs: 400 });
+    expect(r.status).toBe('cpu-limit');
+    const used = r.cpu.userMs + r.cpu.systemMs;
+    expect(used).toBeGreaterThanOrEqual(400);
+    expect(used).toBeLessThan(500);
+  });
+
+  it('counts CPU time of grandchildren toward the limit', async () => {
+    const r = await run({ rootfs: ROOTFS, command: ['sh', '-c', 'sh -c "while :; do :; done" & sh -c "while :; do :; done" & wait'], cpuTimeLimitMs: 400, timeoutMs: 5000 });
+    expect(r.status).toBe('cpu-limit');
+    expect(r.cpu.userMs + r.cpu.systemMs).toBeLessThan(600);
+  });
+
+  it('cuts output at maxOutputBytes without growing memory', async () => {
+    const rssBefore = process.memoryUsage().rss;
+    const r = await run({ rootfs: ROOTFS, command: ['sh', '-c', 'head -c 200000000 /dev/zero; echo done >&2'], maxOutputBytes: 1000 });
+    expect(r.stdout.length).toBe(1000);
+    expect(r.stderr).toBe('done\n');
+    expect(r.outputTruncated).toBe(true);
+    expect(r.status).toBe('ok');
+    expect(process.memoryUsage().rss - rssBefore).toBeLessThan(100 * 1024 * 1024);
+  });
+
+  it('rejects with an AbortError when aborted', async () => {
+    const ac = new AbortController();
+    const p = run({ rootfs: ROOTFS, command: ['sleep', '30'], signal: ac.signal });
+    setTimeout(() => ac.abort(), 100);
+    await expect(p).rejects.toMatchObject({ name: 'AbortError' });
+  });
+
+  it('rejects a start failure with the step', async () => {
+    await expect(run({ rootfs: ROOTFS, command: ['nosuch'] })).rejects.toThrow('executable file not found in rootfs: nosuch');
+  });
+});
+
+describe('spec validation', () => {
+  const bad: [string, object, RegExp][] = [
+    ['rootfs', { rootfs: '/nonexistent', command: ['true'] }, /rootfs not found/],
+    ['command', { rootfs: ROOTFS, command: [] }, /no command given/],
+    ['timeoutMs', { rootfs: ROOTFS, command: ['true'], timeoutMs: 0 }, /spec.timeoutMs/],
+    ['cpuTimeLimitMs', { rootfs: ROOTFS, command: ['true'], cpuTimeLimitMs: 'x' }, /spec.cpuTimeLimitMs/],
+    ['stdio', { rootfs: ROOTFS, command: ['true'], stdio: ['pipe', 'bogus', 'pipe'] }, /spec.stdio/],
+    ['namespaces', { rootfs: ROOTFS, command: ['true'], namespaces: { mnt: false } }, /unknown namespace: mnt/],
+    ['hostname', { rootfs: ROOTFS, command: ['true'], hostname: 'bad host' }, /invalid hostname/],
+  ];
+  for (const [field, spec, msg] of bad) {
+    it(`names the field: ${field}`, () => {
+      const fds = fdCount();
+      let err: unknown;
+      try { spawn(spec as never); } catch (e) { err = e; }
+      expect(err).toBeInstanceOf(NsboxError);
+      expect((err as NsboxError).message).toMatch(msg);
+      expect((err as NsboxError).step).toBe(field);
+      expect(fdCount()).toBe(fds);
+    });
+  }
+});
+
+describe('spawn', () => {
+  it('gives streams, a pid and events', async () => {
+    const sb = spawn({ rootfs: ROOTFS, command: ['sh', '-c', 'read x; echo "got $x"; echo $$'] });
+    expect(sb.pid).toBeGreaterThan(1);
+    const events: string[] = [];
+    sb.on('spawn', () => events.push('spawn'));
+    sb.on('exit', () => events.push('exit'));
+    let out = '';
+    sb.stdout!.on('data', (d) => (out += d));
+    sb.stdin!.end('hey\n');
+    const r = await sb.exited;
+    await new Promise((res) => setImmediate(res));
+    expect(out).toBe('got hey\n1\n');
+    expect(r.status).toBe('ok');
+    expect(events).toEqual(['spawn', 'exit']);
+  });
+
+  it('supports ignore, inherit and fds', async () => {
+    const sb = spawn({ rootfs: ROOTFS, command: ['sh', '-c', 'ls -l /proc/self/fd/0 /proc/self/fd/1'], stdio: ['ignore', 'pipe', 'ignore'] });
+    expect(sb.stdin).toBeNull();
+    expect(sb.stderr).toBeNull();
+    let out = '';
+    sb.stdout!.on('data', (d) => (out += d));
+    await sb.exited;
+    await new Promise((res) => setImmediate(res));
+    expect(out).toMatch(/0 -> \/dev\/null/);
+  });
+
+  it('shares the host network namespace when asked', async () => {
+    const r = await run({ rootfs: ROOTFS, command: ['readlink', '/proc/self/ns/net'], namespaces: { net: false } });
+    expect(r.stdout.trim()).toBe(execFileSync('readlink', ['/proc/self/ns/net'], { encoding: 'utf8' }).trim());
+    const r2 = await run({ rootfs: ROOTFS, command: ['readlink', '/proc/self/ns/net'] });
+    expect(r2.stdout.trim()).not.toBe(r.stdout.trim());
+  });
+
+  it('runs 100 sandboxes at once and leaves no fd behind', async () => {
+    const fds = fdCount();
+    const results = await Promise.all(Array.from({ length: 100 }, (_, i) =>
+      run({ rootfs: ROOTFS, command: ['sh', '-c', `echo ${i}; exit ${i % 7}`] })));
+    results.forEach((r, i) => {
+      expect(r.stdout).toBe(`${i}\n`);
+      expect(r.code).toBe(i % 7);
+    });
+    expect(fdCount()).toBe(fds);
+  });
+});
