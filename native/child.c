@@ -134,12 +134,16 @@ static void init_loop(void) {
     sigprocmask(SIG_SETMASK, &old, 0);
     return;
   }
+  /* The reaper needs no fd: drop the error pipe (so exec success is seen) and anything inherited. */
+  syscall(SYS_close_range, 3U, ~0U, 0U);
   for (;;) {
     siginfo_t si;
     int sig = sigwaitinfo(&all, &si);
     if (sig < 0) continue;
     if (sig != SIGCHLD) {
-      kill(child, sig);
+      /* The terminal already sent these to the whole foreground group, the child included. */
+      int from_tty = si.si_code == SI_KERNEL && (sig == SIGINT || sig == SIGQUIT || sig == SIGTSTP || sig == SIGWINCH);
+      if (!from_tty) kill(child, sig);
       continue;
     }
     int st;
@@ -227,6 +231,10 @@ static int run_op(struct plan *p, struct op *o) {
   case OP_UMASK: umask((mode_t)o->n[0]); return 0;
   case OP_WRITE_FILE: return write_file(o->s[0], o->s[1]);
   case OP_SET_TTY: return ioctl((int)o->n[0], TIOCSCTTY, 0);
+  case OP_CLOSE:
+    for (int i = 0; i < o->nn; i++)
+      if (close((int)o->n[i]) < 0) return -1;
+    return 0;
   }
   errno = EINVAL;
   return -1;

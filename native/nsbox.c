@@ -13,6 +13,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -408,6 +410,52 @@ static napi_value Sethostname(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* flock(fd, op): LOCK_SH 1, LOCK_EX 2, LOCK_NB 4, LOCK_UN 8. Returns false when LOCK_NB finds it held. */
+static napi_value Flock(napi_env env, napi_callback_info info) {
+  napi_value a[2], r;
+  args(env, info, 2, a);
+  int rc;
+  do rc = flock((int)get_int(env, a[0]), (int)get_int(env, a[1])); while (rc < 0 && errno == EINTR);
+  if (rc < 0 && errno != EWOULDBLOCK) return throw_errno(env, "flock", errno);
+  napi_get_boolean(env, rc == 0, &r);
+  return r;
+}
+
+/* openpty() -> { master, slave, path }: a new pseudo-terminal pair, both close-on-exec. */
+static napi_value Openpty(napi_env env, napi_callback_info info) {
+  (void)info;
+  int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (m < 0) return throw_errno(env, "posix_openpt", errno);
+  char path[64];
+  if (grantpt(m) < 0 || unlockpt(m) < 0 || ptsname_r(m, path, sizeof path) != 0) {
+    int e = errno;
+    close(m);
+    return throw_errno(env, "ptsname", e);
+  }
+  int s = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (s < 0) {
+    int e = errno;
+    close(m);
+    return throw_errno(env, "open pty", e);
+  }
+  napi_value r, p;
+  napi_create_object(env, &r);
+  napi_set_named_property(env, r, "master", num(env, m));
+  napi_set_named_property(env, r, "slave", num(env, s));
+  napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &p);
+  napi_set_named_property(env, r, "path", p);
+  return r;
+}
+
+/* setWinsize(fd, rows, cols): TIOCSWINSZ; the terminal's foreground group gets SIGWINCH. */
+static napi_value SetWinsize(napi_env env, napi_callback_info info) {
+  napi_value a[3];
+  args(env, info, 3, a);
+  struct winsize ws = { .ws_row = (unsigned short)get_int(env, a[1]), .ws_col = (unsigned short)get_int(env, a[2]) };
+  if (ioctl((int)get_int(env, a[0]), TIOCSWINSZ, &ws) < 0) return throw_errno(env, "ioctl TIOCSWINSZ", errno);
+  return NULL;
+}
+
 #define FN(name, f) { name, NULL, f, NULL, NULL, NULL, napi_default, NULL }
 
 static napi_value Init(napi_env env, napi_value exports) {
@@ -424,6 +472,9 @@ static napi_value Init(napi_env env, napi_value exports) {
     FN("mount", Mount),
     FN("umount", Umount),
     FN("sethostname", Sethostname),
+    FN("flock", Flock),
+    FN("openpty", Openpty),
+    FN("setWinsize", SetWinsize),
   };
   napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
   return exports;

@@ -37,6 +37,7 @@ enum op_kind {
   OP_UMASK = 27,       /* n: mask */
   OP_WRITE_FILE = 28,  /* s: path, data */
   OP_SET_TTY = 29,     /* n: fd: make it the controlling terminal */
+  OP_CLOSE = 30,       /* n: fds...: close each now */
 };
 
 #define PLAN_SLOTS 64

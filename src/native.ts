@@ -52,6 +52,12 @@ export interface Native {
   mount(source: string | null, target: string, fstype: string | null, flags?: number, data?: string | null): void;
   umount(target: string, flags?: number): void;
   sethostname(name: string): void;
+  /** flock(2); op: LOCK_SH 1, LOCK_EX 2, LOCK_NB 4, LOCK_UN 8. False when LOCK_NB found it held. */
+  flock(fd: number, op: number): boolean;
+  /** A new pseudo-terminal pair (both close-on-exec) and the slave's path. */
+  openpty(): { master: number; slave: number; path: string };
+  /** TIOCSWINSZ on a terminal fd. */
+  setWinsize(fd: number, rows: number, cols: number): void;
 }
 
 const require = createRequire(import.meta.url);
@@ -59,7 +65,7 @@ export const native: Native = require('../build/Release/nsbox.node');
 
 export const {
   spawn, watchReadable, waitPidfd, pidfdOpen, pidfdSendSignal, pipe, unshare, setns, pivotRoot, mount, umount,
-  sethostname,
+  sethostname, flock, openpty, setWinsize,
 } = native;
 
 export const CLONE = {

@@ -6,7 +6,7 @@ export const OP = {
   MOUNT: 0, MKDIR: 1, PIVOT_ROOT: 2, UMOUNT: 3, SETHOSTNAME: 4, LOOPBACK_UP: 5, DUP2: 6, CHDIR: 7,
   SETRLIMIT: 8, EXEC: 9, SYMLINK: 10, CREATE_FILE: 11, SETATTR: 12, WAIT_SYNC: 13, SETSID: 14, SETNS: 15,
   UNSHARE: 16, PRCTL: 17, SETGROUPS: 18, SETRESGID: 19, SETRESUID: 20, CAPS: 21, SECCOMP: 22, CLOSE_FDS: 23,
-  OPEN_TREE: 24, MOVE_MOUNT: 25, INIT: 26, UMASK: 27, WRITE_FILE: 28, SET_TTY: 29,
+  OPEN_TREE: 24, MOVE_MOUNT: 25, INIT: 26, UMASK: 27, WRITE_FILE: 28, SET_TTY: 29, CLOSE: 30,
 } as const;
 
 export interface Op extends PlanOp {
@@ -43,6 +43,8 @@ export const openTree = (path: string, slot: number, recursive = false): Op =>
 export const moveMount = (slot: number, target: string, source: string): Op =>
   ({ op: OP.MOVE_MOUNT, s: [target], n: [slot], desc: `bind ${source} on ${target}` });
 export const init = (): Op => ({ op: OP.INIT, desc: 'start init' });
+export const setTty = (fd: number): Op => ({ op: OP.SET_TTY, n: [fd], desc: 'make the terminal the controlling terminal' });
+export const close = (fds: number[], what: string): Op => ({ op: OP.CLOSE, n: fds, desc: `close ${what}` });
 export const umask = (mask: number): Op => ({ op: OP.UMASK, n: [mask], desc: 'umask' });
 
 /** execve of the first candidate path that exists; ENOENT when none does. */
