@@ -46,9 +46,6 @@ describe('run', () => {
   });
 
   it('reports a signal', async () => {
-    const r = await run({ rootfs: ROOTFS, command: ['sh', '-c', 'sh -c "kill -KILL \\$\\$"; kill -USR1 $$; sleep 5'] });
-    // PID 1 ignores signals it has no handler for; SIGKILL from outside is what ends it here.
-    expect(r.status).not.toBe('signaled');
     const sb = spawn({ rootfs: ROOTFS, command: ['sleep', '30'] });
     await new Promise((res) => sb.once('spawn', res));
     sb.kill('SIGKILL');
