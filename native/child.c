@@ -107,7 +107,7 @@ static int do_caps(struct op *o) {
 
 static int do_seccomp(struct op *o) {
   struct sock_fprog prog = { (unsigned short)(o->blen / sizeof(struct sock_filter)), o->b };
-  return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
+  return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, o->nn > 0 ? (unsigned)o->n[0] : 0, &prog);
 }
 
 static int write_file(const char *path, const char *data) {
@@ -214,6 +214,11 @@ static int run_op(struct plan *p, struct op *o) {
   case OP_SETRESUID: return syscall(SYS_setresuid, o->n[0], o->n[0], o->n[0]);
   case OP_CAPS: return do_caps(o);
   case OP_SECCOMP: return do_seccomp(o);
+  case OP_OPEN_AT: return op_open_at(p, o);
+  case OP_MOVE_MOUNT_TO: return op_move_mount_to(p, o);
+  case OP_FSMOUNT: return op_fsmount(p, o);
+  case OP_CLONE_TREE: return op_clone_tree(p, o);
+  case OP_SETATTR_SLOT: return op_setattr_slot(p, o);
   case OP_CLOSE_FDS: return syscall(SYS_close_range, (unsigned)o->n[0], ~0U, CLOSE_RANGE_CLOEXEC);
   case OP_OPEN_TREE: {
     unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (o->n[1] ? AT_RECURSIVE : 0);

@@ -147,6 +147,7 @@ static int read_op(napi_env env, napi_value v, struct op *o) {
   }
   if ((o->kind == OP_OPEN_TREE || o->kind == OP_MOVE_MOUNT) && (o->nn < 1 || o->n[0] < 0 || o->n[0] >= PLAN_SLOTS))
     return -1;
+  if (check_path_op(o) < 0) return -1;
   return 0;
 }
 

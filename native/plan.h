@@ -38,9 +38,22 @@ enum op_kind {
   OP_WRITE_FILE = 28,  /* s: path, data */
   OP_SET_TTY = 29,     /* n: fd: make it the controlling terminal */
   OP_CLOSE = 30,       /* n: fds...: close each now */
+  /* Mounts inside the root, resolved without leaving it (native/paths.c). Slots hold fds. */
+  OP_OPEN_AT = 31,       /* s: path   n: slot, how (OPEN_AT_*): an O_PATH fd, RESOLVE_IN_ROOT|NO_MAGICLINKS */
+  OP_MOVE_MOUNT_TO = 32, /* n: mount slot, target slot: attach one onto the other, close both */
+  OP_FSMOUNT = 33,       /* s: fstype, options ("k=v" or "flag")...   n: slot, MOUNT_ATTR_* */
+  OP_CLONE_TREE = 34,    /* n: from slot, to slot, recursive: open_tree(CLONE) of an O_PATH fd */
+  OP_SETATTR_SLOT = 35,  /* n: slot, attr_set, attr_clr, recursive */
 };
 
 #define PLAN_SLOTS 64
+
+/* OP_OPEN_AT how: create missing directories (and an empty file last); ENOENT leaves the slot empty
+ * (-1) and the ops that use it do nothing. */
+#define OPEN_AT_DIR 1
+#define OPEN_AT_FILE 2
+#define OPEN_AT_OPTIONAL 4
+#define OPEN_AT_NOSYMLINKS 8 /* refuse any symlink on the way (for paths already resolved by realpath) */
 
 struct op {
   int kind;
@@ -61,6 +74,14 @@ struct plan {
   int err_fd;       /* write end, close-on-exec */
   int slots[PLAN_SLOTS];
 };
+
+/* native/paths.c */
+int op_open_at(struct plan *p, struct op *o);
+int op_move_mount_to(struct plan *p, struct op *o);
+int op_fsmount(struct plan *p, struct op *o);
+int op_clone_tree(struct plan *p, struct op *o);
+int op_setattr_slot(struct plan *p, struct op *o);
+int check_path_op(struct op *o);
 
 /* Runs in the child after clone(): raw syscalls only. Never returns. */
 void plan_run(struct plan *p) __attribute__((noreturn));

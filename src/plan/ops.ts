@@ -7,6 +7,7 @@ export const OP = {
   SETRLIMIT: 8, EXEC: 9, SYMLINK: 10, CREATE_FILE: 11, SETATTR: 12, WAIT_SYNC: 13, SETSID: 14, SETNS: 15,
   UNSHARE: 16, PRCTL: 17, SETGROUPS: 18, SETRESGID: 19, SETRESUID: 20, CAPS: 21, SECCOMP: 22, CLOSE_FDS: 23,
   OPEN_TREE: 24, MOVE_MOUNT: 25, INIT: 26, UMASK: 27, WRITE_FILE: 28, SET_TTY: 29, CLOSE: 30,
+  OPEN_AT: 31, MOVE_MOUNT_TO: 32, FSMOUNT: 33, CLONE_TREE: 34, SETATTR_SLOT: 35,
 } as const;
 
 export interface Op extends PlanOp {
@@ -50,3 +51,16 @@ export const umask = (mask: number): Op => ({ op: OP.UMASK, n: [mask], desc: 'um
 /** execve of the first candidate path that exists; ENOENT when none does. */
 export const exec = (command: string, argv: string[], env: string[], candidates: string[]): Op =>
   ({ op: OP.EXEC, n: [argv.length, env.length], s: [...argv, ...env, ...candidates], desc: `exec ${command}`, command });
+
+// Mounts inside the root (native/paths.c): a target is opened with openat2(RESOLVE_IN_ROOT |
+// RESOLVE_NO_MAGICLINKS) into a slot and mounts attach to that fd, so no symlink can redirect them.
+export const OPEN_AT = { MUST_EXIST: 0, DIR: 1, FILE: 2, OPTIONAL: 4, NOSYMLINKS: 8 } as const;
+export const openAt = (path: string, slot: number, how: number, desc?: string): Op =>
+  ({ op: OP.OPEN_AT, s: [path], n: [slot, how], desc: desc ?? `open ${path} in the root` });
+export const moveMountTo = (from: number, to: number, desc: string): Op => ({ op: OP.MOVE_MOUNT_TO, n: [from, to], desc });
+export const fsmount = (fstype: string, options: string[], slot: number, attrs: number, desc: string): Op =>
+  ({ op: OP.FSMOUNT, s: [fstype, ...options], n: [slot, attrs], desc });
+export const cloneTree = (from: number, to: number, recursive: boolean, desc: string): Op =>
+  ({ op: OP.CLONE_TREE, n: [from, to, recursive ? 1 : 0], desc });
+export const setattrSlot = (slot: number, set: number, clear: number, recursive: boolean, desc: string): Op =>
+  ({ op: OP.SETATTR_SLOT, n: [slot, set, clear, recursive ? 1 : 0], desc });

@@ -1,0 +1,190 @@
+// Volumes, tmpfs mounts and the masked and read-only paths of /proc and /sys. Host sources are
+// opened as detached trees before pivot_root; every target is opened inside the new root with
+// openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) and the mount attached to that fd, so neither a
+// symlink in the rootfs nor one swapped in while the container starts can send a mount elsewhere.
+import { existsSync, realpathSync, statSync } from 'node:fs';
+import { posix } from 'node:path';
+import { MOUNT_ATTR } from '../native.js';
+import * as op from '../plan/ops.js';
+import type { Op } from '../plan/ops.js';
+
+export interface BindMountSpec {
+  type: 'bind';
+  /** A host file or directory. */
+  source: string;
+  /** Where it appears inside; created when missing. */
+  target: string;
+  readOnly?: boolean;
+}
+
+export interface TmpfsMountSpec {
+  type: 'tmpfs';
+  target: string;
+  /** Bytes, or a size such as '64m' (default: the kernel's, half of RAM). */
+  size?: number | string;
+  /** Octal mode of the root directory, default 1777. */
+  mode?: number;
+  readOnly?: boolean;
+  /** Default false: tmpfs mounts are noexec, nosuid and nodev unless asked. */
+  exec?: boolean;
+  suid?: boolean;
+  dev?: boolean;
+}
+
+export type MountSpec = BindMountSpec | TmpfsMountSpec;
+
+export interface ResolvedMount {
+  type: 'bind' | 'tmpfs';
+  target: string;
+  readOnly: boolean;
+  /** bind: the host path, resolved. */
+  source?: string;
+  /** bind: the source is a directory (else a file: the target is made a file). */
+  dir?: boolean;
+  /** tmpfs: fsconfig options (size=, mode=). */
+  options?: string[];
+  /** tmpfs: MOUNT_ATTR_* flags. */
+  attrs?: number;
+}
+
+/** OCI's (and Docker's) default masked paths: files get /dev/null, directories an empty read-only tmpfs. */
+export const MASKED_PATHS = [
+  '/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
+  '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap',
+];
+/** OCI's default read-only paths. */
+export const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+
+const SIZE_RE = /^(\d+)([kmg]?)$/i;
+
+function fail(message: string): never {
+  throw new Error(message);
+}
+
+/** A size: bytes, or a number with k, m or g (powers of 1024). */
+export function parseSize(v: number | string, what: string): number {
+  if (typeof v === 'number') {
+    if (!Number.isSafeInteger(v) || v <= 0) fail(`${what}: size must be a positive number of bytes, got ${v}`);
+    return v;
+  }
+  const m = SIZE_RE.exec(v.trim());
+  if (!m || Number(m[1]) === 0) fail(`${what}: invalid size ${JSON.stringify(v)} (expected e.g. 65536, 64k, 64m, 1g)`);
+  return Number(m[1]) * 1024 ** ' kmg'.indexOf((m[2] || ' ').toLowerCase());
+}
+
+/** An absolute, normalized target that is not the root and not under /proc. */
+export function checkTarget(target: unknown, what: string): string {
+  if (typeof target !== 'string' || !target.startsWith('/')) fail(`${what}: target must be an absolute path, got ${JSON.stringify(target)}`);
+  if (target.includes('\0')) fail(`${what}: target contains a NUL byte`);
+  const t = posix.normalize(target).replace(/\/+$/, '') || '/';
+  if (t === '/') fail(`${what}: cannot mount over the root`);
+  if (t === '/proc' || t.startsWith('/proc/')) fail(`${what}: mounts over /proc are not allowed (${t})`);
+  return t;
+}
+
+export function resolveMounts(list: MountSpec[] | undefined): ResolvedMount[] {
+  if (list === undefined) return [];
+  if (!Array.isArray(list)) fail('mounts must be an array');
+  const out: ResolvedMount[] = [];
+  const seen = new Set<string>();
+  list.forEach((m, i) => {
+    const what = `mount ${i + 1}`;
+    if (!m || typeof m !== 'object') fail(`${what}: must be an object`);
+    const target = checkTarget(m.target, m.type === 'bind' ? `volume ${m.source}:${m.target}` : `tmpfs ${m.target}`);
+    if (seen.has(target)) fail(`duplicate mount target: ${target}`);
+    seen.add(target);
+    if (m.type === 'bind') {
+      if (typeof m.source !== 'string' || !m.source.startsWith('/')) fail(`volume ${m.source}:${m.target}: source must be an absolute host path`);
+      let source: string, dir: boolean;
+      try {
+        source = realpathSync(m.source);
+        dir = statSync(source).isDirectory();
+      } catch {
+        fail(`volume ${m.source}:${m.target}: source not found: ${m.source}`);
+      }
+      out.push({ type: 'bind', source, target, dir, readOnly: !!m.readOnly });
+    } else if (m.type === 'tmpfs') {
+      const options: string[] = [];
+      if (m.size !== undefined) options.push(`size=${parseSize(m.size, `tmpfs ${target}`)}`);
+      const mode = m.mode ?? 0o1777;
+      if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) fail(`tmpfs ${target}: invalid mode ${mode}`);
+      options.push(`mode=${mode.toString(8)}`);
+      const attrs = (m.readOnly ? MOUNT_ATTR.RDONLY : 0) | (m.exec ? 0 : MOUNT_ATTR.NOEXEC)
+        | (m.suid ? 0 : MOUNT_ATTR.NOSUID) | (m.dev ? 0 : MOUNT_ATTR.NODEV);
+      out.push({ type: 'tmpfs', target, readOnly: !!m.readOnly, options, attrs });
+    } else {
+      fail(`${what}: type must be "bind" or "tmpfs", got ${JSON.stringify((m as { type?: unknown }).type)}`);
+    }
+  });
+  // Parents before children, as docker does: a mount inside another lands on top of it.
+  const depth = (m: ResolvedMount) => m.target.split('/').length;
+  return out.map((m, i) => ({ m, i })).sort((a, b) => depth(a.m) - depth(b.m) || a.i - b.i).map((x) => x.m);
+}
+
+/**
+ * Host-side steps, before pivot_root: open each bind source as a detached tree in slot first+i.
+ * The source was resolved by realpath: a symlink met now means it was swapped since, so refuse it.
+ */
+export function openSourcesOps(mounts: ResolvedMount[], first: number, scratch: number): Op[] {
+  const ops: Op[] = [];
+  mounts.forEach((m, i) => {
+    if (m.type !== 'bind') return;
+    ops.push(
+      op.openAt(m.source!, scratch, op.OPEN_AT.NOSYMLINKS, `open volume source ${m.source}`),
+      op.cloneTree(scratch, first + i, true, `open volume source ${m.source} for a bind mount`),
+    );
+    if (m.readOnly) ops.push(op.setattrSlot(first + i, MOUNT_ATTR.RDONLY, 0, true, `make volume ${m.source} read-only`));
+  });
+  return ops;
+}
+
+/** Steps inside the new root: attach each mount onto its target. `scratch` is a free slot. */
+export function attachOps(mounts: ResolvedMount[], first: number, scratch: number): Op[] {
+  const ops: Op[] = [];
+  mounts.forEach((m, i) => {
+    const slot = first + i;
+    if (m.type === 'bind') {
+      ops.push(
+        op.openAt(m.target, scratch, m.dir ? op.OPEN_AT.DIR : op.OPEN_AT.FILE, `make the mount point ${m.target} in the root`),
+        op.moveMountTo(slot, scratch, `bind ${m.source} on ${m.target}`),
+      );
+    } else {
+      ops.push(
+        op.fsmount('tmpfs', m.options!, slot, m.attrs!, `make a tmpfs for ${m.target}`),
+        op.openAt(m.target, scratch, op.OPEN_AT.DIR, `make the mount point ${m.target} in the root`),
+        op.moveMountTo(slot, scratch, `mount tmpfs on ${m.target}`),
+      );
+    }
+  });
+  return ops;
+}
+
+const HARD = MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC;
+
+/**
+ * Masks and read-only binds over /proc and /sys, after they are mounted. Whether a masked path is a
+ * file or a directory is read from the host: /proc and /sys show the same kernel inside.
+ */
+export function protectOps(a: number, b: number): Op[] {
+  const ops: Op[] = [];
+  for (const path of MASKED_PATHS) {
+    if (!existsSync(path)) continue;
+    const dir = statSync(path).isDirectory();
+    ops.push(
+      dir
+        ? op.fsmount('tmpfs', ['mode=555'], a, HARD, `make an empty tmpfs to mask ${path}`)
+        : op.openTree('/dev/null', a),
+      op.openAt(path, b, op.OPEN_AT.OPTIONAL, `open ${path} to mask it`),
+      op.moveMountTo(a, b, `mask ${path}`),
+    );
+  }
+  for (const path of READONLY_PATHS) {
+    ops.push(
+      op.openAt(path, a, op.OPEN_AT.OPTIONAL, `open ${path} to make it read-only`),
+      op.cloneTree(a, b, true, `bind ${path} onto itself`),
+      op.setattrSlot(b, HARD, 0, true, `make ${path} read-only`),
+      op.moveMountTo(b, a, `mount ${path} read-only`),
+    );
+  }
+  return ops;
+}

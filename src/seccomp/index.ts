@@ -1,0 +1,77 @@
+// Seccomp for a container: 'default' (Docker's profile), 'unconfined', or a Docker/OCI profile
+// (an object or a JSON file), compiled to BPF for the native architecture and installed by the
+// child as one of its last steps.
+import { readFileSync } from 'node:fs';
+import { NsboxError } from '../errors.js';
+import { OP, type Op } from '../plan/ops.js';
+import { nativeArch } from './arch.js';
+import { compile } from './compile.js';
+import { DEFAULT_PROFILE, DOCKER_DEFAULT_CAPS } from './default.js';
+import { checkProfile, filterFlags, parseProfile, toPolicy, type SeccompProfile } from './profile.js';
+
+export type { SeccompProfile } from './profile.js';
+export { DEFAULT_PROFILE, DOCKER_DEFAULT_CAPS } from './default.js';
+
+/** 'default', 'unconfined', a profile object, or the path of a profile JSON file. */
+export type SeccompSetting = 'default' | 'unconfined' | string | SeccompProfile;
+
+/** A checked setting: the profile to apply, or null for none. */
+export interface ResolvedSeccomp {
+  profile: SeccompProfile | null;
+  /** Where it came from, for messages: 'default', 'unconfined' or the file. */
+  source: string;
+}
+
+export function resolveSeccomp(setting: SeccompSetting | undefined): ResolvedSeccomp {
+  if (setting === undefined || setting === 'default') return { profile: DEFAULT_PROFILE, source: 'default' };
+  if (setting === 'unconfined') return { profile: null, source: 'unconfined' };
+  try {
+    if (typeof setting === 'string') {
+      let text: string;
+      try {
+        text = readFileSync(setting, 'utf8');
+      } catch (e) {
+        throw new Error(`seccomp profile ${setting}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+      }
+      return { profile: parseProfile(text, setting), source: setting };
+    }
+    parseProfile(JSON.stringify(setting), 'object');
+    checkProfile(setting);
+    return { profile: setting, source: 'object' };
+  } catch (e) {
+    throw new NsboxError((e as Error).message, { step: 'seccomp' });
+  }
+}
+
+/** The BPF program and install flags of a profile for a process holding `caps` (CAP_* names). */
+export function seccompFilter(profile: SeccompProfile, caps: readonly string[] = DOCKER_DEFAULT_CAPS): { filter: Buffer; flags: number } {
+  try {
+    const policy = toPolicy(profile, nativeArch(), new Set(caps.map((c) => c.toUpperCase())));
+    return { filter: compile(policy), flags: filterFlags(profile) };
+  } catch (e) {
+    throw new NsboxError((e as Error).message, { step: 'seccomp' });
+  }
+}
+
+/** The plan step that installs it, or null when unconfined. */
+export function seccompOp(s: ResolvedSeccomp, caps?: readonly string[]): Op | null {
+  if (!s.profile) return null;
+  const { filter, flags } = seccompFilter(s.profile, caps);
+  return { op: OP.SECCOMP, b: filter, n: [flags], desc: `install the seccomp filter (${s.source})` };
+}
+
+const IDENTITY = new Set<number>([OP.SETGROUPS, OP.SETRESGID, OP.SETRESUID, OP.CAPS]);
+const PR_SET_NO_NEW_PRIVS = 38;
+
+/**
+ * Puts the filter step into a plan: just before exec, or before an INIT step (so the reaper is
+ * filtered too). Without no_new_privs the kernel wants CAP_SYS_ADMIN to install a filter, so it
+ * then goes before the steps that change user and capabilities.
+ */
+export function insertSeccomp(ops: Op[], step: Op | null): Op[] {
+  if (!step) return ops;
+  const nnp = ops.some((o) => o.op === OP.PRCTL && o.n?.[0] === PR_SET_NO_NEW_PRIVS && o.n?.[1] === 1);
+  let at = ops.findIndex((o) => o.op === OP.EXEC || o.op === OP.INIT || (!nnp && IDENTITY.has(o.op)));
+  if (at < 0) at = ops.length;
+  return [...ops.slice(0, at), step, ...ops.slice(at)];
+}

@@ -1,0 +1,89 @@
+/* A static multi-tool the tests run inside containers to make exact system calls.
+ *   probe sc NR [ARG...]      raw syscall; prints "ok RET" or "err ENAME"
+ *   probe sc32 NR [ARG...]    the same through the i386 ABI (int 0x80, x86_64 only)
+ *   probe x32 NR              the same with the x32 bit set (x86_64 only)
+ *   probe clone FLAGS         raw clone(FLAGS | SIGCHLD); the child exits at once
+ *   probe tiocsti TEXT        push TEXT into the terminal on fd 0, a byte at a time
+ *   probe ptrace PID          PTRACE_ATTACH
+ *   probe openw PATH          open(PATH, O_WRONLY) and write one byte
+ *   probe read PATH N         read N bytes of PATH, print them as hex
+ *   probe mknod PATH b|c MAJ MIN
+ * Arguments are numbers in C syntax (0x.. for hex), up to 64 bits. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int report(long r) {
+  if (r < 0) printf("err %s\n", strerrorname_np(errno) ? strerrorname_np(errno) : "?");
+  else printf("ok %ld\n", r);
+  return 0;
+}
+
+static unsigned long num(const char *s) { return strtoull(s, NULL, 0); }
+
+int main(int argc, char **argv) {
+  if (argc < 2) return 2;
+  const char *cmd = argv[1];
+  unsigned long a[6] = { 0 };
+  for (int i = 3; i < argc && i < 9; i++) a[i - 3] = num(argv[i]);
+  setvbuf(stdout, NULL, _IONBF, 0);
+  if (!strcmp(cmd, "sc") && argc >= 3) return report(syscall(num(argv[2]), a[0], a[1], a[2], a[3], a[4], a[5]));
+#ifdef __x86_64__
+  if (!strcmp(cmd, "x32") && argc >= 3) return report(syscall(num(argv[2]) | 0x40000000UL, a[0], a[1], a[2]));
+  if (!strcmp(cmd, "sc32") && argc >= 3) {
+    long r;
+    __asm__ volatile("int $0x80" : "=a"(r) : "a"(num(argv[2])), "b"(a[0]), "c"(a[1]), "d"(a[2]) : "memory");
+    if (r < 0 && r > -4096) {
+      errno = (int)-r;
+      r = -1;
+    }
+    return report(r);
+  }
+#endif
+  if (!strcmp(cmd, "clone") && argc >= 3) {
+    long pid = syscall(SYS_clone, num(argv[2]) | SIGCHLD, 0, 0, 0, 0);
+    if (pid == 0) _exit(0);
+    if (pid > 0) waitpid((pid_t)pid, NULL, 0);
+    return report(pid < 0 ? -1 : 0);
+  }
+  if (!strcmp(cmd, "tiocsti") && argc >= 3) {
+    long r = 0;
+    for (const char *c = argv[2]; *c && r == 0; c++) r = ioctl(0, TIOCSTI, c);
+    return report(r);
+  }
+  if (!strcmp(cmd, "ptrace") && argc >= 3) return report(ptrace(PTRACE_ATTACH, (pid_t)num(argv[2]), 0, 0));
+  if (!strcmp(cmd, "openw") && argc >= 3) {
+    int fd = open(argv[2], O_WRONLY);
+    if (fd < 0) return report(-1);
+    return report(write(fd, "1", 1));
+  }
+  if (!strcmp(cmd, "read") && argc >= 4) {
+    int fd = open(argv[2], O_RDONLY);
+    if (fd < 0) return report(-1);
+    unsigned char buf[64];
+    size_t want = num(argv[3]) > sizeof buf ? sizeof buf : num(argv[3]);
+    ssize_t n = read(fd, buf, want);
+    if (n < 0) return report(-1);
+    printf("ok ");
+    for (ssize_t i = 0; i < n; i++) printf("%02x", buf[i]);
+    printf("\n");
+    return 0;
+  }
+  if (!strcmp(cmd, "mknod") && argc >= 6) {
+    mode_t type = argv[3][0] == 'b' ? S_IFBLK : S_IFCHR;
+    return report(mknod(argv[2], type | 0600, makedev(num(argv[4]), num(argv[5]))));
+  }
+  fprintf(stderr, "probe: bad arguments\n");
+  return 2;
+}
