@@ -122,20 +122,83 @@ static int write_file(const char *path, const char *data) {
   return w == (ssize_t)len ? 0 : -1;
 }
 
+/* OP_CLOSE with n = [-1, keep...]: close every fd above 2 but the plan's pipes and `keep`. */
+static int close_others(struct plan *p, struct op *o) {
+  int keep[18], k = 0;
+  keep[k++] = p->err_fd;
+  if (p->sync_fd >= 0) keep[k++] = p->sync_fd;
+  for (int i = 1; i < o->nn && k < 18; i++) keep[k++] = (int)o->n[i];
+  for (int i = 1; i < k; i++) /* insertion sort: no allocation here */
+    for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+      int t = keep[j]; keep[j] = keep[j - 1]; keep[j - 1] = t;
+    }
+  unsigned from = 3;
+  for (int i = 0; i < k; i++) {
+    if (keep[i] < (int)from) continue;
+    if (keep[i] > (int)from && syscall(SYS_close_range, from, (unsigned)keep[i] - 1, 0U) < 0) return -1;
+    from = (unsigned)keep[i] + 1;
+  }
+  return syscall(SYS_close_range, from, ~0U, 0U) < 0 ? -1 : 0;
+}
+
+/* Parse an unsigned decimal at *p, moving past it. */
+static unsigned long parse_ul(const char **p) {
+  unsigned long v = 0;
+  while (**p >= '0' && **p <= '9') v = v * 10 + (unsigned long)(*(*p)++ - '0');
+  return v;
+}
+
+/* Blank the argv and environment the reaper inherited from the Node process (its /proc cmdline
+ * and environ), and name it "init". Best effort: without a /proc of our own it stays as is. */
+static void scrub_args(void) {
+  prctl(PR_SET_NAME, "init", 0, 0, 0);
+  char buf[1024];
+  int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return;
+  buf[n] = 0;
+  const char *p = buf + n;
+  while (p > buf && *p != ')') p--;
+  if (*p != ')') return;
+  p += 2; /* field 3 */
+  unsigned long v[4];
+  for (int field = 3; field < 52; field++) {
+    if (field >= 48) v[field - 48] = parse_ul(&p);
+    while (*p && *p != ' ') p++;
+    if (*p) p++;
+  }
+  /* arg_start, arg_end, env_start, env_end: the strings sit in our (copied) stack. */
+  if (v[1] > v[0] && v[1] - v[0] < (1 << 20)) {
+    char *a = (char *)v[0];
+    for (unsigned long i = 0; i < v[1] - v[0]; i++) a[i] = 0;
+    const char *name = "init";
+    for (int i = 0; name[i] && (unsigned long)i < v[1] - v[0] - 1; i++) a[i] = name[i];
+  }
+  if (v[3] > v[2] && v[3] - v[2] < (1 << 22)) {
+    char *e = (char *)v[2];
+    for (unsigned long i = 0; i < v[3] - v[2]; i++) e[i] = 0;
+  }
+}
+
 /* PID 1 of a container, or the process that joins one: fork, forward every signal to the
  * child, reap whatever ends, and leave with the child's status. */
-static void init_loop(void) {
+static int init_loop(void) {
   sigset_t all, old;
   sigfillset(&all);
   sigprocmask(SIG_BLOCK, &all, &old);
   pid_t child = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
-  if (child < 0) return;
+  if (child < 0) return -1;
   if (child == 0) {
     sigprocmask(SIG_SETMASK, &old, 0);
-    return;
+    return 0;
   }
   /* The reaper needs no fd: drop the error pipe (so exec success is seen) and anything inherited. */
   syscall(SYS_close_range, 3U, ~0U, 0U);
+  /* It is a copy of Node holding the host's memory: keep the container out of it. */
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  scrub_args();
   for (;;) {
     siginfo_t si;
     int sig = sigwaitinfo(&all, &si);
@@ -232,11 +295,12 @@ static int run_op(struct plan *p, struct op *o) {
     if (syscall(SYS_move_mount, fd, "", AT_FDCWD, o->s[0], MOVE_MOUNT_F_EMPTY_PATH) < 0) return -1;
     return close(fd);
   }
-  case OP_INIT: init_loop(); return 0;
+  case OP_INIT: return init_loop();
   case OP_UMASK: umask((mode_t)o->n[0]); return 0;
   case OP_WRITE_FILE: return write_file(o->s[0], o->s[1]);
   case OP_SET_TTY: return ioctl((int)o->n[0], TIOCSCTTY, 0);
   case OP_CLOSE:
+    if (o->nn > 0 && o->n[0] == -1) return close_others(p, o);
     for (int i = 0; i < o->nn; i++)
       if (close((int)o->n[i]) < 0) return -1;
     return 0;

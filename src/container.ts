@@ -133,6 +133,8 @@ function waitExec(errFd: number, ops: Op[]): Promise<void> {
  * at its first step, and `afterExit` once PID 1 has been reaped.
  */
 export interface StartPart {
+  /** Adjust the plan before clone (e.g. insert an init, or note what exec must replay). */
+  plan?(ops: Op[]): void;
   /** Extra clone flags. */
   flags?: number;
   /** A cgroup v2 directory fd for CLONE_INTO_CGROUP. */
@@ -165,6 +167,7 @@ export class Container {
     const s = resolveSpec(spec);
     const sync = parts.some((p) => p.beforeRelease);
     const ops = compile(s);
+    for (const p of parts) p.plan?.(ops);
     if (sync) ops.unshift(op.waitSync());
     let flags = namespaceFlags(s.namespaces);
     let cgroupFd: number | undefined;

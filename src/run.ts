@@ -5,8 +5,25 @@ import { reportError, runCommand } from './cli/run.js';
 
 const VERSION = '0.1.0';
 
+type Subcommand = { command(name: string, argv: string[]): Promise<number> };
+
+/** Container life-cycle commands, each imported only when used so `run` stays quick to load. */
+const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
+  ps: () => import('./cli/ps.js'),
+  list: () => import('./cli/ps.js'),
+  inspect: () => import('./cli/ps.js'),
+  top: () => import('./cli/ps.js'),
+  logs: () => import('./cli/logs.js'),
+  kill: () => import('./cli/signal.js'),
+  stop: () => import('./cli/signal.js'),
+  rm: () => import('./cli/rm.js'),
+  stats: () => import('./cli/stats.js'),
+  exec: () => import('./cli/exec.js'),
+};
+
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'run') return runCommand(argv.slice(1), VERSION);
+  if (Object.hasOwn(SUBCOMMANDS, argv[0] ?? '')) return (await SUBCOMMANDS[argv[0]]()).command(argv[0], argv.slice(1));
   return runCommand(argv, VERSION);
 }
 

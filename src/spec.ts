@@ -11,6 +11,8 @@ export interface ContainerSpec {
   env?: Record<string, string>;
   cwd?: string;
   name?: string;
+  /** 12 hex digits; default: random. */
+  id?: string;
   hostname?: string;
   readOnly?: boolean;
   /** Namespaces to create (true, the default) or share with the host (false). Mount is always new. */
@@ -72,7 +74,8 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
   const command = spec.command;
   if (!Array.isArray(command) || command.length === 0 || command[0] === '') fail('command', 'no command given');
   if (!command.every((a) => typeof a === 'string')) fail('command', 'command arguments must be strings');
-  const id = randomBytes(6).toString('hex');
+  const id = spec.id ?? randomBytes(6).toString('hex');
+  if (!/^[0-9a-f]{12}$/.test(id)) fail('id', `invalid container id: ${id} (12 hex digits)`);
   const name = spec.name ?? id;
   if (!NAME_RE.test(name)) fail('name', `invalid container name: ${name} (letters, digits, _ . -; at most 64)`);
   const hostname = spec.hostname ?? name;

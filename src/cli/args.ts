@@ -41,9 +41,15 @@ export function parseArgs(argv: string[], defs: OptionDef[], positionalsBeforeRe
       def = byLong.get(name);
       if (!def) throw new NsboxError(`unknown option: --${name} (see --help)`);
     } else {
-      def = byShort.get(a[1]);
-      if (!def) throw new NsboxError(`unknown option: -${a[1]} (see --help)`);
-      if (a.length > 2) inline = a.slice(2);
+      // Bundled flags: -it is -i -t; one that takes a value ends the bundle (-dti, -e K=V, -eK=V).
+      let k = 1;
+      def = byShort.get(a[k]);
+      while (def && !def.value && k + 1 < a.length) {
+        set(def, true);
+        def = byShort.get(a[++k]);
+      }
+      if (!def) throw new NsboxError(`unknown option: -${a[k]} (see --help)`);
+      if (a.length > k + 1) inline = a.slice(k + 1);
     }
     if (!def.value) {
       if (inline !== undefined) throw new NsboxError(`option --${def.long} takes no value`);

@@ -1,8 +1,8 @@
 // `nsbox run [OPTIONS] ROOTFS CMD [ARG...]`: run a command as PID 1 of a new container and
 // exit with its status.
-import { Container } from '../container.js';
+import { Container, type StartPart } from '../container.js';
 import { NsboxError } from '../errors.js';
-import { parseArgs, type OptionDef } from './args.js';
+import { parseArgs, type OptionDef, type Parsed } from './args.js';
 
 export const RUN_HELP = `Usage: nsbox run [OPTIONS] ROOTFS CMD [ARG...]
 
@@ -15,6 +15,12 @@ Options:
   -e, --env K=V          set an environment variable (repeatable)
   -w, --workdir DIR      working directory inside (default: /)
       --read-only        mount the root read-only
+  -d, --detach           run in the background and print the container's id
+      --rm               remove the container when it ends (foreground runs always are)
+      --init             PID 1 is a small init that reaps orphans and forwards signals
+  -t, --tty              give the command a terminal (its /dev/console)
+  -i, --interactive      with -t: send this terminal's input to it
+      --log-size SIZE    with -d: keep at most about 2*SIZE of output (default 1m)
   -h, --help             show this help
   -V, --version          show the version
 
@@ -27,6 +33,12 @@ const OPTIONS: OptionDef[] = [
   { long: 'env', short: 'e', value: 'multiple' },
   { long: 'workdir', short: 'w', value: 'single' },
   { long: 'read-only' },
+  { long: 'detach', short: 'd' },
+  { long: 'rm' },
+  { long: 'init' },
+  { long: 'tty', short: 't' },
+  { long: 'interactive', short: 'i' },
+  { long: 'log-size', value: 'single' },
   { long: 'help', short: 'h' },
   { long: 'version', short: 'V' },
 ];
@@ -51,8 +63,37 @@ function errorStatus(e: NsboxError): number {
   return 125;
 }
 
-export async function runCommand(argv: string[], version: string): Promise<number> {
+/** What starts a container besides its options: set by a foreground run, the detached monitor, a terminal. */
+export interface Launch {
+  id?: string;
+  stdio?: [number, number, number];
+  parts?: StartPart[];
+}
+
+/** `run`'s options, checked. The detached monitor parses the same argv. */
+export function parseRunArgs(argv: string[]): { o: Parsed['options']; rootfs: string; command: string[] } {
   const { options: o, positionals } = parseArgs(argv, OPTIONS, 1);
+  const [rootfs, ...command] = positionals;
+  return { o, rootfs, command };
+}
+
+/** The container that `run` with these options describes. */
+export function containerFromArgs(o: Parsed['options'], rootfs: string, command: string[], launch: Launch = {}): Container {
+  return new Container({
+    rootfs,
+    command,
+    id: launch.id,
+    name: o.name as string | undefined,
+    hostname: o.hostname as string | undefined,
+    cwd: o.workdir as string | undefined,
+    readOnly: !!o['read-only'],
+    env: { TERM: process.env.TERM || 'xterm', ...parseEnv(o.env as string[] | undefined) },
+    stdio: launch.stdio,
+  }, launch.parts);
+}
+
+export async function runCommand(argv: string[], version: string): Promise<number> {
+  const { o, rootfs, command } = parseRunArgs(argv);
   if (o.help) {
     process.stdout.write(`${RUN_HELP}\n`);
     return 0;
@@ -61,18 +102,12 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
     process.stdout.write(`nsbox ${version}\n`);
     return 0;
   }
-  const [rootfs, ...command] = positionals;
   if (!rootfs) throw new NsboxError('missing ROOTFS (see --help)');
   if (command.length === 0) throw new NsboxError('no command given (see --help)');
-  const c = new Container({
-    rootfs,
-    command,
-    name: o.name as string | undefined,
-    hostname: o.hostname as string | undefined,
-    cwd: o.workdir as string | undefined,
-    readOnly: !!o['read-only'],
-    env: { TERM: process.env.TERM || 'xterm', ...parseEnv(o.env as string[] | undefined) },
-  });
+  if (o.detach) return (await import('./detach.js')).runDetached(argv, o, rootfs, command);
+  // Registered in the state directory while it runs (for ps and exec), with a terminal for -t.
+  const fg = await (await import('./foreground.js')).foreground(o, rootfs, command);
+  const c = fg.start((launch) => containerFromArgs(o, rootfs, command, launch));
   for (const sig of FORWARDED) process.on(sig, () => c.kill(sig));
   try {
     await c.ready;

@@ -46,6 +46,8 @@ export const moveMount = (slot: number, target: string, source: string): Op =>
 export const init = (): Op => ({ op: OP.INIT, desc: 'start init' });
 export const setTty = (fd: number): Op => ({ op: OP.SET_TTY, n: [fd], desc: 'make the terminal the controlling terminal' });
 export const close = (fds: number[], what: string): Op => ({ op: OP.CLOSE, n: fds, desc: `close ${what}` });
+/** Close every fd above 2 except `keep` (and the plan's own pipes). */
+export const closeOthers = (keep: number[]): Op => ({ op: OP.CLOSE, n: [-1, ...keep], desc: 'close inherited fds' });
 export const umask = (mask: number): Op => ({ op: OP.UMASK, n: [mask], desc: 'umask' });
 
 /** execve of the first candidate path that exists; ENOENT when none does. */

@@ -1,0 +1,47 @@
+// `nsbox rm [-f] NAME...`: remove stopped containers; with -f, kill running ones first.
+import { NsboxError } from '../errors.js';
+import * as native from '../native.js';
+import { parseArgs } from './args.js';
+import { find, isActive, locked, pidfdOf, removeEntry } from '../state/store.js';
+import { waitFd, waitMonitor } from '../state/wait.js';
+
+const RM_HELP = `Usage: nsbox rm [-f] NAME|ID...
+
+Remove stopped containers: their state, name and log.
+  -f, --force   kill running containers first (SIGKILL), then remove them`;
+
+async function rmOne(ref: string, force: boolean): Promise<void> {
+  const st = find(ref);
+  const pidfd = locked(st.id, (now) => {
+    if (!now || !isActive(now)) return null;
+    if (!force) throw new NsboxError(`container ${st.name} is ${now.status}: stop it first, or use rm -f`);
+    const fd = pidfdOf(now);
+    if (fd !== null) native.pidfdSendSignal(fd, 9);
+    return fd;
+  });
+  if (pidfd !== null) await waitFd(pidfd);
+  // The monitor records the end and cleans up (and removes a --rm container itself).
+  await waitMonitor(st);
+  locked(st.id, (now) => {
+    if (now) removeEntry(now);
+  });
+}
+
+export async function command(_name: string, argv: string[]): Promise<number> {
+  const { options: o, positionals } = parseArgs(argv, [{ long: 'force', short: 'f' }, { long: 'help', short: 'h' }], Infinity);
+  if (o.help) {
+    process.stdout.write(`${RM_HELP}\n`);
+    return 0;
+  }
+  if (!positionals.length) throw new NsboxError('rm needs a container name or id');
+  const results = await Promise.allSettled(positionals.map((ref) => rmOne(ref, !!o.force)));
+  let code = 0;
+  results.forEach((r, i) => {
+    if (r.status === 'fulfilled') process.stdout.write(`${positionals[i]}\n`);
+    else if (r.reason instanceof NsboxError) {
+      process.stderr.write(`nsbox: ${r.reason.message}\n`);
+      code = 1;
+    } else throw r.reason;
+  });
+  return code;
+}

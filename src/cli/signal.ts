@@ -1,0 +1,104 @@
+// `nsbox kill [-s SIG] NAME...` and `nsbox stop [-t SECONDS] NAME...`.
+import { closeSync } from 'node:fs';
+import { constants } from 'node:os';
+import { NsboxError } from '../errors.js';
+import * as native from '../native.js';
+import { parseArgs } from './args.js';
+import { find, locked, pidfdOf } from '../state/store.js';
+import { waitFd, waitMonitor } from '../state/wait.js';
+
+const KILL_HELP = `Usage: nsbox kill [-s SIGNAL] NAME|ID...
+
+Send a signal (default SIGKILL) to the PID 1 of running containers. Note that PID 1 of a PID
+namespace ignores signals it has no handler for, except SIGKILL; with --init they reach the command.`;
+
+const STOP_HELP = `Usage: nsbox stop [-t SECONDS] NAME|ID...
+
+Stop containers: SIGTERM to PID 1, then SIGKILL after SECONDS (default 10). Returns once each
+container has ended and its monitor has recorded it.`;
+
+/** "KILL", "SIGKILL", "sigkill" or "9". */
+export function parseSignal(v: string): number {
+  if (/^\d+$/.test(v)) {
+    const n = Number(v);
+    if (n >= 1 && n <= 64) return n;
+  } else {
+    const name = v.toUpperCase().startsWith('SIG') ? v.toUpperCase() : `SIG${v.toUpperCase()}`;
+    const n = (constants.signals as Record<string, number>)[name];
+    if (n !== undefined) return n;
+  }
+  throw new NsboxError(`invalid signal: ${v}`);
+}
+
+/** Signal PID 1 under the container's lock; returns its pidfd (caller closes), or null when it is not running. */
+export function signalContainer(ref: string, sig: number): { pidfd: number | null; name: string } {
+  const st = find(ref);
+  return locked(st.id, (now) => {
+    const pidfd = now ? pidfdOf(now) : null;
+    if (pidfd !== null) native.pidfdSendSignal(pidfd, sig);
+    return { pidfd, name: st.name };
+  });
+}
+
+async function kill(argv: string[]): Promise<number> {
+  const { options: o, positionals } = parseArgs(argv, [{ long: 'signal', short: 's', value: 'single' }, { long: 'help', short: 'h' }], Infinity);
+  if (o.help) return help(KILL_HELP);
+  if (!positionals.length) throw new NsboxError('kill needs a container name or id');
+  const sig = parseSignal((o.signal as string | undefined) ?? 'KILL');
+  let code = 0;
+  for (const ref of positionals) {
+    try {
+      const { pidfd, name } = signalContainer(ref, sig);
+      if (pidfd === null) throw new NsboxError(`container ${name} is not running`);
+      closeSync(pidfd);
+      process.stdout.write(`${ref}\n`);
+    } catch (e) {
+      if (!(e instanceof NsboxError)) throw e;
+      process.stderr.write(`nsbox: ${e.message}\n`);
+      code = 1;
+    }
+  }
+  return code;
+}
+
+async function stopOne(ref: string, seconds: number): Promise<void> {
+  const st = find(ref);
+  const { pidfd } = signalContainer(ref, constants.signals.SIGTERM);
+  if (pidfd !== null) {
+    const timer = setTimeout(() => {
+      try {
+        native.pidfdSendSignal(pidfd, constants.signals.SIGKILL);
+      } catch { /* ended meanwhile */ }
+    }, seconds * 1000);
+    await waitFd(pidfd);
+    clearTimeout(timer);
+  }
+  await waitMonitor(st);
+}
+
+async function stop(argv: string[]): Promise<number> {
+  const { options: o, positionals } = parseArgs(argv, [{ long: 'time', short: 't', value: 'single' }, { long: 'help', short: 'h' }], Infinity);
+  if (o.help) return help(STOP_HELP);
+  if (!positionals.length) throw new NsboxError('stop needs a container name or id');
+  const t = (o.time as string | undefined) ?? '10';
+  if (!/^\d+$/.test(t)) throw new NsboxError(`invalid --time: ${t} (whole seconds)`);
+  const results = await Promise.allSettled(positionals.map((ref) => stopOne(ref, Number(t))));
+  let code = 0;
+  results.forEach((r, i) => {
+    if (r.status === 'fulfilled') process.stdout.write(`${positionals[i]}\n`);
+    else if (r.reason instanceof NsboxError) {
+      process.stderr.write(`nsbox: ${r.reason.message}\n`);
+      code = 1;
+    } else throw r.reason;
+  });
+  return code;
+}
+
+function help(text: string): number {
+  process.stdout.write(`${text}\n`);
+  return 0;
+}
+
+export async function command(name: string, argv: string[]): Promise<number> {
+  return name === 'kill' ? kill(argv) : stop(argv);
+}

@@ -1,0 +1,81 @@
+// The cgroups a running process is in, as nsbox's cgroup code sees them: for exec to join them
+// and for stats to read them. From /proc/PID/cgroup (host paths: we are in the host's cgroup
+// namespace) and the hierarchies mounted here.
+import { closeSync, constants as fsConstants, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { Cgroup, type CgroupDir } from '../cgroups/cgroup.js';
+import { CONTROLLERS, hierarchies, type Hierarchy } from '../cgroups/hierarchy.js';
+import { NsboxError } from '../errors.js';
+
+function lines(pid: number | 'self'): Map<string, string> {
+  const out = new Map<string, string>(); // controllers field ('' for v2) -> path
+  try {
+    for (const line of readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n')) {
+      const m = /^\d+:([^:]*):(.*)$/.exec(line);
+      if (m) out.set(m[1].split(',').filter((c) => !c.startsWith('name=')).sort().join(','), m[2]);
+    }
+  } catch { /* gone */ }
+  return out;
+}
+
+const key = (h: Hierarchy) => (h.version === 2 ? '' : [...h.controllers].sort().join(','));
+
+/** The directories pid is in, one per hierarchy we know; `differ` keeps only those unlike ours. */
+export function cgroupDirs(pid: number, differ = false): CgroupDir[] {
+  const h = hierarchies();
+  const theirs = lines(pid);
+  const ours = differ ? lines('self') : new Map<string, string>();
+  const dirs: CgroupDir[] = [];
+  for (const hier of [h.v2, ...h.v1]) {
+    if (!hier) continue;
+    const path = theirs.get(key(hier));
+    if (path === undefined || (differ && ours.get(key(hier)) === path)) continue;
+    const uses = CONTROLLERS.filter((c) => h.byController[c] === hier);
+    dirs.push({ hierarchy: hier, path: `${hier.mount}${path === '/' ? '' : path}`, uses });
+  }
+  return dirs;
+}
+
+/** The process's cgroup, for reading its usage. */
+export function cgroupOf(pid: number): Cgroup {
+  return new Cgroup(`pid-${pid}`, cgroupDirs(pid));
+}
+
+/** How a new process joins pid's cgroups: a v2 directory fd for clone3, and v1 moves while it waits. */
+export interface CgroupJoin {
+  fd?: number;
+  /** Directories to write the new pid into before it goes on. */
+  v1: string[];
+  close(): void;
+}
+
+export function joinCgroupsOf(pid: number): CgroupJoin {
+  const dirs = cgroupDirs(pid, true);
+  const v2 = dirs.find((d) => d.hierarchy.version === 2);
+  let fd: number | undefined;
+  if (v2) {
+    try {
+      fd = openSync(v2.path, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
+    } catch (e) {
+      throw new NsboxError(`cannot open the container's cgroup ${v2.path}: ${(e as Error).message}`, { step: 'cgroup' });
+    }
+  }
+  return {
+    fd,
+    v1: dirs.filter((d) => d.hierarchy.version === 1).map((d) => d.path),
+    close: () => {
+      if (fd !== undefined) closeSync(fd);
+      fd = undefined;
+    },
+  };
+}
+
+/** Move pid into the v1 directories. */
+export function moveInto(dirs: string[], pid: number): void {
+  for (const d of dirs) {
+    try {
+      writeFileSync(`${d}/cgroup.procs`, String(pid));
+    } catch (e) {
+      throw new NsboxError(`cannot join the container's cgroup ${d}: ${(e as Error).message}`, { step: 'cgroup' });
+    }
+  }
+}

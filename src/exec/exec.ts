@@ -1,0 +1,147 @@
+// Start a process inside a running container, nsenter-style. The child of clone3() is the
+// process that straddles host and container: it makes itself non-dumpable before anything
+// else, closes every fd it inherited, joins the target's namespaces through its pidfd in one
+// setns() (the kernel enters the user namespace first, so the rest are permitted), and, since
+// joining a PID namespace only applies to children, forks once more (OP_INIT): the reaper
+// stays outside and forwards signals, the second child is a member and execs the command.
+import { closeSync, readSync, writeSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { signalName } from '../container.js';
+import { NsboxError, stepError } from '../errors.js';
+import * as native from '../native.js';
+import { CLONE } from '../native.js';
+import * as op from '../plan/ops.js';
+import { OP, type Op } from '../plan/ops.js';
+import { commandCandidates } from '../spec.js';
+import { nsId, type NsName } from '../state/proc.js';
+import { joinCgroupsOf, moveInto } from './cgroup.js';
+
+const PR_SET_DUMPABLE = 4;
+const CLONE_NEWTIME = 0x80;
+
+export const NS_FLAGS: Record<NsName, number> = {
+  user: CLONE.NEWUSER, mnt: CLONE.NEWNS, uts: CLONE.NEWUTS, ipc: CLONE.NEWIPC, net: CLONE.NEWNET,
+  pid: CLONE.NEWPID, cgroup: CLONE.NEWCGROUP, time: CLONE_NEWTIME,
+};
+
+export interface ExecSpec {
+  /** The target process (pinned by its pidfd) whose namespaces and cgroups are joined. */
+  pid: number;
+  pidfd: number;
+  /** Namespaces to join; those the target shares with us are skipped. */
+  namespaces: NsName[];
+  /** Join the target's cgroups too. */
+  cgroup: boolean;
+  command: string[];
+  env: string[];
+  cwd?: string;
+  /** Credential steps (user, groups, capabilities, no_new_privs, seccomp) in order. */
+  creds: Op[];
+  /** The command's 0, 1, 2 (host fds, dup'ed into place before joining). */
+  stdio: [number, number, number];
+  /** stdio is a terminal: make it the controlling terminal. */
+  tty: boolean;
+}
+
+export interface ExecResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  status: number;
+}
+
+/** The namespaces of `names` in which pid differs from us. */
+export function differentNamespaces(pid: number, names: readonly NsName[]): NsName[] {
+  return names.filter((ns) => {
+    const theirs = nsId(pid, ns);
+    return theirs !== null && theirs !== nsId('self', ns);
+  });
+}
+
+export function execPlan(s: ExecSpec, syncFirst: boolean): Op[] {
+  const flags = s.namespaces.reduce((f, ns) => f | NS_FLAGS[ns], 0);
+  const ops: Op[] = [op.prctl(PR_SET_DUMPABLE, [0, 0, 0, 0], 'make the process non-dumpable')];
+  if (syncFirst) ops.push(op.waitSync());
+  s.stdio.forEach((fd, i) => ops.push(op.dup2(fd, i)));
+  ops.push(op.closeOthers([s.pidfd]));
+  if (flags) ops.push({ ...op.setns(s.pidfd, flags, s.namespaces.join(', ')), desc: `join the ${s.namespaces.join(', ')} namespaces` });
+  ops.push(op.close([s.pidfd], 'the pidfd'), op.setsid());
+  if (s.tty) ops.push(op.setTty(0));
+  if (s.cwd !== undefined) ops.push(op.chdir(s.cwd));
+  ops.push(...s.creds, op.closeFds(3));
+  // A seccomp filter goes last: after the fork, right before exec, as in the container's own plan.
+  const seccomp = ops.filter((o) => o.op === OP.SECCOMP);
+  const rest = ops.filter((o) => o.op !== OP.SECCOMP);
+  if (s.namespaces.includes('pid')) rest.push(op.init());
+  rest.push(...seccomp, op.exec(s.command[0], s.command, s.env, commandCandidates(s.command[0], s.env)));
+  return rest;
+}
+
+export class Exec {
+  readonly pid: number;
+  /** Settles when the command runs, or rejects with the step that failed. */
+  readonly ready: Promise<void>;
+  readonly exited: Promise<ExecResult>;
+  private pidfd: number;
+  private done = false;
+
+  constructor(s: ExecSpec) {
+    const join = s.cgroup ? joinCgroupsOf(s.pid) : { fd: undefined, v1: [] as string[], close() {} };
+    const sync = join.v1.length > 0;
+    const ops = execPlan(s, sync);
+    let child: native.SpawnedChild;
+    try {
+      child = native.spawn({ flags: 0, ops, sync, cgroupFd: join.fd });
+    } finally {
+      join.close();
+    }
+    this.pid = child.pid;
+    this.pidfd = child.pidfd;
+    this.exited = new Promise((resolve, reject) => native.watchReadable(child.pidfd, () => {
+      this.done = true;
+      try {
+        const w = native.waitPidfd(child.pidfd)!;
+        const signal = w.signal === null ? null : signalName(w.signal);
+        resolve({ code: w.code, signal, status: w.code ?? 128 + (w.signal ?? 0) });
+      } catch (e) {
+        reject(e);
+      } finally {
+        closeSync(child.pidfd);
+      }
+    }));
+    if (sync) {
+      try {
+        moveInto(join.v1, child.pid);
+        writeSync(child.syncFd, '1');
+      } catch (e) {
+        native.pidfdSendSignal(child.pidfd, osConstants.signals.SIGKILL);
+        throw e;
+      } finally {
+        closeSync(child.syncFd);
+      }
+    }
+    this.ready = new Promise((resolve, reject) => native.watchReadable(child.errFd, () => {
+      const buf = Buffer.alloc(8);
+      let n = 0;
+      try {
+        n = readSync(child.errFd, buf, 0, 8, null);
+      } finally {
+        closeSync(child.errFd);
+      }
+      if (n !== 8) return resolve();
+      const failed = ops[buf.readInt32LE(0)];
+      const errno = buf.readInt32LE(4);
+      if (failed?.op === OP.SETNS && errno === 3) reject(new NsboxError('the container is not running any more', { code: 'ESRCH', step: failed.desc }));
+      else reject(stepError(failed, errno));
+    }));
+    this.ready.catch(() => {});
+    this.exited.catch(() => {});
+  }
+
+  /** Signal the reaper, which passes it on to the command. */
+  kill(sig: number): void {
+    if (this.done) return;
+    try {
+      native.pidfdSendSignal(this.pidfd, sig);
+    } catch { /* ended */ }
+  }
+}

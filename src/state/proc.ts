@@ -1,0 +1,141 @@
+// What /proc says about a process: its start time (so a reused pid is not mistaken for it),
+// its namespaces and its cgroups.
+import { closeSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import * as native from '../native.js';
+
+export interface ProcStat {
+  state: string;
+  ppid: number;
+  /** Clock ticks since boot: with the pid, it names one process for good. */
+  start: number;
+  utime: number;
+  stime: number;
+  rssPages: number;
+  comm: string;
+}
+
+/** /proc/PID/stat, or null when there is no such process. */
+export function procStat(pid: number): ProcStat | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  const close = text.lastIndexOf(')');
+  const f = text.slice(close + 2).split(' ');
+  // Fields after "(comm)": state is 3, ppid 4, utime 14, stime 15, starttime 22, rss 24.
+  return {
+    state: f[0], ppid: Number(f[1]), utime: Number(f[11]), stime: Number(f[12]), start: Number(f[19]),
+    rssPages: Number(f[21]), comm: text.slice(text.indexOf('(') + 1, close),
+  };
+}
+
+/** The process that had this pid and start time still runs (a zombie counts as ended). */
+export function isAlive(pid: number, start: number): boolean {
+  if (!pid) return false;
+  const st = procStat(pid);
+  return !!st && st.start === start && st.state !== 'Z' && st.state !== 'X';
+}
+
+/** A pidfd for pid, only if it is still the process that started at `start`; else null. */
+export function openPidfd(pid: number, start: number): number | null {
+  if (!pid) return null;
+  let fd: number;
+  try {
+    fd = native.pidfdOpen(pid);
+  } catch {
+    return null;
+  }
+  // Checked after opening: the pidfd now pins the process, so a match cannot go stale.
+  if (isAlive(pid, start)) return fd;
+  closeSync(fd);
+  return null;
+}
+
+export const NAMESPACES = ['user', 'mnt', 'uts', 'ipc', 'net', 'pid', 'cgroup', 'time'] as const;
+export type NsName = (typeof NAMESPACES)[number];
+
+/** The namespace's identity ("pid:[4026531836]"), or null. */
+export function nsId(pid: number | 'self', ns: NsName): string | null {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/${ns}`);
+  } catch {
+    return null;
+  }
+}
+
+/** Host pids of every process whose namespace `ns` is `id`. */
+export function processesIn(ns: NsName, id: string): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (e.charCodeAt(0) > 57) continue;
+    const pid = Number(e);
+    if (pid && nsId(pid, ns) === id) out.push(pid);
+  }
+  return out.sort((a, b) => a - b);
+}
+
+/** Host pids of pid and all its descendants. */
+export function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const e of readdirSync('/proc')) {
+    if (e.charCodeAt(0) > 57) continue;
+    const st = procStat(Number(e));
+    if (st) (children.get(st.ppid) ?? children.set(st.ppid, []).get(st.ppid)!).push(Number(e));
+  }
+  const out: number[] = [];
+  const todo = [pid];
+  while (todo.length) {
+    const p = todo.pop()!;
+    out.push(p);
+    todo.push(...(children.get(p) ?? []));
+  }
+  return out.sort((a, b) => a - b);
+}
+
+/** "NSpid:" of /proc/PID/status: the pid in each nested PID namespace, outermost first. */
+export function nsPids(pid: number): number[] {
+  try {
+    const m = /^NSpid:\s*(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? m[1].trim().split(/\s+/).map(Number) : [pid];
+  } catch {
+    return [];
+  }
+}
+
+/** Effective uid from /proc/PID/status. */
+export function procUid(pid: number): number | null {
+  try {
+    const m = /^Uid:\s*\d+\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+export function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0$/, '').split('\0').join(' ');
+  } catch {
+    return '';
+  }
+}
+
+/** Clock ticks per second (USER_HZ) is 100 on every Linux architecture Node runs on. */
+export const CLK_TCK = 100;
+
+/** Seconds since boot, for turning a start time into a date. */
+export function uptime(): number {
+  return Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+}
+
+/** Same file (device and inode)? For comparing namespace files and directories. */
+export function sameFile(a: string, b: string): boolean {
+  try {
+    const x = statSync(a), y = statSync(b);
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
+  }
+}
