@@ -82,9 +82,17 @@ static int do_exec(struct op *o) {
   return -1;
 }
 
+/* Runs after setresuid: a switch to a non-root uid (with PR_SET_KEEPCAPS) kept the permitted set
+ * but emptied the effective one, and dropping from the bounding set needs CAP_SETPCAP effective.
+ * So: raise effective to permitted, drop the bound, set eff/perm/inh, then the ambient set. */
 static int do_caps(struct op *o) {
   uint64_t m[5];
   for (int i = 0; i < 5; i++) m[i] = (uint64_t)(uint32_t)o->n[2 * i] | ((uint64_t)(uint32_t)o->n[2 * i + 1] << 32);
+  struct __user_cap_header_struct h0 = { _LINUX_CAPABILITY_VERSION_3, 0 };
+  struct __user_cap_data_struct d0[2];
+  if (syscall(SYS_capget, &h0, d0) < 0) return -1;
+  for (int i = 0; i < 2; i++) d0[i].effective = d0[i].permitted;
+  if (syscall(SYS_capset, &h0, d0) < 0) return -1;
   for (int cap = 0; cap < 64; cap++) {
     if (m[0] & (1ULL << cap)) continue;
     if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) return -1;
@@ -299,6 +307,12 @@ static int run_op(struct plan *p, struct op *o) {
   case OP_UMASK: umask((mode_t)o->n[0]); return 0;
   case OP_WRITE_FILE: return write_file(o->s[0], o->s[1]);
   case OP_SET_TTY: return ioctl((int)o->n[0], TIOCSCTTY, 0);
+  case OP_USERNS_ROOT:
+    if (o->nn < 3) break;
+    if (o->n[0] && syscall(SYS_setgroups, 0, NULL) < 0) return -1;
+    if (o->n[1] && syscall(SYS_setresgid, 0, 0, 0) < 0) return -1;
+    if (o->n[2] && syscall(SYS_setresuid, 0, 0, 0) < 0) return -1;
+    return 0;
   case OP_CLOSE:
     if (o->nn > 0 && o->n[0] == -1) return close_others(p, o);
     for (int i = 0; i < o->nn; i++)
@@ -318,7 +332,9 @@ void plan_run(struct plan *p) {
   sigprocmask(SIG_SETMASK, &none, 0);
 
   for (int i = 0; i < p->nops; i++) {
-    if (run_op(p, &p->ops[i]) < 0) fail(p, i, errno);
+    struct op *o = &p->ops[i];
+    if (run_op(p, o) == 0) i += o->alt; /* worked: skip its fallback */
+    else if (!o->alt) fail(p, i, errno);
   }
   fail(p, p->nops, ENOEXEC); /* a plan must end in exec */
 }

@@ -130,6 +130,8 @@ static int read_op(napi_env env, napi_value v, struct op *o) {
     napi_get_element(env, a, i, &e);
     o->n[i] = get_int(env, e);
   }
+  a = prop(env, v, "alt");
+  if (!is_undefined(env, a)) o->alt = (int)get_int(env, a);
   a = prop(env, v, "b");
   if (!is_undefined(env, a)) {
     void *data;
@@ -161,7 +163,7 @@ static struct plan *read_plan(napi_env env, napi_value ops) {
   for (uint32_t i = 0; i < len; i++) {
     napi_value v;
     napi_get_element(env, ops, i, &v);
-    if (read_op(env, v, &p->ops[i]) < 0) {
+    if (read_op(env, v, &p->ops[i]) < 0 || p->ops[i].alt < 0 || p->ops[i].alt >= (int)(len - i)) {
       free_plan(p);
       return NULL;
     }

@@ -44,6 +44,7 @@ enum op_kind {
   OP_FSMOUNT = 33,       /* s: fstype, options ("k=v" or "flag")...   n: slot, MOUNT_ATTR_* */
   OP_CLONE_TREE = 34,    /* n: from slot, to slot, recursive: open_tree(CLONE) of an O_PATH fd */
   OP_SETATTR_SLOT = 35,  /* n: slot, attr_set, attr_clr, recursive */
+  OP_USERNS_ROOT = 36,   /* n: drop groups, gid 0, uid 0 (each 0/1): become root of a new user namespace */
 };
 
 #define PLAN_SLOTS 64
@@ -62,6 +63,7 @@ struct op {
   char **s;
   int64_t *n;
   void *b;          /* raw bytes (seccomp program) */
+  int alt;          /* the next `alt` ops are this one's fallback: run if it fails, skipped if it works */
   size_t blen;
   char **argv;      /* OP_EXEC: built before clone */
   char **envp;

@@ -9,6 +9,9 @@ import * as op from './plan/ops.js';
 import type { Op } from './plan/ops.js';
 import { rootOps } from './rootfs/root.js';
 import { commandCandidates, resolveSpec, type ContainerSpec, type ResolvedSpec } from './spec.js';
+import { usernsPart } from './userns/part.js';
+import { identityOps, ttyGid, usernsEntryOps } from './userns/plan.js';
+import { isPrivileged } from './userns/rootless.js';
 
 
 /** Clone flags for the namespaces a spec asks for; the mount namespace is always new. */
@@ -16,7 +19,6 @@ export function namespaceFlags(ns: ResolvedSpec['namespaces']): number {
   return CLONE.NEWNS | (ns.pid ? CLONE.NEWPID : 0) | (ns.net ? CLONE.NEWNET : 0) | (ns.ipc ? CLONE.NEWIPC : 0)
     | (ns.uts ? CLONE.NEWUTS : 0) | (ns.cgroup ? CLONE.NEWCGROUP : 0);
 }
-const CAP_SYS_ADMIN = 21;
 const PR_SET_PDEATHSIG = 1;
 
 /** Resources used by the whole container (every process in it, from its cgroup when it has one). */
@@ -41,30 +43,30 @@ export interface ExitStatus {
   usage: Usage;
 }
 
-let hasSysAdmin: boolean | undefined;
-
-/** Namespaces need CAP_SYS_ADMIN in the caller's user namespace; say so before trying. */
-function checkPrivilege(): void {
-  if (hasSysAdmin === undefined) {
-    const capEff = /CapEff:\s*([0-9a-f]+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0';
-    hasSysAdmin = (BigInt(`0x${capEff}`) >> BigInt(CAP_SYS_ADMIN)) & 1n ? true : false;
-  }
-  if (!hasSysAdmin) {
-    throw new NsboxError('creating namespaces needs CAP_SYS_ADMIN: run as root (sudo)', { code: 'EPERM', step: 'privilege' });
+/** Namespaces need CAP_SYS_ADMIN, or a user namespace of our own (rootless, always on without root). */
+function checkPrivilege(s: ResolvedSpec): void {
+  if (!s.identity.userns && !isPrivileged()) {
+    throw new NsboxError('creating namespaces needs CAP_SYS_ADMIN or a user namespace: run as root, or with --userns', { code: 'EPERM', step: 'privilege' });
   }
 }
 
 export function compile(s: ResolvedSpec): Op[] {
+  const pdeath = () => op.prctl(PR_SET_PDEATHSIG, [osConstants.signals.SIGKILL], 'set the parent-death signal');
   const ops: Op[] = [
+    // In a user namespace: become its root first (the maps are written by now).
+    ...usernsEntryOps(s.identity),
     // The container dies with the Node process that started it, as a sandbox should.
-    op.prctl(PR_SET_PDEATHSIG, [osConstants.signals.SIGKILL], 'set the parent-death signal'),
-    ...rootOps({ rootfs: s.rootfs, readOnly: s.readOnly }),
+    pdeath(),
+    ...rootOps({ rootfs: s.rootfs, readOnly: s.readOnly, userns: !!s.identity.userns, ttyGid: ttyGid(s.identity) }),
   ];
   if (s.namespaces.uts) ops.push(op.sethostname(s.hostname));
   if (s.namespaces.net) ops.push(op.loopbackUp());
   s.stdio.forEach((fd, i) => ops.push(op.dup2(fd, i)));
   ops.push(
     op.setsid(),
+    // User, groups, capabilities, no_new_privs; a change of uid clears the parent-death signal: set it again.
+    ...identityOps(s.identity),
+    pdeath(),
     op.chdir(s.cwd),
     op.closeFds(3),
     op.exec(s.command[0], s.command, s.env, commandCandidates(s.command[0], s.env)),
@@ -163,8 +165,9 @@ export class Container {
   private parts: StartPart[];
 
   constructor(spec: ContainerSpec, parts: StartPart[] = []) {
-    checkPrivilege();
     const s = resolveSpec(spec);
+    checkPrivilege(s);
+    if (s.identity.userns) parts = [usernsPart(s.identity.userns), ...parts];
     const sync = parts.some((p) => p.beforeRelease);
     const ops = compile(s);
     for (const p of parts) p.plan?.(ops);

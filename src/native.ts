@@ -7,6 +7,8 @@ export interface PlanOp {
   s?: string[];
   n?: number[];
   b?: Buffer;
+  /** The next `alt` ops are this one's fallback: run only when it fails, skipped when it works. */
+  alt?: number;
 }
 
 export interface SpawnRequest {

@@ -2,8 +2,10 @@
 import { realpathSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { NsboxError } from './errors.js';
+import { resolveIdentity, type Identity, type IdentitySpec } from './userns/identity.js';
 
-export interface ContainerSpec {
+/** User namespace, user, groups and capabilities: see IdentitySpec (src/userns/identity.ts). */
+export interface ContainerSpec extends IdentitySpec {
   /** A directory to use as the root, or 'host' for read-only binds of the host's /usr, /etc, ... */
   rootfs: string;
   /** The command and its arguments; the first is looked up in the container's PATH. */
@@ -29,10 +31,11 @@ export interface Namespaces {
   cgroup?: boolean;
 }
 
-export interface ResolvedSpec extends Required<Omit<ContainerSpec, 'env' | 'namespaces'>> {
+export interface ResolvedSpec extends Required<Omit<ContainerSpec, 'env' | 'namespaces' | keyof IdentitySpec>> {
   id: string;
   env: string[];
   namespaces: Required<Namespaces>;
+  identity: Identity;
 }
 
 const NAMESPACE_KEYS = ['pid', 'net', 'ipc', 'uts', 'cgroup'] as const;
@@ -91,6 +94,7 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
   return {
     id, name, hostname, rootfs, cwd, command: [...command], readOnly: !!spec.readOnly, stdio,
     namespaces: resolveNamespaces(spec.namespaces),
+    identity: resolveIdentity(spec, rootfs),
     env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
   };
 }

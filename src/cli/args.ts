@@ -5,8 +5,8 @@ import { NsboxError } from '../errors.js';
 export interface OptionDef {
   long: string;
   short?: string;
-  /** Takes a value; 'multiple' collects every occurrence. */
-  value?: 'single' | 'multiple';
+  /** Takes a value; 'multiple' collects every occurrence; 'optional' takes one only as `--opt=VALUE`. */
+  value?: 'single' | 'multiple' | 'optional';
 }
 
 export interface Parsed {
@@ -51,7 +51,7 @@ export function parseArgs(argv: string[], defs: OptionDef[], positionalsBeforeRe
       if (!def) throw new NsboxError(`unknown option: -${a[k]} (see --help)`);
       if (a.length > k + 1) inline = a.slice(k + 1);
     }
-    if (!def.value) {
+    if (!def.value || (def.value === 'optional' && inline === undefined)) {
       if (inline !== undefined) throw new NsboxError(`option --${def.long} takes no value`);
       set(def, true);
       continue;

@@ -3,6 +3,7 @@
 import { Container, type StartPart } from '../container.js';
 import { NsboxError } from '../errors.js';
 import { parseArgs, type OptionDef, type Parsed } from './args.js';
+import { IDENTITY_HELP, IDENTITY_OPTIONS, identityFromOptions } from '../userns/cli.js';
 
 export const RUN_HELP = `Usage: nsbox run [OPTIONS] ROOTFS CMD [ARG...]
 
@@ -15,6 +16,7 @@ Options:
   -e, --env K=V          set an environment variable (repeatable)
   -w, --workdir DIR      working directory inside (default: /)
       --read-only        mount the root read-only
+${IDENTITY_HELP}
   -d, --detach           run in the background and print the container's id
       --rm               remove the container when it ends (foreground runs always are)
       --init             PID 1 is a small init that reaps orphans and forwards signals
@@ -33,6 +35,7 @@ const OPTIONS: OptionDef[] = [
   { long: 'env', short: 'e', value: 'multiple' },
   { long: 'workdir', short: 'w', value: 'single' },
   { long: 'read-only' },
+  ...IDENTITY_OPTIONS,
   { long: 'detach', short: 'd' },
   { long: 'rm' },
   { long: 'init' },
@@ -87,6 +90,7 @@ export function containerFromArgs(o: Parsed['options'], rootfs: string, command:
     hostname: o.hostname as string | undefined,
     cwd: o.workdir as string | undefined,
     readOnly: !!o['read-only'],
+    ...identityFromOptions(o),
     env: { TERM: process.env.TERM || 'xterm', ...parseEnv(o.env as string[] | undefined) },
     stdio: launch.stdio,
   }, launch.parts);

@@ -7,7 +7,7 @@ export const OP = {
   SETRLIMIT: 8, EXEC: 9, SYMLINK: 10, CREATE_FILE: 11, SETATTR: 12, WAIT_SYNC: 13, SETSID: 14, SETNS: 15,
   UNSHARE: 16, PRCTL: 17, SETGROUPS: 18, SETRESGID: 19, SETRESUID: 20, CAPS: 21, SECCOMP: 22, CLOSE_FDS: 23,
   OPEN_TREE: 24, MOVE_MOUNT: 25, INIT: 26, UMASK: 27, WRITE_FILE: 28, SET_TTY: 29, CLOSE: 30,
-  OPEN_AT: 31, MOVE_MOUNT_TO: 32, FSMOUNT: 33, CLONE_TREE: 34, SETATTR_SLOT: 35,
+  OPEN_AT: 31, MOVE_MOUNT_TO: 32, FSMOUNT: 33, CLONE_TREE: 34, SETATTR_SLOT: 35, USERNS_ROOT: 36,
 } as const;
 
 export interface Op extends PlanOp {
@@ -53,6 +53,24 @@ export const umask = (mask: number): Op => ({ op: OP.UMASK, n: [mask], desc: 'um
 /** execve of the first candidate path that exists; ENOENT when none does. */
 export const exec = (command: string, argv: string[], env: string[], candidates: string[]): Op =>
   ({ op: OP.EXEC, n: [argv.length, env.length], s: [...argv, ...env, ...candidates], desc: `exec ${command}`, command });
+
+// Identity (src/userns): groups, ids, capability sets as [lo, hi] 32-bit halves of each mask.
+export const setgroups = (gids: number[]): Op =>
+  ({ op: OP.SETGROUPS, n: [...gids], desc: gids.length ? `setgroups ${gids.join(',')}` : 'drop supplementary groups' });
+export const setresgid = (gid: number): Op => ({ op: OP.SETRESGID, n: [gid], desc: `setresgid ${gid}` });
+export const setresuid = (uid: number): Op => ({ op: OP.SETRESUID, n: [uid], desc: `setresuid ${uid}` });
+export const caps = (bounding: bigint, effective: bigint, permitted: bigint, inheritable: bigint, ambient: bigint): Op => ({
+  op: OP.CAPS,
+  n: [bounding, effective, permitted, inheritable, ambient].flatMap((m) => [Number(m & 0xffffffffn), Number(m >> 32n)]),
+  desc: 'set capabilities',
+});
+
+/** Right after the maps are written: drop the host's groups, become gid 0 and uid 0 of the namespace. */
+export const usernsRoot = (dropGroups: boolean, gid0: boolean, uid0: boolean): Op =>
+  ({ op: OP.USERNS_ROOT, n: [dropGroups ? 1 : 0, gid0 ? 1 : 0, uid0 ? 1 : 0], desc: 'become root of the user namespace' });
+
+/** `primary`, or when it fails, `fallback` in its place (the child skips the fallback when primary works). */
+export const orElse = (primary: Op, fallback: Op[]): Op[] => [{ ...primary, alt: fallback.length }, ...fallback];
 
 // Mounts inside the root (native/paths.c): a target is opened with openat2(RESOLVE_IN_ROOT |
 // RESOLVE_NO_MAGICLINKS) into a slot and mounts attach to that fd, so no symlink can redirect them.

@@ -9,6 +9,13 @@ export interface RootOptions {
   /** An absolute directory, or 'host'. */
   rootfs: string;
   readOnly?: boolean;
+  /**
+   * In a user namespace the kernel mounts proc and sysfs only while the host's are in sight, so they
+   * are made detached before pivot_root; if sysfs is refused, the host's /sys is bound read-only (as crun does).
+   */
+  userns?: boolean;
+  /** devpts' gid= option (tty group); null leaves it out, for when gid 5 is not mapped. Default 5. */
+  ttyGid?: number | null;
 }
 
 /** Where the tmpfs for a 'host' root is staged, inside the child's own mount namespace. */
@@ -57,7 +64,7 @@ function hostRoot(): Op[] {
 }
 
 /** /dev: a small tmpfs with bound host devices, a new devpts instance, shm and mqueue. */
-function devOps(firstSlot: number): Op[] {
+function devOps(firstSlot: number, ttyGid: number | null): Op[] {
   const nosuid = MS.NOSUID, hard = MS.NOSUID | MS.NODEV | MS.NOEXEC;
   const ops: Op[] = [
     op.mkdir('/dev'),
@@ -66,7 +73,7 @@ function devOps(firstSlot: number): Op[] {
   DEVICES.forEach((d, i) => ops.push(op.createFile(`/dev/${d}`, 0o666), op.moveMount(firstSlot + i, `/dev/${d}`, `/dev/${d}`)));
   ops.push(
     op.mkdir('/dev/pts'),
-    op.mount('devpts', '/dev/pts', 'devpts', MS.NOSUID | MS.NOEXEC, 'newinstance,ptmxmode=0666,mode=0620,gid=5'),
+    op.mount('devpts', '/dev/pts', 'devpts', MS.NOSUID | MS.NOEXEC, `newinstance,ptmxmode=0666,mode=0620${ttyGid === null ? '' : `,gid=${ttyGid}`}`),
     op.mkdir('/dev/shm', 0o1777),
     op.mount('shm', '/dev/shm', 'tmpfs', hard, 'mode=1777,size=65536k'),
     op.mkdir('/dev/mqueue'),
@@ -87,17 +94,28 @@ export function rootOps(o: RootOptions, firstSlot = 0): Op[] {
   if (host) ops.push(...hostRoot());
   else ops.push(op.mount(newRoot, newRoot, '', MS.BIND | MS.REC, '', `bind rootfs ${newRoot} onto itself`));
   DEVICES.forEach((d, i) => ops.push(op.openTree(`/dev/${d}`, firstSlot + i)));
+  const procSlot = firstSlot + DEVICES.length, sysSlot = procSlot + 1;
+  const procAttrs = MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC, sysAttrs = procAttrs | MOUNT_ATTR.RDONLY;
+  if (o.userns) {
+    ops.push(
+      op.fsmount('proc', [], procSlot, procAttrs, 'mount proc'),
+      ...op.orElse(op.fsmount('sysfs', [], sysSlot, sysAttrs, 'mount sysfs'), [op.openTree('/sys', sysSlot, true)]),
+    );
+  }
+  const attach = (slot: number, target: string, what: string) => ({ ...op.moveMount(slot, target, what), desc: `attach ${what} on ${target}` });
   ops.push(
     op.pivotRoot(newRoot),
     op.mkdir('/proc'),
-    op.mount('proc', '/proc', 'proc', MS.NOSUID | MS.NODEV | MS.NOEXEC),
+    o.userns ? attach(procSlot, '/proc', 'proc') : op.mount('proc', '/proc', 'proc', MS.NOSUID | MS.NODEV | MS.NOEXEC),
     op.mkdir('/sys'),
-    op.mount('sysfs', '/sys', 'sysfs', MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC),
-    ...devOps(firstSlot),
+    ...(o.userns
+      ? [attach(sysSlot, '/sys', 'sysfs'), op.setattr('/sys', sysAttrs, 0, true, 'make /sys read-only')]
+      : [op.mount('sysfs', '/sys', 'sysfs', MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC)]),
+    ...devOps(firstSlot, o.ttyGid === undefined ? 5 : o.ttyGid),
   );
   if (o.readOnly) ops.push(op.setattr('/', MOUNT_ATTR.RDONLY, 0, false, 'make the root read-only'));
   return ops;
 }
 
 /** Slots used by rootOps for detached bind mounts. */
-export const ROOT_SLOTS = DEVICES.length;
+export const ROOT_SLOTS = DEVICES.length + 2;
