@@ -8,6 +8,9 @@ import { NsboxError, stepError } from './errors.js';
 import * as op from './plan/ops.js';
 import type { Op } from './plan/ops.js';
 import { rootOps } from './rootfs/root.js';
+import { deviceMounts } from './devices/spec.js';
+import { rlimitOps } from './hardening/rlimits.js';
+import { insertSeccomp } from './seccomp/index.js';
 import { commandCandidates, resolveSpec, type ContainerSpec, type ResolvedSpec } from './spec.js';
 import { usernsPart } from './userns/part.js';
 import { identityOps, ttyGid, usernsEntryOps } from './userns/plan.js';
@@ -57,13 +60,18 @@ export function compile(s: ResolvedSpec): Op[] {
     ...usernsEntryOps(s.identity),
     // The container dies with the Node process that started it, as a sandbox should.
     pdeath(),
-    ...rootOps({ rootfs: s.rootfs, readOnly: s.readOnly, userns: !!s.identity.userns, ttyGid: ttyGid(s.identity) }),
+    ...rootOps({
+      rootfs: s.rootfs, readOnly: s.readOnly, userns: !!s.identity.userns, ttyGid: ttyGid(s.identity),
+      mounts: [...s.hardening.mounts, ...deviceMounts(s.hardening.devices)], maskPaths: s.hardening.maskPaths,
+    }),
   ];
   if (s.namespaces.uts) ops.push(op.sethostname(s.hostname));
   if (s.namespaces.net) ops.push(op.loopbackUp());
   s.stdio.forEach((fd, i) => ops.push(op.dup2(fd, i)));
   ops.push(
     op.setsid(),
+    // rlimits while still privileged: raising a hard limit needs CAP_SYS_RESOURCE.
+    ...rlimitOps(s.hardening.rlimits),
     // User, groups, capabilities, no_new_privs; a change of uid clears the parent-death signal: set it again.
     ...identityOps(s.identity),
     pdeath(),
@@ -71,7 +79,8 @@ export function compile(s: ResolvedSpec): Op[] {
     op.closeFds(3),
     op.exec(s.command[0], s.command, s.env, commandCandidates(s.command[0], s.env)),
   );
-  return ops;
+  // seccomp: after the identity steps, last before exec (src/seccomp/index.ts insertSeccomp).
+  return insertSeccomp(ops, s.hardening.seccompStep);
 }
 
 export function signalName(n: number): NodeJS.Signals | null {

@@ -3,9 +3,10 @@ import { realpathSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { NsboxError } from './errors.js';
 import { resolveIdentity, type Identity, type IdentitySpec } from './userns/identity.js';
+import { resolveHardening, type Hardening, type HardeningSpec } from './hardening/spec.js';
 
 /** User namespace, user, groups and capabilities: see IdentitySpec (src/userns/identity.ts). */
-export interface ContainerSpec extends IdentitySpec {
+export interface ContainerSpec extends IdentitySpec, HardeningSpec {
   /** A directory to use as the root, or 'host' for read-only binds of the host's /usr, /etc, ... */
   rootfs: string;
   /** The command and its arguments; the first is looked up in the container's PATH. */
@@ -31,11 +32,13 @@ export interface Namespaces {
   cgroup?: boolean;
 }
 
-export interface ResolvedSpec extends Required<Omit<ContainerSpec, 'env' | 'namespaces' | keyof IdentitySpec>> {
+export interface ResolvedSpec extends Required<Omit<ContainerSpec, 'env' | 'namespaces' | keyof IdentitySpec | keyof HardeningSpec>> {
   id: string;
   env: string[];
   namespaces: Required<Namespaces>;
   identity: Identity;
+  /** seccomp, mounts, devices, rlimits (src/hardening/spec.ts). */
+  hardening: Hardening;
 }
 
 const NAMESPACE_KEYS = ['pid', 'net', 'ipc', 'uts', 'cgroup'] as const;
@@ -91,10 +94,12 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
     env[k] = String(v);
   }
   const stdio = spec.stdio ?? [0, 1, 2];
+  const identity = resolveIdentity(spec, rootfs);
   return {
     id, name, hostname, rootfs, cwd, command: [...command], readOnly: !!spec.readOnly, stdio,
     namespaces: resolveNamespaces(spec.namespaces),
-    identity: resolveIdentity(spec, rootfs),
+    identity,
+    hardening: resolveHardening(spec, identity.caps.bounding),
     env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
   };
 }

@@ -4,6 +4,7 @@ import { Container, type StartPart } from '../container.js';
 import { NsboxError } from '../errors.js';
 import { parseArgs, type OptionDef, type Parsed } from './args.js';
 import { IDENTITY_HELP, IDENTITY_OPTIONS, identityFromOptions } from '../userns/cli.js';
+import { SECURITY_HELP, SECURITY_OPTIONS, securityFromOptions } from './security.js';
 
 export const RUN_HELP = `Usage: nsbox run [OPTIONS] ROOTFS CMD [ARG...]
 
@@ -17,6 +18,7 @@ Options:
   -w, --workdir DIR      working directory inside (default: /)
       --read-only        mount the root read-only
 ${IDENTITY_HELP}
+${SECURITY_HELP}
   -d, --detach           run in the background and print the container's id
       --rm               remove the container when it ends (foreground runs always are)
       --init             PID 1 is a small init that reaps orphans and forwards signals
@@ -36,6 +38,7 @@ const OPTIONS: OptionDef[] = [
   { long: 'workdir', short: 'w', value: 'single' },
   { long: 'read-only' },
   ...IDENTITY_OPTIONS,
+  ...SECURITY_OPTIONS,
   { long: 'detach', short: 'd' },
   { long: 'rm' },
   { long: 'init' },
@@ -91,6 +94,7 @@ export function containerFromArgs(o: Parsed['options'], rootfs: string, command:
     cwd: o.workdir as string | undefined,
     readOnly: !!o['read-only'],
     ...identityFromOptions(o),
+    ...securityFromOptions(o),
     env: { TERM: process.env.TERM || 'xterm', ...parseEnv(o.env as string[] | undefined) },
     stdio: launch.stdio,
   }, launch.parts);

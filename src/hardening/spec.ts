@@ -2,7 +2,9 @@
 // extra devices and rlimits. Checked before anything is created; errors name the field.
 import { NsboxError } from '../errors.js';
 import { resolveMounts, type MountSpec, type ResolvedMount } from '../rootfs/mounts.js';
-import { resolveSeccomp, type ResolvedSeccomp, type SeccompSetting } from '../seccomp/index.js';
+import { resolveSeccomp, seccompOp, type ResolvedSeccomp, type SeccompSetting } from '../seccomp/index.js';
+import type { Op } from '../plan/ops.js';
+import { capNames } from '../userns/caps.js';
 import { resolveDevices, type DeviceSpec, type ResolvedDevice } from '../devices/spec.js';
 import { resolveUlimits, type Rlimit, type UlimitSpec } from './rlimits.js';
 
@@ -21,6 +23,8 @@ export interface HardeningSpec {
 
 export interface Hardening {
   seccomp: ResolvedSeccomp;
+  /** The plan step that installs the filter (compiled for the container's capabilities), or null. */
+  seccompStep: Op | null;
   mounts: ResolvedMount[];
   devices: ResolvedDevice[];
   rlimits: Rlimit[];
@@ -41,13 +45,16 @@ function field<T>(step: string, f: () => T): T {
 }
 
 /** `privileged` (src/userns/identity.ts) turns the defaults off as docker's --privileged does. */
-export function resolveHardening(spec: HardeningSpec & { privileged?: boolean }): Hardening {
+export function resolveHardening(spec: HardeningSpec & { privileged?: boolean }, capBounding?: bigint): Hardening {
   const privileged = !!spec.privileged;
+  const seccomp = field('seccomp', () => resolveSeccomp(spec.seccomp ?? (privileged ? 'unconfined' : 'default')));
+  const caps = capBounding === undefined ? undefined : capNames(capBounding);
   if (spec.maskPaths !== undefined && typeof spec.maskPaths !== 'boolean') {
     throw new NsboxError('maskPaths must be true or false', { step: 'maskPaths' });
   }
   return {
-    seccomp: field('seccomp', () => resolveSeccomp(spec.seccomp ?? (privileged ? 'unconfined' : 'default'))),
+    seccomp,
+    seccompStep: seccompOp(seccomp, caps),
     mounts: field('mounts', () => resolveMounts(spec.mounts)),
     devices: field('devices', () => resolveDevices(spec.devices)),
     rlimits: field('ulimits', () => resolveUlimits(spec.ulimits)),

@@ -2,8 +2,10 @@
 // read-only binds of the host's system directories), and fresh /proc, /sys and /dev.
 import { lstatSync, readlinkSync } from 'node:fs';
 import { MOUNT_ATTR, MS } from '../native.js';
+import { NsboxError } from '../errors.js';
 import * as op from '../plan/ops.js';
 import type { Op } from '../plan/ops.js';
+import { attachOps, openSourcesOps, protectOps, type ResolvedMount } from './mounts.js';
 
 export interface RootOptions {
   /** An absolute directory, or 'host'. */
@@ -16,6 +18,10 @@ export interface RootOptions {
   userns?: boolean;
   /** devpts' gid= option (tty group); null leaves it out, for when gid 5 is not mapped. Default 5. */
   ttyGid?: number | null;
+  /** Volumes, tmpfs mounts and device binds (src/rootfs/mounts.ts), in order. */
+  mounts?: ResolvedMount[];
+  /** Default true: mask and make read-only the OCI default paths of /proc and /sys. */
+  maskPaths?: boolean;
 }
 
 /** Where the tmpfs for a 'host' root is staged, inside the child's own mount namespace. */
@@ -102,6 +108,10 @@ export function rootOps(o: RootOptions, firstSlot = 0): Op[] {
       ...op.orElse(op.fsmount('sysfs', [], sysSlot, sysAttrs, 'mount sysfs'), [op.openTree('/sys', sysSlot, true)]),
     );
   }
+  // Two scratch slots, then one per volume: host sources are opened here, before pivot_root.
+  const scratch = firstSlot + ROOT_SLOTS, volSlot = scratch + 2, mounts = o.mounts ?? [];
+  if (volSlot + mounts.length > PLAN_SLOTS) throw new NsboxError(`too many mounts: ${mounts.length} (at most ${PLAN_SLOTS - volSlot})`, { step: 'mounts' });
+  ops.push(...openSourcesOps(mounts, volSlot, scratch));
   const attach = (slot: number, target: string, what: string) => ({ ...op.moveMount(slot, target, what), desc: `attach ${what} on ${target}` });
   ops.push(
     op.pivotRoot(newRoot),
@@ -112,10 +122,15 @@ export function rootOps(o: RootOptions, firstSlot = 0): Op[] {
       ? [attach(sysSlot, '/sys', 'sysfs'), op.setattr('/sys', sysAttrs, 0, true, 'make /sys read-only')]
       : [op.mount('sysfs', '/sys', 'sysfs', MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC)]),
     ...devOps(firstSlot, o.ttyGid === undefined ? 5 : o.ttyGid),
+    ...attachOps(mounts, volSlot, scratch),
+    ...(o.maskPaths === false ? [] : protectOps(scratch, scratch + 1)),
   );
   if (o.readOnly) ops.push(op.setattr('/', MOUNT_ATTR.RDONLY, 0, false, 'make the root read-only'));
   return ops;
 }
 
-/** Slots used by rootOps for detached bind mounts. */
+/** The addon's number of slots (PLAN_SLOTS in native/plan.h). */
+const PLAN_SLOTS = 64;
+
+/** Slots used by rootOps for detached bind mounts (not counting volumes). */
 export const ROOT_SLOTS = DEVICES.length + 2;

@@ -3,7 +3,8 @@
 // an ordinary program may call. Refused, unless a capability allows them as Docker does: kexec,
 // modules, keyctl/add_key/request_key, bpf, perf_event_open, userfaultfd, mount and the new mount
 // API, pivot_root, unshare/setns, clock and time setting, reboot, swapon/off, acct, io_uring,
-// ptrace without CAP_SYS_PTRACE on old kernels, personality other than Linux, AF_VSOCK sockets.
+// ptrace without CAP_SYS_PTRACE on old kernels, personality other than Linux, AF_VSOCK sockets,
+// and (beyond Docker) the TIOCSTI and TIOCLINUX ioctls.
 import type { ProfileSyscall, SeccompProfile } from './profile.js';
 
 const words = (s: string) => s.trim().split(/\s+/);
@@ -61,6 +62,10 @@ export const DEFAULT_PROFILE: SeccompProfile = {
   defaultErrnoRet: 1,
   syscalls: [
     { names: ALLOW, action: 'SCMP_ACT_ALLOW' },
+    // Not in Docker's profile: no pushing input into a terminal (TIOCSTI) or TIOCLINUX tricks, as
+    // flatpak refuses them; checked before the allow above.
+    ...[0x5412, 0x541c].map((cmd): ProfileSyscall =>
+      ({ names: ['ioctl'], action: 'SCMP_ACT_ERRNO', errnoRet: 1, args: [{ index: 1, value: cmd, op: 'SCMP_CMP_EQ' }] })),
     allow('process_vm_readv process_vm_writev ptrace', { includes: { minKernel: '4.8' } }),
     allow('socket', { args: [{ index: 0, value: 40, op: 'SCMP_CMP_NE' }] }), // AF_VSOCK
     // PER_LINUX, PER_LINUX32, UNAME26, UNAME26|PER_LINUX32, and the query 0xffffffff.

@@ -43,10 +43,11 @@ export function resolveSeccomp(setting: SeccompSetting | undefined): ResolvedSec
   }
 }
 
-/** The BPF program and install flags of a profile for a process holding `caps` (CAP_* names). */
+/** The BPF program and install flags of a profile for a process holding `caps` (SYS_ADMIN or CAP_SYS_ADMIN). */
 export function seccompFilter(profile: SeccompProfile, caps: readonly string[] = DOCKER_DEFAULT_CAPS): { filter: Buffer; flags: number } {
   try {
-    const policy = toPolicy(profile, nativeArch(), new Set(caps.map((c) => c.toUpperCase())));
+    const names = caps.map((c) => c.toUpperCase()).map((c) => (c.startsWith('CAP_') ? c : `CAP_${c}`));
+    const policy = toPolicy(profile, nativeArch(), new Set(names));
     return { filter: compile(policy), flags: filterFlags(profile) };
   } catch (e) {
     throw new NsboxError((e as Error).message, { step: 'seccomp' });

@@ -163,7 +163,7 @@ export function toPolicy(prof: SeccompProfile, arch: Arch, caps: Set<string>): P
   for (const s of prof.syscalls ?? []) {
     if (s.includes && !matches(s.includes, arch, caps, 'all')) continue;
     if (s.excludes && matches(s.excludes, arch, caps, 'any')) continue;
-    const action = actionOf('action', s.action, s.errnoRet ?? prof.defaultErrnoRet) >>> 0;
+    const action = actionOf('action', s.action, s.errnoRet) >>> 0; // EPERM unless given, as runc does
     for (const name of s.names ?? [s.name!]) {
       const nr = arch.byName.get(name);
       if (nr === undefined) continue;

@@ -1,0 +1,227 @@
+// The seccomp compiler, tested by running its filters: a static probe inside a container makes
+// exact system calls and prints what the kernel (or the filter) answered.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { nativeArch } from '../src/seccomp/arch.js';
+import { DEFAULT_PROFILE } from '../src/seccomp/default.js';
+import { seccompFilter } from '../src/seccomp/index.js';
+import { expectNothingLeft, nsbox, snapshot } from './helpers.js';
+import { probeRootfs, type ProbeRoot } from './tools/probe.js';
+
+const arch = nativeArch();
+const nr = (name: string) => {
+  const n = arch.byName.get(name);
+  if (n === undefined) throw new Error(`no syscall ${name} on ${arch.name}`);
+  return n;
+};
+
+let p: ProbeRoot;
+let before: ReturnType<typeof snapshot>;
+beforeAll(() => { p = probeRootfs(); });
+afterAll(() => p?.cleanup());
+beforeEach(() => { before = snapshot(); });
+afterEach(async () => { await expectNothingLeft(before); });
+
+/** Runs `probe` once per line of calls in one container; returns each call's answer. */
+async function probe(calls: string[], opts: string[] = []): Promise<string[]> {
+  const script = calls.map((c) => `probe ${c} || echo "died $?"`).join('\n');
+  const r = await nsbox([...opts, p.root, 'sh', '-c', script]);
+  expect(r.stderr.replace(/Bad system call\n/g, '')).toBe('');
+  expect(r.code).toBe(0);
+  return r.stdout.trim().split('\n');
+}
+
+let tmpCount = 0;
+function profileFile(profile: unknown): string {
+  const f = join(p.root, '..', `profile-${tmpCount++}.json`);
+  writeFileSync(f, typeof profile === 'string' ? profile : JSON.stringify(profile));
+  return f;
+}
+
+describe('default profile (Docker equivalent)', () => {
+  // Calls an unprivileged process may make, which Docker's profile refuses: the kernel would answer.
+  const refused: [string, string][] = [
+    ['keyctl (the session keyring)', `sc ${nr('keyctl')} 0 0xfffffffd 1`],
+    ['unshare a user namespace', `sc ${nr('unshare')} 0x10000000`],
+    ['clone into a user namespace', 'clone 0x10000000'],
+    ['io_uring_setup', `sc ${nr('io_uring_setup')} 1 0`],
+    ['perf_event_open', `sc ${nr('perf_event_open')} 0 0 0 0 0`],
+    ['bpf', `sc ${nr('bpf')} 0 0 0`],
+    ['personality(PER_BSD)', `sc ${nr('personality')} 6`],
+    ['socket(AF_VSOCK)', `sc ${nr('socket')} 40 1 0`],
+    ['socket(AF_VSOCK) with junk in the high 32 bits', `sc ${nr('socket')} 0x100000028 1 0`],
+    ['clock_settime', `sc ${nr('clock_settime')} 0 0`],
+  ];
+
+  it('refuses what Docker refuses with EPERM, where the kernel itself would have answered', async () => {
+    const confined = await probe(refused.map(([, c]) => c));
+    const unconfined = await probe(refused.map(([, c]) => c), ['--seccomp', 'unconfined']);
+    refused.forEach(([what], i) => {
+      expect(`${what}: ${confined[i]}`).toBe(`${what}: err EPERM`);
+      expect(`${what}: ${unconfined[i]}`).not.toBe(`${what}: err EPERM`);
+    });
+  });
+
+  it('refuses privileged calls even where a capability would allow them (mount, reboot, modules, kexec, swap, acct)', async () => {
+    const out = await probe([
+      `sc ${nr('mount')} 0 0 0 0 0`, `sc ${nr('umount2')} 0 0`, `sc ${nr('pivot_root')} 0 0`, `sc ${nr('setns')} 0 0`,
+      `sc ${nr('reboot')} 0 0 0 0`, `sc ${nr('init_module')} 0 0 0`, `sc ${nr('finit_module')} 0 0 0`,
+      `sc ${nr('delete_module')} 0 0`, `sc ${nr('kexec_load')} 0 0 0 0`, `sc ${nr('swapon')} 0 0`, `sc ${nr('acct')} 0`,
+      `sc ${nr('add_key')} 0 0 0 0 0`, `sc ${nr('request_key')} 0 0 0 0`, `sc ${nr('userfaultfd')} 0`,
+      `sc ${nr('open_tree')} 0 0 0`, `sc ${nr('fsopen')} 0 0`, `sc ${nr('settimeofday')} 0 0`,
+    ]);
+    expect(out).toEqual(out.map(() => 'err EPERM'));
+  });
+
+  it('allows ordinary work: the personality query, Linux personality, clone for fork and threads', async () => {
+    const out = await probe([
+      `sc ${nr('getpid')}`, `sc ${nr('personality')} 0xffffffff`, `sc ${nr('personality')} 0`,
+      'clone 0', `sc ${nr('socket')} 1 1 0`, `sc ${nr('fchmodat2')} 0xffffff9c 0 0 0`,
+    ]);
+    expect(out[0]).toBe('ok 2'); // sh is PID 1
+    expect(out[1]).toMatch(/^ok /);
+    expect(out[2]).toMatch(/^ok /);
+    expect(out[3]).toBe('ok 0');
+    expect(out[4]).toMatch(/^ok \d+/); // AF_UNIX
+    expect(out[5]).toBe('err EFAULT'); // fchmodat2 reached the kernel
+    const r = await nsbox([p.root, 'sh', '-c', 'ls / >/dev/null && echo a | sed s/a/b/ && sleep 0.01 && date >/dev/null && echo done']);
+    expect(r.stdout).toBe('b\ndone\n');
+  });
+
+  it('answers clone3 with ENOSYS so that libc falls back to clone', async () => {
+    expect(await probe([`sc ${nr('clone3')} 0 0`])).toEqual(['err ENOSYS']);
+  });
+
+  it('allows what a capability is given for, as Docker does (CAP_SYS_ADMIN: unshare, mount)', async () => {
+    const out = await probe([`sc ${nr('unshare')} 0x20000`, `sc ${nr('clone3')} 0 0`], ['--cap-add', 'SYS_ADMIN']);
+    expect(out).toEqual(['ok 0', 'err EINVAL']); // the kernel saw clone3's empty arguments
+  });
+
+  it('kills a call made through another architecture (i386 int 0x80, x32)', async () => {
+    if (arch.name !== 'x86_64') return;
+    const unconfined = await probe(['sc32 20'], ['--seccomp', 'unconfined']);
+    expect(unconfined[0]).toMatch(/^ok \d+$/); // the kernel runs i386 code here
+    const out = await probe(['sc32 20', `x32 ${nr('getpid')}`]);
+    expect(out).toEqual(['died 159', 'died 159']); // 128 + SIGSYS
+  });
+
+  it('shows as a filter in /proc/self/status, and not when unconfined', async () => {
+    const on = await nsbox([p.root, 'grep', 'Seccomp:', '/proc/self/status']);
+    const off = await nsbox(['--seccomp', 'unconfined', p.root, 'grep', 'Seccomp:', '/proc/self/status']);
+    expect(on.stdout).toMatch(/Seccomp:\s+2/);
+    expect(off.stdout).toMatch(/Seccomp:\s+0/);
+  });
+});
+
+describe('compiler', () => {
+  // One syscall per operator; each ignores its arguments, so the filter alone decides.
+  const ops = ['SCMP_CMP_EQ', 'SCMP_CMP_NE', 'SCMP_CMP_LT', 'SCMP_CMP_LE', 'SCMP_CMP_GT', 'SCMP_CMP_GE', 'SCMP_CMP_MASKED_EQ'];
+  const calls = ['getppid', 'getuid', 'geteuid', 'getgid', 'getegid', 'gettid', 'getpgrp'];
+  const V = 0x1_0000_0005n, MASK = 0xff_0000_00ffn;
+  const holds = (op: string, x: bigint): boolean => ({
+    SCMP_CMP_EQ: x === V, SCMP_CMP_NE: x !== V, SCMP_CMP_LT: x < V, SCMP_CMP_LE: x <= V, SCMP_CMP_GT: x > V,
+    SCMP_CMP_GE: x >= V, SCMP_CMP_MASKED_EQ: (x & MASK) === (V & MASK),
+  })[op]!;
+  const samples = [0n, 5n, 6n, 0xffff_ffffn, 0x1_0000_0000n, 0x1_0000_0004n, V, 0x1_0000_0006n, 0x2_0000_0000n, 0xab01_0000_0005n, 0xffff_ffff_ffffn];
+
+  it('compares 64-bit arguments as libseccomp does, for every operator', async () => {
+    const profile = {
+      defaultAction: 'SCMP_ACT_ALLOW',
+      syscalls: ops.map((op, i) => ({
+        names: [calls[i]], action: 'SCMP_ACT_ERRNO', errnoRet: 77,
+        args: [{ index: 2, op, value: op === 'SCMP_CMP_MASKED_EQ' ? Number(MASK) : Number(V), valueTwo: Number(V & MASK) }],
+      })),
+    };
+    const lines: string[] = [];
+    const want: string[] = [];
+    ops.forEach((op, i) => samples.forEach((x) => {
+      lines.push(`sc ${nr(calls[i])} 0 0 0x${x.toString(16)}`);
+      want.push(`${op} 0x${x.toString(16)}: ${holds(op, x) ? 'err EBADFD' : 'ok'}`);
+    }));
+    const out = await probe(lines, ['--seccomp', profileFile(profile)]);
+    const got = out.map((o, j) => `${ops[Math.floor(j / samples.length)]} 0x${samples[j % samples.length].toString(16)}: ${o.startsWith('ok') ? 'ok' : o}`);
+    expect(got).toEqual(want);
+  });
+
+  it('reaches far rule blocks (jumps beyond 255 instructions) and keeps the first matching rule', async () => {
+    // An argument check on ~300 syscalls makes a filter of thousands of instructions.
+    const names = [...arch.byName.keys()].filter((n) => !/^(exit|exit_group|execve|rt_sig|wait4|brk|mmap|munmap|close|read|write|arch_prctl|set_tid|getppid)/.test(n)).slice(0, 300);
+    const profile = {
+      defaultAction: 'SCMP_ACT_ALLOW',
+      syscalls: [
+        { names, action: 'SCMP_ACT_ERRNO', errnoRet: 7, args: [{ index: 0, op: 'SCMP_CMP_EQ', value: 0xdead }] },
+        { names: ['getppid'], action: 'SCMP_ACT_ERRNO', errnoRet: 33, args: [{ index: 0, op: 'SCMP_CMP_EQ', value: 0xbeef }] },
+        { names: ['getppid'], action: 'SCMP_ACT_ERRNO', errnoRet: 34, args: [{ index: 0, op: 'SCMP_CMP_GE', value: 0xbeef }] },
+      ],
+    };
+    const { filter } = seccompFilter(profile as never, []);
+    expect(filter.length / 8).toBeGreaterThan(1000);
+    const last = names[names.length - 1];
+    const out = await probe([`sc ${nr(last)} 0xdead`, `sc ${nr('getppid')} 0xbeef`, `sc ${nr('getppid')} 0xbef0`, `sc ${nr('getppid')} 1`], ['--seccomp', profileFile(profile)]);
+    expect(out.slice(0, 3)).toEqual(['err E2BIG', 'err EDOM', 'err ERANGE']);
+    expect(out[3]).toMatch(/^ok \d+$/);
+  });
+
+  it('answers ENOSYS above the table even when the default is to kill', async () => {
+    const profile = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['getcpu'], action: 'SCMP_ACT_KILL_PROCESS' }] };
+    const out = await probe([`sc ${arch.maxNr + 1}`, `sc ${arch.maxNr + 100}`, `sc ${nr('getcpu')}`], ['--seccomp', profileFile(profile)]);
+    expect(out).toEqual(['err ENOSYS', 'err ENOSYS', 'died 159']);
+  });
+
+  it('applies Docker profile filters: includes/excludes on caps, arches, minKernel; old "name"; unknown names; TRAP', async () => {
+    const profile = {
+      defaultAction: 'SCMP_ACT_ALLOW',
+      flags: ['SECCOMP_FILTER_FLAG_LOG'],
+      syscalls: [
+        { names: ['getuid'], action: 'SCMP_ACT_ERRNO', includes: { caps: ['CAP_KILL'] } }, // has it: applies
+        { names: ['geteuid'], action: 'SCMP_ACT_ERRNO', includes: { caps: ['CAP_SYS_MODULE'] } }, // lacks it: skipped
+        { names: ['getgid'], action: 'SCMP_ACT_ERRNO', excludes: { caps: ['CAP_KILL'] } }, // has it: skipped
+        { names: ['getegid'], action: 'SCMP_ACT_ERRNO', includes: { arches: ['ppc64le'] } }, // not this arch: skipped
+        { names: ['gettid'], action: 'SCMP_ACT_ERRNO', errnoRet: 12, includes: { minKernel: '4.0', arches: ['amd64', 'arm64'] } },
+        { name: 'getpgrp', action: 'SCMP_ACT_TRAP' },
+        { names: ['no_such_syscall', 'getsid'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 },
+      ],
+    };
+    const out = await probe(['getuid', 'geteuid', 'getgid', 'getegid', 'gettid', 'getsid', 'getpgrp'].map((n) => `sc ${nr(n)} 0`), ['--seccomp', profileFile(profile)]);
+    expect(out.map((o) => o.replace(/^ok \d+$/, 'ok'))).toEqual(['err EPERM', 'ok', 'ok', 'ok', 'err ENOMEM', 'err EPERM', 'died 159']);
+  });
+});
+
+describe('bad profiles', () => {
+  const cases: [string, unknown, RegExp][] = [
+    ['not JSON', '{"defaultAction": ', /not JSON/],
+    ['an unknown action', { defaultAction: 'SCMP_ACT_FOO' }, /defaultAction: unknown action "SCMP_ACT_FOO"/],
+    ['a notify action', { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['read'], action: 'SCMP_ACT_NOTIFY' }] }, /syscalls\[0\]\.action: SCMP_ACT_NOTIFY is not supported/],
+    ['an argument index out of range', { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['read'], action: 'SCMP_ACT_ERRNO', args: [{ index: 6, value: 1, op: 'SCMP_CMP_EQ' }] }] }, /args\[0\]\.index: must be 0 to 5, got 6/],
+    ['an unknown operator', { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['read'], action: 'SCMP_ACT_ERRNO', args: [{ index: 0, value: 1, op: 'SCMP_CMP_XX' }] }] }, /unknown operator "SCMP_CMP_XX"/],
+    ['no names', { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ action: 'SCMP_ACT_ERRNO' }] }, /syscalls\[0\]\.names: must list syscall names/],
+    ['an unknown flag', { defaultAction: 'SCMP_ACT_ALLOW', flags: ['SECCOMP_FILTER_FLAG_BOGUS'] }, /flags: unknown flag/],
+  ];
+  for (const [what, profile, message] of cases) {
+    it(`rejects ${what} with one line, before starting anything`, async () => {
+      const f = profileFile(profile);
+      const r = await nsbox(['--seccomp', f, p.root, 'true']);
+      expect(r.stderr).toMatch(new RegExp(`^nsbox: seccomp profile ${f}: .*\\n$`));
+      expect(r.stderr).toMatch(message);
+      expect(r.code).toBe(125);
+    });
+  }
+
+  it('rejects a missing file and a filter longer than the kernel takes', async () => {
+    let r = await nsbox(['--seccomp', '/nonexistent.json', p.root, 'true']);
+    expect(r.stderr).toBe('nsbox: seccomp profile /nonexistent.json: no such file\n');
+    expect(r.code).toBe(125);
+    const names = [...arch.byName.keys()];
+    const huge = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names, action: 'SCMP_ACT_ERRNO', args: [0, 1, 2, 3, 4].map((index) => ({ index, value: 0x1_0000_0000 + index, op: 'SCMP_CMP_GT' })) }] };
+    r = await nsbox(['--seccomp', profileFile(huge), p.root, 'true']);
+    expect(r.stderr).toMatch(/^nsbox: seccomp filter too long: \d+ instructions \(the kernel takes 4096\)\n$/);
+    expect(r.code).toBe(125);
+  });
+
+  it('compiles the default profile to a small filter', () => {
+    const { filter } = seccompFilter(DEFAULT_PROFILE);
+    expect(filter.length % 8).toBe(0);
+    expect(filter.length / 8).toBeLessThan(300);
+  });
+});
