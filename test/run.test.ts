@@ -22,7 +22,8 @@ describe('isolation', () => {
 
   it('keeps a hostname set inside from reaching the host', async () => {
     const host = hostname();
-    const r = await nsbox(['--hostname', 'inner', ROOTFS, 'sh', '-c', 'hostname; hostname changed; hostname']);
+    // sethostname needs CAP_SYS_ADMIN, which Docker's default set leaves out.
+    const r = await nsbox(['--cap-add', 'SYS_ADMIN', '--hostname', 'inner', ROOTFS, 'sh', '-c', 'hostname; hostname changed; hostname']);
     expect(r.stdout).toBe('inner\nchanged\n');
     expect(hostname()).toBe(host);
     expect(readFileSync('/proc/sys/kernel/hostname', 'utf8').trim()).toBe(host);
@@ -77,7 +78,7 @@ describe('isolation', () => {
   });
 
   it('keeps mounts made inside from reaching the host', async () => {
-    const r = await nsbox([ROOTFS, 'sh', '-c', 'mount -t tmpfs none /tmp && touch /tmp/x && grep " /tmp " /proc/self/mountinfo | wc -l']);
+    const r = await nsbox(['--cap-add', 'SYS_ADMIN', ROOTFS, 'sh', '-c', 'mount -t tmpfs none /tmp && touch /tmp/x && grep " /tmp " /proc/self/mountinfo | wc -l']);
     expect(r.stdout.trim()).toBe('1');
     expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(ROOTFS);
   });
@@ -170,7 +171,7 @@ describe('bad input', () => {
     });
   }
 
-  it('tells an ordinary user which privilege is missing', async () => {
+  it('runs rootless for an ordinary user, saying in one line why its map is a single id', async () => {
     const r = await new Promise<{ code: number | null; stderr: string }>((res) => {
       const p = require('node:child_process').spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all',
         process.execPath, require('node:path').resolve(__dirname, '..', 'dist', 'run.js'), ROOTFS, 'true'], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -178,8 +179,9 @@ describe('bad input', () => {
       p.stderr.on('data', (d: Buffer) => (stderr += d));
       p.on('close', (code: number | null) => res({ code, stderr }));
     });
-    expect(r.stderr).toMatch(/^nsbox: .*CAP_SYS_ADMIN.*\n$/);
-    expect(r.code).toBe(125);
+    // nobody has no range in /etc/subuid: root inside is nobody outside, and nothing else is mapped (test/userns/).
+    expect(r.stderr).toMatch(/^nsbox: warning: rootless with a single-id map \(container root is uid 65534, no other ids\): missing .*\n$/);
+    expect(r.code).toBe(0);
   });
 });
 
