@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -171,6 +172,37 @@ static struct plan *read_plan(napi_env env, napi_value ops) {
   return p;
 }
 
+/* posix_spawn-style start: the child runs the plan on a stack of its own inside our memory
+ * (CLONE_VM) while this thread sleeps (CLONE_VFORK) until the child has exec'd or died. Nothing
+ * of Node's address space is copied (nor torn down again at exec), so a start costs the same
+ * whatever the heap's size. Only for plans that never wait for the parent (OP_WAIT_SYNC would
+ * deadlock), never outlive exec (OP_INIT's reaper would go on sharing our memory) and need no
+ * clone3-only flag (CLONE_INTO_CGROUP). The child only reads its plan and writes its own stack;
+ * errno it sets lands in this (sleeping) thread's TLS, which we read only when clone fails. */
+#define CHILD_STACK (256 * 1024)
+#define GUARD_PAGE 4096
+
+static int can_vfork(const struct plan *p, uint64_t flags) {
+  if (flags >> 32) return 0;
+  for (int i = 0; i < p->nops; i++)
+    if (p->ops[i].kind == OP_WAIT_SYNC || p->ops[i].kind == OP_INIT) return 0;
+  return 1;
+}
+
+static int child_main(void *arg) { plan_run(arg); }
+
+static pid_t spawn_vfork(struct plan *p, uint64_t flags, int *pidfd) {
+  char *stack = mmap(NULL, CHILD_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) return -1;
+  pid_t pid = -1;
+  if (mprotect(stack, GUARD_PAGE, PROT_NONE) == 0) /* an overflow faults instead of writing into our heap */
+    pid = clone(child_main, stack + CHILD_STACK, (int)flags | CLONE_VM | CLONE_VFORK | SIGCHLD, p, pidfd);
+  int e = errno;
+  munmap(stack, CHILD_STACK);
+  errno = e;
+  return pid;
+}
+
 /* spawn({ flags, cgroupFd?, sync?, ops }) -> { pid, pidfd, errFd, syncFd } */
 static napi_value Spawn(napi_env env, napi_callback_info info) {
   napi_value a[1];
@@ -214,8 +246,13 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  pid_t pid = syscall(SYS_clone3, &ca, sizeof ca);
-  if (pid == 0) plan_run(p);
+  pid_t pid;
+  if (can_vfork(p, ca.flags)) {
+    pid = spawn_vfork(p, ca.flags, &pidfd);
+  } else {
+    pid = syscall(SYS_clone3, &ca, sizeof ca);
+    if (pid == 0) plan_run(p);
+  }
   int e = errno;
   pthread_sigmask(SIG_SETMASK, &old, NULL);
 
