@@ -330,6 +330,7 @@ void plan_run(struct plan *p) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, 0);
+  if (p->sync_peer >= 0) close(p->sync_peer);
 
   for (int i = 0; i < p->nops; i++) {
     struct op *o = &p->ops[i];

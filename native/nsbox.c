@@ -231,6 +231,7 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   }
   p->err_fd = errp[1];
   p->sync_fd = syncp[0];
+  p->sync_peer = syncp[1];
 
   int pidfd = -1;
   struct nsbox_clone_args ca = { 0 };

@@ -73,6 +73,7 @@ struct plan {
   int nops;
   struct op *ops;
   int sync_fd;      /* read end, child side */
+  int sync_peer;    /* the parent's write end: the child closes its copy first, so the parent's death reads as EOF */
   int err_fd;       /* write end, close-on-exec */
   int slots[PLAN_SLOTS];
 };

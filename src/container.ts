@@ -15,6 +15,7 @@ import { commandCandidates, resolveSpec, type ContainerSpec, type ResolvedSpec }
 import { usernsPart } from './userns/part.js';
 import { identityOps, ttyGid, usernsEntryOps } from './userns/plan.js';
 import { isPrivileged } from './userns/rootless.js';
+import { cgroupPart } from './cgroups/part.js';
 
 
 /** Clone flags for the namespaces a spec asks for; the mount namespace is always new. */
@@ -148,6 +149,8 @@ export interface StartPart {
   plan?(ops: Op[]): void;
   /** Extra clone flags. */
   flags?: number;
+  /** Clone flags to leave out (e.g. a namespace the child unshares later in its plan). */
+  clearFlags?: number;
   /** A cgroup v2 directory fd for CLONE_INTO_CGROUP. */
   cgroupFd?: number;
   /** Parent-side work between clone and the child's go-ahead (e.g. writing uid_map). */
@@ -177,6 +180,9 @@ export class Container {
     const s = resolveSpec(spec);
     checkPrivilege(s);
     if (s.identity.userns) parts = [usernsPart(s.identity.userns), ...parts];
+    // The cgroup (made now, limits validated by resolveSpec): see src/cgroups/part.ts.
+    const cg = cgroupPart(s);
+    if (cg) parts = [...parts, cg];
     const sync = parts.some((p) => p.beforeRelease);
     const ops = compile(s);
     for (const p of parts) p.plan?.(ops);
@@ -187,6 +193,7 @@ export class Container {
       flags |= p.flags ?? 0;
       cgroupFd = p.cgroupFd ?? cgroupFd;
     }
+    for (const p of parts) flags &= ~(p.clearFlags ?? 0);
     let child: native.SpawnedChild;
     try {
       child = native.spawn({ flags, ops, sync, cgroupFd });

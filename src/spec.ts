@@ -3,6 +3,7 @@ import { realpathSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { NsboxError } from './errors.js';
 import { resolveIdentity, type Identity, type IdentitySpec } from './userns/identity.js';
+import { resolveLimits, type Limits, type ResolvedLimits } from './cgroups/limits.js';
 import { resolveHardening, type Hardening, type HardeningSpec } from './hardening/spec.js';
 
 /** User namespace, user, groups and capabilities: see IdentitySpec (src/userns/identity.ts). */
@@ -22,6 +23,9 @@ export interface ContainerSpec extends IdentitySpec, HardeningSpec {
   namespaces?: Namespaces;
   /** Host fds that become the container's 0, 1 and 2. Default: this process's own. */
   stdio?: [number, number, number];
+  /** Memory, CPU and pids quotas, enforced by the container's cgroup (src/cgroups/limits.ts). Given
+   *  (even `{}`), the container gets a cgroup, which also accounts its usage. */
+  limits?: Limits;
 }
 
 export interface Namespaces {
@@ -32,8 +36,10 @@ export interface Namespaces {
   cgroup?: boolean;
 }
 
-export interface ResolvedSpec extends Required<Omit<ContainerSpec, 'env' | 'namespaces' | keyof IdentitySpec | keyof HardeningSpec>> {
+export interface ResolvedSpec extends Required<Omit<ContainerSpec, 'env' | 'namespaces' | 'limits' | keyof IdentitySpec | keyof HardeningSpec>> {
   id: string;
+  /** null: none given (no cgroup is made unless the PID namespace is shared). */
+  limits: ResolvedLimits | null;
   env: string[];
   namespaces: Required<Namespaces>;
   identity: Identity;
@@ -100,6 +106,7 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
     namespaces: resolveNamespaces(spec.namespaces),
     identity,
     hardening: resolveHardening(spec, identity.caps.bounding),
+    limits: spec.limits === undefined ? null : resolveLimits(spec.limits),
     env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
   };
 }

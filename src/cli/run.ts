@@ -4,7 +4,9 @@ import { Container, type StartPart } from '../container.js';
 import { NsboxError } from '../errors.js';
 import { parseArgs, type OptionDef, type Parsed } from './args.js';
 import { IDENTITY_HELP, IDENTITY_OPTIONS, identityFromOptions } from '../userns/cli.js';
+import { LIMIT_HELP, LIMIT_OPTIONS, limitsFromOptions, reportOom } from '../cgroups/cli.js';
 import { SECURITY_HELP, SECURITY_OPTIONS, securityFromOptions } from './security.js';
+import { setCgroupDebug } from '../cgroups/part.js';
 
 export const RUN_HELP = `Usage: nsbox run [OPTIONS] ROOTFS CMD [ARG...]
 
@@ -17,14 +19,15 @@ Options:
   -e, --env K=V          set an environment variable (repeatable)
   -w, --workdir DIR      working directory inside (default: /)
       --read-only        mount the root read-only
-${IDENTITY_HELP}
-${SECURITY_HELP}
   -d, --detach           run in the background and print the container's id
       --rm               remove the container when it ends (foreground runs always are)
       --init             PID 1 is a small init that reaps orphans and forwards signals
   -t, --tty              give the command a terminal (its /dev/console)
   -i, --interactive      with -t: send this terminal's input to it
       --log-size SIZE    with -d: keep at most about 2*SIZE of output (default 1m)
+${IDENTITY_HELP}
+${LIMIT_HELP}
+${SECURITY_HELP}
   -h, --help             show this help
   -V, --version          show the version
 
@@ -37,14 +40,15 @@ const OPTIONS: OptionDef[] = [
   { long: 'env', short: 'e', value: 'multiple' },
   { long: 'workdir', short: 'w', value: 'single' },
   { long: 'read-only' },
-  ...IDENTITY_OPTIONS,
-  ...SECURITY_OPTIONS,
   { long: 'detach', short: 'd' },
   { long: 'rm' },
   { long: 'init' },
   { long: 'tty', short: 't' },
   { long: 'interactive', short: 'i' },
   { long: 'log-size', value: 'single' },
+  ...IDENTITY_OPTIONS,
+  ...LIMIT_OPTIONS,
+  ...SECURITY_OPTIONS,
   { long: 'help', short: 'h' },
   { long: 'version', short: 'V' },
 ];
@@ -95,6 +99,7 @@ export function containerFromArgs(o: Parsed['options'], rootfs: string, command:
     readOnly: !!o['read-only'],
     ...identityFromOptions(o),
     ...securityFromOptions(o),
+    limits: limitsFromOptions(o),
     env: { TERM: process.env.TERM || 'xterm', ...parseEnv(o.env as string[] | undefined) },
     stdio: launch.stdio,
   }, launch.parts);
@@ -112,6 +117,8 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
   }
   if (!rootfs) throw new NsboxError('missing ROOTFS (see --help)');
   if (command.length === 0) throw new NsboxError('no command given (see --help)');
+  const limits = limitsFromOptions(o); // bad values fail before anything is made
+  if (o.debug) setCgroupDebug((line) => process.stderr.write(`nsbox: ${line}\n`));
   if (o.detach) return (await import('./detach.js')).runDetached(argv, o, rootfs, command);
   // Registered in the state directory while it runs (for ps and exec), with a terminal for -t.
   const fg = await (await import('./foreground.js')).foreground(o, rootfs, command);
@@ -124,6 +131,7 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
     throw e;
   }
   const st = await c.exited;
+  if (st.oomKilled) return reportOom(st, limits);
   return st.status;
 }
 

@@ -1,0 +1,350 @@
+// A container's cgroup: one directory per hierarchy it uses, under an `nsbox` parent. Made before
+// clone with the limits written; emptied (cgroup.kill, or freezer + SIGKILL on v1), read and removed
+// after PID 1 ended.
+import { closeSync, mkdirSync, openSync, readdirSync, rmdirSync, constants as fsConstants } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Usage } from '../container.js';
+import { NsboxError } from '../errors.js';
+import { describe, errnoOf, readFile, readKeyed, readNumber, readPids, sleep, writeFile } from './files.js';
+import type { Controller, Hierarchies, Hierarchy } from './hierarchy.js';
+import type { ResolvedLimits } from './limits.js';
+
+export interface CgroupDir {
+  hierarchy: Hierarchy;
+  path: string;
+  /** The controllers read or written here. */
+  uses: Controller[];
+}
+
+export const PARENT = 'nsbox';
+/** `<container id>.<owner pid>.<owner start time>`: the owner is the process that made it. */
+const NAME_RE = /^[0-9a-zA-Z_-]+\.(\d+)\.(\d+)$/;
+const V2_ENABLE: Controller[] = ['cpu', 'cpuset', 'memory', 'pids'];
+
+/** Start time of a process (clock ticks after boot), or undefined when it is gone (or a zombie). */
+function startTime(pid: number | string): string | undefined {
+  const stat = readFile(`/proc/${pid}/stat`);
+  const f = stat?.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return !f || f[0] === 'Z' || f[0] === 'X' ? undefined : f[19];
+}
+
+let ownStart: string | undefined;
+
+/** Which hierarchy serves which controller for a container with these limits. */
+export function place(l: ResolvedLimits, h: Hierarchies): Map<Hierarchy, Controller[]> {
+  const required: [Controller, string][] = [];
+  if (l.memoryBytes !== undefined) required.push(['memory', 'memory']);
+  if (l.cpuQuotaUs !== undefined || l.cpuShares !== undefined) required.push(['cpu', 'CPU time']);
+  if (l.cpusetCpus !== undefined) required.push(['cpuset', 'CPUs']);
+  if (l.pids !== undefined) required.push(['pids', 'processes']);
+  for (const [c, what] of required) if (!h.byController[c]) throw missing(c, what, h);
+  const out = new Map<Hierarchy, Controller[]>();
+  const add = (hier: Hierarchy | undefined, c: Controller) => {
+    if (hier) out.set(hier, [...(out.get(hier) ?? []), c]);
+  };
+  const wanted = new Set<Controller>(['memory', 'pids', ...required.map(([c]) => c)]);
+  for (const c of wanted) add(h.byController[c], c);
+  // CPU usage: cpu.stat is in every v2 cgroup; v1 has cpuacct. Killing: cgroup.kill on v2, freezer on v1.
+  if (h.v2 && out.has(h.v2)) add(h.v2, 'cpuacct');
+  else if (out.size > 0) {
+    add(h.byController.cpuacct, 'cpuacct');
+    add(h.byController.freezer, 'freezer');
+  }
+  return out;
+}
+
+function missing(c: Controller, what: string, h: Hierarchies): NsboxError {
+  let why = 'no cgroup filesystem is mounted (mount cgroup2 on /sys/fs/cgroup)';
+  if (h.v2) {
+    why = h.v2.base === h.v2.mount
+      ? `the kernel offers no ${c} controller in ${h.v2.mount}/cgroup.controllers and no v1 hierarchy has it`
+      : `the ${c} controller is not in ${h.v2.base}/cgroup.controllers: enable it with ` +
+        `echo +${c} > ${dirname(h.v2.base)}/cgroup.subtree_control`;
+  } else if (h.v1.length) why = `no cgroup v1 hierarchy has the ${c} controller (mount one, or boot with cgroup v2)`;
+  return new NsboxError(`cannot limit ${what}: ${why}`, { step: 'cgroup' });
+}
+
+/** Hands controllers to children in dir's cgroup.subtree_control (v2), explaining a refusal. */
+function enable(dir: string, controllers: Controller[]): void {
+  const file = `${dir}/cgroup.subtree_control`;
+  const on = (readFile(file) ?? '').trim().split(/\s+/);
+  for (const c of controllers) {
+    if (on.includes(c)) continue;
+    try {
+      writeFile(file, `+${c}`, `cannot enable the ${c} controller`);
+    } catch (e) {
+      const code = (e as NsboxError).code;
+      const fix = code === 'EBUSY'
+        ? `${dir} holds processes, and a cgroup with processes cannot hand controllers to children ` +
+          `(no internal processes rule): move them into a child cgroup, or start nsbox from another cgroup`
+        : code === 'ENOENT' || code === 'EINVAL'
+          ? `${c} is not in ${dir}/cgroup.controllers: enable it in ${dirname(dir)}/cgroup.subtree_control first`
+          : code === 'EACCES' || code === 'EPERM' || code === 'EROFS'
+            ? 'run as root with /sys/fs/cgroup writable, or in a delegated cgroup (systemd-run --scope -p Delegate=yes)'
+            : 'see the kernel log';
+      throw new NsboxError(`${(e as Error).message}; ${fix}`, { code, step: 'cgroup' });
+    }
+  }
+}
+
+function mkdir(path: string): void {
+  try {
+    mkdirSync(path, 0o755);
+  } catch (e) {
+    if (errnoOf(e) === 'EEXIST') return;
+    const fix = ['EACCES', 'EPERM', 'EROFS'].includes(errnoOf(e)) ? ': run as root with /sys/fs/cgroup writable' : '';
+    throw new NsboxError(`cannot create cgroup ${path}: ${describe(e)}${fix}`, { code: errnoOf(e), step: 'cgroup' });
+  }
+}
+
+/** A new v1 cpuset cgroup has no CPUs or memory nodes: take the parent's. */
+function inheritCpuset(dir: string, cpus?: string): void {
+  const parent = dirname(dir);
+  for (const f of ['cpuset.mems', 'cpuset.cpus']) {
+    const own = readFile(`${dir}/${f}`)?.trim();
+    const value = f === 'cpuset.cpus' && cpus !== undefined ? cpus : readFile(`${parent}/${f}`)?.trim();
+    if (!value || (own === value)) continue;
+    writeFile(`${dir}/${f}`, value, `cannot set ${f}`);
+  }
+}
+
+function writeLimits(d: CgroupDir, l: ResolvedLimits): void {
+  const v2 = d.hierarchy.version === 2;
+  const set = (file: string, value: string | number, what: string) => writeFile(`${d.path}/${file}`, String(value), `cannot set the ${what}`);
+  if (d.uses.includes('memory') && l.memoryBytes !== undefined) {
+    const swap = l.swapBytes ?? 0;
+    const swapFile = v2 ? 'memory.swap.max' : 'memory.memsw.limit_in_bytes';
+    set(v2 ? 'memory.max' : 'memory.limit_in_bytes', l.memoryBytes, 'memory limit');
+    if (readFile(`${d.path}/${swapFile}`) !== undefined) {
+      set(swapFile, v2 ? (swap < 0 ? 'max' : swap) : (swap < 0 ? -1 : l.memoryBytes + swap), 'swap limit');
+    } else if (swap !== 0) {
+      throw new NsboxError(`cannot limit swap: this kernel has no ${swapFile} (swap accounting is off; boot with swapaccount=1)`, { step: 'cgroup' });
+    }
+  }
+  if (d.uses.includes('cpu')) {
+    if (l.cpuQuotaUs !== undefined) {
+      if (v2) set('cpu.max', `${l.cpuQuotaUs} ${l.cpuPeriodUs}`, 'CPU quota');
+      else {
+        set('cpu.cfs_period_us', l.cpuPeriodUs!, 'CPU period');
+        set('cpu.cfs_quota_us', l.cpuQuotaUs, 'CPU quota');
+      }
+    }
+    if (l.cpuShares !== undefined) set(v2 ? 'cpu.weight' : 'cpu.shares', v2 ? l.cpuWeight! : l.cpuShares, 'CPU weight');
+  }
+  if (d.uses.includes('cpuset') && l.cpusetCpus !== undefined && v2) set('cpuset.cpus', l.cpusetCpus, 'CPU set');
+  if (d.uses.includes('pids') && l.pids !== undefined) set('pids.max', l.pids, 'pids limit');
+}
+
+export class Cgroup {
+  constructor(readonly name: string, readonly dirs: CgroupDir[]) {}
+
+  /** Makes the directories and writes the limits; on failure removes what it made. */
+  static create(id: string, l: ResolvedLimits, placement: Map<Hierarchy, Controller[]>): Cgroup {
+    ownStart ??= startTime('self') ?? '0';
+    const cg = new Cgroup(`${id}.${process.pid}.${ownStart}`, []);
+    try {
+      for (const [hier, uses] of placement) {
+        const parent = `${hier.base}/${PARENT}`;
+        const v2ctl = V2_ENABLE.filter((c) => uses.includes(c));
+        if (hier.version === 2) enable(hier.base, v2ctl);
+        mkdir(parent);
+        if (hier.version === 2) enable(parent, v2ctl);
+        else if (hier.controllers.includes('cpuset')) inheritCpuset(parent);
+        const d: CgroupDir = { hierarchy: hier, path: `${parent}/${cg.name}`, uses };
+        mkdir(d.path);
+        cg.dirs.push(d);
+        if (hier.version === 1 && hier.controllers.includes('cpuset')) inheritCpuset(d.path, l.cpusetCpus);
+        writeLimits(d, l);
+      }
+    } catch (e) {
+      cg.removeNow();
+      throw e;
+    }
+    return cg;
+  }
+
+  get v2(): CgroupDir | undefined {
+    return this.dirs.find((d) => d.hierarchy.version === 2);
+  }
+
+  dir(c: Controller): CgroupDir | undefined {
+    return this.dirs.find((d) => d.uses.includes(c));
+  }
+
+  /** A directory fd of the v2 cgroup for clone3(CLONE_INTO_CGROUP). */
+  openV2(): number | undefined {
+    const d = this.v2;
+    if (!d) return undefined;
+    try {
+      return openSync(d.path, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
+    } catch (e) {
+      throw new NsboxError(`cannot open cgroup ${d.path}: ${describe(e)}`, { code: errnoOf(e), step: 'cgroup' });
+    }
+  }
+
+  /** v1: moves a process into every v1 directory (v2 got it at clone). */
+  join(pid: number): void {
+    for (const d of this.dirs) {
+      if (d.hierarchy.version === 1) writeFile(`${d.path}/cgroup.procs`, String(pid), `cannot move the container into ${d.path}`);
+    }
+  }
+
+  usage(): Usage & { peakKnown: boolean } {
+    const u = { cpuUserUs: 0, cpuSystemUs: 0, memoryBytes: 0, memoryPeakBytes: 0, pids: 0, peakKnown: false };
+    const acct = this.dir('cpuacct');
+    if (acct?.hierarchy.version === 2) {
+      const s = readKeyed(`${acct.path}/cpu.stat`);
+      u.cpuUserUs = s?.get('user_usec') ?? 0;
+      u.cpuSystemUs = s?.get('system_usec') ?? 0;
+    } else if (acct) {
+      const user = readNumber(`${acct.path}/cpuacct.usage_user`);
+      const sys = readNumber(`${acct.path}/cpuacct.usage_sys`);
+      if (user !== undefined && sys !== undefined) {
+        u.cpuUserUs = Math.round(user / 1000);
+        u.cpuSystemUs = Math.round(sys / 1000);
+      } else {
+        const s = readKeyed(`${acct.path}/cpuacct.stat`); // USER_HZ ticks
+        u.cpuUserUs = (s?.get('user') ?? 0) * 10_000;
+        u.cpuSystemUs = (s?.get('system') ?? 0) * 10_000;
+      }
+    }
+    const mem = this.dir('memory');
+    if (mem) {
+      const v2 = mem.hierarchy.version === 2;
+      u.memoryBytes = readNumber(`${mem.path}/${v2 ? 'memory.current' : 'memory.usage_in_bytes'}`) ?? 0;
+      const peak = readNumber(`${mem.path}/${v2 ? 'memory.peak' : 'memory.max_usage_in_bytes'}`);
+      u.peakKnown = peak !== undefined;
+      u.memoryPeakBytes = Math.max(peak ?? 0, u.memoryBytes);
+    }
+    const pids = this.dir('pids');
+    if (pids) u.pids = readNumber(`${pids.path}/pids.current`) ?? 0;
+    return u;
+  }
+
+  /** OOM kills in the container; `sigkilled` says PID 1 died of SIGKILL (for kernels before 4.13). */
+  oomKilled(sigkilled: boolean): boolean {
+    const mem = this.dir('memory');
+    if (!mem) return false;
+    if (mem.hierarchy.version === 2) return (readKeyed(`${mem.path}/memory.events`)?.get('oom_kill') ?? 0) > 0;
+    const kills = readKeyed(`${mem.path}/memory.oom_control`)?.get('oom_kill');
+    if (kills !== undefined) return kills > 0;
+    return sigkilled && (readNumber(`${mem.path}/memory.failcnt`) ?? 0) > 0;
+  }
+
+  /** Every process in the cgroup, sub-cgroups included. */
+  private procs(): number[] {
+    const d = this.v2 ?? this.dir('freezer') ?? this.dirs[0];
+    return d ? treeOf(d.path).flatMap((p) => readPids(`${p}/cgroup.procs`)) : [];
+  }
+
+  /** Kills every process left in the cgroup and waits until it is empty. */
+  async killAll(): Promise<void> {
+    if (this.procs().length === 0) return;
+    const v2 = this.v2;
+    const fz = this.dir('freezer');
+    if (v2 && readFile(`${v2.path}/cgroup.kill`) !== undefined) {
+      writeFile(`${v2.path}/cgroup.kill`, '1', 'cannot kill the container');
+    } else if (v2) {
+      await this.freezeKill(`${v2.path}/cgroup.freeze`, '1', '0', () => readKeyed(`${v2.path}/cgroup.events`)?.get('frozen') === 1);
+    } else if (fz) {
+      const state = `${fz.path}/freezer.state`;
+      await this.freezeKill(state, 'FROZEN', 'THAWED', () => readFile(state)?.trim() === 'FROZEN');
+    } else {
+      for (const pid of this.procs()) kill(pid);
+    }
+    // Dying processes leave within moments; anything that slipped through is killed again.
+    for (let i = 0; i < 500; i++) {
+      const left = this.procs();
+      if (left.length === 0) return;
+      if (i % 20 === 19) for (const pid of left) kill(pid);
+      await sleep(10);
+    }
+  }
+
+  /** Freeze so nothing forks while we kill, SIGKILL each process, thaw so they die. */
+  private async freezeKill(file: string, freeze: string, thaw: string, frozen: () => boolean): Promise<void> {
+    writeFile(file, freeze, 'cannot freeze the container');
+    for (let i = 0; i < 100 && !frozen(); i++) await sleep(5);
+    for (const pid of this.procs()) kill(pid);
+    writeFile(file, thaw, 'cannot thaw the container');
+  }
+
+  /** Removes the directories, retrying while the last processes leave. */
+  async remove(): Promise<void> {
+    for (let i = 0; i < 200; i++) {
+      if (this.removeNow()) return;
+      await sleep(10);
+    }
+    throw new NsboxError(`cannot remove cgroup ${this.dirs.map((d) => d.path).join(', ')}: still busy`, { code: 'EBUSY', step: 'cgroup' });
+  }
+
+  /** rmdir of every directory; true when all are gone. */
+  removeNow(): boolean {
+    let done = true;
+    for (const d of this.dirs) {
+      for (const p of treeOf(d.path).reverse()) {
+        try {
+          rmdirSync(p);
+        } catch (e) {
+          if (errnoOf(e) !== 'ENOENT') done = false;
+        }
+      }
+    }
+    return done;
+  }
+}
+
+/** A cgroup directory and its sub-cgroups, parents first. */
+function treeOf(path: string): string[] {
+  const out = [path];
+  for (let i = 0; i < out.length; i++) {
+    try {
+      for (const e of readdirSync(out[i], { withFileTypes: true })) if (e.isDirectory()) out.push(`${out[i]}/${e.name}`);
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+function kill(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch { /* gone */ }
+}
+
+export const closeFd = (fd: number | undefined) => {
+  if (fd !== undefined) closeSync(fd);
+};
+
+/**
+ * Cgroups under `nsbox` whose owner process is gone (a CLI or monitor that was SIGKILLed): what is
+ * left in them is killed and they are removed. Returns the names cleaned.
+ */
+export async function cleanStale(h: Hierarchies, log?: (line: string) => void): Promise<string[]> {
+  const found = new Map<string, CgroupDir[]>();
+  for (const hier of [h.v2, ...h.v1]) {
+    if (!hier) continue;
+    let entries;
+    try {
+      entries = readdirSync(`${hier.base}/${PARENT}`, { withFileTypes: true });
+    } catch {
+      continue;
+    }
+    for (const e of entries) {
+      const m = e.isDirectory() ? NAME_RE.exec(e.name) : null;
+      if (!m || startTime(m[1]) === m[2]) continue;
+      const uses = (hier.version === 2 ? ['cpuacct', 'memory', 'pids'] : hier.controllers) as Controller[];
+      found.set(e.name, [...(found.get(e.name) ?? []), { hierarchy: hier, path: `${hier.base}/${PARENT}/${e.name}`, uses }]);
+    }
+  }
+  for (const [name, dirs] of found) {
+    const cg = new Cgroup(name, dirs);
+    try {
+      await cg.killAll();
+      await cg.remove();
+      log?.(`removed stale cgroup ${dirs.map((d) => d.path).join(', ')}`);
+    } catch (e) {
+      log?.(`cannot remove stale cgroup ${name}: ${(e as Error).message}`); // another nsbox may be at it too
+    }
+  }
+  return [...found.keys()];
+}

@@ -1,0 +1,50 @@
+// The CLI's quota options (`run --memory 64m --cpus 0.5 ...`) and its out-of-memory report.
+import type { ExitStatus } from '../container.js';
+import type { OptionDef, Parsed } from '../cli/args.js';
+import { formatBytes, resolveLimits, type Limits } from './limits.js';
+
+export const LIMIT_OPTIONS: OptionDef[] = [
+  { long: 'memory', short: 'm', value: 'single' },
+  { long: 'memory-swap', value: 'single' },
+  { long: 'cpus', value: 'single' },
+  { long: 'cpu-shares', value: 'single' },
+  { long: 'cpu-weight', value: 'single' },
+  { long: 'cpuset-cpus', value: 'single' },
+  { long: 'pids-limit', value: 'single' },
+  { long: 'debug' },
+];
+
+export const LIMIT_HELP = `  -m, --memory SIZE      memory limit, e.g. 64m (units b, k, m, g, t; at least 6m)
+      --memory-swap SIZE memory plus swap (default: no swap; -1: unlimited swap)
+      --cpus N           CPU time per wall time, e.g. 0.5 (at most the host's CPUs)
+      --cpu-shares N     relative CPU weight, 2-262144 (default 1024)
+      --cpu-weight N     relative CPU weight in cgroup v2 units, 1-10000 (default 100)
+      --cpuset-cpus LIST CPUs to run on, e.g. 0-1,3
+      --pids-limit N     most processes and threads at once
+      --debug            say which cgroup hierarchy and directories are used`;
+
+const FIELDS: [string, keyof Limits][] = [
+  ['memory', 'memory'], ['memory-swap', 'memorySwap'], ['cpus', 'cpus'], ['cpu-shares', 'cpuShares'],
+  ['cpu-weight', 'cpuWeight'], ['cpuset-cpus', 'cpusetCpus'], ['pids-limit', 'pids'],
+];
+
+/** The limits the options ask for (undefined: none), checked now so bad values fail before anything is made. */
+export function limitsFromOptions(o: Parsed['options']): Limits | undefined {
+  const l: Record<string, string> = {};
+  for (const [opt, field] of FIELDS) if (typeof o[opt] === 'string') l[field] = o[opt] as string;
+  if (Object.keys(l).length === 0) return undefined;
+  resolveLimits(l as Limits);
+  return l as Limits;
+}
+
+/** Says that the OOM killer struck; returns the exit status (137 when PID 1 was its victim). */
+export function reportOom(st: ExitStatus, limits: Limits | undefined): number {
+  const bytes = limits?.memory === undefined ? undefined : resolveLimits({ memory: limits.memory }).memoryBytes;
+  const limit = bytes === undefined ? '' : ` (limit ${formatBytes(bytes)})`;
+  if (st.signal === 'SIGKILL') {
+    process.stderr.write(`nsbox: container killed: out of memory${limit}\n`);
+    return 137;
+  }
+  process.stderr.write(`nsbox: out of memory: a process in the container was killed${limit}\n`);
+  return st.status;
+}

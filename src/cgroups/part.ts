@@ -1,0 +1,143 @@
+// The cgroup's share of a container's start: made before clone, entered at clone (v2) or while the
+// child waits (v1), the child's cgroup namespace rooted in it, /sys/fs/cgroup mounted inside, and
+// after PID 1 ended: everything left killed, OOM and usage read, the cgroup removed.
+import { basename } from 'node:path';
+import type { ExitStatus, StartPart, Usage } from '../container.js';
+import { CLONE, MOUNT_ATTR, MS } from '../native.js';
+import * as op from '../plan/ops.js';
+import type { Op } from '../plan/ops.js';
+import type { ResolvedSpec } from '../spec.js';
+import { Cgroup, cleanStale, closeFd, place, type CgroupDir } from './cgroup.js';
+import { describeMode, hierarchies } from './hierarchy.js';
+import { NsboxError } from '../errors.js';
+
+const CGROUP_MNT = '/sys/fs/cgroup';
+
+/** /sys/fs/cgroup inside: the container's own cgroup(s), read-only. */
+function mountOps(dirs: CgroupDir[]): Op[] {
+  const flags = MS.NOSUID | MS.NODEV | MS.NOEXEC;
+  if (dirs.length === 1 && dirs[0].hierarchy.version === 2) {
+    return [
+      op.mount('cgroup2', CGROUP_MNT, 'cgroup2', flags, '', `mount cgroup2 on ${CGROUP_MNT}`),
+      op.setattr(CGROUP_MNT, MOUNT_ATTR.RDONLY, 0, false, `make ${CGROUP_MNT} read-only`),
+    ];
+  }
+  const ops = [op.mount('tmpfs', CGROUP_MNT, 'tmpfs', flags, 'mode=755,size=64k', `mount tmpfs on ${CGROUP_MNT}`)];
+  for (const d of dirs) {
+    const v2 = d.hierarchy.version === 2;
+    const target = `${CGROUP_MNT}/${v2 ? 'unified' : basename(d.hierarchy.mount)}`;
+    ops.push(op.mkdir(target), v2
+      ? op.mount('cgroup2', target, 'cgroup2', flags, '', `mount cgroup2 on ${target}`)
+      : op.mount('cgroup', target, 'cgroup', flags, d.hierarchy.controllers.join(','), `mount cgroup ${d.hierarchy.controllers.join(',')} on ${target}`));
+  }
+  ops.push(op.setattr(CGROUP_MNT, MOUNT_ATTR.RDONLY, 0, true, `make ${CGROUP_MNT} read-only`));
+  return ops;
+}
+
+let staleCleaning: Promise<string[]> | undefined;
+
+/** Cleans cgroups left by dead nsbox processes, once per process; resolves with their names. */
+export function cleanStaleOnce(): Promise<string[]> {
+  staleCleaning ??= cleanStale(hierarchies(), (line) => debug?.(line)).catch(() => []);
+  return staleCleaning;
+}
+
+export class CgroupPart implements StartPart {
+  /** With a cgroup namespace, the child unshares it once it is in the cgroup, so that is its root. */
+  readonly clearFlags: number;
+  readonly cgroupFd?: number;
+  readonly beforeRelease?: (pid: number) => void;
+  private final?: Usage;
+
+  constructor(readonly cgroup: Cgroup, private readonly cgroupns: boolean) {
+    this.clearFlags = cgroupns ? CLONE.NEWCGROUP : 0;
+    if (cgroup.dirs.some((d) => d.hierarchy.version === 1)) this.beforeRelease = (pid) => cgroup.join(pid);
+    try {
+      this.cgroupFd = cgroup.openV2();
+    } catch (e) {
+      cgroup.removeNow();
+      throw e;
+    }
+  }
+
+  /** First (after the sync step): the cgroup namespace; before setsid, once the root is built: /sys/fs/cgroup. */
+  plan(ops: Op[]): void {
+    if (!this.cgroupns) return;
+    let at = ops.findIndex((o) => o.op === op.OP.SETSID);
+    if (at < 0) at = ops.findIndex((o) => o.op === op.OP.EXEC);
+    ops.splice(at, 0, ...mountOps(this.cgroup.dirs));
+    ops.unshift(op.unshare(CLONE.NEWCGROUP, 'cgroup namespace'));
+  }
+
+  /** Paths of the container's cgroup, one per hierarchy. */
+  get paths(): string[] {
+    return this.cgroup.dirs.map((d) => d.path);
+  }
+
+  /** Live usage while the container runs; the final figures after. */
+  stats(): Usage {
+    if (this.final) return this.final;
+    const { peakKnown: _, ...u } = this.cgroup.usage();
+    return u;
+  }
+
+  async afterExit(st: ExitStatus): Promise<void> {
+    closeFd(this.cgroupFd);
+    try {
+      await this.cgroup.killAll();
+      const { peakKnown, ...u } = this.cgroup.usage();
+      // Without memory.peak (v2 before 5.19), PID 1's wait status has the best peak there is.
+      if (!peakKnown) u.memoryPeakBytes = Math.max(u.memoryPeakBytes, st.usage.memoryPeakBytes);
+      st.usage = u;
+      st.oomKilled = this.cgroup.oomKilled(st.signal === 'SIGKILL');
+      this.final = u;
+    } finally {
+      await this.cgroup.remove();
+    }
+  }
+
+  abort(): void {
+    closeFd(this.cgroupFd);
+    this.cgroup.removeNow();
+  }
+}
+
+/**
+ * The cgroup part for a container, or null for none. A container gets a cgroup when its spec has
+ * `limits` (even `{}`: accounting only), and when it shares the host's PID namespace (so that what
+ * PID 1 leaves behind can be killed; best-effort without limits). Otherwise it is left out for
+ * speed: the clean end then comes from the PID namespace (the kernel kills every process in it
+ * when PID 1 ends, and PID 1 dies with its parent), and usage from PID 1's wait status.
+ */
+export function cgroupPart(s: ResolvedSpec): CgroupPart | null {
+  const h = hierarchies();
+  if (h.v2 || h.v1.length) void cleanStaleOnce();
+  if (!s.limits && s.namespaces.pid) {
+    debug?.('no cgroup: no limits (the PID namespace ends every process of the container with PID 1)');
+    return null;
+  }
+  const placement = place(s.limits ?? {}, h); // throws when a limit has no controller
+  if (placement.size === 0) {
+    if (s.limits) throw new NsboxError(`cannot make a cgroup: no usable cgroup hierarchy (${describeMode(h)})`, { step: 'cgroup' });
+    debug?.('no cgroup: no usable cgroup hierarchy');
+    return null;
+  }
+  let part: CgroupPart;
+  try {
+    part = new CgroupPart(Cgroup.create(s.id, s.limits ?? {}, placement), s.namespaces.cgroup);
+  } catch (e) {
+    if (s.limits || (e as { step?: string }).step !== 'cgroup') throw e;
+    debug?.(`no cgroup: ${(e as Error).message}`);
+    return null;
+  }
+  debug?.(`cgroup ${describeMode(h, [...new Set([...placement.values()].flat())])}: ${part.cgroup.dirs
+    .map((d) => `${d.path} (${d.uses.join(', ')})`).join(', ')}`);
+  return part;
+}
+
+let debug: ((line: string) => void) | undefined;
+
+/** Say where each container's cgroup is made (the CLI's --debug). */
+export function setCgroupDebug(fn: ((line: string) => void) | undefined): void {
+  debug = fn;
+}
