@@ -46,10 +46,12 @@ export interface TestUser {
 }
 
 const SUBID_FILES = ['/etc/subuid', '/etc/subgid'];
+/** useradd and userdel rewrite these backups too. */
+const BACKUPS = ['/etc/subuid-', '/etc/subgid-'];
 
-/** What /etc/subuid and /etc/subgid hold now (null: absent), to put back with restoreSubIds. */
+/** What /etc/subuid and /etc/subgid (and their backups) hold now (null: absent), to put back with restoreSubIds. */
 export function saveSubIds(): Map<string, string | null> {
-  return new Map(SUBID_FILES.map((f) => [f, existsSync(f) ? readFileSync(f, 'utf8') : null]));
+  return new Map([...SUBID_FILES, ...BACKUPS].map((f) => [f, existsSync(f) ? readFileSync(f, 'utf8') : null]));
 }
 
 export function restoreSubIds(saved: Map<string, string | null>): void {
@@ -62,6 +64,7 @@ export function restoreSubIds(saved: Map<string, string | null>): void {
 /** /etc/subuid and /etc/subgid as saved, less any entry for `owners`, plus `lines`. */
 export function setSubIds(saved: Map<string, string | null>, owners: string[], lines: string[]): void {
   for (const [f, text] of saved) {
+    if (BACKUPS.includes(f)) continue;
     const kept = (text ?? '').split('\n').filter((l) => l && !owners.includes(l.split(':')[0]));
     writeFileSync(f, [...kept, ...lines].map((l) => `${l}\n`).join(''));
   }
