@@ -27,28 +27,21 @@ static int openat2_in(int root, const char *path, int flags, int nosym) {
   return syscall(SYS_openat2, root, path, &how, sizeof how);
 }
 
-/* O_PATH fd of PATH inside the root; with `make` the missing components are created (directories,
- * and with make == OPEN_AT_FILE an empty file last), each one under its resolved parent. */
-static int open_in_root(const char *path, int make, int nosym) {
-  int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (root < 0) return -1;
-  int fd = openat2_in(root, path, O_PATH, nosym);
-  if (fd >= 0 || errno != ENOENT || !make) {
-    if (fd < 0) return close_keep_errno(root);
-    close(root);
-    return fd;
-  }
-  char buf[4096];
-  size_t len = 0;
-  while (path[len]) len++;
-  if (len >= sizeof buf) {
-    close(root);
-    errno = ENAMETOOLONG;
-    return -1;
-  }
-  for (size_t i = 0; i <= len; i++) buf[i] = path[i];
+#define PATH_BUF 4096
+
+static size_t str_len(const char *s) {
+  size_t n = 0;
+  while (s[n]) n++;
+  return n;
+}
+
+/* One walk over buf, creating what is missing. Returns the fd, -1 on error, or -2 after rewriting
+ * buf because a component is a dangling symlink: its target (resolved in the root like the rest)
+ * takes its place, so `a -> /b/c` with /b/c missing creates /b/c inside the root, as docker does. */
+static int walk(int root, char *buf, int make, int nosym) {
+  size_t len = str_len(buf);
   int dir = openat2_in(root, "/", O_PATH, nosym);
-  if (dir < 0) return close_keep_errno(root);
+  if (dir < 0) return -1;
   size_t i = 0;
   while (i < len) {
     while (i < len && buf[i] == '/') i++;
@@ -67,19 +60,71 @@ static int open_in_root(const char *path, int make, int nosym) {
       } else {
         rc = mkdirat(dir, buf + start, 0755);
       }
-      if (rc < 0 && errno != EEXIST) {
-        close_keep_errno(dir);
-        return close_keep_errno(root);
+      if (rc < 0 && errno == EEXIST && !nosym) {
+        char link[PATH_BUF], out[PATH_BUF];
+        ssize_t n = readlinkat(dir, buf + start, link, sizeof link - 1);
+        if (n > 0) {
+          link[n] = 0;
+          buf[i] = saved;
+          /* out = (link absolute ? "" : the parent's path) + link + the rest */
+          size_t o = 0, keep = link[0] == '/' ? 0 : start, rest = len - i;
+          if (keep + (size_t)n + 1 + rest >= sizeof out) {
+            close(dir);
+            errno = ENAMETOOLONG;
+            return -1;
+          }
+          for (size_t k = 0; k < keep; k++) out[o++] = buf[k];
+          for (ssize_t k = 0; k < n; k++) out[o++] = link[k];
+          out[o++] = '/';
+          for (size_t k = i; k < len; k++) out[o++] = buf[k];
+          out[o] = 0;
+          for (size_t k = 0; k <= o; k++) buf[k] = out[k];
+          close(dir);
+          return -2;
+        }
+        errno = EEXIST;
       }
+      if (rc < 0 && errno != EEXIST) return close_keep_errno(dir);
       next = openat2_in(root, buf, O_PATH, nosym);
     }
     buf[i] = saved;
     close(dir);
-    if (next < 0) return close_keep_errno(root);
+    if (next < 0) return -1;
     dir = next;
   }
-  close(root);
   return dir;
+}
+
+/* O_PATH fd of PATH inside the root; with `make` the missing components are created (directories,
+ * and with make == OPEN_AT_FILE an empty file last), each one under its resolved parent. */
+static int open_in_root(const char *path, int make, int nosym) {
+  int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) return -1;
+  int fd = openat2_in(root, path, O_PATH, nosym);
+  if (fd >= 0 || errno != ENOENT || !make) {
+    if (fd < 0) return close_keep_errno(root);
+    close(root);
+    return fd;
+  }
+  char buf[PATH_BUF];
+  size_t len = str_len(path);
+  if (len >= sizeof buf) {
+    close(root);
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  for (size_t i = 0; i <= len; i++) buf[i] = path[i];
+  for (int tries = 0; tries < 40; tries++) {
+    fd = walk(root, buf, make, nosym);
+    if (fd != -2) {
+      if (fd < 0) return close_keep_errno(root);
+      close(root);
+      return fd;
+    }
+  }
+  close(root);
+  errno = ELOOP;
+  return -1;
 }
 
 static int slot_ok(int64_t s) { return s >= 0 && s < PLAN_SLOTS; }

@@ -8,6 +8,7 @@
  *   probe openw PATH          open(PATH, O_WRONLY) and write one byte
  *   probe read PATH N         read N bytes of PATH, print them as hex
  *   probe mknod PATH b|c MAJ MIN
+ *   probe swap A B SECONDS    exchange A and B (renameat2 RENAME_EXCHANGE) as fast as it can
  * Arguments are numbers in C syntax (0x.. for hex), up to 64 bits. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,6 +23,7 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static int report(long r) {
@@ -83,6 +85,14 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "mknod") && argc >= 6) {
     mode_t type = argv[3][0] == 'b' ? S_IFBLK : S_IFCHR;
     return report(mknod(argv[2], type | 0600, makedev(num(argv[4]), num(argv[5]))));
+  }
+  if (!strcmp(cmd, "swap") && argc >= 5) {
+    time_t end = time(NULL) + (time_t)num(argv[4]);
+    long n = 0;
+    while (time(NULL) < end)
+      for (int i = 0; i < 1000; i++, n++)
+        if (syscall(SYS_renameat2, AT_FDCWD, argv[2], AT_FDCWD, argv[3], 2 /* RENAME_EXCHANGE */) < 0) return report(-1);
+    return report(n);
   }
   fprintf(stderr, "probe: bad arguments\n");
   return 2;
