@@ -66,7 +66,9 @@ export class Sandbox extends EventEmitter {
     const stdio = openStdio(stdioOption);
     const started = process.hrtime.bigint();
     try {
-      this.container = new Container({ ...containerSpec, stdio: stdio.childFds });
+      // A cgroup always (when we may make one): the accounting covers every process in the container.
+      const limits = containerSpec.limits ?? (process.geteuid?.() === 0 ? {} : undefined);
+      this.container = new Container({ ...containerSpec, limits, stdio: stdio.childFds });
     } catch (e) {
       stdio.destroy();
       throw e;
