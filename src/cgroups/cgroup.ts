@@ -191,7 +191,7 @@ export class Cgroup {
 
   usage(): Usage & { peakKnown: boolean } {
     const u = { cpuUserUs: 0, cpuSystemUs: 0, memoryBytes: 0, memoryPeakBytes: 0, pids: 0, peakKnown: false };
-    const acct = this.dir('cpuacct');
+    const acct = this.dir('cpuacct') ?? this.v2; // cpu.stat is in every v2 cgroup
     if (acct?.hierarchy.version === 2) {
       const s = readKeyed(`${acct.path}/cpu.stat`);
       u.cpuUserUs = s?.get('user_usec') ?? 0;
