@@ -16,6 +16,7 @@ import { usernsPart } from './userns/part.js';
 import { identityOps, ttyGid, usernsEntryOps } from './userns/plan.js';
 import { isPrivileged } from './userns/rootless.js';
 import { cgroupPart } from './cgroups/part.js';
+import { devicesPart } from './devices/cgroup.js';
 
 
 /** Clone flags for the namespaces a spec asks for; the mount namespace is always new. */
@@ -183,6 +184,14 @@ export class Container {
     // The cgroup (made now, limits validated by resolveSpec): see src/cgroups/part.ts.
     const cg = cgroupPart(s);
     if (cg) parts = [...parts, cg];
+    // The devices allowed (a v1 devices cgroup or a v2 BPF program): see src/devices/cgroup.ts.
+    try {
+      const dev = devicesPart(s, cg);
+      if (dev) parts = [...parts, dev];
+    } catch (e) {
+      for (const p of parts) p.abort?.();
+      throw e;
+    }
     const sync = parts.some((p) => p.beforeRelease);
     const ops = compile(s);
     for (const p of parts) p.plan?.(ops);

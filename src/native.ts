@@ -60,6 +60,10 @@ export interface Native {
   openpty(): { master: number; slave: number; path: string };
   /** TIOCSWINSZ on a terminal fd. */
   setWinsize(fd: number, rows: number, cols: number): void;
+  /** bpf(BPF_PROG_LOAD) of a BPF_PROG_TYPE_CGROUP_DEVICE program (eBPF instructions): its fd, close-on-exec. */
+  bpfLoadDeviceProgram(insns: Buffer): number;
+  /** bpf(BPF_PROG_ATTACH, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI) of a program to a cgroup v2 directory fd. */
+  bpfAttachDevice(progFd: number, cgroupFd: number): void;
 }
 
 const require = createRequire(import.meta.url);

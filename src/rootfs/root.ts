@@ -74,7 +74,8 @@ function devOps(firstSlot: number, ttyGid: number | null): Op[] {
   const nosuid = MS.NOSUID, hard = MS.NOSUID | MS.NODEV | MS.NOEXEC;
   const ops: Op[] = [
     op.mkdir('/dev'),
-    op.mount('tmpfs', '/dev', 'tmpfs', nosuid | MS.STRICTATIME, 'mode=755,size=65536k'),
+    // nodev: a node made here by mknod opens nothing; the devices below are binds, mounts of their own.
+    op.mount('tmpfs', '/dev', 'tmpfs', nosuid | MS.NODEV | MS.STRICTATIME, 'mode=755,size=65536k'),
   ];
   DEVICES.forEach((d, i) => ops.push(op.createFile(`/dev/${d}`, 0o666), op.moveMount(firstSlot + i, `/dev/${d}`, `/dev/${d}`)));
   ops.push(

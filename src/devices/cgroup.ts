@@ -1,0 +1,140 @@
+// Which devices a container may open, enforced by the kernel: a v1 `devices` cgroup (devices.deny
+// "a", then one devices.allow line per rule), or on cgroup v2 a BPF_PROG_TYPE_CGROUP_DEVICE program
+// attached to the container's cgroup. Every container gets one (unless privileged): with CAP_MKNOD a
+// container may make any node, and this is what stops it opening the host's disk through it.
+import { closeSync, mkdirSync, openSync, readFileSync, rmdirSync, constants as fsConstants } from 'node:fs';
+import type { StartPart } from '../container.js';
+import { NsboxError } from '../errors.js';
+import * as native from '../native.js';
+import * as op from '../plan/ops.js';
+import type { Op } from '../plan/ops.js';
+import type { CgroupPart } from '../cgroups/part.js';
+import { PARENT } from '../cgroups/cgroup.js';
+import { describe, errnoOf, sleep, writeFile } from '../cgroups/files.js';
+import { hierarchies } from '../cgroups/hierarchy.js';
+import type { ResolvedSpec } from '../spec.js';
+import { deviceProgram } from './bpf.js';
+import { DEFAULT_DEVICE_RULES, ruleText, type DeviceRule } from './spec.js';
+
+/** The default rules and the container's --device ones. */
+export function deviceRules(s: ResolvedSpec): DeviceRule[] {
+  return [...DEFAULT_DEVICE_RULES, ...s.hardening.devices.map(({ type, major, minor, access }) => ({ type, major, minor, access }))];
+}
+
+let ownStart: string | undefined;
+
+/** `<id>.<pid>.<start time>`, as the cgroups module names its directories, so that its stale cleanup finds ours too. */
+function cgroupName(id: string): string {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  ownStart ??= stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  return `${id}.${process.pid}.${ownStart}`;
+}
+
+function mkdir(path: string): void {
+  try {
+    mkdirSync(path, 0o755);
+  } catch (e) {
+    if (errnoOf(e) === 'EEXIST') return;
+    throw new NsboxError(`cannot create devices cgroup ${path}: ${describe(e)}`, { code: errnoOf(e), step: 'devices cgroup' });
+  }
+}
+
+function rmdirQuiet(path: string): boolean {
+  try {
+    rmdirSync(path);
+    return true;
+  } catch (e) {
+    return errnoOf(e) === 'ENOENT';
+  }
+}
+
+export class DevicesPart implements StartPart {
+  cgroupFd?: number;
+  beforeRelease?: (pid: number) => void;
+  /** Directories made here, removed at the end. */
+  private made: string[] = [];
+
+  constructor(private readonly s: ResolvedSpec, private readonly cg: CgroupPart | null) {
+    const rules = deviceRules(s);
+    const h = hierarchies();
+    const v1 = h.v1.find((x) => x.controllers.includes('devices'));
+    try {
+      if (v1) this.v1(v1.base, rules);
+      else if (h.v2) this.v2(h.v2.base, rules);
+      else throw new NsboxError('cannot restrict devices: no devices cgroup (v1) and no cgroup v2 on this host', { step: 'devices cgroup' });
+    } catch (e) {
+      this.abort();
+      throw e;
+    }
+  }
+
+  private procs = '';
+
+  private v1(base: string, rules: DeviceRule[]): void {
+    const parent = `${base}/${PARENT}`, dir = `${parent}/${cgroupName(this.s.id)}`;
+    mkdir(parent);
+    mkdir(dir);
+    this.made.push(dir);
+    writeFile(`${dir}/devices.deny`, 'a', 'cannot restrict devices');
+    for (const r of rules) writeFile(`${dir}/devices.allow`, ruleText(r), 'cannot allow a device');
+    this.procs = `${dir}/cgroup.procs`;
+    // In a user namespace the child cannot write a host cgroup file: the parent moves it while it waits.
+    if (this.s.identity.userns) this.beforeRelease = (pid) => writeFile(this.procs, String(pid), 'cannot move the container into its devices cgroup');
+  }
+
+  private v2(base: string, rules: DeviceRule[]): void {
+    const own = this.cg?.cgroup.v2?.path;
+    const dir = own ?? `${base}/${PARENT}/${cgroupName(this.s.id)}`;
+    if (!own) {
+      mkdir(`${base}/${PARENT}`);
+      mkdir(dir);
+      this.made.push(dir);
+    }
+    const fd = openSync(dir, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
+    try {
+      const prog = native.native.bpfLoadDeviceProgram(deviceProgram(rules));
+      try {
+        native.native.bpfAttachDevice(prog, fd);
+      } finally {
+        closeSync(prog);
+      }
+    } catch (e) {
+      closeSync(fd);
+      throw new NsboxError(`cannot restrict devices in ${dir}: ${(e as Error).message}`, { code: (e as NodeJS.ErrnoException).code, step: 'devices cgroup' });
+    }
+    if (own) closeSync(fd);
+    else this.cgroupFd = fd; // clone3(CLONE_INTO_CGROUP)
+  }
+
+  /** v1 without a user namespace: the child moves itself in, first thing (no wait for the parent). */
+  plan(ops: Op[]): void {
+    if (this.procs && !this.beforeRelease) ops.unshift({ op: op.OP.WRITE_FILE, s: [this.procs, '0'], desc: 'enter the devices cgroup' });
+  }
+
+  private closeFd(): void {
+    if (this.cgroupFd !== undefined) closeSync(this.cgroupFd);
+    this.cgroupFd = undefined;
+  }
+
+  async afterExit(): Promise<void> {
+    this.closeFd();
+    for (const dir of this.made) {
+      for (let i = 0; i < 200 && !rmdirQuiet(dir); i++) await sleep(10); // the last processes are leaving
+    }
+  }
+
+  abort(): void {
+    this.closeFd();
+    for (const dir of this.made) rmdirQuiet(dir);
+  }
+}
+
+/**
+ * The devices part for a container; null when privileged (every device allowed, as docker does)
+ * and rootless (no cgroup of our own to write, and no device node can be made or opened anyway:
+ * mknod needs CAP_MKNOD of the host's user namespace, and mounts made in a user namespace are nodev).
+ */
+export function devicesPart(s: ResolvedSpec, cg: CgroupPart | null): DevicesPart | null {
+  if (s.hardening.allDevices || s.identity.rootless) return null;
+  return new DevicesPart(s, cg);
+}
