@@ -130,6 +130,25 @@ describe('inside', () => {
     else expect(values).toEqual([String(48 * 1024 * 1024), '50000', '100000', '20']);
     expect(lines.slice(at + 5).join('\n')).toMatch(/Read-only file system/);
   });
+
+  it('applies --cpuset-cpus, --cpu-shares and --memory-swap', async () => {
+    const script = `
+      grep Cpus_allowed_list /proc/self/status
+      if [ -e /sys/fs/cgroup/cgroup.controllers ]; then
+        cat /sys/fs/cgroup/cpuset.cpus /sys/fs/cgroup/cpu.weight /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory.swap.max
+      else
+        cat /sys/fs/cgroup/cpuset/cpuset.cpus /sys/fs/cgroup/cpu*/cpu.shares /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes
+      fi`;
+    const r = await nsbox(['--cpuset-cpus', '0', '--cpu-shares', '512', '--memory', '32m', '--memory-swap', '48m', ROOTFS, 'sh', '-c', script]);
+    expect(r.stderr).toBe('');
+    const [allowed, cpus, weight, mem, swap] = r.stdout.trim().split('\n');
+    expect(allowed).toMatch(/^Cpus_allowed_list:\s+0$/);
+    expect(cpus).toBe('0');
+    expect(['512', '20']).toContain(weight); // v1 shares, or v2 weight 1 + (512 - 2) * 9999 / 262142
+    expect(mem).toBe(String(32 * 1024 * 1024));
+    // v2 limits swap alone, v1 memory plus swap.
+    expect([String(16 * 1024 * 1024), String(48 * 1024 * 1024)]).toContain(swap);
+  });
 });
 
 describe('end', () => {
