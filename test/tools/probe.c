@@ -9,8 +9,13 @@
  *   probe read PATH N         read N bytes of PATH, print them as hex
  *   probe mknod PATH b|c MAJ MIN
  *   probe swap A B SECONDS    exchange A and B (renameat2 RENAME_EXCHANGE) as fast as it can
+ *   probe ids                 real and effective uid, then whether setresuid(0, 0, 0) works
+ *   probe alloc MIB           allocate and touch MIB mebibytes, then print "ok"
+ *   probe exehunt SECONDS     watch /proc for processes whose /proc/PID/exe opens to a file that is
+ *                             not in our root (the CVE-2019-5736 way to the host's binary)
  * Arguments are numbers in C syntax (0x.. for hex), up to 64 bits. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -33,6 +38,44 @@ static int report(long r) {
 }
 
 static unsigned long num(const char *s) { return strtoull(s, NULL, 0); }
+
+/* Opens /proc/PID/exe of every other process, again and again; a file that opens but is not the
+ * file its path names inside our root is a binary from outside (a hit). */
+static int exehunt(int seconds) {
+  long hits = 0, denied = 0, opened = 0;
+  pid_t self = getpid();
+  time_t end = time(NULL) + seconds;
+  while (time(NULL) < end) {
+    DIR *d = opendir("/proc");
+    if (!d) return report(-1);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+      pid_t pid = (pid_t)atoi(e->d_name);
+      if (pid <= 0 || pid == self) continue;
+      char path[64], target[4096];
+      snprintf(path, sizeof path, "/proc/%d/exe", pid);
+      int fd = open(path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EACCES || errno == EPERM) denied++;
+        continue;
+      }
+      opened++;
+      struct stat a, b;
+      ssize_t n = readlink(path, target, sizeof target - 1);
+      target[n > 0 ? n : 0] = 0;
+      if (fstat(fd, &a) == 0 && (n <= 0 || stat(target, &b) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino)) {
+        int w = open(path, O_WRONLY | O_CLOEXEC);
+        printf("hit pid %d exe %s write %s\n", pid, target, w >= 0 ? "ok" : strerrorname_np(errno));
+        if (w >= 0) close(w);
+        hits++;
+      }
+      close(fd);
+    }
+    closedir(d);
+  }
+  printf("hits %ld denied %ld opened %ld\n", hits, denied, opened);
+  return 0;
+}
 
 int main(int argc, char **argv) {
   if (argc < 2) return 2;
@@ -94,6 +137,21 @@ int main(int argc, char **argv) {
         if (syscall(SYS_renameat2, AT_FDCWD, argv[2], AT_FDCWD, argv[3], 2 /* RENAME_EXCHANGE */) < 0) return report(-1);
     return report(n);
   }
+  if (!strcmp(cmd, "ids")) {
+    printf("uid=%d euid=%d\n", (int)getuid(), (int)geteuid());
+    printf("setresuid(0): ");
+    return report(setresuid(0, 0, 0));
+  }
+  if (!strcmp(cmd, "alloc") && argc >= 3) {
+    size_t mib = num(argv[2]);
+    for (size_t i = 0; i < mib; i++) {
+      char *m = malloc(1 << 20);
+      if (!m) return report(-1);
+      memset(m, 1, 1 << 20);
+    }
+    return report(0);
+  }
+  if (!strcmp(cmd, "exehunt") && argc >= 3) return exehunt((int)num(argv[2]));
   fprintf(stderr, "probe: bad arguments\n");
   return 2;
 }
