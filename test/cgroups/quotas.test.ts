@@ -131,6 +131,15 @@ describe('inside', () => {
     expect(lines.slice(at + 5).join('\n')).toMatch(/Read-only file system/);
   });
 
+  it('does the same in a user namespace', async () => {
+    const script = `id -u; cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max`;
+    const r = await nsbox(['--userns', '--memory', '32m', '--pids-limit', '20', ROOTFS, 'sh', '-c', script]);
+    expect(r.stdout).toBe(`0\n${32 * 1024 * 1024}\n20\n`);
+    const oom = await nsbox(['--userns', '--memory', '32m', ROOTFS, 'dd', 'if=/dev/zero', 'of=/dev/null', 'bs=100M', 'count=1']);
+    expect(oom.stderr).toBe('nsbox: container killed: out of memory (limit 32 MiB)\n');
+    expect(oom.code).toBe(137);
+  });
+
   it('applies --cpuset-cpus, --cpu-shares and --memory-swap', async () => {
     const script = `
       grep Cpus_allowed_list /proc/self/status
