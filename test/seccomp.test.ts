@@ -3,7 +3,9 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { nativeArch } from '../src/seccomp/arch.js';
+import { arch as archNamed, nativeArch } from '../src/seccomp/arch.js';
+import { compile } from '../src/seccomp/compile.js';
+import { toPolicy } from '../src/seccomp/profile.js';
 import { DEFAULT_PROFILE } from '../src/seccomp/default.js';
 import { seccompFilter } from '../src/seccomp/index.js';
 import { expectNothingLeft, nsbox, snapshot } from './helpers.js';
@@ -217,6 +219,23 @@ describe('bad profiles', () => {
     r = await nsbox(['--seccomp', profileFile(huge), p.root, 'true']);
     expect(r.stderr).toMatch(/^nsbox: seccomp filter too long: \d+ instructions \(the kernel takes 4096\)\n$/);
     expect(r.code).toBe(125);
+  });
+
+  it('builds filters for aarch64 too: its audit arch, its numbers, no x32 check', () => {
+    const a = archNamed('aarch64');
+    expect([a.byName.get('openat'), a.byName.get('mount'), a.byName.get('clone3'), a.byName.get('listns'), a.byName.get('open')])
+      .toEqual([56, 40, 435, 470, undefined]);
+    const f = compile(toPolicy(DEFAULT_PROFILE, a, new Set()));
+    const insn = (i: number) => [f.readUInt16LE(i * 8), f.readUInt8(i * 8 + 2), f.readUInt8(i * 8 + 3), f.readUInt32LE(i * 8 + 4)];
+    expect(insn(0)).toEqual([0x20, 0, 0, 4]); // A = arch
+    expect(insn(1)[0]).toBe(0x15);
+    expect(insn(1)[3]).toBe(0xc00000b7); // AUDIT_ARCH_AARCH64
+    expect(insn(2)).toEqual([0x20, 0, 0, 0]); // A = nr
+    expect(insn(3)[0]).toBe(0x25); // straight to the ENOSYS check: no x32 bit on arm64
+    expect(insn(3)[3]).toBe(470);
+    const x = compile(toPolicy(DEFAULT_PROFILE, archNamed('x86_64'), new Set()));
+    expect(x.readUInt32LE(12)).toBe(0xc000003e); // AUDIT_ARCH_X86_64
+    expect(x.readUInt32LE(3 * 8 + 4)).toBe(0x40000000); // the x32 bit
   });
 
   it('compiles the default profile to a small filter', () => {
