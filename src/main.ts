@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The nsbox CLI. `nsbox [run] [OPTIONS] ROOTFS CMD [ARG...]`; loads only what the command needs.
+// Built into dist/main.js, then bundled into dist/run.cjs (dist/run.js) by scripts/bundle-cli.mjs.
 import { NsboxError } from './errors.js';
 import { reportError, runCommand } from './cli/run.js';
 
@@ -19,6 +20,7 @@ const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
   rm: () => import('./cli/rm.js'),
   stats: () => import('./cli/stats.js'),
   exec: () => import('./cli/exec.js'),
+  info: () => import('./cli/info.js'),
 };
 
 async function main(argv: string[]): Promise<number> {
