@@ -1,10 +1,10 @@
 // Registers a container in the state directory and moves it through its life cycle. Used by
 // the detached monitor and by a foreground `run` (which is its own monitor).
-import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { ExitStatus, StartPart } from '../container.js';
 import { OP, type Op } from '../plan/ops.js';
 import { lastIndexOf } from '../exec/init.js';
+import { randomId } from '../spec.js';
 import { procStat } from './proc.js';
 import { createEntry, dirOf, removeEntry, selfStart, update, type ContainerState, type SavedOp } from './store.js';
 
@@ -35,7 +35,7 @@ export function credentialOps(ops: readonly Op[]): SavedOp[] {
 }
 
 export class Tracker {
-  readonly id = randomBytes(6).toString('hex');
+  readonly id = randomId();
   readonly name: string;
   readonly dir: string;
   private removed = false;
