@@ -15,6 +15,7 @@ import { OP, type Op } from '../plan/ops.js';
 import { commandCandidates } from '../spec.js';
 import { nsId, type NsName } from '../state/proc.js';
 import { joinCgroupsOf, moveInto } from './cgroup.js';
+import { insertSeccomp } from '../seccomp/index.js';
 
 const PR_SET_DUMPABLE = 4;
 const CLONE_NEWTIME = 0x80;
@@ -68,12 +69,13 @@ export function execPlan(s: ExecSpec, syncFirst: boolean): Op[] {
   if (s.tty) ops.push(op.setTty(0));
   if (s.cwd !== undefined) ops.push(op.chdir(s.cwd));
   ops.push(...s.creds, op.closeFds(3));
-  // A seccomp filter goes last: after the fork, right before exec, as in the container's own plan.
-  const seccomp = ops.filter((o) => o.op === OP.SECCOMP);
+  // The seccomp filter goes where the container's own plan has it (src/seccomp/index.ts insertSeccomp):
+  // last before exec, or before the user and capability steps when no_new_privs is off.
+  const seccomp = ops.find((o) => o.op === OP.SECCOMP) ?? null;
   const rest = ops.filter((o) => o.op !== OP.SECCOMP);
   if (s.namespaces.includes('pid')) rest.push(op.init());
-  rest.push(...seccomp, op.exec(s.command[0], s.command, s.env, commandCandidates(s.command[0], s.env)));
-  return rest;
+  rest.push(op.exec(s.command[0], s.command, s.env, commandCandidates(s.command[0], s.env)));
+  return insertSeccomp(rest, seccomp);
 }
 
 export class Exec {

@@ -67,12 +67,17 @@ const PR_SET_NO_NEW_PRIVS = 38;
 /**
  * Puts the filter step into a plan: just before exec, or before an INIT step (so the reaper is
  * filtered too). Without no_new_privs the kernel wants CAP_SYS_ADMIN to install a filter, so it
- * then goes before the steps that change user and capabilities.
+ * then goes before the last run of steps that change user and capabilities (the one ending in CAPS).
  */
 export function insertSeccomp(ops: Op[], step: Op | null): Op[] {
   if (!step) return ops;
   const nnp = ops.some((o) => o.op === OP.PRCTL && o.n?.[0] === PR_SET_NO_NEW_PRIVS && o.n?.[1] === 1);
-  let at = ops.findIndex((o) => o.op === OP.EXEC || o.op === OP.INIT || (!nnp && IDENTITY.has(o.op)));
+  let at = ops.findIndex((o) => o.op === OP.EXEC || o.op === OP.INIT);
   if (at < 0) at = ops.length;
+  const caps = ops.slice(0, at).map((o) => o.op).lastIndexOf(OP.CAPS);
+  if (!nnp && caps >= 0) {
+    at = caps;
+    while (at > 0 && (IDENTITY.has(ops[at - 1].op) || ops[at - 1].op === OP.PRCTL)) at--;
+  }
   return [...ops.slice(0, at), step, ...ops.slice(at)];
 }
