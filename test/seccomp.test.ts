@@ -1,6 +1,7 @@
 // The seccomp compiler, tested by running its filters: a static probe inside a container makes
 // exact system calls and prints what the kernel (or the filter) answered.
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { arch as archNamed, nativeArch } from '../src/seccomp/arch.js';
@@ -106,6 +107,22 @@ describe('default profile (Docker equivalent)', () => {
     expect(unconfined[0]).toMatch(/^ok \d+$/); // the kernel runs i386 code here
     const out = await probe(['sc32 20', `x32 ${nr('getpid')}`]);
     expect(out).toEqual(['died 159', 'died 159']); // 128 + SIGSYS
+  });
+
+  it('is installed without no_new_privs too (before the capability drop), in run and in exec', async () => {
+    const script = `grep -E "NoNewPrivs|Seccomp:" /proc/self/status; probe sc ${nr('unshare')} 0x10000000`;
+    const r = await nsbox(['--no-new-privileges=false', p.root, 'sh', '-c', script]);
+    expect(r.stdout).toBe('NoNewPrivs:\t0\nSeccomp:\t2\nerr EPERM\n');
+    const state = mkdtempSync(join(tmpdir(), 'nsbox-state-'));
+    const env = { ...process.env, NSBOX_STATE_DIR: state };
+    try {
+      expect((await nsbox(['run', '-d', '--name', 'nonnp', '--no-new-privileges=false', p.root, 'sleep', '60'], { env })).code).toBe(0);
+      const e = await nsbox(['exec', 'nonnp', 'sh', '-c', script], { env });
+      expect(e.stdout).toBe('NoNewPrivs:\t0\nSeccomp:\t2\nerr EPERM\n');
+    } finally {
+      await nsbox(['rm', '-f', 'nonnp'], { env });
+      rmSync(state, { recursive: true, force: true });
+    }
   });
 
   it('shows as a filter in /proc/self/status, and not when unconfined', async () => {
