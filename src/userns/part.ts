@@ -1,7 +1,7 @@
 // The parent's side of a user namespace: while the child waits at its sync step, write its
 // uid_map and gid_map (or have newuidmap/newgidmap write them).
-import { execFileSync } from 'node:child_process';
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import type { StartPart } from '../container.js';
 import { CLONE } from '../native.js';
 import { errnoInfo, NsboxError } from '../errors.js';
@@ -25,7 +25,11 @@ function writeProc(path: string, text: string): void {
   }
 }
 
+// node:child_process (and node:net with it) costs ~3 ms to load: only when a helper runs.
+const require = createRequire(import.meta.url);
+
 function runHelper(helper: string, pid: number, map: IdRange[]): void {
+  const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
   const args = [String(pid), ...map.flatMap((r) => [String(r.container), String(r.host), String(r.size)])];
   try {
     execFileSync(helper, args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
