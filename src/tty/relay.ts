@@ -2,8 +2,12 @@
 // (so Ctrl-C reaches the command's terminal as a byte), the window size at start and on every
 // resize, and the user's terminal restored when the command's side closes.
 import { closeSync } from 'node:fs';
-import * as tty from 'node:tty';
+import { createRequire } from 'node:module';
+import type * as tty from 'node:tty';
 import * as native from '../native.js';
+
+// node:tty pulls in node:net and the streams (~3 ms to load): only when a terminal is relayed.
+const require = createRequire(import.meta.url);
 
 export interface Terminal {
   master: number;
@@ -46,7 +50,8 @@ export function openTerminal(): Terminal {
  */
 export function relay(t: Terminal, input: boolean): Promise<void> {
   closeSync(t.slave);
-  const m = new tty.ReadStream(t.master);
+  const { ReadStream } = require('node:tty') as typeof tty;
+  const m = new ReadStream(t.master);
   const stdin = process.stdin;
   const raw = input && stdin.isTTY;
   if (raw) stdin.setRawMode(true);
