@@ -1,9 +1,11 @@
 // `run -d`: start a monitor process for the container, detached from this terminal, wait until
 // the container runs (or failed to start), and print its id.
 import { spawn } from 'node:child_process';
+import { closeSync, fstatSync, openSync, readSync, unlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { NsboxError } from '../errors.js';
 import type { Parsed } from './args.js';
+import { ensureRoot, stateRoot } from '../state/dir.js';
 import { parseLogSize } from '../state/log.js';
 
 /** What the monitor writes on its fd 3, once: the id, or why the container did not start. */
@@ -19,21 +21,35 @@ export async function runDetached(argv: string[], o: Parsed['options'], _rootfs:
     throw new NsboxError(`invalid --log-size: ${size} (a size like 512k or 1m, at least 1k)`);
   }
   const monitor = fileURLToPath(new URL('../state/monitor.js', import.meta.url));
-  const child = spawn(process.execPath, [monitor, ...argv], { detached: true, stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
+  // The monitor's stderr goes to a file that is unlinked at once: read only if it fails to report.
+  const root = stateRoot();
+  ensureRoot(root);
+  const errPath = `${root}/.monitor.${process.pid}.err`;
+  const errFd = openSync(errPath, 'w+', 0o600);
+  unlinkSync(errPath);
+  const child = spawn(process.execPath, [monitor, ...argv], { detached: true, stdio: ['ignore', 'ignore', errFd, 'pipe'] });
   const pipe = child.stdio[3] as import('node:stream').Readable;
   let text = '';
   pipe.setEncoding('utf8');
   pipe.on('data', (d: string) => (text += d));
+  let status = '';
   await new Promise<void>((resolve) => {
     pipe.on('close', resolve);
-    child.on('error', resolve);
+    child.on('error', (e) => {
+      status = e.message;
+      resolve();
+    });
   });
   child.unref();
   let r: MonitorReport = {};
   try {
     r = JSON.parse(text) as MonitorReport;
   } catch {
-    throw new NsboxError('the container monitor ended before the container started');
+    const buf = Buffer.alloc(Math.min(fstatSync(errFd).size, 1 << 16));
+    const err = buf.subarray(0, readSync(errFd, buf, 0, buf.length, 0)).toString().trim().split('\n').slice(-3).join(' / ');
+    throw new NsboxError(`the container monitor ended before the container started${err || status ? `: ${err || status}` : ''}`);
+  } finally {
+    closeSync(errFd);
   }
   if (r.error) {
     if (r.error.internal) throw new Error(r.error.message);

@@ -12,16 +12,18 @@ Remove stopped containers: their state, name and log.
 
 async function rmOne(ref: string, force: boolean): Promise<void> {
   const st = find(ref);
-  const pidfd = locked(st.id, (now) => {
+  const active = locked(st.id, (now) => {
     if (!now || !isActive(now)) return null;
     if (!force) throw new NsboxError(`container ${st.name} is ${now.status}: stop it first, or use rm -f`);
     const fd = pidfdOf(now);
     if (fd !== null) native.pidfdSendSignal(fd, 9);
-    return fd;
+    return { fd, now };
   });
-  if (pidfd !== null) await waitFd(pidfd);
-  // The monitor records the end and cleans up (and removes a --rm container itself).
-  await waitMonitor(st);
+  if (active) {
+    if (active.fd !== null) await waitFd(active.fd);
+    // Its monitor records the end and cleans up (and removes a --rm container itself).
+    await waitMonitor(active.now);
+  }
   locked(st.id, (now) => {
     if (now) removeEntry(now);
   });

@@ -72,8 +72,9 @@ async function stopOne(ref: string, seconds: number): Promise<void> {
     }, seconds * 1000);
     await waitFd(pidfd);
     clearTimeout(timer);
+    // Its monitor records the end and cleans up.
+    await waitMonitor(st);
   }
-  await waitMonitor(st);
 }
 
 async function stop(argv: string[]): Promise<number> {

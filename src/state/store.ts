@@ -133,6 +133,14 @@ export function containerAlive(st: ContainerState): boolean {
   return isActive(st) && isAlive(st.pid, st.pidStart);
 }
 
+let cleaning: Promise<unknown> | undefined;
+
+/** The cgroups a dead monitor made are emptied and removed by the cgroup code's stale cleaner
+ *  (the command's process lives until that is done). */
+function cleanCgroups(): void {
+  cleaning ??= import('../cgroups/part.js').then((m) => m.cleanStaleOnce()).catch(() => {});
+}
+
 /**
  * A command that finds a container whose monitor is dead cleans up: kill what is left of the
  * container, record that it stopped, and remove it if it was to be removed. Returns the state
@@ -153,6 +161,7 @@ export function reap(st: ContainerState, r = root()): ContainerState | null {
       } catch { /* ended meanwhile */ }
       closeSync(fd);
     }
+    cleanCgroups();
     now.status = 'stopped';
     now.finishedAt = new Date().toISOString();
     now.error = now.pid ? 'the monitor process died; the container was killed' : 'the monitor process died while creating the container';
