@@ -1,8 +1,8 @@
 // The cgroups a running process is in, as nsbox's cgroup code sees them: for exec to join them
 // and for stats to read them. From /proc/PID/cgroup (host paths: we are in the host's cgroup
 // namespace) and the hierarchies mounted here.
-import { closeSync, constants as fsConstants, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { Cgroup, type CgroupDir } from '../cgroups/cgroup.js';
+import { closeSync, constants as fsConstants, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { Cgroup, PARENT, type CgroupDir } from '../cgroups/cgroup.js';
 import { CONTROLLERS, hierarchies, type Hierarchy } from '../cgroups/hierarchy.js';
 import { NsboxError } from '../errors.js';
 
@@ -77,5 +77,33 @@ export function moveInto(dirs: string[], pid: number): void {
     } catch (e) {
       throw new NsboxError(`cannot join the container's cgroup ${d}: ${(e as Error).message}`, { step: 'cgroup' });
     }
+  }
+}
+
+/** The cgroups nsbox made for container `id` (named `<id>.<owner pid>.<owner start>` under `nsbox`). */
+export function cgroupsNamed(id: string): Cgroup[] {
+  const h = hierarchies();
+  const byName = new Map<string, CgroupDir[]>();
+  for (const hier of [h.v2, ...h.v1]) {
+    if (!hier) continue;
+    let names: string[];
+    try {
+      names = readdirSync(`${hier.base}/${PARENT}`).filter((n) => n.startsWith(`${id}.`));
+    } catch {
+      continue;
+    }
+    const uses = CONTROLLERS.filter((c) => h.byController[c] === hier);
+    for (const n of names) byName.set(n, [...(byName.get(n) ?? []), { hierarchy: hier, path: `${hier.base}/${PARENT}/${n}`, uses }]);
+  }
+  return [...byName].map(([n, dirs]) => new Cgroup(n, dirs));
+}
+
+/** Kill what is left in a dead container's cgroups and remove them. */
+export async function removeCgroupsOf(id: string): Promise<void> {
+  for (const cg of cgroupsNamed(id)) {
+    try {
+      await cg.killAll();
+      await cg.remove();
+    } catch { /* another command is at it too */ }
   }
 }

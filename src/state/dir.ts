@@ -2,7 +2,7 @@
 //   ROOT/.lock            taken while a name is claimed or released
 //   ROOT/names/NAME       a symlink to the container's id
 //   ROOT/ID/state.json    the container's state, replaced atomically
-//   ROOT/ID/lock          serializes commands on one container (flock)
+//   ROOT/ID/lock          serializes commands on one container (flock; made with the entry)
 //   ROOT/ID/log, log.1    its output (detached containers), size-capped
 import { closeSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { NsboxError } from '../errors.js';
@@ -43,15 +43,16 @@ export function writeAtomic(path: string, data: string): void {
 export class Lock {
   private constructor(private fd: number) {}
 
-  static take(path: string): Lock {
-    const fd = openSync(path, 'a', 0o600);
+  /** Waits for the lock. With create false, a missing lock file (a removed container) throws ENOENT. */
+  static take(path: string, create = true): Lock {
+    const fd = openSync(path, create ? 'a' : 'r', 0o600);
     native.flock(fd, LOCK_EX);
     return new Lock(fd);
   }
 
   /** The lock, or null when someone holds it now. */
-  static try(path: string): Lock | null {
-    const fd = openSync(path, 'a', 0o600);
+  static try(path: string, create = true): Lock | null {
+    const fd = openSync(path, create ? 'a' : 'r', 0o600);
     if (native.flock(fd, LOCK_EX | LOCK_NB)) return new Lock(fd);
     closeSync(fd);
     return null;

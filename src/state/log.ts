@@ -111,9 +111,13 @@ export function followLog(dir: string, at: { ino: number; size: number }, out: (
         ino = statSync(path).ino;
       } catch { /* rotated right now, or removed */ }
       if (!ino || ino === cur?.ino) return;
-      // Rotated: the old file was read to its end; go on with the new one from its start.
+      // Rotated: the old file was read to its end. Next comes log.1 if it is a later file (the log
+      // rotated twice since), else the new log, each from its start.
+      const older = cur ? openIno(`${path}.1`) : null;
+      const next = older && older.ino !== cur!.ino ? older : openIno(path);
+      if (older && older !== next) closeSync(older.fd);
       if (cur) closeSync(cur.fd);
-      cur = openIno(path);
+      cur = next;
       pos = 0;
     }
   };

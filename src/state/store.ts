@@ -1,7 +1,7 @@
 // Container state on disk, following the OCI runtime's life cycle:
 // creating -> created -> running -> stopped. The monitor (the process that started the
 // container) writes each step; any command that finds the monitor dead cleans up after it.
-import { closeSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { NsboxError } from '../errors.js';
 import * as native from '../native.js';
 import { ensureRoot, Lock, stateRoot, withLock, writeAtomic } from './dir.js';
@@ -83,6 +83,7 @@ export function createEntry(st: ContainerState, r = root()): void {
       unlinkSync(link);
     }
     mkdirSync(dirOf(st.id, r), { mode: 0o700 });
+    writeFileSync(lockPath(st.id, r), '', { mode: 0o600 });
     writeState(st, r);
     symlinkSync(st.id, link);
   });
@@ -95,17 +96,28 @@ export function removeEntry(st: ContainerState, r = root()): void {
     try {
       if (readlinkSync(link) === st.id) unlinkSync(link);
     } catch { /* already gone */ }
-    rmSync(dirOf(st.id, r), { recursive: true, force: true });
+    removeDir(dirOf(st.id, r), r);
   });
+}
+
+/** Out of sight at once (a rename), then deleted: no command can recreate a file in it meanwhile. */
+function removeDir(dir: string, r: string): void {
+  const trash = `${r}/.trash-${process.pid}-${dir.slice(dir.lastIndexOf('/') + 1)}`;
+  try {
+    renameSync(dir, trash);
+  } catch {
+    return; // already gone
+  }
+  rmSync(trash, { recursive: true, force: true });
 }
 
 /** Run fn under the container's lock, with its current state (null if it was removed meanwhile). */
 export function locked<T>(id: string, fn: (st: ContainerState | null) => T, r = root()): T {
   let l: Lock;
   try {
-    l = Lock.take(lockPath(id, r));
+    l = Lock.take(lockPath(id, r), false);
   } catch {
-    return fn(null);
+    return fn(null); // removed
   }
   try {
     return fn(readState(id, r));
@@ -133,12 +145,17 @@ export function containerAlive(st: ContainerState): boolean {
   return isActive(st) && isAlive(st.pid, st.pidStart);
 }
 
-let cleaning: Promise<unknown> | undefined;
+const cleaning: Promise<unknown>[] = [];
 
-/** The cgroups a dead monitor made are emptied and removed by the cgroup code's stale cleaner
- *  (the command's process lives until that is done). */
-function cleanCgroups(): void {
-  cleaning ??= import('../cgroups/part.js').then((m) => m.cleanStaleOnce()).catch(() => {});
+/** The cgroups a dead monitor made for the container are emptied and removed (the command's
+ *  process lives until that is done; `settled()` waits for it). */
+function cleanCgroups(id: string): void {
+  cleaning.push(import('../exec/cgroup.js').then((m) => m.removeCgroupsOf(id)).catch(() => {}));
+}
+
+/** Resolves once the clean-up started by this process is done. */
+export function settled(): Promise<unknown> {
+  return Promise.all(cleaning);
 }
 
 /**
@@ -148,7 +165,12 @@ function cleanCgroups(): void {
  */
 export function reap(st: ContainerState, r = root()): ContainerState | null {
   if (!isActive(st) || isAlive(st.monitor.pid, st.monitor.start)) return st;
-  const l = Lock.try(lockPath(st.id, r));
+  let l: Lock | null;
+  try {
+    l = Lock.try(lockPath(st.id, r), false);
+  } catch {
+    return null; // removed meanwhile
+  }
   if (!l) return st;
   try {
     const now = readState(st.id, r);
@@ -161,7 +183,7 @@ export function reap(st: ContainerState, r = root()): ContainerState | null {
       } catch { /* ended meanwhile */ }
       closeSync(fd);
     }
-    cleanCgroups();
+    cleanCgroups(now.id);
     now.status = 'stopped';
     now.finishedAt = new Date().toISOString();
     now.error = now.pid ? 'the monitor process died; the container was killed' : 'the monitor process died while creating the container';
@@ -180,7 +202,12 @@ export function reap(st: ContainerState, r = root()): ContainerState | null {
 export function list(r = root()): ContainerState[] {
   let ids: string[];
   try {
-    ids = readdirSync(r).filter((e) => ID_RE.test(e));
+    const entries = readdirSync(r);
+    ids = entries.filter((e) => ID_RE.test(e));
+    // A removal that died halfway.
+    for (const e of entries) {
+      if (e.startsWith('.trash-') && !procStat(Number(e.split('-')[1]))) rmSync(`${r}/${e}`, { recursive: true, force: true });
+    }
   } catch {
     return [];
   }
@@ -199,12 +226,17 @@ export function list(r = root()): ContainerState[] {
 
 /** A directory without state.json is a creation that died before its first write. */
 function dropOrphanDir(id: string, r: string): void {
-  const l = Lock.try(lockPath(id, r));
-  if (!l) return;
+  let l: Lock | null;
   try {
-    if (!readState(id, r)) rmSync(dirOf(id, r), { recursive: true, force: true });
+    l = Lock.try(lockPath(id, r), false);
+  } catch {
+    l = null; // no lock file: made before it, or being removed; either way nobody will write it
+  }
+  if (l === null && existsSync(lockPath(id, r))) return; // held: someone is working on it
+  try {
+    if (!readState(id, r)) removeDir(dirOf(id, r), r);
   } finally {
-    l.unlock();
+    l?.unlock();
   }
 }
 
