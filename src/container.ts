@@ -65,6 +65,7 @@ export function compile(s: ResolvedSpec): Op[] {
     ...rootOps({
       rootfs: s.rootfs, readOnly: s.readOnly, userns: !!s.identity.userns, ttyGid: ttyGid(s.identity),
       mounts: [...s.hardening.mounts, ...deviceMounts(s.hardening.devices)], maskPaths: s.hardening.maskPaths,
+      nodev: !s.hardening.allDevices,
     }),
   ];
   if (s.namespaces.uts) ops.push(op.sethostname(s.hostname));

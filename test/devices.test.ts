@@ -52,14 +52,23 @@ describe('devices', () => {
   it('lets a container mknod the host disk, but not open it, wherever the node is', async () => {
     const r = await run([], `probe mknod /tmp/disk b ${major} ${minor}; probe read /tmp/disk 19; probe openw /tmp/disk; rm /tmp/disk;
       probe mknod /dev/disk b ${major} ${minor}; probe read /dev/disk 19`);
-    // In /dev the devices cgroup is not even asked: /dev is nodev (EACCES).
-    expect(r.stdout).toBe('ok 0\nerr EPERM\nerr EPERM\nok 0\nerr EACCES\n');
+    // Every mount of a default container is nodev (EACCES): no devices cgroup is needed.
+    expect(r.stdout).toBe('ok 0\nerr EACCES\nerr EACCES\nok 0\nerr EACCES\n');
+    expect(r.stdout).not.toContain(secretHex);
+  });
+
+  it('stops a container that may mount (CAP_SYS_ADMIN) with the devices cgroup', async () => {
+    // Its own tmpfs without nodev: only the devices cgroup stands between it and the disk.
+    const r = await run(['--cap-add', 'SYS_ADMIN'], `mkdir -p /mnt; mount -t tmpfs -o dev none /mnt && grep -c " /mnt .*nodev" /proc/self/mountinfo;
+      probe mknod /mnt/disk b ${major} ${minor}; probe read /mnt/disk 19; probe openw /mnt/disk; probe read /dev/zero 1`);
+    expect(r.stdout).toBe('0\nok 0\nerr EPERM\nerr EPERM\nok 00\n');
     expect(r.stdout).not.toContain(secretHex);
   });
 
   it('keeps the default devices usable', async () => {
+    // A node made for an allowed device opens nothing either: it is on a nodev mount.
     const r = await run([], 'probe read /dev/null 1; probe read /dev/zero 2; probe read /dev/urandom 0; probe openw /dev/full; probe openw /dev/null; probe mknod /tmp/z c 1 5; probe read /tmp/z 2');
-    expect(r.stdout).toBe('ok \nok 0000\nok \nerr ENOSPC\nok 1\nok 0\nok 0000\n');
+    expect(r.stdout).toBe('ok \nok 0000\nok \nerr ENOSPC\nok 1\nok 0\nerr EACCES\n');
   });
 
   it('adds a device with --device, with the access asked for', async () => {

@@ -28,7 +28,7 @@ const run = (args: string[], script: string) => nsbox([...args, p.root, 'sh', '-
 describe('volumes', () => {
   it('binds a host directory read-write, and writes reach the host', async () => {
     const r = await run(['-v', `${host}:/data`], 'cat /data/hello; echo inside > /data/written; grep " /data " /proc/self/mountinfo | cut -d" " -f6');
-    expect(r.stdout).toBe('hello from the host\nrw,relatime\n');
+    expect(r.stdout).toBe('hello from the host\nrw,nodev,relatime\n');
     expect(readFileSync(join(host, 'written'), 'utf8')).toBe('inside\n');
   });
 

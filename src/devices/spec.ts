@@ -84,5 +84,5 @@ export function ruleText(r: DeviceRule): string {
 
 /** Devices as file binds: the host node, opened before pivot_root, attached at its path inside. */
 export function deviceMounts(devices: ResolvedDevice[]): ResolvedMount[] {
-  return devices.map((d) => ({ type: 'bind', source: d.host, target: d.path, dir: false, readOnly: false }));
+  return devices.map((d) => ({ type: 'bind', source: d.host, target: d.path, dir: false, readOnly: false, device: true }));
 }

@@ -41,6 +41,8 @@ export interface ResolvedMount {
   source?: string;
   /** bind: the source is a directory (else a file: the target is made a file). */
   dir?: boolean;
+  /** bind: a device given with --device, the one bind that is not nodev. */
+  device?: boolean;
   /** tmpfs: fsconfig options (size=, mode=). */
   options?: string[];
   /** tmpfs: MOUNT_ATTR_* flags. */
@@ -133,7 +135,9 @@ export function openSourcesOps(mounts: ResolvedMount[], first: number, scratch: 
       op.openAt(m.source!, scratch, op.OPEN_AT.NOSYMLINKS, `open volume source ${m.source}`),
       op.cloneTree(scratch, first + i, true, `open volume source ${m.source} for a bind mount`),
     );
-    if (m.readOnly) ops.push(op.setattrSlot(first + i, MOUNT_ATTR.RDONLY, 0, true, `make volume ${m.source} read-only`));
+    // nodev always: a device node in a volume opens nothing (devices are given with --device).
+    if (!m.device) ops.push(op.setattrSlot(first + i, MOUNT_ATTR.NODEV | (m.readOnly ? MOUNT_ATTR.RDONLY : 0), 0, true,
+      `make volume ${m.source} ${m.readOnly ? 'read-only and ' : ''}nodev`));
   });
   return ops;
 }

@@ -22,6 +22,8 @@ export interface RootOptions {
   mounts?: ResolvedMount[];
   /** Default true: mask and make read-only the OCI default paths of /proc and /sys. */
   maskPaths?: boolean;
+  /** Default true: the rootfs is nodev, so a node made in it opens nothing (false: --privileged). */
+  nodev?: boolean;
 }
 
 /** Where the tmpfs for a 'host' root is staged, inside the child's own mount namespace. */
@@ -62,7 +64,7 @@ function hostRoot(): Op[] {
     ops.push(
       op.mkdir(dst),
       op.mount(`/${e.name}`, dst, '', MS.BIND | MS.REC, '', `bind /${e.name} on ${dst}`),
-      op.setattr(dst, MOUNT_ATTR.RDONLY, 0, true, `make ${dst} read-only`),
+      op.setattr(dst, MOUNT_ATTR.RDONLY | MOUNT_ATTR.NODEV, 0, true, `make ${dst} read-only and nodev`),
     );
   }
   ops.push(op.mkdir(`${root}/tmp`, 0o1777), op.mkdir(`${root}/root`, 0o700), op.mkdir(`${root}/home`), op.mkdir(`${root}/run`));
@@ -99,7 +101,13 @@ export function rootOps(o: RootOptions, firstSlot = 0): Op[] {
   const newRoot = host ? HOST_STAGE : o.rootfs;
   const ops: Op[] = [op.mount('', '/', '', MS.REC | MS.PRIVATE, '', 'make mount propagation private')];
   if (host) ops.push(...hostRoot());
-  else ops.push(op.mount(newRoot, newRoot, '', MS.BIND | MS.REC, '', `bind rootfs ${newRoot} onto itself`));
+  else {
+    ops.push(
+      op.mount(newRoot, newRoot, '', MS.BIND | MS.REC, '', `bind rootfs ${newRoot} onto itself`),
+    );
+    // Every mount of a container is nodev: a node it makes with CAP_MKNOD opens nothing.
+    if (o.nodev !== false) ops.push(op.setattr(newRoot, MOUNT_ATTR.NODEV, 0, true, `make rootfs ${newRoot} nodev`));
+  }
   DEVICES.forEach((d, i) => ops.push(op.openTree(`/dev/${d}`, firstSlot + i)));
   const procSlot = firstSlot + DEVICES.length, sysSlot = procSlot + 1;
   const procAttrs = MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC, sysAttrs = procAttrs | MOUNT_ATTR.RDONLY;

@@ -17,7 +17,9 @@ export interface ProbeRoot {
 export function probeRootfs(): ProbeRoot {
   const dir = mkdtempSync(join(tmpdir(), 'nsbox-probe-'));
   const root = join(dir, 'root');
-  cpSync(ROOTFS, root, { recursive: true, verbatimSymlinks: true });
+  // Not what other tests' containers left in the shared rootfs's /tmp (fifos, nodes).
+  const tmp = join(ROOTFS, 'tmp') + '/';
+  cpSync(ROOTFS, root, { recursive: true, verbatimSymlinks: true, filter: (src) => !src.startsWith(tmp) });
   const probe = join(root, 'bin', 'probe');
   execFileSync('cc', ['-static', '-O1', '-o', probe, resolve(__dirname, 'probe.c')]);
   return { root, probe, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
