@@ -1,7 +1,7 @@
 // The cgroups a running process is in, as nsbox's cgroup code sees them: for exec to join them
 // and for stats to read them. From /proc/PID/cgroup (host paths: we are in the host's cgroup
 // namespace) and the hierarchies mounted here.
-import { closeSync, constants as fsConstants, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, openSync, readdirSync, readFileSync } from 'node:fs';
 import { Cgroup, PARENT, type CgroupDir } from '../cgroups/cgroup.js';
 import { CONTROLLERS, hierarchies, type Hierarchy } from '../cgroups/hierarchy.js';
 import { NsboxError } from '../errors.js';
@@ -40,10 +40,10 @@ export function cgroupOf(pid: number): Cgroup {
   return new Cgroup(`pid-${pid}`, cgroupDirs(pid));
 }
 
-/** How a new process joins pid's cgroups: a v2 directory fd for clone3, and v1 moves while it waits. */
+/** How a new process joins pid's cgroups: a v2 directory fd for clone3, and v1 directories it enters itself. */
 export interface CgroupJoin {
   fd?: number;
-  /** Directories to write the new pid into before it goes on. */
+  /** v1 directories for the child to enter first thing. */
   v1: string[];
   close(): void;
 }
@@ -67,17 +67,6 @@ export function joinCgroupsOf(pid: number): CgroupJoin {
       fd = undefined;
     },
   };
-}
-
-/** Move pid into the v1 directories. */
-export function moveInto(dirs: string[], pid: number): void {
-  for (const d of dirs) {
-    try {
-      writeFileSync(`${d}/cgroup.procs`, String(pid));
-    } catch (e) {
-      throw new NsboxError(`cannot join the container's cgroup ${d}: ${(e as Error).message}`, { step: 'cgroup' });
-    }
-  }
 }
 
 /** The cgroups nsbox made for container `id` (named `<id>.<owner pid>.<owner start>` under `nsbox`). */

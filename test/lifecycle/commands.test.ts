@@ -194,11 +194,12 @@ describe('logs', () => {
 
   it('says a foreground container has no log', async () => {
     const p = startCli(['run', '--name', 'fg', ROOTFS, 'sleep', '100']);
-    await until(async () => (await cli(['ps', '-q'])).stdout.trim() !== '', 'the foreground container to be listed');
+    const closed = new Promise((r) => p.on('close', r));
+    await until(async () => JSON.parse((await cli(['ps', '--format', 'json'])).stdout)[0]?.status === 'running', 'the foreground container to run');
     const r = await cli(['logs', 'fg']);
     expect(r.stderr).toBe('nsbox: container fg runs in the foreground: its output goes to its terminal\n');
     await ok(['kill', 'fg']);
-    await new Promise((r) => p.on('close', r));
+    expect(await closed).toBe(137);
   });
 });
 
