@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { NsboxError } from '../errors.js';
 import { parseArgs } from './args.js';
 import { table } from './ps.js';
-import { cgroupDirs, cgroupOf } from '../exec/cgroup.js';
+import { Cgroup, PARENT, type CgroupDir } from '../cgroups/cgroup.js';
+import { cgroupDirs } from '../exec/cgroup.js';
 import { CLK_TCK, descendants, nsId, procStat, processesIn } from '../state/proc.js';
 import { containerAlive, find, list, type ContainerState } from '../state/store.js';
 
@@ -25,8 +26,8 @@ export interface Sample {
   pids: number;
 }
 
-function memoryLimit(pid: number): number | null {
-  const mem = cgroupDirs(pid).find((d) => d.uses.includes('memory'));
+function memoryLimit(dirs: CgroupDir[]): number | null {
+  const mem = dirs.find((d) => d.uses.includes('memory'));
   if (!mem) return null;
   try {
     const v = readFileSync(`${mem.path}/${mem.hierarchy.version === 2 ? 'memory.max' : 'memory.limit_in_bytes'}`, 'utf8').trim();
@@ -37,14 +38,13 @@ function memoryLimit(pid: number): number | null {
   }
 }
 
-/** Its own cgroup (under nsbox's parent) counts everything in it; else its processes, from /proc. */
+/** Its own cgroup (under nsbox's parent, with memory) counts everything in it; else its processes, from /proc. */
 export function sample(st: ContainerState): Sample | null {
   if (!containerAlive(st)) return null;
-  const dirs = cgroupDirs(st.pid);
-  const own = dirs.length > 0 && dirs.every((d) => d.path.includes('/nsbox/'));
-  if (own) {
-    const u = cgroupOf(st.pid).usage();
-    return { id: st.id, name: st.name, cpuUs: u.cpuUserUs + u.cpuSystemUs, memoryBytes: u.memoryBytes, memoryLimitBytes: memoryLimit(st.pid), pids: u.pids };
+  const own = cgroupDirs(st.pid).filter((d) => d.path.includes(`/${PARENT}/`));
+  if (own.some((d) => d.uses.includes('memory'))) {
+    const u = new Cgroup(st.id, own).usage();
+    return { id: st.id, name: st.name, cpuUs: u.cpuUserUs + u.cpuSystemUs, memoryBytes: u.memoryBytes, memoryLimitBytes: memoryLimit(own), pids: u.pids };
   }
   const pidns = nsId(st.pid, 'pid');
   const pids = pidns && pidns !== nsId('self', 'pid') ? processesIn('pid', pidns) : descendants(st.pid);

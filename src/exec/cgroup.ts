@@ -35,11 +35,6 @@ export function cgroupDirs(pid: number, differ = false): CgroupDir[] {
   return dirs;
 }
 
-/** The process's cgroup, for reading its usage. */
-export function cgroupOf(pid: number): Cgroup {
-  return new Cgroup(`pid-${pid}`, cgroupDirs(pid));
-}
-
 /** How a new process joins pid's cgroups: a v2 directory fd for clone3, and v1 directories it enters itself. */
 export interface CgroupJoin {
   fd?: number;

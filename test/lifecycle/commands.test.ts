@@ -250,7 +250,13 @@ describe('stats', () => {
     expect(s.pids).toBeGreaterThanOrEqual(2);
     expect(s.memoryBytes).toBeGreaterThan(0);
     expect(s.cpuPercent).toBeGreaterThan(1); // a busy loop, over one second
+    // With limits it has a cgroup of its own: usage and the limit come from there.
+    const lim = await runD('--name', 'limited', '--memory', '64m', '--pids-limit', '50', ROOTFS, 'sh', '-c', 'sleep 1000 & sleep 1000 & wait');
+    const [l] = JSON.parse(await ok(['stats', '--no-stream', '--format', 'json', lim.slice(0, 6)]));
+    expect(l).toMatchObject({ id: lim, name: 'limited', memoryLimitBytes: 64 * 2 ** 20, pids: 3 });
+    expect(l.memoryBytes).toBeGreaterThan(0);
     const table = await ok(['stats', '--no-stream']);
+    expect(table).toMatch(/ \/ 64\.0MiB /);
     expect(table.split('\n')[0]).toMatch(/^CONTAINER ID\s+NAME\s+CPU %\s+MEM USAGE \/ LIMIT\s+MEM %\s+PIDS$/);
   });
 });
