@@ -1,10 +1,20 @@
 // Shared test helpers: run the CLI, and take stock of what the host has that nsbox could leak.
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 export { ROOTFS } from './rootfs.js';
 
 export const CLI = resolve(__dirname, '..', 'dist', 'run.js');
+
+// Containers the tests start are registered in a state directory of this test process, not the
+// host's /run/nsbox: names cannot clash with a user's containers or another test run's.
+if (!process.env.NSBOX_STATE_DIR) {
+  const dir = mkdtempSync(join(tmpdir(), 'nsbox-test-state-'));
+  chmodSync(dir, 0o755); // reachable by the rootless tests' user too
+  process.env.NSBOX_STATE_DIR = dir;
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+}
 
 export interface CliResult {
   code: number | null;
