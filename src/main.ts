@@ -21,6 +21,8 @@ const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
   stats: () => import('./cli/stats.js'),
   exec: () => import('./cli/exec.js'),
   info: () => import('./cli/info.js'),
+  // Internal: the monitor of a detached container (started by run -d, from this same file).
+  'nsbox-monitor': () => import('./state/monitor.js'),
 };
 
 async function main(argv: string[]): Promise<number> {

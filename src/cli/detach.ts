@@ -20,14 +20,15 @@ export async function runDetached(argv: string[], o: Parsed['options'], _rootfs:
   if (size !== undefined && parseLogSize(size as string) === null) {
     throw new NsboxError(`invalid --log-size: ${size} (a size like 512k or 1m, at least 1k)`);
   }
-  const monitor = fileURLToPath(new URL('../state/monitor.js', import.meta.url));
+  // The monitor is this same CLI file (the bundle when there is one) with an internal command.
+  const cli = process.argv[1] ?? fileURLToPath(new URL('../main.js', import.meta.url));
   // The monitor's stderr goes to a file that is unlinked at once: read only if it fails to report.
   const root = stateRoot();
   ensureRoot(root);
   const errPath = `${root}/.monitor.${process.pid}.err`;
   const errFd = openSync(errPath, 'w+', 0o600);
   unlinkSync(errPath);
-  const child = spawn(process.execPath, [monitor, ...argv], { detached: true, stdio: ['ignore', 'ignore', errFd, 'pipe'] });
+  const child = spawn(process.execPath, [cli, 'nsbox-monitor', ...argv], { detached: true, stdio: ['ignore', 'ignore', errFd, 'pipe'] });
   const pipe = child.stdio[3] as import('node:stream').Readable;
   let text = '';
   pipe.setEncoding('utf8');

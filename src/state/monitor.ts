@@ -1,5 +1,5 @@
-// The monitor of a detached container (dist/state/monitor.js, started by `run -d` with the
-// run's own arguments). The only nsbox process outside the container: it creates the container,
+// The monitor of a detached container (`nsbox nsbox-monitor ARGS`, started by `run -d` with the
+// run's own arguments, from the same CLI file). The only nsbox process outside the container: it creates the container,
 // holds its pidfd, keeps its output in a size-capped log, records how it ended, and cleans up.
 // It reports once on fd 3: the id when the command runs, or the error.
 import { closeSync, openSync, writeSync } from 'node:fs';
@@ -89,7 +89,13 @@ async function main(argv: string[]): Promise<void> {
   tracker.stopped(st);
 }
 
-main(process.argv.slice(2)).catch((e) => {
-  reportError(e);
-  process.exitCode = 1;
-});
+/** `nsbox nsbox-monitor RUN-ARGS...`: resolves when the container has ended and been recorded. */
+export async function command(_name: string, argv: string[]): Promise<number> {
+  try {
+    await main(argv);
+    return 0;
+  } catch (e) {
+    reportError(e);
+    return 1;
+  }
+}
