@@ -4,7 +4,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { CLI } from '../helpers.js';
 import { env, lifecycleHooks, ok, ROOTFS, until } from './util.js';
 
@@ -18,6 +18,7 @@ const dir = mkdtempSync(join(tmpdir(), 'nsbox-tty-'));
 afterEach(() => {
   spawnSync('tmux', ['-L', SOCKET, 'kill-server']);
 });
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Runs `nsbox ARGS` in a 100x30 tmux window; afterwards the shell records the status and the terminal's mode. */
 function start(args: string[]): void {
