@@ -69,6 +69,7 @@ export class DevicesPart implements StartPart {
   }
 
   private procs = '';
+  private tasks = '';
 
   private v1(base: string, rules: DeviceRule[]): void {
     const parent = `${base}/${PARENT}`, dir = `${parent}/${cgroupName(this.s.id)}`;
@@ -78,6 +79,7 @@ export class DevicesPart implements StartPart {
     writeFile(`${dir}/devices.deny`, 'a', 'cannot restrict devices');
     for (const r of rules) writeFile(`${dir}/devices.allow`, ruleText(r), 'cannot allow a device');
     this.procs = `${dir}/cgroup.procs`;
+    this.tasks = `${dir}/tasks`;
     // In a user namespace the child cannot write a host cgroup file: the parent moves it while it waits.
     if (this.s.identity.userns) this.beforeRelease = (pid) => writeFile(this.procs, String(pid), 'cannot move the container into its devices cgroup');
   }
@@ -108,7 +110,8 @@ export class DevicesPart implements StartPart {
 
   /** v1 without a user namespace: the child moves itself in, first thing (no wait for the parent). */
   plan(ops: Op[]): void {
-    if (this.procs && !this.beforeRelease) ops.unshift({ op: op.OP.WRITE_FILE, s: [this.procs, '0'], desc: 'enter the devices cgroup' });
+    // `tasks`, not cgroup.procs: the child is one thread, and a thread move skips the RCU grace period.
+    if (this.tasks && !this.beforeRelease) ops.unshift({ op: op.OP.WRITE_FILE, s: [this.tasks, '0'], desc: 'enter the devices cgroup' });
   }
 
   private closeFd(): void {

@@ -169,11 +169,17 @@ const HARD = MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_AT
  * Masks and read-only binds over /proc and /sys, after they are mounted. Whether a masked path is a
  * file or a directory is read from the host: /proc and /sys show the same kernel inside.
  */
+let maskedKinds: { path: string; dir: boolean }[] | undefined;
+
+/** The masked paths this kernel has, and whether each is a directory (read once per process). */
+function maskedOnThisHost(): { path: string; dir: boolean }[] {
+  maskedKinds ??= MASKED_PATHS.filter((p) => existsSync(p)).map((path) => ({ path, dir: statSync(path).isDirectory() }));
+  return maskedKinds;
+}
+
 export function protectOps(a: number, b: number): Op[] {
   const ops: Op[] = [];
-  for (const path of MASKED_PATHS) {
-    if (!existsSync(path)) continue;
-    const dir = statSync(path).isDirectory();
+  for (const { path, dir } of maskedOnThisHost()) {
     ops.push(
       dir
         ? op.fsmount('tmpfs', ['mode=555'], a, HARD, `make an empty tmpfs to mask ${path}`)
