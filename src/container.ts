@@ -157,6 +157,8 @@ export interface StartPart {
   cgroupFd?: number;
   /** Parent-side work between clone and the child's go-ahead (e.g. writing uid_map). */
   beforeRelease?(pid: number): void;
+  /** Told the pid once the child exists, without holding it back (no wait step, so the fast start). */
+  started?(pid: number): void;
   /** Parent-side work after PID 1 ended (e.g. reading OOM events, removing the cgroup); may set
    *  status.oomKilled and status.usage. */
   afterExit?(status: ExitStatus): void | Promise<void>;
@@ -216,11 +218,21 @@ export class Container {
     this.parts = parts;
     this.pid = child.pid;
     this.pidfd = child.pidfd;
+    for (const p of parts) p.started?.(child.pid);
     const exit = waitExit(child.pidfd, () => { this.done = true; }).then(async (st) => {
       for (const p of parts) await p.afterExit?.(st);
       return st;
     });
-    if (sync) this.release(child, parts);
+    if (sync) {
+      try {
+        this.release(child, parts);
+      } catch (e) {
+        // The child is killed; its exit still runs afterExit (cleanup), but nobody awaits it.
+        closeSync(child.errFd);
+        exit.catch(() => {});
+        throw e;
+      }
+    }
     this.ready = waitExec(child.errFd, ops);
     this.exited = this.ready.then(() => exit, async (e) => { await exit; throw e; });
     this.ready.catch(() => {});

@@ -1,0 +1,31 @@
+// The Container class's own error paths (the parts hooks that concerns plug in).
+import { readdirSync } from 'node:fs';
+import { afterEach, beforeEach, expect, it } from 'vitest';
+import { Container } from '../dist/index.js';
+import { expectNothingLeft, ROOTFS, snapshot } from './helpers.js';
+
+let before: ReturnType<typeof snapshot>;
+beforeEach(() => { before = snapshot(); });
+afterEach(async () => { await expectNothingLeft(before); });
+
+const fdCount = () => readdirSync('/proc/self/fd').length;
+
+it('a failing beforeRelease kills the child and leaves no fd and no unhandled rejection', async () => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (e: unknown) => unhandled.push(e);
+  process.on('unhandledRejection', onUnhandled);
+  const fds = fdCount();
+  let ended = 0;
+  for (let i = 0; i < 3; i++) {
+    expect(() => new Container({ rootfs: ROOTFS, command: ['true'] }, [{
+      beforeRelease() { throw new Error('refused'); },
+      afterExit() { ended++; throw new Error('cleanup failed too'); },
+    }])).toThrow('refused');
+  }
+  for (let i = 0; i < 50 && ended < 3; i++) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 20));
+  process.off('unhandledRejection', onUnhandled);
+  expect(ended).toBe(3);
+  expect(unhandled).toEqual([]);
+  expect(fdCount()).toBe(fds);
+});
