@@ -267,7 +267,11 @@ static int run_op(struct plan *p, struct op *o) {
   case OP_WAIT_SYNC: {
     ssize_t r;
     do r = read(p->sync_fd, &c, 1); while (r < 0 && errno == EINTR);
-    if (r == 1) return close(p->sync_fd);
+    if (r == 1) {
+      int fd = p->sync_fd;
+      p->sync_fd = -1; /* its number may be reused: OP_CLOSE must not keep that fd */
+      return close(fd);
+    }
     if (r == 0) errno = ECANCELED;
     return -1;
   }
@@ -293,6 +297,8 @@ static int run_op(struct plan *p, struct op *o) {
   case OP_CLOSE_FDS: return syscall(SYS_close_range, (unsigned)o->n[0], ~0U, CLOSE_RANGE_CLOEXEC);
   case OP_OPEN_TREE: {
     unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (o->n[1] ? AT_RECURSIVE : 0);
+    if (p->slots[o->n[0]] >= 0) close(p->slots[o->n[0]]); /* a reused slot, as OP_OPEN_AT does */
+    p->slots[o->n[0]] = -1;
     int fd = syscall(SYS_open_tree, AT_FDCWD, o->s[0], flags);
     if (fd < 0) return -1;
     p->slots[o->n[0]] = fd;
@@ -300,8 +306,12 @@ static int run_op(struct plan *p, struct op *o) {
   }
   case OP_MOVE_MOUNT: {
     int fd = p->slots[o->n[0]];
-    if (syscall(SYS_move_mount, fd, "", AT_FDCWD, o->s[0], MOVE_MOUNT_F_EMPTY_PATH) < 0) return -1;
-    return close(fd);
+    p->slots[o->n[0]] = -1; /* closed below: a later OP_OPEN_AT on this slot must not close a reused number */
+    int rc = syscall(SYS_move_mount, fd, "", AT_FDCWD, o->s[0], MOVE_MOUNT_F_EMPTY_PATH);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return rc < 0 ? -1 : 0;
   }
   case OP_INIT: return init_loop();
   case OP_UMASK: umask((mode_t)o->n[0]); return 0;
