@@ -61,7 +61,7 @@ describe('isolation', () => {
   });
 
   it('can reach its own loopback', async () => {
-    const r = await nsbox([ROOTFS, 'sh', '-c', 'nc -l -p 7000 -e echo pong & sleep 0.2; echo ping | nc 127.0.0.1 7000']);
+    const r = await nsbox([ROOTFS, 'sh', '-c', 'nc -l -p 7000 -e echo pong & i=0; until netstat -lnt | grep -q ":7000 " || [ $i -ge 200 ]; do i=$((i+1)); sleep 0.05; done; echo ping | nc 127.0.0.1 7000']);
     expect(r.stdout).toBe('pong\n');
   });
 

@@ -98,7 +98,7 @@ describe('--user and --group-add', () => {
   });
 
   it('a capability added by name reaches a non-root user through the ambient set', async () => {
-    const r = await nsbox(['--user', '1000', '--cap-add', 'NET_BIND_SERVICE', rootfs, 'sh', '-c', `nc -l -p 80 -w 1 & sleep 0.2; netstat -lnt | grep -c ":80 "; ${STATUS}`]);
+    const r = await nsbox(['--user', '1000', '--cap-add', 'NET_BIND_SERVICE', rootfs, 'sh', '-c', `nc -l -p 80 -w 5 & i=0; until netstat -lnt | grep -q ":80 " || [ $i -ge 100 ]; do i=$((i+1)); sleep 0.05; done; netstat -lnt | grep -c ":80 "; ${STATUS}`]);
     expect(r.stdout.split('\n')[0]).toBe('1');
     const b = bit(NET_BIND_SERVICE);
     expect(caps(r.stdout)).toMatchObject({ CapInh: b, CapPrm: b, CapEff: b, CapAmb: b, CapBnd: DOCKER });
