@@ -184,6 +184,8 @@ export class Container {
     const s = resolveSpec(spec);
     checkPrivilege(s);
     if (s.identity.userns) parts = [usernsPart(s.identity.userns), ...parts];
+    // The plan first: it can refuse the spec (too many mounts) before anything exists on the host.
+    const ops = compile(s);
     // The cgroup (made now, limits validated by resolveSpec): see src/cgroups/part.ts.
     const cg = cgroupPart(s);
     if (cg) parts = [...parts, cg];
@@ -196,8 +198,12 @@ export class Container {
       throw e;
     }
     const sync = parts.some((p) => p.beforeRelease);
-    const ops = compile(s);
-    for (const p of parts) p.plan?.(ops);
+    try {
+      for (const p of parts) p.plan?.(ops);
+    } catch (e) {
+      for (const p of parts) p.abort?.();
+      throw e;
+    }
     if (sync) ops.unshift(op.waitSync());
     let flags = namespaceFlags(s.namespaces);
     let cgroupFd: number | undefined;
