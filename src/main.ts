@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The nsbox CLI. `nsbox [run] [OPTIONS] ROOTFS CMD [ARG...]`; loads only what the command needs.
-// Built into dist/main.js, then bundled into dist/run.cjs (dist/run.js) by scripts/bundle-cli.mjs.
+// Built into dist/main.js, then bundled into dist/cli.cjs (started by dist/run.cjs, dist/run.js) by scripts/bundle-cli.mjs.
 import { NsboxError } from './errors.js';
 import { reportError, runCommand } from './cli/run.js';
 

@@ -39,9 +39,11 @@ export class Tracker {
   readonly name: string;
   readonly dir: string;
   private removed = false;
+  private readonly autoRemove: boolean;
 
   constructor(o: TrackOptions) {
     this.name = o.name ?? this.id;
+    this.autoRemove = o.autoRemove;
     const st: ContainerState = {
       id: this.id, name: this.name, status: 'creating', rootfs: o.rootfs === 'host' ? 'host' : resolve(o.rootfs), command: o.command,
       hostname: o.hostname ?? this.name, createdAt: new Date().toISOString(), pid: 0, pidStart: 0,
@@ -52,7 +54,12 @@ export class Tracker {
     this.dir = dirOf(this.id);
   }
 
-  /** Records what exec needs from the plan, and the pid once the container exists. */
+  private exec: ContainerState['exec'] | undefined;
+
+  /**
+   * Notes what exec needs from the plan, and records it with the pid once the container exists
+   * (created), without holding the child back: no wait step, so the start can take the fast path.
+   */
   part(): StartPart {
     return {
       plan: (ops: Op[]) => {
@@ -60,15 +67,15 @@ export class Tracker {
         const [argc, envc] = exec?.n ?? [0, 0];
         const env = exec?.s?.slice(argc, argc + envc) ?? [];
         const cwd = ops[lastIndexOf(ops, OP.CHDIR)]?.s?.[0] ?? '/';
-        const creds = credentialOps(ops);
-        update(this.id, (st) => { st.exec = { env, cwd, creds }; });
+        this.exec = { env, cwd, creds: credentialOps(ops) };
       },
-      beforeRelease: (pid: number) => {
+      started: (pid: number) => {
         const start = procStat(pid)?.start ?? 0;
         update(this.id, (st) => {
           st.status = 'created';
           st.pid = pid;
           st.pidStart = start;
+          if (this.exec) st.exec = this.exec;
         });
       },
     };
@@ -82,13 +89,13 @@ export class Tracker {
   }
 
   stopped(exit: ExitStatus | null, error?: string): void {
-    const st = update(this.id, (s) => {
+    if (this.autoRemove) return this.remove({ id: this.id, name: this.name } as ContainerState);
+    update(this.id, (s) => {
       s.status = 'stopped';
       s.finishedAt = new Date().toISOString();
       if (exit) s.exit = { code: exit.code, signal: exit.signal, status: exit.status, oomKilled: exit.oomKilled };
       if (error) s.error = error;
     });
-    if (st?.autoRemove) this.remove(st);
   }
 
   /** The container never ran (set-up failed): leave nothing behind. */

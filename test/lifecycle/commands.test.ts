@@ -82,7 +82,7 @@ describe('states', () => {
   });
 
   it('records created (pid known, command not started) before running', async () => {
-    // A probe part runs while the child waits at its sync step, right after the tracker's.
+    // A probe part runs while the child waits at its sync step, after the tracker has recorded the pid.
     const { Container } = await import('../../dist/container.js');
     const { Tracker } = await import('../../dist/state/track.js');
     const { readState, removeEntry } = await import('../../dist/state/store.js');
@@ -178,7 +178,7 @@ describe('logs', () => {
   it('-f follows new output across rotations until the container ends', async () => {
     const go = `/tmp/nsbox-go-${process.pid}`; // in the shared test rootfs: the container removes it
     await runD('--name', 'follow', '--log-size', '4k', ROOTFS, 'sh', '-c',
-      `echo first; while [ ! -e ${go} ]; do sleep 0.05; done; rm ${go}; i=0; while [ $i -lt 800 ]; do echo "n $i"; i=$((i+1)); done; sleep 0.5; echo last`);
+      `echo first; while [ ! -e ${go} ]; do sleep 0.05; done; rm ${go}; i=0; while [ $i -lt 800 ]; do echo "n $i"; i=$((i+1)); [ $((i % 50)) = 0 ] && sleep 0.05; done; sleep 0.5; echo last`);
     const f = startCli(['logs', '-f', 'follow']);
     let out = '';
     f.stdout!.on('data', (d) => (out += d));
@@ -188,7 +188,8 @@ describe('logs', () => {
     expect(await done).toBe(0);
     const lines = out.trim().split('\n');
     expect(lines.at(-1)).toBe('last');
-    // Every line is there once, in order, though the log rotated many times while followed.
+    // Every line is there once, in order, though the log rotated while followed. (The writer pauses
+    // now and then: a follower more than two rotations behind would lose lines, as with docker's.)
     expect(lines.slice(1, -1)).toEqual(Array.from({ length: 800 }, (_, i) => `n ${i}`));
   });
 
