@@ -70,7 +70,7 @@ export function compile(s: ResolvedSpec): Op[] {
   ];
   if (s.namespaces.uts) ops.push(op.sethostname(s.hostname));
   if (s.namespaces.net) ops.push(op.loopbackUp());
-  s.stdio.forEach((fd, i) => ops.push(op.dup2(fd, i)));
+  ops.push(...op.stdioOps(s.stdio));
   ops.push(
     op.setsid(),
     // rlimits while still privileged: raising a hard limit needs CAP_SYS_RESOURCE.

@@ -1,5 +1,5 @@
 // The library: spawn/run with child_process ergonomics, enforced limits, many at once.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -143,6 +143,17 @@ describe('spawn', () => {
     await sb.exited;
     await new Promise((res) => setImmediate(res));
     expect(out).toMatch(/0 -> \/dev\/null/);
+  });
+
+  it('takes stdio fds that are themselves 0-2, swapped', () => {
+    // The sandbox's stdout goes to this script's stderr and the other way round: an earlier dup2
+    // must not overwrite a source a later one needs.
+    const file = resolve(__dirname, '.examples', 'swap-stdio.mjs');
+    writeFileSync(file, `import { spawn } from 'nsbox';
+      await spawn({ rootfs: ${JSON.stringify(ROOTFS)}, command: ['sh', '-c', 'echo out; echo err >&2'], stdio: ['ignore', 2, 1] }).exited;`);
+    const r = spawnSync(process.execPath, [file], { encoding: 'utf8' });
+    expect(r.stdout).toBe('err\n');
+    expect(r.stderr).toBe('out\n');
   });
 
   it('shares the host network namespace when asked', async () => {

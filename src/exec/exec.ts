@@ -63,7 +63,7 @@ export function execPlan(s: ExecSpec, v1Cgroups: string[]): Op[] {
   const flags = s.namespaces.reduce((f, ns) => f | NS_FLAGS[ns], 0);
   const ops: Op[] = [op.prctl(PR_SET_DUMPABLE, [0, 0, 0, 0], 'make the process non-dumpable')];
   for (const dir of v1Cgroups) ops.push({ op: OP.WRITE_FILE, s: [`${dir}/tasks`, '0'], desc: `join the container's cgroup ${dir}` });
-  s.stdio.forEach((fd, i) => ops.push(op.dup2(fd, i)));
+  ops.push(...op.stdioOps(s.stdio));
   ops.push(op.closeOthers([s.pidfd]));
   if (flags) ops.push({ ...op.setns(s.pidfd, flags, s.namespaces.join(', ')), desc: `join the ${s.namespaces.join(', ')} namespaces` });
   ops.push(op.close([s.pidfd], 'the pidfd'), op.setsid());

@@ -23,6 +23,17 @@ export const pivotRoot = (root: string): Op => ({ op: OP.PIVOT_ROOT, s: [root], 
 export const sethostname = (name: string): Op => ({ op: OP.SETHOSTNAME, s: [name], desc: `sethostname ${name}` });
 export const loopbackUp = (): Op => ({ op: OP.LOOPBACK_UP, desc: 'bring up lo' });
 export const dup2 = (from: number, to: number): Op => ({ op: OP.DUP2, n: [from, to], desc: `dup2 ${from} to ${to}` });
+
+/**
+ * The child's 0, 1, 2 from the given fds. When a source is itself one of 0-2 that an earlier dup2
+ * would overwrite, every source is first moved above them all (close_range closes those at exec).
+ */
+export function stdioOps(fds: readonly number[]): Op[] {
+  const clash = fds.some((fd, i) => fd < fds.length && fd !== i);
+  if (!clash) return fds.map((fd, i) => dup2(fd, i));
+  const base = Math.max(...fds, fds.length - 1) + 1;
+  return [...fds.map((fd, i) => dup2(fd, base + i)), ...fds.map((_, i) => dup2(base + i, i))];
+}
 export const chdir = (path: string): Op => ({ op: OP.CHDIR, s: [path], desc: `chdir to ${path}` });
 export const setrlimit = (resource: number, soft: number, hard: number, name: string): Op =>
   ({ op: OP.SETRLIMIT, n: [resource, soft, hard], desc: `setrlimit ${name}` });

@@ -64,7 +64,7 @@ function hostRoot(): Op[] {
     ops.push(
       op.mkdir(dst),
       op.mount(`/${e.name}`, dst, '', MS.BIND | MS.REC, '', `bind /${e.name} on ${dst}`),
-      op.setattr(dst, MOUNT_ATTR.RDONLY | MOUNT_ATTR.NODEV, 0, true, `make ${dst} read-only and nodev`),
+      op.setattr(dst, MOUNT_ATTR.RDONLY | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOSUID, 0, true, `make ${dst} read-only, nodev and nosuid`),
     );
   }
   ops.push(op.mkdir(`${root}/tmp`, 0o1777), op.mkdir(`${root}/root`, 0o700), op.mkdir(`${root}/home`), op.mkdir(`${root}/run`));
