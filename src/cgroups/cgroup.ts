@@ -97,6 +97,30 @@ function mkdir(path: string): void {
   }
 }
 
+/**
+ * Makes the nsbox parent (set up by `prepare`) and a cgroup in it. The last container to leave
+ * removes the parent, so it may vanish between the two mkdirs: then it is made again.
+ */
+export function mkdirIn(parent: string, path: string, prepare: () => void = () => {}): void {
+  for (let attempt = 0; ; attempt++) {
+    mkdir(parent);
+    prepare();
+    try {
+      mkdir(path);
+      return;
+    } catch (e) {
+      if ((e as NsboxError).code !== 'ENOENT' || attempt === 2) throw e;
+    }
+  }
+}
+
+/** The nsbox parent goes with its last cgroup (another container may still be in it: then it stays). */
+export function removeParent(path: string): void {
+  try {
+    rmdirSync(dirname(path));
+  } catch { /* not empty, or gone */ }
+}
+
 /** A new v1 cpuset cgroup has no CPUs or memory nodes: take the parent's. */
 function inheritCpuset(dir: string, cpus?: string): void {
   const parent = dirname(dir);
@@ -147,11 +171,11 @@ export class Cgroup {
         const parent = `${hier.base}/${PARENT}`;
         const v2ctl = V2_ENABLE.filter((c) => uses.includes(c));
         if (hier.version === 2) enable(hier.base, v2ctl);
-        mkdir(parent);
-        if (hier.version === 2) enable(parent, v2ctl);
-        else if (hier.controllers.includes('cpuset')) inheritCpuset(parent);
         const d: CgroupDir = { hierarchy: hier, path: `${parent}/${cg.name}`, uses };
-        mkdir(d.path);
+        mkdirIn(parent, d.path, () => {
+          if (hier.version === 2) enable(parent, v2ctl);
+          else if (hier.controllers.includes('cpuset')) inheritCpuset(parent);
+        });
         cg.dirs.push(d);
         if (hier.version === 1 && hier.controllers.includes('cpuset')) inheritCpuset(d.path, l.cpusetCpus);
         writeLimits(d, l);
@@ -278,7 +302,7 @@ export class Cgroup {
     throw new NsboxError(`cannot remove cgroup ${this.dirs.map((d) => d.path).join(', ')}: still busy`, { code: 'EBUSY', step: 'cgroup' });
   }
 
-  /** rmdir of every directory; true when all are gone. */
+  /** rmdir of every directory (and of the nsbox parent once empty); true when all are gone. */
   removeNow(): boolean {
     let done = true;
     for (const d of this.dirs) {
@@ -290,6 +314,7 @@ export class Cgroup {
         }
       }
     }
+    if (done) for (const d of this.dirs) removeParent(d.path);
     return done;
   }
 }

@@ -2,15 +2,15 @@
 // "a", then one devices.allow line per rule), or on cgroup v2 a BPF_PROG_TYPE_CGROUP_DEVICE program
 // attached to the container's cgroup. Every container gets one (unless privileged): with CAP_MKNOD a
 // container may make any node, and this is what stops it opening the host's disk through it.
-import { closeSync, mkdirSync, openSync, readFileSync, rmdirSync, constants as fsConstants } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmdirSync, constants as fsConstants } from 'node:fs';
 import type { StartPart } from '../container.js';
 import { NsboxError } from '../errors.js';
 import * as native from '../native.js';
 import * as op from '../plan/ops.js';
 import type { Op } from '../plan/ops.js';
 import type { CgroupPart } from '../cgroups/part.js';
-import { PARENT } from '../cgroups/cgroup.js';
-import { describe, errnoOf, sleep, writeFile } from '../cgroups/files.js';
+import { mkdirIn, PARENT, removeParent } from '../cgroups/cgroup.js';
+import { errnoOf, sleep, writeFile } from '../cgroups/files.js';
 import { hierarchies } from '../cgroups/hierarchy.js';
 import type { ResolvedSpec } from '../spec.js';
 import { deviceProgram } from './bpf.js';
@@ -28,15 +28,6 @@ function cgroupName(id: string): string {
   const stat = readFileSync('/proc/self/stat', 'utf8');
   ownStart ??= stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
   return `${id}.${process.pid}.${ownStart}`;
-}
-
-function mkdir(path: string): void {
-  try {
-    mkdirSync(path, 0o755);
-  } catch (e) {
-    if (errnoOf(e) === 'EEXIST') return;
-    throw new NsboxError(`cannot create devices cgroup ${path}: ${describe(e)}`, { code: errnoOf(e), step: 'devices cgroup' });
-  }
 }
 
 function rmdirQuiet(path: string): boolean {
@@ -73,8 +64,7 @@ export class DevicesPart implements StartPart {
 
   private v1(base: string, rules: DeviceRule[]): void {
     const parent = `${base}/${PARENT}`, dir = `${parent}/${cgroupName(this.s.id)}`;
-    mkdir(parent);
-    mkdir(dir);
+    mkdirIn(parent, dir);
     this.made.push(dir);
     writeFile(`${dir}/devices.deny`, 'a', 'cannot restrict devices');
     for (const r of rules) writeFile(`${dir}/devices.allow`, ruleText(r), 'cannot allow a device');
@@ -88,8 +78,7 @@ export class DevicesPart implements StartPart {
     const own = this.cg?.cgroup.v2?.path;
     const dir = own ?? `${base}/${PARENT}/${cgroupName(this.s.id)}`;
     if (!own) {
-      mkdir(`${base}/${PARENT}`);
-      mkdir(dir);
+      mkdirIn(`${base}/${PARENT}`, dir);
       this.made.push(dir);
     }
     const fd = openSync(dir, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
@@ -123,12 +112,13 @@ export class DevicesPart implements StartPart {
     this.closeFd();
     for (const dir of this.made) {
       for (let i = 0; i < 200 && !rmdirQuiet(dir); i++) await sleep(10); // the last processes are leaving
+      removeParent(dir);
     }
   }
 
   abort(): void {
     this.closeFd();
-    for (const dir of this.made) rmdirQuiet(dir);
+    for (const dir of this.made) if (rmdirQuiet(dir)) removeParent(dir);
   }
 }
 
