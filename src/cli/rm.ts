@@ -2,6 +2,7 @@
 import { NsboxError } from '../errors.js';
 import * as native from '../native.js';
 import { parseArgs } from './args.js';
+import { forEachContainer } from './signal.js';
 import { find, isActive, locked, pidfdOf, removeEntry } from '../state/store.js';
 import { waitFd, waitMonitor } from '../state/wait.js';
 
@@ -36,14 +37,5 @@ export async function command(_name: string, argv: string[]): Promise<number> {
     return 0;
   }
   if (!positionals.length) throw new NsboxError('rm needs a container name or id');
-  const results = await Promise.allSettled(positionals.map((ref) => rmOne(ref, !!o.force)));
-  let code = 0;
-  results.forEach((r, i) => {
-    if (r.status === 'fulfilled') process.stdout.write(`${positionals[i]}\n`);
-    else if (r.reason instanceof NsboxError) {
-      process.stderr.write(`nsbox: ${r.reason.message}\n`);
-      code = 1;
-    } else throw r.reason;
-  });
-  return code;
+  return forEachContainer(positionals, (ref) => rmOne(ref, !!o.force));
 }

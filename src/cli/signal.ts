@@ -83,10 +83,18 @@ async function stop(argv: string[]): Promise<number> {
   if (!positionals.length) throw new NsboxError('stop needs a container name or id');
   const t = (o.time as string | undefined) ?? '10';
   if (!/^\d+$/.test(t)) throw new NsboxError(`invalid --time: ${t} (whole seconds)`);
-  const results = await Promise.allSettled(positionals.map((ref) => stopOne(ref, Number(t))));
+  return forEachContainer(positionals, (ref) => stopOne(ref, Number(t)));
+}
+
+/**
+ * Runs `fn` on every container named, at once; prints each name done and a one-line error for each
+ * that failed. Exit status 1 when any failed, as docker's stop and rm.
+ */
+export async function forEachContainer(refs: string[], fn: (ref: string) => Promise<unknown>): Promise<number> {
+  const results = await Promise.allSettled(refs.map(fn));
   let code = 0;
   results.forEach((r, i) => {
-    if (r.status === 'fulfilled') process.stdout.write(`${positionals[i]}\n`);
+    if (r.status === 'fulfilled') process.stdout.write(`${refs[i]}\n`);
     else if (r.reason instanceof NsboxError) {
       process.stderr.write(`nsbox: ${r.reason.message}\n`);
       code = 1;
