@@ -2,7 +2,7 @@
 // The nsbox CLI. `nsbox [run] [OPTIONS] ROOTFS CMD [ARG...]`; loads only what the command needs.
 // Built into dist/main.js, then bundled into dist/cli.cjs (started by dist/run.cjs, dist/run.js) by scripts/bundle-cli.mjs.
 import { NsboxError } from './errors.js';
-import { reportError, runCommand } from './cli/run.js';
+import { reportError, RUN_HELP, runCommand } from './cli/run.js';
 
 const VERSION = '0.1.0';
 
@@ -25,7 +25,25 @@ const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
   'nsbox-monitor': () => import('./state/monitor.js'),
 };
 
+const COMMANDS = `
+Commands (each has --help):
+  run [OPTIONS] ROOTFS CMD...   run a container (the default command)
+  ps, list                      list containers (-a, -q, --format json)
+  inspect NAME                  a container's state as JSON
+  top NAME                      its processes, with host PIDs and PIDs inside
+  logs [-f] NAME                a detached container's output
+  exec [OPTIONS] NAME CMD...    run a command inside a running container (or --target PID)
+  kill [-s SIG] NAME            signal a container
+  stop [-t SECONDS] NAME        SIGTERM, then SIGKILL
+  rm [-f] NAME                  remove a stopped (or, with -f, running) container
+  stats [NAME...]               live CPU, memory and pids
+  info                          the cgroup hierarchy used for each controller`;
+
 async function main(argv: string[]): Promise<number> {
+  if (argv.length === 1 && (argv[0] === '--help' || argv[0] === '-h')) {
+    process.stdout.write(`${RUN_HELP}\n${COMMANDS}\n`);
+    return 0;
+  }
   if (argv[0] === 'run') return runCommand(argv.slice(1), VERSION);
   if (Object.hasOwn(SUBCOMMANDS, argv[0] ?? '')) return (await SUBCOMMANDS[argv[0]]()).command(argv[0], argv.slice(1));
   return runCommand(argv, VERSION);

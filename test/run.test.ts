@@ -187,7 +187,9 @@ describe('bad input', () => {
 
 describe('cli', () => {
   it('prints help and version', async () => {
-    expect((await nsbox(['--help'])).stdout).toMatch(/^Usage: nsbox run/);
+    const help = (await nsbox(['--help'])).stdout;
+    expect(help).toMatch(/^Usage: nsbox run/);
+    for (const c of ['ps', 'inspect', 'top', 'logs', 'exec', 'kill', 'stop', 'rm', 'stats', 'info']) expect(help).toMatch(new RegExp(`\\n  ${c}\\b`));
     expect((await nsbox(['--version'])).stdout).toMatch(/^nsbox \d+\.\d+\.\d+\n$/);
   });
 });
