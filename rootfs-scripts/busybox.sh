@@ -5,7 +5,8 @@ set -eu
 dest=${1:?usage: busybox.sh DEST}
 
 bb=/bin/busybox
-if ! [ -x "$bb" ] || ! file -L "$bb" 2>/dev/null | grep -q 'statically linked'; then
+static() { ! command -v file >/dev/null || file -L "$bb" | grep -q 'statically linked'; }
+if ! [ -x "$bb" ] || ! static; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "busybox.sh: installing busybox-static" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
