@@ -121,7 +121,9 @@ export class Exec {
       if (n !== 8) return resolve();
       const failed = ops[buf.readInt32LE(0)];
       const errno = buf.readInt32LE(4);
-      if (failed?.op === OP.SETNS && errno === 3) reject(new NsboxError('the container is not running any more', { code: 'ESRCH', step: failed.desc }));
+      // ESRCH from setns: PID 1 is gone; ENOMEM from the fork into the PID namespace: it is going.
+      const gone = (failed?.op === OP.SETNS && errno === 3) || (failed?.op === OP.INIT && errno === 12);
+      if (gone) reject(new NsboxError('the container is not running any more', { code: 'ESRCH', step: failed.desc }));
       else reject(stepError(failed, errno));
     }));
     this.ready.catch(() => {});

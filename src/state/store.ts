@@ -224,20 +224,14 @@ export function list(r = root()): ContainerState[] {
   return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
 }
 
-/** A directory without state.json is a creation that died before its first write. */
+/**
+ * A directory without state.json is a creation that died before its first write. createEntry makes
+ * the directory and writes state.json under the global lock: holding it, we see no creation halfway.
+ */
 function dropOrphanDir(id: string, r: string): void {
-  let l: Lock | null;
-  try {
-    l = Lock.try(lockPath(id, r), false);
-  } catch {
-    l = null; // no lock file: made before it, or being removed; either way nobody will write it
-  }
-  if (l === null && existsSync(lockPath(id, r))) return; // held: someone is working on it
-  try {
+  withLock(`${r}/.lock`, () => {
     if (!readState(id, r)) removeDir(dirOf(id, r), r);
-  } finally {
-    l?.unlock();
-  }
+  });
 }
 
 /** Find a container by name, id or unique id prefix; stale state is cleaned first. */
