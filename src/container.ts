@@ -1,12 +1,13 @@
 // A container is a process: compile the spec into a plan, clone into new namespaces, and
 // watch the child through its pidfd.
-import { closeSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { closeSync, readFileSync, writeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import * as native from './native.js';
 import { CLONE, type WaitStatus } from './native.js';
 import { NsboxError, stepError } from './errors.js';
 import * as op from './plan/ops.js';
 import type { Op } from './plan/ops.js';
+import { execResult, reaped } from './plan/child.js';
 import { rootOps } from './rootfs/root.js';
 import { deviceMounts } from './devices/spec.js';
 import { rlimitOps } from './hardening/rlimits.js';
@@ -18,13 +19,13 @@ import { isPrivileged } from './userns/rootless.js';
 import { cgroupPart } from './cgroups/part.js';
 import { devicesPart } from './devices/cgroup.js';
 
+const PR_SET_PDEATHSIG = 1;
 
 /** Clone flags for the namespaces a spec asks for; the mount namespace is always new. */
 export function namespaceFlags(ns: ResolvedSpec['namespaces']): number {
   return CLONE.NEWNS | (ns.pid ? CLONE.NEWPID : 0) | (ns.net ? CLONE.NEWNET : 0) | (ns.ipc ? CLONE.NEWIPC : 0)
     | (ns.uts ? CLONE.NEWUTS : 0) | (ns.cgroup ? CLONE.NEWCGROUP : 0);
 }
-const PR_SET_PDEATHSIG = 1;
 
 /** Resources used by the whole container (every process in it, from its cgroup when it has one). */
 export interface Usage {
@@ -104,41 +105,6 @@ function toExitStatus(w: WaitStatus): ExitStatus {
     code: w.code, signal, status: w.code ?? 128 + (w.signal ?? 0), oomKilled: false,
     usage: { cpuUserUs: w.userUs, cpuSystemUs: w.systemUs, memoryBytes: 0, memoryPeakBytes: w.maxRssKb * 1024, pids: 0 },
   };
-}
-
-/** Resolves once the process has ended and been reaped through its pidfd. */
-function waitExit(pidfd: number, onReaped: () => void): Promise<ExitStatus> {
-  return new Promise((resolve, reject) => {
-    native.watchReadable(pidfd, () => {
-      onReaped();
-      try {
-        const w = native.waitPidfd(pidfd);
-        if (!w) throw new NsboxError('pidfd readable but the process has not ended');
-        resolve(toExitStatus(w));
-      } catch (e) {
-        reject(e);
-      } finally {
-        closeSync(pidfd);
-      }
-    });
-  });
-}
-
-/** Resolves when execve succeeded (EOF on the error pipe), rejects with the failed step. */
-function waitExec(errFd: number, ops: Op[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    native.watchReadable(errFd, () => {
-      const buf = Buffer.alloc(8);
-      let n = 0;
-      try {
-        n = readSync(errFd, buf, 0, 8, null);
-      } finally {
-        closeSync(errFd);
-      }
-      if (n === 8) reject(stepError(ops[buf.readInt32LE(0)], buf.readInt32LE(4)));
-      else resolve();
-    });
-  });
 }
 
 /**
@@ -225,7 +191,7 @@ export class Container {
     this.pid = child.pid;
     this.pidfd = child.pidfd;
     for (const p of parts) p.started?.(child.pid);
-    const exit = waitExit(child.pidfd, () => { this.done = true; }).then(async (st) => {
+    const exit = reaped(child.pidfd, () => { this.done = true; }).then(toExitStatus).then(async (st) => {
       for (const p of parts) await p.afterExit?.(st);
       return st;
     });
@@ -239,7 +205,7 @@ export class Container {
         throw e;
       }
     }
-    this.ready = waitExec(child.errFd, ops);
+    this.ready = execResult(child.errFd).then((f) => { if (f) throw stepError(ops[f.step], f.errno); });
     this.exited = this.ready.then(() => exit, async (e) => { await exit; throw e; });
     this.ready.catch(() => {});
     this.exited.catch(() => {});

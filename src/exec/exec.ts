@@ -4,12 +4,12 @@
 // setns() (the kernel enters the user namespace first, so the rest are permitted), and, since
 // joining a PID namespace only applies to children, forks once more (OP_INIT): the reaper
 // stays outside and forwards signals, the second child is a member and execs the command.
-import { closeSync, readSync } from 'node:fs';
 import { signalName } from '../container.js';
 import { NsboxError, stepError } from '../errors.js';
 import * as native from '../native.js';
 import { CLONE } from '../native.js';
 import * as op from '../plan/ops.js';
+import { execResult, reaped } from '../plan/child.js';
 import { OP, type Op } from '../plan/ops.js';
 import { commandCandidates } from '../spec.js';
 import { nsId, type NsName } from '../state/proc.js';
@@ -98,34 +98,18 @@ export class Exec {
     }
     this.pid = child.pid;
     this.pidfd = child.pidfd;
-    this.exited = new Promise((resolve, reject) => native.watchReadable(child.pidfd, () => {
-      this.done = true;
-      try {
-        const w = native.waitPidfd(child.pidfd)!;
-        const signal = w.signal === null ? null : signalName(w.signal);
-        resolve({ code: w.code, signal, status: w.code ?? 128 + (w.signal ?? 0) });
-      } catch (e) {
-        reject(e);
-      } finally {
-        closeSync(child.pidfd);
-      }
-    }));
-    this.ready = new Promise((resolve, reject) => native.watchReadable(child.errFd, () => {
-      const buf = Buffer.alloc(8);
-      let n = 0;
-      try {
-        n = readSync(child.errFd, buf, 0, 8, null);
-      } finally {
-        closeSync(child.errFd);
-      }
-      if (n !== 8) return resolve();
-      const failed = ops[buf.readInt32LE(0)];
-      const errno = buf.readInt32LE(4);
+    this.exited = reaped(child.pidfd, () => { this.done = true; }).then((w) => {
+      const signal = w.signal === null ? null : signalName(w.signal);
+      return { code: w.code, signal, status: w.code ?? 128 + (w.signal ?? 0) };
+    });
+    this.ready = execResult(child.errFd).then((f) => {
+      if (!f) return;
+      const failed = ops[f.step];
       // ESRCH from setns: PID 1 is gone; ENOMEM from the fork into the PID namespace: it is going.
-      const gone = (failed?.op === OP.SETNS && errno === 3) || (failed?.op === OP.INIT && errno === 12);
-      if (gone) reject(new NsboxError('the container is not running any more', { code: 'ESRCH', step: failed.desc }));
-      else reject(stepError(failed, errno));
-    }));
+      const gone = (failed?.op === OP.SETNS && f.errno === 3) || (failed?.op === OP.INIT && f.errno === 12);
+      if (gone) throw new NsboxError('the container is not running any more', { code: 'ESRCH', step: failed.desc });
+      throw stepError(failed, f.errno);
+    });
     this.ready.catch(() => {});
     this.exited.catch(() => {});
   }
