@@ -2,8 +2,7 @@
 // though it may mknod (CAP_MKNOD is in the default set). The host's "disk" is a loop device over a
 // file holding a known secret, so that a read that got through would show.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, mkdirSync, openSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { deviceProgram } from '../src/devices/bpf.js';
@@ -11,11 +10,13 @@ import { DEFAULT_DEVICE_RULES } from '../src/devices/spec.js';
 import { native } from '../src/native.js';
 import { expectNothingLeft, nsbox, snapshot } from './helpers.js';
 import { probeRootfs, type ProbeRoot } from './tools/probe.js';
+import { hostDisk, type HostDisk } from './tools/disk.js';
 
 const SECRET = 'SECRET-DISK-CONTENT';
 const secretHex = Buffer.from(SECRET).toString('hex');
 
 let p: ProbeRoot;
+let disk: HostDisk;
 let dir: string;
 let loop: string;
 let major: number, minor: number;
@@ -23,17 +24,11 @@ let before: ReturnType<typeof snapshot>;
 
 beforeAll(() => {
   p = probeRootfs();
-  dir = mkdtempSync(join(tmpdir(), 'nsbox-dev-'));
-  const img = join(dir, 'disk.img');
-  writeFileSync(img, Buffer.concat([Buffer.from(SECRET), Buffer.alloc(65536)]));
-  loop = execFileSync('losetup', ['-f', '--show', img], { encoding: 'utf8' }).trim();
-  const rdev = statSync(loop).rdev;
-  major = (rdev >>> 8) & 0xfff;
-  minor = (rdev & 0xff) | ((rdev >>> 12) & 0xfff00);
+  disk = hostDisk(SECRET);
+  ({ dir, loop, major, minor } = disk);
 });
 afterAll(() => {
-  if (loop) execFileSync('losetup', ['-d', loop]);
-  rmSync(dir, { recursive: true, force: true });
+  disk?.cleanup();
   p?.cleanup();
 });
 beforeEach(() => { before = snapshot(); });

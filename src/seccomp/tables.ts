@@ -3,6 +3,14 @@
 // filter), aarch64 from include/uapi/asm-generic/unistd.h as arm64 configures it. Each entry is
 // [first number, names]: the names that follow the first are numbered one by one.
 
+// From 424 on, every architecture numbers new syscalls alike.
+const FROM_424: [number, string] = [424, `pidfd_send_signal io_uring_setup io_uring_enter io_uring_register open_tree move_mount fsopen fsconfig
+    fsmount fspick pidfd_open clone3 close_range openat2 pidfd_getfd faccessat2 process_madvise epoll_pwait2
+    mount_setattr quotactl_fd landlock_create_ruleset landlock_add_rule landlock_restrict_self memfd_secret
+    process_mrelease futex_waitv set_mempolicy_home_node cachestat fchmodat2 map_shadow_stack futex_wake
+    futex_wait futex_requeue statmount listmount lsm_get_self_attr lsm_set_self_attr lsm_list_modules mseal
+    setxattrat getxattrat listxattrat removexattrat open_tree_attr file_getattr file_setattr listns`];
+
 export const X86_64_RUNS: [number, string][] = [
   [0, `read write open close stat fstat lstat poll lseek mmap mprotect munmap brk rt_sigaction rt_sigprocmask
     rt_sigreturn ioctl pread64 pwrite64 readv writev access pipe select sched_yield mremap msync mincore
@@ -37,12 +45,7 @@ export const X86_64_RUNS: [number, string][] = [
     setns getcpu process_vm_readv process_vm_writev kcmp finit_module sched_setattr sched_getattr renameat2
     seccomp getrandom memfd_create kexec_file_load bpf execveat userfaultfd membarrier mlock2
     copy_file_range preadv2 pwritev2 pkey_mprotect pkey_alloc pkey_free statx io_pgetevents rseq uretprobe uprobe`],
-  [424, `pidfd_send_signal io_uring_setup io_uring_enter io_uring_register open_tree move_mount fsopen fsconfig
-    fsmount fspick pidfd_open clone3 close_range openat2 pidfd_getfd faccessat2 process_madvise epoll_pwait2
-    mount_setattr quotactl_fd landlock_create_ruleset landlock_add_rule landlock_restrict_self memfd_secret
-    process_mrelease futex_waitv set_mempolicy_home_node cachestat fchmodat2 map_shadow_stack futex_wake
-    futex_wait futex_requeue statmount listmount lsm_get_self_attr lsm_set_self_attr lsm_list_modules mseal
-    setxattrat getxattrat listxattrat removexattrat open_tree_attr file_getattr file_setattr listns`],
+  FROM_424,
 ];
 
 export const AARCH64_RUNS: [number, string][] = [
@@ -75,10 +78,5 @@ export const AARCH64_RUNS: [number, string][] = [
     setns sendmmsg process_vm_readv process_vm_writev kcmp finit_module sched_setattr sched_getattr
     renameat2 seccomp getrandom memfd_create bpf execveat userfaultfd membarrier mlock2 copy_file_range
     preadv2 pwritev2 pkey_mprotect pkey_alloc pkey_free statx io_pgetevents rseq kexec_file_load`],
-  [424, `pidfd_send_signal io_uring_setup io_uring_enter io_uring_register open_tree move_mount fsopen fsconfig
-    fsmount fspick pidfd_open clone3 close_range openat2 pidfd_getfd faccessat2 process_madvise epoll_pwait2
-    mount_setattr quotactl_fd landlock_create_ruleset landlock_add_rule landlock_restrict_self memfd_secret
-    process_mrelease futex_waitv set_mempolicy_home_node cachestat fchmodat2 map_shadow_stack futex_wake
-    futex_wait futex_requeue statmount listmount lsm_get_self_attr lsm_set_self_attr lsm_list_modules mseal
-    setxattrat getxattrat listxattrat removexattrat open_tree_attr file_getattr file_setattr listns`],
+  FROM_424,
 ];

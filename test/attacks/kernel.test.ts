@@ -1,12 +1,11 @@
 // Attacks on the kernel and the machine: kernel tunables, magic SysRq, modules, the host's disk
 // (mount it, or mknod it and read it), keyrings, BPF, perf, kexec, reboot, the clock, swap.
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nativeArch } from '../../src/seccomp/arch.js';
 import { hostileSuite } from './util.js';
+import { hostDisk, type HostDisk } from '../tools/disk.js';
 
 const s = hostileSuite();
 const nr = (n: string) => nativeArch().byName.get(n)!;
@@ -36,20 +35,12 @@ describe('attacks on the kernel', () => {
 
   describe('the host disk', () => {
     const SECRET = 'HOST-DISK-SECRET';
-    let dir: string, loop: string, major: number, minor: number;
+    let disk: HostDisk, loop: string, major: number, minor: number;
     beforeAll(() => {
-      dir = mkdtempSync(join(tmpdir(), 'nsbox-disk-'));
-      writeFileSync(join(dir, 'img'), Buffer.concat([Buffer.from(SECRET), Buffer.alloc(1 << 20)]));
-      execFileSync('mkfs.ext4', ['-q', '-F', '-E', `root_owner=0:0`, join(dir, 'img')], { stdio: 'ignore' });
-      loop = execFileSync('losetup', ['-f', '--show', join(dir, 'img')], { encoding: 'utf8' }).trim();
-      const rdev = statSync(loop).rdev;
-      major = (rdev >>> 8) & 0xfff;
-      minor = (rdev & 0xff) | ((rdev >>> 12) & 0xfff00);
+      disk = hostDisk(SECRET, { ext4: true, size: 1 << 20 });
+      ({ loop, major, minor } = disk);
     });
-    afterAll(() => {
-      if (loop) execFileSync('losetup', ['-d', loop]);
-      rmSync(dir, { recursive: true, force: true });
-    });
+    afterAll(() => disk?.cleanup());
 
     it('cannot mount it, by its host name or through a node it makes', async () => {
       const r = await s.run(`rm -f /tmp/disk; mount ${loop} /mnt 2>&1; probe mknod /tmp/disk b ${major} ${minor}; mount -t ext4 /tmp/disk /mnt 2>&1; probe sc ${nr('mount')} 0 0 0 0 0`);
