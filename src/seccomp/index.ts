@@ -2,6 +2,7 @@
 // (an object or a JSON file), compiled to BPF for the native architecture and installed by the
 // child as one of its last steps.
 import { readFileSync } from 'node:fs';
+import { release } from 'node:os';
 import { NsboxError } from '../errors.js';
 import { OP, type Op } from '../plan/ops.js';
 import { nativeArch } from './arch.js';
@@ -43,15 +44,51 @@ export function resolveSeccomp(setting: SeccompSetting | undefined): ResolvedSec
   }
 }
 
+type Filter = { filter: Buffer; flags: number };
+
+/** The default profile's filters, by architecture and capabilities: compiled once per process, or
+ *  read from dist/seccomp-default.json, which the build writes for Docker's default capabilities. */
+const defaults = new Map<string, Filter>();
+const PREBUILT = new URL('../seccomp-default.json', import.meta.url);
+let prebuiltRead = false;
+
+/** What the default filter depends on: the architecture, the kernel (rules with a minimum kernel), the capabilities. */
+function defaultKey(names: string[]): string {
+  return `${nativeArch().name}:${release()}:${[...new Set(names)].sort().join(',')}`;
+}
+
+function prebuilt(): void {
+  prebuiltRead = true;
+  try {
+    const p = JSON.parse(readFileSync(PREBUILT, 'utf8')) as { key: string; filter: string; flags: number };
+    defaults.set(p.key, { filter: Buffer.from(p.filter, 'base64'), flags: p.flags });
+  } catch { /* not built: compile */ }
+}
+
 /** The BPF program and install flags of a profile for a process holding `caps` (SYS_ADMIN or CAP_SYS_ADMIN). */
-export function seccompFilter(profile: SeccompProfile, caps: readonly string[] = DOCKER_DEFAULT_CAPS): { filter: Buffer; flags: number } {
+export function seccompFilter(profile: SeccompProfile, caps: readonly string[] = DOCKER_DEFAULT_CAPS): Filter {
   try {
     const names = caps.map((c) => c.toUpperCase()).map((c) => (c.startsWith('CAP_') ? c : `CAP_${c}`));
+    const key = profile === DEFAULT_PROFILE ? defaultKey(names) : null;
+    if (key !== null) {
+      if (!prebuiltRead) prebuilt();
+      const f = defaults.get(key);
+      if (f) return f;
+    }
     const policy = toPolicy(profile, nativeArch(), new Set(names));
-    return { filter: compile(policy), flags: filterFlags(profile) };
+    const f = { filter: compile(policy), flags: filterFlags(profile) };
+    if (key !== null) defaults.set(key, f);
+    return f;
   } catch (e) {
     throw new NsboxError((e as Error).message, { step: 'seccomp' });
   }
+}
+
+/** What the build writes to dist/seccomp-default.json: the default filter for Docker's capabilities. */
+export function prebuiltDefault(): { key: string; filter: string; flags: number } {
+  const names = DOCKER_DEFAULT_CAPS.map((c) => (c.startsWith('CAP_') ? c : `CAP_${c}`));
+  const { filter, flags } = seccompFilter(DEFAULT_PROFILE, names);
+  return { key: defaultKey(names), filter: filter.toString('base64'), flags };
 }
 
 /** The plan step that installs it, or null when unconfined. */
