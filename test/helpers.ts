@@ -23,10 +23,10 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `node dist/run.js ARGS...`, optionally feeding stdin and calling onStart with the child. */
-export function nsbox(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; onStart?: (pid: number) => void } = {}): Promise<CliResult> {
+/** Runs a command to its end, collecting its output; onStart gets its pid, input goes to its stdin. */
+export function collect(cmd: string, argv: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string; onStart?: (pid: number) => void } = {}): Promise<CliResult> {
   return new Promise((res, rej) => {
-    const p = spawn(process.execPath, [CLI, ...args], { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const p = spawn(cmd, argv, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => (stdout += d));
@@ -36,6 +36,11 @@ export function nsbox(args: string[], opts: { input?: string; env?: NodeJS.Proce
     if (opts.onStart) opts.onStart(p.pid!);
     p.stdin.end(opts.input ?? '');
   });
+}
+
+/** Runs `node dist/run.js ARGS...`, optionally feeding stdin and calling onStart with the child. */
+export function nsbox(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; onStart?: (pid: number) => void } = {}): Promise<CliResult> {
+  return collect(process.execPath, [CLI, ...args], opts);
 }
 
 /** Host PIDs of processes that live in a PID namespace other than ours. */

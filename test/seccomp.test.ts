@@ -3,14 +3,14 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { arch as archNamed, nativeArch } from '../src/seccomp/arch.js';
 import { compile } from '../src/seccomp/compile.js';
 import { toPolicy } from '../src/seccomp/profile.js';
 import { DEFAULT_PROFILE } from '../src/seccomp/default.js';
 import { seccompFilter } from '../src/seccomp/index.js';
-import { expectNothingLeft, nsbox, snapshot } from './helpers.js';
-import { probeRootfs, type ProbeRoot } from './tools/probe.js';
+import { nsbox } from './helpers.js';
+import { hostileSuite } from './attacks/util.js';
 
 const arch = nativeArch();
 const nr = (name: string) => {
@@ -19,17 +19,13 @@ const nr = (name: string) => {
   return n;
 };
 
-let p: ProbeRoot;
-let before: ReturnType<typeof snapshot>;
-beforeAll(() => { p = probeRootfs(); });
-afterAll(() => p?.cleanup());
-beforeEach(() => { before = snapshot(); });
-afterEach(async () => { await expectNothingLeft(before); });
+// The probe rootfs and the leak check around every test, as the hostile-container suite has them.
+const suite = hostileSuite();
 
 /** Runs `probe` once per line of calls in one container; returns each call's answer. */
 async function probe(calls: string[], opts: string[] = []): Promise<string[]> {
   const script = calls.map((c) => `probe ${c} || echo "died $?"`).join('\n');
-  const r = await nsbox([...opts, p.root, 'sh', '-c', script]);
+  const r = await nsbox([...opts, suite.root(), 'sh', '-c', script]);
   expect(r.stderr.replace(/Bad system call\n/g, '')).toBe('');
   expect(r.code).toBe(0);
   return r.stdout.trim().split('\n');
@@ -37,7 +33,7 @@ async function probe(calls: string[], opts: string[] = []): Promise<string[]> {
 
 let tmpCount = 0;
 function profileFile(profile: unknown): string {
-  const f = join(p.root, '..', `profile-${tmpCount++}.json`);
+  const f = join(suite.root(), '..', `profile-${tmpCount++}.json`);
   writeFileSync(f, typeof profile === 'string' ? profile : JSON.stringify(profile));
   return f;
 }
@@ -88,7 +84,7 @@ describe('default profile (Docker equivalent)', () => {
     expect(out[3]).toBe('ok 0');
     expect(out[4]).toMatch(/^ok \d+/); // AF_UNIX
     expect(out[5]).toBe('err EFAULT'); // fchmodat2 reached the kernel
-    const r = await nsbox([p.root, 'sh', '-c', 'ls / >/dev/null && echo a | sed s/a/b/ && sleep 0.01 && date >/dev/null && echo done']);
+    const r = await nsbox([suite.root(), 'sh', '-c', 'ls / >/dev/null && echo a | sed s/a/b/ && sleep 0.01 && date >/dev/null && echo done']);
     expect(r.stdout).toBe('b\ndone\n');
   });
 
@@ -111,12 +107,12 @@ describe('default profile (Docker equivalent)', () => {
 
   it('is installed without no_new_privs too (before the capability drop), in run and in exec', async () => {
     const script = `grep -E "NoNewPrivs|Seccomp:" /proc/self/status; probe sc ${nr('unshare')} 0x10000000`;
-    const r = await nsbox(['--no-new-privileges=false', p.root, 'sh', '-c', script]);
+    const r = await nsbox(['--no-new-privileges=false', suite.root(), 'sh', '-c', script]);
     expect(r.stdout).toBe('NoNewPrivs:\t0\nSeccomp:\t2\nerr EPERM\n');
     const state = mkdtempSync(join(tmpdir(), 'nsbox-state-'));
     const env = { ...process.env, NSBOX_STATE_DIR: state };
     try {
-      expect((await nsbox(['run', '-d', '--name', 'nonnp', '--no-new-privileges=false', p.root, 'sleep', '60'], { env })).code).toBe(0);
+      expect((await nsbox(['run', '-d', '--name', 'nonnp', '--no-new-privileges=false', suite.root(), 'sleep', '60'], { env })).code).toBe(0);
       const e = await nsbox(['exec', 'nonnp', 'sh', '-c', script], { env });
       expect(e.stdout).toBe('NoNewPrivs:\t0\nSeccomp:\t2\nerr EPERM\n');
     } finally {
@@ -126,8 +122,8 @@ describe('default profile (Docker equivalent)', () => {
   });
 
   it('shows as a filter in /proc/self/status, and not when unconfined', async () => {
-    const on = await nsbox([p.root, 'grep', 'Seccomp:', '/proc/self/status']);
-    const off = await nsbox(['--seccomp', 'unconfined', p.root, 'grep', 'Seccomp:', '/proc/self/status']);
+    const on = await nsbox([suite.root(), 'grep', 'Seccomp:', '/proc/self/status']);
+    const off = await nsbox(['--seccomp', 'unconfined', suite.root(), 'grep', 'Seccomp:', '/proc/self/status']);
     expect(on.stdout).toMatch(/Seccomp:\s+2/);
     expect(off.stdout).toMatch(/Seccomp:\s+0/);
   });
@@ -220,7 +216,7 @@ describe('bad profiles', () => {
   for (const [what, profile, message] of cases) {
     it(`rejects ${what} with one line, before starting anything`, async () => {
       const f = profileFile(profile);
-      const r = await nsbox(['--seccomp', f, p.root, 'true']);
+      const r = await nsbox(['--seccomp', f, suite.root(), 'true']);
       expect(r.stderr).toMatch(new RegExp(`^nsbox: seccomp profile ${f}: .*\\n$`));
       expect(r.stderr).toMatch(message);
       expect(r.code).toBe(125);
@@ -228,12 +224,12 @@ describe('bad profiles', () => {
   }
 
   it('rejects a missing file and a filter longer than the kernel takes', async () => {
-    let r = await nsbox(['--seccomp', '/nonexistent.json', p.root, 'true']);
+    let r = await nsbox(['--seccomp', '/nonexistent.json', suite.root(), 'true']);
     expect(r.stderr).toBe('nsbox: seccomp profile /nonexistent.json: no such file\n');
     expect(r.code).toBe(125);
     const names = [...arch.byName.keys()];
     const huge = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names, action: 'SCMP_ACT_ERRNO', args: [0, 1, 2, 3, 4].map((index) => ({ index, value: 0x1_0000_0000 + index, op: 'SCMP_CMP_GT' })) }] };
-    r = await nsbox(['--seccomp', profileFile(huge), p.root, 'true']);
+    r = await nsbox(['--seccomp', profileFile(huge), suite.root(), 'true']);
     expect(r.stderr).toMatch(/^nsbox: seccomp filter too long: \d+ instructions \(the kernel takes 4096\)\n$/);
     expect(r.code).toBe(125);
   });

@@ -1,10 +1,10 @@
 // What the user-namespace tests share: a scratch copy of the busybox rootfs (with a tiny setuid
 // test binary), an ordinary user made for the tests, /etc/subuid and /etc/subgid kept as found,
 // and running the CLI as that user.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { CLI, ROOTFS, type CliResult } from '../helpers.js';
+import { CLI, collect, ROOTFS, type CliResult } from '../helpers.js';
 
 export const REPO = resolve(__dirname, '..', '..');
 
@@ -92,16 +92,7 @@ export function removeUser(u: TestUser | undefined): void {
 export function nsboxAs(u: TestUser, cli: string, args: string[]): Promise<CliResult> {
   const env = { PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', XDG_RUNTIME_DIR: u.runtime, HOME: '/' };
   const argv = ['--reuid', String(u.uid), '--regid', String(u.gid), '--clear-groups', '--inh-caps=-all', process.execPath, cli, ...args];
-  return new Promise((res, rej) => {
-    const p = spawn('setpriv', argv, { env, cwd: '/', stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('error', rej);
-    p.on('close', (code, signal) => res({ code, signal, stdout, stderr }));
-    p.stdin.end();
-  });
+  return collect('setpriv', argv, { env, cwd: '/' });
 }
 
 export { CLI };
