@@ -47,7 +47,7 @@ enum op_kind {
   OP_USERNS_ROOT = 36,   /* n: drop groups, gid 0, uid 0 (each 0/1): become root of a new user namespace */
 };
 
-#define PLAN_SLOTS 64
+#define PLAN_SLOTS 1024
 
 /* OP_OPEN_AT how: create missing directories (and an empty file last); ENOENT leaves the slot empty
  * (-1) and the ops that use it do nothing. */

@@ -1,17 +1,40 @@
 // Errors that say what failed and where, in one line.
 import { getSystemErrorMap } from 'node:util';
-import { OP, type Op } from './plan/ops.js';
+import type { Step } from './plan/steps.js';
 
-export class NsboxError extends Error {
+/**
+ * What went wrong: the caller's `spec` (a field, or a CLI flag), the `host` (a missing feature or
+ * permission), a plan `step` in the child, or nsbox itself (`internal`). The CLI's exit codes come
+ * from it: 126/127 for a command that cannot run, 125 for the rest.
+ */
+export type ErrorKind = 'spec' | 'host' | 'step' | 'internal';
+
+export interface ErrorOptions {
+  kind?: ErrorKind;
   /** errno name, e.g. 'EPERM', when a syscall failed. */
   code?: string;
-  /** The plan step or the field that failed. */
+  /** The plan step (in words) or the spec field that failed. */
   step?: string;
-  constructor(message: string, opts: { code?: string; step?: string } = {}) {
+  /** The spec field, when the spec is at fault. */
+  field?: string;
+  /** exec only: why the command could not run. */
+  exec?: 'not-found' | 'not-executable';
+}
+
+export class NsboxError extends Error {
+  kind: ErrorKind;
+  code?: string;
+  step?: string;
+  field?: string;
+  exec?: 'not-found' | 'not-executable';
+  constructor(message: string, opts: ErrorOptions = {}) {
     super(message);
     this.name = 'NsboxError';
+    this.kind = opts.kind ?? (opts.field ? 'spec' : opts.code ? 'host' : 'spec');
     this.code = opts.code;
-    this.step = opts.step;
+    this.step = opts.step ?? opts.field;
+    this.field = opts.field;
+    this.exec = opts.exec;
   }
 }
 
@@ -26,13 +49,21 @@ export function errnoInfo(errno: number): [string, string] {
 }
 
 /** The error for a plan step that failed in the child with errno. */
-export function stepError(op: Op | undefined, errno: number): NsboxError {
+export function stepError(step: Step | undefined, errno: number): NsboxError {
   const [name, msg] = errnoInfo(errno);
-  if (op?.op === OP.EXEC && op.command !== undefined) {
-    if (name === 'ENOENT') return new NsboxError(`executable file not found in rootfs: ${op.command}`, { code: name, step: op.desc });
-    if (name === 'EACCES') return new NsboxError(`permission denied: ${op.command} is not executable`, { code: name, step: op.desc });
-    if (name === 'ENOEXEC') return new NsboxError(`exec format error: ${op.command}`, { code: name, step: op.desc });
+  if (step?.kind === 'exec') {
+    const o = { kind: 'step' as const, code: name, step: step.desc };
+    if (name === 'ENOENT') return new NsboxError(`executable file not found in rootfs: ${step.command}`, { ...o, exec: 'not-found' });
+    if (name === 'EACCES') {
+      return new NsboxError(`permission denied: ${step.command} is not executable`, { ...o, exec: 'not-executable' });
+    }
+    if (name === 'ENOEXEC') return new NsboxError(`exec format error: ${step.command}`, { ...o, exec: 'not-executable' });
   }
-  const desc = op?.desc ?? 'container set-up';
-  return new NsboxError(`${desc}: ${msg} (${name})`, { code: name, step: desc });
+  const desc = step?.desc ?? 'container set-up';
+  return new NsboxError(`${desc}: ${msg} (${name})`, { kind: 'step', code: name, step: desc });
+}
+
+/** The CLI's exit status for an error: 127 command not found, 126 not executable, else 125. */
+export function exitStatusOf(e: NsboxError): number {
+  return e.exec === 'not-found' ? 127 : e.exec === 'not-executable' ? 126 : 125;
 }

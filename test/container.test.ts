@@ -1,7 +1,9 @@
 // The Container class's own error paths (the parts hooks that concerns plug in).
-import { readdirSync } from 'node:fs';
+import { closeSync, readdirSync } from 'node:fs';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { Container } from '../dist/index.js';
+import { openpty } from '../dist/native.js';
+import { consolePart } from '../dist/tty/console.js';
 import { expectNothingLeft, ROOTFS, snapshot } from './helpers.js';
 
 let before: ReturnType<typeof snapshot>;
@@ -31,7 +33,20 @@ it('a failing beforeRelease kills the child and leaves no fd and no unhandled re
 });
 
 it('a spec the plan refuses (too many mounts) leaves no cgroup behind', () => {
-  const mounts = Array.from({ length: 60 }, (_, i) => ({ type: 'tmpfs' as const, target: `/m${i}` }));
+  const mounts = Array.from({ length: 1100 }, (_, i) => ({ type: 'tmpfs' as const, target: `/m${i}` }));
   expect(() => new Container({ rootfs: ROOTFS, command: ['true'], limits: { memory: '64m', pids: 10 }, mounts })).toThrow('too many mounts');
   // afterEach: no cgroup left
+});
+
+it('takes a few hundred mounts, and a terminal besides (slots are allocated, none fixed)', async () => {
+  const mounts = Array.from({ length: 300 }, (_, i) => ({ type: 'tmpfs' as const, target: `/m/${i}`, size: '64k' }));
+  const pty = openpty();
+  try {
+    const c = new Container({ rootfs: ROOTFS, command: ['sh', '-c', 'test "$(grep -c " /m/" /proc/self/mountinfo)" = 300 && tty -s'],
+      mounts, stdio: [pty.slave, pty.slave, pty.slave] }, [consolePart(pty.path)]);
+    expect((await c.exited).code).toBe(0);
+  } finally {
+    closeSync(pty.master);
+    closeSync(pty.slave);
+  }
 });

@@ -3,7 +3,7 @@
 // after PID 1 ended.
 import { closeSync, mkdirSync, openSync, readdirSync, rmdirSync, constants as fsConstants } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Usage } from '../container.js';
+import type { Usage } from '../plan/part.js';
 import { NsboxError } from '../errors.js';
 import { describe, errnoOf, readFile, readKeyed, readNumber, readPids, sleep, writeFile } from './files.js';
 import type { Controller, Hierarchies, Hierarchy } from './hierarchy.js';

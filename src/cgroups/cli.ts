@@ -1,5 +1,5 @@
 // The CLI's quota options (`run --memory 64m --cpus 0.5 ...`) and its out-of-memory report.
-import type { ExitStatus } from '../container.js';
+import type { ExitStatus } from '../plan/part.js';
 import type { OptionDef, Parsed } from '../cli/args.js';
 import { formatBytes, resolveLimits, type Limits } from './limits.js';
 

@@ -3,10 +3,11 @@
 // cgroup namespace rooted in it, /sys/fs/cgroup mounted inside, and
 // after PID 1 ended: everything left killed, OOM and usage read, the cgroup removed.
 import { basename } from 'node:path';
-import type { ExitStatus, StartPart, Usage } from '../container.js';
+import type { ExitStatus, StartPart, Usage } from '../plan/part.js';
+import type { PlanBuilder } from '../plan/builder.js';
 import { CLONE, MOUNT_ATTR, MS } from '../native.js';
 import * as op from '../plan/ops.js';
-import type { Op } from '../plan/ops.js';
+import type { Step } from '../plan/steps.js';
 import type { ResolvedSpec } from '../spec.js';
 import { Cgroup, cleanStale, closeFd, place, type CgroupDir } from './cgroup.js';
 import { describeMode, hierarchies } from './hierarchy.js';
@@ -15,7 +16,7 @@ import { NsboxError } from '../errors.js';
 const CGROUP_MNT = '/sys/fs/cgroup';
 
 /** /sys/fs/cgroup inside: the container's own cgroup(s), read-only. */
-function mountOps(dirs: CgroupDir[]): Op[] {
+function mountOps(dirs: CgroupDir[]): Step[] {
   const flags = MS.NOSUID | MS.NODEV | MS.NOEXEC;
   if (dirs.length === 1 && dirs[0].hierarchy.version === 2) {
     return [
@@ -33,6 +34,19 @@ function mountOps(dirs: CgroupDir[]): Op[] {
   }
   ops.push(op.setattr(CGROUP_MNT, MOUNT_ATTR.RDONLY, 0, true, `make ${CGROUP_MNT} read-only`));
   return ops;
+}
+
+/**
+ * A cgroup's steps (pure, for test/plan too): the child enters its v1 cgroups itself (`selfJoin`),
+ * then unshares the cgroup namespace, rooted there, and mounts /sys/fs/cgroup once /sys is there.
+ */
+export function cgroupSteps(b: PlanBuilder, dirs: CgroupDir[], o: { cgroupns: boolean; selfJoin: boolean }): void {
+  if (o.selfJoin) {
+    for (const d of dirs) if (d.hierarchy.version === 1) b.add('cgroup', op.writeFile(`${d.path}/tasks`, '0', `enter cgroup ${d.path}`));
+  }
+  if (!o.cgroupns) return;
+  b.add('cgroupns', op.unshare(CLONE.NEWCGROUP, 'cgroup namespace'));
+  b.add('system', ...mountOps(dirs));
 }
 
 let staleCleaning: Promise<string[]> | undefined;
@@ -54,13 +68,13 @@ export class CgroupPart implements StartPart {
    *  needs no wait for the parent (and takes the fast CLONE_VM|CLONE_VFORK path). It writes `tasks`,
    *  not cgroup.procs: it is one thread, and moving a thread skips the global lock whose RCU grace
    *  period costs a cgroup.procs write 5-30 ms on an idle host. */
-  private readonly selfJoin: Op[] = [];
+  private readonly selfJoin: CgroupDir[] = [];
 
   constructor(readonly cgroup: Cgroup, private readonly cgroupns: boolean, userns = false) {
     this.clearFlags = cgroupns ? CLONE.NEWCGROUP : 0;
     const v1 = cgroup.dirs.filter((d) => d.hierarchy.version === 1);
     if (v1.length && userns) this.beforeRelease = (pid) => cgroup.join(pid);
-    else this.selfJoin = v1.map((d) => ({ op: op.OP.WRITE_FILE, s: [`${d.path}/tasks`, '0'], desc: `enter cgroup ${d.path}` }));
+    else this.selfJoin = v1;
     try {
       this.cgroupFd = cgroup.openV2();
     } catch (e) {
@@ -69,16 +83,10 @@ export class CgroupPart implements StartPart {
     }
   }
 
-  /** First: enter the v1 cgroups (without a user namespace), then the cgroup namespace; before setsid,
-   *  once the root is built: /sys/fs/cgroup. */
-  plan(ops: Op[]): void {
-    if (this.cgroupns) {
-      let at = ops.findIndex((o) => o.op === op.OP.SETSID);
-      if (at < 0) at = ops.findIndex((o) => o.op === op.OP.EXEC);
-      ops.splice(at, 0, ...mountOps(this.cgroup.dirs));
-      ops.unshift(op.unshare(CLONE.NEWCGROUP, 'cgroup namespace'));
-    }
-    ops.unshift(...this.selfJoin);
+  /** Enter the v1 cgroups (without a user namespace), then the cgroup namespace, and once /sys is
+   *  mounted: /sys/fs/cgroup. */
+  steps(b: PlanBuilder): void {
+    cgroupSteps(b, this.cgroup.dirs, { cgroupns: this.cgroupns, selfJoin: this.selfJoin.length > 0 });
   }
 
   /** Paths of the container's cgroup, one per hierarchy. */

@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, fstatSync, openSync, readSync, unlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { NsboxError } from '../errors.js';
+import { NsboxError, type ErrorOptions } from '../errors.js';
 import type { Parsed } from './args.js';
 import { ensureRoot, stateRoot } from '../state/dir.js';
 import { parseLogSize } from '../state/log.js';
@@ -11,7 +11,7 @@ import { parseLogSize } from '../state/log.js';
 /** What the monitor writes on its fd 3, once: the id, or why the container did not start. */
 export interface MonitorReport {
   id?: string;
-  error?: { message: string; code?: string; step?: string; internal?: boolean };
+  error?: ErrorOptions & { message: string; internal?: boolean };
 }
 
 export async function runDetached(argv: string[], o: Parsed['options'], _rootfs: string, _command: string[]): Promise<number> {
@@ -54,7 +54,7 @@ export async function runDetached(argv: string[], o: Parsed['options'], _rootfs:
   }
   if (r.error) {
     if (r.error.internal) throw new Error(r.error.message);
-    throw new NsboxError(r.error.message, { code: r.error.code, step: r.error.step });
+    throw new NsboxError(r.error.message, r.error);
   }
   process.stdout.write(`${r.id}\n`);
   return 0;

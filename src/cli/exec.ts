@@ -3,12 +3,14 @@
 import { closeSync, openSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { NsboxError } from '../errors.js';
-import { OP, type Op } from '../plan/ops.js';
 import * as op from '../plan/ops.js';
+import type { Phase } from '../plan/builder.js';
+import { loadStep, type SavedStep } from '../plan/json.js';
+import type { Step } from '../plan/steps.js';
 import { parseArgs, type OptionDef } from './args.js';
 import { differentNamespaces, Exec } from '../exec/exec.js';
 import { NAMESPACES, openPidfd, procStat, type NsName } from '../state/proc.js';
-import { find, locked, pidfdOf, type ContainerState, type SavedOp } from '../state/store.js';
+import { find, locked, pidfdOf, type ContainerState } from '../state/store.js';
 import { openTerminal, relay, type Terminal } from '../tty/relay.js';
 import { resolveUser } from '../userns/users.js';
 
@@ -68,34 +70,28 @@ function setEnv(base: string[], list: string[] | undefined): string[] {
   return [...env.values()];
 }
 
-const toOp = (s: SavedOp): Op => ({ op: s.op, s: s.s, n: s.n, b: s.b === undefined ? undefined : Buffer.from(s.b, 'base64'), desc: s.desc });
+type Cred = { phase: Phase; step: Step };
 
 /**
  * The container's credential steps, with -u applied: its uid, gid and groups replaced; a user
  * other than root gets no capabilities but the bounding set, as docker exec -u gives.
  */
-export function credsFor(saved: SavedOp[], user: { uid: number; gid: number; groups: number[] } | null): Op[] {
-  const ops = saved.map(toOp);
-  if (!user) return ops;
-  const out: Op[] = [];
-  let placed = false;
-  const ids = [op.setgroups(user.groups), op.setresgid(user.gid), op.setresuid(user.uid)];
-  for (const o of ops) {
-    if (o.op === OP.SETGROUPS) out.push(op.setgroups(user.groups));
-    else if (o.op === OP.SETRESGID) out.push(op.setresgid(user.gid));
-    else if (o.op === OP.SETRESUID) {
-      out.push(op.setresuid(user.uid));
-      placed = true;
-    } else if (o.op === OP.CAPS && user.uid !== 0) {
-      const n = [...o.n!];
-      n.fill(0, 2); // effective, permitted, inheritable, ambient: none
-      out.push({ ...o, n });
-    } else if (o.op === OP.SECCOMP && !placed) {
-      out.push(...ids, o);
-      placed = true;
-    } else out.push(o);
+export function credsFor(saved: SavedStep[], user: { uid: number; gid: number; groups: number[] } | null): Cred[] {
+  const creds = saved.map(loadStep);
+  if (!user) return creds;
+  // In place: the ids sit between keep-caps and the capability sets in the container's plan.
+  const out = creds.map((c): Cred => {
+    const s = c.step;
+    if (s.kind === 'setgroups') return { ...c, step: op.setgroups(user.groups) };
+    if (s.kind === 'setresgid') return { ...c, step: op.setresgid(user.gid) };
+    if (s.kind === 'setresuid') return { ...c, step: op.setresuid(user.uid) };
+    if (s.kind !== 'caps' || user.uid === 0) return c;
+    return { ...c, step: { ...s, effective: 0n, permitted: 0n, inheritable: 0n, ambient: 0n } };
+  });
+  if (!out.some((c) => c.step.kind === 'setresuid')) {
+    out.push(...[op.setgroups(user.groups), op.setresgid(user.gid), op.setresuid(user.uid)]
+      .map((step): Cred => ({ phase: 'identity', step })));
   }
-  if (!placed) out.push(...ids);
   return out;
 }
 
@@ -105,7 +101,7 @@ interface Target {
   namespaces: NsName[];
   env: string[];
   cwd?: string;
-  creds: Op[];
+  creds: Cred[];
   name: string;
 }
 
@@ -131,7 +127,8 @@ function pidTarget(v: string, o: Record<string, unknown>): Target {
   const asked = Object.keys(NS_OPTION).filter((k) => o[k] === true).map((k) => NS_OPTION[k]);
   const namespaces = differentNamespaces(pid, asked.length ? asked : NAMESPACES);
   // Entering a user namespace: become its root, as nsenter does.
-  const creds = namespaces.includes('user') ? [op.setresgid(0), op.setresuid(0)] : [];
+  const creds: Cred[] = namespaces.includes('user')
+    ? [op.setresgid(0), op.setresuid(0)].map((step) => ({ phase: 'identity', step })) : [];
   return { pid, pidfd, name: `process ${pid}`, namespaces, env: setEnv(Object.entries(process.env).map(([k, x]) => `${k}=${x}`), o.env as string[] | undefined), cwd: o.workdir as string | undefined, creds };
 }
 

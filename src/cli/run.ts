@@ -1,7 +1,7 @@
 // `nsbox run [OPTIONS] ROOTFS CMD [ARG...]`: run a command as PID 1 of a new container and
 // exit with its status.
 import { Container, type StartPart } from '../container.js';
-import { NsboxError } from '../errors.js';
+import { exitStatusOf, NsboxError } from '../errors.js';
 import { parseArgs, type OptionDef, type Parsed } from './args.js';
 import { IDENTITY_HELP, IDENTITY_OPTIONS, identityFromOptions } from '../userns/cli.js';
 import { LIMIT_HELP, LIMIT_OPTIONS, limitsFromOptions, reportOom } from '../cgroups/cli.js';
@@ -64,13 +64,6 @@ function parseEnv(list: string[] | undefined): Record<string, string> {
     else throw new NsboxError(`invalid --env value: ${kv} (expected KEY=VALUE)`);
   }
   return env;
-}
-
-/** Exit code for an error before the command ran, as docker and podman use them. */
-function errorStatus(e: NsboxError): number {
-  if (e.code === 'ENOENT' && e.step?.startsWith('exec')) return 127;
-  if ((e.code === 'EACCES' || e.code === 'ENOEXEC') && e.step?.startsWith('exec')) return 126;
-  return 125;
 }
 
 /** What starts a container besides its options: set by a foreground run, the detached monitor, a terminal. */
@@ -137,7 +130,7 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
 
 function fail(e: NsboxError): number {
   process.stderr.write(`nsbox: ${e.message}\n`);
-  return errorStatus(e);
+  return exitStatusOf(e);
 }
 
 export { fail as reportError };

@@ -3,11 +3,11 @@
 // attached to the container's cgroup. Every container gets one (unless privileged): with CAP_MKNOD a
 // container may make any node, and this is what stops it opening the host's disk through it.
 import { closeSync, openSync, readFileSync, rmdirSync, constants as fsConstants } from 'node:fs';
-import type { StartPart } from '../container.js';
+import type { StartPart } from '../plan/part.js';
+import type { PlanBuilder } from '../plan/builder.js';
 import { NsboxError } from '../errors.js';
 import * as native from '../native.js';
 import * as op from '../plan/ops.js';
-import type { Op } from '../plan/ops.js';
 import type { CgroupPart } from '../cgroups/part.js';
 import { mkdirIn, PARENT, removeParent } from '../cgroups/cgroup.js';
 import { errnoOf, sleep, writeFile } from '../cgroups/files.js';
@@ -98,9 +98,9 @@ export class DevicesPart implements StartPart {
   }
 
   /** v1 without a user namespace: the child moves itself in, first thing (no wait for the parent). */
-  plan(ops: Op[]): void {
+  steps(b: PlanBuilder): void {
     // `tasks`, not cgroup.procs: the child is one thread, and a thread move skips the RCU grace period.
-    if (this.tasks && !this.beforeRelease) ops.unshift({ op: op.OP.WRITE_FILE, s: [this.tasks, '0'], desc: 'enter the devices cgroup' });
+    if (this.tasks && !this.beforeRelease) b.add('cgroup', op.writeFile(this.tasks, '0', 'enter the devices cgroup'));
   }
 
   private closeFd(): void {

@@ -10,11 +10,12 @@ import * as native from '../native.js';
 import { CLONE } from '../native.js';
 import * as op from '../plan/ops.js';
 import { execResult, reaped } from '../plan/child.js';
-import { OP, type Op } from '../plan/ops.js';
+import { PlanBuilder, type Phase } from '../plan/builder.js';
+import { encode } from '../plan/encode.js';
+import type { Step } from '../plan/steps.js';
 import { commandCandidates } from '../spec.js';
 import { nsId, type NsName } from '../state/proc.js';
 import { joinCgroupsOf } from './cgroup.js';
-import { insertSeccomp } from '../seccomp/index.js';
 
 const PR_SET_DUMPABLE = 4;
 const CLONE_NEWTIME = 0x80;
@@ -35,8 +36,8 @@ export interface ExecSpec {
   command: string[];
   env: string[];
   cwd?: string;
-  /** Credential steps (user, groups, capabilities, no_new_privs, seccomp) in order. */
-  creds: Op[];
+  /** Credential steps (user, groups, capabilities, no_new_privs, seccomp), each with its phase. */
+  creds: { phase: Phase; step: Step }[];
   /** The command's 0, 1, 2 (host fds, dup'ed into place before joining). */
   stdio: [number, number, number];
   /** stdio is a terminal: make it the controlling terminal. */
@@ -59,24 +60,24 @@ export function differentNamespaces(pid: number, names: readonly NsName[]): NsNa
 
 /** v1 cgroups: the child moves itself, writing 0 to `tasks` (one thread, itself: the kernel skips
  *  the global lock and its RCU grace period that a write to cgroup.procs pays, ~5-30 ms here). */
-export function execPlan(s: ExecSpec, v1Cgroups: string[]): Op[] {
+export function execPlan(s: ExecSpec, v1Cgroups: string[]): Step[] {
   const flags = s.namespaces.reduce((f, ns) => f | NS_FLAGS[ns], 0);
-  const ops: Op[] = [op.prctl(PR_SET_DUMPABLE, [0, 0, 0, 0], 'make the process non-dumpable')];
-  for (const dir of v1Cgroups) ops.push({ op: OP.WRITE_FILE, s: [`${dir}/tasks`, '0'], desc: `join the container's cgroup ${dir}` });
-  ops.push(...op.stdioOps(s.stdio));
-  ops.push(op.closeOthers([s.pidfd]));
-  if (flags) ops.push({ ...op.setns(s.pidfd, flags, s.namespaces.join(', ')), desc: `join the ${s.namespaces.join(', ')} namespaces` });
-  ops.push(op.close([s.pidfd], 'the pidfd'), op.setsid());
-  if (s.tty) ops.push(op.setTty(0));
-  if (s.cwd !== undefined) ops.push(op.chdir(s.cwd));
-  ops.push(...s.creds, op.closeFds(3));
-  // The seccomp filter goes where the container's own plan has it (src/seccomp/index.ts insertSeccomp):
-  // last before exec, or before the user and capability steps when no_new_privs is off.
-  const seccomp = ops.find((o) => o.op === OP.SECCOMP) ?? null;
-  const rest = ops.filter((o) => o.op !== OP.SECCOMP);
-  if (s.namespaces.includes('pid')) rest.push(op.init());
-  rest.push(op.exec(s.command[0], s.command, s.env, commandCandidates(s.command[0], s.env)));
-  return insertSeccomp(rest, seccomp);
+  const b = new PlanBuilder();
+  b.add('start', op.prctl(PR_SET_DUMPABLE, [0, 0, 0, 0], 'make the process non-dumpable'));
+  b.add('stdio', ...op.stdioOps(s.stdio));
+  b.add('descriptors', op.closeOthers([s.pidfd]));
+  for (const dir of v1Cgroups) b.add('cgroup', op.writeFile(`${dir}/tasks`, '0', `join the container's cgroup ${dir}`));
+  if (flags) b.add('namespaces', { ...op.setns(s.pidfd, flags, s.namespaces.join(', ')), desc: `join the ${s.namespaces.join(', ')} namespaces` });
+  b.add('namespaces', op.close([s.pidfd], 'the pidfd'));
+  b.add('session', op.setsid());
+  if (s.tty) b.add('session', op.setTty(0));
+  // The container's own credential steps, in the phases its plan had them.
+  for (const c of s.creds) b.add(c.phase, c.step);
+  if (s.cwd !== undefined) b.add('cwd', op.chdir(s.cwd));
+  b.add('exec-fds', op.closeFds(3));
+  if (s.namespaces.includes('pid')) b.add('init', op.init());
+  b.add('exec', op.exec(s.command[0], s.command, s.env, commandCandidates(s.command[0], s.env)));
+  return b.build().steps;
 }
 
 export class Exec {
@@ -89,10 +90,10 @@ export class Exec {
 
   constructor(s: ExecSpec) {
     const join = s.cgroup ? joinCgroupsOf(s.pid) : { fd: undefined, v1: [] as string[], close() {} };
-    const ops = execPlan(s, join.v1);
+    const plan = encode(execPlan(s, join.v1));
     let child: native.SpawnedChild;
     try {
-      child = native.spawn({ flags: 0, ops, cgroupFd: join.fd });
+      child = native.spawn({ flags: 0, ops: plan.ops, cgroupFd: join.fd });
     } finally {
       join.close();
     }
@@ -104,9 +105,9 @@ export class Exec {
     });
     this.ready = execResult(child.errFd).then((f) => {
       if (!f) return;
-      const failed = ops[f.step];
+      const failed = plan.steps[f.step];
       // ESRCH from setns: PID 1 is gone; ENOMEM from the fork into the PID namespace: it is going.
-      const gone = (failed?.op === OP.SETNS && f.errno === 3) || (failed?.op === OP.INIT && f.errno === 12);
+      const gone = (failed?.kind === 'setns' && f.errno === 3) || (failed?.kind === 'init' && f.errno === 12);
       if (gone) throw new NsboxError('the container is not running any more', { code: 'ESRCH', step: failed.desc });
       throw stepError(failed, f.errno);
     });

@@ -2,11 +2,11 @@
 // opened as detached trees before pivot_root; every target is opened inside the new root with
 // openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) and the mount attached to that fd, so neither a
 // symlink in the rootfs nor one swapped in while the container starts can send a mount elsewhere.
-import { existsSync, realpathSync, statSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { posix } from 'node:path';
 import { MOUNT_ATTR } from '../native.js';
 import * as op from '../plan/ops.js';
-import type { Op } from '../plan/ops.js';
+import type { Slot, Step } from '../plan/steps.js';
 
 export interface BindMountSpec {
   type: 'bind';
@@ -124,29 +124,29 @@ export function resolveMounts(list: MountSpec[] | undefined): ResolvedMount[] {
 }
 
 /**
- * Host-side steps, before pivot_root: open each bind source as a detached tree in slot first+i.
+ * Host-side steps, before pivot_root: open each bind source as a detached tree in slots[i].
  * The source was resolved by realpath: a symlink met now means it was swapped since, so refuse it.
  */
-export function openSourcesOps(mounts: ResolvedMount[], first: number, scratch: number): Op[] {
-  const ops: Op[] = [];
+export function openSourcesOps(mounts: ResolvedMount[], slots: Slot[], scratch: Slot): Step[] {
+  const ops: Step[] = [];
   mounts.forEach((m, i) => {
     if (m.type !== 'bind') return;
     ops.push(
       op.openAt(m.source!, scratch, op.OPEN_AT.NOSYMLINKS, `open volume source ${m.source}`),
-      op.cloneTree(scratch, first + i, true, `open volume source ${m.source} for a bind mount`),
+      op.cloneTree(scratch, slots[i], true, `open volume source ${m.source} for a bind mount`),
     );
     // nodev always: a device node in a volume opens nothing (devices are given with --device).
-    if (!m.device) ops.push(op.setattrSlot(first + i, MOUNT_ATTR.NODEV | (m.readOnly ? MOUNT_ATTR.RDONLY : 0), 0, true,
+    if (!m.device) ops.push(op.setattrSlot(slots[i], MOUNT_ATTR.NODEV | (m.readOnly ? MOUNT_ATTR.RDONLY : 0), 0, true,
       `make volume ${m.source} ${m.readOnly ? 'read-only and ' : ''}nodev`));
   });
   return ops;
 }
 
 /** Steps inside the new root: attach each mount onto its target. `scratch` is a free slot. */
-export function attachOps(mounts: ResolvedMount[], first: number, scratch: number): Op[] {
-  const ops: Op[] = [];
+export function attachOps(mounts: ResolvedMount[], slots: Slot[], scratch: Slot): Step[] {
+  const ops: Step[] = [];
   mounts.forEach((m, i) => {
-    const slot = first + i;
+    const slot = slots[i];
     if (m.type === 'bind') {
       ops.push(
         op.openAt(m.target, scratch, m.dir ? op.OPEN_AT.DIR : op.OPEN_AT.FILE, `make the mount point ${m.target} in the root`),
@@ -167,19 +167,11 @@ const HARD = MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_AT
 
 /**
  * Masks and read-only binds over /proc and /sys, after they are mounted. Whether a masked path is a
- * file or a directory is read from the host: /proc and /sys show the same kernel inside.
+ * file or a directory is read from the host (HostFacts): /proc and /sys show the same kernel inside.
  */
-let maskedKinds: { path: string; dir: boolean }[] | undefined;
-
-/** The masked paths this kernel has, and whether each is a directory (read once per process). */
-function maskedOnThisHost(): { path: string; dir: boolean }[] {
-  maskedKinds ??= MASKED_PATHS.filter((p) => existsSync(p)).map((path) => ({ path, dir: statSync(path).isDirectory() }));
-  return maskedKinds;
-}
-
-export function protectOps(a: number, b: number): Op[] {
-  const ops: Op[] = [];
-  for (const { path, dir } of maskedOnThisHost()) {
+export function protectOps(masked: { path: string; dir: boolean }[], a: Slot, b: Slot): Step[] {
+  const ops: Step[] = [];
+  for (const { path, dir } of masked) {
     ops.push(
       dir
         ? op.fsmount('tmpfs', ['mode=555'], a, HARD, `make an empty tmpfs to mask ${path}`)

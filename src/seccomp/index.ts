@@ -4,7 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { NsboxError } from '../errors.js';
-import { OP, type Op } from '../plan/ops.js';
+import * as op from '../plan/ops.js';
+import type { Step } from '../plan/steps.js';
 import { nativeArch } from './arch.js';
 import { compile } from './compile.js';
 import { DEFAULT_PROFILE, DOCKER_DEFAULT_CAPS } from './default.js';
@@ -92,29 +93,8 @@ export function prebuiltDefault(): { key: string; filter: string; flags: number 
 }
 
 /** The plan step that installs it, or null when unconfined. */
-export function seccompOp(s: ResolvedSeccomp, caps?: readonly string[]): Op | null {
+export function seccompOp(s: ResolvedSeccomp, caps?: readonly string[]): Step | null {
   if (!s.profile) return null;
   const { filter, flags } = seccompFilter(s.profile, caps);
-  return { op: OP.SECCOMP, b: filter, n: [flags], desc: `install the seccomp filter (${s.source})` };
-}
-
-const IDENTITY = new Set<number>([OP.SETGROUPS, OP.SETRESGID, OP.SETRESUID, OP.CAPS]);
-const PR_SET_NO_NEW_PRIVS = 38;
-
-/**
- * Puts the filter step into a plan: just before exec, or before an INIT step (so the reaper is
- * filtered too). Without no_new_privs the kernel wants CAP_SYS_ADMIN to install a filter, so it
- * then goes before the last run of steps that change user and capabilities (the one ending in CAPS).
- */
-export function insertSeccomp(ops: Op[], step: Op | null): Op[] {
-  if (!step) return ops;
-  const nnp = ops.some((o) => o.op === OP.PRCTL && o.n?.[0] === PR_SET_NO_NEW_PRIVS && o.n?.[1] === 1);
-  let at = ops.findIndex((o) => o.op === OP.EXEC || o.op === OP.INIT);
-  if (at < 0) at = ops.length;
-  const caps = ops.slice(0, at).map((o) => o.op).lastIndexOf(OP.CAPS);
-  if (!nnp && caps >= 0) {
-    at = caps;
-    while (at > 0 && (IDENTITY.has(ops[at - 1].op) || ops[at - 1].op === OP.PRCTL)) at--;
-  }
-  return [...ops.slice(0, at), step, ...ops.slice(at)];
+  return op.seccomp(filter, flags, s.source);
 }

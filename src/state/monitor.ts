@@ -26,7 +26,7 @@ function report(r: MonitorReport): void {
 }
 
 function reportError(e: unknown): void {
-  if (e instanceof NsboxError) report({ error: { message: e.message, code: e.code, step: e.step } });
+  if (e instanceof NsboxError) report({ error: { message: e.message, kind: e.kind, code: e.code, step: e.step, exec: e.exec } });
   else report({ error: { message: `internal error in the monitor: ${(e as Error)?.stack ?? e}`, internal: true } });
 }
 

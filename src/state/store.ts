@@ -3,6 +3,7 @@
 // container) writes each step; any command that finds the monitor dead cleans up after it.
 import { closeSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { NsboxError } from '../errors.js';
+import type { SavedStep } from '../plan/json.js';
 import * as native from '../native.js';
 import { ensureRoot, Lock, stateRoot, withLock, writeAtomic } from './dir.js';
 import { isAlive, openPidfd, procStat } from './proc.js';
@@ -10,14 +11,6 @@ import { isAlive, openPidfd, procStat } from './proc.js';
 export type Status = 'creating' | 'created' | 'running' | 'stopped';
 
 /** A plan op saved for exec to replay (bytes as base64). */
-export interface SavedOp {
-  op: number;
-  s?: string[];
-  n?: number[];
-  b?: string;
-  desc: string;
-}
-
 export interface ContainerState {
   id: string;
   name: string;
@@ -43,7 +36,7 @@ export interface ContainerState {
   /** Why it stopped when it did not end by itself (e.g. the monitor was killed). */
   error?: string;
   /** What `exec` starts with: the container's environment, working directory and credentials. */
-  exec: { env: string[]; cwd: string; creds: SavedOp[] };
+  exec: { env: string[]; cwd: string; creds: SavedStep[] };
   logLimit: number;
 }
 

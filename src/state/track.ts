@@ -1,12 +1,12 @@
 // Registers a container in the state directory and moves it through its life cycle. Used by
 // the detached monitor and by a foreground `run` (which is its own monitor).
 import { resolve } from 'node:path';
-import type { ExitStatus, StartPart } from '../container.js';
-import { OP, type Op } from '../plan/ops.js';
-import { lastIndexOf } from '../exec/init.js';
+import type { ExitStatus, StartPart } from '../plan/part.js';
+import type { Phase, Plan } from '../plan/builder.js';
+import { saveStep, type SavedStep } from '../plan/json.js';
 import { randomId } from '../spec.js';
 import { procStat } from './proc.js';
-import { createEntry, dirOf, removeEntry, selfStart, update, type ContainerState, type SavedOp } from './store.js';
+import { createEntry, dirOf, removeEntry, selfStart, update, type ContainerState } from './store.js';
 
 export interface TrackOptions {
   name?: string;
@@ -20,18 +20,14 @@ export interface TrackOptions {
   logLimit: number;
 }
 
-const PR_SET_KEEPCAPS = 8, PR_SET_SECUREBITS = 28, PR_SET_NO_NEW_PRIVS = 38;
-const CRED_PRCTLS = new Set([PR_SET_KEEPCAPS, PR_SET_SECUREBITS, PR_SET_NO_NEW_PRIVS]);
-const CRED_OPS = new Set<number>([OP.SETRLIMIT, OP.UMASK, OP.SETGROUPS, OP.SETRESGID, OP.SETRESUID, OP.CAPS, OP.SECCOMP]);
+const PR_SET_PDEATHSIG = 1;
+const CRED_PHASES: Phase[] = ['rlimits', 'privileged-seccomp', 'identity', 'nnp', 'seccomp'];
 
 /** The steps of a container's plan that set who its command runs as, for exec to replay. */
-export function credentialOps(ops: readonly Op[]): SavedOp[] {
-  const out: SavedOp[] = [];
-  for (const o of ops) {
-    if (!CRED_OPS.has(o.op) && !(o.op === OP.PRCTL && CRED_PRCTLS.has(o.n?.[0] ?? -1))) continue;
-    out.push({ op: o.op, s: o.s, n: o.n, b: o.b?.toString('base64'), desc: o.desc });
-  }
-  return out;
+export function credentialSteps(plan: Plan): SavedStep[] {
+  return plan.phases.filter(([phase]) => CRED_PHASES.includes(phase)).flatMap(([phase, steps]) => steps
+    .filter((s) => !(s.kind === 'prctl' && s.option === PR_SET_PDEATHSIG))
+    .map((s) => saveStep(phase, s)));
 }
 
 export class Tracker {
@@ -62,12 +58,13 @@ export class Tracker {
    */
   part(): StartPart {
     return {
-      plan: (ops: Op[]) => {
-        const exec = ops[lastIndexOf(ops, OP.EXEC)];
-        const [argc, envc] = exec?.n ?? [0, 0];
-        const env = exec?.s?.slice(argc, argc + envc) ?? [];
-        const cwd = ops[lastIndexOf(ops, OP.CHDIR)]?.s?.[0] ?? '/';
-        this.exec = { env, cwd, creds: credentialOps(ops) };
+      planned: (plan: Plan) => {
+        const last = (kind: string) => [...plan.steps].reverse().find((s) => s.kind === kind);
+        const exec = last('exec'), cwd = last('chdir');
+        this.exec = {
+          env: exec?.kind === 'exec' ? exec.env : [], cwd: cwd?.kind === 'chdir' ? cwd.path : '/',
+          creds: credentialSteps(plan),
+        };
       },
       started: (pid: number) => {
         const start = procStat(pid)?.start ?? 0;

@@ -2,7 +2,7 @@
 // uid_map and gid_map (or have newuidmap/newgidmap write them).
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type { StartPart } from '../container.js';
+import type { StartPart } from '../plan/part.js';
 import { CLONE } from '../native.js';
 import { errnoInfo, NsboxError } from '../errors.js';
 import { formatIdMap, type IdRange } from './idmap.js';

@@ -1,0 +1,54 @@
+// A container's plan: the resolved spec and the host's facts in, the ordered steps out. Pure: it
+// reads nothing from the host, so test/plan checks its output as text without root.
+import { constants as osConstants } from 'node:os';
+import { CLONE } from './native.js';
+import { PlanBuilder, type Plan } from './plan/builder.js';
+import * as op from './plan/ops.js';
+import type { StartPart } from './plan/part.js';
+import type { HostFacts } from './host/facts.js';
+import { rootSteps } from './rootfs/root.js';
+import { deviceMounts } from './devices/spec.js';
+import { rlimitOps } from './hardening/rlimits.js';
+import { commandCandidates, type ResolvedSpec } from './spec.js';
+import { identityOps, noNewPrivsOps, ttyGid, usernsEntryOps } from './userns/plan.js';
+
+const PR_SET_PDEATHSIG = 1;
+
+/** Clone flags for the namespaces a spec asks for; the mount namespace is always new. */
+export function namespaceFlags(ns: ResolvedSpec['namespaces']): number {
+  return CLONE.NEWNS | (ns.pid ? CLONE.NEWPID : 0) | (ns.net ? CLONE.NEWNET : 0) | (ns.ipc ? CLONE.NEWIPC : 0)
+    | (ns.uts ? CLONE.NEWUTS : 0) | (ns.cgroup ? CLONE.NEWCGROUP : 0);
+}
+
+/** The container dies with the Node thread that started it, as a sandbox should. */
+const pdeath = () => op.prctl(PR_SET_PDEATHSIG, [osConstants.signals.SIGKILL], 'set the parent-death signal');
+
+/** The plan of a container: its own steps, then each part's, in phase order. */
+export function compile(s: ResolvedSpec, facts: HostFacts, parts: readonly StartPart[] = []): Plan {
+  const b = new PlanBuilder();
+  if (parts.some((p) => p.beforeRelease)) b.add('sync', op.waitSync());
+  // In a user namespace: become its root first (the maps are written by now).
+  b.add('userns', ...usernsEntryOps(s.identity));
+  b.add('start', pdeath());
+  b.add('stdio', ...op.stdioOps(s.stdio));
+  b.add('descriptors', op.closeOthers([]));
+  rootSteps(b, {
+    rootfs: s.rootfs, readOnly: s.readOnly, userns: !!s.identity.userns, ttyGid: ttyGid(s.identity),
+    mounts: [...s.hardening.mounts, ...deviceMounts(s.hardening.devices)], maskPaths: s.hardening.maskPaths,
+    nodev: !s.hardening.allDevices,
+  }, facts);
+  if (s.namespaces.uts) b.add('network', op.sethostname(s.hostname));
+  if (s.namespaces.net) b.add('network', op.loopbackUp());
+  b.add('session', op.setsid());
+  b.add('rlimits', ...rlimitOps(s.hardening.rlimits));
+  // A change of uid clears the parent-death signal: set it again.
+  b.add('identity', ...identityOps(s.identity), pdeath());
+  b.add('nnp', ...noNewPrivsOps(s.identity));
+  b.add('cwd', op.chdir(s.cwd));
+  const seccomp = s.hardening.seccompStep;
+  if (seccomp) b.add(s.identity.noNewPrivileges ? 'seccomp' : 'privileged-seccomp', seccomp);
+  b.add('exec-fds', op.closeFds(3));
+  b.add('exec', op.exec(s.command[0], s.command, s.env, commandCandidates(s.command[0], s.env)));
+  for (const p of parts) p.steps?.(b);
+  return b.build();
+}

@@ -1,0 +1,117 @@
+// A plan is built in named phases, declared once here in the order the child runs them: reading
+// PHASES tells the whole set-up. Concerns (root, cgroups, user namespace, terminal, seccomp, ...) add
+// steps to a phase; none looks for another's steps. build() checks the invariants the security of
+// the set-up rests on.
+import { NsboxError } from '../errors.js';
+import { PLAN_SLOTS } from './encode.js';
+import { IDENTITY, OPENS_SLOT, RESOLVES_PATH, type Slot, type Step } from './steps.js';
+
+export const PHASES = [
+  'sync', //           wait for the parent: id maps written, cgroups joined for us
+  'userns', //         become root of the new user namespace
+  'start', //          parent-death signal, non-dumpable: right after the last uid change so far
+  'stdio', //          the command's 0, 1, 2
+  'descriptors', //    close every inherited fd: from here on only the plan's own are open
+  'cgroup', //         enter v1 cgroups
+  'cgroupns', //       unshare the cgroup namespace, rooted in them
+  'namespaces', //     join namespaces held by fd (a network's, exec's target)
+  'host', //           before pivot_root: open what comes from the host (devices, volume sources, console)
+  'root', //           private propagation, the root's mount
+  'pivot', //          pivot_root; the old root detached
+  'system', //         /proc, /sys, /dev and its devices, /dev/console
+  'mounts', //         volumes and tmpfs mounts
+  'protect', //        masked and read-only paths, /sys/fs/cgroup, a read-only root
+  'network', //        hostname, lo
+  'session', //        setsid, the controlling terminal
+  'rlimits', //        while still privileged (raising a hard limit needs CAP_SYS_RESOURCE)
+  'privileged-seccomp', // without no_new_privs the kernel wants CAP_SYS_ADMIN: before identity
+  'identity', //       groups, gid, uid, capabilities; the parent-death signal again
+  'nnp', //            no_new_privs
+  'cwd', //            the working directory, as the user
+  'seccomp', //        last before exec
+  'exec-fds', //       every fd above 2 close-on-exec
+  'init', //           fork: PID 1 stays a reaper
+  'exec',
+] as const;
+
+export type Phase = (typeof PHASES)[number];
+
+const AFTER_SECCOMP: ReadonlySet<Phase> = new Set<Phase>(['seccomp', 'exec-fds', 'init', 'exec']);
+const MOUNTS: ReadonlySet<Step['kind']> = new Set<Step['kind']>([
+  'mount', 'moveMount', 'attach', 'fsmount', 'pivotRoot', 'setattr', 'setattrSlot',
+]);
+
+export class PlanBuilder {
+  private readonly steps = new Map<Phase, Step[]>();
+  private nextSlot = 0;
+
+  /** Add steps to a phase, after those already there. */
+  add(phase: Phase, ...steps: Step[]): this {
+    let list = this.steps.get(phase);
+    if (!list) this.steps.set(phase, (list = []));
+    list.push(...steps);
+    return this;
+  }
+
+  /** The steps of a phase so far (read only: parts contribute, they do not edit each other's). */
+  phase(phase: Phase): readonly Step[] {
+    return this.steps.get(phase) ?? [];
+  }
+
+  /** A slot of the plan's descriptor table, for this plan alone. */
+  slot(what = 'mount'): Slot {
+    if (this.nextSlot >= PLAN_SLOTS) {
+      throw new NsboxError(`too many mounts: a plan holds at most ${PLAN_SLOTS} descriptors (${what})`,
+        { kind: 'spec', step: 'mounts' });
+    }
+    return this.nextSlot++;
+  }
+
+  /** The steps in phase order, checked. */
+  build(): Plan {
+    const out: { step: Step; phase: Phase }[] = [];
+    for (const phase of PHASES) for (const step of this.steps.get(phase) ?? []) out.push({ step, phase });
+    check(out);
+    return {
+      steps: out.map((x) => x.step),
+      phases: PHASES.filter((p) => this.steps.get(p)?.length).map((p) => [p, [...this.steps.get(p)!]]),
+    };
+  }
+}
+
+/** A built plan: its steps in order, and the same steps by phase. */
+export interface Plan {
+  steps: Step[];
+  phases: [Phase, Step[]][];
+}
+
+function internal(message: string): never {
+  throw new NsboxError(`plan: ${message}`, { kind: 'internal', step: 'plan' });
+}
+
+/** The order the set-up's safety rests on; a violation is a bug in nsbox, never the user's input. */
+function check(plan: { step: Step; phase: Phase }[]): void {
+  const all = plan.flatMap(({ step, phase }) => [step, ...(step.orElse ?? [])].map((s) => ({ step: s, phase })));
+  const closed = all.findIndex((x) => x.step.kind === 'closeInherited');
+  const firstPath = all.findIndex((x) => RESOLVES_PATH.has(x.step.kind) || OPENS_SLOT.has(x.step.kind));
+  if (firstPath >= 0 && (closed < 0 || closed > firstPath)) {
+    internal(`"${all[firstPath].step.desc}" resolves a path while inherited descriptors are open`);
+  }
+  const seccomp = all.filter((x) => x.step.kind === 'seccomp');
+  const nnp = all.some((x) => x.phase === 'nnp');
+  for (const s of seccomp) {
+    if (s.phase === 'privileged-seccomp' ? nnp : s.phase !== 'seccomp') {
+      internal(`the seccomp filter in phase ${s.phase}`);
+    }
+  }
+  const lastSeccomp = all.map((x) => x.step.kind).lastIndexOf('seccomp');
+  if (lastSeccomp >= 0 && seccomp.every((s) => s.phase === 'seccomp')) {
+    const late = all.slice(lastSeccomp + 1).find((x) => !AFTER_SECCOMP.has(x.phase));
+    if (late) internal(`"${late.step.desc}" after the seccomp filter`);
+  }
+  const lastMount = all.map((x) => MOUNTS.has(x.step.kind)).lastIndexOf(true);
+  const firstIdentity = all.findIndex((x) => IDENTITY.has(x.step.kind));
+  if (firstIdentity >= 0 && lastMount > firstIdentity) internal(`"${all[lastMount].step.desc}" after the identity steps`);
+  const execs = all.filter((x) => x.step.kind === 'exec');
+  if (execs.length !== 1 || all[all.length - 1].step.kind !== 'exec') internal('a plan must end in one exec');
+}

@@ -1,0 +1,76 @@
+// The steps of a plan, typed: what the child does between clone() and execve(), one syscall-sized
+// step each. Built by src/plan/ops.ts, ordered by src/plan/builder.ts, turned into the addon's wire
+// form only by src/plan/encode.ts.
+
+/** Slots hold the plan's own descriptors (detached mounts, opened targets); see PlanBuilder.slot(). */
+export type Slot = number;
+
+export type StepBody =
+  | { kind: 'mount'; source: string; target: string; fstype: string; flags: number; data: string }
+  | { kind: 'mkdir'; path: string; mode: number }
+  | { kind: 'pivotRoot'; root: string }
+  | { kind: 'umount'; path: string; flags: number }
+  | { kind: 'sethostname'; name: string }
+  | { kind: 'loopbackUp' }
+  | { kind: 'dup2'; from: number; to: number }
+  | { kind: 'chdir'; path: string }
+  | { kind: 'setrlimit'; resource: number; soft: number; hard: number; name: string }
+  | { kind: 'exec'; command: string; argv: string[]; env: string[]; candidates: string[] }
+  | { kind: 'symlink'; target: string; path: string }
+  | { kind: 'createFile'; path: string; mode: number }
+  | { kind: 'setattr'; path: string; set: number; clear: number; recursive: boolean }
+  | { kind: 'waitSync' }
+  | { kind: 'setsid' }
+  | { kind: 'setns'; fd: number; nstype: number; what: string }
+  | { kind: 'unshare'; flags: number; what: string }
+  | { kind: 'prctl'; option: number; args: number[] }
+  | { kind: 'setgroups'; gids: number[] }
+  | { kind: 'setresgid'; gid: number }
+  | { kind: 'setresuid'; uid: number }
+  | { kind: 'caps'; bounding: bigint; effective: bigint; permitted: bigint; inheritable: bigint; ambient: bigint }
+  | { kind: 'seccomp'; filter: Buffer; flags: number; source: string }
+  /** Mark every fd from `from` up close-on-exec. */
+  | { kind: 'cloexecFrom'; from: number }
+  | { kind: 'openTree'; path: string; slot: Slot; recursive: boolean }
+  /** Attach the detached mount in `slot` on a path (resolved as a plain path). */
+  | { kind: 'moveMount'; slot: Slot; target: string }
+  | { kind: 'init' }
+  | { kind: 'umask'; mask: number }
+  | { kind: 'writeFile'; path: string; data: string }
+  | { kind: 'setTty'; fd: number }
+  | { kind: 'close'; fds: number[] }
+  /** Close every fd above 2 but `keep` and the plan's own pipes. */
+  | { kind: 'closeInherited'; keep: number[] }
+  /** An O_PATH fd of a path inside the root (openat2 RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS). */
+  | { kind: 'openAt'; path: string; slot: Slot; how: number }
+  /** Attach the mount in slot `from` onto the file in slot `to`; both are closed. */
+  | { kind: 'attach'; from: Slot; to: Slot }
+  | { kind: 'fsmount'; fstype: string; options: string[]; slot: Slot; attrs: number }
+  | { kind: 'cloneTree'; from: Slot; to: Slot; recursive: boolean }
+  | { kind: 'setattrSlot'; slot: Slot; set: number; clear: number; recursive: boolean }
+  | { kind: 'usernsRoot'; dropGroups: boolean; gid0: boolean; uid0: boolean };
+
+export type StepKind = StepBody['kind'];
+
+/** A step with the words that name it in an error (`nsbox: mount proc on /proc: ...`). */
+export type Step = StepBody & {
+  desc: string;
+  /** Run instead when this step fails (skipped when it works). */
+  orElse?: Step[];
+};
+
+export type StepOf<K extends StepKind> = Extract<Step, { kind: K }>;
+
+export const isStep = <K extends StepKind>(s: Step, kind: K): s is StepOf<K> => s.kind === kind;
+
+/** Steps that resolve a path: none may run while an inherited descriptor is open. */
+export const RESOLVES_PATH: ReadonlySet<StepKind> = new Set<StepKind>([
+  'mount', 'mkdir', 'pivotRoot', 'umount', 'chdir', 'exec', 'symlink', 'createFile', 'setattr', 'openTree',
+  'moveMount', 'writeFile', 'openAt',
+]);
+
+/** Steps that open one of the plan's slots: the inherited fds must be closed before (they would be kept). */
+export const OPENS_SLOT: ReadonlySet<StepKind> = new Set<StepKind>(['openTree', 'openAt', 'fsmount', 'cloneTree']);
+
+/** Steps that change who the process is. */
+export const IDENTITY: ReadonlySet<StepKind> = new Set<StepKind>(['setgroups', 'setresgid', 'setresuid', 'caps']);
