@@ -1,15 +1,16 @@
 // A container is a process: compile the spec into a plan, clone into new namespaces, and
 // watch the child through its pidfd.
-import { closeSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, writeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import * as native from './native.js';
 import type { WaitStatus } from './native.js';
-import { NsboxError, stepError } from './errors.js';
+import { NsboxError } from './errors.js';
 import { encode } from './plan/encode.js';
-import { execResult, reaped } from './plan/child.js';
+import { spawnPlan, whenExecuted } from './plan/child.js';
 import type { ExitStatus, StartPart, Usage } from './plan/part.js';
 import { compile, namespaceFlags } from './compile.js';
 import { hostFacts } from './host/facts.js';
+import { procStat } from './proc.js';
 import { resolveSpec, type ContainerSpec, type ResolvedSpec } from './spec.js';
 import { usernsPart } from './userns/part.js';
 import { isPrivileged } from './userns/rootless.js';
@@ -88,20 +89,21 @@ export class Container {
       cgroupFd = p.cgroupFd ?? cgroupFd;
     }
     for (const p of parts) flags &= ~(p.clearFlags ?? 0);
-    let child: native.SpawnedChild;
+    let started: ReturnType<typeof spawnPlan>;
     try {
-      child = native.spawn({ flags, ops: plan.ops, sync, cgroupFd });
+      started = spawnPlan(plan, { flags, sync, cgroupFd }, () => { this.done = true; });
     } catch (e) {
       for (const p of parts) p.abort?.();
       throw e;
     }
+    const child = started.child;
     this.id = s.id;
     this.name = s.name;
     this.parts = parts;
     this.pid = child.pid;
     this.pidfd = child.pidfd;
     for (const p of parts) p.started?.(child.pid);
-    const exit = reaped(child.pidfd, () => { this.done = true; }).then(toExitStatus).then(async (st) => {
+    const exit = started.exit.then(toExitStatus).then(async (st) => {
       for (const p of parts) await p.afterExit?.(st);
       return st;
     });
@@ -115,7 +117,7 @@ export class Container {
         throw e;
       }
     }
-    this.ready = execResult(child.errFd).then((f) => { if (f) throw stepError(plan.steps[f.step], f.errno); });
+    this.ready = whenExecuted(child.errFd, plan);
     this.exited = this.ready.then(() => exit, async (e) => { await exit; throw e; });
     this.ready.catch(() => {});
     this.exited.catch(() => {});
@@ -138,17 +140,13 @@ export class Container {
     if (this.done) return null;
     const part = this.parts.find((p) => p.stats);
     if (part) return part.stats!();
-    try {
-      // /proc/PID/stat: utime stime cutime cstime are fields 14-17, in clock ticks (100 Hz on Linux).
-      const f = readFileSync(`/proc/${this.pid}/stat`, 'utf8').split(') ')[1].split(' ');
-      const tick = 10_000;
-      return {
-        cpuUserUs: (Number(f[11]) + Number(f[13])) * tick, cpuSystemUs: (Number(f[12]) + Number(f[14])) * tick,
-        memoryBytes: Number(f[21]) * 4096, memoryPeakBytes: 0, pids: 1,
-      };
-    } catch {
-      return null;
-    }
+    const st = procStat(this.pid);
+    if (!st) return null;
+    const tick = 10_000; // clock ticks are 100 Hz on Linux
+    return {
+      cpuUserUs: (st.utime + st.cutime) * tick, cpuSystemUs: (st.stime + st.cstime) * tick,
+      memoryBytes: st.rssPages * 4096, memoryPeakBytes: 0, pids: 1,
+    };
   }
 
   /** Send a signal to PID 1. Returns false once the container has ended. */

@@ -2,6 +2,6 @@
 export { spawn, Sandbox, type SandboxSpec, type Result, type Status } from './sandbox/spawn.js';
 export { run, type RunSpec, type RunResult } from './sandbox/run.js';
 export type { StdioOption } from './sandbox/stdio.js';
-export { Container, type ExitStatus, type Usage, type StartPart } from './container.js';
+export { Container, type ExitStatus, type Usage } from './container.js';
 export { NsboxError } from './errors.js';
 export type { ContainerSpec, Namespaces } from './spec.js';

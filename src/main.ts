@@ -22,7 +22,7 @@ const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
   exec: () => import('./cli/exec.js'),
   info: () => import('./cli/info.js'),
   // Internal: the monitor of a detached container (started by run -d, from this same file).
-  'nsbox-monitor': () => import('./state/monitor.js'),
+  'nsbox-monitor': () => import('./cli/monitor.js'),
 };
 
 const COMMANDS = `

@@ -5,6 +5,7 @@ import { closeSync, mkdirSync, openSync, readdirSync, rmdirSync, constants as fs
 import { dirname } from 'node:path';
 import type { Usage } from '../plan/part.js';
 import { NsboxError } from '../errors.js';
+import { procStat } from '../proc.js';
 import { describe, errnoOf, readFile, readKeyed, readNumber, readPids, sleep, writeFile } from './files.js';
 import type { Controller, Hierarchies, Hierarchy } from './hierarchy.js';
 import type { ResolvedLimits } from './limits.js';
@@ -22,13 +23,19 @@ const NAME_RE = /^[0-9a-zA-Z_-]+\.(\d+)\.(\d+)$/;
 const V2_ENABLE: Controller[] = ['cpu', 'cpuset', 'memory', 'pids'];
 
 /** Start time of a process (clock ticks after boot), or undefined when it is gone (or a zombie). */
-function startTime(pid: number | string): string | undefined {
-  const stat = readFile(`/proc/${pid}/stat`);
-  const f = stat?.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return !f || f[0] === 'Z' || f[0] === 'X' ? undefined : f[19];
+function startTime(pid: number | 'self'): string | undefined {
+  const st = procStat(pid);
+  return !st || st.state === 'Z' || st.state === 'X' ? undefined : String(st.start);
 }
 
 let ownStart: string | undefined;
+
+/** The name of a container's cgroup directory in any hierarchy: `<id>.<our pid>.<our start time>`,
+ *  so the stale cleanup can tell when its maker is gone. */
+export function cgroupName(id: string): string {
+  ownStart ??= startTime('self') ?? '0';
+  return `${id}.${process.pid}.${ownStart}`;
+}
 
 /** Which hierarchy serves which controller for a container with these limits. */
 export function place(l: ResolvedLimits, h: Hierarchies): Map<Hierarchy, Controller[]> {
@@ -164,8 +171,7 @@ export class Cgroup {
 
   /** Makes the directories and writes the limits; on failure removes what it made. */
   static create(id: string, l: ResolvedLimits, placement: Map<Hierarchy, Controller[]>): Cgroup {
-    ownStart ??= startTime('self') ?? '0';
-    const cg = new Cgroup(`${id}.${process.pid}.${ownStart}`, []);
+    const cg = new Cgroup(cgroupName(id), []);
     try {
       for (const [hier, uses] of placement) {
         const parent = `${hier.base}/${PARENT}`;
@@ -356,7 +362,7 @@ export async function cleanStale(h: Hierarchies, log?: (line: string) => void): 
     }
     for (const e of entries) {
       const m = e.isDirectory() ? NAME_RE.exec(e.name) : null;
-      if (!m || startTime(m[1]) === m[2]) continue;
+      if (!m || startTime(Number(m[1])) === m[2]) continue;
       const uses = (hier.version === 2 ? ['cpuacct', 'memory', 'pids'] : hier.controllers) as Controller[];
       found.set(e.name, [...(found.get(e.name) ?? []), { hierarchy: hier, path: `${hier.base}/${PARENT}/${e.name}`, uses }]);
     }

@@ -2,14 +2,14 @@
 // "a", then one devices.allow line per rule), or on cgroup v2 a BPF_PROG_TYPE_CGROUP_DEVICE program
 // attached to the container's cgroup. Every container gets one (unless privileged): with CAP_MKNOD a
 // container may make any node, and this is what stops it opening the host's disk through it.
-import { closeSync, openSync, readFileSync, rmdirSync, constants as fsConstants } from 'node:fs';
+import { closeSync, openSync, rmdirSync, constants as fsConstants } from 'node:fs';
 import type { StartPart } from '../plan/part.js';
 import type { PlanBuilder } from '../plan/builder.js';
 import { NsboxError } from '../errors.js';
 import * as native from '../native.js';
 import * as op from '../plan/ops.js';
 import type { CgroupPart } from '../cgroups/part.js';
-import { mkdirIn, PARENT, removeParent } from '../cgroups/cgroup.js';
+import { cgroupName, mkdirIn, PARENT, removeParent } from '../cgroups/cgroup.js';
 import { errnoOf, sleep, writeFile } from '../cgroups/files.js';
 import { hierarchies } from '../cgroups/hierarchy.js';
 import type { ResolvedSpec } from '../spec.js';
@@ -19,15 +19,6 @@ import { DEFAULT_DEVICE_RULES, ruleText, type DeviceRule } from './spec.js';
 /** The default rules and the container's --device ones. */
 export function deviceRules(s: ResolvedSpec): DeviceRule[] {
   return [...DEFAULT_DEVICE_RULES, ...s.hardening.devices.map(({ type, major, minor, access }) => ({ type, major, minor, access }))];
-}
-
-let ownStart: string | undefined;
-
-/** `<id>.<pid>.<start time>`, as the cgroups module names its directories, so that its stale cleanup finds ours too. */
-function cgroupName(id: string): string {
-  const stat = readFileSync('/proc/self/stat', 'utf8');
-  ownStart ??= stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  return `${id}.${process.pid}.${ownStart}`;
 }
 
 function rmdirQuiet(path: string): boolean {

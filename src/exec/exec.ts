@@ -5,11 +5,11 @@
 // joining a PID namespace only applies to children, forks once more (OP_INIT): the reaper
 // stays outside and forwards signals, the second child is a member and execs the command.
 import { signalName } from '../container.js';
-import { NsboxError, stepError } from '../errors.js';
+import { NsboxError } from '../errors.js';
 import * as native from '../native.js';
 import { CLONE } from '../native.js';
 import * as op from '../plan/ops.js';
-import { execResult, reaped } from '../plan/child.js';
+import { spawnPlan, whenExecuted } from '../plan/child.js';
 import { PlanBuilder, type Phase } from '../plan/builder.js';
 import { encode } from '../plan/encode.js';
 import type { Step } from '../plan/steps.js';
@@ -91,25 +91,22 @@ export class Exec {
   constructor(s: ExecSpec) {
     const join = s.cgroup ? joinCgroupsOf(s.pid) : { fd: undefined, v1: [] as string[], close() {} };
     const plan = encode(execPlan(s, join.v1));
-    let child: native.SpawnedChild;
+    let started: ReturnType<typeof spawnPlan>;
     try {
-      child = native.spawn({ flags: 0, ops: plan.ops, cgroupFd: join.fd });
+      started = spawnPlan(plan, { flags: 0, cgroupFd: join.fd }, () => { this.done = true; });
     } finally {
       join.close();
     }
-    this.pid = child.pid;
-    this.pidfd = child.pidfd;
-    this.exited = reaped(child.pidfd, () => { this.done = true; }).then((w) => {
+    this.pid = started.child.pid;
+    this.pidfd = started.child.pidfd;
+    this.exited = started.exit.then((w) => {
       const signal = w.signal === null ? null : signalName(w.signal);
       return { code: w.code, signal, status: w.code ?? 128 + (w.signal ?? 0) };
     });
-    this.ready = execResult(child.errFd).then((f) => {
-      if (!f) return;
-      const failed = plan.steps[f.step];
+    this.ready = whenExecuted(started.child.errFd, plan, (failed, errno) => {
       // ESRCH from setns: PID 1 is gone; ENOMEM from the fork into the PID namespace: it is going.
-      const gone = (failed?.kind === 'setns' && f.errno === 3) || (failed?.kind === 'init' && f.errno === 12);
-      if (gone) throw new NsboxError('the container is not running any more', { code: 'ESRCH', step: failed.desc });
-      throw stepError(failed, f.errno);
+      const gone = (failed?.kind === 'setns' && errno === 3) || (failed?.kind === 'init' && errno === 12);
+      return gone ? new NsboxError('the container is not running any more', { kind: 'step', code: 'ESRCH', step: failed!.desc }) : undefined;
     });
     this.ready.catch(() => {});
     this.exited.catch(() => {});

@@ -2,7 +2,10 @@
 // end through its pidfd.
 import { closeSync, readSync } from 'node:fs';
 import * as native from '../native.js';
-import type { WaitStatus } from '../native.js';
+import type { SpawnedChild, SpawnRequest, WaitStatus } from '../native.js';
+import { type NsboxError, stepError } from '../errors.js';
+import type { Encoded } from './encode.js';
+import type { Step } from './steps.js';
 
 /** Resolves with null once execve succeeded (EOF on the error pipe), or with the failed step and errno. */
 export function execResult(errFd: number): Promise<{ step: number; errno: number } | null> {
@@ -42,5 +45,22 @@ export function reaped(pidfd: number, onReaped: () => void): Promise<WaitStatus>
       resolve(w);
     };
     native.watchReadable(pidfd, check);
+  });
+}
+
+/** Starts a plan's child; `exit` resolves once it has been reaped (after onReaped). */
+export function spawnPlan(plan: Encoded, req: Omit<SpawnRequest, 'ops'>, onReaped: () => void):
+  { child: SpawnedChild; exit: Promise<WaitStatus> } {
+  const child = native.spawn({ ...req, ops: plan.ops });
+  return { child, exit: reaped(child.pidfd, onReaped) };
+}
+
+/** Resolves once the command runs; rejects with the step that failed, in words (or `explain`'s error). */
+export function whenExecuted(errFd: number, plan: Encoded,
+  explain?: (step: Step | undefined, errno: number) => NsboxError | undefined): Promise<void> {
+  return execResult(errFd).then((f) => {
+    if (!f) return;
+    const step = plan.steps[f.step];
+    throw explain?.(step, f.errno) ?? stepError(step, f.errno);
   });
 }

@@ -5,6 +5,7 @@
 import { realpathSync, statSync } from 'node:fs';
 import { posix } from 'node:path';
 import { MOUNT_ATTR } from '../native.js';
+import { parseBytes, SIZE_HELP } from '../size.js';
 import * as op from '../plan/ops.js';
 import type { Slot, Step } from '../plan/steps.js';
 
@@ -57,21 +58,15 @@ export const MASKED_PATHS = [
 /** OCI's default read-only paths. */
 export const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 
-const SIZE_RE = /^(\d+)([kmg]?)$/i;
-
 function fail(message: string): never {
   throw new Error(message);
 }
 
-/** A size: bytes, or a number with k, m or g (powers of 1024). */
+/** A tmpfs size: the one size grammar (src/size.ts), more than 0. */
 export function parseSize(v: number | string, what: string): number {
-  if (typeof v === 'number') {
-    if (!Number.isSafeInteger(v) || v <= 0) fail(`${what}: size must be a positive number of bytes, got ${v}`);
-    return v;
-  }
-  const m = SIZE_RE.exec(v.trim());
-  if (!m || Number(m[1]) === 0) fail(`${what}: invalid size ${JSON.stringify(v)} (expected e.g. 65536, 64k, 64m, 1g)`);
-  return Number(m[1]) * 1024 ** ' kmg'.indexOf((m[2] || ' ').toLowerCase());
+  const n = parseBytes(v);
+  if (n === null || n === 0) fail(`${what}: invalid size ${JSON.stringify(v)} (expected ${SIZE_HELP})`);
+  return n;
 }
 
 /** An absolute, normalized target that is not the root and not under /proc. */

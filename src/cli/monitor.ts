@@ -8,13 +8,13 @@ import * as tty from 'node:tty';
 import type { Container } from '../container.js';
 import { NsboxError } from '../errors.js';
 import * as native from '../native.js';
-import type { MonitorReport } from '../cli/detach.js';
-import { containerFromArgs, parseRunArgs } from '../cli/run.js';
+import type { MonitorReport } from './detach.js';
+import { containerFromArgs, parseRunArgs } from './run.js';
 import { initPart } from '../exec/init.js';
 import { consolePart } from '../tty/console.js';
 import { openTerminal } from '../tty/relay.js';
-import { DEFAULT_LOG_LIMIT, LogWriter, parseLogSize } from './log.js';
-import { Tracker } from './track.js';
+import { DEFAULT_LOG_LIMIT, LogWriter, parseLogSize } from '../state/log.js';
+import { Tracker } from '../state/track.js';
 
 const REPORT_FD = 3;
 

@@ -1,0 +1,39 @@
+// The one parser of /proc/PID/stat: what the kernel says about a process. Its start time names a
+// process for good (with the pid), since pids are reused.
+import { readFileSync } from 'node:fs';
+
+export interface ProcStat {
+  state: string;
+  ppid: number;
+  /** Clock ticks since boot: with the pid, it names one process for good. */
+  start: number;
+  /** Clock ticks (100 Hz): the process's own, and its reaped children's. */
+  utime: number;
+  stime: number;
+  cutime: number;
+  cstime: number;
+  rssPages: number;
+  comm: string;
+}
+
+/** Parses the text of /proc/PID/stat; the command name may hold spaces and parentheses. */
+export function parseStat(text: string): ProcStat {
+  const close = text.lastIndexOf(')');
+  const f = text.slice(close + 2).split(' ');
+  // Fields after "(comm)": state is 3, ppid 4, utime 14, stime 15, cutime 16, cstime 17, starttime 22, rss 24.
+  return {
+    state: f[0], ppid: Number(f[1]), utime: Number(f[11]), stime: Number(f[12]), cutime: Number(f[13]),
+    cstime: Number(f[14]), start: Number(f[19]), rssPages: Number(f[21]), comm: text.slice(text.indexOf('(') + 1, close),
+  };
+}
+
+/** /proc/PID/stat, or null when there is no such process. */
+export function procStat(pid: number | 'self'): ProcStat | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  return parseStat(text);
+}
