@@ -11,6 +11,7 @@ import type { ExitStatus, StartPart, Usage } from './plan/part.js';
 import { compile, namespaceFlags } from './compile.js';
 import { hostFacts } from './host/facts.js';
 import { procStat } from './proc.js';
+import { deliver, signalName, signalNumber, type SignalMode } from './signals.js';
 import { resolveSpec, type ContainerSpec, type ResolvedSpec } from './spec.js';
 import { usernsPart } from './userns/part.js';
 import { isPrivileged } from './userns/rootless.js';
@@ -28,19 +29,11 @@ function checkPrivilege(s: ResolvedSpec): void {
   }
 }
 
-export function signalName(n: number): NodeJS.Signals | null {
-  for (const [name, num] of Object.entries(osConstants.signals)) if (num === n) return name as NodeJS.Signals;
-  return null;
-}
+export { signalName, signalNumber } from './signals.js';
 
-export function signalNumber(sig: NodeJS.Signals | number): number {
-  if (typeof sig === 'number') return sig;
-  const n = (osConstants.signals as Record<string, number>)[sig];
-  if (n === undefined) throw new NsboxError(`unknown signal: ${sig}`, { step: 'signal' });
-  return n;
-}
-
-function toExitStatus(w: WaitStatus): ExitStatus {
+/** `killedBy`: the signal nsbox ended PID 1 for (src/signals.ts), reported in place of its SIGKILL. */
+function toExitStatus(w: WaitStatus, killedBy: number | null): ExitStatus {
+  if (killedBy !== null && w.signal === osConstants.signals.SIGKILL) w = { ...w, signal: killedBy };
   const signal = w.signal === null ? null : signalName(w.signal);
   return {
     code: w.code, signal, status: w.code ?? 128 + (w.signal ?? 0), oomKilled: false,
@@ -58,6 +51,9 @@ export class Container {
   readonly exited: Promise<ExitStatus>;
   private pidfd: number;
   private done = false;
+  private killedBy: number | null = null;
+  private readonly signals: SignalMode;
+  private readonly ownPidns: boolean;
   private parts: StartPart[];
 
   constructor(spec: ContainerSpec, parts: StartPart[] = []) {
@@ -99,11 +95,13 @@ export class Container {
     const child = started.child;
     this.id = s.id;
     this.name = s.name;
+    this.signals = s.signals;
+    this.ownPidns = s.namespaces.pid;
     this.parts = parts;
     this.pid = child.pid;
     this.pidfd = child.pidfd;
     for (const p of parts) p.started?.(child.pid);
-    const exit = started.exit.then(toExitStatus).then(async (st) => {
+    const exit = started.exit.then((w) => toExitStatus(w, this.killedBy)).then(async (st) => {
       for (const p of parts) await p.afterExit?.(st);
       return st;
     });
@@ -149,11 +147,15 @@ export class Container {
     };
   }
 
-  /** Send a signal to PID 1. Returns false once the container has ended. */
+  /**
+   * Send a signal to PID 1. A signal it has no handler for ends the container, as it would end the
+   * process outside one (unless `signals: 'docker'`). Returns false once the container has ended.
+   */
   kill(signal: NodeJS.Signals | number = 'SIGTERM'): boolean {
     if (this.done) return false;
     try {
-      native.pidfdSendSignal(this.pidfd, signalNumber(signal));
+      const sig = signalNumber(signal);
+      if (deliver(this.pidfd, this.pid, sig, this.signals, this.ownPidns)) this.killedBy ??= sig;
       return true;
     } catch (e) {
       if ((e as NsboxError).code === 'ESRCH') return false;

@@ -1,6 +1,7 @@
 // A container's description, checked and completed with defaults before anything is created.
 import { closeSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
 import { NsboxError } from './errors.js';
+import { SIGNAL_MODES, type SignalMode } from './signals.js';
 import { resolveIdentity, type Identity, type IdentitySpec } from './userns/identity.js';
 import { resolveLimits, type Limits, type ResolvedLimits } from './cgroups/limits.js';
 import { resolveHardening, type Hardening, type HardeningSpec } from './hardening/spec.js';
@@ -25,6 +26,9 @@ export interface ContainerSpec extends IdentitySpec, HardeningSpec {
   /** Memory, CPU and pids quotas, enforced by the container's cgroup (src/cgroups/limits.ts). Given
    *  (even `{}`), the container gets a cgroup, which also accounts its usage. */
   limits?: Limits;
+  /** 'process' (default): a signal PID 1 has no handler for ends the container, as it would end the
+   *  process outside one (src/signals.ts); 'docker': PID 1 ignores it, as in Docker. */
+  signals?: SignalMode;
 }
 
 export interface Namespaces {
@@ -35,7 +39,7 @@ export interface Namespaces {
   cgroup?: boolean;
 }
 
-export interface ResolvedSpec extends Required<Omit<ContainerSpec, 'env' | 'namespaces' | 'limits' | keyof IdentitySpec | keyof HardeningSpec>> {
+export interface ResolvedSpec extends Required<Omit<ContainerSpec, 'env' | 'namespaces' | 'limits' | 'signals' | keyof IdentitySpec | keyof HardeningSpec>> {
   id: string;
   /** null: none given (no cgroup is made unless the PID namespace is shared). */
   limits: ResolvedLimits | null;
@@ -44,6 +48,7 @@ export interface ResolvedSpec extends Required<Omit<ContainerSpec, 'env' | 'name
   identity: Identity;
   /** seccomp, mounts, devices, rlimits (src/hardening/spec.ts). */
   hardening: Hardening;
+  signals: SignalMode;
 }
 
 const NAMESPACE_KEYS = ['pid', 'net', 'ipc', 'uts', 'cgroup'] as const;
@@ -111,9 +116,11 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
     env[k] = String(v);
   }
   const stdio = spec.stdio ?? [0, 1, 2];
+  const signals = spec.signals ?? 'process';
+  if (!SIGNAL_MODES.includes(signals)) fail('signals', `signals must be one of ${SIGNAL_MODES.join(', ')}, got ${JSON.stringify(signals)}`);
   const identity = resolveIdentity(spec, rootfs);
   return {
-    id, name, hostname, rootfs, cwd, command: [...command], readOnly: !!spec.readOnly, stdio,
+    id, name, hostname, rootfs, cwd, command: [...command], readOnly: !!spec.readOnly, stdio, signals,
     namespaces: resolveNamespaces(spec.namespaces),
     identity,
     hardening: resolveHardening(spec, identity.caps.bounding),

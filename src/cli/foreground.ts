@@ -1,6 +1,7 @@
 // A foreground `run`: the CLI is the container's monitor. While it runs the container is
 // listed by `ps` and reachable by `exec`; it is removed when it ends.
 import { NsboxError } from '../errors.js';
+import type { SignalMode } from '../signals.js';
 import type { Container } from '../container.js';
 import type { Parsed } from './args.js';
 import type { Launch } from './run.js';
@@ -20,6 +21,7 @@ function register(o: Parsed['options'], rootfs: string, command: string[]): Trac
     return new Tracker({
       name: o.name as string | undefined, hostname: o.hostname as string | undefined, rootfs, command,
       detached: false, autoRemove: true, init: !!o.init, tty: !!o.tty, logLimit: 0,
+      signals: o.signals as SignalMode | undefined,
     });
   } catch (e) {
     if (e instanceof NsboxError && e.step === 'name') throw e;

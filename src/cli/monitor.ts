@@ -7,6 +7,7 @@ import { Socket } from 'node:net';
 import * as tty from 'node:tty';
 import type { Container } from '../container.js';
 import { NsboxError } from '../errors.js';
+import type { SignalMode } from '../signals.js';
 import * as native from '../native.js';
 import type { MonitorReport } from './detach.js';
 import { containerFromArgs, parseRunArgs } from './run.js';
@@ -46,6 +47,7 @@ async function main(argv: string[]): Promise<void> {
   const tracker = new Tracker({
     name: o.name as string | undefined, hostname: o.hostname as string | undefined, rootfs, command,
     detached: true, autoRemove: !!o.rm, init: !!o.init, tty: !!o.tty, logLimit: limit,
+    signals: o.signals as SignalMode | undefined,
   });
   process.title = `nsbox-monitor ${tracker.id}`;
   let c: Container;

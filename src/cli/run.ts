@@ -7,6 +7,7 @@ import { IDENTITY_HELP, IDENTITY_OPTIONS, identityFromOptions } from '../userns/
 import { LIMIT_HELP, LIMIT_OPTIONS, limitsFromOptions, reportOom } from '../cgroups/cli.js';
 import { SECURITY_HELP, SECURITY_OPTIONS, securityFromOptions } from './security.js';
 import { setCgroupDebug } from '../cgroups/part.js';
+import { SIGNAL_MODES, type SignalMode } from '../signals.js';
 
 export const RUN_HELP = `Usage: nsbox run [OPTIONS] ROOTFS CMD [ARG...]
 
@@ -22,6 +23,8 @@ Options:
   -d, --detach           run in the background and print the container's id
       --rm               remove the container when it ends (foreground runs always are)
       --init             PID 1 is a small init that reaps orphans and forwards signals
+      --signals MODE     process (default): a signal PID 1 has no handler for ends the container,
+                         as it would end the process outside one; docker: PID 1 ignores it
   -t, --tty              give the command a terminal (its /dev/console)
   -i, --interactive      with -t: send this terminal's input to it
       --log-size SIZE    with -d: keep at most about 2*SIZE of output (default 1m)
@@ -43,6 +46,7 @@ const OPTIONS: OptionDef[] = [
   { long: 'detach', short: 'd' },
   { long: 'rm' },
   { long: 'init' },
+  { long: 'signals', value: 'single' },
   { long: 'tty', short: 't' },
   { long: 'interactive', short: 'i' },
   { long: 'log-size', value: 'single' },
@@ -90,12 +94,32 @@ export function containerFromArgs(o: Parsed['options'], rootfs: string, command:
     hostname: o.hostname as string | undefined,
     cwd: o.workdir as string | undefined,
     readOnly: !!o['read-only'],
+    signals: signalMode(o.signals),
     ...identityFromOptions(o),
     ...securityFromOptions(o),
     limits: limitsFromOptions(o),
     env: { TERM: process.env.TERM || 'xterm', ...parseEnv(o.env as string[] | undefined) },
     stdio: launch.stdio,
   }, launch.parts);
+}
+
+/** --signals, checked before anything is made. */
+export function signalMode(v: unknown): SignalMode {
+  if (v === undefined) return 'process';
+  if (!SIGNAL_MODES.includes(v as SignalMode)) {
+    throw new NsboxError(`invalid --signals: ${v} (one of ${SIGNAL_MODES.join(', ')})`, { field: 'signals' });
+  }
+  return v as SignalMode;
+}
+
+/**
+ * Ctrl-Z stops this process, not the container (it runs in a session of its own): rather than leave
+ * it running unattended, refuse to be suspended, and say so.
+ */
+function refuseSuspend(): void {
+  process.on('SIGTSTP', () => {
+    process.stderr.write('nsbox: a container cannot be suspended from its terminal (Ctrl-Z ignored; Ctrl-C ends it)\n');
+  });
 }
 
 export async function runCommand(argv: string[], version: string): Promise<number> {
@@ -111,12 +135,14 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
   if (!rootfs) throw new NsboxError('missing ROOTFS (see --help)');
   if (command.length === 0) throw new NsboxError('no command given (see --help)');
   const limits = limitsFromOptions(o); // bad values fail before anything is made
+  signalMode(o.signals);
   if (o.debug) setCgroupDebug((line) => process.stderr.write(`nsbox: ${line}\n`));
   if (o.detach) return (await import('./detach.js')).runDetached(argv, o, rootfs, command);
   // Registered in the state directory while it runs (for ps and exec), with a terminal for -t.
   const fg = await (await import('./foreground.js')).foreground(o, rootfs, command);
   const c = fg.start((launch) => containerFromArgs(o, rootfs, command, launch));
   for (const sig of FORWARDED) process.on(sig, () => c.kill(sig));
+  refuseSuspend();
   try {
     await c.ready;
   } catch (e) {

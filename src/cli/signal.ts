@@ -4,18 +4,21 @@ import { constants } from 'node:os';
 import { NsboxError } from '../errors.js';
 import * as native from '../native.js';
 import { parseArgs } from './args.js';
-import { find, locked, pidfdOf } from '../state/store.js';
+import { find, locked, pidfdOf, writeState } from '../state/store.js';
+import { deliver } from '../signals.js';
 import { waitFd, waitMonitor } from '../state/wait.js';
 
 const KILL_HELP = `Usage: nsbox kill [-s SIGNAL] NAME|ID...
 
-Send a signal (default SIGKILL) to the PID 1 of running containers. Note that PID 1 of a PID
-namespace ignores signals it has no handler for, except SIGKILL; with --init they reach the command.`;
+Send a signal (default SIGKILL) to the PID 1 of running containers. A signal PID 1 has no handler for
+ends the container, as it would end the process outside one (unless it runs with --signals docker,
+where PID 1 ignores it, as in Docker).`;
 
 const STOP_HELP = `Usage: nsbox stop [-t SECONDS] NAME|ID...
 
-Stop containers: SIGTERM to PID 1, then SIGKILL after SECONDS (default 10). Returns once each
-container has ended and its monitor has recorded it.`;
+Stop containers: SIGTERM to PID 1 (which ends it at once when it has no handler for it), then
+SIGKILL after SECONDS (default 10), saying so. Returns once each container has ended and its monitor
+has recorded it.`;
 
 /** "KILL", "SIGKILL", "sigkill" or "9". */
 export function parseSignal(v: string): number {
@@ -30,12 +33,18 @@ export function parseSignal(v: string): number {
   throw new NsboxError(`invalid signal: ${v}`);
 }
 
-/** Signal PID 1 under the container's lock; returns its pidfd (caller closes), or null when it is not running. */
+/**
+ * Signal PID 1 under the container's lock, as a process is signalled (src/signals.ts): one it has
+ * no handler for ends it, and the state says which. Returns its pidfd (caller closes), or null when
+ * it is not running.
+ */
 export function signalContainer(ref: string, sig: number): { pidfd: number | null; name: string } {
   const st = find(ref);
   return locked(st.id, (now) => {
     const pidfd = now ? pidfdOf(now) : null;
-    if (pidfd !== null) native.pidfdSendSignal(pidfd, sig);
+    if (pidfd !== null && now && deliver(pidfd, now.pid, sig, now.signals ?? 'process', true) && !now.killedBy) {
+      writeState({ ...now, killedBy: sig }); // we hold the lock: the monitor records the end under it
+    }
     return { pidfd, name: st.name };
   });
 }
@@ -68,6 +77,7 @@ async function stopOne(ref: string, seconds: number): Promise<void> {
     const timer = setTimeout(() => {
       try {
         native.pidfdSendSignal(pidfd, constants.signals.SIGKILL);
+        process.stderr.write(`nsbox: container ${st.name} did not stop within ${seconds} s of SIGTERM: sent SIGKILL\n`);
       } catch { /* ended meanwhile */ }
     }, seconds * 1000);
     await waitFd(pidfd);

@@ -4,6 +4,7 @@
 import { closeSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { NsboxError } from '../errors.js';
 import type { SavedStep } from '../plan/json.js';
+import type { SignalMode } from '../signals.js';
 import * as native from '../native.js';
 import { ensureRoot, Lock, stateRoot, withLock, writeAtomic } from './dir.js';
 import { isAlive, openPidfd, procStat } from './proc.js';
@@ -31,6 +32,10 @@ export interface ContainerState {
   autoRemove: boolean;
   init: boolean;
   tty: boolean;
+  /** How signals PID 1 has no handler for are taken (src/signals.ts); absent: 'process'. */
+  signals?: SignalMode;
+  /** The signal `kill` or `stop` ended PID 1 for, in 'process' mode: reported in place of SIGKILL. */
+  killedBy?: number;
   /** How it ended. */
   exit?: { code: number | null; signal: string | null; status: number; oomKilled: boolean };
   /** Why it stopped when it did not end by itself (e.g. the monitor was killed). */

@@ -5,6 +5,7 @@ import type { ExitStatus, StartPart } from '../plan/part.js';
 import type { Phase, Plan } from '../plan/builder.js';
 import { saveStep, type SavedStep } from '../plan/json.js';
 import { randomId } from '../spec.js';
+import { signalName, type SignalMode } from '../signals.js';
 import { procStat } from './proc.js';
 import { createEntry, dirOf, removeEntry, selfStart, update, type ContainerState } from './store.js';
 
@@ -18,6 +19,7 @@ export interface TrackOptions {
   init: boolean;
   tty: boolean;
   logLimit: number;
+  signals?: SignalMode;
 }
 
 const PR_SET_PDEATHSIG = 1;
@@ -44,7 +46,7 @@ export class Tracker {
       id: this.id, name: this.name, status: 'creating', rootfs: o.rootfs === 'host' ? 'host' : resolve(o.rootfs), command: o.command,
       hostname: o.hostname ?? this.name, createdAt: new Date().toISOString(), pid: 0, pidStart: 0,
       monitor: { pid: process.pid, start: selfStart() }, detached: o.detached, autoRemove: o.autoRemove,
-      init: o.init, tty: o.tty, exec: { env: [], cwd: '/', creds: [] }, logLimit: o.logLimit,
+      init: o.init, tty: o.tty, signals: o.signals, exec: { env: [], cwd: '/', creds: [] }, logLimit: o.logLimit,
     };
     createEntry(st);
     this.dir = dirOf(this.id);
@@ -91,6 +93,10 @@ export class Tracker {
       s.status = 'stopped';
       s.finishedAt = new Date().toISOString();
       if (exit) s.exit = { code: exit.code, signal: exit.signal, status: exit.status, oomKilled: exit.oomKilled };
+      // `kill`/`stop` ended PID 1 for a signal it had no handler for: say that signal, as for a process.
+      if (s.exit?.signal === 'SIGKILL' && s.killedBy) {
+        s.exit = { ...s.exit, signal: signalName(s.killedBy), status: 128 + s.killedBy };
+      }
       if (error) s.error = error;
     });
   }

@@ -91,3 +91,23 @@ describe('a terminal through script(1)', () => {
     expect(r.stdout).toMatch(/^11 77\r?\r\n$/m);
   });
 });
+
+describe('signals from the terminal, as for a plain process', () => {
+  it('Ctrl-C ends a foreground container whose PID 1 has no handler (exit 130)', async () => {
+    start(['run', '--name', 'ctrlc', ROOTFS, 'sh', '-c', 'echo started; exec sleep 1000']);
+    await shown('started');
+    await until(async () => (await ok(['ps'])).includes('ctrlc'), 'the container to be listed');
+    key('C-c');
+    expect(await ended()).toBe('status=130\n');
+  });
+
+  it('Ctrl-Z does not leave the container running unattended: the CLI refuses to be suspended', async () => {
+    start(['run', ROOTFS, 'sh', '-c', 'echo started; read x < /dev/zero; sleep 1; echo done']);
+    await shown('started');
+    key('C-z');
+    await shown('cannot be suspended');
+    // The CLI was not stopped: it still waits on the container, which finishes by itself.
+    await shown('done');
+    expect(await ended()).toBe('status=0\n');
+  });
+});
