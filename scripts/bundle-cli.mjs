@@ -4,7 +4,7 @@
 // loader and reads one file instead of ~50: `node dist/run.js` starts ~25 ms sooner.
 // After a bare `tsc` (dist/main.js newer than the bundle) the bundle runs dist/main.js instead.
 import { build } from 'esbuild';
-import { chmod, copyFile, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, lstat, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -44,7 +44,12 @@ await writeFile(join(dist, 'seccomp-default.json'), JSON.stringify(prebuiltDefau
 await rm(join(dist, 'cli.cjs.cache'), { force: true });
 await copyFile(join(dirname(fileURLToPath(import.meta.url)), 'boot.cjs'), join(dist, 'run.cjs'));
 await chmod(join(dist, 'run.cjs'), 0o755);
-const link = join(dist, `run.js.${process.pid}.tmp`);
-await rm(link, { force: true });
-await symlink('run.cjs', link);
-await rename(link, join(dist, 'run.js'));
+// dist/run.js links to run.cjs (no ES module loader at start); `npm pack` drops symlinks, so while
+// it packs (prepack, then this build from prepare) it is a small module loading the same file
+// (scripts/pack-run-js.mjs), which the build leaves in place; postpack links it again.
+if (!(await lstat(join(dist, 'run.js')).catch(() => null))?.isFile()) {
+  const link = join(dist, `run.js.${process.pid}.tmp`);
+  await rm(link, { force: true });
+  await symlink('run.cjs', link);
+  await rename(link, join(dist, 'run.js'));
+}
