@@ -58,6 +58,8 @@ export interface Native {
   flock(fd: number, op: number): boolean;
   /** A new pseudo-terminal pair (both close-on-exec) and the slave's path. */
   openpty(): { master: number; slave: number; path: string };
+  /** A pseudo-terminal pair from the devpts of the root at rootPath (e.g. /proc/PID/root), opened inside it. */
+  openptyIn(rootPath: string): { master: number; slave: number; path: string };
   /** TIOCSWINSZ on a terminal fd. */
   setWinsize(fd: number, rows: number, cols: number): void;
   /** bpf(BPF_PROG_LOAD) of a BPF_PROG_TYPE_CGROUP_DEVICE program (eBPF instructions): its fd, close-on-exec. */
@@ -71,7 +73,7 @@ export const native: Native = require('../build/Release/nsbox.node');
 
 export const {
   spawn, watchReadable, waitPidfd, pidfdOpen, pidfdSendSignal, pipe, unshare, setns, pivotRoot, mount, umount,
-  sethostname, flock, openpty, setWinsize,
+  sethostname, flock, openpty, openptyIn, setWinsize,
 } = native;
 
 export const CLONE = {

@@ -8,10 +8,12 @@ import type { Phase } from '../plan/builder.js';
 import { loadStep, type SavedStep } from '../plan/json.js';
 import type { Step } from '../plan/steps.js';
 import { parseArgs, type OptionDef } from './args.js';
+import { applyEnv } from './env.js';
+import * as native from '../native.js';
 import { differentNamespaces, Exec } from '../exec/exec.js';
 import { NAMESPACES, openPidfd, procStat, type NsName } from '../state/proc.js';
 import { find, locked, pidfdOf, type ContainerState } from '../state/store.js';
-import { openTerminal, relay, type Terminal } from '../tty/relay.js';
+import { openTerminal, relay, warnIfNotTerminal, type Terminal } from '../tty/relay.js';
 import { resolveUser } from '../userns/users.js';
 
 const EXEC_HELP = `Usage: nsbox exec [OPTIONS] NAME|ID CMD [ARG...]
@@ -23,7 +25,8 @@ The second form joins the namespaces of any process, as nsenter does (all of the
 named), keeping this process's environment and credentials (root of a joined user namespace).
 
 Options:
-  -e, --env K=V          set an environment variable (repeatable; -e K passes this one's value)
+  -e, --env K=V          set an environment variable (repeatable; -e K passes this one's value, if set)
+      --env-file FILE    read KEY=VALUE lines from FILE (repeatable)
   -w, --workdir DIR      working directory inside (default: the container's)
   -u, --user U[:G]       user and group, numbers or names from the container's /etc/passwd
   -t, --tty              give the command a terminal
@@ -37,6 +40,7 @@ const NS_OPTION: Record<string, NsName> = { mount: 'mnt', uts: 'uts', ipc: 'ipc'
 
 const COMMON: OptionDef[] = [
   { long: 'env', short: 'e', value: 'multiple' },
+  { long: 'env-file', value: 'multiple' },
   { long: 'workdir', short: 'w', value: 'single' },
   { long: 'tty', short: 't' },
   { long: 'interactive', short: 'i' },
@@ -58,16 +62,10 @@ function isTargetForm(argv: string[]): boolean {
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
 
-function setEnv(base: string[], list: string[] | undefined): string[] {
-  const env = new Map(base.map((kv) => [kv.slice(0, kv.indexOf('=')), kv]));
-  for (const kv of list ?? []) {
-    const eq = kv.indexOf('=');
-    if (eq > 0) env.set(kv.slice(0, eq), kv);
-    else if (eq < 0 && process.env[kv] !== undefined) env.set(kv, `${kv}=${process.env[kv]}`);
-    else if (eq < 0) env.delete(kv);
-    else throw new NsboxError(`invalid --env value: ${kv} (expected KEY=VALUE)`);
-  }
-  return [...env.values()];
+function setEnv(base: string[], list: string[] | undefined, files?: string[]): string[] {
+  const env = new Map(base.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  applyEnv(env, list, files);
+  return [...env].map(([k, v]) => `${k}=${v}`);
 }
 
 type Cred = { phase: Phase; step: Step };
@@ -113,7 +111,7 @@ function containerTarget(ref: string, o: Record<string, unknown>): Target {
   const user = typeof o.user === 'string' ? resolveUser(o.user, [], st.rootfs) : null;
   return {
     pid: st.pid, pidfd, name: st.name, namespaces: differentNamespaces(st.pid, NAMESPACES),
-    env: setEnv(st.exec.env, o.env as string[] | undefined), cwd: (o.workdir as string | undefined) ?? st.exec.cwd,
+    env: setEnv(st.exec.env, o.env as string[] | undefined, o['env-file'] as string[] | undefined), cwd: (o.workdir as string | undefined) ?? st.exec.cwd,
     creds: credsFor(st.exec.creds, user),
   };
 }
@@ -147,7 +145,12 @@ export async function command(_name: string, argv: string[]): Promise<number> {
   let devnull = -1;
   let x: Exec;
   try {
-    if (o.tty) term = openTerminal();
+    // A container's exec gets a terminal of the container's own devpts, as docker exec -t does.
+    if (o.tty) {
+      warnIfNotTerminal();
+      term = openTerminal(nsenter ? undefined : `/proc/${t.pid}/root`);
+      native.pidfdSendSignal(t.pidfd, 0); // still the container's PID 1 (throws ESRCH when it ended)
+    }
     else if (!o.interactive) devnull = openSync('/dev/null', 'r');
     const stdio: [number, number, number] = term ? [term.slave, term.slave, term.slave] : [devnull >= 0 ? devnull : 0, 1, 2];
     if (term) t.env = setEnv(t.env, [`TERM=${process.env.TERM || 'xterm'}`]);

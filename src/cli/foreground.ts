@@ -8,7 +8,7 @@ import type { Launch } from './run.js';
 import { initPart } from '../exec/init.js';
 import { Tracker } from '../state/track.js';
 import { consolePart } from '../tty/console.js';
-import { openTerminal, relay, type Terminal } from '../tty/relay.js';
+import { openTerminal, relay, warnIfNotTerminal, type Terminal } from '../tty/relay.js';
 
 export interface Foreground {
   /** Create the container through `make`; the state entry and terminal follow its life. */
@@ -34,7 +34,10 @@ export async function foreground(o: Parsed['options'], rootfs: string, command: 
   const tracker = register(o, rootfs, command);
   let term: Terminal | null = null;
   try {
-    if (o.tty) term = openTerminal();
+    if (o.tty) {
+      warnIfNotTerminal();
+      term = openTerminal();
+    }
   } catch (e) {
     tracker?.failed();
     throw e;

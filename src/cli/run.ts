@@ -8,6 +8,8 @@ import { LIMIT_HELP, LIMIT_OPTIONS, limitsFromOptions, reportOom } from '../cgro
 import { SECURITY_HELP, SECURITY_OPTIONS, securityFromOptions } from './security.js';
 import { setCgroupDebug } from '../cgroups/part.js';
 import { SIGNAL_MODES, type SignalMode } from '../signals.js';
+import { applyEnv } from './env.js';
+import type { MountSpec } from '../rootfs/mounts.js';
 
 export const RUN_HELP = `Usage: nsbox run [OPTIONS] ROOTFS CMD [ARG...]
 
@@ -17,9 +19,11 @@ ROOTFS (a directory, or "host" for read-only binds of this host's /usr, /etc, ..
 Options:
       --name NAME        container name (default: a random id)
       --hostname NAME    hostname inside (default: the name)
-  -e, --env K=V          set an environment variable (repeatable)
+  -e, --env K=V          set an environment variable (repeatable; a bare K passes this shell's value, if set)
+      --env-file FILE    read KEY=VALUE lines from FILE (repeatable; # comments)
   -w, --workdir DIR      working directory inside (default: /)
-      --read-only        mount the root read-only
+      --read-only        mount the root read-only, with tmpfs /tmp and /run (podman's way)
+      --read-only-tmpfs=false  with --read-only: no tmpfs /tmp and /run
   -d, --detach           run in the background and print the container's id
       --rm               remove the container when it ends (foreground runs always are)
       --init             PID 1 is a small init that reaps orphans and forwards signals
@@ -41,8 +45,10 @@ const OPTIONS: OptionDef[] = [
   { long: 'name', value: 'single' },
   { long: 'hostname', value: 'single' },
   { long: 'env', short: 'e', value: 'multiple' },
+  { long: 'env-file', value: 'multiple' },
   { long: 'workdir', short: 'w', value: 'single' },
   { long: 'read-only' },
+  { long: 'read-only-tmpfs', value: 'optional' },
   { long: 'detach', short: 'd' },
   { long: 'rm' },
   { long: 'init' },
@@ -59,15 +65,10 @@ const OPTIONS: OptionDef[] = [
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
 
-function parseEnv(list: string[] | undefined): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const kv of list ?? []) {
-    const eq = kv.indexOf('=');
-    if (eq > 0) env[kv.slice(0, eq)] = kv.slice(eq + 1);
-    else if (eq < 0 && process.env[kv] !== undefined) env[kv] = process.env[kv]!; // -e NAME passes the host's value
-    else throw new NsboxError(`invalid --env value: ${kv} (expected KEY=VALUE)`);
-  }
-  return env;
+function parseEnv(o: Parsed['options']): Record<string, string> {
+  const env = new Map<string, string>();
+  applyEnv(env, o.env as string[] | undefined, o['env-file'] as string[] | undefined);
+  return Object.fromEntries(env);
 }
 
 /** What starts a container besides its options: set by a foreground run, the detached monitor, a terminal. */
@@ -86,6 +87,7 @@ export function parseRunArgs(argv: string[]): { o: Parsed['options']; rootfs: st
 
 /** The container that `run` with these options describes. */
 export function containerFromArgs(o: Parsed['options'], rootfs: string, command: string[], launch: Launch = {}): Container {
+  const security = securityFromOptions(o);
   return new Container({
     rootfs,
     command,
@@ -96,11 +98,28 @@ export function containerFromArgs(o: Parsed['options'], rootfs: string, command:
     readOnly: !!o['read-only'],
     signals: signalMode(o.signals),
     ...identityFromOptions(o),
-    ...securityFromOptions(o),
+    ...security,
+    ...readOnlyTmpfs(o, security.mounts),
     limits: limitsFromOptions(o),
-    env: { TERM: process.env.TERM || 'xterm', ...parseEnv(o.env as string[] | undefined) },
+    env: { TERM: process.env.TERM || 'xterm', ...parseEnv(o) },
     stdio: launch.stdio,
   }, launch.parts);
+}
+
+/**
+ * --read-only adds a tmpfs on /tmp and /run, as podman does (where no mount of the user's is there),
+ * unless --read-only-tmpfs=false. Mounts keep their order: the user's come after.
+ */
+function readOnlyTmpfs(o: Parsed['options'], user: MountSpec[] | undefined): { mounts?: MountSpec[] } {
+  const v = o['read-only-tmpfs'];
+  if (v !== undefined && v !== true && v !== 'true' && v !== 'false') {
+    throw new NsboxError(`invalid --read-only-tmpfs value: ${v} (true or false)`, { field: 'read-only-tmpfs' });
+  }
+  if (!o['read-only'] || v === 'false') return {};
+  const taken = new Set((user ?? []).map((m) => m.target.replace(/\/+$/, '')));
+  const extra: MountSpec[] = ['/tmp', '/run'].filter((t) => !taken.has(t))
+    .map((target) => ({ type: 'tmpfs', target, mode: target === '/tmp' ? 0o1777 : 0o755, size: '64m' }));
+  return { mounts: [...extra, ...(user ?? [])] };
 }
 
 /** --signals, checked before anything is made. */

@@ -31,8 +31,9 @@ function copySize(master: number): void {
 }
 
 /** A new pty with the user's window size (80x24 when there is no terminal to copy). */
-export function openTerminal(): Terminal {
-  const t = native.openpty();
+/** A new terminal: from the host's devpts, or from a container's own (the root at `root`, e.g. /proc/PID/root). */
+export function openTerminal(root?: string): Terminal {
+  const t = root === undefined ? native.openpty() : native.openptyIn(root);
   try {
     if (userTerminal()) copySize(t.master);
     else native.setWinsize(t.master, 24, 80);
@@ -89,4 +90,11 @@ export function relay(t: Terminal, input: boolean): Promise<void> {
     m.on('close', finish);
     m.on('error', finish); // EIO: every slave is closed
   });
+}
+
+/** -t with a stdin that is not a terminal: say so once, as podman does (the command still gets one). */
+export function warnIfNotTerminal(): void {
+  if (!process.stdin.isTTY) {
+    process.stderr.write('nsbox: warning: the input device is not a terminal; -t and -i may not work as expected\n');
+  }
 }
