@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The nsbox CLI. `nsbox [run] [OPTIONS] ROOTFS CMD [ARG...]`; loads only what the command needs.
 // Built into dist/main.js, then bundled into dist/cli.cjs (started by dist/run.cjs, dist/run.js) by scripts/bundle-cli.mjs.
+import { existsSync } from 'node:fs';
 import { NsboxError } from './errors.js';
 import { reportError, RUN_HELP, runCommand } from './cli/run.js';
 
@@ -37,15 +38,48 @@ Commands (each has --help):
   stop [-t SECONDS] NAME        SIGTERM, then SIGKILL
   rm [-f] NAME                  remove a stopped (or, with -f, running) container
   stats [NAME...]               live CPU, memory and pids
-  info                          the cgroup hierarchy used for each controller`;
+  info                          the cgroup hierarchy used for each controller
+  version                       nsbox's version`;
+
+const COMMAND_NAMES = ['run', 'version', ...Object.keys(SUBCOMMANDS).filter((c) => !c.startsWith('nsbox-'))];
+
+/** Edit distance with transpositions (optimal string alignment), for "did you mean". */
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i ? (j ? 0 : i) : j)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/**
+ * `nsbox ROOTFS CMD` is `run` without the word: the first word must then be a directory, `host`, or
+ * an option. A bare word that is none of these is a mistyped command, said as such.
+ */
+function unknownCommand(word: string): void {
+  if (word.startsWith('-') || word === 'host' || /[/:.@]/.test(word) || existsSync(word)) return;
+  const best = COMMAND_NAMES.map((c) => [c, distance(word, c)] as const).sort((x, y) => x[1] - y[1])[0];
+  const hint = best[1] <= Math.max(1, Math.floor(word.length / 3)) ? `; did you mean "${best[0]}"?`
+    : ` (see nsbox --help; a root filesystem or image goes after "nsbox run")`;
+  throw new NsboxError(`unknown command "${word}"${hint}`, { kind: 'spec' });
+}
 
 async function main(argv: string[]): Promise<number> {
   if (argv.length === 1 && (argv[0] === '--help' || argv[0] === '-h')) {
     process.stdout.write(`${RUN_HELP}\n${COMMANDS}\n`);
     return 0;
   }
+  if (argv.length === 1 && (argv[0] === 'version' || argv[0] === '--version' || argv[0] === '-V')) {
+    process.stdout.write(`nsbox ${VERSION}\n`);
+    return 0;
+  }
   if (argv[0] === 'run') return runCommand(argv.slice(1), VERSION);
   if (Object.hasOwn(SUBCOMMANDS, argv[0] ?? '')) return (await SUBCOMMANDS[argv[0]]()).command(argv[0], argv.slice(1));
+  if (argv[0] !== undefined) unknownCommand(argv[0]);
   return runCommand(argv, VERSION);
 }
 

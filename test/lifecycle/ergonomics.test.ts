@@ -60,3 +60,15 @@ describe('terminals', () => {
     await ok(['rm', '-f', 'ttybox']);
   });
 });
+
+describe('the CLI forgives typing', () => {
+  it('a mistyped command is an unknown command with a suggestion; version works', async () => {
+    const r = await cli(['stpo', 'web']);
+    expect([r.code, r.stderr]).toEqual([125, 'nsbox: unknown command "stpo"; did you mean "stop"?\n']);
+    expect((await cli(['inspcet', 'x'])).stderr).toBe('nsbox: unknown command "inspcet"; did you mean "inspect"?\n');
+    expect((await cli(['xyzzy'])).stderr).toMatch(/^nsbox: unknown command "xyzzy" \(see nsbox --help/);
+    expect(await ok(['version'])).toMatch(/^nsbox \d+\.\d+\.\d+\n$/);
+    // A directory still runs without the word `run`.
+    expect(await ok([ROOTFS, 'echo', 'implicit'])).toBe('implicit\n');
+  });
+});
