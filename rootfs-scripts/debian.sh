@@ -1,10 +1,29 @@
 #!/bin/sh
-# Build a Debian minbase rootfs in DEST with debootstrap, showing its progress.
-#   rootfs-scripts/debian.sh DEST [SUITE] [MIRROR]
+# Build a Debian minbase rootfs in DEST with debootstrap, saying its progress in a few lines.
+usage='usage: rootfs-scripts/debian.sh [--include PKG,...] [--help] DEST [SUITE] [MIRROR]
+  DEST             where the root filesystem goes (replaced when it is built)
+  SUITE            Debian suite (default bookworm)
+  MIRROR           Debian mirror (default http://deb.debian.org/debian)
+  --include PKGS   extra packages, comma-separated (e.g. --include busybox,curl)
+  --verbose        show every line debootstrap prints'
 set -eu
-dest=${1:?usage: debian.sh DEST [SUITE] [MIRROR]}
+include='' verbose=''
+while [ $# -gt 0 ]; do
+  case $1 in
+    -h|--help) echo "$usage"; exit 0 ;;
+    --include) [ $# -ge 2 ] || { echo "debian.sh: --include needs a list of packages" >&2; exit 2; }; include=$2; shift 2 ;;
+    --include=*) include=${1#--include=}; shift ;;
+    --verbose) verbose=1; shift ;;
+    --) shift; break ;;
+    -*) echo "debian.sh: unknown option $1" >&2; echo "$usage" >&2; exit 2 ;;
+    *) break ;;
+  esac
+done
+dest=${1:-}
+[ -n "$dest" ] || { echo "$usage" >&2; exit 2; }
 suite=${2:-bookworm}
 mirror=${3:-http://deb.debian.org/debian}
+case $include in *[!a-z0-9.+,-]*) echo "debian.sh: --include: invalid package list: $include" >&2; exit 2 ;; esac
 
 if ! command -v debootstrap >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -18,13 +37,25 @@ fi
 [ "$(id -u)" = 0 ] || { echo "debian.sh: debootstrap needs root" >&2; exit 1; }
 
 tmp="$dest.tmp.$$"
+log="$dest.log.$$"
 rm -rf "$tmp"
-trap 'rm -rf "$tmp"' EXIT
-echo "debian.sh: debootstrap --variant=minbase $suite into $dest from $mirror" >&2
-# --verbose prints each package as it is retrieved, validated, unpacked and configured.
-debootstrap --verbose --variant=minbase "$suite" "$tmp" "$mirror"
+trap 'rm -rf "$tmp" "$log"' EXIT
+echo "debian.sh: debootstrap --variant=minbase $suite${include:+ with $include} into $dest from $mirror" >&2
+set -- --variant=minbase ${include:+--include=$include} "$suite" "$tmp" "$mirror"
+if [ -n "$verbose" ]; then
+  debootstrap --verbose "$@"
+else
+  # One line a stage (retrieving, validating, extracting, unpacking, configuring), the rest kept in a
+  # log that is shown when debootstrap fails.
+  if ! debootstrap "$@" >"$log" 2>&1; then
+    tail -n 20 "$log" >&2
+    echo "debian.sh: debootstrap failed (the last lines above)" >&2
+    exit 1
+  fi
+  grep -E '^I: (Retrieving|Validating|Extracting|Unpacking|Configuring|Base system installed)' "$log" \
+    | sed -E 's/^I: (Retrieving|Validating|Extracting|Unpacking|Configuring) .*/I: \1 .../' | uniq >&2 || true
+fi
 rm -rf "$tmp/var/cache/apt/archives/"*.deb
 rm -rf "$dest"
 mv "$tmp" "$dest"
-trap - EXIT
 echo "debian.sh: rootfs ready in $dest ($(du -sh "$dest" | cut -f1))"
