@@ -14,7 +14,8 @@ export interface Foreground {
   start(make: (launch: Launch) => Container): Container;
 }
 
-/** Registration is best-effort (a rootless user may have no runtime directory), except a taken name. */
+/** Registration is best-effort (a rootless user may have no runtime directory), except a taken name
+ *  or a state directory refused as unsafe. */
 function register(o: Parsed['options'], rootfs: string, command: string[]): Tracker | null {
   try {
     return new Tracker({
@@ -22,7 +23,7 @@ function register(o: Parsed['options'], rootfs: string, command: string[]): Trac
       detached: false, autoRemove: true, init: !!o.init, tty: !!o.tty, logLimit: 0,
     });
   } catch (e) {
-    if (e instanceof NsboxError && e.step === 'name') throw e;
+    if (e instanceof NsboxError && (e.step === 'name' || e.step === 'state')) throw e;
     return null;
   }
 }

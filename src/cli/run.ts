@@ -7,6 +7,8 @@ import { IDENTITY_HELP, IDENTITY_OPTIONS, identityFromOptions } from '../userns/
 import { LIMIT_HELP, LIMIT_OPTIONS, limitsFromOptions, reportOom } from '../cgroups/cli.js';
 import { SECURITY_HELP, SECURITY_OPTIONS, securityFromOptions } from './security.js';
 import { setCgroupDebug } from '../cgroups/part.js';
+import { checkName } from '../spec.js';
+import { escapeText } from './escape.js';
 
 export const RUN_HELP = `Usage: nsbox run [OPTIONS] ROOTFS CMD [ARG...]
 
@@ -117,6 +119,7 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
   }
   if (!rootfs) throw new NsboxError('missing ROOTFS (see --help)');
   if (command.length === 0) throw new NsboxError('no command given (see --help)');
+  if (o.name !== undefined) checkName(o.name); // before anything names a file after it
   const limits = limitsFromOptions(o); // bad values fail before anything is made
   if (o.debug) setCgroupDebug((line) => process.stderr.write(`nsbox: ${line}\n`));
   if (o.detach) return (await import('./detach.js')).runDetached(argv, o, rootfs, command);
@@ -136,7 +139,7 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
 }
 
 function fail(e: NsboxError): number {
-  process.stderr.write(`nsbox: ${e.message}\n`);
+  process.stderr.write(`nsbox: ${escapeText(e.message)}\n`);
   return errorStatus(e);
 }
 

@@ -4,6 +4,7 @@
 // setns() (the kernel enters the user namespace first, so the rest are permitted), and, since
 // joining a PID namespace only applies to children, forks once more (OP_INIT): the reaper
 // stays outside and forwards signals, the second child is a member and execs the command.
+import { readlinkSync } from 'node:fs';
 import { signalName } from '../container.js';
 import { NsboxError, stepError } from '../errors.js';
 import * as native from '../native.js';
@@ -49,12 +50,36 @@ export interface ExecResult {
   status: number;
 }
 
-/** The namespaces of `names` in which pid differs from us. */
+/**
+ * The namespaces of `names` in which pid differs from us. A namespace we cannot see (no permission
+ * to read /proc/PID/ns/NS, or the process is gone) is an error, never skipped: joining fewer
+ * namespaces than asked would run the command in ours (fail closed). Only one the kernel lacks
+ * altogether (for us as for the process) is left out.
+ */
 export function differentNamespaces(pid: number, names: readonly NsName[]): NsName[] {
   return names.filter((ns) => {
+    const ours = nsId('self', ns);
     const theirs = nsId(pid, ns);
-    return theirs !== null && theirs !== nsId('self', ns);
+    if (theirs === null && ours === null) return false;
+    if (theirs === null) {
+      const nsName = ns === 'mnt' ? 'mount' : ns;
+      throw new NsboxError(`cannot join the ${nsName} namespace of process ${pid}: ${nsError(pid, ns)}`, { code: 'EPERM', step: `join the ${ns} namespace` });
+    }
+    return theirs !== ours;
   });
+}
+
+/** Why /proc/PID/ns/NS cannot be read, in words. */
+function nsError(pid: number, ns: NsName): string {
+  try {
+    readlinkSync(`/proc/${pid}/ns/${ns}`);
+    return 'it changed meanwhile';
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ESRCH') return 'the process is gone';
+    if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+    return (e as Error).message;
+  }
 }
 
 /** v1 cgroups: the child moves itself, writing 0 to `tasks` (one thread, itself: the kernel skips

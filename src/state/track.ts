@@ -4,9 +4,10 @@ import { resolve } from 'node:path';
 import type { ExitStatus, StartPart } from '../container.js';
 import { OP, type Op } from '../plan/ops.js';
 import { lastIndexOf } from '../exec/init.js';
-import { randomId } from '../spec.js';
+import { checkName, randomId } from '../spec.js';
 import { procStat } from './proc.js';
-import { createEntry, dirOf, removeEntry, selfStart, update, type ContainerState, type SavedOp } from './store.js';
+import { openRoot, type Dir } from './dir.js';
+import { createEntry, openEntry, removeEntry, selfStart, update, type ContainerState, type SavedOp } from './store.js';
 
 export interface TrackOptions {
   name?: string;
@@ -37,12 +38,13 @@ export function credentialOps(ops: readonly Op[]): SavedOp[] {
 export class Tracker {
   readonly id = randomId();
   readonly name: string;
-  readonly dir: string;
+  /** The state root, opened once: every later step goes to the same directory. */
+  private readonly root: Dir;
   private removed = false;
   private readonly autoRemove: boolean;
 
   constructor(o: TrackOptions) {
-    this.name = o.name ?? this.id;
+    this.name = checkName(o.name ?? this.id); // before anything is made
     this.autoRemove = o.autoRemove;
     const st: ContainerState = {
       id: this.id, name: this.name, status: 'creating', rootfs: o.rootfs === 'host' ? 'host' : resolve(o.rootfs), command: o.command,
@@ -50,8 +52,13 @@ export class Tracker {
       monitor: { pid: process.pid, start: selfStart() }, detached: o.detached, autoRemove: o.autoRemove,
       init: o.init, tty: o.tty, exec: { env: [], cwd: '/', creds: [] }, logLimit: o.logLimit,
     };
-    createEntry(st);
-    this.dir = dirOf(this.id);
+    this.root = openRoot(true)!;
+    createEntry(st, this.root);
+  }
+
+  /** The container's directory, open (the caller closes it): for its log. */
+  openDir(): Dir {
+    return openEntry(this.id, this.root);
   }
 
   private exec: ContainerState['exec'] | undefined;
@@ -76,7 +83,7 @@ export class Tracker {
           st.pid = pid;
           st.pidStart = start;
           if (this.exec) st.exec = this.exec;
-        });
+        }, this.root);
       },
     };
   }
@@ -85,7 +92,7 @@ export class Tracker {
     update(this.id, (st) => {
       st.status = 'running';
       st.startedAt = new Date().toISOString();
-    });
+    }, this.root);
   }
 
   stopped(exit: ExitStatus | null, error?: string): void {
@@ -95,7 +102,7 @@ export class Tracker {
       s.finishedAt = new Date().toISOString();
       if (exit) s.exit = { code: exit.code, signal: exit.signal, status: exit.status, oomKilled: exit.oomKilled };
       if (error) s.error = error;
-    });
+    }, this.root);
   }
 
   /** The container never ran (set-up failed): leave nothing behind. */
@@ -106,6 +113,6 @@ export class Tracker {
   private remove(st: ContainerState): void {
     if (this.removed) return;
     this.removed = true;
-    removeEntry(st);
+    removeEntry(st, this.root);
   }
 }
