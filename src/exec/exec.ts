@@ -54,32 +54,31 @@ export interface ExecResult {
  * The namespaces of `names` in which pid differs from us. A namespace we cannot see (no permission
  * to read /proc/PID/ns/NS, or the process is gone) is an error, never skipped: joining fewer
  * namespaces than asked would run the command in ours (fail closed). Only one the kernel lacks
- * altogether (for us as for the process) is left out.
+ * altogether (for us as for the process) is left out. `gone` is the error when the process has ended.
  */
-export function differentNamespaces(pid: number, names: readonly NsName[]): NsName[] {
+export function differentNamespaces(pid: number, names: readonly NsName[], gone = `process ${pid} is gone`): NsName[] {
   return names.filter((ns) => {
     const ours = nsId('self', ns);
     const theirs = nsId(pid, ns);
     if (theirs === null && ours === null) return false;
-    if (theirs === null) {
-      const nsName = ns === 'mnt' ? 'mount' : ns;
-      throw new NsboxError(`cannot join the ${nsName} namespace of process ${pid}: ${nsError(pid, ns)}`, { code: 'EPERM', step: `join the ${ns} namespace` });
-    }
+    if (theirs === null) throw unreadable(pid, ns, gone);
     return theirs !== ours;
   });
 }
 
-/** Why /proc/PID/ns/NS cannot be read, in words. */
-function nsError(pid: number, ns: NsName): string {
+/** Why /proc/PID/ns/NS cannot be read, as the error to give. */
+function unreadable(pid: number, ns: NsName, gone: string): NsboxError {
+  const step = `join the ${ns} namespace`;
+  let why: string;
   try {
     readlinkSync(`/proc/${pid}/ns/${ns}`);
-    return 'it changed meanwhile';
+    why = 'it changed meanwhile';
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ESRCH') return 'the process is gone';
-    if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
-    return (e as Error).message;
+    if (code === 'ENOENT' || code === 'ESRCH') return new NsboxError(gone, { code: 'ESRCH', step });
+    why = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (e as Error).message;
   }
+  return new NsboxError(`cannot join the ${ns === 'mnt' ? 'mount' : ns} namespace of process ${pid}: ${why}`, { code: 'EPERM', step });
 }
 
 /** v1 cgroups: the child moves itself, writing 0 to `tasks` (one thread, itself: the kernel skips

@@ -122,15 +122,18 @@ export function openRoot(create: boolean, path = stateRoot()): Dir | null {
     roots.delete(path);
     known.close();
   }
-  if (create) mkdirSync(path, { recursive: true, mode: 0o700 });
-  let dir: Dir;
+  let dir: Dir | undefined;
   try {
+    if (create) mkdirSync(path, { recursive: true, mode: 0o700 });
     dir = openDir(path, path);
+    if (create) dir.sub('names', 0o700).close();
   } catch (e) {
+    dir?.close();
+    if (e instanceof NsboxError) throw e;
     if (!create && (e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new NsboxError(`cannot use the state directory ${path}: ${(e as Error).message}`, { code, step: 'state-dir' });
   }
-  if (create) dir.sub('names', 0o700).close();
   roots.set(path, dir);
   return dir;
 }

@@ -276,9 +276,9 @@ export function reap(st: ContainerState, r = root()): ContainerState | null {
   if (!isActive(st) || isAlive(st.monitor.pid, st.monitor.start)) return st;
   let l: Lock | null;
   try {
-    const got = inEntry(st.id, r, (d) => Lock.try(d, 'lock', false));
+    const got = inEntry(st.id, r, (d) => ({ lock: Lock.try(d, 'lock', false) }));
     if (got === null) return null; // removed meanwhile
-    l = got;
+    l = got.lock; // null: someone is at it
   } catch (e) {
     if (e instanceof NsboxError) throw e;
     return null; // removed meanwhile
