@@ -117,7 +117,8 @@ function containerTarget(ref: string, o: Record<string, unknown>): Target {
   return closingOnError(pidfd, () => {
     const user = typeof o.user === 'string' ? resolveUser(o.user, [], st.rootfs) : null;
     return {
-      pid: st.pid, pidfd, name: st.name, namespaces: differentNamespaces(st.pid, NAMESPACES, 'the container is not running any more'),
+      pid: st.pid, pidfd, name: st.name,
+      namespaces: differentNamespaces(st.pid, NAMESPACES, 'the container is not running any more'),
       env: setEnv(st.exec.env, o.env as string[] | undefined), cwd: (o.workdir as string | undefined) ?? st.exec.cwd,
       creds: credsFor(st.exec.creds, user),
     };

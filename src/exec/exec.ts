@@ -78,7 +78,8 @@ function unreadable(pid: number, ns: NsName, gone: string): NsboxError {
     if (code === 'ENOENT' || code === 'ESRCH') return new NsboxError(gone, { code: 'ESRCH', step });
     why = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (e as Error).message;
   }
-  return new NsboxError(`cannot join the ${ns === 'mnt' ? 'mount' : ns} namespace of process ${pid}: ${why}`, { code: 'EPERM', step });
+  const name = ns === 'mnt' ? 'mount' : ns;
+  return new NsboxError(`cannot join the ${name} namespace of process ${pid}: ${why}`, { code: 'EPERM', step });
 }
 
 /** v1 cgroups: the child moves itself, writing 0 to `tasks` (one thread, itself: the kernel skips

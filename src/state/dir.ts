@@ -9,7 +9,9 @@
 // each directory is opened without following a symlink and checked (ours, writable by nobody
 // else) through its descriptor, and everything in it is reached through that descriptor
 // (/proc/self/fd/N/NAME: Node has no openat) with O_NOFOLLOW.
-import { closeSync, constants as C, fstatSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync, constants as C, fstatSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync,
+} from 'node:fs';
 import { NsboxError } from '../errors.js';
 import * as native from '../native.js';
 
@@ -132,7 +134,8 @@ export function openRoot(create: boolean, path = stateRoot()): Dir | null {
     if (e instanceof NsboxError) throw e;
     if (!create && (e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     const code = (e as NodeJS.ErrnoException).code;
-    throw new NsboxError(`cannot use the state directory ${path}: ${(e as Error).message}`, { code, step: 'state-dir' });
+    const why = (e as Error).message;
+    throw new NsboxError(`cannot use the state directory ${path}: ${why}`, { code, step: 'state-dir' });
   }
   roots.set(path, dir);
   return dir;

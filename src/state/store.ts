@@ -1,7 +1,10 @@
 // Container state on disk, following the OCI runtime's life cycle:
 // creating -> created -> running -> stopped. The monitor (the process that started the
 // container) writes each step; any command that finds the monitor dead cleans up after it.
-import { closeSync, constants as C, fstatSync, readdirSync, readlinkSync, readSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import {
+  closeSync, constants as C, fstatSync, readdirSync, readlinkSync, readSync, renameSync, rmSync, symlinkSync,
+  unlinkSync,
+} from 'node:fs';
 import { NsboxError } from '../errors.js';
 import * as native from '../native.js';
 import { checkName } from '../spec.js';
@@ -55,7 +58,9 @@ const STATE_MAX = 4 << 20;
 export const root = (): Dir | null => openRoot(false);
 
 function checkId(id: string): string {
-  if (typeof id !== 'string' || !ID_RE.test(id)) throw new NsboxError(`invalid container id: ${JSON.stringify(id)}`, { step: 'id' });
+  if (typeof id !== 'string' || !ID_RE.test(id)) {
+    throw new NsboxError(`invalid container id: ${JSON.stringify(id)}`, { step: 'id' });
+  }
   return id;
 }
 
@@ -160,7 +165,7 @@ function withNames<T>(r: Dir, fn: (names: Dir) => T): T {
  * exists: a second claim fails, unless the first one's directory is gone. Name and id are checked
  * before anything is touched.
  */
-export function createEntry(st: ContainerState, r: Dir | null = openRoot(true)): void {
+export function createEntry(st: ContainerState, r: Dir | null = null): void {
   checkName(st.name);
   checkId(st.id);
   if (!r) r = openRoot(true)!;
@@ -170,7 +175,8 @@ export function createEntry(st: ContainerState, r: Dir | null = openRoot(true)):
     let taken = false;
     if (owner !== null) taken = inEntry(owner, root, (d) => readStateIn(d, owner) !== null) ?? false;
     if (taken) {
-      throw new NsboxError(`the name "${st.name}" is already in use by container ${owner} (remove it with: nsbox rm ${st.name})`, { step: 'name' });
+      const hint = `remove it with: nsbox rm ${st.name}`;
+      throw new NsboxError(`the name "${st.name}" is already in use by container ${owner} (${hint})`, { step: 'name' });
     }
     try {
       unlinkSync(names.at(st.name)); // a stale name (or whatever else is there: names/ is ours)

@@ -35,7 +35,8 @@ describe('exec --target as an ordinary user', () => {
       [1, ['--mount', '--uts', '--net'], 'mount'],
       [1, [], 'user'],
     ] as const) {
-      const r = await nsboxAs(user, cli, ['exec', '--target', String(pid), ...flags, 'sh', '-c', 'echo ran; readlink /proc/self/ns/mnt']);
+      const script = 'echo ran; readlink /proc/self/ns/mnt';
+      const r = await nsboxAs(user, cli, ['exec', '--target', String(pid), ...flags, 'sh', '-c', script]);
       expect(r.stdout).toBe('');
       expect(r.stderr).toBe(`nsbox: cannot join the ${ns} namespace of process ${pid}: permission denied\n`);
       expect(r.code).toBe(125);

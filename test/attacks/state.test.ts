@@ -3,7 +3,10 @@
 // it) someone else can write, a planted state.json naming a victim, a symlink where a file should
 // be, a name that walks out of names/: each is refused before anything is read, signalled or removed.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { expectNothingLeft, nsbox, ROOTFS, snapshot } from '../helpers.js';
 
@@ -59,7 +62,11 @@ describe('a state directory someone else can write is refused', () => {
     chmodSync(state, 0o777);
     plant(state, 'aaaaaaaaaaaa', victim.pid!, startOf(victim.pid!));
     // ps and inspect fail as nsbox errors (125); rm and kill, per container, with 1 as docker's.
-    for (const [args, code] of [[['ps', '-a'], 125], [['inspect', 'planted'], 125], [['rm', '-f', 'aaaaaaaaaaaa'], 1], [['kill', 'aaaaaaaaaaaa'], 1]] as const) {
+    const cases = [
+      [['ps', '-a'], 125], [['inspect', 'planted'], 125],
+      [['rm', '-f', 'aaaaaaaaaaaa'], 1], [['kill', 'aaaaaaaaaaaa'], 1],
+    ] as const;
+    for (const [args, code] of cases) {
       const r = await cli(state, [...args]);
       expect(r.stderr).toBe(`nsbox: refusing the state ${state}: writable by group or others (mode 777)\n`);
       expect(r.code).toBe(code);
@@ -87,7 +94,8 @@ describe('a state directory someone else can write is refused', () => {
     plant(state, 'cccccccccccc', victim.pid!, startOf(victim.pid!));
     chownSync(`${state}/cccccccccccc`, NOBODY, NOBODY);
     let r = await cli(state, ['ps', '-a']);
-    expect(r.stderr).toBe(`nsbox: refusing the state ${state}/cccccccccccc: owned by uid ${NOBODY}, not by this user (uid 0)\n`);
+    const entry = `${state}/cccccccccccc`;
+    expect(r.stderr).toBe(`nsbox: refusing the state ${entry}: owned by uid ${NOBODY}, not by this user (uid 0)\n`);
     expect(r.code).toBe(125);
     chownSync(`${state}/cccccccccccc`, 0, 0);
     chmodSync(`${state}/cccccccccccc`, 0o733);
@@ -185,8 +193,11 @@ describe('names are checked before any file is touched', () => {
       const saved = process.env.NSBOX_STATE_DIR;
       process.env.NSBOX_STATE_DIR = state;
       try {
-        expect(() => new Tracker({ name, rootfs: ROOTFS, command: ['true'], detached: false, autoRemove: true, init: false, tty: false, logLimit: 0 }))
-          .toThrow(/invalid container name/);
+        const o = {
+          name, rootfs: ROOTFS, command: ['true'], detached: false, autoRemove: true,
+          init: false, tty: false, logLimit: 0,
+        };
+        expect(() => new Tracker(o)).toThrow(/invalid container name/);
       } finally {
         process.env.NSBOX_STATE_DIR = saved;
       }

@@ -26,6 +26,8 @@ const RAW = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/;
 const PRINTF = String.raw`\033]0;pwned\007\033]52;c;ZXZpbA==\007\033[2J\302\233\342\200\256`;
 /** The same, given in the run command (recorded, shown by ps and inspect). */
 const GIVEN = '\x1b]0;given\x07\x1b]52;c;ZXZpbA==\x07\x1b[2J\u009b\u202e';
+/** How nsbox shows it. */
+const SHOWN = String.raw`\x1b]0;given\x07\x1b]52;c;ZXZpbA==\x07\x1b[2J\x9b\u{202e}`;
 
 describe('what a container controls is printed escaped', () => {
   it('top, ps and inspect show control characters as \\xNN', async () => {
@@ -42,14 +44,14 @@ describe('what a container controls is printed escaped', () => {
     for (const args of [['inspect', 'esc'], ['ps', '--format', 'json']]) {
       const r = await cli(args);
       expect(r.stdout).not.toMatch(RAW);
-      expect(JSON.stringify(JSON.parse(r.stdout))).toContain(JSON.stringify(GIVEN).slice(1, -1)); // JSON keeps the value
+      expect(JSON.parse(r.stdout)[0].command).toContain(GIVEN); // the value is kept, only written escaped
     }
   });
 
   it('errors quoting a container command or path escape it (run, exec)', async () => {
     const run = await cli([ROOTFS, GIVEN]);
     expect(run.code).toBe(127);
-    expect(run.stderr).toBe(`nsbox: executable file not found in rootfs: ${String.raw`\x1b]0;given\x07\x1b]52;c;ZXZpbA==\x07\x1b[2J\x9b\u{202e}`}\n`);
+    expect(run.stderr).toBe(`nsbox: executable file not found in rootfs: ${SHOWN}\n`);
     expect((await cli(['run', '-d', '--name', 'esc', ROOTFS, 'sleep', '60'])).code).toBe(0);
     const ex = await cli(['exec', 'esc', GIVEN]);
     expect(ex.code).toBe(127);
@@ -58,6 +60,6 @@ describe('what a container controls is printed escaped', () => {
     expect(w.code).not.toBe(0);
     expect(w.stderr).not.toMatch(RAW);
     const k = await cli(['kill', GIVEN]);
-    expect(k.stderr).toBe(`nsbox: no such container: ${String.raw`\x1b]0;given\x07\x1b]52;c;ZXZpbA==\x07\x1b[2J\x9b\u{202e}`}\n`);
+    expect(k.stderr).toBe(`nsbox: no such container: ${SHOWN}\n`);
   });
 });
