@@ -29,6 +29,7 @@ export function stateRoot(): string {
   if (process.getuid?.() === 0) return '/run/nsbox';
   const xdg = process.env.XDG_RUNTIME_DIR;
   if (!xdg) throw new NsboxError('no place for container state: set XDG_RUNTIME_DIR (or NSBOX_STATE_DIR)');
+  if (!xdg.startsWith('/')) throw new NsboxError(`XDG_RUNTIME_DIR must be an absolute path: ${xdg}`);
   return `${xdg}/nsbox`;
 }
 

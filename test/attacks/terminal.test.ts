@@ -31,7 +31,7 @@ const SHOWN = String.raw`\x1b]0;given\x07\x1b]52;c;ZXZpbA==\x07\x1b[2J\x9b\u{202
 
 describe('what a container controls is printed escaped', () => {
   it('top, ps and inspect show control characters as \\xNN', async () => {
-    const script = `exec sh -c 'while :; do sleep 1; done' "$(printf '${PRINTF}')"`;
+    const script = `printf '\\033[31mred\\n'; exec sh -c 'while :; do sleep 1; done' "$(printf '${PRINTF}')"`;
     const d = await cli(['run', '-d', '--name', 'esc', ROOTFS, 'sh', '-c', script, GIVEN]);
     expect(d.stderr).toBe('');
     let top = '';
@@ -41,6 +41,8 @@ describe('what a container controls is printed escaped', () => {
     const ps = await cli(['ps']);
     expect(ps.stdout).toContain(String.raw`\x1b]0;given\x07`);
     expect(ps.stdout).not.toMatch(RAW);
+    // logs is the container's own output, asked for: its bytes as they are, as docker prints them.
+    expect((await cli(['logs', 'esc'])).stdout).toBe('\x1b[31mred\n');
     for (const args of [['inspect', 'esc'], ['ps', '--format', 'json']]) {
       const r = await cli(args);
       expect(r.stdout).not.toMatch(RAW);
