@@ -2,7 +2,7 @@
 // creating -> created -> running -> stopped. The monitor (the process that started the
 // container) writes each step; any command that finds the monitor dead cleans up after it.
 import {
-  closeSync, constants as C, fstatSync, readdirSync, readlinkSync, readSync, renameSync, rmSync, symlinkSync,
+  closeSync, constants as C, fstatSync, mkdirSync, readdirSync, readlinkSync, readSync, renameSync, rmSync, symlinkSync,
   unlinkSync,
 } from 'node:fs';
 import { NsboxError } from '../errors.js';
@@ -181,7 +181,7 @@ export function createEntry(st: ContainerState, r: Dir | null = null): void {
     try {
       unlinkSync(names.at(st.name)); // a stale name (or whatever else is there: names/ is ours)
     } catch { /* free */ }
-    root.sub(st.id, 0o700).close();
+    mkdirSync(root.at(st.id), { mode: 0o700 }); // a new directory: EEXIST for anything already there
     const d = openEntry(st.id, root);
     try {
       closeSync(d.open('lock', C.O_WRONLY | C.O_CREAT | C.O_EXCL));
