@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import { NsboxError } from './errors.js';
 import { reportError, RUN_HELP, runCommand } from './cli/run.js';
+import { escapeText } from './cli/escape.js';
 
 const VERSION = '0.1.0';
 
@@ -88,7 +89,8 @@ main(process.argv.slice(2)).then(
   (e) => {
     if (e instanceof NsboxError) process.exitCode = reportError(e);
     else {
-      process.stderr.write(`nsbox: internal error: ${e?.stack ?? e}\n`);
+      const text = String(e?.stack ?? e).split('\n').map(escapeText).join('\n');
+      process.stderr.write(`nsbox: internal error: ${text}\n`);
       process.exitCode = 125;
     }
   },

@@ -30,14 +30,26 @@ function dispositions(pid: number): { caught: bigint; ignored: bigint; blocked: 
   return { caught: mask('SigCgt'), ignored: mask('SigIgn'), blocked: mask('SigBlk') };
 }
 
+/** rt_sigtimedwait's number: an init that waits for signals there (nsbox's --init, tini) takes them
+ *  all, yet shows none blocked while it waits (the kernel unblocks the awaited set meanwhile). */
+const SIGTIMEDWAIT: Partial<Record<string, number>> = { x64: 128, arm64: 137 };
+
+function waitingForSignals(pid: number): boolean {
+  try {
+    return Number(readFileSync(`/proc/${pid}/syscall`, 'utf8').split(' ')[0]) === SIGTIMEDWAIT[process.arch];
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Whether `sig` would end process `pid` were it not a namespace's init: its default action ends a
- * process, and the process neither catches, ignores nor blocks it.
+ * process, and the process neither catches, ignores, blocks nor waits for it.
  */
 export function endsUnhandled(pid: number, sig: number): boolean {
   if (sig === S.SIGKILL || NOT_FATAL.has(sig) || sig < 1 || sig > 64) return false;
   const d = dispositions(pid);
-  if (!d) return false;
+  if (!d || waitingForSignals(pid)) return false;
   const bit = 1n << BigInt(sig - 1);
   return ((d.caught | d.ignored | d.blocked) & bit) === 0n;
 }

@@ -71,6 +71,16 @@ function fail(field: string, message: string): never {
   throw new NsboxError(message, { step: field });
 }
 
+/**
+ * A container name, checked before it names anything on disk (the state entry, names/NAME):
+ * the one check for the CLI, the library and the state directory.
+ */
+export function checkName(name: unknown): string {
+  if (typeof name === 'string' && NAME_RE.test(name)) return name;
+  const shown = typeof name === 'string' ? (name.length > 80 ? `${name.slice(0, 80)}...` : name) : typeof name;
+  fail('name', `invalid container name: "${shown}" (1-64 letters, digits, _ . -, starting with a letter or digit)`);
+}
+
 function resolveRootfs(rootfs: unknown): string {
   if (typeof rootfs !== 'string' || rootfs === '') fail('rootfs', 'rootfs must be a directory or "host"');
   if (rootfs === 'host') return rootfs;
@@ -104,8 +114,7 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
   if (!command.every((a) => typeof a === 'string')) fail('command', 'command arguments must be strings');
   const id = spec.id ?? randomId();
   if (!/^[0-9a-f]{12}$/.test(id)) fail('id', `invalid container id: ${id} (12 hex digits)`);
-  const name = spec.name ?? id;
-  if (!NAME_RE.test(name)) fail('name', `invalid container name: ${name} (letters, digits, _ . -; at most 64)`);
+  const name = checkName(spec.name ?? id);
   const hostname = spec.hostname ?? name;
   if (hostname.length > 64 || !HOSTNAME_RE.test(hostname)) fail('hostname', `invalid hostname: ${hostname}`);
   const cwd = spec.cwd ?? '/';

@@ -5,6 +5,7 @@ import { closeSync, mkdirSync, openSync, readdirSync, rmdirSync, constants as fs
 import { dirname } from 'node:path';
 import type { Usage } from '../plan/part.js';
 import { NsboxError } from '../errors.js';
+import * as native from '../native.js';
 import { procStat } from '../proc.js';
 import { describe, errnoOf, readFile, readKeyed, readNumber, readPids, sleep, writeFile } from './files.js';
 import type { Controller, Hierarchies, Hierarchy } from './hierarchy.js';
@@ -280,13 +281,13 @@ export class Cgroup {
       const state = `${fz.path}/freezer.state`;
       await this.freezeKill(state, 'FROZEN', 'THAWED', () => readFile(state)?.trim() === 'FROZEN');
     } else {
-      for (const pid of this.procs()) kill(pid);
+      this.killEach(this.procs());
     }
     // Dying processes leave within moments; anything that slipped through is killed again.
     for (let i = 0; i < 500; i++) {
       const left = this.procs();
       if (left.length === 0) return;
-      if (i % 20 === 19) for (const pid of left) kill(pid);
+      if (i % 20 === 19) this.killEach(left);
       await sleep(10);
     }
   }
@@ -295,8 +296,28 @@ export class Cgroup {
   private async freezeKill(file: string, freeze: string, thaw: string, frozen: () => boolean): Promise<void> {
     writeFile(file, freeze, 'cannot freeze the container');
     for (let i = 0; i < 100 && !frozen(); i++) await sleep(5);
-    for (const pid of this.procs()) kill(pid);
+    this.killEach(this.procs());
     writeFile(file, thaw, 'cannot thaw the container');
+  }
+
+  /**
+   * SIGKILL through pidfds, each only if its pid is still in the cgroup once the pidfd is open: a pid
+   * read from cgroup.procs may have ended and been reused by a host process since.
+   */
+  private killEach(pids: number[]): void {
+    const fds: [number, number][] = [];
+    for (const pid of pids) {
+      try {
+        fds.push([pid, native.pidfdOpen(pid)]);
+      } catch { /* gone */ }
+    }
+    const still = new Set(this.procs());
+    for (const [pid, fd] of fds) {
+      try {
+        if (still.has(pid)) native.pidfdSendSignal(fd, 9);
+      } catch { /* ended meanwhile */ }
+      closeSync(fd);
+    }
   }
 
   /** Removes the directories, retrying while the last processes leave. */
@@ -334,12 +355,6 @@ function treeOf(path: string): string[] {
     } catch { /* gone */ }
   }
   return out;
-}
-
-function kill(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch { /* gone */ }
 }
 
 export const closeFd = (fd: number | undefined) => {

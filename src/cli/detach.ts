@@ -1,11 +1,11 @@
 // `run -d`: start a monitor process for the container, detached from this terminal, wait until
 // the container runs (or failed to start), and print its id.
 import { spawn } from 'node:child_process';
-import { closeSync, fstatSync, openSync, readSync, unlinkSync } from 'node:fs';
+import { closeSync, constants as C, fstatSync, readSync, rmSync, unlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { NsboxError, type ErrorOptions } from '../errors.js';
 import type { Parsed } from './args.js';
-import { ensureRoot, stateRoot } from '../state/dir.js';
+import { openRoot } from '../state/dir.js';
 import { parseLogSize } from '../state/log.js';
 
 /** What the monitor writes on its fd 3, once: the id, or why the container did not start. */
@@ -23,11 +23,11 @@ export async function runDetached(argv: string[], o: Parsed['options'], _rootfs:
   // The monitor is this same CLI file (the bundle when there is one) with an internal command.
   const cli = process.argv[1] ?? fileURLToPath(new URL('../main.js', import.meta.url));
   // The monitor's stderr goes to a file that is unlinked at once: read only if it fails to report.
-  const root = stateRoot();
-  ensureRoot(root);
-  const errPath = `${root}/.monitor.${process.pid}.err`;
-  const errFd = openSync(errPath, 'w+', 0o600);
-  unlinkSync(errPath);
+  const root = openRoot(true)!;
+  const errName = `.monitor.${process.pid}.err`;
+  rmSync(root.at(errName), { force: true }); // left by a killed run with our pid
+  const errFd = root.open(errName, C.O_RDWR | C.O_CREAT | C.O_EXCL);
+  unlinkSync(root.at(errName));
   const child = spawn(process.execPath, [cli, 'nsbox-monitor', ...argv], { detached: true, stdio: ['ignore', 'ignore', errFd, 'pipe'] });
   const pipe = child.stdio[3] as import('node:stream').Readable;
   let text = '';

@@ -108,12 +108,26 @@ function containerTarget(ref: string, o: Record<string, unknown>): Target {
   // Under the container's lock: it cannot be removed between the check and the pidfd.
   const pidfd = locked(st.id, (now) => (now && now.status === 'running' ? pidfdOf(now) : null));
   if (pidfd === null) throw new NsboxError(`container ${st.name} is not running`, { step: 'container' });
-  const user = typeof o.user === 'string' ? resolveUser(o.user, [], st.rootfs) : null;
-  return {
-    pid: st.pid, pidfd, name: st.name, namespaces: differentNamespaces(st.pid, NAMESPACES),
-    env: setEnv(st.exec.env, o.env as string[] | undefined, o['env-file'] as string[] | undefined), cwd: (o.workdir as string | undefined) ?? st.exec.cwd,
-    creds: credsFor(st.exec.creds, user),
-  };
+  return closingOnError(pidfd, () => {
+    const user = typeof o.user === 'string' ? resolveUser(o.user, [], st.rootfs) : null;
+    return {
+      pid: st.pid, pidfd, name: st.name,
+      namespaces: differentNamespaces(st.pid, NAMESPACES, 'the container is not running any more'),
+      env: setEnv(st.exec.env, o.env as string[] | undefined, o['env-file'] as string[] | undefined),
+      cwd: (o.workdir as string | undefined) ?? st.exec.cwd,
+      creds: credsFor(st.exec.creds, user),
+    };
+  });
+}
+
+/** fn's result; the pidfd is closed if fn throws. */
+function closingOnError<T>(pidfd: number, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    closeSync(pidfd);
+    throw e;
+  }
 }
 
 function pidTarget(v: string, o: Record<string, unknown>): Target {
@@ -123,7 +137,7 @@ function pidTarget(v: string, o: Record<string, unknown>): Target {
   const pidfd = st ? openPidfd(pid, st.start) : null;
   if (pidfd === null) throw new NsboxError(`no such process: ${pid}`);
   const asked = Object.keys(NS_OPTION).filter((k) => o[k] === true).map((k) => NS_OPTION[k]);
-  const namespaces = differentNamespaces(pid, asked.length ? asked : NAMESPACES);
+  const namespaces = closingOnError(pidfd, () => differentNamespaces(pid, asked.length ? asked : NAMESPACES));
   // Entering a user namespace: become its root, as nsenter does.
   const creds: Cred[] = namespaces.includes('user')
     ? [op.setresgid(0), op.setresuid(0)].map((step) => ({ phase: 'identity', step })) : [];

@@ -15,7 +15,8 @@ export interface Foreground {
   start(make: (launch: Launch) => Container): Container;
 }
 
-/** Registration is best-effort (a rootless user may have no runtime directory), except a taken name. */
+/** Registration is best-effort (a rootless user may have no runtime directory), except a taken name
+ *  or a state directory refused as unsafe. */
 function register(o: Parsed['options'], rootfs: string, command: string[]): Tracker | null {
   try {
     return new Tracker({
@@ -24,7 +25,7 @@ function register(o: Parsed['options'], rootfs: string, command: string[]): Trac
       signals: o.signals as SignalMode | undefined,
     });
   } catch (e) {
-    if (e instanceof NsboxError && e.step === 'name') throw e;
+    if (e instanceof NsboxError && (e.step === 'name' || e.step === 'state')) throw e;
     return null;
   }
 }

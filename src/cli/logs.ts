@@ -3,7 +3,7 @@
 import { NsboxError } from '../errors.js';
 import { parseArgs } from './args.js';
 import { followLog, readLog } from '../state/log.js';
-import { dirOf, find, isActive } from '../state/store.js';
+import { find, isActive, openEntry, root } from '../state/store.js';
 import { waitMonitor } from '../state/wait.js';
 
 const LOGS_HELP = `Usage: nsbox logs [-f] [--tail N] NAME|ID
@@ -29,7 +29,13 @@ export async function command(_name: string, argv: string[]): Promise<number> {
   if (tail !== undefined && !(Number.isInteger(tail) && tail >= 0)) throw new NsboxError(`invalid --tail: ${o.tail}`);
   const st = find(positionals[0]);
   if (!st.detached) throw new NsboxError(`container ${st.name} runs in the foreground: its output goes to its terminal`);
-  const dir = dirOf(st.id);
+  let dir;
+  try {
+    dir = openEntry(st.id, root()!);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new NsboxError(`no such container: ${positionals[0]}`);
+    throw e;
+  }
   const { data, at } = readLog(dir, tail);
   write(data);
   if (!o.follow || !isActive(st)) return 0;

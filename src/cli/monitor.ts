@@ -73,7 +73,7 @@ async function main(argv: string[]): Promise<void> {
     throw e;
   }
   for (const fd of held) closeSync(fd);
-  const log = new LogWriter(`${tracker.dir}/log`, limit);
+  const log = new LogWriter(tracker.openDir(), limit);
   const output = collect(out, !!o.tty, log);
   try {
     await c.ready;

@@ -3,6 +3,7 @@ import { NsboxError } from '../errors.js';
 import { parseArgs } from './args.js';
 import { CLK_TCK, cmdline, descendants, NAMESPACES, nsId, nsPids, procStat, procUid, processesIn, uptime } from '../state/proc.js';
 import { containerAlive, find, list, type ContainerState } from '../state/store.js';
+import { escapeText, safeJson } from './escape.js';
 
 const PS_HELP = `Usage: nsbox ps [-a] [-q] [--format table|json]
        nsbox list            (the same as ps -a)
@@ -38,7 +39,9 @@ export function statusText(st: ContainerState): string {
   return 'stopped';
 }
 
-export function table(rows: string[][]): string {
+/** Columns padded to their widest cell; every cell escaped (a container sets its names and argv). */
+export function table(cells: string[][]): string {
+  const rows = cells.map((r) => r.map(escapeText));
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n') + '\n';
 }
@@ -61,7 +64,7 @@ function ps(argv: string[], all: boolean): number {
   if (format !== 'table' && format !== 'json') throw new NsboxError(`invalid --format: ${format} (table or json)`);
   const shown = list().filter((st) => all || o.all || st.status !== 'stopped');
   if (o.quiet) process.stdout.write(shown.map((s) => `${s.id}\n`).join(''));
-  else if (format === 'json') process.stdout.write(`${JSON.stringify(shown.map(summary), null, 1)}\n`);
+  else if (format === 'json') process.stdout.write(`${safeJson(shown.map(summary), 1)}\n`);
   else {
     const rows = [['CONTAINER ID', 'NAME', 'STATUS', 'PID', 'CREATED', 'COMMAND']];
     for (const st of shown) {
@@ -84,7 +87,7 @@ function inspect(argv: string[]): number {
     const { exec, ...rest } = st;
     return { ...rest, running, namespaces: running ? namespaces : null, env: exec.env, cwd: exec.cwd };
   });
-  process.stdout.write(`${JSON.stringify(out, null, 1)}\n`);
+  process.stdout.write(`${safeJson(out, 1)}\n`);
   return 0;
 }
 

@@ -10,6 +10,8 @@ import { setCgroupDebug } from '../cgroups/part.js';
 import { SIGNAL_MODES, type SignalMode } from '../signals.js';
 import { applyEnv } from './env.js';
 import type { MountSpec } from '../rootfs/mounts.js';
+import { checkName } from '../spec.js';
+import { escapeText } from './escape.js';
 
 export const RUN_HELP = `Usage: nsbox run [OPTIONS] ROOTFS CMD [ARG...]
 
@@ -153,6 +155,7 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
   }
   if (!rootfs) throw new NsboxError('missing ROOTFS (see --help)');
   if (command.length === 0) throw new NsboxError('no command given (see --help)');
+  if (o.name !== undefined) checkName(o.name); // before anything names a file after it
   const limits = limitsFromOptions(o); // bad values fail before anything is made
   signalMode(o.signals);
   if (o.debug) setCgroupDebug((line) => process.stderr.write(`nsbox: ${line}\n`));
@@ -174,7 +177,7 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
 }
 
 function fail(e: NsboxError): number {
-  process.stderr.write(`nsbox: ${e.message}\n`);
+  process.stderr.write(`nsbox: ${escapeText(e.message)}\n`);
   return exitStatusOf(e);
 }
 

@@ -4,6 +4,7 @@ import { constants } from 'node:os';
 import { NsboxError } from '../errors.js';
 import * as native from '../native.js';
 import { parseArgs } from './args.js';
+import { escapeText } from './escape.js';
 import { find, locked, pidfdOf, writeState } from '../state/store.js';
 import { deliver } from '../signals.js';
 import { waitFd, waitMonitor } from '../state/wait.js';
@@ -60,10 +61,10 @@ async function kill(argv: string[]): Promise<number> {
       const { pidfd, name } = signalContainer(ref, sig);
       if (pidfd === null) throw new NsboxError(`container ${name} is not running`);
       closeSync(pidfd);
-      process.stdout.write(`${ref}\n`);
+      process.stdout.write(`${escapeText(ref)}\n`);
     } catch (e) {
       if (!(e instanceof NsboxError)) throw e;
-      process.stderr.write(`nsbox: ${e.message}\n`);
+      process.stderr.write(`nsbox: ${escapeText(e.message)}\n`);
       code = 1;
     }
   }
@@ -104,9 +105,9 @@ export async function forEachContainer(refs: string[], fn: (ref: string) => Prom
   const results = await Promise.allSettled(refs.map(fn));
   let code = 0;
   results.forEach((r, i) => {
-    if (r.status === 'fulfilled') process.stdout.write(`${refs[i]}\n`);
+    if (r.status === 'fulfilled') process.stdout.write(`${escapeText(refs[i])}\n`);
     else if (r.reason instanceof NsboxError) {
-      process.stderr.write(`nsbox: ${r.reason.message}\n`);
+      process.stderr.write(`nsbox: ${escapeText(r.reason.message)}\n`);
       code = 1;
     } else throw r.reason;
   });

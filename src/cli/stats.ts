@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { NsboxError } from '../errors.js';
 import { parseArgs } from './args.js';
 import { table } from './ps.js';
+import { safeJson } from './escape.js';
 import { Cgroup, PARENT, type CgroupDir } from '../cgroups/cgroup.js';
 import { cgroupDirs } from '../exec/cgroup.js';
 import { CLK_TCK, descendants, nsId, procStat, processesIn } from '../state/proc.js';
@@ -71,7 +72,7 @@ function bytes(n: number): string {
 
 function render(rows: { s: Sample; cpu: number }[], json: boolean): string {
   if (json) {
-    return `${JSON.stringify(rows.map(({ s, cpu }) => ({
+    return `${safeJson(rows.map(({ s, cpu }) => ({
       id: s.id, name: s.name, cpuPercent: Number(cpu.toFixed(2)), cpuUs: s.cpuUs, memoryBytes: s.memoryBytes,
       memoryLimitBytes: s.memoryLimitBytes, pids: s.pids,
     })))}\n`;

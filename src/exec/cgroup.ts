@@ -44,6 +44,10 @@ export interface CgroupJoin {
 }
 
 export function joinCgroupsOf(pid: number): CgroupJoin {
+  // Unreadable means unknown, not none: the command would escape the container's limits (fail closed).
+  if (lines(pid).size === 0) {
+    throw new NsboxError(`cannot read the cgroups of process ${pid}`, { code: 'ESRCH', step: 'cgroup' });
+  }
   const dirs = cgroupDirs(pid, true);
   const v2 = dirs.find((d) => d.hierarchy.version === 2);
   let fd: number | undefined;

@@ -4,6 +4,7 @@
 // setns() (the kernel enters the user namespace first, so the rest are permitted), and, since
 // joining a PID namespace only applies to children, forks once more (OP_INIT): the reaper
 // stays outside and forwards signals, the second child is a member and execs the command.
+import { readlinkSync } from 'node:fs';
 import { signalName } from '../container.js';
 import { NsboxError } from '../errors.js';
 import * as native from '../native.js';
@@ -50,12 +51,36 @@ export interface ExecResult {
   status: number;
 }
 
-/** The namespaces of `names` in which pid differs from us. */
-export function differentNamespaces(pid: number, names: readonly NsName[]): NsName[] {
+/**
+ * The namespaces of `names` in which pid differs from us. A namespace we cannot see (no permission
+ * to read /proc/PID/ns/NS, or the process is gone) is an error, never skipped: joining fewer
+ * namespaces than asked would run the command in ours (fail closed). Only one the kernel lacks
+ * altogether (for us as for the process) is left out. `gone` is the error when the process has ended.
+ */
+export function differentNamespaces(pid: number, names: readonly NsName[], gone = `process ${pid} is gone`): NsName[] {
   return names.filter((ns) => {
+    const ours = nsId('self', ns);
     const theirs = nsId(pid, ns);
-    return theirs !== null && theirs !== nsId('self', ns);
+    if (theirs === null && ours === null) return false;
+    if (theirs === null) throw unreadable(pid, ns, gone);
+    return theirs !== ours;
   });
+}
+
+/** Why /proc/PID/ns/NS cannot be read, as the error to give. */
+function unreadable(pid: number, ns: NsName, gone: string): NsboxError {
+  const step = `join the ${ns} namespace`;
+  let why: string;
+  try {
+    readlinkSync(`/proc/${pid}/ns/${ns}`);
+    why = 'it changed meanwhile';
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ESRCH') return new NsboxError(gone, { code: 'ESRCH', step });
+    why = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (e as Error).message;
+  }
+  const name = ns === 'mnt' ? 'mount' : ns;
+  return new NsboxError(`cannot join the ${name} namespace of process ${pid}: ${why}`, { code: 'EPERM', step });
 }
 
 /** v1 cgroups: the child moves itself, writing 0 to `tasks` (one thread, itself: the kernel skips

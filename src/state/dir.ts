@@ -1,14 +1,23 @@
-// Where container state lives, and the two primitives it needs: an atomic write and a lock.
+// Where container state lives, and the primitives it needs: directories opened once and checked,
+// files opened relative to them, an atomic write and a lock.
 //   ROOT/.lock            taken while a name is claimed or released
 //   ROOT/names/NAME       a symlink to the container's id
 //   ROOT/ID/state.json    the container's state, replaced atomically
 //   ROOT/ID/lock          serializes commands on one container (flock; made with the entry)
 //   ROOT/ID/log, log.1    its output (detached containers), size-capped
-import { closeSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+// The state decides which pids nsbox signals, so a directory someone else can write is refused:
+// each directory is opened without following a symlink and checked (ours, writable by nobody
+// else) through its descriptor, and everything in it is reached through that descriptor
+// (/proc/self/fd/N/NAME: Node has no openat) with O_NOFOLLOW.
+import {
+  closeSync, constants as C, fstatSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync,
+} from 'node:fs';
 import { NsboxError } from '../errors.js';
 import * as native from '../native.js';
 
 const LOCK_EX = 2, LOCK_NB = 4, LOCK_UN = 8;
+const O_DIR = C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW;
+export const O_READ = C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
 
 /** NSBOX_STATE_DIR, else /run/nsbox for root, else $XDG_RUNTIME_DIR/nsbox. */
 export function stateRoot(): string {
@@ -20,39 +29,156 @@ export function stateRoot(): string {
   if (process.getuid?.() === 0) return '/run/nsbox';
   const xdg = process.env.XDG_RUNTIME_DIR;
   if (!xdg) throw new NsboxError('no place for container state: set XDG_RUNTIME_DIR (or NSBOX_STATE_DIR)');
+  if (!xdg.startsWith('/')) throw new NsboxError(`XDG_RUNTIME_DIR must be an absolute path: ${xdg}`);
   return `${xdg}/nsbox`;
 }
 
-export function ensureRoot(root: string): void {
-  mkdirSync(`${root}/names`, { recursive: true, mode: 0o700 });
+function refuse(path: string, why: string): never {
+  throw new NsboxError(`refusing the state ${path}: ${why}`, { code: 'EPERM', step: 'state' });
 }
 
-/** Write a file so that readers see the old or the new content, never a part. */
-export function writeAtomic(path: string, data: string): void {
-  const tmp = `${path}.${process.pid}.tmp`;
+/** The open file is of the kind expected, ours, and writable by nobody else. */
+export function checkOwned(fd: number, path: string, kind: 'directory' | 'file'): void {
+  const st = fstatSync(fd);
+  if (kind === 'directory' ? !st.isDirectory() : !st.isFile()) refuse(path, `not a ${kind}`);
+  const uid = process.geteuid!();
+  if (st.uid !== uid) refuse(path, `owned by uid ${st.uid}, not by this user (uid ${uid})`);
+  if (st.mode & 0o022) refuse(path, `writable by group or others (mode ${(st.mode & 0o7777).toString(8)})`);
+}
+
+/** One path component: nothing that walks elsewhere. */
+function component(name: string): string {
+  if (!name || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
+    throw new NsboxError(`invalid state file name: ${JSON.stringify(name)}`, { step: 'state' });
+  }
+  return name;
+}
+
+/** A state directory held open and checked; files in it are named relative to its descriptor. */
+export class Dir {
+  constructor(readonly path: string, readonly fd: number, readonly dev = 0, readonly ino = 0) {}
+
+  /** The path of `name` inside this directory, resolved through its descriptor. */
+  at(name: string): string {
+    return `/proc/self/fd/${this.fd}/${component(name)}`;
+  }
+
+  /** This directory itself, through its descriptor (for fs.watch and friends). */
+  get self(): string {
+    return `/proc/self/fd/${this.fd}`;
+  }
+
+  /** A subdirectory, opened without following a symlink and checked; `mode` makes it when missing. */
+  sub(name: string, mode?: number): Dir {
+    return openDir(this.at(name), `${this.path}/${name}`, mode);
+  }
+
+  /** A file in it: `flags` always with O_NOFOLLOW (a symlink fails with ELOOP). */
+  open(name: string, flags: number, mode = 0o600): number {
+    return openSync(this.at(name), flags | C.O_NOFOLLOW, mode);
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+}
+
+function openDir(at: string, shown: string, mode?: number): Dir {
+  if (mode !== undefined) {
+    try {
+      mkdirSync(at, { mode });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+  }
+  let fd: number;
   try {
-    writeFileSync(tmp, data, { mode: 0o600 });
-    renameSync(tmp, path);
+    fd = openSync(at, O_DIR);
   } catch (e) {
-    rmSync(tmp, { force: true });
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP' || code === 'ENOTDIR') refuse(shown, 'not a directory (a symlink?)');
+    throw e;
+  }
+  try {
+    checkOwned(fd, shown, 'directory');
+    const st = fstatSync(fd);
+    return new Dir(shown, fd, st.dev, st.ino);
+  } catch (e) {
+    closeSync(fd);
     throw e;
   }
 }
 
-/** An exclusive flock on `path` (created if missing); released by unlock or by our death. */
+const roots = new Map<string, Dir>();
+
+/**
+ * The state root, open and checked, with its names/ directory; null when it does not exist and
+ * `create` is false. Kept open for the process; opened again if the path now names another directory.
+ */
+export function openRoot(create: boolean, path = stateRoot()): Dir | null {
+  const known = roots.get(path);
+  if (known) {
+    try {
+      const st = lstatSync(path);
+      if (st.dev === known.dev && st.ino === known.ino) return known;
+    } catch { /* removed */ }
+    roots.delete(path);
+    known.close();
+  }
+  let dir: Dir | undefined;
+  try {
+    if (create) mkdirSync(path, { recursive: true, mode: 0o700 });
+    dir = openDir(path, path);
+    if (create) dir.sub('names', 0o700).close();
+  } catch (e) {
+    dir?.close();
+    if (e instanceof NsboxError) throw e;
+    if (!create && (e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = (e as Error).message;
+    throw new NsboxError(`cannot use the state directory ${path}: ${why}`, { code, step: 'state-dir' });
+  }
+  roots.set(path, dir);
+  return dir;
+}
+
+/** Write a file so that readers see the old or the new content, never a part. */
+export function writeAtomic(dir: Dir, name: string, data: string): void {
+  const tmp = `${name}.${process.pid}.tmp`;
+  try {
+    const fd = dir.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_TRUNC);
+    try {
+      const b = Buffer.from(data);
+      let off = 0;
+      while (off < b.length) off += writeSync(fd, b, off);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(dir.at(tmp), dir.at(name));
+  } catch (e) {
+    rmSync(dir.at(tmp), { force: true });
+    throw e;
+  }
+}
+
+/** An exclusive flock on a file of `dir` (created if missing); released by unlock or by our death. */
 export class Lock {
   private constructor(private fd: number) {}
 
+  private static open(dir: Dir, name: string, create: boolean): number {
+    return dir.open(name, create ? C.O_RDWR | C.O_CREAT : C.O_RDONLY);
+  }
+
   /** Waits for the lock. With create false, a missing lock file (a removed container) throws ENOENT. */
-  static take(path: string, create = true): Lock {
-    const fd = openSync(path, create ? 'a' : 'r', 0o600);
+  static take(dir: Dir, name: string, create = true): Lock {
+    const fd = Lock.open(dir, name, create);
     native.flock(fd, LOCK_EX);
     return new Lock(fd);
   }
 
   /** The lock, or null when someone holds it now. */
-  static try(path: string, create = true): Lock | null {
-    const fd = openSync(path, create ? 'a' : 'r', 0o600);
+  static try(dir: Dir, name: string, create = true): Lock | null {
+    const fd = Lock.open(dir, name, create);
     if (native.flock(fd, LOCK_EX | LOCK_NB)) return new Lock(fd);
     closeSync(fd);
     return null;
@@ -67,8 +193,8 @@ export class Lock {
   }
 }
 
-export function withLock<T>(path: string, fn: () => T): T {
-  const l = Lock.take(path);
+export function withLock<T>(dir: Dir, name: string, fn: () => T): T {
+  const l = Lock.take(dir, name);
   try {
     return fn();
   } finally {

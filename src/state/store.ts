@@ -1,12 +1,16 @@
 // Container state on disk, following the OCI runtime's life cycle:
 // creating -> created -> running -> stopped. The monitor (the process that started the
 // container) writes each step; any command that finds the monitor dead cleans up after it.
-import { closeSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync, constants as C, fstatSync, mkdirSync, readdirSync, readlinkSync, readSync, renameSync, rmSync, symlinkSync,
+  unlinkSync,
+} from 'node:fs';
 import { NsboxError } from '../errors.js';
 import type { SavedStep } from '../plan/json.js';
 import type { SignalMode } from '../signals.js';
 import * as native from '../native.js';
-import { ensureRoot, Lock, stateRoot, withLock, writeAtomic } from './dir.js';
+import { checkName } from '../spec.js';
+import { checkOwned, type Dir, Lock, O_READ, openRoot, withLock, writeAtomic } from './dir.js';
 import { isAlive, openPidfd, procStat } from './proc.js';
 
 export type Status = 'creating' | 'created' | 'running' | 'stopped';
@@ -45,78 +49,189 @@ export interface ContainerState {
   logLimit: number;
 }
 
-export const root = (): string => stateRoot();
-export const dirOf = (id: string, r = root()): string => `${r}/${id}`;
-const lockPath = (id: string, r = root()) => `${r}/${id}/lock`;
 const ID_RE = /^[0-9a-f]{12}$/;
+const STATE_MAX = 4 << 20;
+
+/** The state root if it exists (checked: see dir.ts), else null. */
+export const root = (): Dir | null => openRoot(false);
+
+function checkId(id: string): string {
+  if (typeof id !== 'string' || !ID_RE.test(id)) {
+    throw new NsboxError(`invalid container id: ${JSON.stringify(id)}`, { step: 'id' });
+  }
+  return id;
+}
+
+/** The container's directory, open and checked (the caller closes it); ENOENT when it is gone. */
+export function openEntry(id: string, r: Dir): Dir {
+  return r.sub(checkId(id));
+}
+
+/** Runs fn on the container's open directory; null when there is none. */
+function inEntry<T>(id: string, r: Dir | null, fn: (d: Dir) => T): T | null {
+  if (!r) return null;
+  let d: Dir;
+  try {
+    d = openEntry(id, r);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+  try {
+    return fn(d);
+  } finally {
+    d.close();
+  }
+}
+
+const isCount = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0;
+
+/** A state file as nsbox writes it; anything else is treated as no state. */
+function valid(st: ContainerState, id: string): boolean {
+  return !!st && typeof st === 'object' && st.id === id && typeof st.name === 'string' && isCount(st.pid) &&
+    isCount(st.pidStart) && !!st.monitor && isCount(st.monitor.pid) && isCount(st.monitor.start) &&
+    Array.isArray(st.command) && typeof st.status === 'string' && !!st.exec && Array.isArray(st.exec.creds);
+}
+
+/** The state file of a directory: a regular file of ours, not through a symlink, bounded in size. */
+function readStateIn(d: Dir, id: string): ContainerState | null {
+  let fd: number;
+  try {
+    fd = d.open('state.json', O_READ);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return null;
+    if (code === 'ELOOP') throw new NsboxError(`refusing the state ${d.path}/state.json: a symlink`, { step: 'state' });
+    throw e;
+  }
+  try {
+    checkOwned(fd, `${d.path}/state.json`, 'file');
+    const size = fstatSync(fd).size;
+    if (size > STATE_MAX) return null;
+    const buf = Buffer.alloc(size);
+    let n = 0;
+    while (n < size) {
+      const got = readSync(fd, buf, n, size - n, n);
+      if (got === 0) break;
+      n += got;
+    }
+    const st = JSON.parse(buf.subarray(0, n).toString('utf8')) as ContainerState;
+    return valid(st, id) ? st : null;
+  } catch (e) {
+    if (e instanceof NsboxError) throw e;
+    return null;
+  } finally {
+    closeSync(fd);
+  }
+}
 
 export function readState(id: string, r = root()): ContainerState | null {
+  return inEntry(id, r, (d) => readStateIn(d, id));
+}
+
+export function writeState(st: ContainerState, r = root()): void {
+  if (!r) throw new NsboxError('the state directory is gone', { step: 'state' });
+  const d = openEntry(st.id, r);
   try {
-    return JSON.parse(readFileSync(`${dirOf(id, r)}/state.json`, 'utf8')) as ContainerState;
+    writeAtomic(d, 'state.json', `${JSON.stringify(st, null, 1)}\n`);
+  } finally {
+    d.close();
+  }
+}
+
+/** Where names/NAME points, if it is a container id. */
+function nameTarget(names: Dir, name: string): string | null {
+  try {
+    const id = readlinkSync(names.at(name));
+    return ID_RE.test(id) ? id : null;
   } catch {
     return null;
   }
 }
 
-export function writeState(st: ContainerState, r = root()): void {
-  writeAtomic(`${dirOf(st.id, r)}/state.json`, `${JSON.stringify(st, null, 1)}\n`);
+function withNames<T>(r: Dir, fn: (names: Dir) => T): T {
+  const names = r.sub('names');
+  try {
+    return fn(names);
+  } finally {
+    names.close();
+  }
 }
 
 /**
  * Make the container's directory and claim its name. The name is unique while the container
- * exists: a second claim fails, unless the first one's directory is gone.
+ * exists: a second claim fails, unless the first one's directory is gone. Name and id are checked
+ * before anything is touched.
  */
-export function createEntry(st: ContainerState, r = root()): void {
-  ensureRoot(r);
-  withLock(`${r}/.lock`, () => {
-    const link = `${r}/names/${st.name}`;
-    let owner: string | null = null;
-    try {
-      owner = readlinkSync(link);
-    } catch { /* free */ }
-    if (owner !== null) {
-      if (existsSync(`${r}/${owner}/state.json`)) {
-        throw new NsboxError(`the name "${st.name}" is already in use by container ${owner} (remove it with: nsbox rm ${st.name})`, { step: 'name' });
-      }
-      unlinkSync(link);
+export function createEntry(st: ContainerState, r: Dir | null = null): void {
+  checkName(st.name);
+  checkId(st.id);
+  if (!r) r = openRoot(true)!;
+  const root = r;
+  withLock(root, '.lock', () => withNames(root, (names) => {
+    const owner = nameTarget(names, st.name);
+    let taken = false;
+    if (owner !== null) taken = inEntry(owner, root, (d) => readStateIn(d, owner) !== null) ?? false;
+    if (taken) {
+      const hint = `remove it with: nsbox rm ${st.name}`;
+      throw new NsboxError(`the name "${st.name}" is already in use by container ${owner} (${hint})`, { step: 'name' });
     }
-    mkdirSync(dirOf(st.id, r), { mode: 0o700 });
-    writeFileSync(lockPath(st.id, r), '', { mode: 0o600 });
-    writeState(st, r);
-    symlinkSync(st.id, link);
-  });
+    try {
+      unlinkSync(names.at(st.name)); // a stale name (or whatever else is there: names/ is ours)
+    } catch { /* free */ }
+    mkdirSync(root.at(st.id), { mode: 0o700 }); // a new directory: EEXIST for anything already there
+    const d = openEntry(st.id, root);
+    try {
+      closeSync(d.open('lock', C.O_WRONLY | C.O_CREAT | C.O_EXCL));
+      writeAtomic(d, 'state.json', `${JSON.stringify(st, null, 1)}\n`);
+    } finally {
+      d.close();
+    }
+    symlinkSync(st.id, names.at(st.name));
+  }));
 }
 
 /** Remove the container's name and directory (the caller holds its lock or knows it is dead). */
-export function removeEntry(st: ContainerState, r = root()): void {
-  withLock(`${r}/.lock`, () => {
-    const link = `${r}/names/${st.name}`;
-    try {
-      if (readlinkSync(link) === st.id) unlinkSync(link);
-    } catch { /* already gone */ }
-    removeDir(dirOf(st.id, r), r);
+export function removeEntry(st: Pick<ContainerState, 'id' | 'name'>, r = root()): void {
+  if (!r) return;
+  const root = r;
+  withLock(root, '.lock', () => {
+    withNames(root, (names) => {
+      if (NAME_OK(st.name) && nameTarget(names, st.name) === st.id) unlinkSync(names.at(st.name));
+    });
+    removeDir(st.id, root);
   });
 }
 
-/** Out of sight at once (a rename), then deleted: no command can recreate a file in it meanwhile. */
-function removeDir(dir: string, r: string): void {
-  const trash = `${r}/.trash-${process.pid}-${dir.slice(dir.lastIndexOf('/') + 1)}`;
+const NAME_OK = (name: string) => {
   try {
-    renameSync(dir, trash);
+    checkName(name);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** Out of sight at once (a rename), then deleted: no command can recreate a file in it meanwhile. */
+function removeDir(id: string, r: Dir): void {
+  const trash = `.trash-${process.pid}-${checkId(id)}`;
+  try {
+    renameSync(r.at(id), r.at(trash));
   } catch {
     return; // already gone
   }
-  rmSync(trash, { recursive: true, force: true });
+  rmSync(r.at(trash), { recursive: true, force: true });
 }
 
 /** Run fn under the container's lock, with its current state (null if it was removed meanwhile). */
 export function locked<T>(id: string, fn: (st: ContainerState | null) => T, r = root()): T {
-  let l: Lock;
+  let l: Lock | null = null;
   try {
-    l = Lock.take(lockPath(id, r), false);
-  } catch {
-    return fn(null); // removed
+    l = inEntry(id, r, (d) => Lock.take(d, 'lock', false));
+  } catch (e) {
+    if (e instanceof NsboxError) throw e;
   }
+  if (!l) return fn(null); // removed
   try {
     return fn(readState(id, r));
   } finally {
@@ -165,8 +280,11 @@ export function reap(st: ContainerState, r = root()): ContainerState | null {
   if (!isActive(st) || isAlive(st.monitor.pid, st.monitor.start)) return st;
   let l: Lock | null;
   try {
-    l = Lock.try(lockPath(st.id, r), false);
-  } catch {
+    const got = inEntry(st.id, r, (d) => ({ lock: Lock.try(d, 'lock', false) }));
+    if (got === null) return null; // removed meanwhile
+    l = got.lock; // null: someone is at it
+  } catch (e) {
+    if (e instanceof NsboxError) throw e;
     return null; // removed meanwhile
   }
   if (!l) return st;
@@ -174,13 +292,7 @@ export function reap(st: ContainerState, r = root()): ContainerState | null {
     const now = readState(st.id, r);
     if (!now) return null;
     if (!isActive(now) || isAlive(now.monitor.pid, now.monitor.start)) return now;
-    const fd = openPidfd(now.pid, now.pidStart);
-    if (fd !== null) {
-      try {
-        native.pidfdSendSignal(fd, 9);
-      } catch { /* ended meanwhile */ }
-      closeSync(fd);
-    }
+    signalRecorded(now.pid, now.pidStart, 9);
     cleanCgroups(now.id);
     now.status = 'stopped';
     now.finishedAt = new Date().toISOString();
@@ -196,15 +308,27 @@ export function reap(st: ContainerState, r = root()): ContainerState | null {
   }
 }
 
+/** Signal the process of a record through a pidfd, only if it is still that process (pid and start time). */
+function signalRecorded(pid: number, start: number, sig: number): void {
+  const fd = openPidfd(pid, start);
+  if (fd === null) return;
+  try {
+    native.pidfdSendSignal(fd, sig);
+  } catch { /* ended meanwhile */ }
+  closeSync(fd);
+}
+
 /** Every container, stale ones cleaned first. */
 export function list(r = root()): ContainerState[] {
+  if (!r) return [];
   let ids: string[];
   try {
-    const entries = readdirSync(r);
+    const entries = readdirSync(r.self);
     ids = entries.filter((e) => ID_RE.test(e));
     // A removal that died halfway.
     for (const e of entries) {
-      if (e.startsWith('.trash-') && !procStat(Number(e.split('-')[1]))) rmSync(`${r}/${e}`, { recursive: true, force: true });
+      const m = /^\.trash-(\d+)-[0-9a-f]{12}$/.exec(e);
+      if (m && !procStat(Number(m[1]))) rmSync(r.at(e), { recursive: true, force: true });
     }
   } catch {
     return [];
@@ -226,24 +350,22 @@ export function list(r = root()): ContainerState[] {
  * A directory without state.json is a creation that died before its first write. createEntry makes
  * the directory and writes state.json under the global lock: holding it, we see no creation halfway.
  */
-function dropOrphanDir(id: string, r: string): void {
-  withLock(`${r}/.lock`, () => {
-    if (!readState(id, r)) removeDir(dirOf(id, r), r);
+function dropOrphanDir(id: string, r: Dir): void {
+  withLock(r, '.lock', () => {
+    if (!readState(id, r)) removeDir(id, r);
   });
 }
 
 /** Find a container by name, id or unique id prefix; stale state is cleaned first. */
 export function find(ref: string, r = root()): ContainerState {
   let id: string | null = null;
-  try {
-    id = readlinkSync(`${r}/names/${ref}`);
-  } catch { /* not a name */ }
-  if (!id || !readState(id, r)) {
+  if (r && NAME_OK(ref)) id = withNames(r, (names) => nameTarget(names, ref));
+  if (r && (!id || !readState(id, r))) {
     id = null;
     if (/^[0-9a-f]{1,12}$/.test(ref)) {
       let ids: string[] = [];
       try {
-        ids = readdirSync(r).filter((e) => ID_RE.test(e) && e.startsWith(ref));
+        ids = readdirSync(r.self).filter((e) => ID_RE.test(e) && e.startsWith(ref));
       } catch { /* no state yet */ }
       if (ids.length > 1) throw new NsboxError(`container id prefix "${ref}" is ambiguous: ${ids.join(', ')}`);
       if (ids.length === 1) id = ids[0];

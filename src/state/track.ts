@@ -4,10 +4,11 @@ import { resolve } from 'node:path';
 import type { ExitStatus, StartPart } from '../plan/part.js';
 import type { Phase, Plan } from '../plan/builder.js';
 import { saveStep, type SavedStep } from '../plan/json.js';
-import { randomId } from '../spec.js';
+import { checkName, randomId } from '../spec.js';
 import { signalName, type SignalMode } from '../signals.js';
 import { procStat } from './proc.js';
-import { createEntry, dirOf, removeEntry, selfStart, update, type ContainerState } from './store.js';
+import { openRoot, type Dir } from './dir.js';
+import { createEntry, openEntry, removeEntry, selfStart, update, type ContainerState } from './store.js';
 
 export interface TrackOptions {
   name?: string;
@@ -35,12 +36,13 @@ export function credentialSteps(plan: Plan): SavedStep[] {
 export class Tracker {
   readonly id = randomId();
   readonly name: string;
-  readonly dir: string;
+  /** The state root, opened once: every later step goes to the same directory. */
+  private readonly root: Dir;
   private removed = false;
   private readonly autoRemove: boolean;
 
   constructor(o: TrackOptions) {
-    this.name = o.name ?? this.id;
+    this.name = checkName(o.name ?? this.id); // before anything is made
     this.autoRemove = o.autoRemove;
     const st: ContainerState = {
       id: this.id, name: this.name, status: 'creating', rootfs: o.rootfs === 'host' ? 'host' : resolve(o.rootfs), command: o.command,
@@ -48,8 +50,13 @@ export class Tracker {
       monitor: { pid: process.pid, start: selfStart() }, detached: o.detached, autoRemove: o.autoRemove,
       init: o.init, tty: o.tty, signals: o.signals, exec: { env: [], cwd: '/', creds: [] }, logLimit: o.logLimit,
     };
-    createEntry(st);
-    this.dir = dirOf(this.id);
+    this.root = openRoot(true)!;
+    createEntry(st, this.root);
+  }
+
+  /** The container's directory, open (the caller closes it): for its log. */
+  openDir(): Dir {
+    return openEntry(this.id, this.root);
   }
 
   private exec: ContainerState['exec'] | undefined;
@@ -75,7 +82,7 @@ export class Tracker {
           st.pid = pid;
           st.pidStart = start;
           if (this.exec) st.exec = this.exec;
-        });
+        }, this.root);
       },
     };
   }
@@ -84,7 +91,7 @@ export class Tracker {
     update(this.id, (st) => {
       st.status = 'running';
       st.startedAt = new Date().toISOString();
-    });
+    }, this.root);
   }
 
   stopped(exit: ExitStatus | null, error?: string): void {
@@ -98,7 +105,7 @@ export class Tracker {
         s.exit = { ...s.exit, signal: signalName(s.killedBy), status: 128 + s.killedBy };
       }
       if (error) s.error = error;
-    });
+    }, this.root);
   }
 
   /** The container never ran (set-up failed): leave nothing behind. */
@@ -109,6 +116,6 @@ export class Tracker {
   private remove(st: ContainerState): void {
     if (this.removed) return;
     this.removed = true;
-    removeEntry(st);
+    removeEntry(st, this.root);
   }
 }

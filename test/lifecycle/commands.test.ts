@@ -284,7 +284,8 @@ describe('stale state', () => {
   it('a SIGKILLed foreground run leaves an entry that the next ps removes', async () => {
     const p = startCli(['run', '--name', 'fg', ROOTFS, 'sleep', '100']);
     const id = await until(() => stateEntries().ids[0], 'the entry');
-    await until(() => stateJson(id).status === 'running', 'running');
+    // The directory comes a moment before its state.json.
+    await until(() => existsSync(`${STATE}/${id}/state.json`) && stateJson(id).status === 'running', 'running');
     const pid = stateJson(id).pid;
     p.kill('SIGKILL');
     await until(() => !alive(pid), 'the container to die with the CLI');

@@ -77,8 +77,14 @@ function noteRunning(): void {
   for (const id of stateEntries().ids) {
     seenIds.add(id);
     try {
-      const pid = stateJson(id).pid;
-      if (pid) seenPidns.add(readlinkSync(`/proc/${pid}/ns/pid`));
+      // Only while it runs, and only if the pid is still its process: pid_max is 32768 here, and a
+      // reused pid would add the host's PID namespace.
+      const st = stateJson(id);
+      if (!st.pid || st.status === 'stopped') continue;
+      const ns = readlinkSync(`/proc/${st.pid}/ns/pid`);
+      const stat = readFileSync(`/proc/${st.pid}/stat`, 'utf8');
+      const start = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+      if (start === st.pidStart && ns !== readlinkSync('/proc/self/ns/pid')) seenPidns.add(ns);
     } catch { /* not yet, or gone */ }
   }
 }
