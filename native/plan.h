@@ -45,6 +45,13 @@ enum op_kind {
   OP_CLONE_TREE = 34,    /* n: from slot, to slot, recursive: open_tree(CLONE) of an O_PATH fd */
   OP_SETATTR_SLOT = 35,  /* n: slot, attr_set, attr_clr, recursive */
   OP_USERNS_ROOT = 36,   /* n: drop groups, gid 0, uid 0 (each 0/1): become root of a new user namespace */
+  /* Paths relative to a mount held in a slot, never by a path from the root (native/paths.c). */
+  OP_CHDIR_IN_ROOT = 37, /* s: path   n: make: open it in the root (no magic links), fchdir, check getcwd */
+  OP_OPEN_BENEATH = 38,  /* s: path   n: dir slot, to slot, how (OPEN_AT_DIR|FILE|OPTIONAL): no symlinks */
+  OP_ATTACH = 39,        /* n: mount slot, target slot: move_mount; the target is closed, the mount kept */
+  OP_MKNOD_AT = 40,      /* s: name   n: dir slot, mode (with S_IF*), major, minor, uid, gid (-1: as made) */
+  OP_SYMLINK_AT = 41,    /* s: target, name   n: dir slot */
+  OP_MASK_AT = 42,       /* s: path   n: tree slot, dev slot: mask with a read-only empty tmpfs or dev/null */
 };
 
 #define PLAN_SLOTS 64
@@ -84,6 +91,12 @@ int op_move_mount_to(struct plan *p, struct op *o);
 int op_fsmount(struct plan *p, struct op *o);
 int op_clone_tree(struct plan *p, struct op *o);
 int op_setattr_slot(struct plan *p, struct op *o);
+int op_chdir_in_root(struct plan *p, struct op *o);
+int op_open_beneath(struct plan *p, struct op *o);
+int op_attach(struct plan *p, struct op *o);
+int op_mknod_at(struct plan *p, struct op *o);
+int op_symlink_at(struct plan *p, struct op *o);
+int op_mask_at(struct plan *p, struct op *o);
 int check_path_op(struct op *o);
 
 /* Runs in the child after clone(): raw syscalls only. Never returns. */

@@ -63,6 +63,11 @@ export function compile(s: ResolvedSpec): Op[] {
     ...usernsEntryOps(s.identity),
     // The container dies with the Node process that started it, as a sandbox should.
     pdeath(),
+    // stdio into place, then every other inherited fd closed (a cgroup fd for CLONE_INTO_CGROUP, a
+    // directory the Node process holds): no host fd may be in reach while a path is resolved
+    // (the runc CVE-2024-21626 class: a cwd of /proc/self/fd/N).
+    ...op.stdioOps(s.stdio),
+    op.closeOthers([]),
     ...rootOps({
       rootfs: s.rootfs, readOnly: s.readOnly, userns: !!s.identity.userns, ttyGid: ttyGid(s.identity),
       mounts: [...s.hardening.mounts, ...deviceMounts(s.hardening.devices)], maskPaths: s.hardening.maskPaths,
@@ -71,7 +76,6 @@ export function compile(s: ResolvedSpec): Op[] {
   ];
   if (s.namespaces.uts) ops.push(op.sethostname(s.hostname));
   if (s.namespaces.net) ops.push(op.loopbackUp());
-  ops.push(...op.stdioOps(s.stdio));
   ops.push(
     op.setsid(),
     // rlimits while still privileged: raising a hard limit needs CAP_SYS_RESOURCE.
@@ -79,7 +83,7 @@ export function compile(s: ResolvedSpec): Op[] {
     // User, groups, capabilities, no_new_privs; a change of uid clears the parent-death signal: set it again.
     ...identityOps(s.identity),
     pdeath(),
-    op.chdir(s.cwd),
+    op.chdirInRoot(s.cwd),
     op.closeFds(3),
     op.exec(s.command[0], s.command, s.env, commandCandidates(s.command[0], s.env)),
   );

@@ -34,5 +34,5 @@ export function stepError(op: Op | undefined, errno: number): NsboxError {
     if (name === 'ENOEXEC') return new NsboxError(`exec format error: ${op.command}`, { code: name, step: op.desc });
   }
   const desc = op?.desc ?? 'container set-up';
-  return new NsboxError(`${desc}: ${msg} (${name})`, { code: name, step: desc });
+  return new NsboxError(`${desc}: ${op?.why?.[name] ?? msg} (${name})`, { code: name, step: desc });
 }

@@ -68,7 +68,7 @@ export function execPlan(s: ExecSpec, v1Cgroups: string[]): Op[] {
   if (flags) ops.push({ ...op.setns(s.pidfd, flags, s.namespaces.join(', ')), desc: `join the ${s.namespaces.join(', ')} namespaces` });
   ops.push(op.close([s.pidfd], 'the pidfd'), op.setsid());
   if (s.tty) ops.push(op.setTty(0));
-  if (s.cwd !== undefined) ops.push(op.chdir(s.cwd));
+  if (s.cwd !== undefined) ops.push(op.chdirInRoot(s.cwd));
   ops.push(...s.creds, op.closeFds(3));
   // The seccomp filter goes where the container's own plan has it (src/seccomp/index.ts insertSeccomp):
   // last before exec, or before the user and capability steps when no_new_privs is off.

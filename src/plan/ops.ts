@@ -8,12 +8,15 @@ export const OP = {
   UNSHARE: 16, PRCTL: 17, SETGROUPS: 18, SETRESGID: 19, SETRESUID: 20, CAPS: 21, SECCOMP: 22, CLOSE_FDS: 23,
   OPEN_TREE: 24, MOVE_MOUNT: 25, INIT: 26, UMASK: 27, WRITE_FILE: 28, SET_TTY: 29, CLOSE: 30,
   OPEN_AT: 31, MOVE_MOUNT_TO: 32, FSMOUNT: 33, CLONE_TREE: 34, SETATTR_SLOT: 35, USERNS_ROOT: 36,
+  CHDIR_IN_ROOT: 37, OPEN_BENEATH: 38, ATTACH: 39, MKNOD_AT: 40, SYMLINK_AT: 41, MASK_AT: 42,
 } as const;
 
 export interface Op extends PlanOp {
   desc: string;
   /** For exec: the command as the user typed it. */
   command?: string;
+  /** What an errno means for this step, said instead of the errno's text (e.g. ELOOP: 'is a symlink'). */
+  why?: Record<string, string>;
 }
 
 export const mount = (src: string, target: string, fstype: string, flags: number, data = '', desc?: string): Op =>
@@ -95,3 +98,24 @@ export const cloneTree = (from: number, to: number, recursive: boolean, desc: st
   ({ op: OP.CLONE_TREE, n: [from, to, recursive ? 1 : 0], desc });
 export const setattrSlot = (slot: number, set: number, clear: number, recursive: boolean, desc: string): Op =>
   ({ op: OP.SETATTR_SLOT, n: [slot, set, clear, recursive ? 1 : 0], desc });
+
+// Paths relative to a mount the plan holds in a slot (native/paths.c): resolved beneath it with no
+// symlink, magic link or mount crossing, so nothing in the rootfs, nor a rename in it while the
+// container starts, can move them.
+
+/** The working directory: opened inside the root without magic links, entered with fchdir, checked. */
+export const chdirInRoot = (path: string, make = false): Op => ({
+  op: OP.CHDIR_IN_ROOT, s: [path], n: [make ? 1 : 0], desc: `chdir to ${path}`,
+  why: { ELOOP: 'it goes through a /proc magic link or too many symlinks', EXDEV: 'it is outside the root' },
+});
+export const openBeneath = (dir: number, path: string, to: number, how: number, desc: string): Op =>
+  ({ op: OP.OPEN_BENEATH, s: [path], n: [dir, to, how], desc, why: { ELOOP: 'it is a symlink', EXDEV: 'another mount is in the way' } });
+/** Attach the mount in slot `from` onto the target in slot `to`; `from` stays open, on the attached mount. */
+export const attach = (from: number, to: number, desc: string): Op => ({ op: OP.ATTACH, n: [from, to], desc });
+export const mknodAt = (dir: number, name: string, mode: number, major: number, minor: number, desc: string, uid = -1, gid = -1): Op =>
+  ({ op: OP.MKNOD_AT, s: [name], n: [dir, mode, major, minor, uid, gid], desc });
+export const symlinkAt = (dir: number, target: string, name: string, desc: string): Op =>
+  ({ op: OP.SYMLINK_AT, s: [target, name], n: [dir], desc });
+/** Mask `path` of the tree in slot `tree` (skipped only when that tree has no such path). */
+export const maskAt = (tree: number, dev: number, path: string, desc: string): Op =>
+  ({ op: OP.MASK_AT, s: [path], n: [tree, dev], desc, why: { ELOOP: 'it is a symlink', ENODEV: "the container's /dev/null is not the null device" } });
