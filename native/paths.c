@@ -9,7 +9,9 @@
 #include <fcntl.h>
 #include <linux/mount.h>
 #include <linux/openat2.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -140,6 +142,18 @@ int op_open_at(struct plan *p, struct op *o) {
       p->slots[o->n[0]] = -1;
       return 0;
     }
+    return -1;
+  }
+  struct stat st;
+  struct statfs sf;
+  if ((how & OPEN_AT_DIR) && (fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode))) {
+    close(fd);
+    errno = ENOTDIR;
+    return -1;
+  }
+  if ((how & OPEN_AT_NOT_KERNFS) && (fstatfs(fd, &sf) < 0 || sf.f_type == PROC_SUPER_MAGIC || sf.f_type == SYSFS_MAGIC)) {
+    close(fd);
+    errno = EXDEV;
     return -1;
   }
   p->slots[o->n[0]] = fd;

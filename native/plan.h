@@ -62,6 +62,7 @@ enum op_kind {
 #define OPEN_AT_FILE 2
 #define OPEN_AT_OPTIONAL 4
 #define OPEN_AT_NOSYMLINKS 8 /* refuse any symlink on the way (for paths already resolved by realpath) */
+#define OPEN_AT_NOT_KERNFS 16 /* EXDEV when it lands on procfs or sysfs (a mount point must not) */
 
 struct op {
   int kind;

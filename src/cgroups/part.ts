@@ -9,7 +9,7 @@ import * as op from '../plan/ops.js';
 import type { Op } from '../plan/ops.js';
 import type { ResolvedSpec } from '../spec.js';
 import { Cgroup, cleanStale, closeFd, place, type CgroupDir } from './cgroup.js';
-import { describeMode, hierarchies } from './hierarchy.js';
+import { describeMode, hierarchies, type Hierarchies } from './hierarchy.js';
 import { NsboxError } from '../errors.js';
 
 const CGROUP_MNT = '/sys/fs/cgroup';
@@ -124,11 +124,15 @@ export class CgroupPart implements StartPart {
 export function cgroupPart(s: ResolvedSpec): CgroupPart | null {
   const h = hierarchies();
   if (h.v2 || h.v1.length) void cleanStaleOnce();
-  if (!s.limits && s.namespaces.pid) {
+  const everywhere = mustHaveOwnEverywhere(s, h);
+  if (!s.limits && s.namespaces.pid && !everywhere) {
     debug?.('no cgroup: no limits (the PID namespace ends every process of the container with PID 1)');
     return null;
   }
   const placement = place(s.limits ?? {}, h); // throws when a limit has no controller
+  if (everywhere) {
+    for (const hier of [...h.v1, ...h.named, h.v2]) if (hier && !placement.has(hier)) placement.set(hier, []);
+  }
   if (placement.size === 0) {
     if (s.limits) throw new NsboxError(`cannot make a cgroup: no usable cgroup hierarchy (${describeMode(h)})`, { step: 'cgroup' });
     debug?.('no cgroup: no usable cgroup hierarchy');
@@ -138,13 +142,31 @@ export function cgroupPart(s: ResolvedSpec): CgroupPart | null {
   try {
     part = new CgroupPart(Cgroup.create(s.id, s.limits ?? {}, placement), s.namespaces.cgroup, !!s.identity.userns);
   } catch (e) {
-    if (s.limits || (e as { step?: string }).step !== 'cgroup') throw e;
+    if (s.limits || everywhere || (e as { step?: string }).step !== 'cgroup') throw e;
     debug?.(`no cgroup: ${(e as Error).message}`);
     return null;
   }
   debug?.(`cgroup ${describeMode(h, [...new Set([...placement.values()].flat())])}: ${part.cgroup.dirs
     .map((d) => `${d.path} (${d.uses.join(', ')})`).join(', ')}`);
   return part;
+}
+
+const CAP_SYS_ADMIN = 21n;
+
+/**
+ * A container that can mount (CAP_SYS_ADMIN, --privileged) on a host with cgroup v1 could mount any
+ * v1 hierarchy and, at its root, write release_agent: a program the kernel runs as host root
+ * (CVE-2022-0492). So, as runc does, it gets a cgroup of its own in every hierarchy (v1, named, v2)
+ * and a cgroup namespace rooted there: what it mounts shows only its own subtree.
+ */
+function mustHaveOwnEverywhere(s: ResolvedSpec, h: Hierarchies): boolean {
+  if (h.v1.length + h.named.length === 0 || s.identity.rootless) return false;
+  if (((s.identity.caps.bounding >> CAP_SYS_ADMIN) & 1n) === 0n) return false;
+  if (!s.namespaces.cgroup) {
+    throw new NsboxError("a container with CAP_SYS_ADMIN on a cgroup v1 host needs its own cgroup namespace: with the host's, " +
+      "mounting a v1 hierarchy shows its root and release_agent (CVE-2022-0492)", { step: 'cgroup' });
+  }
+  return true;
 }
 
 let debug: ((line: string) => void) | undefined;

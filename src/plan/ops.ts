@@ -88,7 +88,7 @@ export const orElse = (primary: Op, fallback: Op[]): Op[] => [{ ...primary, alt:
 
 // Mounts inside the root (native/paths.c): a target is opened with openat2(RESOLVE_IN_ROOT |
 // RESOLVE_NO_MAGICLINKS) into a slot and mounts attach to that fd, so no symlink can redirect them.
-export const OPEN_AT = { MUST_EXIST: 0, DIR: 1, FILE: 2, OPTIONAL: 4, NOSYMLINKS: 8 } as const;
+export const OPEN_AT = { MUST_EXIST: 0, DIR: 1, FILE: 2, OPTIONAL: 4, NOSYMLINKS: 8, NOT_KERNFS: 16 } as const;
 export const openAt = (path: string, slot: number, how: number, desc?: string): Op =>
   ({ op: OP.OPEN_AT, s: [path], n: [slot, how], desc: desc ?? `open ${path} in the root` });
 export const moveMountTo = (from: number, to: number, desc: string): Op => ({ op: OP.MOVE_MOUNT_TO, n: [from, to], desc });

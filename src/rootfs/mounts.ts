@@ -2,7 +2,7 @@
 // opened as detached trees before pivot_root; every target is opened inside the new root with
 // openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) and the mount attached to that fd, so neither a
 // symlink in the rootfs nor one swapped in while the container starts can send a mount elsewhere.
-import { existsSync, realpathSync, statSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { posix } from 'node:path';
 import { MOUNT_ATTR } from '../native.js';
 import * as op from '../plan/ops.js';
@@ -74,13 +74,15 @@ export function parseSize(v: number | string, what: string): number {
   return Number(m[1]) * 1024 ** ' kmg'.indexOf((m[2] || ' ').toLowerCase());
 }
 
-/** An absolute, normalized target that is not the root and not under /proc. */
+/** An absolute, normalized target that is not the root, not /proc, /sys or under them, and not /dev. */
 export function checkTarget(target: unknown, what: string): string {
   if (typeof target !== 'string' || !target.startsWith('/')) fail(`${what}: target must be an absolute path, got ${JSON.stringify(target)}`);
   if (target.includes('\0')) fail(`${what}: target contains a NUL byte`);
   const t = posix.normalize(target).replace(/\/+$/, '') || '/';
   if (t === '/') fail(`${what}: cannot mount over the root`);
   if (t === '/proc' || t.startsWith('/proc/')) fail(`${what}: mounts over /proc are not allowed (${t})`);
+  if (t === '/sys' || t.startsWith('/sys/')) fail(`${what}: mounts over /sys are not allowed (${t})`);
+  if (t === '/dev') fail(`${what}: mounts over /dev are not allowed (a path under it is)`);
   return t;
 }
 
@@ -142,6 +144,12 @@ export function openSourcesOps(mounts: ResolvedMount[], first: number, scratch: 
   return ops;
 }
 
+/** A mount point in the root; one that resolves (through a symlink) into /proc or /sys is refused. */
+const target = (path: string, slot: number, how: number): Op => ({
+  ...op.openAt(path, slot, how | op.OPEN_AT.NOT_KERNFS, `make the mount point ${path} in the root`),
+  why: { EXDEV: 'it resolves into /proc or /sys' },
+});
+
 /** Steps inside the new root: attach each mount onto its target. `scratch` is a free slot. */
 export function attachOps(mounts: ResolvedMount[], first: number, scratch: number): Op[] {
   const ops: Op[] = [];
@@ -149,13 +157,13 @@ export function attachOps(mounts: ResolvedMount[], first: number, scratch: numbe
     const slot = first + i;
     if (m.type === 'bind') {
       ops.push(
-        op.openAt(m.target, scratch, m.dir ? op.OPEN_AT.DIR : op.OPEN_AT.FILE, `make the mount point ${m.target} in the root`),
+        target(m.target, scratch, m.dir ? op.OPEN_AT.DIR : op.OPEN_AT.FILE),
         op.moveMountTo(slot, scratch, `bind ${m.source} on ${m.target}`),
       );
     } else {
       ops.push(
         op.fsmount('tmpfs', m.options!, slot, m.attrs!, `make a tmpfs for ${m.target}`),
-        op.openAt(m.target, scratch, op.OPEN_AT.DIR, `make the mount point ${m.target} in the root`),
+        target(m.target, scratch, op.OPEN_AT.DIR),
         op.moveMountTo(slot, scratch, `mount tmpfs on ${m.target}`),
       );
     }
@@ -165,32 +173,27 @@ export function attachOps(mounts: ResolvedMount[], first: number, scratch: numbe
 
 const HARD = MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC;
 
-/**
- * Masks and read-only binds over /proc and /sys, after they are mounted. Whether a masked path is a
- * file or a directory is read from the host: /proc and /sys show the same kernel inside.
- */
-let maskedKinds: { path: string; dir: boolean }[] | undefined;
-
-/** The masked paths this kernel has, and whether each is a directory (read once per process). */
-function maskedOnThisHost(): { path: string; dir: boolean }[] {
-  maskedKinds ??= MASKED_PATHS.filter((p) => existsSync(p)).map((path) => ({ path, dir: statSync(path).isDirectory() }));
-  return maskedKinds;
+/** A path of /proc or /sys as the slot of that mounted tree and the path inside it. */
+function inTree(path: string, proc: number, sys: number): [number, string] {
+  return path.startsWith('/proc/') ? [proc, path.slice('/proc/'.length)] : [sys, path.slice('/sys/'.length)];
 }
 
-export function protectOps(a: number, b: number): Op[] {
+/**
+ * Masks and read-only binds over /proc and /sys, after they are mounted, each opened relative to
+ * the mounted tree (slots proc and sys) with no symlink and no mount crossed. A mask is skipped only
+ * when that tree has no such path; any other failure is an error. Masked files get a read-only bind
+ * of the container's own /dev/null (slot dev); `a` and `b` are scratch slots.
+ */
+export function protectOps(proc: number, sys: number, dev: number, a: number, b: number): Op[] {
   const ops: Op[] = [];
-  for (const { path, dir } of maskedOnThisHost()) {
-    ops.push(
-      dir
-        ? op.fsmount('tmpfs', ['mode=555'], a, HARD, `make an empty tmpfs to mask ${path}`)
-        : op.openTree('/dev/null', a),
-      op.openAt(path, b, op.OPEN_AT.OPTIONAL, `open ${path} to mask it`),
-      op.moveMountTo(a, b, `mask ${path}`),
-    );
+  for (const path of MASKED_PATHS) {
+    const [tree, rel] = inTree(path, proc, sys);
+    ops.push(op.maskAt(tree, dev, rel, `mask ${path}`));
   }
   for (const path of READONLY_PATHS) {
+    const [tree, rel] = inTree(path, proc, sys);
     ops.push(
-      op.openAt(path, a, op.OPEN_AT.OPTIONAL, `open ${path} to make it read-only`),
+      op.openBeneath(tree, rel, a, op.OPEN_AT.OPTIONAL, `open ${path} to make it read-only`),
       op.cloneTree(a, b, true, `bind ${path} onto itself`),
       op.setattrSlot(b, HARD, 0, true, `make ${path} read-only`),
       op.moveMountTo(b, a, `mount ${path} read-only`),

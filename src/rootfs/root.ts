@@ -29,11 +29,22 @@ export interface RootOptions {
 /** Where the tmpfs for a 'host' root is staged, inside the child's own mount namespace. */
 const HOST_STAGE = '/tmp';
 const HOST_DIRS = ['usr', 'bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32', 'etc'];
-const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
+/** The default devices: name, major, minor. */
+const DEVICES: [string, number, number][] = [['null', 1, 3], ['zero', 1, 5], ['full', 1, 7], ['random', 1, 8], ['urandom', 1, 9], ['tty', 5, 0]];
 const DEV_LINKS: [string, string][] = [
-  ['/proc/self/fd', '/dev/fd'], ['/proc/self/fd/0', '/dev/stdin'], ['/proc/self/fd/1', '/dev/stdout'],
-  ['/proc/self/fd/2', '/dev/stderr'], ['pts/ptmx', '/dev/ptmx'],
+  ['/proc/self/fd', 'fd'], ['/proc/self/fd/0', 'stdin'], ['/proc/self/fd/1', 'stdout'],
+  ['/proc/self/fd/2', 'stderr'], ['pts/ptmx', 'ptmx'],
 ];
+const S_IFCHR = 0o020000, S_IFREG = 0o100000;
+
+/**
+ * The plan's slots (native/plan.h PLAN_SLOTS): the host's devices (user namespace), the mounted
+ * /proc, /sys and /dev (kept open: what is done inside them is relative to them), three scratch
+ * slots, then one per volume.
+ */
+export const SLOT = { proc: DEVICES.length, sys: DEVICES.length + 1, dev: DEVICES.length + 2, a: DEVICES.length + 3, b: DEVICES.length + 4, c: DEVICES.length + 5 };
+/** Slots used by rootOps before the volumes. */
+export const ROOT_SLOTS = SLOT.c + 1;
 
 type HostEntry = { name: string; link?: string };
 let hostEntries: HostEntry[] | undefined;
@@ -71,34 +82,66 @@ function hostRoot(): Op[] {
   return ops;
 }
 
-/** /dev: a small tmpfs with bound host devices, a new devpts instance, shm and mqueue. */
-function devOps(firstSlot: number, ttyGid: number | null): Op[] {
-  const nosuid = MS.NOSUID, hard = MS.NOSUID | MS.NODEV | MS.NOEXEC;
+const HARD = MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC;
+const notSymlink = (path: string) => ({ ELOOP: `${path} is a symlink in the rootfs (it must be a directory)`, ENOTDIR: `${path} is not a directory in the rootfs` });
+
+/**
+ * /dev: a small tmpfs attached to the rootfs' own /dev, everything in it made relative to it.
+ * Without a user namespace the devices are nodes of our own (mknod), each bound onto itself so it
+ * opens while the tmpfs stays nodev; in one, the host's nodes bound read-only: nothing the container
+ * does reaches a host inode. Then a new devpts instance, shm, mqueue and the usual links.
+ */
+function devOps(userns: boolean, ttyGid: number | null): Op[] {
+  const { dev, a, b } = SLOT;
   const ops: Op[] = [
-    op.mkdir('/dev'),
-    // nodev: a node made here by mknod opens nothing; the devices below are binds, mounts of their own.
-    op.mount('tmpfs', '/dev', 'tmpfs', nosuid | MS.NODEV | MS.STRICTATIME, 'mode=755,size=65536k'),
+    op.fsmount('tmpfs', ['source=tmpfs', 'mode=755', 'size=65536k'], dev, MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV, 'make a tmpfs for /dev'),
+    { ...op.openAt('/dev', a, op.OPEN_AT.DIR | op.OPEN_AT.NOSYMLINKS, 'open /dev in the rootfs'), why: notSymlink('/dev') },
+    op.attach(dev, a, 'mount tmpfs on /dev'),
   ];
-  DEVICES.forEach((d, i) => ops.push(op.createFile(`/dev/${d}`, 0o666), op.moveMount(firstSlot + i, `/dev/${d}`, `/dev/${d}`)));
+  DEVICES.forEach(([name, major, minor], i) => {
+    const path = `/dev/${name}`;
+    if (userns) {
+      ops.push(
+        op.mknodAt(dev, name, S_IFREG | 0o666, 0, 0, `create ${path}`),
+        op.openBeneath(dev, name, a, 0, `open ${path}`),
+        op.moveMountTo(i, a, `bind the host's ${path} read-only on ${path}`),
+      );
+    } else {
+      ops.push(
+        op.mknodAt(dev, name, S_IFCHR | 0o666, major, minor, `mknod ${path}`),
+        op.openBeneath(dev, name, a, 0, `open ${path}`),
+        op.cloneTree(a, b, false, `bind ${path} onto itself`),
+        op.setattrSlot(b, 0, MOUNT_ATTR.NODEV, false, `let ${path} open as a device`),
+        op.moveMountTo(b, a, `bind ${path} onto itself`),
+      );
+    }
+  });
+  const sub = (name: string, fs: string, options: string[], attrs: number): Op[] => [
+    op.openBeneath(dev, name, a, op.OPEN_AT.DIR, `make /dev/${name}`),
+    op.fsmount(fs, [`source=${fs === 'tmpfs' ? name : fs}`, ...options], b, attrs, `make a ${fs} for /dev/${name}`),
+    op.moveMountTo(b, a, `mount ${fs} on /dev/${name}`),
+  ];
   ops.push(
-    op.mkdir('/dev/pts'),
-    op.mount('devpts', '/dev/pts', 'devpts', MS.NOSUID | MS.NOEXEC, `newinstance,ptmxmode=0666,mode=0620${ttyGid === null ? '' : `,gid=${ttyGid}`}`),
-    op.mkdir('/dev/shm', 0o1777),
-    op.mount('shm', '/dev/shm', 'tmpfs', hard, 'mode=1777,size=65536k'),
-    op.mkdir('/dev/mqueue'),
-    op.mount('mqueue', '/dev/mqueue', 'mqueue', hard),
+    ...sub('pts', 'devpts', ['newinstance', 'ptmxmode=0666', 'mode=0620', ...(ttyGid === null ? [] : [`gid=${ttyGid}`])],
+      MOUNT_ATTR.NOSUID | MOUNT_ATTR.NOEXEC),
+    ...sub('shm', 'tmpfs', ['mode=1777', 'size=65536k'], HARD),
+    ...sub('mqueue', 'mqueue', [], HARD),
   );
-  for (const [target, path] of DEV_LINKS) ops.push(op.symlink(target, path));
+  for (const [target, name] of DEV_LINKS) ops.push(op.symlinkAt(dev, target, name, `symlink /dev/${name} -> ${target}`));
   return ops;
 }
 
 /**
- * Ops that build the root. Host paths are only touched before pivot_root (binds are opened
- * as detached trees first); every mount after it resolves inside the new root.
+ * Ops that build the root. Host paths are only touched before pivot_root (binds are opened as
+ * detached trees first, proc and sysfs made); after it, /proc, /sys and /dev must be real
+ * directories of the rootfs (a symlink is refused), the filesystems are attached to their fds,
+ * and what is done inside them (masks, read-only paths, /dev's contents) is relative to the
+ * mounted tree, never a path a rename in the rootfs could move.
  */
-export function rootOps(o: RootOptions, firstSlot = 0): Op[] {
+export function rootOps(o: RootOptions): Op[] {
   const host = o.rootfs === 'host';
   const newRoot = host ? HOST_STAGE : o.rootfs;
+  const { proc, sys, a, b } = SLOT;
   const ops: Op[] = [op.mount('', '/', '', MS.REC | MS.PRIVATE, '', 'make mount propagation private')];
   if (host) ops.push(...hostRoot());
   else {
@@ -108,31 +151,32 @@ export function rootOps(o: RootOptions, firstSlot = 0): Op[] {
     // Every mount of a container is nodev: a node it makes with CAP_MKNOD opens nothing.
     if (o.nodev !== false) ops.push(op.setattr(newRoot, MOUNT_ATTR.NODEV, 0, true, `make rootfs ${newRoot} nodev`));
   }
-  DEVICES.forEach((d, i) => ops.push(op.openTree(`/dev/${d}`, firstSlot + i)));
-  const procSlot = firstSlot + DEVICES.length, sysSlot = procSlot + 1;
-  const procAttrs = MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC, sysAttrs = procAttrs | MOUNT_ATTR.RDONLY;
+  // In a user namespace mknod is refused: the host's nodes, bound read-only (so chmod is EROFS).
   if (o.userns) {
-    ops.push(
-      op.fsmount('proc', [], procSlot, procAttrs, 'mount proc'),
-      ...op.orElse(op.fsmount('sysfs', [], sysSlot, sysAttrs, 'mount sysfs'), [op.openTree('/sys', sysSlot, true)]),
-    );
+    DEVICES.forEach(([name], i) => ops.push(
+      op.openTree(`/dev/${name}`, i),
+      op.setattrSlot(i, MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NOEXEC, 0, false, `make the bind of the host's /dev/${name} read-only`),
+    ));
   }
-  // Two scratch slots, then one per volume: host sources are opened here, before pivot_root.
-  const scratch = firstSlot + ROOT_SLOTS, volSlot = scratch + 2, mounts = o.mounts ?? [];
+  // proc and sysfs before pivot_root: in a user namespace the kernel mounts them only while the host's are in sight.
+  const sysAttrs = HARD | MOUNT_ATTR.RDONLY;
+  ops.push(op.fsmount('proc', ['source=proc'], proc, HARD, 'mount proc'));
+  if (o.userns) ops.push(...op.orElse(op.fsmount('sysfs', ['source=sysfs'], sys, sysAttrs, 'mount sysfs'), [op.openTree('/sys', sys, true)]));
+  else ops.push(op.fsmount('sysfs', ['source=sysfs'], sys, sysAttrs, 'mount sysfs'));
+  // Host sources of volumes are opened here, before pivot_root.
+  const volSlot = ROOT_SLOTS, mounts = o.mounts ?? [];
   if (volSlot + mounts.length > PLAN_SLOTS) throw new NsboxError(`too many mounts: ${mounts.length} (at most ${PLAN_SLOTS - volSlot})`, { step: 'mounts' });
-  ops.push(...openSourcesOps(mounts, volSlot, scratch));
-  const attach = (slot: number, target: string, what: string) => ({ ...op.moveMount(slot, target, what), desc: `attach ${what} on ${target}` });
+  ops.push(...openSourcesOps(mounts, volSlot, a));
   ops.push(
     op.pivotRoot(newRoot),
-    op.mkdir('/proc'),
-    o.userns ? attach(procSlot, '/proc', 'proc') : op.mount('proc', '/proc', 'proc', MS.NOSUID | MS.NODEV | MS.NOEXEC),
-    op.mkdir('/sys'),
-    ...(o.userns
-      ? [attach(sysSlot, '/sys', 'sysfs'), op.setattr('/sys', sysAttrs, 0, true, 'make /sys read-only')]
-      : [op.mount('sysfs', '/sys', 'sysfs', MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC)]),
-    ...devOps(firstSlot, o.ttyGid === undefined ? 5 : o.ttyGid),
-    ...attachOps(mounts, volSlot, scratch),
-    ...(o.maskPaths === false ? [] : protectOps(scratch, scratch + 1)),
+    { ...op.openAt('/proc', a, op.OPEN_AT.DIR | op.OPEN_AT.NOSYMLINKS, 'open /proc in the rootfs'), why: notSymlink('/proc') },
+    op.attach(proc, a, 'mount proc on /proc'),
+    { ...op.openAt('/sys', a, op.OPEN_AT.DIR | op.OPEN_AT.NOSYMLINKS, 'open /sys in the rootfs'), why: notSymlink('/sys') },
+    op.attach(sys, a, 'mount sysfs on /sys'),
+    op.setattrSlot(sys, sysAttrs, 0, true, 'make /sys read-only'),
+    ...devOps(!!o.userns, o.ttyGid === undefined ? 5 : o.ttyGid),
+    ...attachOps(mounts, volSlot, a),
+    ...(o.maskPaths === false ? [] : protectOps(SLOT.proc, SLOT.sys, SLOT.dev, a, b)),
   );
   if (o.readOnly) ops.push(op.setattr('/', MOUNT_ATTR.RDONLY, 0, false, 'make the root read-only'));
   return ops;
@@ -140,6 +184,3 @@ export function rootOps(o: RootOptions, firstSlot = 0): Op[] {
 
 /** The addon's number of slots (PLAN_SLOTS in native/plan.h). */
 const PLAN_SLOTS = 64;
-
-/** Slots used by rootOps for detached bind mounts (not counting volumes). */
-export const ROOT_SLOTS = DEVICES.length + 2;

@@ -66,7 +66,7 @@ export class Tracker {
         const exec = ops[lastIndexOf(ops, OP.EXEC)];
         const [argc, envc] = exec?.n ?? [0, 0];
         const env = exec?.s?.slice(argc, argc + envc) ?? [];
-        const cwd = ops[lastIndexOf(ops, OP.CHDIR)]?.s?.[0] ?? '/';
+        const cwd = ops[lastIndexOf(ops, OP.CHDIR_IN_ROOT)]?.s?.[0] ?? '/';
         this.exec = { env, cwd, creds: credentialOps(ops) };
       },
       started: (pid: number) => {

@@ -4,9 +4,11 @@ import type { StartPart } from '../container.js';
 import * as op from '../plan/ops.js';
 import { OP } from '../plan/ops.js';
 import { lastIndexOf } from '../exec/init.js';
+import { SLOT } from '../rootfs/root.js';
 
 /** A slot of the plan's detached mounts that rootOps and the mount ops leave alone. */
 const CONSOLE_SLOT = 63;
+const S_IFREG = 0o100000;
 
 /** Bind the pty slave at `path` (a host path, opened before pivot_root) on /dev/console. */
 export function consolePart(path: string): StartPart {
@@ -20,8 +22,12 @@ export function consolePart(path: string): StartPart {
         s = lastIndexOf(ops, OP.EXEC);
         ops.splice(s, 0, op.setsid());
       }
-      ops.splice(s, 0, op.createFile('/dev/console', 0o600), op.moveMount(CONSOLE_SLOT, '/dev/console', path));
-      ops.splice(s + 3, 0, op.setTty(0));
+      // Inside the /dev the plan mounted (its slot), not by a path through the rootfs.
+      ops.splice(s, 0,
+        op.mknodAt(SLOT.dev, 'console', S_IFREG | 0o600, 0, 0, 'create /dev/console'),
+        op.openBeneath(SLOT.dev, 'console', SLOT.a, 0, 'open /dev/console'),
+        op.moveMountTo(CONSOLE_SLOT, SLOT.a, `bind ${path} on /dev/console`));
+      ops.splice(s + 4, 0, op.setTty(0));
     },
   };
 }
