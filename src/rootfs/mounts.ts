@@ -137,6 +137,10 @@ export function openSourcesOps(mounts: ResolvedMount[], first: number, scratch: 
       op.openAt(m.source!, scratch, op.OPEN_AT.NOSYMLINKS, `open volume source ${m.source}`),
       op.cloneTree(scratch, first + i, true, `open volume source ${m.source} for a bind mount`),
     );
+    // A --device bind stays a bind of the host's node (it must open as that device) but read-only:
+    // chmod, chown and utimes inside are EROFS, reads and writes of the device work.
+    if (m.device) ops.push(op.setattrSlot(first + i, MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NOEXEC, 0, false,
+      `make the bind of device ${m.source} read-only`));
     // nodev always: a device node in a volume opens nothing (devices are given with --device).
     if (!m.device) ops.push(op.setattrSlot(first + i, MOUNT_ATTR.NODEV | (m.readOnly ? MOUNT_ATTR.RDONLY : 0), 0, true,
       `make volume ${m.source} ${m.readOnly ? 'read-only and ' : ''}nodev`));
