@@ -300,6 +300,7 @@ static int run_op(struct plan *p, struct op *o) {
   case OP_MKNOD_AT: return op_mknod_at(p, o);
   case OP_SYMLINK_AT: return op_symlink_at(p, o);
   case OP_MASK_AT: return op_mask_at(p, o);
+  case OP_CLOSE_SLOTS: return op_close_slots(p, o);
   case OP_CLOSE_FDS: return syscall(SYS_close_range, (unsigned)o->n[0], ~0U, CLOSE_RANGE_CLOEXEC);
   case OP_OPEN_TREE: {
     unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (o->n[1] ? AT_RECURSIVE : 0);

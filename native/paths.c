@@ -287,10 +287,11 @@ int op_open_beneath(struct plan *p, struct op *o) {
     errno = EBADF;
     return -1;
   }
-  int fd = openat2_beneath(dir, o->s[0], O_PATH, 0);
+  int xdev = how & OPEN_AT_XDEV;
+  int fd = openat2_beneath(dir, o->s[0], O_PATH, xdev);
   if (fd < 0 && errno == ENOENT && (how & (OPEN_AT_DIR | OPEN_AT_FILE))) {
     if (make_beneath(dir, o->s[0], how & OPEN_AT_FILE) < 0) return -1;
-    fd = openat2_beneath(dir, o->s[0], O_PATH, 0);
+    fd = openat2_beneath(dir, o->s[0], O_PATH, xdev);
   }
   if (fd < 0) return errno == ENOENT && (how & OPEN_AT_OPTIONAL) ? 0 : -1;
   struct stat st;
@@ -397,6 +398,15 @@ int op_mask_at(struct plan *p, struct op *o) {
   return rc < 0 ? -1 : 0;
 }
 
+int op_close_slots(struct plan *p, struct op *o) {
+  for (int i = 0; i < o->nn; i++) {
+    int fd = p->slots[o->n[i]];
+    p->slots[o->n[i]] = -1;
+    if (fd >= 0) close(fd);
+  }
+  return 0;
+}
+
 /* Checks one of these ops before clone: 0 when it has its arguments and its slots are in range. */
 int check_path_op(struct op *o) {
   int nn, ns = 0, slots;
@@ -412,6 +422,7 @@ int check_path_op(struct op *o) {
   case OP_MKNOD_AT: nn = 6; ns = 1; slots = 1; break;
   case OP_SYMLINK_AT: nn = 1; ns = 2; slots = 1; break;
   case OP_MASK_AT: nn = 2; ns = 1; slots = 2; break;
+  case OP_CLOSE_SLOTS: nn = 0; slots = o->nn; break;
   default: return 0;
   }
   if (o->nn < nn || o->ns < ns) return -1;

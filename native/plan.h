@@ -52,6 +52,7 @@ enum op_kind {
   OP_MKNOD_AT = 40,      /* s: name   n: dir slot, mode (with S_IF*), major, minor, uid, gid (-1: as made) */
   OP_SYMLINK_AT = 41,    /* s: target, name   n: dir slot */
   OP_MASK_AT = 42,       /* s: path   n: tree slot, dev slot: mask with a read-only empty tmpfs or dev/null */
+  OP_CLOSE_SLOTS = 43,   /* n: slots...: close what they hold (no fd of a mount in reach of exec's path lookup) */
 };
 
 #define PLAN_SLOTS 64
@@ -63,6 +64,7 @@ enum op_kind {
 #define OPEN_AT_OPTIONAL 4
 #define OPEN_AT_NOSYMLINKS 8 /* refuse any symlink on the way (for paths already resolved by realpath) */
 #define OPEN_AT_NOT_KERNFS 16 /* EXDEV when it lands on procfs or sysfs (a mount point must not) */
+#define OPEN_AT_XDEV 32       /* OP_OPEN_BENEATH: may cross mounts (e.g. a bound host /sys) */
 
 struct op {
   int kind;
@@ -98,6 +100,7 @@ int op_attach(struct plan *p, struct op *o);
 int op_mknod_at(struct plan *p, struct op *o);
 int op_symlink_at(struct plan *p, struct op *o);
 int op_mask_at(struct plan *p, struct op *o);
+int op_close_slots(struct plan *p, struct op *o);
 int check_path_op(struct op *o);
 
 /* Runs in the child after clone(): raw syscalls only. Never returns. */

@@ -8,7 +8,7 @@ import { NsboxError, stepError } from './errors.js';
 import * as op from './plan/ops.js';
 import type { Op } from './plan/ops.js';
 import { execResult, reaped } from './plan/child.js';
-import { rootOps } from './rootfs/root.js';
+import { rootOps, SLOT } from './rootfs/root.js';
 import { deviceMounts } from './devices/spec.js';
 import { rlimitOps } from './hardening/rlimits.js';
 import { insertSeccomp } from './seccomp/index.js';
@@ -78,6 +78,8 @@ export function compile(s: ResolvedSpec): Op[] {
   if (s.namespaces.net) ops.push(op.loopbackUp());
   ops.push(
     op.setsid(),
+    // Nothing more is done inside /proc, /sys, /dev: their fds go before anything resolves a path of the container's.
+    op.closeSlots([SLOT.proc, SLOT.sys, SLOT.dev], 'the fds of /proc, /sys and /dev'),
     // rlimits while still privileged: raising a hard limit needs CAP_SYS_RESOURCE.
     ...rlimitOps(s.hardening.rlimits),
     // User, groups, capabilities, no_new_privs; a change of uid clears the parent-death signal: set it again.

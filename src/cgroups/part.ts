@@ -4,7 +4,8 @@
 // after PID 1 ended: everything left killed, OOM and usage read, the cgroup removed.
 import { basename } from 'node:path';
 import type { ExitStatus, StartPart, Usage } from '../container.js';
-import { CLONE, MOUNT_ATTR, MS } from '../native.js';
+import { CLONE, MOUNT_ATTR } from '../native.js';
+import { SLOT } from '../rootfs/root.js';
 import * as op from '../plan/ops.js';
 import type { Op } from '../plan/ops.js';
 import type { ResolvedSpec } from '../spec.js';
@@ -14,24 +15,32 @@ import { NsboxError } from '../errors.js';
 
 const CGROUP_MNT = '/sys/fs/cgroup';
 
-/** /sys/fs/cgroup inside: the container's own cgroup(s), read-only. */
+/**
+ * /sys/fs/cgroup inside: the container's own cgroup(s), read-only, mounted beneath the /sys the
+ * plan holds (SLOT.sys), not by a path through the rootfs. May cross mounts: in a user namespace
+ * /sys may be the host's, bound.
+ */
 function mountOps(dirs: CgroupDir[]): Op[] {
-  const flags = MS.NOSUID | MS.NODEV | MS.NOEXEC;
+  const { sys, a, b, c } = SLOT;
+  const attrs = MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC;
+  const open = op.openBeneath(sys, 'fs/cgroup', a, op.OPEN_AT.XDEV, `open ${CGROUP_MNT}`);
   if (dirs.length === 1 && dirs[0].hierarchy.version === 2) {
-    return [
-      op.mount('cgroup2', CGROUP_MNT, 'cgroup2', flags, '', `mount cgroup2 on ${CGROUP_MNT}`),
-      op.setattr(CGROUP_MNT, MOUNT_ATTR.RDONLY, 0, false, `make ${CGROUP_MNT} read-only`),
-    ];
+    return [open, op.fsmount('cgroup2', ['source=cgroup2'], b, attrs | MOUNT_ATTR.RDONLY, `make a cgroup2 for ${CGROUP_MNT}`),
+      op.moveMountTo(b, a, `mount cgroup2 on ${CGROUP_MNT}`)];
   }
-  const ops = [op.mount('tmpfs', CGROUP_MNT, 'tmpfs', flags, 'mode=755,size=64k', `mount tmpfs on ${CGROUP_MNT}`)];
+  const ops = [open, op.fsmount('tmpfs', ['source=tmpfs', 'mode=755', 'size=64k'], c, attrs, `make a tmpfs for ${CGROUP_MNT}`),
+    op.attach(c, a, `mount tmpfs on ${CGROUP_MNT}`)];
   for (const d of dirs) {
     const v2 = d.hierarchy.version === 2;
-    const target = `${CGROUP_MNT}/${v2 ? 'unified' : basename(d.hierarchy.mount)}`;
-    ops.push(op.mkdir(target), v2
-      ? op.mount('cgroup2', target, 'cgroup2', flags, '', `mount cgroup2 on ${target}`)
-      : op.mount('cgroup', target, 'cgroup', flags, d.hierarchy.controllers.join(','), `mount cgroup ${d.hierarchy.controllers.join(',')} on ${target}`));
+    const name = v2 ? 'unified' : basename(d.hierarchy.mount);
+    const what = v2 ? 'cgroup2' : `cgroup ${d.hierarchy.controllers.join(',')}`;
+    ops.push(
+      op.openBeneath(c, name, a, op.OPEN_AT.DIR, `make ${CGROUP_MNT}/${name}`),
+      op.fsmount(v2 ? 'cgroup2' : 'cgroup', v2 ? ['source=cgroup2'] : ['source=cgroup', ...d.hierarchy.controllers], b, attrs, `make a ${what}`),
+      op.moveMountTo(b, a, `mount ${what} on ${CGROUP_MNT}/${name}`),
+    );
   }
-  ops.push(op.setattr(CGROUP_MNT, MOUNT_ATTR.RDONLY, 0, true, `make ${CGROUP_MNT} read-only`));
+  ops.push(op.setattrSlot(c, MOUNT_ATTR.RDONLY, 0, true, `make ${CGROUP_MNT} read-only`), op.closeSlots([c], CGROUP_MNT));
   return ops;
 }
 

@@ -8,7 +8,7 @@ export const OP = {
   UNSHARE: 16, PRCTL: 17, SETGROUPS: 18, SETRESGID: 19, SETRESUID: 20, CAPS: 21, SECCOMP: 22, CLOSE_FDS: 23,
   OPEN_TREE: 24, MOVE_MOUNT: 25, INIT: 26, UMASK: 27, WRITE_FILE: 28, SET_TTY: 29, CLOSE: 30,
   OPEN_AT: 31, MOVE_MOUNT_TO: 32, FSMOUNT: 33, CLONE_TREE: 34, SETATTR_SLOT: 35, USERNS_ROOT: 36,
-  CHDIR_IN_ROOT: 37, OPEN_BENEATH: 38, ATTACH: 39, MKNOD_AT: 40, SYMLINK_AT: 41, MASK_AT: 42,
+  CHDIR_IN_ROOT: 37, OPEN_BENEATH: 38, ATTACH: 39, MKNOD_AT: 40, SYMLINK_AT: 41, MASK_AT: 42, CLOSE_SLOTS: 43,
 } as const;
 
 export interface Op extends PlanOp {
@@ -88,7 +88,7 @@ export const orElse = (primary: Op, fallback: Op[]): Op[] => [{ ...primary, alt:
 
 // Mounts inside the root (native/paths.c): a target is opened with openat2(RESOLVE_IN_ROOT |
 // RESOLVE_NO_MAGICLINKS) into a slot and mounts attach to that fd, so no symlink can redirect them.
-export const OPEN_AT = { MUST_EXIST: 0, DIR: 1, FILE: 2, OPTIONAL: 4, NOSYMLINKS: 8, NOT_KERNFS: 16 } as const;
+export const OPEN_AT = { MUST_EXIST: 0, DIR: 1, FILE: 2, OPTIONAL: 4, NOSYMLINKS: 8, NOT_KERNFS: 16, XDEV: 32 } as const;
 export const openAt = (path: string, slot: number, how: number, desc?: string): Op =>
   ({ op: OP.OPEN_AT, s: [path], n: [slot, how], desc: desc ?? `open ${path} in the root` });
 export const moveMountTo = (from: number, to: number, desc: string): Op => ({ op: OP.MOVE_MOUNT_TO, n: [from, to], desc });
@@ -119,3 +119,5 @@ export const symlinkAt = (dir: number, target: string, name: string, desc: strin
 /** Mask `path` of the tree in slot `tree` (skipped only when that tree has no such path). */
 export const maskAt = (tree: number, dev: number, path: string, desc: string): Op =>
   ({ op: OP.MASK_AT, s: [path], n: [tree, dev], desc, why: { ELOOP: 'it is a symlink', ENODEV: "the container's /dev/null is not the null device" } });
+/** Close the mounts held in these slots once nothing more is done inside them. */
+export const closeSlots = (slots: number[], what: string): Op => ({ op: OP.CLOSE_SLOTS, n: slots, desc: `close ${what}` });

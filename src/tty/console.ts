@@ -1,6 +1,7 @@
 // A container's terminal: the slave of a pty becomes its stdin, stdout, stderr, its
 // /dev/console and its controlling terminal.
 import type { StartPart } from '../container.js';
+import { MOUNT_ATTR } from '../native.js';
 import * as op from '../plan/ops.js';
 import { OP } from '../plan/ops.js';
 import { lastIndexOf } from '../exec/init.js';
@@ -15,7 +16,9 @@ export function consolePart(path: string): StartPart {
   return {
     plan(ops) {
       const pivot = ops.findIndex((o) => o.op === OP.PIVOT_ROOT);
-      ops.splice(pivot < 0 ? 0 : pivot, 0, op.openTree(path, CONSOLE_SLOT));
+      // Read-only: container root cannot chmod or chown the host's pty node through /dev/console.
+      ops.splice(pivot < 0 ? 0 : pivot, 0, op.openTree(path, CONSOLE_SLOT),
+        op.setattrSlot(CONSOLE_SLOT, MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NOEXEC, 0, false, 'make the bind of the terminal read-only'));
       // After /dev is made (and stdio is the terminal): console, new session, controlling terminal.
       let s = ops.findIndex((o) => o.op === OP.SETSID);
       if (s < 0) {
