@@ -4,6 +4,7 @@
 // setns() (the kernel enters the user namespace first, so the rest are permitted), and, since
 // joining a PID namespace only applies to children, forks once more (OP_INIT): the reaper
 // stays outside and forwards signals, the second child is a member and execs the command.
+import { fstatSync } from 'node:fs';
 import { signalName } from '../container.js';
 import { NsboxError, stepError } from '../errors.js';
 import * as native from '../native.js';
@@ -88,6 +89,14 @@ export class Exec {
   private done = false;
 
   constructor(s: ExecSpec) {
+    // A directory as stdio would stay open in the container: fchdir(0) would leave its root.
+    s.stdio.forEach((fd, i) => {
+      let dir = false;
+      try {
+        dir = fstatSync(fd).isDirectory();
+      } catch { /* not an fd: refused where it is used */ }
+      if (dir) throw new NsboxError(`stdio[${i}] (fd ${fd}) is a directory: the process could leave the container's root through it`, { step: 'stdio' });
+    });
     const join = s.cgroup ? joinCgroupsOf(s.pid) : { fd: undefined, v1: [] as string[], close() {} };
     const ops = execPlan(s, join.v1);
     let child: native.SpawnedChild;

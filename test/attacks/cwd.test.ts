@@ -7,13 +7,13 @@ import { closeSync, constants, existsSync, mkdtempSync, openSync, readdirSync, r
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../../dist/index.js';
+import { run, spawn } from '../../dist/index.js';
 import { compile, namespaceFlags } from '../../dist/container.js';
 import * as native from '../../dist/native.js';
 import { execResult, reaped } from '../../dist/plan/child.js';
 import * as op from '../../dist/plan/ops.js';
 import { resolveSpec } from '../../dist/spec.js';
-import { nsbox } from '../helpers.js';
+import { CLI, collect, nsbox } from '../helpers.js';
 import { hostileSuite } from './util.js';
 
 const s = hostileSuite();
@@ -81,6 +81,22 @@ describe('working directory through a leaked fd (runc CVE-2024-21626)', () => {
     expect(missing.stderr).toBe('nsbox: chdir to /no/such/dir: No such file or directory (ENOENT)\n');
     const user = await s.run('true', ['-u', '1000', '-w', '/root']);
     expect(user.stderr).toBe('nsbox: chdir to /root: Permission denied (EACCES)\n');
+  });
+
+  it('a directory given as stdio is refused (it would stay open: fchdir(0) leaves the root), run and exec', async () => {
+    expect(() => spawn({ rootfs: s.root(), command: ['true'], stdio: [dirFd, 'ignore', 'ignore'] }))
+      .toThrow(`stdio[0] (fd ${dirFd}) is a directory`);
+    const r = await collect('sh', ['-c', `exec "$0" "$1" "$2" true < "$3"`, process.execPath, CLI, s.root(), hostDir]);
+    expect(r).toMatchObject({ code: 125, stderr: 'nsbox: stdio[0] (fd 0) is a directory: the container could leave its root through it\n' });
+    const name = `stdio-${process.pid}`;
+    expect((await nsbox(['run', '-d', '--name', name, s.root(), 'sh', '-c', 'while true; do sleep 1; done'])).code).toBe(0);
+    try {
+      const e = await collect('sh', ['-c', `exec "$0" "$1" exec -i "$2" true < "$3"`, process.execPath, CLI, name, hostDir]);
+      expect(e.code).toBe(125);
+      expect(e.stderr).toMatch(/^nsbox: stdio\[0\] \(fd 0\) is a directory/);
+    } finally {
+      await nsbox(['rm', '-f', name]);
+    }
   });
 
   it('exec -w: the same links are refused, a real directory works', async () => {
