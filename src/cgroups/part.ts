@@ -163,17 +163,19 @@ export function cgroupPart(s: ResolvedSpec): CgroupPart | null {
 const CAP_SYS_ADMIN = 21n;
 
 /**
- * A container that can mount (CAP_SYS_ADMIN, --privileged) on a host with cgroup v1 could mount any
- * v1 hierarchy and, at its root, write release_agent: a program the kernel runs as host root
- * (CVE-2022-0492). So, as runc does, it gets a cgroup of its own in every hierarchy (v1, named, v2)
- * and a cgroup namespace rooted there: what it mounts shows only its own subtree.
+ * A container that can mount (CAP_SYS_ADMIN, --privileged) can mount any cgroup hierarchy and see it
+ * from its cgroup namespace's root: on v1 at a hierarchy's root it writes release_agent, a program
+ * the kernel runs as host root (CVE-2022-0492); on v2 that root is the caller's own cgroup when the
+ * container was never moved, where it writes cgroup.kill or memory.max. So, as runc does, it gets a
+ * cgroup of its own in every hierarchy (v1, named, v2) and a cgroup namespace rooted there: what it
+ * mounts shows only its own subtree.
  */
 function mustHaveOwnEverywhere(s: ResolvedSpec, h: Hierarchies): boolean {
-  if (h.v1.length + h.named.length === 0 || s.identity.rootless) return false;
+  if ((!h.v2 && h.v1.length + h.named.length === 0) || s.identity.rootless) return false;
   if (((s.identity.caps.bounding >> CAP_SYS_ADMIN) & 1n) === 0n) return false;
   if (!s.namespaces.cgroup) {
-    throw new NsboxError("a container with CAP_SYS_ADMIN on a cgroup v1 host needs its own cgroup namespace: with the host's, " +
-      "mounting a v1 hierarchy shows its root and release_agent (CVE-2022-0492)", { step: 'cgroup' });
+    throw new NsboxError("a container with CAP_SYS_ADMIN needs its own cgroup namespace: with the host's, mounting a " +
+      'cgroup hierarchy shows its root (release_agent on v1, CVE-2022-0492; the host\'s cgroups on v2)', { step: 'cgroup' });
   }
   return true;
 }

@@ -1,4 +1,4 @@
-// Issue 10, class 4 (CVE-2022-0492): with --cap-add SYS_ADMIN on a cgroup v1 host, a container that
+// Issue 10, class 4 (CVE-2022-0492), and its v2 sibling (the caller's cgroup as the namespace's root): with --cap-add SYS_ADMIN on a cgroup v1 host, a container that
 // was in its own cgroup only in the devices hierarchy mounted the cpu hierarchy and found its root,
 // release_agent included, a program the kernel runs as host root. Now a container that can mount
 // gets a cgroup in every hierarchy, and its cgroup namespace is rooted there.
@@ -72,5 +72,17 @@ describe.skipIf(v1.length === 0)('cgroup v1 release_agent with --cap-add SYS_ADM
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
+  });
+});
+
+describe.skipIf(!h.v2)('cgroup v2 with --cap-add SYS_ADMIN', () => {
+  it('cgroup2 mounted inside shows the container\'s own cgroup, not the caller\'s (no host process, no cgroup.kill of ours)', async () => {
+    const r = await s.run('mkdir -p /tmp/u && mount -t cgroup2 none /tmp/u && cat /tmp/u/cgroup.procs', ['--cap-add', 'SYS_ADMIN']);
+    expect(r.stderr).toBe('');
+    const pids = r.stdout.trim().split('\n');
+    expect(pids.length).toBeGreaterThan(0);
+    expect(pids.length).toBeLessThan(10);
+    // Container pids as the container sees them (its own PID namespace), never the test's.
+    expect(pids).not.toContain(String(process.pid));
   });
 });
