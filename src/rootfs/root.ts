@@ -110,7 +110,7 @@ function devOps(userns: boolean, ttyGid: number | null): Op[] {
       ops.push(
         op.mknodAt(dev, name, S_IFCHR | 0o666, major, minor, `mknod ${path}`),
         op.openBeneath(dev, name, a, 0, `open ${path}`),
-        op.cloneTree(a, b, false, `bind ${path} onto itself`),
+        op.cloneTree(a, b, false, `make a bind of ${path}`),
         op.setattrSlot(b, 0, MOUNT_ATTR.NODEV, false, `let ${path} open as a device`),
         op.moveMountTo(b, a, `bind ${path} onto itself`),
       );
