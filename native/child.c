@@ -294,6 +294,13 @@ static int run_op(struct plan *p, struct op *o) {
   case OP_FSMOUNT: return op_fsmount(p, o);
   case OP_CLONE_TREE: return op_clone_tree(p, o);
   case OP_SETATTR_SLOT: return op_setattr_slot(p, o);
+  case OP_CHDIR_IN_ROOT: return op_chdir_in_root(p, o);
+  case OP_OPEN_BENEATH: return op_open_beneath(p, o);
+  case OP_ATTACH: return op_attach(p, o);
+  case OP_MKNOD_AT: return op_mknod_at(p, o);
+  case OP_SYMLINK_AT: return op_symlink_at(p, o);
+  case OP_MASK_AT: return op_mask_at(p, o);
+  case OP_CLOSE_SLOTS: return op_close_slots(p, o);
   case OP_CLOSE_FDS: return syscall(SYS_close_range, (unsigned)o->n[0], ~0U, CLOSE_RANGE_CLOEXEC);
   case OP_OPEN_TREE: {
     unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (o->n[1] ? AT_RECURSIVE : 0);

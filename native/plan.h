@@ -45,6 +45,14 @@ enum op_kind {
   OP_CLONE_TREE = 34,    /* n: from slot, to slot, recursive: open_tree(CLONE) of an O_PATH fd */
   OP_SETATTR_SLOT = 35,  /* n: slot, attr_set, attr_clr, recursive */
   OP_USERNS_ROOT = 36,   /* n: drop groups, gid 0, uid 0 (each 0/1): become root of a new user namespace */
+  /* Paths relative to a mount held in a slot, never by a path from the root (native/paths.c). */
+  OP_CHDIR_IN_ROOT = 37, /* s: path   n: make: open it in the root (no magic links), fchdir, check getcwd */
+  OP_OPEN_BENEATH = 38,  /* s: path   n: dir slot, to slot, how (OPEN_AT_DIR|FILE|OPTIONAL): no symlinks */
+  OP_ATTACH = 39,        /* n: mount slot, target slot: move_mount; the target is closed, the mount kept */
+  OP_MKNOD_AT = 40,      /* s: name   n: dir slot, mode (with S_IF*), major, minor, uid, gid (-1: as made) */
+  OP_SYMLINK_AT = 41,    /* s: target, name   n: dir slot */
+  OP_MASK_AT = 42,       /* s: path   n: tree slot, dev slot: mask with a read-only empty tmpfs or dev/null */
+  OP_CLOSE_SLOTS = 43,   /* n: slots...: close what they hold (no fd of a mount in reach of exec's path lookup) */
 };
 
 #define PLAN_SLOTS 1024
@@ -55,6 +63,8 @@ enum op_kind {
 #define OPEN_AT_FILE 2
 #define OPEN_AT_OPTIONAL 4
 #define OPEN_AT_NOSYMLINKS 8 /* refuse any symlink on the way (for paths already resolved by realpath) */
+#define OPEN_AT_NOT_KERNFS 16 /* EXDEV when it lands on procfs or sysfs (a mount point must not) */
+#define OPEN_AT_XDEV 32       /* OP_OPEN_BENEATH: may cross mounts (e.g. a bound host /sys) */
 
 struct op {
   int kind;
@@ -84,6 +94,13 @@ int op_move_mount_to(struct plan *p, struct op *o);
 int op_fsmount(struct plan *p, struct op *o);
 int op_clone_tree(struct plan *p, struct op *o);
 int op_setattr_slot(struct plan *p, struct op *o);
+int op_chdir_in_root(struct plan *p, struct op *o);
+int op_open_beneath(struct plan *p, struct op *o);
+int op_attach(struct plan *p, struct op *o);
+int op_mknod_at(struct plan *p, struct op *o);
+int op_symlink_at(struct plan *p, struct op *o);
+int op_mask_at(struct plan *p, struct op *o);
+int op_close_slots(struct plan *p, struct op *o);
 int check_path_op(struct op *o);
 
 /* Runs in the child after clone(): raw syscalls only. Never returns. */

@@ -44,7 +44,7 @@ export function compile(s: ResolvedSpec, facts: HostFacts, parts: readonly Start
   // A change of uid clears the parent-death signal: set it again.
   b.add('identity', ...identityOps(s.identity), pdeath());
   b.add('nnp', ...noNewPrivsOps(s.identity));
-  b.add('cwd', op.chdir(s.cwd));
+  b.add('cwd', op.chdirInRoot(s.cwd));
   const seccomp = s.hardening.seccompStep;
   if (seccomp) b.add(s.identity.noNewPrivileges ? 'seccomp' : 'privileged-seccomp', seccomp);
   b.add('exec-fds', op.closeFds(3));

@@ -60,7 +60,7 @@ export function stepError(step: Step | undefined, errno: number): NsboxError {
     if (name === 'ENOEXEC') return new NsboxError(`exec format error: ${step.command}`, { ...o, exec: 'not-executable' });
   }
   const desc = step?.desc ?? 'container set-up';
-  return new NsboxError(`${desc}: ${msg} (${name})`, { kind: 'step', code: name, step: desc });
+  return new NsboxError(`${desc}: ${step?.why?.[name] ?? msg} (${name})`, { kind: 'step', code: name, step: desc });
 }
 
 /** The CLI's exit status for an error: 127 command not found, 126 not executable, else 125. */

@@ -1,5 +1,5 @@
 // A container's description, checked and completed with defaults before anything is created.
-import { closeSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
 import { NsboxError } from './errors.js';
 import { SIGNAL_MODES, type SignalMode } from './signals.js';
 import { resolveIdentity, type Identity, type IdentitySpec } from './userns/identity.js';
@@ -127,6 +127,14 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
   const stdio = spec.stdio ?? [0, 1, 2];
   const signals = spec.signals ?? 'process';
   if (!SIGNAL_MODES.includes(signals)) fail('signals', `signals must be one of ${SIGNAL_MODES.join(', ')}, got ${JSON.stringify(signals)}`);
+  // A directory as stdio would stay open in the container: fchdir(0) would leave its root.
+  stdio.forEach((fd, i) => {
+    let dir = false;
+    try {
+      dir = fstatSync(fd).isDirectory();
+    } catch { /* not an fd: refused where it is used */ }
+    if (dir) fail('stdio', `stdio[${i}] (fd ${fd}) is a directory: the container could leave its root through it`);
+  });
   const identity = resolveIdentity(spec, rootfs);
   return {
     id, name, hostname, rootfs, cwd, command: [...command], readOnly: !!spec.readOnly, stdio, signals,

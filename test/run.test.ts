@@ -172,9 +172,14 @@ describe('bad input', () => {
   }
 
   it('runs rootless for an ordinary user, saying in one line why its map is a single id', async () => {
+    // A state directory of the user's own: nsbox refuses one that another user owns.
+    const fs = require('node:fs') as typeof import('node:fs');
+    const state = fs.mkdtempSync('/tmp/nsbox-nobody-state-');
+    fs.chownSync(state, 65534, 65534);
     const r = await new Promise<{ code: number | null; stderr: string }>((res) => {
       const p = require('node:child_process').spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all',
-        process.execPath, require('node:path').resolve(__dirname, '..', 'dist', 'run.js'), ROOTFS, 'true'], { stdio: ['ignore', 'ignore', 'pipe'] });
+        process.execPath, require('node:path').resolve(__dirname, '..', 'dist', 'run.js'), ROOTFS, 'true'],
+      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NSBOX_STATE_DIR: state } });
       let stderr = '';
       p.stderr.on('data', (d: Buffer) => (stderr += d));
       p.on('close', (code: number | null) => res({ code, stderr }));
@@ -182,6 +187,7 @@ describe('bad input', () => {
     // nobody has no range in /etc/subuid: root inside is nobody outside, and nothing else is mapped (test/userns/).
     expect(r.stderr).toMatch(/^nsbox: warning: rootless with a single-id map \(container root is uid 65534, no other ids\): missing .*\n$/);
     expect(r.code).toBe(0);
+    fs.rmSync(state, { recursive: true, force: true });
   });
 });
 

@@ -367,7 +367,7 @@ export const closeFd = (fd: number | undefined) => {
  */
 export async function cleanStale(h: Hierarchies, log?: (line: string) => void): Promise<string[]> {
   const found = new Map<string, CgroupDir[]>();
-  for (const hier of [h.v2, ...h.v1]) {
+  for (const hier of [h.v2, ...h.v1, ...h.named]) {
     if (!hier) continue;
     let entries;
     try {

@@ -25,6 +25,9 @@ export interface Hierarchy {
 export interface Hierarchies {
   v2?: Hierarchy;
   v1: Hierarchy[];
+  /** v1 hierarchies with no controller (name=systemd): no limit lives there, but each has a
+   *  release_agent, so a container that can mount gets a cgroup in them too. */
+  named: Hierarchy[];
   /** The hierarchy each controller is taken from (absent: the host has it nowhere). */
   byController: Partial<Record<Controller, Hierarchy>>;
 }
@@ -77,7 +80,7 @@ export function parseHierarchies(mountinfo: string, selfCgroup: string): Hierarc
     const m = /^\d+:([^:]*):(.*)$/.exec(line);
     if (m) paths.set(m[1], m[2]);
   }
-  const h: Hierarchies = { v1: [], byController: {} };
+  const h: Hierarchies = { v1: [], named: [], byController: {} };
   const seen = new Set<string>();
   for (const m of mounts) {
     if (m.fstype === 'cgroup2') {
@@ -89,14 +92,16 @@ export function parseHierarchies(mountinfo: string, selfCgroup: string): Hierarc
       h.v2 = { version: 2, mount: m.mountpoint, controllers: readControllers(base), own, base };
       continue;
     }
-    const controllers = m.superOpts.filter((o) => V1_CONTROLLERS.has(o));
+    const v1Opt = (o: string) => V1_CONTROLLERS.has(o) || o.startsWith('name=');
+    const controllers = m.superOpts.filter(v1Opt);
     const key = controllers.join(',');
     if (controllers.length === 0 || seen.has(key)) continue;
-    const path = [...paths].find(([k]) => sameSet(k.split(',').filter((c) => V1_CONTROLLERS.has(c)), controllers))?.[1];
+    const path = [...paths].find(([k]) => sameSet(k.split(',').filter(v1Opt), controllers))?.[1];
     const own = path === undefined ? undefined : inside(m, path);
     if (own === undefined) continue;
     seen.add(key);
-    h.v1.push({ version: 1, mount: m.mountpoint, controllers, own, base: own });
+    const named = controllers.every((c) => c.startsWith('name='));
+    (named ? h.named : h.v1).push({ version: 1, mount: m.mountpoint, controllers, own, base: own });
   }
   for (const c of CONTROLLERS) {
     const v1 = h.v1.find((x) => x.controllers.includes(c));

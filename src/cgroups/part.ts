@@ -5,34 +5,44 @@
 import { basename } from 'node:path';
 import type { ExitStatus, StartPart, Usage } from '../plan/part.js';
 import type { PlanBuilder } from '../plan/builder.js';
-import { CLONE, MOUNT_ATTR, MS } from '../native.js';
+import { CLONE, MOUNT_ATTR } from '../native.js';
+import { rootSlots } from '../rootfs/root.js';
 import * as op from '../plan/ops.js';
 import type { Step } from '../plan/steps.js';
 import type { ResolvedSpec } from '../spec.js';
 import { Cgroup, cleanStale, closeFd, place, type CgroupDir } from './cgroup.js';
-import { describeMode, hierarchies } from './hierarchy.js';
+import { describeMode, hierarchies, type Hierarchies } from './hierarchy.js';
 import { NsboxError } from '../errors.js';
 
 const CGROUP_MNT = '/sys/fs/cgroup';
 
-/** /sys/fs/cgroup inside: the container's own cgroup(s), read-only. */
-function mountOps(dirs: CgroupDir[]): Step[] {
-  const flags = MS.NOSUID | MS.NODEV | MS.NOEXEC;
+/**
+ * /sys/fs/cgroup inside: the container's own cgroup(s), read-only, mounted beneath the /sys the plan
+ * holds (a shared slot of src/rootfs/root.ts), not by a path through the rootfs. May cross mounts: in a
+ * user namespace /sys may be the host's, bound.
+ */
+function mountOps(b: PlanBuilder, dirs: CgroupDir[]): Step[] {
+  const { sys, a, b: m, c } = rootSlots(b);
+  const attrs = MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC;
+  const open = op.openBeneath(sys, 'fs/cgroup', a, op.OPEN_AT.XDEV, `open ${CGROUP_MNT}`);
   if (dirs.length === 1 && dirs[0].hierarchy.version === 2) {
-    return [
-      op.mount('cgroup2', CGROUP_MNT, 'cgroup2', flags, '', `mount cgroup2 on ${CGROUP_MNT}`),
-      op.setattr(CGROUP_MNT, MOUNT_ATTR.RDONLY, 0, false, `make ${CGROUP_MNT} read-only`),
-    ];
+    return [open, op.fsmount('cgroup2', ['source=cgroup2'], m, attrs | MOUNT_ATTR.RDONLY, `make a cgroup2 for ${CGROUP_MNT}`),
+      op.moveMountTo(m, a, `mount cgroup2 on ${CGROUP_MNT}`)];
   }
-  const ops = [op.mount('tmpfs', CGROUP_MNT, 'tmpfs', flags, 'mode=755,size=64k', `mount tmpfs on ${CGROUP_MNT}`)];
+  const ops = [open, op.fsmount('tmpfs', ['source=tmpfs', 'mode=755', 'size=64k'], c, attrs, `make a tmpfs for ${CGROUP_MNT}`),
+    op.attach(c, a, `mount tmpfs on ${CGROUP_MNT}`)];
   for (const d of dirs) {
     const v2 = d.hierarchy.version === 2;
-    const target = `${CGROUP_MNT}/${v2 ? 'unified' : basename(d.hierarchy.mount)}`;
-    ops.push(op.mkdir(target), v2
-      ? op.mount('cgroup2', target, 'cgroup2', flags, '', `mount cgroup2 on ${target}`)
-      : op.mount('cgroup', target, 'cgroup', flags, d.hierarchy.controllers.join(','), `mount cgroup ${d.hierarchy.controllers.join(',')} on ${target}`));
+    const name = v2 ? 'unified' : basename(d.hierarchy.mount);
+    const what = v2 ? 'cgroup2' : `cgroup ${d.hierarchy.controllers.join(',')}`;
+    ops.push(
+      op.openBeneath(c, name, a, op.OPEN_AT.DIR, `make ${CGROUP_MNT}/${name}`),
+      op.fsmount(v2 ? 'cgroup2' : 'cgroup', v2 ? ['source=cgroup2'] : ['source=cgroup', ...d.hierarchy.controllers], m, attrs,
+        `make a ${what}`),
+      op.moveMountTo(m, a, `mount ${what} on ${CGROUP_MNT}/${name}`),
+    );
   }
-  ops.push(op.setattr(CGROUP_MNT, MOUNT_ATTR.RDONLY, 0, true, `make ${CGROUP_MNT} read-only`));
+  ops.push(op.setattrSlot(c, MOUNT_ATTR.RDONLY, 0, true, `make ${CGROUP_MNT} read-only`), op.closeSlots([c], CGROUP_MNT));
   return ops;
 }
 
@@ -46,7 +56,7 @@ export function cgroupSteps(b: PlanBuilder, dirs: CgroupDir[], o: { cgroupns: bo
   }
   if (!o.cgroupns) return;
   b.add('cgroupns', op.unshare(CLONE.NEWCGROUP, 'cgroup namespace'));
-  b.add('system', ...mountOps(dirs));
+  b.add('system', ...mountOps(b, dirs));
 }
 
 let staleCleaning: Promise<string[]> | undefined;
@@ -132,11 +142,15 @@ export class CgroupPart implements StartPart {
 export function cgroupPart(s: ResolvedSpec): CgroupPart | null {
   const h = hierarchies();
   if (h.v2 || h.v1.length) void cleanStaleOnce();
-  if (!s.limits && s.namespaces.pid) {
+  const everywhere = mustHaveOwnEverywhere(s, h);
+  if (!s.limits && s.namespaces.pid && !everywhere) {
     debug?.('no cgroup: no limits (the PID namespace ends every process of the container with PID 1)');
     return null;
   }
   const placement = place(s.limits ?? {}, h); // throws when a limit has no controller
+  if (everywhere) {
+    for (const hier of [...h.v1, ...h.named, h.v2]) if (hier && !placement.has(hier)) placement.set(hier, []);
+  }
   if (placement.size === 0) {
     if (s.limits) throw new NsboxError(`cannot make a cgroup: no usable cgroup hierarchy (${describeMode(h)})`, { step: 'cgroup' });
     debug?.('no cgroup: no usable cgroup hierarchy');
@@ -146,13 +160,33 @@ export function cgroupPart(s: ResolvedSpec): CgroupPart | null {
   try {
     part = new CgroupPart(Cgroup.create(s.id, s.limits ?? {}, placement), s.namespaces.cgroup, !!s.identity.userns);
   } catch (e) {
-    if (s.limits || (e as { step?: string }).step !== 'cgroup') throw e;
+    if (s.limits || everywhere || (e as { step?: string }).step !== 'cgroup') throw e;
     debug?.(`no cgroup: ${(e as Error).message}`);
     return null;
   }
   debug?.(`cgroup ${describeMode(h, [...new Set([...placement.values()].flat())])}: ${part.cgroup.dirs
     .map((d) => `${d.path} (${d.uses.join(', ')})`).join(', ')}`);
   return part;
+}
+
+const CAP_SYS_ADMIN = 21n;
+
+/**
+ * A container that can mount (CAP_SYS_ADMIN, --privileged) can mount any cgroup hierarchy and see it
+ * from its cgroup namespace's root: on v1 at a hierarchy's root it writes release_agent, a program
+ * the kernel runs as host root (CVE-2022-0492); on v2 that root is the caller's own cgroup when the
+ * container was never moved, where it writes cgroup.kill or memory.max. So, as runc does, it gets a
+ * cgroup of its own in every hierarchy (v1, named, v2) and a cgroup namespace rooted there: what it
+ * mounts shows only its own subtree.
+ */
+function mustHaveOwnEverywhere(s: ResolvedSpec, h: Hierarchies): boolean {
+  if ((!h.v2 && h.v1.length + h.named.length === 0) || s.identity.rootless) return false;
+  if (((s.identity.caps.bounding >> CAP_SYS_ADMIN) & 1n) === 0n) return false;
+  if (!s.namespaces.cgroup) {
+    throw new NsboxError("a container with CAP_SYS_ADMIN needs its own cgroup namespace: with the host's, mounting a "
+      + 'cgroup hierarchy shows its root (release_agent on v1, CVE-2022-0492; the host\'s cgroups on v2)', { step: 'cgroup' });
+  }
+  return true;
 }
 
 let debug: ((line: string) => void) | undefined;

@@ -54,11 +54,17 @@ export class DevicesPart implements StartPart {
   private tasks = '';
 
   private v1(base: string, rules: DeviceRule[]): void {
-    const parent = `${base}/${PARENT}`, dir = `${parent}/${cgroupName(this.s.id)}`;
-    mkdirIn(parent, dir);
-    this.made.push(dir);
+    // The container's own cgroup may have a directory in this hierarchy already (it can mount: it
+    // has one in every hierarchy, src/cgroups/part.ts): then the rules go there and it joins it.
+    const own = this.cg?.cgroup.dirs.find((d) => d.hierarchy.version === 1 && d.hierarchy.controllers.includes('devices'));
+    const parent = `${base}/${PARENT}`, dir = own?.path ?? `${parent}/${cgroupName(this.s.id)}`;
+    if (!own) {
+      mkdirIn(parent, dir);
+      this.made.push(dir);
+    }
     writeFile(`${dir}/devices.deny`, 'a', 'cannot restrict devices');
     for (const r of rules) writeFile(`${dir}/devices.allow`, ruleText(r), 'cannot allow a device');
+    if (own) return;
     this.procs = `${dir}/cgroup.procs`;
     this.tasks = `${dir}/tasks`;
     // In a user namespace the child cannot write a host cgroup file: the parent moves it while it waits.

@@ -11,7 +11,9 @@ function lines(pid: number | 'self'): Map<string, string> {
   try {
     for (const line of readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n')) {
       const m = /^\d+:([^:]*):(.*)$/.exec(line);
-      if (m) out.set(m[1].split(',').filter((c) => !c.startsWith('name=')).sort().join(','), m[2]);
+      if (!m) continue;
+      const controllers = m[1].split(',').filter((c) => !c.startsWith('name='));
+      out.set(controllers.length ? controllers.sort().join(',') : m[1], m[2]); // a named hierarchy by its name
     }
   } catch { /* gone */ }
   return out;
@@ -25,7 +27,7 @@ export function cgroupDirs(pid: number, differ = false): CgroupDir[] {
   const theirs = lines(pid);
   const ours = differ ? lines('self') : new Map<string, string>();
   const dirs: CgroupDir[] = [];
-  for (const hier of [h.v2, ...h.v1]) {
+  for (const hier of [h.v2, ...h.v1, ...h.named]) {
     if (!hier) continue;
     const path = theirs.get(key(hier));
     if (path === undefined || (differ && ours.get(key(hier)) === path)) continue;
@@ -72,7 +74,7 @@ export function joinCgroupsOf(pid: number): CgroupJoin {
 export function cgroupsNamed(id: string): Cgroup[] {
   const h = hierarchies();
   const byName = new Map<string, CgroupDir[]>();
-  for (const hier of [h.v2, ...h.v1]) {
+  for (const hier of [h.v2, ...h.v1, ...h.named]) {
     if (!hier) continue;
     let names: string[];
     try {

@@ -5,6 +5,7 @@
 // joining a PID namespace only applies to children, forks once more (OP_INIT): the reaper
 // stays outside and forwards signals, the second child is a member and execs the command.
 import { readlinkSync } from 'node:fs';
+import { fstatSync } from 'node:fs';
 import { signalName } from '../container.js';
 import { NsboxError } from '../errors.js';
 import * as native from '../native.js';
@@ -98,7 +99,7 @@ export function execPlan(s: ExecSpec, v1Cgroups: string[]): Step[] {
   if (s.tty) b.add('session', op.setTty(0));
   // The container's own credential steps, in the phases its plan had them.
   for (const c of s.creds) b.add(c.phase, c.step);
-  if (s.cwd !== undefined) b.add('cwd', op.chdir(s.cwd));
+  if (s.cwd !== undefined) b.add('cwd', op.chdirInRoot(s.cwd));
   b.add('exec-fds', op.closeFds(3));
   if (s.namespaces.includes('pid')) b.add('init', op.init());
   b.add('exec', op.exec(s.command[0], s.command, s.env, commandCandidates(s.command[0], s.env)));
@@ -114,6 +115,17 @@ export class Exec {
   private done = false;
 
   constructor(s: ExecSpec) {
+    // A directory as stdio would stay open in the container: fchdir(0) would leave its root.
+    s.stdio.forEach((fd, i) => {
+      let dir = false;
+      try {
+        dir = fstatSync(fd).isDirectory();
+      } catch { /* not an fd: refused where it is used */ }
+      if (dir) {
+        throw new NsboxError(`stdio[${i}] (fd ${fd}) is a directory: the process could leave the container's root through it`,
+          { field: 'stdio' });
+      }
+    });
     const join = s.cgroup ? joinCgroupsOf(s.pid) : { fd: undefined, v1: [] as string[], close() {} };
     const plan = encode(execPlan(s, join.v1));
     let started: ReturnType<typeof spawnPlan>;

@@ -1,7 +1,6 @@
 // What compiling a plan needs to know about the host, read once and passed in, so that compile() is
 // a pure function of (spec, facts) and its output can be checked without root (test/plan).
-import { existsSync, lstatSync, readlinkSync, statSync } from 'node:fs';
-import { MASKED_PATHS } from '../rootfs/mounts.js';
+import { lstatSync, readlinkSync } from 'node:fs';
 
 /** A host system directory as it is: a directory to bind, or a symlink to copy (rootfs 'host'). */
 export interface HostEntry {
@@ -12,8 +11,6 @@ export interface HostEntry {
 export interface HostFacts {
   /** /usr, /bin, /lib, /etc, ... of the host, for a 'host' root. */
   hostDirs: HostEntry[];
-  /** The OCI masked paths this kernel has, and whether each is a directory. */
-  maskedPaths: { path: string; dir: boolean }[];
 }
 
 const HOST_DIRS = ['usr', 'bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32', 'etc'];
@@ -34,9 +31,6 @@ let facts: HostFacts | undefined;
 
 /** This host's facts, read on first use (once per process). */
 export function hostFacts(): HostFacts {
-  facts ??= {
-    hostDirs: hostDirs(),
-    maskedPaths: MASKED_PATHS.filter((p) => existsSync(p)).map((path) => ({ path, dir: statSync(path).isDirectory() })),
-  };
+  facts ??= { hostDirs: hostDirs() };
   return facts;
 }

@@ -15,8 +15,8 @@ export const PHASES = [
   'cgroup', //         enter v1 cgroups
   'cgroupns', //       unshare the cgroup namespace, rooted in them
   'namespaces', //     join namespaces held by fd (a network's, exec's target)
-  'host', //           before pivot_root: open what comes from the host (devices, volume sources, console)
   'root', //           private propagation, the root's mount
+  'host', //           before pivot_root: open what comes from the host (devices, volume sources, console)
   'pivot', //          pivot_root; the old root detached
   'system', //         /proc, /sys, /dev and its devices, /dev/console
   'mounts', //         volumes and tmpfs mounts
@@ -38,12 +38,13 @@ export type Phase = (typeof PHASES)[number];
 
 const AFTER_SECCOMP: ReadonlySet<Phase> = new Set<Phase>(['seccomp', 'exec-fds', 'init', 'exec']);
 const MOUNTS: ReadonlySet<Step['kind']> = new Set<Step['kind']>([
-  'mount', 'moveMount', 'attach', 'fsmount', 'pivotRoot', 'setattr', 'setattrSlot',
+  'mount', 'moveMount', 'attach', 'attachHeld', 'fsmount', 'pivotRoot', 'setattr', 'setattrSlot', 'maskAt',
 ]);
 
 export class PlanBuilder {
   private readonly steps = new Map<Phase, Step[]>();
   private nextSlot = 0;
+  private readonly named = new Map<string, Slot>();
 
   /** Add steps to a phase, after those already there. */
   add(phase: Phase, ...steps: Step[]): this {
@@ -65,6 +66,16 @@ export class PlanBuilder {
         { kind: 'spec', step: 'mounts' });
     }
     return this.nextSlot++;
+  }
+
+  /**
+   * A slot known by name to every part of the plan: the mounted /proc, /sys and /dev that later steps
+   * work beneath, and shared scratch slots ('a', 'b', 'c'). The same name gives the same slot.
+   */
+  shared(name: string): Slot {
+    let slot = this.named.get(name);
+    if (slot === undefined) this.named.set(name, (slot = this.slot(name)));
+    return slot;
   }
 
   /** The steps in phase order, checked. */

@@ -9,6 +9,7 @@ export const OP = {
   UNSHARE: 16, PRCTL: 17, SETGROUPS: 18, SETRESGID: 19, SETRESUID: 20, CAPS: 21, SECCOMP: 22, CLOSE_FDS: 23,
   OPEN_TREE: 24, MOVE_MOUNT: 25, INIT: 26, UMASK: 27, WRITE_FILE: 28, SET_TTY: 29, CLOSE: 30,
   OPEN_AT: 31, MOVE_MOUNT_TO: 32, FSMOUNT: 33, CLONE_TREE: 34, SETATTR_SLOT: 35, USERNS_ROOT: 36,
+  CHDIR_IN_ROOT: 37, OPEN_BENEATH: 38, ATTACH: 39, MKNOD_AT: 40, SYMLINK_AT: 41, MASK_AT: 42, CLOSE_SLOTS: 43,
 } as const;
 
 /** Slots of the plan's descriptor table (PLAN_SLOTS in native/plan.h). */
@@ -59,6 +60,13 @@ function encodeOne(s: Step): PlanOp {
     case 'cloneTree': return { op: OP.CLONE_TREE, n: [s.from, s.to, bit(s.recursive)] };
     case 'setattrSlot': return { op: OP.SETATTR_SLOT, n: [s.slot, s.set, s.clear, bit(s.recursive)] };
     case 'usernsRoot': return { op: OP.USERNS_ROOT, n: [bit(s.dropGroups), bit(s.gid0), bit(s.uid0)] };
+    case 'chdirInRoot': return { op: OP.CHDIR_IN_ROOT, s: [s.path], n: [bit(s.make)] };
+    case 'openBeneath': return { op: OP.OPEN_BENEATH, s: [s.path], n: [s.dir, s.to, s.how] };
+    case 'attachHeld': return { op: OP.ATTACH, n: [s.from, s.to] };
+    case 'mknodAt': return { op: OP.MKNOD_AT, s: [s.name], n: [s.dir, s.mode, s.major, s.minor, s.uid, s.gid] };
+    case 'symlinkAt': return { op: OP.SYMLINK_AT, s: [s.target, s.name], n: [s.dir] };
+    case 'maskAt': return { op: OP.MASK_AT, s: [s.path], n: [s.tree, s.dev] };
+    case 'closeSlots': return { op: OP.CLOSE_SLOTS, n: [...s.slots] };
   }
 }
 

@@ -75,7 +75,7 @@ export const orElse = (primary: Step, fallback: Step[]): Step => ({ ...primary, 
 
 // Mounts inside the root (native/paths.c): a target is opened with openat2(RESOLVE_IN_ROOT |
 // RESOLVE_NO_MAGICLINKS) into a slot and mounts attach to that fd, so no symlink can redirect them.
-export const OPEN_AT = { MUST_EXIST: 0, DIR: 1, FILE: 2, OPTIONAL: 4, NOSYMLINKS: 8 } as const;
+export const OPEN_AT = { MUST_EXIST: 0, DIR: 1, FILE: 2, OPTIONAL: 4, NOSYMLINKS: 8, NOT_KERNFS: 16, XDEV: 32 } as const;
 export const openAt = (path: string, slot: Slot, how: number, desc?: string): Step =>
   step({ kind: 'openAt', path, slot, how }, desc ?? `open ${path} in the root`);
 export const moveMountTo = (from: Slot, to: Slot, desc: string): Step => step({ kind: 'attach', from, to }, desc);
@@ -85,3 +85,30 @@ export const cloneTree = (from: Slot, to: Slot, recursive: boolean, desc: string
   step({ kind: 'cloneTree', from, to, recursive }, desc);
 export const setattrSlot = (slot: Slot, set: number, clear: number, recursive: boolean, desc: string): Step =>
   step({ kind: 'setattrSlot', slot, set, clear, recursive }, desc);
+
+// Paths relative to a mount the plan holds in a slot (native/paths.c): resolved beneath it with no
+// symlink, magic link or mount crossing, so nothing in the rootfs, nor a rename in it while the
+// container starts, can move them.
+
+/** The working directory: opened inside the root without magic links, entered with fchdir, checked. */
+export const chdirInRoot = (path: string, make = false): Step => ({
+  ...step({ kind: 'chdirInRoot', path, make }, `chdir to ${path}`),
+  why: { ELOOP: 'it goes through a /proc magic link or too many symlinks', EXDEV: 'it is outside the root' },
+});
+export const openBeneath = (dir: Slot, path: string, to: Slot, how: number, desc: string): Step => ({
+  ...step({ kind: 'openBeneath', dir, path, to, how }, desc),
+  why: { ELOOP: 'it is a symlink', EXDEV: 'another mount is in the way' },
+});
+/** Attach the mount in slot `from` onto the target in slot `to`; `from` stays open, on the attached mount. */
+export const attach = (from: Slot, to: Slot, desc: string): Step => step({ kind: 'attachHeld', from, to }, desc);
+export const mknodAt = (dir: Slot, name: string, mode: number, major: number, minor: number, desc: string,
+  uid = -1, gid = -1): Step => step({ kind: 'mknodAt', dir, name, mode, major, minor, uid, gid }, desc);
+export const symlinkAt = (dir: Slot, target: string, name: string, desc: string): Step =>
+  step({ kind: 'symlinkAt', dir, target, name }, desc);
+/** Mask `path` of the tree in slot `tree` (skipped only when that tree has no such path). */
+export const maskAt = (tree: Slot, dev: Slot, path: string, desc: string): Step => ({
+  ...step({ kind: 'maskAt', tree, dev, path }, desc),
+  why: { ELOOP: 'it is a symlink', ENODEV: "the container's /dev/null is not the null device" },
+});
+/** Close the mounts held in these slots once nothing more is done inside them. */
+export const closeSlots = (slots: Slot[], what: string): Step => step({ kind: 'closeSlots', slots }, `close ${what}`);

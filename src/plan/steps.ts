@@ -48,13 +48,28 @@ export type StepBody =
   | { kind: 'fsmount'; fstype: string; options: string[]; slot: Slot; attrs: number }
   | { kind: 'cloneTree'; from: Slot; to: Slot; recursive: boolean }
   | { kind: 'setattrSlot'; slot: Slot; set: number; clear: number; recursive: boolean }
-  | { kind: 'usernsRoot'; dropGroups: boolean; gid0: boolean; uid0: boolean };
+  | { kind: 'usernsRoot'; dropGroups: boolean; gid0: boolean; uid0: boolean }
+  // Paths relative to a mount the plan holds in a slot (native/paths.c): resolved beneath it with no
+  // symlink, magic link or mount crossing, so nothing in the rootfs, nor a rename in it, can move them.
+  /** The working directory: opened in the root without magic links, entered with fchdir, checked. */
+  | { kind: 'chdirInRoot'; path: string; make: boolean }
+  | { kind: 'openBeneath'; dir: Slot; path: string; to: Slot; how: number }
+  /** Attach the mount in `from` onto the target in `to`; `from` stays open, on the attached mount. */
+  | { kind: 'attachHeld'; from: Slot; to: Slot }
+  | { kind: 'mknodAt'; dir: Slot; name: string; mode: number; major: number; minor: number; uid: number; gid: number }
+  | { kind: 'symlinkAt'; dir: Slot; target: string; name: string }
+  /** Mask `path` of the tree in `tree` (skipped only when that tree has no such path). */
+  | { kind: 'maskAt'; tree: Slot; dev: Slot; path: string }
+  /** Close the mounts held in these slots once nothing more is done inside them. */
+  | { kind: 'closeSlots'; slots: Slot[] };
 
 export type StepKind = StepBody['kind'];
 
 /** A step with the words that name it in an error (`nsbox: mount proc on /proc: ...`). */
 export type Step = StepBody & {
   desc: string;
+  /** What an errno means for this step, said instead of the errno's text (e.g. ELOOP: 'is a symlink'). */
+  why?: Record<string, string>;
   /** Run instead when this step fails (skipped when it works). */
   orElse?: Step[];
 };
@@ -66,11 +81,11 @@ export const isStep = <K extends StepKind>(s: Step, kind: K): s is StepOf<K> => 
 /** Steps that resolve a path: none may run while an inherited descriptor is open. */
 export const RESOLVES_PATH: ReadonlySet<StepKind> = new Set<StepKind>([
   'mount', 'mkdir', 'pivotRoot', 'umount', 'chdir', 'exec', 'symlink', 'createFile', 'setattr', 'openTree',
-  'moveMount', 'writeFile', 'openAt',
+  'moveMount', 'writeFile', 'openAt', 'chdirInRoot', 'openBeneath', 'mknodAt', 'symlinkAt', 'maskAt',
 ]);
 
 /** Steps that open one of the plan's slots: the inherited fds must be closed before (they would be kept). */
-export const OPENS_SLOT: ReadonlySet<StepKind> = new Set<StepKind>(['openTree', 'openAt', 'fsmount', 'cloneTree']);
+export const OPENS_SLOT: ReadonlySet<StepKind> = new Set<StepKind>(['openTree', 'openAt', 'fsmount', 'cloneTree', 'openBeneath']);
 
 /** Steps that change who the process is. */
 export const IDENTITY: ReadonlySet<StepKind> = new Set<StepKind>(['setgroups', 'setresgid', 'setresuid', 'caps']);

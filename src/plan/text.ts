@@ -8,7 +8,9 @@ const MS_NAMES: [number, string][] = [
   [16384, 'rec'], [1 << 18, 'private'], [1 << 19, 'slave'], [1 << 24, 'strictatime'],
 ];
 const ATTR_NAMES: [number, string][] = [[1, 'ro'], [2, 'nosuid'], [4, 'nodev'], [8, 'noexec']];
-const OPEN_NAMES: [number, string][] = [[1, 'mkdir'], [2, 'mkfile'], [4, 'optional'], [8, 'nosymlinks']];
+const OPEN_NAMES: [number, string][] = [
+  [1, 'mkdir'], [2, 'mkfile'], [4, 'optional'], [8, 'nosymlinks'], [16, 'not-kernfs'], [32, 'xdev'],
+];
 
 const names = (v: number, table: [number, string][]) => table.filter(([bit]) => v & bit).map(([, n]) => n).join(',');
 const opt = (label: string, v: string) => (v ? ` ${label}${v}` : '');
@@ -32,6 +34,11 @@ function detail(s: Step): string {
         + ` inheritable=${s.inheritable.toString(16)} ambient=${s.ambient.toString(16)}`;
     case 'exec': return ` argv=${JSON.stringify(s.argv)} path=${s.candidates.length}`;
     case 'writeFile': return ` ${JSON.stringify(s.data)}`;
+    case 'openBeneath': return ` [${s.dir}]/${s.path} -> [${s.to}]${opt('', names(s.how, OPEN_NAMES))}`;
+    case 'attachHeld': return ` [${s.from}] -> [${s.to}] held`;
+    case 'mknodAt': return ` [${s.dir}] ${s.mode.toString(8)} ${s.major}:${s.minor}`;
+    case 'symlinkAt': case 'maskAt': return ` [${'dir' in s ? s.dir : s.tree}]`;
+    case 'closeSlots': return ` [${s.slots.join(',')}]`;
     default: return '';
   }
 }

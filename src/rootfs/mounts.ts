@@ -69,13 +69,15 @@ export function parseSize(v: number | string, what: string): number {
   return n;
 }
 
-/** An absolute, normalized target that is not the root and not under /proc. */
+/** An absolute, normalized target that is not the root, not /proc, /sys or under them, and not /dev. */
 export function checkTarget(target: unknown, what: string): string {
   if (typeof target !== 'string' || !target.startsWith('/')) fail(`${what}: target must be an absolute path, got ${JSON.stringify(target)}`);
   if (target.includes('\0')) fail(`${what}: target contains a NUL byte`);
   const t = posix.normalize(target).replace(/\/+$/, '') || '/';
   if (t === '/') fail(`${what}: cannot mount over the root`);
   if (t === '/proc' || t.startsWith('/proc/')) fail(`${what}: mounts over /proc are not allowed (${t})`);
+  if (t === '/sys' || t.startsWith('/sys/')) fail(`${what}: mounts over /sys are not allowed (${t})`);
+  if (t === '/dev') fail(`${what}: mounts over /dev are not allowed (a path under it is)`);
   return t;
 }
 
@@ -130,12 +132,22 @@ export function openSourcesOps(mounts: ResolvedMount[], slots: Slot[], scratch: 
       op.openAt(m.source!, scratch, op.OPEN_AT.NOSYMLINKS, `open volume source ${m.source}`),
       op.cloneTree(scratch, slots[i], true, `open volume source ${m.source} for a bind mount`),
     );
+    // A --device bind stays a bind of the host's node (it must open as that device) but read-only:
+    // chmod, chown and utimes inside are EROFS, reads and writes of the device work.
+    if (m.device) ops.push(op.setattrSlot(slots[i], MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NOEXEC, 0, false,
+      `make the bind of device ${m.source} read-only`));
     // nodev always: a device node in a volume opens nothing (devices are given with --device).
     if (!m.device) ops.push(op.setattrSlot(slots[i], MOUNT_ATTR.NODEV | (m.readOnly ? MOUNT_ATTR.RDONLY : 0), 0, true,
       `make volume ${m.source} ${m.readOnly ? 'read-only and ' : ''}nodev`));
   });
   return ops;
 }
+
+/** A mount point in the root; one that resolves (through a symlink) into /proc or /sys is refused. */
+const target = (path: string, slot: Slot, how: number): Step => ({
+  ...op.openAt(path, slot, how | op.OPEN_AT.NOT_KERNFS, `make the mount point ${path} in the root`),
+  why: { EXDEV: 'it resolves into /proc or /sys' },
+});
 
 /** Steps inside the new root: attach each mount onto its target. `scratch` is a free slot. */
 export function attachOps(mounts: ResolvedMount[], slots: Slot[], scratch: Slot): Step[] {
@@ -144,13 +156,13 @@ export function attachOps(mounts: ResolvedMount[], slots: Slot[], scratch: Slot)
     const slot = slots[i];
     if (m.type === 'bind') {
       ops.push(
-        op.openAt(m.target, scratch, m.dir ? op.OPEN_AT.DIR : op.OPEN_AT.FILE, `make the mount point ${m.target} in the root`),
+        target(m.target, scratch, m.dir ? op.OPEN_AT.DIR : op.OPEN_AT.FILE),
         op.moveMountTo(slot, scratch, `bind ${m.source} on ${m.target}`),
       );
     } else {
       ops.push(
         op.fsmount('tmpfs', m.options!, slot, m.attrs!, `make a tmpfs for ${m.target}`),
-        op.openAt(m.target, scratch, op.OPEN_AT.DIR, `make the mount point ${m.target} in the root`),
+        target(m.target, scratch, op.OPEN_AT.DIR),
         op.moveMountTo(slot, scratch, `mount tmpfs on ${m.target}`),
       );
     }
@@ -160,24 +172,27 @@ export function attachOps(mounts: ResolvedMount[], slots: Slot[], scratch: Slot)
 
 const HARD = MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC;
 
+/** A path of /proc or /sys as the slot of that mounted tree and the path inside it. */
+function inTree(path: string, proc: Slot, sys: Slot): [Slot, string] {
+  return path.startsWith('/proc/') ? [proc, path.slice('/proc/'.length)] : [sys, path.slice('/sys/'.length)];
+}
+
 /**
- * Masks and read-only binds over /proc and /sys, after they are mounted. Whether a masked path is a
- * file or a directory is read from the host (HostFacts): /proc and /sys show the same kernel inside.
+ * Masks and read-only binds over /proc and /sys, after they are mounted, each opened relative to
+ * the mounted tree (slots proc and sys) with no symlink and no mount crossed. A mask is skipped only
+ * when that tree has no such path; any other failure is an error. Masked files get a read-only bind
+ * of the container's own /dev/null (slot dev); `a` and `b` are scratch slots.
  */
-export function protectOps(masked: { path: string; dir: boolean }[], a: Slot, b: Slot): Step[] {
+export function protectOps(proc: Slot, sys: Slot, dev: Slot, a: Slot, b: Slot): Step[] {
   const ops: Step[] = [];
-  for (const { path, dir } of masked) {
-    ops.push(
-      dir
-        ? op.fsmount('tmpfs', ['mode=555'], a, HARD, `make an empty tmpfs to mask ${path}`)
-        : op.openTree('/dev/null', a),
-      op.openAt(path, b, op.OPEN_AT.OPTIONAL, `open ${path} to mask it`),
-      op.moveMountTo(a, b, `mask ${path}`),
-    );
+  for (const path of MASKED_PATHS) {
+    const [tree, rel] = inTree(path, proc, sys);
+    ops.push(op.maskAt(tree, dev, rel, `mask ${path}`));
   }
   for (const path of READONLY_PATHS) {
+    const [tree, rel] = inTree(path, proc, sys);
     ops.push(
-      op.openAt(path, a, op.OPEN_AT.OPTIONAL, `open ${path} to make it read-only`),
+      op.openBeneath(tree, rel, a, op.OPEN_AT.OPTIONAL, `open ${path} to make it read-only`),
       op.cloneTree(a, b, true, `bind ${path} onto itself`),
       op.setattrSlot(b, HARD, 0, true, `make ${path} read-only`),
       op.moveMountTo(b, a, `mount ${path} read-only`),

@@ -28,11 +28,26 @@ export interface RootOptions {
 
 /** Where the tmpfs for a 'host' root is staged, inside the child's own mount namespace. */
 const HOST_STAGE = '/tmp';
-const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
-const DEV_LINKS: [string, string][] = [
-  ['/proc/self/fd', '/dev/fd'], ['/proc/self/fd/0', '/dev/stdin'], ['/proc/self/fd/1', '/dev/stdout'],
-  ['/proc/self/fd/2', '/dev/stderr'], ['pts/ptmx', '/dev/ptmx'],
+/** The default devices: name, major, minor. */
+const DEVICES: [string, number, number][] = [
+  ['null', 1, 3], ['zero', 1, 5], ['full', 1, 7], ['random', 1, 8], ['urandom', 1, 9], ['tty', 5, 0],
 ];
+const DEV_LINKS: [string, string][] = [
+  ['/proc/self/fd', 'fd'], ['/proc/self/fd/0', 'stdin'], ['/proc/self/fd/1', 'stdout'],
+  ['/proc/self/fd/2', 'stderr'], ['pts/ptmx', 'ptmx'],
+];
+const S_IFCHR = 0o020000, S_IFREG = 0o100000;
+const HARD = MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC;
+
+/**
+ * The slots the root's steps share with the other parts of the plan: the mounted /proc, /sys and
+ * /dev (kept open: what is done inside them is relative to them, src/cgroups and src/tty use them
+ * too), and scratch slots.
+ */
+export const rootSlots = (b: PlanBuilder) => ({
+  proc: b.shared('proc'), sys: b.shared('sys'), dev: b.shared('dev'), a: b.shared('a'), b: b.shared('b'),
+  c: b.shared('c'),
+});
 
 function hostRoot(facts: HostFacts): Step[] {
   const root = HOST_STAGE;
@@ -57,35 +72,69 @@ function hostRoot(facts: HostFacts): Step[] {
   return ops;
 }
 
-/** /dev: a small tmpfs with bound host devices, a new devpts instance, shm and mqueue. */
-function devOps(devSlots: number[], ttyGid: number | null): Step[] {
-  const nosuid = MS.NOSUID, hard = MS.NOSUID | MS.NODEV | MS.NOEXEC;
+const notSymlink = (path: string) => ({
+  ELOOP: `${path} is a symlink in the rootfs (it must be a directory)`, ENOTDIR: `${path} is not a directory in the rootfs`,
+});
+
+/**
+ * /dev: a small tmpfs attached to the rootfs' own /dev, everything in it made relative to it.
+ * Without a user namespace the devices are nodes of our own (mknod), each bound onto itself so it
+ * opens while the tmpfs stays nodev; in one, the host's nodes bound read-only (`hostDevs`): nothing
+ * the container does reaches a host inode. Then a new devpts instance, shm, mqueue and the usual links.
+ */
+function devOps(s: ReturnType<typeof rootSlots>, hostDevs: number[] | null, ttyGid: number | null): Step[] {
+  const { dev, a, b } = s;
   const ops: Step[] = [
-    op.mkdir('/dev'),
-    // nodev: a node made here by mknod opens nothing; the devices below are binds, mounts of their own.
-    op.mount('tmpfs', '/dev', 'tmpfs', nosuid | MS.NODEV | MS.STRICTATIME, 'mode=755,size=65536k'),
+    op.fsmount('tmpfs', ['source=tmpfs', 'mode=755', 'size=65536k'], dev, MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV,
+      'make a tmpfs for /dev'),
+    { ...op.openAt('/dev', a, op.OPEN_AT.DIR | op.OPEN_AT.NOSYMLINKS, 'open /dev in the rootfs'), why: notSymlink('/dev') },
+    op.attach(dev, a, 'mount tmpfs on /dev'),
   ];
-  DEVICES.forEach((d, i) => ops.push(op.createFile(`/dev/${d}`, 0o666), op.moveMount(devSlots[i], `/dev/${d}`, `/dev/${d}`)));
-  const gid = ttyGid === null ? '' : `,gid=${ttyGid}`;
+  DEVICES.forEach(([name, major, minor], i) => {
+    const path = `/dev/${name}`;
+    if (hostDevs) {
+      ops.push(
+        op.mknodAt(dev, name, S_IFREG | 0o666, 0, 0, `create ${path}`),
+        op.openBeneath(dev, name, a, 0, `open ${path}`),
+        op.moveMountTo(hostDevs[i], a, `bind the host's ${path} read-only on ${path}`),
+      );
+    } else {
+      ops.push(
+        op.mknodAt(dev, name, S_IFCHR | 0o666, major, minor, `mknod ${path}`),
+        op.openBeneath(dev, name, a, 0, `open ${path}`),
+        op.cloneTree(a, b, false, `make a bind of ${path}`),
+        op.setattrSlot(b, 0, MOUNT_ATTR.NODEV, false, `let ${path} open as a device`),
+        op.moveMountTo(b, a, `bind ${path} onto itself`),
+      );
+    }
+  });
+  const sub = (name: string, fs: string, options: string[], attrs: number): Step[] => [
+    op.openBeneath(dev, name, a, op.OPEN_AT.DIR, `make /dev/${name}`),
+    op.fsmount(fs, [`source=${fs === 'tmpfs' ? name : fs}`, ...options], b, attrs, `make a ${fs} for /dev/${name}`),
+    op.moveMountTo(b, a, `mount ${fs} on /dev/${name}`),
+  ];
   ops.push(
-    op.mkdir('/dev/pts'),
-    op.mount('devpts', '/dev/pts', 'devpts', MS.NOSUID | MS.NOEXEC, `newinstance,ptmxmode=0666,mode=0620${gid}`),
-    op.mkdir('/dev/shm', 0o1777),
-    op.mount('shm', '/dev/shm', 'tmpfs', hard, 'mode=1777,size=65536k'),
-    op.mkdir('/dev/mqueue'),
-    op.mount('mqueue', '/dev/mqueue', 'mqueue', hard),
+    ...sub('pts', 'devpts', ['newinstance', 'ptmxmode=0666', 'mode=0620', ...(ttyGid === null ? [] : [`gid=${ttyGid}`])],
+      MOUNT_ATTR.NOSUID | MOUNT_ATTR.NOEXEC),
+    ...sub('shm', 'tmpfs', ['mode=1777', 'size=65536k'], HARD),
+    ...sub('mqueue', 'mqueue', [], HARD),
   );
-  for (const [target, path] of DEV_LINKS) ops.push(op.symlink(target, path));
+  for (const [target, name] of DEV_LINKS) ops.push(op.symlinkAt(dev, target, name, `symlink /dev/${name} -> ${target}`));
   return ops;
 }
 
 /**
  * The root's steps, by phase. Host paths are only touched before pivot_root (binds are opened as
- * detached trees first); every mount after it resolves inside the new root.
+ * detached trees first, proc and sysfs made); after it, /proc, /sys and /dev must be real
+ * directories of the rootfs (a symlink is refused), the filesystems are attached to their fds, and
+ * what is done inside them (masks, read-only paths, /dev's contents) is relative to the mounted
+ * tree, never a path a rename in the rootfs could move. Their slots are closed after setsid.
  */
 export function rootSteps(b: PlanBuilder, o: RootOptions, facts: HostFacts): void {
   const host = o.rootfs === 'host';
   const newRoot = host ? HOST_STAGE : o.rootfs;
+  const slots = rootSlots(b);
+  const { proc, sys, a } = slots;
   b.add('root', op.mount('', '/', '', MS.REC | MS.PRIVATE, '', 'make mount propagation private'));
   if (host) b.add('root', ...hostRoot(facts));
   else {
@@ -93,34 +142,33 @@ export function rootSteps(b: PlanBuilder, o: RootOptions, facts: HostFacts): voi
     // Every mount of a container is nodev: a node it makes with CAP_MKNOD opens nothing.
     if (o.nodev !== false) b.add('root', op.setattr(newRoot, MOUNT_ATTR.NODEV, 0, true, `make rootfs ${newRoot} nodev`));
   }
-  const devSlots = DEVICES.map((d) => {
-    const slot = b.slot(`/dev/${d}`);
-    b.add('host', op.openTree(`/dev/${d}`, slot));
+  // In a user namespace mknod is refused: the host's nodes, bound read-only (so chmod is EROFS).
+  const hostDevs = o.userns ? DEVICES.map(([name]) => {
+    const slot = b.slot(`/dev/${name}`);
+    b.add('host', op.openTree(`/dev/${name}`, slot), op.setattrSlot(slot, MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID
+      | MOUNT_ATTR.NOEXEC, 0, false, `make the bind of the host's /dev/${name} read-only`));
     return slot;
-  });
-  const procAttrs = MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC, sysAttrs = procAttrs | MOUNT_ATTR.RDONLY;
-  const attach = (slot: number, target: string, what: string) =>
-    ({ ...op.moveMount(slot, target, what), desc: `attach ${what} on ${target}` });
-  b.add('pivot', op.pivotRoot(newRoot));
-  b.add('system', op.mkdir('/proc'));
-  if (o.userns) {
-    const procSlot = b.slot('proc'), sysSlot = b.slot('sysfs');
-    b.add('host',
-      op.fsmount('proc', [], procSlot, procAttrs, 'mount proc'),
-      op.orElse(op.fsmount('sysfs', [], sysSlot, sysAttrs, 'mount sysfs'), [op.openTree('/sys', sysSlot, true)]));
-    b.add('system', attach(procSlot, '/proc', 'proc'), op.mkdir('/sys'), attach(sysSlot, '/sys', 'sysfs'),
-      op.setattr('/sys', sysAttrs, 0, true, 'make /sys read-only'));
-  } else {
-    b.add('system', op.mount('proc', '/proc', 'proc', MS.NOSUID | MS.NODEV | MS.NOEXEC), op.mkdir('/sys'),
-      op.mount('sysfs', '/sys', 'sysfs', MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC));
-  }
-  b.add('system', ...devOps(devSlots, o.ttyGid === undefined ? 5 : o.ttyGid));
-  // Host sources of volumes are opened before pivot_root, each into a slot of its own.
+  }) : null;
+  // proc and sysfs before pivot_root: in a user namespace the kernel mounts them only while the host's are in sight.
+  const sysAttrs = HARD | MOUNT_ATTR.RDONLY;
+  b.add('host', op.fsmount('proc', ['source=proc'], proc, HARD, 'mount proc'));
+  const sysfs = op.fsmount('sysfs', ['source=sysfs'], sys, sysAttrs, 'mount sysfs');
+  b.add('host', o.userns ? op.orElse(sysfs, [op.openTree('/sys', sys, true)]) : sysfs);
+  // Host sources of volumes are opened here, before pivot_root, each into a slot of its own.
   const mounts = o.mounts ?? [];
-  const scratch = [b.slot('scratch'), b.slot('scratch')];
-  const slots = mounts.map((m) => b.slot(`the mount on ${m.target}`));
-  b.add('host', ...openSourcesOps(mounts, slots, scratch[0]));
-  b.add('mounts', ...attachOps(mounts, slots, scratch[0]));
-  if (o.maskPaths !== false) b.add('protect', ...protectOps(facts.maskedPaths, scratch[0], scratch[1]));
+  const volSlots = mounts.map((m) => b.slot(`the mount on ${m.target}`));
+  b.add('host', ...openSourcesOps(mounts, volSlots, a));
+  b.add('pivot', op.pivotRoot(newRoot));
+  b.add('system',
+    { ...op.openAt('/proc', a, op.OPEN_AT.DIR | op.OPEN_AT.NOSYMLINKS, 'open /proc in the rootfs'), why: notSymlink('/proc') },
+    op.attach(proc, a, 'mount proc on /proc'),
+    { ...op.openAt('/sys', a, op.OPEN_AT.DIR | op.OPEN_AT.NOSYMLINKS, 'open /sys in the rootfs'), why: notSymlink('/sys') },
+    op.attach(sys, a, 'mount sysfs on /sys'),
+    op.setattrSlot(sys, sysAttrs, 0, true, 'make /sys read-only'),
+    ...devOps(slots, hostDevs, o.ttyGid === undefined ? 5 : o.ttyGid));
+  b.add('mounts', ...attachOps(mounts, volSlots, a));
+  if (o.maskPaths !== false) b.add('protect', ...protectOps(slots.proc, slots.sys, slots.dev, a, slots.b));
   if (o.readOnly) b.add('protect', op.setattr('/', MOUNT_ATTR.RDONLY, 0, false, 'make the root read-only'));
+  // Nothing more is done inside /proc, /sys, /dev: their fds go before anything resolves a path of the container's.
+  b.add('session', op.closeSlots([proc, sys, slots.dev], 'the fds of /proc, /sys and /dev'));
 }

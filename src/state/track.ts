@@ -69,9 +69,9 @@ export class Tracker {
     return {
       planned: (plan: Plan) => {
         const last = (kind: string) => [...plan.steps].reverse().find((s) => s.kind === kind);
-        const exec = last('exec'), cwd = last('chdir');
+        const exec = last('exec'), cwd = last('chdirInRoot');
         this.exec = {
-          env: exec?.kind === 'exec' ? exec.env : [], cwd: cwd?.kind === 'chdir' ? cwd.path : '/',
+          env: exec?.kind === 'exec' ? exec.env : [], cwd: cwd?.kind === 'chdirInRoot' ? cwd.path : '/',
           creds: credentialSteps(plan),
         };
       },

@@ -13,7 +13,9 @@ const ended = (p: ReturnType<typeof startCli>) =>
     p.stderr!.on('data', (d) => (stderr += d));
     p.on('close', (code) => res({ code, stderr }));
   });
-const listed = (name: string) => until(async () => (await ok(['ps'])).includes(name), `${name} to run`);
+// Running (not just listed while it is made): the CLI forwards signals from then on.
+const listed = (name: string) => until(async () => /running/.test((await ok(['ps'])).split('\n').find((l) => l.includes(name)) ?? ''),
+  `${name} to run`);
 
 describe('the CLI in the foreground', () => {
   it('SIGTERM and SIGINT end a PID 1 without a handler: 143 and 130', async () => {
