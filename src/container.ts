@@ -190,7 +190,16 @@ export class Container {
     this.parts = parts;
     this.pid = child.pid;
     this.pidfd = child.pidfd;
-    for (const p of parts) p.started?.(child.pid);
+    try {
+      for (const p of parts) p.started?.(child.pid);
+    } catch (e) {
+      // The caller gets no handle when this throws: nothing may run on. (Its exit still cleans up.)
+      native.pidfdSendSignal(child.pidfd, osConstants.signals.SIGKILL);
+      reaped(child.pidfd, () => {}).then(async (w) => { for (const p of parts) await p.afterExit?.(toExitStatus(w)); }).catch(() => {});
+      closeSync(child.errFd);
+      if (sync) closeSync(child.syncFd);
+      throw e;
+    }
     const exit = reaped(child.pidfd, () => { this.done = true; }).then(toExitStatus).then(async (st) => {
       for (const p of parts) await p.afterExit?.(st);
       return st;

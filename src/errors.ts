@@ -7,11 +7,14 @@ export class NsboxError extends Error {
   code?: string;
   /** The plan step or the field that failed. */
   step?: string;
-  constructor(message: string, opts: { code?: string; step?: string } = {}) {
+  /** The spec field (or CLI option) at fault, e.g. 'timeoutMs' or 'limits.memory'. */
+  field?: string;
+  constructor(message: string, opts: { code?: string; step?: string; field?: string } = {}) {
     super(message);
     this.name = 'NsboxError';
     this.code = opts.code;
     this.step = opts.step;
+    this.field = opts.field;
   }
 }
 

@@ -4,6 +4,8 @@ import { NsboxError } from './errors.js';
 import { resolveIdentity, type Identity, type IdentitySpec } from './userns/identity.js';
 import { resolveLimits, type Limits, type ResolvedLimits } from './cgroups/limits.js';
 import { resolveHardening, type Hardening, type HardeningSpec } from './hardening/spec.js';
+import { checkSpecShape } from './spec-check.js';
+import { esc } from './check.js';
 
 /** User namespace, user, groups and capabilities: see IdentitySpec (src/userns/identity.ts). */
 export interface ContainerSpec extends IdentitySpec, HardeningSpec {
@@ -63,7 +65,7 @@ const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
 const HOSTNAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})?)*$/;
 
 function fail(field: string, message: string): never {
-  throw new NsboxError(message, { step: field });
+  throw new NsboxError(message, { step: field, field });
 }
 
 function resolveRootfs(rootfs: unknown): string {
@@ -73,9 +75,9 @@ function resolveRootfs(rootfs: unknown): string {
   try {
     st = statSync(rootfs);
   } catch {
-    fail('rootfs', `rootfs not found: ${rootfs}`);
+    fail('rootfs', `rootfs not found: ${esc(rootfs)}`);
   }
-  if (!st.isDirectory()) fail('rootfs', `rootfs is not a directory: ${rootfs}`);
+  if (!st.isDirectory()) fail('rootfs', `rootfs is not a directory: ${esc(rootfs)}`);
   return realpathSync(rootfs);
 }
 
@@ -92,24 +94,20 @@ export function randomId(): string {
 }
 
 export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
-  if (!spec || typeof spec !== 'object') fail('spec', 'a container spec must be an object');
+  // Field names and types first (src/spec-check.ts): what follows may trust them.
+  checkSpecShape(spec);
   const rootfs = resolveRootfs(spec.rootfs);
   const command = spec.command;
-  if (!Array.isArray(command) || command.length === 0 || command[0] === '') fail('command', 'no command given');
-  if (!command.every((a) => typeof a === 'string')) fail('command', 'command arguments must be strings');
   const id = spec.id ?? randomId();
-  if (!/^[0-9a-f]{12}$/.test(id)) fail('id', `invalid container id: ${id} (12 hex digits)`);
+  if (!/^[0-9a-f]{12}$/.test(id)) fail('id', `invalid container id: ${esc(id)} (12 hex digits)`);
   const name = spec.name ?? id;
-  if (!NAME_RE.test(name)) fail('name', `invalid container name: ${name} (letters, digits, _ . -; at most 64)`);
+  if (!NAME_RE.test(name)) fail('name', `invalid container name: ${esc(name)} (letters, digits, _ . -; at most 64)`);
   const hostname = spec.hostname ?? name;
-  if (hostname.length > 64 || !HOSTNAME_RE.test(hostname)) fail('hostname', `invalid hostname: ${hostname}`);
+  if (hostname.length > 64 || !HOSTNAME_RE.test(hostname)) fail('hostname', `invalid hostname: ${esc(hostname)}`);
   const cwd = spec.cwd ?? '/';
-  if (!cwd.startsWith('/')) fail('cwd', `working directory must be absolute: ${cwd}`);
+  if (!cwd.startsWith('/')) fail('cwd', `working directory must be absolute: ${esc(cwd)}`);
   const env: Record<string, string> = { PATH: DEFAULT_PATH, HOME: '/root', HOSTNAME: hostname };
-  for (const [k, v] of Object.entries(spec.env ?? {})) {
-    if (k === '' || k.includes('=') || k.includes('\0')) fail('env', `invalid environment variable name: ${k}`);
-    env[k] = String(v);
-  }
+  for (const [k, v] of Object.entries(spec.env ?? {})) env[k] = v;
   const stdio = spec.stdio ?? [0, 1, 2];
   const identity = resolveIdentity(spec, rootfs);
   return {

@@ -60,6 +60,7 @@ export function parseArgs(argv: string[], defs: OptionDef[], positionalsBeforeRe
     if (v === undefined) throw new NsboxError(`option --${def.long} needs a value`);
     set(def, v);
   }
-  positionals.push(...argv.slice(i));
+  // Not push(...rest): a spread of 150,000 arguments overflows the stack.
+  for (; i < argv.length; i++) positionals.push(argv[i]);
   return { options, positionals };
 }
