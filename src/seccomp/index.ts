@@ -8,6 +8,7 @@ import { readBounded } from '../files.js';
 import { esc } from '../check.js';
 import { OP, type Op } from '../plan/ops.js';
 import { nativeArch } from './arch.js';
+import { checkFilterLetsPlanRun } from './needs.js';
 import { compile } from './compile.js';
 import { DEFAULT_PROFILE, DOCKER_DEFAULT_CAPS } from './default.js';
 import { checkProfile, filterFlags, parseProfile, toPolicy, type SeccompProfile } from './profile.js';
@@ -120,5 +121,7 @@ export function insertSeccomp(ops: Op[], step: Op | null): Op[] {
     at = caps;
     while (at > 0 && (IDENTITY.has(ops[at - 1].op) || ops[at - 1].op === OP.PRCTL)) at--;
   }
-  return [...ops.slice(0, at), step, ...ops.slice(at)];
+  const out = [...ops.slice(0, at), step, ...ops.slice(at)];
+  checkFilterLetsPlanRun(out, at);
+  return out;
 }
