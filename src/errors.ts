@@ -10,7 +10,8 @@ export class NsboxError extends Error {
   /** The spec field (or CLI option) at fault, e.g. 'timeoutMs' or 'limits.memory'. */
   field?: string;
   constructor(message: string, opts: { code?: string; step?: string; field?: string } = {}) {
-    super(message);
+    // One line, whatever it quotes (a name, a path, a value from a hostile file): controls escaped.
+    super(message.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
     this.name = 'NsboxError';
     this.code = opts.code;
     this.step = opts.step;

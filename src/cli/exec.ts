@@ -60,6 +60,7 @@ function setEnv(base: string[], list: string[] | undefined): string[] {
   const env = new Map(base.map((kv) => [kv.slice(0, kv.indexOf('=')), kv]));
   for (const kv of list ?? []) {
     const eq = kv.indexOf('=');
+    if (kv === '') throw new NsboxError('invalid --env value: an empty name (expected KEY=VALUE or KEY)');
     if (eq > 0) env.set(kv.slice(0, eq), kv);
     else if (eq < 0 && process.env[kv] !== undefined) env.set(kv, `${kv}=${process.env[kv]}`);
     else if (eq < 0) env.delete(kv);
@@ -138,6 +139,8 @@ function pidTarget(v: string, o: Record<string, unknown>): Target {
 export async function command(_name: string, argv: string[]): Promise<number> {
   const nsenter = isTargetForm(argv);
   const { options: o, positionals } = parseArgs(argv, nsenter ? TARGET_OPTIONS : CONTAINER_OPTIONS, 1);
+  const wd = o.workdir as string | undefined;
+  if (wd !== undefined && !wd.startsWith('/')) throw new NsboxError(`working directory must be absolute: ${wd}`);
   if (o.help) {
     process.stdout.write(`${EXEC_HELP}\n`);
     return 0;
