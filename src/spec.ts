@@ -78,7 +78,9 @@ function resolveRootfs(rootfs: unknown): string {
     fail('rootfs', `rootfs not found: ${esc(rootfs)}`);
   }
   if (!st.isDirectory()) fail('rootfs', `rootfs is not a directory: ${esc(rootfs)}`);
-  return realpathSync(rootfs);
+  const real = realpathSync(rootfs);
+  if (real === '/') fail('rootfs', `rootfs ${esc(rootfs)} is the host's own root (use "host" for read-only binds of it)`);
+  return real;
 }
 
 /** 12 random hex digits, e.g. a container id (from /dev/urandom: node:crypto takes ~2 ms to load). */

@@ -109,6 +109,8 @@ export class Sandbox extends EventEmitter {
       (st) => this.result(st, started),
       (e) => { stdio.destroy(); throw e; },
     ).finally(() => {
+      // Nobody reads it any more: as child_process does, close our end (else its fd stays open).
+      stdio.stdin?.destroy();
       for (const t of this.timers) clearTimeout(t);
       signal?.removeEventListener('abort', onAbort);
     });

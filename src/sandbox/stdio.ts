@@ -1,5 +1,5 @@
 // stdio for a sandbox, as child_process has it: 'pipe', 'inherit', 'ignore' or an fd.
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { bad, show } from '../check.js';
@@ -19,6 +19,15 @@ export interface Stdio {
   destroy(): void;
 }
 
+function isOpen(fd: number): boolean {
+  try {
+    fstatSync(fd);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Checks a stdio option; returns it as three. */
 export function checkStdio(stdio: unknown): StdioOption[] {
   if (stdio === undefined) return ['pipe', 'pipe', 'pipe'];
@@ -29,6 +38,7 @@ export function checkStdio(stdio: unknown): StdioOption[] {
     if (!fd && s !== 'pipe' && s !== 'inherit' && s !== 'ignore') {
       bad('stdio', `invalid option ${show(s)} ('pipe', 'inherit', 'ignore' or an fd)`);
     }
+    if (fd && !isOpen(s as number)) bad('stdio', `fd ${s} is not open`);
   }
   return list as StdioOption[];
 }
