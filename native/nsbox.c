@@ -142,7 +142,7 @@ static void free_plan(struct plan *p) {
  * or slots, and each number's range otherwise. A plan comes from JavaScript (nsbox/native is
  * public): anything else is refused here, before clone, never dereferenced by the child. A new
  * op kind needs a row, or every plan using it is refused. */
-enum num_kind { NONE = 0, ANY, FD, SLOT, U32, BOOL, FD_OR_MINUS1, RLIM };
+enum num_kind { NONE = 0, ANY, FLAGS, FD, SLOT, U32, BOOL, FD_OR_MINUS1, RLIM };
 
 struct op_args {
   int smin, smax, nmin, nmax;
@@ -152,7 +152,7 @@ struct op_args {
 #define S(a, b) a, b
 #define N(a, b) a, b
 static const struct op_args OP_ARGS[] = {
-  [OP_MOUNT] = { S(4, 4), N(1, 1), { ANY } },
+  [OP_MOUNT] = { S(4, 4), N(1, 1), { FLAGS } },
   [OP_MKDIR] = { S(1, 1), N(1, 1), { U32 } },
   [OP_PIVOT_ROOT] = { S(1, 1), N(0, 0), { NONE } },
   [OP_UMOUNT] = { S(1, 1), N(1, 1), { U32 } },
@@ -164,7 +164,7 @@ static const struct op_args OP_ARGS[] = {
   [OP_EXEC] = { S(1, 1 << 22), N(2, 2), { U32, U32 } },
   [OP_SYMLINK] = { S(2, 2), N(0, 0), { NONE } },
   [OP_CREATE_FILE] = { S(1, 1), N(1, 1), { U32 } },
-  [OP_SETATTR] = { S(1, 1), N(3, 3), { ANY, ANY, BOOL } },
+  [OP_SETATTR] = { S(1, 1), N(3, 3), { FLAGS, FLAGS, BOOL } },
   [OP_WAIT_SYNC] = { S(0, 0), N(0, 0), { NONE } },
   [OP_SETSID] = { S(0, 0), N(0, 0), { NONE } },
   [OP_SETNS] = { S(0, 0), N(2, 2), { FD, U32 } },
@@ -185,9 +185,9 @@ static const struct op_args OP_ARGS[] = {
   [OP_CLOSE] = { S(0, 0), N(0, 17), { FD_OR_MINUS1, FD } },
   [OP_OPEN_AT] = { S(1, 1), N(2, 2), { SLOT, U32 } },
   [OP_MOVE_MOUNT_TO] = { S(0, 0), N(2, 2), { SLOT, SLOT } },
-  [OP_FSMOUNT] = { S(1, 64), N(2, 2), { SLOT, ANY } },
+  [OP_FSMOUNT] = { S(1, 64), N(2, 2), { SLOT, FLAGS } },
   [OP_CLONE_TREE] = { S(0, 0), N(3, 3), { SLOT, SLOT, BOOL } },
-  [OP_SETATTR_SLOT] = { S(0, 0), N(4, 4), { SLOT, ANY, ANY, BOOL } },
+  [OP_SETATTR_SLOT] = { S(0, 0), N(4, 4), { SLOT, FLAGS, FLAGS, BOOL } },
   [OP_USERNS_ROOT] = { S(0, 0), N(3, 3), { BOOL } },
 };
 #define NKINDS (int)(sizeof OP_ARGS / sizeof OP_ARGS[0])
@@ -210,6 +210,7 @@ static void range(double *min, double *max, enum num_kind k) {
   case U32: *min = 0; *max = 4294967295.0; return;
   case BOOL: *min = 0; *max = 1; return;
   case RLIM: *min = -1; *max = SAFE_D; return;
+  case FLAGS: *min = 0; *max = SAFE_D; return;
   default: *min = -SAFE_D; *max = SAFE_D; return;
   }
 }
