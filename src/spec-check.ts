@@ -93,6 +93,7 @@ export function checkSpecShape(spec: unknown, extra: readonly string[] = []): as
     if (fds!.length !== 3) bad('stdio', `must be three fds (stdin, stdout, stderr), got ${fds!.length}`);
   }
   if (s.limits !== undefined && !isPlainObject(s.limits)) bad('limits', `must be an object, got ${kind(s.limits)}`);
+  for (const [k, v] of Object.entries(s.limits ?? {})) if (v !== undefined) numberOrString(v, `limits.${k}`);
   if (s.userns !== undefined && typeof s.userns !== 'boolean') {
     const o = object(s.userns, 'userns')!;
     knownKeys(o, ['uidMap', 'gidMap'], 'userns');
@@ -109,7 +110,13 @@ export function checkSpecShape(spec: unknown, extra: readonly string[] = []): as
   if (typeof s.seccomp === 'string') cString(s.seccomp, 'seccomp');
   list(s.mounts, 'mounts', mount, 1024);
   list(s.devices, 'devices', device, 1024);
-  object(s.ulimits, 'ulimits');
+  for (const [k, v] of Object.entries(object(s.ulimits, 'ulimits') ?? {})) {
+    if (isPlainObject(v)) {
+      knownKeys(v, ['soft', 'hard'], `ulimits.${k}`);
+      numberOrString(v.soft, `ulimits.${k}.soft`);
+      if (v.hard !== undefined) numberOrString(v.hard, `ulimits.${k}.hard`);
+    } else numberOrString(v, `ulimits.${k}`);
+  }
   // Anything left (namespaces, limits, ulimits, a seccomp object): no NUL byte anywhere.
   for (const k of Object.keys(s)) if (!extra.includes(k)) noNulBytes(s[k], k);
 }

@@ -1,5 +1,5 @@
 // A container's description, checked and completed with defaults before anything is created.
-import { closeSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
 import { NsboxError } from './errors.js';
 import { resolveIdentity, type Identity, type IdentitySpec } from './userns/identity.js';
 import { resolveLimits, type Limits, type ResolvedLimits } from './cgroups/limits.js';
@@ -53,8 +53,9 @@ const NAMESPACE_KEYS = ['pid', 'net', 'ipc', 'uts', 'cgroup'] as const;
 function resolveNamespaces(ns: Namespaces | undefined): Required<Namespaces> {
   const out = { pid: true, net: true, ipc: true, uts: true, cgroup: true };
   for (const [k, v] of Object.entries(ns ?? {})) {
-    if (!(NAMESPACE_KEYS as readonly string[]).includes(k)) fail('namespaces', `unknown namespace: ${k} (one of ${NAMESPACE_KEYS.join(', ')})`);
-    if (typeof v !== 'boolean') fail('namespaces', `namespaces.${k} must be true (new) or false (the host's)`);
+    if (!(NAMESPACE_KEYS as readonly string[]).includes(k)) fail(`namespaces.${k}`, `unknown namespace: ${esc(k)} (one of ${NAMESPACE_KEYS.join(', ')})`);
+    if (v === undefined) continue;
+    if (typeof v !== 'boolean') fail(`namespaces.${k}`, `namespaces.${k} must be true (new) or false (the host's)`);
     out[k as keyof Namespaces] = v;
   }
   return out;
@@ -111,6 +112,14 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
   const env: Record<string, string> = { PATH: DEFAULT_PATH, HOME: '/root', HOSTNAME: hostname };
   for (const [k, v] of Object.entries(spec.env ?? {})) env[k] = v;
   const stdio = spec.stdio ?? [0, 1, 2];
+  // Checked now: a closed fd would only fail in the child, after the namespaces exist.
+  for (const fd of stdio) {
+    try {
+      fstatSync(fd);
+    } catch {
+      fail('stdio', `stdio: fd ${fd} is not open`);
+    }
+  }
   const identity = resolveIdentity(spec, rootfs);
   return {
     id, name, hostname, rootfs, cwd, command: [...command], readOnly: !!spec.readOnly, stdio,

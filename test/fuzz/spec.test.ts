@@ -2,7 +2,7 @@
 // non-finite, unicode, NUL bytes, unknown and misspelt fields. Each must be refused before anything
 // is made, with an NsboxError that names the field, or (for the few valid values) run to its end;
 // nothing may be left behind (process, cgroup, mount, fd).
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { NsboxError, run, spawn } from '../../dist/index.js';
 import { ROOTFS, snapshot } from '../helpers.js';
@@ -16,6 +16,15 @@ const FIELDS = [
 ];
 /** Fields only run() takes. */
 const RUN_ONLY = new Set(['input', 'maxOutputBytes', 'encoding']);
+
+const CORE_UNLIMITED = /^Max core file size\s+\S+\s+unlimited/m.test(readFileSync('/proc/self/limits', 'utf8'));
+
+/** Valid values of each limit (with memory: '64m'), on a host with at least 2 CPUs. */
+const LIMIT_OK: Record<string, string[]> = {
+  memory: ['undefinedValue', 'beyondTimer'], memorySwap: ['undefinedValue', 'negative', 'beyondTimer'], cpus: ['undefinedValue', 'fraction'],
+  cpuShares: ['undefinedValue', 'number'], cpuWeight: ['undefinedValue', 'number'], cpusetCpus: ['undefinedValue'],
+  pids: ['undefinedValue', 'number'],
+};
 
 const VALUES: Record<string, unknown> = {
   undefinedValue: undefined,
@@ -80,21 +89,44 @@ const VALID: Record<string, string[]> = {
   encoding: ['undefinedValue', 'buffer'],
 };
 
+/** Fields inside fields: [path, the object around it, the valid values]. */
+const NESTED: [string, (v: unknown) => Record<string, unknown>, string[]][] = [
+  ...['memory', 'memorySwap', 'cpus', 'cpuShares', 'cpuWeight', 'cpusetCpus', 'pids'].map((k) =>
+    [`limits.${k}`, (v: unknown) => ({ limits: { memory: '64m', [k]: v } }), LIMIT_OK[k] ?? []] as [string, (v: unknown) => Record<string, unknown>, string[]]),
+  ...['pid', 'net', 'ipc', 'uts', 'cgroup'].map((k) =>
+    [`namespaces.${k}`, (v: unknown) => ({ namespaces: { [k]: v } }), ['undefinedValue', 'true', 'false']] as [string, (v: unknown) => Record<string, unknown>, string[]]),
+  ['userns.uidMap', (v) => ({ userns: { uidMap: v } }), ['undefinedValue']],
+  ['userns.gidMap', (v) => ({ userns: { gidMap: v } }), ['undefinedValue']],
+  ['ulimits.nproc', (v) => ({ ulimits: { nproc: v } }), ['zero', 'number']],
+  // -1 is unlimited: taken where this process's own hard limit is unlimited.
+  ['ulimits.core', (v) => ({ ulimits: { core: { soft: 0, hard: v } } }),
+    ['undefinedValue', 'zero', 'number', 'beyondTimer', ...(CORE_UNLIMITED ? ['negative'] : [])]],
+  ['mounts[0].target', (v) => ({ mounts: [{ type: 'tmpfs', target: v }] }), []],
+  ['mounts[0].size', (v) => ({ mounts: [{ type: 'tmpfs', target: '/mnt', size: v }] }), ['undefinedValue', 'number', 'beyondTimer']],
+  ['mounts[0].mode', (v) => ({ mounts: [{ type: 'tmpfs', target: '/mnt', mode: v }] }), ['undefinedValue', 'zero', 'number']],
+  ['mounts[0].readOnly', (v) => ({ mounts: [{ type: 'tmpfs', target: '/mnt', readOnly: v }] }), ['undefinedValue', 'true', 'false']],
+  ['mounts[0].source', (v) => ({ mounts: [{ type: 'bind', target: '/mnt', source: v }] }), ['absolute']],
+  ['devices[0].host', (v) => ({ devices: [{ host: v }] }), []],
+  ['devices[0].access', (v) => ({ devices: [{ host: '/dev/null', access: v }] }), ['undefinedValue']],
+  ['devices[0].path', (v) => ({ devices: [{ host: '/dev/null', path: v }] }), ['undefinedValue']],
+];
+
 type Outcome = 'error' | 'ok' | 'wrong-field' | 'not-nsbox-error' | 'start-failed' | 'hang';
 
 interface Case { field: string; value: string; outcome: Outcome; detail: string }
 
 const names = (e: NsboxError) => [e.field, e.step].filter(Boolean) as string[];
-/** The error names `field` (or a part of it: limits.memory, command[0]). */
+/** The error names `field`, a part of it (limits.memory, command[0]) or what holds it (mounts for
+ *  mounts[0].target; uidmap, the CLI's word, for userns.uidMap). */
 const namesField = (e: NsboxError, field: string) =>
-  names(e).some((n) => n === field || n.startsWith(`${field}.`) || n.startsWith(`${field}[`))
+  names(e).some((n) => n === field || n.startsWith(`${field}.`) || n.startsWith(`${field}[`)
+    || field.startsWith(`${n}.`) || field.startsWith(`${n}[`) || n.toLowerCase() === field.split('.').pop()!.toLowerCase())
   || (field === 'rootfs' && /rootfs/.test(e.message));
 
-async function attempt(field: string, value: unknown): Promise<[Outcome, string]> {
+async function attempt(field: string, value: unknown, around?: (v: unknown) => Record<string, unknown>): Promise<[Outcome, string]> {
+  const spec: Record<string, unknown> = { rootfs: ROOTFS, command: ['true'], ...(around ? around(value) : { [field]: value }) };
   // Output ignored: pipes nobody reads would stay open (as child_process's do).
-  const spec: Record<string, unknown> = { rootfs: ROOTFS, command: ['true'], [field]: value };
   if (!RUN_ONLY.has(field) && field !== 'stdio') spec.stdio = 'ignore';
-  if (value === undefined) spec[field] = undefined;
   try {
     let done: Promise<unknown>;
     if (RUN_ONLY.has(field)) done = run(spec as never);
@@ -137,6 +169,13 @@ describe('library spec fuzz', () => {
     }
     const [outcome, detail] = await attempt('encoding', 'buffer');
     all.push({ field: 'encoding', value: 'buffer', outcome, detail });
+    for (const [path, around, valid] of NESTED) {
+      VALID[path] = valid;
+      for (const [name, value] of Object.entries(VALUES)) {
+        const [o, d] = await attempt(path, value, around);
+        all.push({ field: path, value: name, outcome: o, detail: d });
+      }
+    }
     console.log(`fuzz spec: ${JSON.stringify(counts(all))}`);
     const wrongOnes = all.filter((c) => (VALID[c.field]?.includes(c.value) ? c.outcome !== 'ok' : c.outcome !== 'error'))
       .map((c) => `${c.field}=${c.value}: ${c.outcome} ${c.detail.slice(0, 200)}`);
