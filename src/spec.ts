@@ -53,9 +53,12 @@ const NAMESPACE_KEYS = ['pid', 'net', 'ipc', 'uts', 'cgroup'] as const;
 function resolveNamespaces(ns: Namespaces | undefined): Required<Namespaces> {
   const out = { pid: true, net: true, ipc: true, uts: true, cgroup: true };
   for (const [k, v] of Object.entries(ns ?? {})) {
-    if (!(NAMESPACE_KEYS as readonly string[]).includes(k)) fail(`namespaces.${k}`, `unknown namespace: ${esc(k)} (one of ${NAMESPACE_KEYS.join(', ')})`);
+    const field = `namespaces.${k}`;
+    if (!(NAMESPACE_KEYS as readonly string[]).includes(k)) {
+      throw new NsboxError(`unknown namespace: ${esc(k)} (one of ${NAMESPACE_KEYS.join(', ')})`, { step: 'namespaces', field });
+    }
     if (v === undefined) continue;
-    if (typeof v !== 'boolean') fail(`namespaces.${k}`, `namespaces.${k} must be true (new) or false (the host's)`);
+    if (typeof v !== 'boolean') throw new NsboxError(`${field} must be true (new) or false (the host's)`, { step: 'namespaces', field });
     out[k as keyof Namespaces] = v;
   }
   return out;
