@@ -2,9 +2,9 @@
 // non-finite, unicode, NUL bytes, unknown and misspelt fields. Each must be refused before anything
 // is made, with an NsboxError that names the field, or (for the few valid values) run to its end;
 // nothing may be left behind (process, cgroup, mount, fd).
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { NsboxError, run, spawn } from '../../dist/index.js';
+import { Container, NsboxError, run, spawn } from '../../dist/index.js';
 import { ROOTFS, snapshot } from '../helpers.js';
 import { counts, leftovers } from './harness.js';
 
@@ -226,6 +226,16 @@ describe('library spec fuzz', () => {
     // A timeout as long as a timer may wait is taken (and the sandbox is not killed after 1 ms).
     const r = await run({ ...base, command: ['sh', '-c', 'sleep 0.2'], timeoutMs: 2 ** 31 - 1 });
     expect(r.status).toBe('ok');
+  });
+
+  it('a throw after the clone kills and reaps the container: nothing runs on without a handle', async () => {
+    const snap = snapshot();
+    let started = 0;
+    const part = { started(pid: number) { started = pid; throw new Error('a part failed'); } };
+    expect(() => new Container({ rootfs: ROOTFS, command: ['sleep', '1000'], limits: {} }, [part])).toThrow('a part failed');
+    expect(started).toBeGreaterThan(0);
+    expect(await leftovers(snap)).toEqual([]);
+    expect(existsSync(`/proc/${started}`)).toBe(false); // reaped, not a zombie
   });
 
   it('left nothing behind', async () => {
