@@ -5,7 +5,7 @@
 import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nsbox, ROOTFS, snapshot } from '../helpers.js';
-import { counts, leftovers, runAll, VALUES, wrong, type Invocation, type Result } from './harness.js';
+import { BAD_NAMES, counts, leftovers, runAll, VALUES, wrong, type Invocation, type Result } from './harness.js';
 
 const TARGET = 'fuzz-target';
 const NONE = 'fuzz-no-such-container';
@@ -150,6 +150,23 @@ describe('CLI fuzz', () => {
   it('conflicting and missing arguments', async () => {
     const results = await runAll(CONFLICTS.map(([label, argv]) => ({ label, argv })));
     all.push(...results);
+    const bad = wrong(results).map((r) => `${r.label}: ${r.outcome} (exit ${r.code}) ${r.stderr.slice(0, 300)}`);
+    expect(bad).toEqual([]);
+  }, 120_000);
+
+  it('container names that cannot be', async () => {
+    const list: Invocation[] = [];
+    for (const [name, v] of Object.entries(BAD_NAMES)) {
+      list.push({ label: `run --name ${name}`, argv: ['run', '--name', v, ROOTFS, 'true'] });
+      for (const cmd of ['inspect', 'logs', 'stats', 'exec', 'kill', 'stop', 'rm']) {
+        // '-' reads as an option where a command takes options (not an error to pass over).
+        const argv = cmd === 'stats' ? [cmd, '--no-stream', '--', v] : cmd === 'exec' ? [cmd, '--', v, 'true'] : [cmd, '--', v];
+        list.push({ label: `${cmd} ${name}`, argv, accept: ['error', 'missing'] });
+      }
+    }
+    const results = await runAll(list);
+    all.push(...results);
+    console.log(`fuzz cli names: ${JSON.stringify(counts(results))}`);
     const bad = wrong(results).map((r) => `${r.label}: ${r.outcome} (exit ${r.code}) ${r.stderr.slice(0, 300)}`);
     expect(bad).toEqual([]);
   }, 120_000);

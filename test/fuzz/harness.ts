@@ -14,6 +14,8 @@ export interface Invocation {
   argv: string[];
   /** Exit 0 is right for this one (valid values); otherwise a one-line error and exit 125. */
   valid?: boolean;
+  /** Or any of these outcomes. */
+  accept?: Outcome[];
 }
 
 export interface Result extends Invocation {
@@ -75,8 +77,15 @@ export function counts(results: { outcome: string }[]): Record<string, number> {
 
 /** The ones whose outcome is wrong: a valid one that did not succeed, or anything else but a clean error. */
 export function wrong(results: Result[]): Result[] {
-  return results.filter((r) => (r.valid ? r.outcome !== 'ok' && r.outcome !== 'missing' : r.outcome !== 'error'));
+  return results.filter((r) => (r.accept ? !r.accept.includes(r.outcome)
+    : r.valid ? r.outcome !== 'ok' && r.outcome !== 'missing' : r.outcome !== 'error'));
 }
+
+/** Container names no container can have (paths, control characters, too long). */
+export const BAD_NAMES: Record<string, string> = {
+  empty: '', dot: '.', dotdot: '..', slash: 'a/b', up: '../../etc', absolute: '/etc/passwd', long: 'x'.repeat(5000),
+  escape: 'a\u001b]0;pwned\u0007', newline: 'a\nb', unicode: 'é∂😀', dash: '-', space: 'a b',
+};
 
 /** Strings a flag's value may be, by name: none of them is a plausible value for most flags. */
 export const VALUES: Record<string, string> = {
