@@ -244,7 +244,8 @@ static bool read_op(napi_env env, napi_value v, uint32_t i, uint32_t nops, struc
     napi_get_array_length(env, a, &len);
   }
   if ((int64_t)len < want->smin || (int64_t)len > want->smax) {
-    snprintf(what, sizeof what, "spawn: ops[%u] (op %d) takes %d to %d strings, got %u", i, o->kind, want->smin, want->smax, len);
+    snprintf(what, sizeof what, "spawn: ops[%u] (op %d) takes %d to %d strings, got %u", i, o->kind, want->smin,
+             want->smax, len);
     goto range;
   }
   o->s = calloc(len + 1, sizeof(char *));
@@ -253,8 +254,10 @@ static bool read_op(napi_env env, napi_value v, uint32_t i, uint32_t nops, struc
     napi_value e;
     size_t sl;
     napi_get_element(env, a, j, &e);
-    if (napi_get_value_string_utf8(env, e, NULL, 0, &sl) != napi_ok || sl > MAX_STRING || !(o->s[j] = get_string(env, e))) {
-      snprintf(what, sizeof what, "spawn: ops[%u].s[%u] must be a string without NUL bytes, at most %d bytes", i, j, MAX_STRING);
+    if (napi_get_value_string_utf8(env, e, NULL, 0, &sl) != napi_ok || sl > MAX_STRING
+        || !(o->s[j] = get_string(env, e))) {
+      snprintf(what, sizeof what, "spawn: ops[%u].s[%u] must be a string without NUL bytes, at most %d bytes", i, j,
+               MAX_STRING);
       napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", what);
       return false;
     }
@@ -268,7 +271,8 @@ static bool read_op(napi_env env, napi_value v, uint32_t i, uint32_t nops, struc
     napi_get_array_length(env, a, &len);
   }
   if ((int64_t)len < want->nmin || (int64_t)len > want->nmax) {
-    snprintf(what, sizeof what, "spawn: ops[%u] (op %d) takes %d to %d numbers, got %u", i, o->kind, want->nmin, want->nmax, len);
+    snprintf(what, sizeof what, "spawn: ops[%u] (op %d) takes %d to %d numbers, got %u", i, o->kind, want->nmin,
+             want->nmax, len);
     goto range;
   }
   /* Zeros past the end: the child reads a fixed number of some ops' numbers (prctl's five). */
@@ -297,7 +301,8 @@ static bool read_op(napi_env env, napi_value v, uint32_t i, uint32_t nops, struc
   if (!is_undefined(env, a)) {
     bool isbuf = false;
     void *data;
-    if (napi_is_buffer(env, a, &isbuf) != napi_ok || !isbuf || napi_get_buffer_info(env, a, &data, &o->blen) != napi_ok) {
+    if (napi_is_buffer(env, a, &isbuf) != napi_ok || !isbuf
+        || napi_get_buffer_info(env, a, &data, &o->blen) != napi_ok) {
       snprintf(what, sizeof what, "spawn: ops[%u].b must be a Buffer", i);
       napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
       return false;
@@ -668,12 +673,14 @@ static napi_value Mount(napi_env env, napi_callback_info info) {
   args(env, info, 5, a);
   char *src = opt_string(env, a[0]), *dst = opt_string(env, a[1]), *fs = opt_string(env, a[2]);
   char *data = opt_string(env, a[4]);
-  if ((!src && !is_undefined(env, a[0])) || !dst || (!fs && !is_undefined(env, a[2])) || (!data && !is_undefined(env, a[4]))) {
+  if ((!src && !is_undefined(env, a[0])) || !dst || (!fs && !is_undefined(env, a[2]))
+      || (!data && !is_undefined(env, a[4]))) {
     free(src);
     free(dst);
     free(fs);
     free(data);
-    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "mount: source, target, fstype and data must be strings without NUL bytes");
+    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE",
+                          "mount: source, target, fstype and data must be strings without NUL bytes");
     return NULL;
   }
   int64_t fl = 0;

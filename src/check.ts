@@ -1,11 +1,13 @@
 // Checks for untrusted input (library specs, CLI values). Each failure is an NsboxError that
 // names the field, in one line: values are quoted with control characters escaped and cut short.
-import { NsboxError } from './errors.js';
+import { escapeControls, NsboxError } from './errors.js';
 
 /** setTimeout's limit: a longer delay overflows and fires at once. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Linux's PATH_MAX: a longer path cannot reach a syscall. */
 export const MAX_PATH = 4096;
+
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
 
 export function bad(field: string, message: string): never {
   throw new NsboxError(`${field}: ${message}`, { step: field, field });
@@ -21,13 +23,13 @@ export function show(v: unknown): string {
   else if (Array.isArray(v)) s = `an array of ${v.length}`;
   else s = 'an object';
   // JSON.stringify leaves some non-ASCII controls (U+0080-U+009F, U+2028) as they are.
-  return s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return s.replace(CONTROLS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** A string for a message, unquoted: control characters escaped, cut at 200 characters. */
 export function esc(s: string): string {
   const cut = s.length > 200 ? `${s.slice(0, 200)}...` : s;
-  return cut.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return escapeControls(cut);
 }
 
 /** What a value is, for "must be X, got Y". */
@@ -108,12 +110,15 @@ export function suggest(key: string, known: readonly string[]): string | undefin
 }
 
 /** Refuses keys that are not in `known` (a typo would otherwise be silently ignored). */
-export function knownKeys(obj: Record<string, unknown>, known: readonly string[], where?: string, hints: readonly string[] = []): void {
+export function knownKeys(
+  obj: Record<string, unknown>, known: readonly string[], where?: string, hints: readonly string[] = [],
+): void {
   for (const key of Object.keys(obj)) {
     if (known.includes(key)) continue;
     const name = where ? `${where}.${key}` : key;
     const hint = suggest(key, known) ?? suggest(key, hints);
-    throw new NsboxError(`unknown field ${show(name).slice(1, -1)}${hint ? ` (did you mean ${hint}?)` : ''}`, { step: name, field: name });
+    const message = `unknown field ${show(name).slice(1, -1)}${hint ? ` (did you mean ${hint}?)` : ''}`;
+    throw new NsboxError(message, { step: name, field: name });
   }
 }
 

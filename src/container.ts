@@ -195,7 +195,9 @@ export class Container {
     } catch (e) {
       // The caller gets no handle when this throws: nothing may run on. (Its exit still cleans up.)
       native.pidfdSendSignal(child.pidfd, osConstants.signals.SIGKILL);
-      reaped(child.pidfd, () => {}).then(async (w) => { for (const p of parts) await p.afterExit?.(toExitStatus(w)); }).catch(() => {});
+      reaped(child.pidfd, () => {}).then(async (w) => {
+        for (const p of parts) await p.afterExit?.(toExitStatus(w));
+      }).catch(() => {});
       closeSync(child.errFd);
       if (sync) closeSync(child.syncFd);
       throw e;

@@ -2,6 +2,12 @@
 import { getSystemErrorMap } from 'node:util';
 import { OP, type Op } from './plan/ops.js';
 
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+
+/** Control characters (newlines and terminal escapes included) as \xNN. */
+export const escapeControls = (s: string): string =>
+  s.replace(CONTROLS, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+
 export class NsboxError extends Error {
   /** errno name, e.g. 'EPERM', when a syscall failed. */
   code?: string;
@@ -10,8 +16,8 @@ export class NsboxError extends Error {
   /** The spec field (or CLI option) at fault, e.g. 'timeoutMs' or 'limits.memory'. */
   field?: string;
   constructor(message: string, opts: { code?: string; step?: string; field?: string } = {}) {
-    // One line, whatever it quotes (a name, a path, a value from a hostile file): controls escaped.
-    super(message.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+    // One line, whatever it quotes (a name, a path, a value from a hostile file).
+    super(escapeControls(message));
     this.name = 'NsboxError';
     this.code = opts.code;
     this.step = opts.step;

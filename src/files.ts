@@ -12,7 +12,9 @@ export function readBounded(path: string, max = MAX_FILE_BYTES): string {
   const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   try {
     const st = fstatSync(fd);
-    if (!st.isFile()) throw new Error(`not a regular file${st.isFIFO() ? ' (a FIFO)' : st.isDirectory() ? ' (a directory)' : ''}`);
+    if (!st.isFile()) {
+      throw new Error(`not a regular file${st.isFIFO() ? ' (a FIFO)' : st.isDirectory() ? ' (a directory)' : ''}`);
+    }
     if (st.size > max) throw new Error(`too large (${st.size} bytes; at most ${max})`);
     // The size may change under us: read until EOF, but never past the bound.
     const buf = Buffer.alloc(max + 1);

@@ -55,10 +55,13 @@ function resolveNamespaces(ns: Namespaces | undefined): Required<Namespaces> {
   for (const [k, v] of Object.entries(ns ?? {})) {
     const field = `namespaces.${k}`;
     if (!(NAMESPACE_KEYS as readonly string[]).includes(k)) {
-      throw new NsboxError(`unknown namespace: ${esc(k)} (one of ${NAMESPACE_KEYS.join(', ')})`, { step: 'namespaces', field });
+      const message = `unknown namespace: ${esc(k)} (one of ${NAMESPACE_KEYS.join(', ')})`;
+      throw new NsboxError(message, { step: 'namespaces', field });
     }
     if (v === undefined) continue;
-    if (typeof v !== 'boolean') throw new NsboxError(`${field} must be true (new) or false (the host's)`, { step: 'namespaces', field });
+    if (typeof v !== 'boolean') {
+      throw new NsboxError(`${field} must be true (new) or false (the host's)`, { step: 'namespaces', field });
+    }
     out[k as keyof Namespaces] = v;
   }
   return out;
@@ -83,7 +86,9 @@ function resolveRootfs(rootfs: unknown): string {
   }
   if (!st.isDirectory()) fail('rootfs', `rootfs is not a directory: ${esc(rootfs)}`);
   const real = realpathSync(rootfs);
-  if (real === '/') fail('rootfs', `rootfs ${esc(rootfs)} is the host's own root (use "host" for read-only binds of it)`);
+  if (real === '/') {
+    fail('rootfs', `rootfs ${esc(rootfs)} is the host's own root (use "host" for read-only binds of it)`);
+  }
   return real;
 }
 

@@ -22,7 +22,9 @@ export function parseArgs(argv: string[], defs: OptionDef[], positionalsBeforeRe
   let i = 0;
   const set = (d: OptionDef, v: string | true) => {
     if (d.value === 'multiple') ((options[d.long] ??= []) as string[]).push(v as string);
-    else if (d.value === 'single' && options[d.long] !== undefined) throw new NsboxError(`option --${d.long} given twice`);
+    else if (d.value === 'single' && options[d.long] !== undefined) {
+      throw new NsboxError(`option --${d.long} given twice`);
+    }
     else options[d.long] = v;
   };
   for (; i < argv.length; i++) {

@@ -48,7 +48,8 @@ export async function run(spec: RunSpec): Promise<RunResult<string | Buffer>> {
   if (!isPlainObject(spec)) bad('spec', `must be an object, got ${kind(spec)}`);
   const { input, maxOutputBytes, encoding = 'utf8', ...rest } = spec;
   if ('stdio' in rest) bad('stdio', 'run() pipes stdin, stdout and stderr itself (use spawn() for other stdio)');
-  const max = maxOutputBytes === undefined ? DEFAULT_MAX_OUTPUT : integer(maxOutputBytes, 'maxOutputBytes', 0, MAX_OUTPUT);
+  const max = maxOutputBytes === undefined
+    ? DEFAULT_MAX_OUTPUT : integer(maxOutputBytes, 'maxOutputBytes', 0, MAX_OUTPUT);
   if (encoding !== 'buffer' && (typeof encoding !== 'string' || !Buffer.isEncoding(encoding))) {
     bad('encoding', `must be 'buffer' or a Buffer encoding such as 'utf8', got ${kind(encoding)}`);
   }

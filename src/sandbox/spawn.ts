@@ -47,7 +47,9 @@ export function checkSandboxSpec(spec: unknown): Omit<SandboxSpec, (typeof SANDB
   checkStdio(stdio);
   millis(timeoutMs, 'timeoutMs');
   millis(cpuTimeLimitMs, 'cpuTimeLimitMs');
-  if (signal !== undefined && !(signal instanceof AbortSignal)) bad('signal', `must be an AbortSignal, got ${kind(signal)}`);
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    bad('signal', `must be an AbortSignal, got ${kind(signal)}`);
+  }
   return containerSpec as Omit<SandboxSpec, (typeof SANDBOX_KEYS)[number]>;
 }
 
@@ -98,7 +100,9 @@ export class Sandbox extends EventEmitter {
     }
   }
 
-  private watch(stdio: Stdio, started: bigint, timeoutMs?: number, cpuLimitMs?: number, signal?: AbortSignal): Promise<Result> {
+  private watch(
+    stdio: Stdio, started: bigint, timeoutMs?: number, cpuLimitMs?: number, signal?: AbortSignal,
+  ): Promise<Result> {
     if (timeoutMs !== undefined) this.timers.push(setTimeout(() => this.stop('timeout'), timeoutMs));
     if (cpuLimitMs !== undefined) this.watchCpu(cpuLimitMs);
     const onAbort = () => this.stop('abort');

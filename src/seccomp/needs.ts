@@ -31,7 +31,8 @@ function callsOf(o: Op): Call[] {
     case OP.SET_TTY: return [{ name: 'ioctl' }];
     case OP.DUP2: return [{ name: 'dup2' }, { name: 'dup3' }];
     case OP.SETRLIMIT: return [{ name: 'prlimit64' }];
-    case OP.INIT: return ['clone', 'rt_sigprocmask', 'rt_sigtimedwait', 'wait4', 'kill', 'getpid'].map((name) => ({ name }));
+    case OP.INIT:
+      return ['clone', 'rt_sigprocmask', 'rt_sigtimedwait', 'wait4', 'kill', 'getpid'].map((name) => ({ name }));
     default: return [];
   }
 }

@@ -32,7 +32,6 @@ export function classify(code: number | null, stderr: string, timedOut: boolean)
   if (STACK.test(stderr)) return 'stack';
   if (code === 0) return 'ok';
   const lines = stderr.split('\n').filter((l) => l !== '');
-  // eslint-disable-next-line no-control-regex
   const clean = lines.length === 1 && lines[0].startsWith('nsbox: ') && !/[\u0000-\u001f\u007f-\u009f]/.test(lines[0]);
   if (code === 125) return clean ? 'error' : 'bad-error';
   if (code === 1 && clean && /no such container/.test(lines[0])) return 'missing';
