@@ -92,11 +92,14 @@ function invocations(cmd: string, opts: { flag: string; value: boolean }[]): Inv
       if (twin) continue;
       list.push({ label: `${cmd} ${flag}=x`, argv: [cmd, `${flag.startsWith('--') ? flag : `--${long}`}=x`, ...rest] });
       // A flag repeated is the flag (detached runs would outlive the test).
-      if ((cmd === 'run' || cmd === 'ps') && long !== 'detach') list.push({ label: `${cmd} ${flag} twice`, argv: [cmd, flag, flag, ...rest], valid: true });
+      if ((cmd === 'run' || cmd === 'ps') && long !== 'detach') {
+        list.push({ label: `${cmd} ${flag} twice`, argv: [cmd, flag, flag, ...rest], valid: true });
+      }
       continue;
     }
     if (twin) {
-      list.push({ label: `${cmd} ${flag}word (bundled)`, argv: [cmd, `${flag}abc`, ...rest], valid: VALID_RUNS.has(cmd) && validJunk(cmd, long, 'word') });
+      const valid = VALID_RUNS.has(cmd) && validJunk(cmd, long, 'word');
+      list.push({ label: `${cmd} ${flag}word (bundled)`, argv: [cmd, `${flag}abc`, ...rest], valid });
       continue;
     }
     for (const [name, v] of Object.entries(VALUES)) {
@@ -105,8 +108,9 @@ function invocations(cmd: string, opts: { flag: string; value: boolean }[]): Inv
     }
     const ok = VALID[long];
     if (ok === undefined) continue;
-    if (VALID_RUNS.has(cmd) && !(cmd === 'exec' && long === 'format')) list.push({ label: `${cmd} ${flag} valid`, argv: [cmd, flag, ok, ...rest], valid: true });
-    list.push({ label: `${cmd} ${flag} twice`, argv: [cmd, flag, ok, flag, ok, ...rest], valid: VALID_RUNS.has(cmd) && REPEATABLE.has(long) });
+    if (VALID_RUNS.has(cmd)) list.push({ label: `${cmd} ${flag} valid`, argv: [cmd, flag, ok, ...rest], valid: true });
+    const twice = [cmd, flag, ok, flag, ok, ...rest];
+    list.push({ label: `${cmd} ${flag} twice`, argv: twice, valid: VALID_RUNS.has(cmd) && REPEATABLE.has(long) });
   }
   return list;
 }
@@ -160,7 +164,8 @@ describe('CLI fuzz', () => {
       list.push({ label: `run --name ${name}`, argv: ['run', '--name', v, ROOTFS, 'true'] });
       for (const cmd of ['inspect', 'logs', 'stats', 'exec', 'kill', 'stop', 'rm']) {
         // '-' reads as an option where a command takes options (not an error to pass over).
-        const argv = cmd === 'stats' ? [cmd, '--no-stream', '--', v] : cmd === 'exec' ? [cmd, '--', v, 'true'] : [cmd, '--', v];
+        const argv = cmd === 'stats' ? [cmd, '--no-stream', '--', v]
+          : cmd === 'exec' ? [cmd, '--', v, 'true'] : [cmd, '--', v];
         list.push({ label: `${cmd} ${name}`, argv, accept: ['error', 'missing'] });
       }
     }

@@ -54,7 +54,9 @@ function once(inv: Invocation, timeoutMs: number, env: NodeJS.ProcessEnv): Promi
 }
 
 /** Runs them all, `parallel` at a time. */
-export async function runAll(list: Invocation[], opts: { parallel?: number; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Result[]> {
+export async function runAll(
+  list: Invocation[], opts: { parallel?: number; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<Result[]> {
   const out: Result[] = new Array(list.length);
   let next = 0;
   const worker = async () => {

@@ -21,7 +21,8 @@ const CORE_UNLIMITED = /^Max core file size\s+\S+\s+unlimited/m.test(readFileSyn
 
 /** Valid values of each limit (with memory: '64m'), on a host with at least 2 CPUs. */
 const LIMIT_OK: Record<string, string[]> = {
-  memory: ['undefinedValue', 'beyondTimer'], memorySwap: ['undefinedValue', 'negative', 'beyondTimer'], cpus: ['undefinedValue', 'fraction'],
+  memory: ['undefinedValue', 'beyondTimer'], memorySwap: ['undefinedValue', 'negative', 'beyondTimer'],
+  cpus: ['undefinedValue', 'fraction'],
   cpuShares: ['undefinedValue', 'number'], cpuWeight: ['undefinedValue', 'number'], cpusetCpus: ['undefinedValue'],
   pids: ['undefinedValue', 'number'],
 };
@@ -90,11 +91,14 @@ const VALID: Record<string, string[]> = {
 };
 
 /** Fields inside fields: [path, the object around it, the valid values]. */
-const NESTED: [string, (v: unknown) => Record<string, unknown>, string[]][] = [
-  ...['memory', 'memorySwap', 'cpus', 'cpuShares', 'cpuWeight', 'cpusetCpus', 'pids'].map((k) =>
-    [`limits.${k}`, (v: unknown) => ({ limits: { memory: '64m', [k]: v } }), LIMIT_OK[k] ?? []] as [string, (v: unknown) => Record<string, unknown>, string[]]),
-  ...['pid', 'net', 'ipc', 'uts', 'cgroup'].map((k) =>
-    [`namespaces.${k}`, (v: unknown) => ({ namespaces: { [k]: v } }), ['undefinedValue', 'true', 'false']] as [string, (v: unknown) => Record<string, unknown>, string[]]),
+type Around = (v: unknown) => Record<string, unknown>;
+const BOOLEAN = ['undefinedValue', 'true', 'false'];
+const tmpfs = (k: string): Around => (v) => ({ mounts: [{ type: 'tmpfs', target: '/mnt', [k]: v }] });
+const NESTED: [string, Around, string[]][] = [
+  ...['memory', 'memorySwap', 'cpus', 'cpuShares', 'cpuWeight', 'cpusetCpus', 'pids'].map((k): [string, Around, string[]] =>
+    [`limits.${k}`, (v) => ({ limits: { memory: '64m', [k]: v } }), LIMIT_OK[k] ?? []]),
+  ...['pid', 'net', 'ipc', 'uts', 'cgroup'].map((k): [string, Around, string[]] =>
+    [`namespaces.${k}`, (v) => ({ namespaces: { [k]: v } }), BOOLEAN]),
   ['userns.uidMap', (v) => ({ userns: { uidMap: v } }), ['undefinedValue']],
   ['userns.gidMap', (v) => ({ userns: { gidMap: v } }), ['undefinedValue']],
   ['ulimits.nproc', (v) => ({ ulimits: { nproc: v } }), ['zero', 'number']],
@@ -102,9 +106,9 @@ const NESTED: [string, (v: unknown) => Record<string, unknown>, string[]][] = [
   ['ulimits.core', (v) => ({ ulimits: { core: { soft: 0, hard: v } } }),
     ['undefinedValue', 'zero', 'number', 'beyondTimer', ...(CORE_UNLIMITED ? ['negative'] : [])]],
   ['mounts[0].target', (v) => ({ mounts: [{ type: 'tmpfs', target: v }] }), []],
-  ['mounts[0].size', (v) => ({ mounts: [{ type: 'tmpfs', target: '/mnt', size: v }] }), ['undefinedValue', 'number', 'beyondTimer']],
-  ['mounts[0].mode', (v) => ({ mounts: [{ type: 'tmpfs', target: '/mnt', mode: v }] }), ['undefinedValue', 'zero', 'number']],
-  ['mounts[0].readOnly', (v) => ({ mounts: [{ type: 'tmpfs', target: '/mnt', readOnly: v }] }), ['undefinedValue', 'true', 'false']],
+  ['mounts[0].size', tmpfs('size'), ['undefinedValue', 'number', 'beyondTimer']],
+  ['mounts[0].mode', tmpfs('mode'), ['undefinedValue', 'zero', 'number']],
+  ['mounts[0].readOnly', tmpfs('readOnly'), BOOLEAN],
   ['mounts[0].source', (v) => ({ mounts: [{ type: 'bind', target: '/mnt', source: v }] }), ['absolute']],
   ['devices[0].host', (v) => ({ devices: [{ host: v }] }), []],
   ['devices[0].access', (v) => ({ devices: [{ host: '/dev/null', access: v }] }), ['undefinedValue']],
