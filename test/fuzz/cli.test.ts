@@ -2,7 +2,7 @@
 // (empty, huge, negative, non-numeric, unicode, control characters), repeated and conflicting
 // ones. Each must end in one line `nsbox: ...` and exit 125, no stack trace, within a deadline,
 // leaving nothing behind; the few valid ones must succeed. (A NUL cannot be passed in argv at all.)
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nsbox, ROOTFS, snapshot } from '../helpers.js';
 import { BAD_NAMES, counts, leftovers, runAll, VALUES, wrong, type Invocation, type Result } from './harness.js';
@@ -186,8 +186,17 @@ describe('CLI fuzz', () => {
   it('left nothing behind', async () => {
     await nsbox(['rm', '-f', TARGET]);
     console.log(`fuzz cli total: ${JSON.stringify(counts(all))}`);
-    // Container entries are 12 hex digits (names/ holds the links to them).
-    expect(readdirSync(process.env.NSBOX_STATE_DIR!).filter((e) => /^[0-9a-f]{12}$/.test(e))).toEqual([]);
+    // Container entries are 12 hex digits (names/ holds the links to them): say which name each had.
+    const dir = process.env.NSBOX_STATE_DIR!;
+    const entries = readdirSync(dir).filter((e) => /^[0-9a-f]{12}$/.test(e)).map((e) => {
+      try {
+        const st = JSON.parse(readFileSync(`${dir}/${e}/state.json`, 'utf8')) as { name: string; status: string };
+        return `${e} ${st.status} name ${JSON.stringify(st.name.slice(0, 40))}`;
+      } catch {
+        return e;
+      }
+    });
+    expect(entries).toEqual([]);
     expect(await leftovers(before)).toEqual([]);
   }, 60_000);
 });
