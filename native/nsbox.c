@@ -57,15 +57,39 @@ static char *get_string(napi_env env, napi_value v) {
   size_t len;
   if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return NULL;
   char *s = malloc(len + 1);
+  if (!s) return NULL;
   napi_get_value_string_utf8(env, v, s, len + 1, &len);
+  if (strlen(s) != len) { /* a NUL inside would silently cut the string at the syscall */
+    free(s);
+    return NULL;
+  }
   return s;
 }
 
-static int64_t get_int(napi_env env, napi_value v) {
-  double d = 0;
-  napi_get_value_double(env, v, &d);
-  return (int64_t)d;
+/* A whole number in [min, max] (a double is exact to 2^53); else throws a TypeError or RangeError. */
+static bool int_arg(napi_env env, napi_value v, const char *what, double min, double max, int64_t *out) {
+  napi_valuetype t;
+  double d;
+  napi_typeof(env, v, &t);
+  if (t != napi_number || napi_get_value_double(env, v, &d) != napi_ok) {
+    char m[160];
+    snprintf(m, sizeof m, "%s must be a number", what);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", m);
+    return false;
+  }
+  if (!(d >= min && d <= max) || d != (double)(int64_t)d) {
+    char m[160];
+    snprintf(m, sizeof m, "%s must be a whole number from %.0f to %.0f", what, min, max);
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", m);
+    return false;
+  }
+  *out = (int64_t)d;
+  return true;
 }
+
+#define INT_MAX_D 2147483647.0
+#define SAFE_D 9007199254740991.0
+#define INT_ARG(v, what, min, max, out) if (!int_arg(env, v, what, min, max, &out)) return NULL
 
 static napi_value args(napi_env env, napi_callback_info info, size_t n, napi_value *argv) {
   size_t argc = n;
@@ -82,7 +106,13 @@ static napi_value num(napi_env env, double d) {
 
 static napi_value prop(napi_env env, napi_value obj, const char *name) {
   napi_value v;
-  napi_get_named_property(env, obj, name, &v);
+  if (napi_get_named_property(env, obj, name, &v) != napi_ok) {
+    napi_value ex; /* a getter that threw, or not an object: read as undefined */
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) napi_get_and_clear_last_exception(env, &ex);
+    napi_get_undefined(env, &v);
+  }
   return v;
 }
 
@@ -108,63 +138,258 @@ static void free_plan(struct plan *p) {
   free(p);
 }
 
-static int read_op(napi_env env, napi_value v, struct op *o) {
-  uint32_t len = 0;
-  napi_value a = prop(env, v, "op");
-  o->kind = (int)get_int(env, a);
-  a = prop(env, v, "s");
-  if (!is_undefined(env, a)) napi_get_array_length(env, a, &len);
-  o->ns = (int)len;
-  o->s = calloc(len + 1, sizeof(char *));
-  for (uint32_t i = 0; i < len; i++) {
-    napi_value e;
-    napi_get_element(env, a, i, &e);
-    if (!(o->s[i] = get_string(env, e))) return -1;
-  }
-  len = 0;
-  a = prop(env, v, "n");
-  if (!is_undefined(env, a)) napi_get_array_length(env, a, &len);
-  o->nn = (int)len;
-  o->n = calloc(len + 1, sizeof(int64_t));
-  for (uint32_t i = 0; i < len; i++) {
-    napi_value e;
-    napi_get_element(env, a, i, &e);
-    o->n[i] = get_int(env, e);
-  }
-  a = prop(env, v, "alt");
-  if (!is_undefined(env, a)) o->alt = (int)get_int(env, a);
-  a = prop(env, v, "b");
-  if (!is_undefined(env, a)) {
-    void *data;
-    napi_get_buffer_info(env, a, &data, &o->blen);
-    o->b = malloc(o->blen ? o->blen : 1);
-    memcpy(o->b, data, o->blen);
-  }
-  if (o->kind == OP_EXEC) {
-    int argc = (int)o->n[0], envc = (int)o->n[1];
-    if (o->nn < 2 || argc < 1 || envc < 0 || argc + envc > o->ns) return -1;
-    o->argv = calloc(argc + 1, sizeof(char *));
-    o->envp = calloc(envc + 1, sizeof(char *));
-    for (int i = 0; i < argc; i++) o->argv[i] = o->s[i];
-    for (int i = 0; i < envc; i++) o->envp[i] = o->s[argc + i];
-  }
-  if ((o->kind == OP_OPEN_TREE || o->kind == OP_MOVE_MOUNT) && (o->nn < 1 || o->n[0] < 0 || o->n[0] >= PLAN_SLOTS))
-    return -1;
-  if (check_path_op(o) < 0) return -1;
-  return 0;
+/* What each op kind takes (native/plan.h): strings and numbers (min, max), numbers that are fds
+ * or slots, and each number's range otherwise. A plan comes from JavaScript (nsbox/native is
+ * public): anything else is refused here, before clone, never dereferenced by the child. A new
+ * op kind needs a row, or every plan using it is refused. */
+enum num_kind { NONE = 0, ANY, FLAGS, FD, SLOT, U32, BOOL, FD_OR_MINUS1, RLIM };
+
+struct op_args {
+  int smin, smax, nmin, nmax;
+  enum num_kind n[10]; /* the kind of n[i]; the last one given repeats */
+};
+
+#define S(a, b) a, b
+#define N(a, b) a, b
+static const struct op_args OP_ARGS[] = {
+  [OP_MOUNT] = { S(4, 4), N(1, 1), { FLAGS } },
+  [OP_MKDIR] = { S(1, 1), N(1, 1), { U32 } },
+  [OP_PIVOT_ROOT] = { S(1, 1), N(0, 0), { NONE } },
+  [OP_UMOUNT] = { S(1, 1), N(1, 1), { U32 } },
+  [OP_SETHOSTNAME] = { S(1, 1), N(0, 0), { NONE } },
+  [OP_LOOPBACK_UP] = { S(0, 0), N(0, 0), { NONE } },
+  [OP_DUP2] = { S(0, 0), N(2, 2), { FD, FD } },
+  [OP_CHDIR] = { S(1, 1), N(0, 0), { NONE } },
+  [OP_SETRLIMIT] = { S(0, 0), N(3, 3), { U32, RLIM, RLIM } },
+  [OP_EXEC] = { S(1, 1 << 22), N(2, 2), { U32, U32 } },
+  [OP_SYMLINK] = { S(2, 2), N(0, 0), { NONE } },
+  [OP_CREATE_FILE] = { S(1, 1), N(1, 1), { U32 } },
+  [OP_SETATTR] = { S(1, 1), N(3, 3), { FLAGS, FLAGS, BOOL } },
+  [OP_WAIT_SYNC] = { S(0, 0), N(0, 0), { NONE } },
+  [OP_SETSID] = { S(0, 0), N(0, 0), { NONE } },
+  [OP_SETNS] = { S(0, 0), N(2, 2), { FD, U32 } },
+  [OP_UNSHARE] = { S(0, 0), N(1, 1), { U32 } },
+  [OP_PRCTL] = { S(0, 0), N(1, 5), { U32, ANY } },
+  [OP_SETGROUPS] = { S(0, 0), N(0, 64), { U32 } },
+  [OP_SETRESGID] = { S(0, 0), N(1, 1), { U32 } },
+  [OP_SETRESUID] = { S(0, 0), N(1, 1), { U32 } },
+  [OP_CAPS] = { S(0, 0), N(10, 10), { U32 } },
+  [OP_SECCOMP] = { S(0, 0), N(0, 1), { U32 } },
+  [OP_CLOSE_FDS] = { S(0, 0), N(1, 1), { FD } },
+  [OP_OPEN_TREE] = { S(1, 1), N(2, 2), { SLOT, BOOL } },
+  [OP_MOVE_MOUNT] = { S(1, 1), N(1, 1), { SLOT } },
+  [OP_INIT] = { S(0, 0), N(0, 0), { NONE } },
+  [OP_UMASK] = { S(0, 0), N(1, 1), { U32 } },
+  [OP_WRITE_FILE] = { S(2, 2), N(0, 0), { NONE } },
+  [OP_SET_TTY] = { S(0, 0), N(1, 1), { FD } },
+  [OP_CLOSE] = { S(0, 0), N(0, 17), { FD_OR_MINUS1, FD } },
+  [OP_OPEN_AT] = { S(1, 1), N(2, 2), { SLOT, U32 } },
+  [OP_MOVE_MOUNT_TO] = { S(0, 0), N(2, 2), { SLOT, SLOT } },
+  [OP_FSMOUNT] = { S(1, 64), N(2, 2), { SLOT, FLAGS } },
+  [OP_CLONE_TREE] = { S(0, 0), N(3, 3), { SLOT, SLOT, BOOL } },
+  [OP_SETATTR_SLOT] = { S(0, 0), N(4, 4), { SLOT, FLAGS, FLAGS, BOOL } },
+  [OP_USERNS_ROOT] = { S(0, 0), N(3, 3), { BOOL } },
+  [OP_CHDIR_IN_ROOT] = { S(1, 1), N(1, 1), { BOOL } },
+  [OP_OPEN_BENEATH] = { S(1, 1), N(3, 3), { SLOT, SLOT, U32 } },
+  [OP_ATTACH] = { S(0, 0), N(2, 2), { SLOT, SLOT } },
+  [OP_MKNOD_AT] = { S(1, 1), N(6, 6), { SLOT, U32, U32, U32, RLIM, RLIM } },
+  [OP_SYMLINK_AT] = { S(2, 2), N(1, 1), { SLOT } },
+  [OP_MASK_AT] = { S(1, 1), N(2, 2), { SLOT, SLOT } },
+  [OP_CLOSE_SLOTS] = { S(0, 0), N(0, 64), { SLOT } },
+};
+#define NKINDS (int)(sizeof OP_ARGS / sizeof OP_ARGS[0])
+/* A kind without a row (all zeros) would pass as an op without arguments: refuse it. */
+static bool known_kind(int k) {
+  if (k < 0 || k >= NKINDS) return false;
+  const struct op_args *a = &OP_ARGS[k];
+  return a->smax || a->nmax || k == OP_LOOPBACK_UP || k == OP_WAIT_SYNC || k == OP_SETSID || k == OP_INIT;
 }
 
+/* The largest string one op may carry (an argument: the kernel takes 128 KiB; a file's data). */
+#define MAX_STRING (1 << 20)
+#define MAX_OPS 65536
+
+static void range(double *min, double *max, enum num_kind k) {
+  switch (k) {
+  case FD: *min = 0; *max = INT_MAX_D; return;
+  case FD_OR_MINUS1: *min = -1; *max = INT_MAX_D; return;
+  case SLOT: *min = 0; *max = PLAN_SLOTS - 1; return;
+  case U32: *min = 0; *max = 4294967295.0; return;
+  case BOOL: *min = 0; *max = 1; return;
+  case RLIM: *min = -1; *max = SAFE_D; return;
+  case FLAGS: *min = 0; *max = SAFE_D; return;
+  default: *min = -SAFE_D; *max = SAFE_D; return;
+  }
+}
+
+/* Reads op `i` into o; false with a JavaScript error thrown when it is not what its kind takes. */
+static bool read_op(napi_env env, napi_value v, uint32_t i, uint32_t nops, struct op *o) {
+  char what[96];
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  if (t != napi_object) {
+    snprintf(what, sizeof what, "spawn: ops[%u] must be an object", i);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
+    return false;
+  }
+  int64_t k;
+  snprintf(what, sizeof what, "spawn: ops[%u].op", i);
+  if (!int_arg(env, prop(env, v, "op"), what, 0, INT_MAX_D, &k)) return false;
+  if (!known_kind((int)k)) {
+    snprintf(what, sizeof what, "spawn: ops[%u].op: unknown op %d", i, (int)k);
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", what);
+    return false;
+  }
+  o->kind = (int)k;
+  const struct op_args *want = &OP_ARGS[o->kind];
+
+  uint32_t len = 0;
+  bool arr;
+  napi_value a = prop(env, v, "s");
+  if (!is_undefined(env, a)) {
+    if (napi_is_array(env, a, &arr) != napi_ok || !arr) goto type_s;
+    napi_get_array_length(env, a, &len);
+  }
+  if ((int64_t)len < want->smin || (int64_t)len > want->smax) {
+    snprintf(what, sizeof what, "spawn: ops[%u] (op %d) takes %d to %d strings, got %u", i, o->kind, want->smin,
+             want->smax, len);
+    goto range;
+  }
+  o->s = calloc(len + 1, sizeof(char *));
+  if (!o->s) goto nomem;
+  for (uint32_t j = 0; j < len; j++) {
+    napi_value e;
+    size_t sl;
+    napi_get_element(env, a, j, &e);
+    if (napi_get_value_string_utf8(env, e, NULL, 0, &sl) != napi_ok || sl > MAX_STRING
+        || !(o->s[j] = get_string(env, e))) {
+      snprintf(what, sizeof what, "spawn: ops[%u].s[%u] must be a string without NUL bytes, at most %d bytes", i, j,
+               MAX_STRING);
+      napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", what);
+      return false;
+    }
+    o->ns = (int)j + 1;
+  }
+
+  len = 0;
+  a = prop(env, v, "n");
+  if (!is_undefined(env, a)) {
+    if (napi_is_array(env, a, &arr) != napi_ok || !arr) goto type_n;
+    napi_get_array_length(env, a, &len);
+  }
+  if ((int64_t)len < want->nmin || (int64_t)len > want->nmax) {
+    snprintf(what, sizeof what, "spawn: ops[%u] (op %d) takes %d to %d numbers, got %u", i, o->kind, want->nmin,
+             want->nmax, len);
+    goto range;
+  }
+  /* Zeros past the end: the child reads a fixed number of some ops' numbers (prctl's five). */
+  o->n = calloc(len + 10, sizeof(int64_t));
+  if (!o->n) goto nomem;
+  o->nn = (int)len;
+  for (uint32_t j = 0; j < len; j++) {
+    napi_value e;
+    double min, max;
+    int at = j < 10 ? (int)j : 9;
+    while (at > 0 && want->n[at] == NONE) at--;
+    range(&min, &max, want->n[at]);
+    napi_get_element(env, a, j, &e);
+    snprintf(what, sizeof what, "spawn: ops[%u].n[%u] (op %d)", i, j, o->kind);
+    if (!int_arg(env, e, what, min, max, &o->n[j])) return false;
+  }
+
+  a = prop(env, v, "alt");
+  if (!is_undefined(env, a)) {
+    int64_t alt;
+    snprintf(what, sizeof what, "spawn: ops[%u].alt", i);
+    if (!int_arg(env, a, what, 0, (double)(nops - i - 1), &alt)) return false;
+    o->alt = (int)alt;
+  }
+  a = prop(env, v, "b");
+  if (!is_undefined(env, a)) {
+    bool isbuf = false;
+    void *data;
+    if (napi_is_buffer(env, a, &isbuf) != napi_ok || !isbuf
+        || napi_get_buffer_info(env, a, &data, &o->blen) != napi_ok) {
+      snprintf(what, sizeof what, "spawn: ops[%u].b must be a Buffer", i);
+      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
+      return false;
+    }
+    o->b = malloc(o->blen ? o->blen : 1);
+    if (!o->b) goto nomem;
+    memcpy(o->b, data, o->blen);
+  }
+  if (o->kind == OP_SECCOMP && (!o->b || o->blen == 0 || o->blen % 8 || o->blen / 8 > 4096)) {
+    snprintf(what, sizeof what, "spawn: ops[%u]: a seccomp program is 1 to 4096 instructions of 8 bytes", i);
+    goto range;
+  }
+  if (o->kind != OP_SECCOMP && o->b) {
+    snprintf(what, sizeof what, "spawn: ops[%u] (op %d) takes no bytes", i, o->kind);
+    goto range;
+  }
+  if (o->kind == OP_EXEC) {
+    int64_t argc = o->n[0], envc = o->n[1];
+    if (argc < 1 || argc + envc > o->ns) {
+      snprintf(what, sizeof what, "spawn: ops[%u]: exec needs argc >= 1 and argc + envc <= %d strings", i, o->ns);
+      goto range;
+    }
+    o->argv = calloc(argc + 1, sizeof(char *));
+    o->envp = calloc(envc + 1, sizeof(char *));
+    if (!o->argv || !o->envp) goto nomem;
+    for (int j = 0; j < argc; j++) o->argv[j] = o->s[j];
+    for (int j = 0; j < envc; j++) o->envp[j] = o->s[argc + j];
+  }
+  if (o->kind == OP_CLOSE && o->nn > 0 && o->n[0] != -1)
+    for (int j = 0; j < o->nn; j++)
+      if (o->n[j] < 0) {
+        snprintf(what, sizeof what, "spawn: ops[%u].n[%d]: an fd is never negative", i, j);
+        goto range;
+      }
+  if (check_path_op(o) < 0) {
+    snprintf(what, sizeof what, "spawn: ops[%u] (op %d): arguments out of range", i, o->kind);
+    goto range;
+  }
+  return true;
+type_s:
+  snprintf(what, sizeof what, "spawn: ops[%u].s must be an array of strings", i);
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
+  return false;
+type_n:
+  snprintf(what, sizeof what, "spawn: ops[%u].n must be an array of numbers", i);
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
+  return false;
+range:
+  napi_throw_range_error(env, "ERR_OUT_OF_RANGE", what);
+  return false;
+nomem:
+  napi_throw_error(env, "ENOMEM", "spawn: out of memory");
+  return false;
+}
+
+/* The plan in C memory, or NULL with a JavaScript error thrown. */
 static struct plan *read_plan(napi_env env, napi_value ops) {
   uint32_t len;
-  if (napi_get_array_length(env, ops, &len) != napi_ok) return NULL;
+  bool arr = false;
+  if (napi_is_array(env, ops, &arr) != napi_ok || !arr) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "spawn: ops must be an array");
+    return NULL;
+  }
+  napi_get_array_length(env, ops, &len);
+  if (len == 0 || len > MAX_OPS) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "spawn: a plan has 1 to 65536 ops");
+    return NULL;
+  }
   struct plan *p = calloc(1, sizeof *p);
-  p->ops = calloc(len ? len : 1, sizeof(struct op));
+  if (!p || !(p->ops = calloc(len, sizeof(struct op)))) {
+    free(p);
+    napi_throw_error(env, "ENOMEM", "spawn: out of memory");
+    return NULL;
+  }
   p->nops = (int)len;
   for (int i = 0; i < PLAN_SLOTS; i++) p->slots[i] = -1;
   for (uint32_t i = 0; i < len; i++) {
     napi_value v;
     napi_get_element(env, ops, i, &v);
-    if (read_op(env, v, &p->ops[i]) < 0 || p->ops[i].alt < 0 || p->ops[i].alt >= (int)(len - i)) {
+    if (!read_op(env, v, i, len, &p->ops[i])) {
       free_plan(p);
       return NULL;
     }
@@ -207,15 +432,34 @@ static pid_t spawn_vfork(struct plan *p, uint64_t flags, int *pidfd) {
 static napi_value Spawn(napi_env env, napi_callback_info info) {
   napi_value a[1];
   args(env, info, 1, a);
-  struct plan *p = read_plan(env, prop(env, a[0], "ops"));
-  if (!p) {
-    napi_throw_type_error(env, NULL, "spawn: malformed plan");
+  napi_valuetype t;
+  napi_typeof(env, a[0], &t);
+  if (t != napi_object) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "spawn: expected { flags, ops, sync?, cgroupFd? }");
     return NULL;
   }
-  uint64_t flags = (uint64_t)get_int(env, prop(env, a[0], "flags"));
+  int64_t fl, cgfd = -1;
+  if (!int_arg(env, prop(env, a[0], "flags"), "spawn: flags", 0, 4294967295.0, &fl)) return NULL;
   napi_value cg = prop(env, a[0], "cgroupFd");
+  if (!is_undefined(env, cg) && !int_arg(env, cg, "spawn: cgroupFd", 0, INT_MAX_D, &cgfd)) return NULL;
   bool sync = false;
-  napi_get_value_bool(env, prop(env, a[0], "sync"), &sync);
+  napi_value sv = prop(env, a[0], "sync");
+  if (!is_undefined(env, sv) && napi_get_value_bool(env, sv, &sync) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "spawn: sync must be true or false");
+    return NULL;
+  }
+  struct plan *p = read_plan(env, prop(env, a[0], "ops"));
+  if (!p) return NULL;
+  uint64_t flags = (uint64_t)fl;
+  /* Only namespaces: CLONE_VM, CLONE_THREAD, CLONE_SETTLS... would make a child that shares or
+   * corrupts this process. CLONE_NEWTIME is 0x80. */
+  const uint64_t ns = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID
+    | CLONE_NEWNET | 0x80;
+  if (flags & ~ns) {
+    free_plan(p);
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "spawn: flags may hold only CLONE_NEW* namespace flags");
+    return NULL;
+  }
 
   int errp[2], syncp[2] = { -1, -1 };
   if (pipe2(errp, O_CLOEXEC) < 0) {
@@ -238,9 +482,9 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   ca.flags = flags | CLONE_PIDFD;
   ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
   ca.exit_signal = SIGCHLD;
-  if (!is_undefined(env, cg)) {
+  if (cgfd >= 0) {
     ca.flags |= NSBOX_CLONE_INTO_CGROUP;
-    ca.cgroup = (uint64_t)get_int(env, cg);
+    ca.cgroup = (uint64_t)cgfd;
   }
 
   /* No signal handler of Node's may run in the child before it resets them. */
@@ -312,13 +556,20 @@ static void watch_fired(uv_poll_t *h, int status, int events) {
 static napi_value WatchReadable(napi_env env, napi_callback_info info) {
   napi_value a[2], name;
   args(env, info, 2, a);
-  int fd = (int)get_int(env, a[0]);
+  int64_t fd;
+  INT_ARG(a[0], "watchReadable: fd", 0, INT_MAX_D, fd);
+  napi_valuetype t;
+  napi_typeof(env, a[1], &t);
+  if (t != napi_function) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "watchReadable: the callback must be a function");
+    return NULL;
+  }
   uv_loop_t *loop;
   napi_get_uv_event_loop(env, &loop);
   struct watch *w = calloc(1, sizeof *w);
   w->env = env;
   w->poll.data = w;
-  int rc = uv_poll_init(loop, &w->poll, fd);
+  int rc = uv_poll_init(loop, &w->poll, (int)fd);
   if (rc < 0) {
     free(w);
     return throw_errno(env, "uv_poll_init", -rc);
@@ -334,7 +585,8 @@ static napi_value WatchReadable(napi_env env, napi_callback_info info) {
 static napi_value WaitPidfd(napi_env env, napi_callback_info info) {
   napi_value a[1], r;
   args(env, info, 1, a);
-  int pidfd = (int)get_int(env, a[0]);
+  int64_t pidfd;
+  INT_ARG(a[0], "waitPidfd: pidfd", 0, INT_MAX_D, pidfd);
   siginfo_t si;
   struct rusage ru;
   memset(&si, 0, sizeof si);
@@ -360,7 +612,9 @@ static napi_value WaitPidfd(napi_env env, napi_callback_info info) {
 static napi_value PidfdOpen(napi_env env, napi_callback_info info) {
   napi_value a[1];
   args(env, info, 1, a);
-  int fd = syscall(SYS_pidfd_open, (pid_t)get_int(env, a[0]), 0);
+  int64_t pid;
+  INT_ARG(a[0], "pidfdOpen: pid", 1, 4194304, pid);
+  int fd = syscall(SYS_pidfd_open, (pid_t)pid, 0);
   if (fd < 0) return throw_errno(env, "pidfd_open", errno);
   return num(env, fd);
 }
@@ -368,7 +622,10 @@ static napi_value PidfdOpen(napi_env env, napi_callback_info info) {
 static napi_value PidfdSendSignal(napi_env env, napi_callback_info info) {
   napi_value a[2];
   args(env, info, 2, a);
-  if (syscall(SYS_pidfd_send_signal, (int)get_int(env, a[0]), (int)get_int(env, a[1]), NULL, 0) < 0)
+  int64_t fd, sig;
+  INT_ARG(a[0], "pidfdSendSignal: pidfd", 0, INT_MAX_D, fd);
+  INT_ARG(a[1], "pidfdSendSignal: signal", 0, 64, sig);
+  if (syscall(SYS_pidfd_send_signal, (int)fd, (int)sig, NULL, 0) < 0)
     return throw_errno(env, "pidfd_send_signal", errno);
   return NULL;
 }
@@ -387,14 +644,19 @@ static napi_value Pipe(napi_env env, napi_callback_info info) {
 static napi_value Unshare(napi_env env, napi_callback_info info) {
   napi_value a[1];
   args(env, info, 1, a);
-  if (unshare((int)get_int(env, a[0])) < 0) return throw_errno(env, "unshare", errno);
+  int64_t fl;
+  INT_ARG(a[0], "unshare: flags", 0, 4294967295.0, fl);
+  if (unshare((int)fl) < 0) return throw_errno(env, "unshare", errno);
   return NULL;
 }
 
 static napi_value Setns(napi_env env, napi_callback_info info) {
   napi_value a[2];
   args(env, info, 2, a);
-  if (setns((int)get_int(env, a[0]), is_undefined(env, a[1]) ? 0 : (int)get_int(env, a[1])) < 0)
+  int64_t fd, type = 0;
+  INT_ARG(a[0], "setns: fd", 0, INT_MAX_D, fd);
+  if (!is_undefined(env, a[1])) INT_ARG(a[1], "setns: nstype", 0, 4294967295.0, type);
+  if (setns((int)fd, (int)type) < 0)
     return throw_errno(env, "setns", errno);
   return NULL;
 }
@@ -418,7 +680,25 @@ static napi_value Mount(napi_env env, napi_callback_info info) {
   args(env, info, 5, a);
   char *src = opt_string(env, a[0]), *dst = opt_string(env, a[1]), *fs = opt_string(env, a[2]);
   char *data = opt_string(env, a[4]);
-  unsigned long flags = is_undefined(env, a[3]) ? 0 : (unsigned long)get_int(env, a[3]);
+  if ((!src && !is_undefined(env, a[0])) || !dst || (!fs && !is_undefined(env, a[2]))
+      || (!data && !is_undefined(env, a[4]))) {
+    free(src);
+    free(dst);
+    free(fs);
+    free(data);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE",
+                          "mount: source, target, fstype and data must be strings without NUL bytes");
+    return NULL;
+  }
+  int64_t fl = 0;
+  if (!is_undefined(env, a[3]) && !int_arg(env, a[3], "mount: flags", 0, SAFE_D, &fl)) {
+    free(src);
+    free(dst);
+    free(fs);
+    free(data);
+    return NULL;
+  }
+  unsigned long flags = (unsigned long)fl;
   int rc = syscall(SYS_mount, src, dst, fs, flags, data);
   int e = errno;
   free(src);
@@ -432,8 +712,10 @@ static napi_value Mount(napi_env env, napi_callback_info info) {
 static napi_value Umount(napi_env env, napi_callback_info info) {
   napi_value a[2];
   args(env, info, 2, a);
+  int64_t fl = 0;
+  if (!is_undefined(env, a[1])) INT_ARG(a[1], "umount: flags", 0, INT_MAX_D, fl);
   char *t = get_string(env, a[0]);
-  int rc = t ? syscall(SYS_umount2, t, is_undefined(env, a[1]) ? 0 : (int)get_int(env, a[1])) : (errno = EINVAL, -1);
+  int rc = t ? syscall(SYS_umount2, t, (int)fl) : (errno = EINVAL, -1);
   int e = errno;
   free(t);
   if (rc < 0) return throw_errno(env, "umount2", e);
@@ -455,8 +737,11 @@ static napi_value Sethostname(napi_env env, napi_callback_info info) {
 static napi_value Flock(napi_env env, napi_callback_info info) {
   napi_value a[2], r;
   args(env, info, 2, a);
+  int64_t fd, op;
+  INT_ARG(a[0], "flock: fd", 0, INT_MAX_D, fd);
+  INT_ARG(a[1], "flock: operation", 0, 15, op);
   int rc;
-  do rc = flock((int)get_int(env, a[0]), (int)get_int(env, a[1])); while (rc < 0 && errno == EINTR);
+  do rc = flock((int)fd, (int)op); while (rc < 0 && errno == EINTR);
   if (rc < 0 && errno != EWOULDBLOCK) return throw_errno(env, "flock", errno);
   napi_get_boolean(env, rc == 0, &r);
   return r;
@@ -492,8 +777,12 @@ static napi_value Openpty(napi_env env, napi_callback_info info) {
 static napi_value SetWinsize(napi_env env, napi_callback_info info) {
   napi_value a[3];
   args(env, info, 3, a);
-  struct winsize ws = { .ws_row = (unsigned short)get_int(env, a[1]), .ws_col = (unsigned short)get_int(env, a[2]) };
-  if (ioctl((int)get_int(env, a[0]), TIOCSWINSZ, &ws) < 0) return throw_errno(env, "ioctl TIOCSWINSZ", errno);
+  int64_t fd, rows, cols;
+  INT_ARG(a[0], "setWinsize: fd", 0, INT_MAX_D, fd);
+  INT_ARG(a[1], "setWinsize: rows", 0, 65535, rows);
+  INT_ARG(a[2], "setWinsize: cols", 0, 65535, cols);
+  struct winsize ws = { .ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols };
+  if (ioctl((int)fd, TIOCSWINSZ, &ws) < 0) return throw_errno(env, "ioctl TIOCSWINSZ", errno);
   return NULL;
 }
 

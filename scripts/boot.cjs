@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --
 'use strict';
 // dist/run.cjs: starts the bundled CLI (dist/cli.cjs) from a V8 code cache, so that Node does not
 // compile its 200 KB again at every start (~8 ms here). The cache is written next to the bundle by

@@ -10,6 +10,7 @@ import { rootSteps } from './rootfs/root.js';
 import { deviceMounts } from './devices/spec.js';
 import { rlimitOps } from './hardening/rlimits.js';
 import { commandCandidates, type ResolvedSpec } from './spec.js';
+import { checkFilterLetsPlanRun } from './seccomp/needs.js';
 import { identityOps, noNewPrivsOps, ttyGid, usernsEntryOps } from './userns/plan.js';
 
 const PR_SET_PDEATHSIG = 1;
@@ -50,5 +51,8 @@ export function compile(s: ResolvedSpec, facts: HostFacts, parts: readonly Start
   b.add('exec-fds', op.closeFds(3));
   b.add('exec', op.exec(s.command[0], s.command, s.env, commandCandidates(s.command[0], s.env)));
   for (const p of parts) p.steps?.(b);
-  return b.build();
+  const plan = b.build();
+  // A filter that blocks what the child still runs after it would end the start in silence.
+  checkFilterLetsPlanRun(plan.steps);
+  return plan;
 }

@@ -100,11 +100,20 @@ export class Container {
     this.parts = parts;
     this.pid = child.pid;
     this.pidfd = child.pidfd;
-    for (const p of parts) p.started?.(child.pid);
     const exit = started.exit.then((w) => toExitStatus(w, this.killedBy)).then(async (st) => {
       for (const p of parts) await p.afterExit?.(st);
       return st;
     });
+    try {
+      for (const p of parts) p.started?.(child.pid);
+    } catch (e) {
+      // The caller gets no handle when this throws: nothing may run on (its exit still cleans up).
+      native.pidfdSendSignal(child.pidfd, osConstants.signals.SIGKILL);
+      exit.catch(() => {});
+      closeSync(child.errFd);
+      if (sync) closeSync(child.syncFd);
+      throw e;
+    }
     if (sync) {
       try {
         this.release(child, parts);

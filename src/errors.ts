@@ -2,6 +2,12 @@
 import { getSystemErrorMap } from 'node:util';
 import type { Step } from './plan/steps.js';
 
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+
+/** Control characters (newlines and terminal escapes included) as \xNN. */
+export const escapeControls = (s: string): string =>
+  s.replace(CONTROLS, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+
 /**
  * What went wrong: the caller's `spec` (a field, or a CLI flag), the `host` (a missing feature or
  * permission), a plan `step` in the child, or nsbox itself (`internal`). The CLI's exit codes come
@@ -28,7 +34,8 @@ export class NsboxError extends Error {
   field?: string;
   exec?: 'not-found' | 'not-executable';
   constructor(message: string, opts: ErrorOptions = {}) {
-    super(message);
+    // One line, whatever it quotes (a name, a path, a value from a hostile file).
+    super(escapeControls(message));
     this.name = 'NsboxError';
     this.kind = opts.kind ?? (opts.field ? 'spec' : opts.code ? 'host' : 'spec');
     this.code = opts.code;

@@ -5,6 +5,8 @@ import { SIGNAL_MODES, type SignalMode } from './signals.js';
 import { resolveIdentity, type Identity, type IdentitySpec } from './userns/identity.js';
 import { resolveLimits, type Limits, type ResolvedLimits } from './cgroups/limits.js';
 import { resolveHardening, type Hardening, type HardeningSpec } from './hardening/spec.js';
+import { checkSpecShape } from './spec-check.js';
+import { esc } from './check.js';
 
 /** User namespace, user, groups and capabilities: see IdentitySpec (src/userns/identity.ts). */
 export interface ContainerSpec extends IdentitySpec, HardeningSpec {
@@ -56,8 +58,15 @@ const NAMESPACE_KEYS = ['pid', 'net', 'ipc', 'uts', 'cgroup'] as const;
 function resolveNamespaces(ns: Namespaces | undefined): Required<Namespaces> {
   const out = { pid: true, net: true, ipc: true, uts: true, cgroup: true };
   for (const [k, v] of Object.entries(ns ?? {})) {
-    if (!(NAMESPACE_KEYS as readonly string[]).includes(k)) fail('namespaces', `unknown namespace: ${k} (one of ${NAMESPACE_KEYS.join(', ')})`);
-    if (typeof v !== 'boolean') fail('namespaces', `namespaces.${k} must be true (new) or false (the host's)`);
+    const field = `namespaces.${k}`;
+    if (!(NAMESPACE_KEYS as readonly string[]).includes(k)) {
+      const message = `unknown namespace: ${esc(k)} (one of ${NAMESPACE_KEYS.join(', ')})`;
+      throw new NsboxError(message, { step: 'namespaces', field });
+    }
+    if (v === undefined) continue;
+    if (typeof v !== 'boolean') {
+      throw new NsboxError(`${field} must be true (new) or false (the host's)`, { step: 'namespaces', field });
+    }
     out[k as keyof Namespaces] = v;
   }
   return out;
@@ -68,7 +77,7 @@ const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
 const HOSTNAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})?)*$/;
 
 function fail(field: string, message: string): never {
-  throw new NsboxError(message, { step: field });
+  throw new NsboxError(message, { step: field, field });
 }
 
 /**
@@ -88,10 +97,14 @@ function resolveRootfs(rootfs: unknown): string {
   try {
     st = statSync(rootfs);
   } catch {
-    fail('rootfs', `rootfs not found: ${rootfs}`);
+    fail('rootfs', `rootfs not found: ${esc(rootfs)}`);
   }
-  if (!st.isDirectory()) fail('rootfs', `rootfs is not a directory: ${rootfs}`);
-  return realpathSync(rootfs);
+  if (!st.isDirectory()) fail('rootfs', `rootfs is not a directory: ${esc(rootfs)}`);
+  const real = realpathSync(rootfs);
+  if (real === '/') {
+    fail('rootfs', `rootfs ${esc(rootfs)} is the host's own root (use "host" for read-only binds of it)`);
+  }
+  return real;
 }
 
 /** 12 random hex digits, e.g. a container id (from /dev/urandom: node:crypto takes ~2 ms to load). */
@@ -107,32 +120,31 @@ export function randomId(): string {
 }
 
 export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
-  if (!spec || typeof spec !== 'object') fail('spec', 'a container spec must be an object');
+  // Field names and types first (src/spec-check.ts): what follows may trust them.
+  checkSpecShape(spec);
   const rootfs = resolveRootfs(spec.rootfs);
   const command = spec.command;
-  if (!Array.isArray(command) || command.length === 0 || command[0] === '') fail('command', 'no command given');
-  if (!command.every((a) => typeof a === 'string')) fail('command', 'command arguments must be strings');
   const id = spec.id ?? randomId();
-  if (!/^[0-9a-f]{12}$/.test(id)) fail('id', `invalid container id: ${id} (12 hex digits)`);
+  if (!/^[0-9a-f]{12}$/.test(id)) fail('id', `invalid container id: ${esc(id)} (12 hex digits)`);
   const name = checkName(spec.name ?? id);
   const hostname = spec.hostname ?? name;
-  if (hostname.length > 64 || !HOSTNAME_RE.test(hostname)) fail('hostname', `invalid hostname: ${hostname}`);
+  if (hostname.length > 64 || !HOSTNAME_RE.test(hostname)) fail('hostname', `invalid hostname: ${esc(hostname)}`);
   const cwd = spec.cwd ?? '/';
-  if (!cwd.startsWith('/')) fail('cwd', `working directory must be absolute: ${cwd}`);
+  if (!cwd.startsWith('/')) fail('cwd', `working directory must be absolute: ${esc(cwd)}`);
   const env: Record<string, string> = { PATH: DEFAULT_PATH, HOME: '/root', HOSTNAME: hostname };
-  for (const [k, v] of Object.entries(spec.env ?? {})) {
-    if (k === '' || k.includes('=') || k.includes('\0')) fail('env', `invalid environment variable name: ${k}`);
-    env[k] = String(v);
-  }
+  for (const [k, v] of Object.entries(spec.env ?? {})) env[k] = v;
   const stdio = spec.stdio ?? [0, 1, 2];
   const signals = spec.signals ?? 'process';
   if (!SIGNAL_MODES.includes(signals)) fail('signals', `signals must be one of ${SIGNAL_MODES.join(', ')}, got ${JSON.stringify(signals)}`);
-  // A directory as stdio would stay open in the container: fchdir(0) would leave its root.
+  // Checked now: a closed fd would only fail in the child, after the namespaces exist; a directory
+  // as stdio would stay open in the container, where fchdir(0) would leave its root.
   stdio.forEach((fd, i) => {
-    let dir = false;
+    let dir: boolean;
     try {
       dir = fstatSync(fd).isDirectory();
-    } catch { /* not an fd: refused where it is used */ }
+    } catch {
+      fail('stdio', `stdio: fd ${fd} is not open`);
+    }
     if (dir) fail('stdio', `stdio[${i}] (fd ${fd}) is a directory: the container could leave its root through it`);
   });
   const identity = resolveIdentity(spec, rootfs);

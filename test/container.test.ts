@@ -34,7 +34,7 @@ it('a failing beforeRelease kills the child and leaves no fd and no unhandled re
 
 it('a spec the plan refuses (too many mounts) leaves no cgroup behind', () => {
   const mounts = Array.from({ length: 1100 }, (_, i) => ({ type: 'tmpfs' as const, target: `/m${i}` }));
-  expect(() => new Container({ rootfs: ROOTFS, command: ['true'], limits: { memory: '64m', pids: 10 }, mounts })).toThrow('too many mounts');
+  expect(() => new Container({ rootfs: ROOTFS, command: ['true'], limits: { memory: '64m', pids: 10 }, mounts })).toThrow(/too many/);
   // afterEach: no cgroup left
 });
 

@@ -40,7 +40,7 @@ export function collect(cmd: string, argv: string[], opts: { input?: string; env
 
 /** Runs `node dist/run.js ARGS...`, optionally feeding stdin and calling onStart with the child. */
 export function nsbox(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; onStart?: (pid: number) => void } = {}): Promise<CliResult> {
-  return collect(process.execPath, [CLI, ...args], opts);
+  return collect(process.execPath, ['--', CLI, ...args], opts); // '--': Node 20 scans all of argv for --env-file
 }
 
 /** Host PIDs of processes that live in a PID namespace other than ours. */

@@ -98,9 +98,9 @@ describe('spec validation', () => {
   const bad: [string, object, RegExp][] = [
     ['rootfs', { rootfs: '/nonexistent', command: ['true'] }, /rootfs not found/],
     ['command', { rootfs: ROOTFS, command: [] }, /no command given/],
-    ['timeoutMs', { rootfs: ROOTFS, command: ['true'], timeoutMs: 0 }, /spec.timeoutMs/],
-    ['cpuTimeLimitMs', { rootfs: ROOTFS, command: ['true'], cpuTimeLimitMs: 'x' }, /spec.cpuTimeLimitMs/],
-    ['stdio', { rootfs: ROOTFS, command: ['true'], stdio: ['pipe', 'bogus', 'pipe'] }, /spec.stdio/],
+    ['timeoutMs', { rootfs: ROOTFS, command: ['true'], timeoutMs: 0 }, /^timeoutMs: /],
+    ['cpuTimeLimitMs', { rootfs: ROOTFS, command: ['true'], cpuTimeLimitMs: 'x' }, /^cpuTimeLimitMs: /],
+    ['stdio', { rootfs: ROOTFS, command: ['true'], stdio: ['pipe', 'bogus', 'pipe'] }, /^stdio: /],
     ['namespaces', { rootfs: ROOTFS, command: ['true'], namespaces: { mnt: false } }, /unknown namespace: mnt/],
     ['hostname', { rootfs: ROOTFS, command: ['true'], hostname: 'bad host' }, /invalid hostname/],
   ];

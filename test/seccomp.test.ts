@@ -1,5 +1,6 @@
 // The seccomp compiler, tested by running its filters: a static probe inside a container makes
 // exact system calls and prints what the kernel (or the filter) answered.
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -222,6 +223,47 @@ describe('bad profiles', () => {
       expect(r.code).toBe(125);
     });
   }
+
+  it('reads only a regular file, at most 4 MiB, without waiting on a FIFO', async () => {
+    const fifo = join(suite.root(), '..', `profile-fifo-${tmpCount++}`);
+    execFileSync('mkfifo', [fifo]);
+    const big = profileFile(`{"defaultAction": "SCMP_ACT_ALLOW", "comment": "${'x'.repeat(5 * 1024 * 1024)}"}`);
+    const cases: [string, RegExp][] = [
+      [fifo, /: not a regular file \(a FIFO\)\n$/],
+      ['/dev/zero', /: not a regular file\n$/],
+      ['/', /: not a regular file \(a directory\)\n$/],
+      [big, /: too large \(\d+ bytes; at most 4194304\)\n$/],
+    ];
+    for (const [file, message] of cases) {
+      const r = await nsbox(['--seccomp', file, suite.root(), 'true']);
+      expect(r.stderr).toMatch(new RegExp(`^nsbox: seccomp profile ${file}: `));
+      expect(r.stderr).toMatch(message);
+      expect(r.code).toBe(125);
+    }
+  });
+
+  it('refuses a profile that blocks what nsbox runs after installing it, naming the calls (no silent 139)', async () => {
+    const cases: [unknown, RegExp][] = [
+      [{ defaultAction: 'SCMP_ACT_ERRNO' }, /^write, exit_group, .*setresuid, .*capset, .*execve$/],
+      [{ defaultAction: 'SCMP_ACT_KILL_PROCESS' }, /^write, exit_group, .*execve$/],
+      [{ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['execve'], action: 'SCMP_ACT_KILL' }] }, /^execve$/],
+      [{ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['write'], action: 'SCMP_ACT_ERRNO' }] }, /^write$/],
+      [{ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['capset'], action: 'SCMP_ACT_TRAP' }] }, /^capset$/],
+    ];
+    for (const [profile, calls] of cases) {
+      const f = profileFile(profile);
+      // --user 1000: the identity steps run after the filter when there is no no_new_privs.
+      const r = await nsbox(['--seccomp', f, '--no-new-privileges=false', '--user', '1000', suite.root(), 'true']);
+      const m = /^nsbox: seccomp profile (\S+) blocks (.*), which nsbox needs after installing the filter to start the command \(allow them in the profile\)\n$/.exec(r.stderr);
+      expect(m?.[1], r.stderr).toBe(f);
+      expect(m?.[2]).toMatch(calls);
+      expect(r.code).toBe(125);
+    }
+    // What the command does after exec is its business: a profile that blocks only that is taken.
+    const f = profileFile({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['getcwd'], action: 'SCMP_ACT_ERRNO' }] });
+    const r = await nsbox(['--seccomp', f, suite.root(), 'sh', '-c', 'pwd; echo done']);
+    expect(r.stdout).toMatch(/done/);
+  });
 
   it('rejects a missing file and a filter longer than the kernel takes', async () => {
     let r = await nsbox(['--seccomp', '/nonexistent.json', suite.root(), 'true']);

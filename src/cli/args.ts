@@ -22,6 +22,9 @@ export function parseArgs(argv: string[], defs: OptionDef[], positionalsBeforeRe
   let i = 0;
   const set = (d: OptionDef, v: string | true) => {
     if (d.value === 'multiple') ((options[d.long] ??= []) as string[]).push(v as string);
+    else if (d.value === 'single' && options[d.long] !== undefined) {
+      throw new NsboxError(`option --${d.long} given twice`);
+    }
     else options[d.long] = v;
   };
   for (; i < argv.length; i++) {
@@ -60,6 +63,7 @@ export function parseArgs(argv: string[], defs: OptionDef[], positionalsBeforeRe
     if (v === undefined) throw new NsboxError(`option --${def.long} needs a value`);
     set(def, v);
   }
-  positionals.push(...argv.slice(i));
+  // Not push(...rest): a spread of 150,000 arguments overflows the stack.
+  for (; i < argv.length; i++) positionals.push(argv[i]);
   return { options, positionals };
 }

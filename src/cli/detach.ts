@@ -28,7 +28,8 @@ export async function runDetached(argv: string[], o: Parsed['options'], _rootfs:
   rmSync(root.at(errName), { force: true }); // left by a killed run with our pid
   const errFd = root.open(errName, C.O_RDWR | C.O_CREAT | C.O_EXCL);
   unlinkSync(root.at(errName));
-  const child = spawn(process.execPath, [cli, 'nsbox-monitor', ...argv], { detached: true, stdio: ['ignore', 'ignore', errFd, 'pipe'] });
+  // '--': Node 20 would read a --env-file of ours itself (it scans all of argv for it before the script).
+  const child = spawn(process.execPath, ['--', cli, 'nsbox-monitor', ...argv], { detached: true, stdio: ['ignore', 'ignore', errFd, 'pipe'] });
   const pipe = child.stdio[3] as import('node:stream').Readable;
   let text = '';
   pipe.setEncoding('utf8');

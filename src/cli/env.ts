@@ -37,6 +37,7 @@ export function applyEnv(env: Map<string, string>, entries: string[] | undefined
   for (const kv of [...(files ?? []).flatMap(readEnvFile), ...(entries ?? [])]) {
     if (kv.includes('\0')) throw new NsboxError('invalid --env value: contains a NUL byte', { field: 'env' });
     const eq = kv.indexOf('=');
+    if (kv === '') throw new NsboxError('invalid --env value: an empty name (expected KEY=VALUE or KEY)', { field: 'env' });
     if (eq === 0) throw new NsboxError(`invalid --env value: ${kv} (expected KEY=VALUE)`, { field: 'env' });
     if (eq > 0) env.set(kv.slice(0, eq), kv.slice(eq + 1));
     else if (process.env[kv] !== undefined) env.set(kv, process.env[kv]!);

@@ -147,6 +147,8 @@ function pidTarget(v: string, o: Record<string, unknown>): Target {
 export async function command(_name: string, argv: string[]): Promise<number> {
   const nsenter = isTargetForm(argv);
   const { options: o, positionals } = parseArgs(argv, nsenter ? TARGET_OPTIONS : CONTAINER_OPTIONS, 1);
+  const wd = o.workdir as string | undefined;
+  if (wd !== undefined && !wd.startsWith('/')) throw new NsboxError(`working directory must be absolute: ${wd}`);
   if (o.help) {
     process.stdout.write(`${EXEC_HELP}\n`);
     return 0;

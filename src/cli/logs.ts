@@ -25,8 +25,10 @@ export async function command(_name: string, argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length !== 1) throw new NsboxError('logs needs one container name or id');
+  if (o.tail !== undefined && !/^\d{1,9}$/.test(o.tail as string)) {
+    throw new NsboxError(`invalid --tail: ${o.tail} (a number of lines)`);
+  }
   const tail = o.tail === undefined ? undefined : Number(o.tail);
-  if (tail !== undefined && !(Number.isInteger(tail) && tail >= 0)) throw new NsboxError(`invalid --tail: ${o.tail}`);
   const st = find(positionals[0]);
   if (!st.detached) throw new NsboxError(`container ${st.name} runs in the foreground: its output goes to its terminal`);
   let dir;

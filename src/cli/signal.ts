@@ -93,7 +93,10 @@ async function stop(argv: string[]): Promise<number> {
   if (o.help) return help(STOP_HELP);
   if (!positionals.length) throw new NsboxError('stop needs a container name or id');
   const t = (o.time as string | undefined) ?? '10';
-  if (!/^\d+$/.test(t)) throw new NsboxError(`invalid --time: ${t} (whole seconds)`);
+  // setTimeout takes at most 2^31-1 ms: a longer wait would fire at once.
+  if (!/^\d{1,7}$/.test(t) || Number(t) > 2147483) {
+    throw new NsboxError(`invalid --time: ${t} (whole seconds, at most 2147483)`);
+  }
   return forEachContainer(positionals, (ref) => stopOne(ref, Number(t)));
 }
 

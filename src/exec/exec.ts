@@ -18,6 +18,7 @@ import type { Step } from '../plan/steps.js';
 import { commandCandidates } from '../spec.js';
 import { nsId, type NsName } from '../state/proc.js';
 import { joinCgroupsOf } from './cgroup.js';
+import { checkFilterLetsPlanRun } from '../seccomp/needs.js';
 
 const PR_SET_DUMPABLE = 4;
 const CLONE_NEWTIME = 0x80;
@@ -103,7 +104,9 @@ export function execPlan(s: ExecSpec, v1Cgroups: string[]): Step[] {
   b.add('exec-fds', op.closeFds(3));
   if (s.namespaces.includes('pid')) b.add('init', op.init());
   b.add('exec', op.exec(s.command[0], s.command, s.env, commandCandidates(s.command[0], s.env)));
-  return b.build().steps;
+  const steps = b.build().steps;
+  checkFilterLetsPlanRun(steps);
+  return steps;
 }
 
 export class Exec {

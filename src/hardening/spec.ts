@@ -39,8 +39,11 @@ function field<T>(step: string, f: () => T): T {
   try {
     return f();
   } catch (e) {
-    if (e instanceof NsboxError) throw e;
-    throw new NsboxError((e as Error).message, { step });
+    if (e instanceof NsboxError) {
+      e.field ??= step;
+      throw e;
+    }
+    throw new NsboxError((e as Error).message, { step, field: step });
   }
 }
 
@@ -50,7 +53,7 @@ export function resolveHardening(spec: HardeningSpec & { privileged?: boolean },
   const seccomp = field('seccomp', () => resolveSeccomp(spec.seccomp ?? (privileged ? 'unconfined' : 'default')));
   const caps = capBounding === undefined ? undefined : capNames(capBounding);
   if (spec.maskPaths !== undefined && typeof spec.maskPaths !== 'boolean') {
-    throw new NsboxError('maskPaths must be true or false', { step: 'maskPaths' });
+    throw new NsboxError('maskPaths must be true or false', { step: 'maskPaths', field: 'maskPaths' });
   }
   return {
     seccomp,

@@ -1,6 +1,6 @@
 // run(spec): spawn, feed input, collect output up to a cap, and resolve with the Result.
-import type { Readable } from 'node:stream';
-import { NsboxError } from '../errors.js';
+import { Readable } from 'node:stream';
+import { bad, integer, isPlainObject, kind } from '../check.js';
 import { spawn, type Result, type SandboxSpec } from './spawn.js';
 
 export interface RunSpec extends Omit<SandboxSpec, 'stdio'> {
@@ -20,6 +20,10 @@ export interface RunResult<T = string> extends Result {
 }
 
 const DEFAULT_MAX_OUTPUT = 16 * 1024 * 1024;
+/** What one Buffer may hold. */
+const MAX_OUTPUT = 2 ** 32;
+
+const isStream = (v: unknown): v is { pipe: unknown } => typeof v === 'object' && v !== null && 'pipe' in v;
 
 function collect(stream: Readable, max: number) {
   const chunks: Buffer[] = [];
@@ -41,17 +45,33 @@ function collect(stream: Readable, max: number) {
 export function run(spec: RunSpec & { encoding: 'buffer' }): Promise<RunResult<Buffer>>;
 export function run(spec: RunSpec): Promise<RunResult<string>>;
 export async function run(spec: RunSpec): Promise<RunResult<string | Buffer>> {
+  if (!isPlainObject(spec)) bad('spec', `must be an object, got ${kind(spec)}`);
   const { input, maxOutputBytes, encoding = 'utf8', ...rest } = spec;
-  const max = maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
-  if (!Number.isInteger(max) || max < 0) throw new NsboxError('spec.maxOutputBytes must be a whole number of bytes', { step: 'maxOutputBytes' });
+  if ('stdio' in rest) bad('stdio', 'run() pipes stdin, stdout and stderr itself (use spawn() for other stdio)');
+  const max = maxOutputBytes === undefined
+    ? DEFAULT_MAX_OUTPUT : integer(maxOutputBytes, 'maxOutputBytes', 0, MAX_OUTPUT);
+  if (encoding !== 'buffer' && (typeof encoding !== 'string' || !Buffer.isEncoding(encoding))) {
+    bad('encoding', `must be 'buffer' or a Buffer encoding such as 'utf8', got ${kind(encoding)}`);
+  }
+  const readable = input instanceof Readable || (isStream(input) && typeof input.pipe === 'function');
+  if (input !== undefined && typeof input !== 'string' && !(input instanceof Uint8Array) && !readable) {
+    bad('input', `must be a string, a Buffer or a readable stream, got ${kind(input)}`);
+  }
   const sb = spawn({ ...rest, stdio: ['pipe', 'pipe', 'pipe'] });
-  const out = collect(sb.stdout!, max);
-  const err = collect(sb.stderr!, max);
-  const stdin = sb.stdin!;
-  stdin.on('error', () => {}); // the command may exit without reading its input
-  if (input === undefined) stdin.end();
-  else if (typeof input === 'string' || Buffer.isBuffer(input)) stdin.end(input);
-  else input.pipe(stdin);
+  let out, err;
+  try {
+    out = collect(sb.stdout!, max);
+    err = collect(sb.stderr!, max);
+    const stdin = sb.stdin!;
+    stdin.on('error', () => {}); // the command may exit without reading its input
+    if (input === undefined) stdin.end();
+    else if (typeof input === 'string' || input instanceof Uint8Array) stdin.end(input);
+    else (input as Readable).pipe(stdin);
+  } catch (e) {
+    sb.kill('SIGKILL'); // never left running without a handle
+    await sb.exited.catch(() => {});
+    throw e;
+  }
   const result = await sb.exited;
   await Promise.all([out.done, err.done]);
   const decode = (b: Buffer) => (encoding === 'buffer' ? b : b.toString(encoding));

@@ -4,14 +4,15 @@ import { EventEmitter } from 'node:events';
 import { availableParallelism } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { Container, type ExitStatus } from '../container.js';
-import { NsboxError } from '../errors.js';
 import type { ContainerSpec } from '../spec.js';
-import { openStdio, type StdioOption } from './stdio.js';
+import { checkStdio, openStdio, type Stdio, type StdioOption } from './stdio.js';
+import { bad, integer, isPlainObject, kind, millis } from '../check.js';
+import { checkSpecShape } from '../spec-check.js';
 
 export interface SandboxSpec extends Omit<ContainerSpec, 'stdio'> {
   /** Like child_process: 'pipe' (default), 'inherit', 'ignore', an fd, or one of these per stream. */
   stdio?: StdioOption | [StdioOption, StdioOption, StdioOption];
-  /** Wall-clock limit: the whole container is killed when it is reached. */
+  /** Wall-clock limit: the whole container is killed when it is reached (at most 2^31-1 ms). */
   timeoutMs?: number;
   /** CPU-time limit (user + system of every process in the container). */
   cpuTimeLimitMs?: number;
@@ -35,13 +36,21 @@ export interface Result {
 
 const CPUS = availableParallelism();
 
-function checkLimit(spec: SandboxSpec, field: 'timeoutMs' | 'cpuTimeLimitMs'): number | undefined {
-  const v = spec[field];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
-    throw new NsboxError(`spec.${field} must be a positive number of milliseconds`, { step: field });
+/** The fields a sandbox handles itself; the rest is a ContainerSpec. */
+const SANDBOX_KEYS = ['stdio', 'timeoutMs', 'cpuTimeLimitMs', 'signal'] as const;
+
+/** Checks a whole SandboxSpec (every field, before anything is made); returns its container part. */
+export function checkSandboxSpec(spec: unknown): Omit<SandboxSpec, (typeof SANDBOX_KEYS)[number]> {
+  if (!isPlainObject(spec)) bad('spec', `must be an object, got ${kind(spec)}`);
+  const { stdio, timeoutMs, cpuTimeLimitMs, signal, ...containerSpec } = spec;
+  checkSpecShape(containerSpec);
+  checkStdio(stdio);
+  millis(timeoutMs, 'timeoutMs');
+  millis(cpuTimeLimitMs, 'cpuTimeLimitMs');
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    bad('signal', `must be an AbortSignal, got ${kind(signal)}`);
   }
-  return v;
+  return containerSpec as Omit<SandboxSpec, (typeof SANDBOX_KEYS)[number]>;
 }
 
 export class Sandbox extends EventEmitter {
@@ -59,11 +68,10 @@ export class Sandbox extends EventEmitter {
 
   constructor(spec: SandboxSpec) {
     super();
-    const timeoutMs = checkLimit(spec, 'timeoutMs');
-    const cpuLimitMs = checkLimit(spec, 'cpuTimeLimitMs');
-    if (spec.signal?.aborted) throw abortError(spec.signal);
-    const { stdio: stdioOption, timeoutMs: _t, cpuTimeLimitMs: _c, signal, ...containerSpec } = spec;
-    const stdio = openStdio(stdioOption);
+    const containerSpec = checkSandboxSpec(spec);
+    const { timeoutMs, cpuTimeLimitMs: cpuLimitMs, signal } = spec;
+    if (signal?.aborted) throw abortError(signal);
+    const stdio = openStdio(spec.stdio);
     const started = process.hrtime.bigint();
     try {
       // A cgroup always (when we may make one): the accounting covers every process in the container.
@@ -81,28 +89,46 @@ export class Sandbox extends EventEmitter {
     this.stdin = stdio.stdin;
     this.stdout = stdio.stdout;
     this.stderr = stdio.stderr;
+    try {
+      this.exited = this.watch(stdio, started, timeoutMs, cpuLimitMs, signal);
+    } catch (e) {
+      // Nothing may run on without a handle: the caller gets none when this throws.
+      for (const t of this.timers) clearTimeout(t);
+      this.container.kill('SIGKILL');
+      stdio.destroy();
+      throw e;
+    }
+  }
 
+  private watch(
+    stdio: Stdio, started: bigint, timeoutMs?: number, cpuLimitMs?: number, signal?: AbortSignal,
+  ): Promise<Result> {
     if (timeoutMs !== undefined) this.timers.push(setTimeout(() => this.stop('timeout'), timeoutMs));
     if (cpuLimitMs !== undefined) this.watchCpu(cpuLimitMs);
     const onAbort = () => this.stop('abort');
     signal?.addEventListener('abort', onAbort, { once: true });
 
     this.container.ready.then(() => this.emit('spawn'), () => {});
-    this.exited = this.container.exited.then(
+    let exited = this.container.exited.then(
       (st) => this.result(st, started),
       (e) => { stdio.destroy(); throw e; },
     ).finally(() => {
+      // Nobody reads it any more: as child_process does, close our end (else its fd stays open).
+      stdio.stdin?.destroy();
       for (const t of this.timers) clearTimeout(t);
       signal?.removeEventListener('abort', onAbort);
     });
     // 'error' only when listened to: users of `await exited` get the rejection instead of a crash.
-    this.exited.then((r) => this.emit('exit', r), (e) => { if (this.listenerCount('error')) this.emit('error', e); });
-    if (signal) this.exited = this.exited.then((r) => { if (this.killedFor === 'abort') throw abortError(signal); return r; });
-    this.exited.catch(() => {});
+    exited.then((r) => this.emit('exit', r), (e) => { if (this.listenerCount('error')) this.emit('error', e); });
+    if (signal) exited = exited.then((r) => { if (this.killedFor === 'abort') throw abortError(signal); return r; });
+    exited.catch(() => {});
+    return exited;
   }
 
   /** Send a signal to the container's PID 1 (SIGKILL ends the whole container). */
   kill(signal: NodeJS.Signals | number = 'SIGTERM'): boolean {
+    if (typeof signal === 'number') integer(signal, 'signal', 0, 64);
+    else if (typeof signal !== 'string') bad('signal', `must be a signal name or number, got ${kind(signal)}`);
     return this.container.kill(signal);
   }
 

@@ -1,8 +1,8 @@
 // stdio for a sandbox, as child_process has it: 'pipe', 'inherit', 'ignore' or an fd.
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
-import { NsboxError } from '../errors.js';
+import { bad, show } from '../check.js';
 import { pipe } from '../native.js';
 
 export type StdioOption = 'pipe' | 'inherit' | 'ignore' | number;
@@ -19,19 +19,32 @@ export interface Stdio {
   destroy(): void;
 }
 
-function normalize(stdio: StdioOption | StdioOption[] | undefined): StdioOption[] {
-  if (stdio === undefined) return ['pipe', 'pipe', 'pipe'];
-  const list = Array.isArray(stdio) ? stdio : [stdio, stdio, stdio];
-  if (list.length !== 3) throw new NsboxError('spec.stdio must be one option or three (stdin, stdout, stderr)', { step: 'stdio' });
-  for (const s of list) {
-    const ok = s === 'pipe' || s === 'inherit' || s === 'ignore' || (Number.isInteger(s) && (s as number) >= 0);
-    if (!ok) throw new NsboxError(`spec.stdio: invalid option ${JSON.stringify(s)} ('pipe', 'inherit', 'ignore' or an fd)`, { step: 'stdio' });
+function isOpen(fd: number): boolean {
+  try {
+    fstatSync(fd);
+    return true;
+  } catch {
+    return false;
   }
-  return list;
+}
+
+/** Checks a stdio option; returns it as three. */
+export function checkStdio(stdio: unknown): StdioOption[] {
+  if (stdio === undefined) return ['pipe', 'pipe', 'pipe'];
+  const list: unknown[] = Array.isArray(stdio) ? stdio : [stdio, stdio, stdio];
+  if (list.length !== 3) bad('stdio', 'must be one option or three (stdin, stdout, stderr)');
+  for (const s of list) {
+    const fd = typeof s === 'number' && Number.isInteger(s) && s >= 0 && s <= 2 ** 31 - 1;
+    if (!fd && s !== 'pipe' && s !== 'inherit' && s !== 'ignore') {
+      bad('stdio', `invalid option ${show(s)} ('pipe', 'inherit', 'ignore' or an fd)`);
+    }
+    if (fd && !isOpen(s as number)) bad('stdio', `fd ${s} is not open`);
+  }
+  return list as StdioOption[];
 }
 
 export function openStdio(option: StdioOption | StdioOption[] | undefined): Stdio {
-  const list = normalize(option);
+  const list = checkStdio(option);
   const toClose: number[] = [];
   const streams: (Socket | null)[] = [null, null, null];
   const childFds = list.map((s, i) => {

@@ -6,6 +6,8 @@ import { release } from 'node:os';
 import { NsboxError } from '../errors.js';
 import * as op from '../plan/ops.js';
 import type { Step } from '../plan/steps.js';
+import { readBounded } from '../files.js';
+import { esc } from '../check.js';
 import { nativeArch } from './arch.js';
 import { compile } from './compile.js';
 import { DEFAULT_PROFILE, DOCKER_DEFAULT_CAPS } from './default.js';
@@ -31,17 +33,19 @@ export function resolveSeccomp(setting: SeccompSetting | undefined): ResolvedSec
     if (typeof setting === 'string') {
       let text: string;
       try {
-        text = readFileSync(setting, 'utf8');
+        text = readBounded(setting);
       } catch (e) {
-        throw new Error(`seccomp profile ${setting}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+        const code = (e as NodeJS.ErrnoException).code;
+        const why = code === 'ENOENT' ? 'no such file' : code ? `${code}` : (e as Error).message;
+        throw new Error(`seccomp profile ${esc(setting)}: ${why}`);
       }
-      return { profile: parseProfile(text, setting), source: setting };
+      return { profile: parseProfile(text, esc(setting)), source: esc(setting) };
     }
     parseProfile(JSON.stringify(setting), 'object');
     checkProfile(setting);
     return { profile: setting, source: 'object' };
   } catch (e) {
-    throw new NsboxError((e as Error).message, { step: 'seccomp' });
+    throw new NsboxError((e as Error).message, { step: 'seccomp', field: 'seccomp' });
   }
 }
 
@@ -81,7 +85,7 @@ export function seccompFilter(profile: SeccompProfile, caps: readonly string[] =
     if (key !== null) defaults.set(key, f);
     return f;
   } catch (e) {
-    throw new NsboxError((e as Error).message, { step: 'seccomp' });
+    throw new NsboxError((e as Error).message, { step: 'seccomp', field: 'seccomp' });
   }
 }
 

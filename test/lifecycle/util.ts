@@ -26,7 +26,7 @@ export async function ok(args: string[], input?: string): Promise<string> {
 
 /** A CLI process left running (e.g. a foreground run or a blocking exec). */
 export function startCli(args: string[]): ChildProcess {
-  return spawn(process.execPath, [CLI, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  return spawn(process.execPath, ['--', CLI, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
 export function stateJson(id: string) {

@@ -1,0 +1,115 @@
+// Run by test/fuzz/native.test.ts in a process of its own (a crash must not take vitest down):
+// malformed plans and arguments for nsbox/native. Prints one JSON line of counts and failures.
+import * as n from '../../dist/native.js';
+
+let seed = Number(process.argv[2] ?? 1);
+const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+const pick = (a) => a[Math.floor(rnd() * a.length)];
+
+// Well-formed ops of every kind (native/plan.h), harmless if they ever ran: relative junk paths.
+const TEMPLATES = [
+  { op: 0, s: ['none', 'fz-a', 'tmpfs', ''], n: [0] }, { op: 1, s: ['fz-b'], n: [0o755] }, { op: 2, s: ['fz-c'] },
+  { op: 3, s: ['fz-d'], n: [0] }, { op: 4, s: ['fz'] }, { op: 5 }, { op: 6, n: [1, 1] }, { op: 7, s: ['fz-e'] },
+  { op: 8, n: [7, 1024, 1024] }, { op: 9, n: [1, 0], s: ['fz-none', '/fz-none'] }, { op: 10, s: ['x', 'fz-f'] },
+  { op: 11, s: ['fz-g'], n: [0o644] }, { op: 12, s: ['fz-h'], n: [0, 0, 0] }, { op: 14 }, { op: 15, n: [99, 0] },
+  { op: 16, n: [0] }, { op: 17, n: [38, 1, 0, 0, 0] }, { op: 18, n: [] }, { op: 19, n: [65534] }, { op: 20, n: [65534] },
+  { op: 21, n: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0] }, { op: 22, b: Buffer.from([6, 0, 0, 0, 0, 0, 0xff, 0x7f]) },
+  { op: 23, n: [3] }, { op: 24, s: ['fz-i'], n: [0, 0] }, { op: 25, s: ['fz-j'], n: [0] }, { op: 27, n: [0o22] },
+  { op: 28, s: ['fz-k', 'x'] }, { op: 29, n: [0] }, { op: 30, n: [99] }, { op: 31, s: ['fz-l'], n: [1, 4] },
+  { op: 32, n: [1, 2] }, { op: 33, s: ['tmpfs'], n: [3, 0] }, { op: 34, n: [1, 2, 0] }, { op: 35, n: [1, 0, 0, 0] },
+  { op: 36, n: [0, 0, 0] },
+];
+
+/** Kinds that take exactly their strings and numbers (and at least one of them). */
+const FIXED = new Set([0, 1, 2, 3, 4, 6, 7, 8, 10, 11, 12, 15, 16, 19, 20, 21, 23, 24, 25, 27, 28, 29, 31, 32, 34, 35, 36]);
+
+const JUNK = [undefined, null, NaN, Infinity, -Infinity, -1, -2, 1.5, 2 ** 31, 2 ** 53, 1e300, '1', 'a\0b', '', true, {}, [],
+  () => 0, Symbol('s'), 10n, Buffer.alloc(3)];
+
+/** One change that makes an op malformed. */
+const MUTATIONS = [
+  (o) => ({ ...o, op: pick([-1, 37, 99, 2 ** 31, 1.5, NaN, '9', null]) }),
+  (o) => ({ ...o, s: pick(['str', 5, {}, { length: 3 }]) }),
+  (o) => ({ ...o, n: pick(['str', 5, {}, { length: 3 }]) }),
+  (o) => ({ ...o, s: [...(o.s ?? []), ...Array(o.op === 9 ? 5e6 : 70).fill('x')] }),
+  (o) => ({ ...o, n: [...(o.n ?? []), ...Array(70).fill(0)] }),
+  (o) => (o.s?.length ? { ...o, s: o.s.map((x, i) => (i === 0 ? pick([5, null, {}, 'a\0b', undefined]) : x)) } : { ...o, s: [5] }),
+  (o) => (o.n?.length ? { ...o, n: o.n.map((x, i) => (i === 0 ? pick([NaN, Infinity, -5, 1.5, 1e300, '1', null]) : x)) } : { ...o, n: ['x'] }),
+  // One argument fewer, for the kinds that take an exact number.
+  (o) => (FIXED.has(o.op) ? (o.s?.length ? { ...o, s: o.s.slice(1) } : { ...o, n: o.n.slice(1) }) : { ...o, op: 99 }),
+  (o) => ({ ...o, b: pick(['str', 5, {}, [1, 2], Buffer.alloc(0), Buffer.alloc(9)]) }),
+  (o) => ({ ...o, alt: pick([-1, 1e6, 1.5, NaN, 'x']) }),
+  () => ({ op: 9, n: [pick([0, 3, -1, 2 ** 31]), pick([-1, 5, 2 ** 31])], s: ['a'] }),
+  () => ({ op: 22, b: Buffer.alloc(pick([7, 4097 * 8, 12])) }),
+  () => ({ op: pick([24, 25, 31, 32, 33, 34, 35]), s: ['x'], n: [pick([64, -1, 1000]), 0, 0, 0] }),
+  () => ({ op: 30, n: [3, pick([-1, -7, 2 ** 31])] }),
+  () => pick([null, undefined, 5, 'op', [], true]),
+];
+
+const NS = n.CLONE.NEWUSER | n.CLONE.NEWNS | n.CLONE.NEWPID | n.CLONE.NEWNET | n.CLONE.NEWUTS | n.CLONE.NEWIPC;
+const counts = { total: 0, TypeError: 0, RangeError: 0 };
+const failures = [];
+const show = (v) => { try { return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? `${x}n` : typeof x === 'symbol' ? 'symbol' : x)).slice(0, 200); } catch { return String(v); } };
+
+/** `what` is a function: the label is made only for a failure (some plans are millions of strings). */
+function expectRefused(what, f) {
+  counts.total++;
+  try {
+    const r = f();
+    failures.push(`${what()}: accepted -> ${show(r)}`);
+    if (r?.pidfd >= 0) n.pidfdSendSignal(r.pidfd, 9);
+  } catch (e) {
+    if ((e?.name === 'TypeError' || e?.name === 'RangeError') && /^\w+: /.test(e.message)) counts[e.name]++;
+    else failures.push(`${what()}: ${e?.name}: ${e?.message}`);
+  }
+}
+
+// Whole requests.
+for (const req of [undefined, null, 5, 'x', [], {}, { flags: NS }, { flags: NS, ops: 'x' }, { flags: NS, ops: [] },
+  { flags: NS, ops: { length: 2, 0: {}, 1: {} } }, { flags: -1, ops: [{ op: 14 }] }, { flags: 0x100, ops: [{ op: 14 }] },
+  { flags: NaN, ops: [{ op: 14 }] }, { flags: NS, cgroupFd: 'x', ops: [{ op: 14 }] }, { flags: NS, cgroupFd: -3, ops: [{ op: 14 }] },
+  { flags: NS, sync: 'yes', ops: [{ op: 14 }] }, { flags: NS | 0x00010000, ops: [{ op: 14 }] }]) {
+  expectRefused(() => `request ${show(req)}`, () => n.spawn(req));
+}
+
+// Plans: well-formed ops around one malformed one.
+for (let i = 0; i < 3000; i++) {
+  const ops = Array.from({ length: Math.floor(rnd() * 4) }, () => structuredClone(pick(TEMPLATES)));
+  const bad = pick(MUTATIONS)(structuredClone(pick(TEMPLATES)));
+  if (ops.length === 0 && rnd() < 0.5) ops.push(structuredClone(pick(TEMPLATES)));
+  ops.splice(Math.floor(rnd() * (ops.length + 1)), 0, bad);
+  // A mutation that happens to leave a template well-formed is not a test of anything.
+  expectRefused(() => `plan ${show(ops)}`, () => n.spawn({ flags: NS, ops }));
+}
+
+// Single syscalls with junk numbers and strings: refused, or a plain errno error (never a crash).
+// None that could change this host when given a valid value (sethostname, umount, pivot_root).
+const calls = {
+  waitPidfd: (a) => n.waitPidfd(a), pidfdOpen: (a) => n.pidfdOpen(a), pidfdSendSignal: (a) => n.pidfdSendSignal(a, 0),
+  setns: (a) => n.setns(a, 0), flock: (a) => n.flock(a, 4), setWinsize: (a) => n.setWinsize(a, 1, 1),
+  watchReadable: (a) => n.watchReadable(a, 5),
+  // Flags out of range: refused before any string is looked at.
+  mountFlags: (a) => n.mount(null, a, 'tmpfs', 1e300),
+};
+for (const [name, f] of Object.entries(calls)) {
+  for (const v of JUNK) {
+    counts.total++;
+    try {
+      f(v);
+      if (!(typeof v === 'number' && Number.isInteger(v) && v >= 0)) failures.push(`${name}(${show(v)}): accepted`);
+    } catch (e) {
+      if (e?.name === 'TypeError' || e?.name === 'RangeError') counts[e.name]++;
+      else if (e?.code && e?.syscall) counts.errno = (counts.errno ?? 0) + 1;
+      else failures.push(`${name}(${show(v)}): ${e?.name}: ${e?.message}`);
+    }
+  }
+}
+// The control: a well-formed plan (exec of a path that does not exist) is taken and fails in the child.
+try {
+  const c = n.spawn({ flags: NS, ops: [{ op: 9, n: [1, 0], s: ['fz-none', '/fz-none'] }] });
+  counts.wellFormedTaken = 1;
+  n.pidfdSendSignal(c.pidfd, 9);
+} catch (e) {
+  failures.push(`a well-formed plan was refused: ${e.message}`);
+}
+console.log(JSON.stringify({ counts, failures: failures.slice(0, 30), failed: failures.length }));
