@@ -52,8 +52,10 @@ else
     echo "debian.sh: debootstrap failed (the last lines above)" >&2
     exit 1
   fi
-  grep -E '^I: (Retrieving|Validating|Extracting|Unpacking|Configuring|Base system installed)' "$log" \
-    | sed -E 's/^I: (Retrieving|Validating|Extracting|Unpacking|Configuring) .*/I: \1 .../' | uniq >&2 || true
+  stages='Retrieving|Validating|Extracting|Unpacking|Configuring'
+  n=$(grep -cE "^I: Retrieving " "$log" || true)
+  grep -E "^I: ($stages|Base system installed)" "$log" | awk '!seen[$2]++ { print $1, $2, ($2 == "Base" ? $0 : "...") }' \
+    | sed -E "s/^I: Retrieving \.\.\./I: Retrieving $n packages .../; s/^I: Base I: /I: /" >&2 || true
 fi
 rm -rf "$tmp/var/cache/apt/archives/"*.deb
 rm -rf "$dest"
