@@ -27,15 +27,27 @@ export interface ErrorOptions {
   exec?: 'not-found' | 'not-executable';
 }
 
+/**
+ * Spec fields as the CLI's flags name them: a message with `{field}` names the field in the library
+ * (`capAdd: unknown capability: FOO`) and the flag on the command line (`--cap-add: ...`).
+ */
+export const FLAG_OF: Record<string, string> = {
+  capAdd: '--cap-add', capDrop: '--cap-drop', user: '--user', groupAdd: '--group-add',
+  'userns.uidMap': '--uidmap', 'userns.gidMap': '--gidmap',
+};
+
 export class NsboxError extends Error {
   kind: ErrorKind;
   code?: string;
   step?: string;
   field?: string;
   exec?: 'not-found' | 'not-executable';
+  /** The message with `{field}` where the field is named (see FLAG_OF). */
+  template?: string;
   constructor(message: string, opts: ErrorOptions = {}) {
     // One line, whatever it quotes (a name, a path, a value from a hostile file).
-    super(escapeControls(message));
+    super(escapeControls(message.replaceAll('{field}', opts.field ?? '')));
+    if (opts.field && message.includes('{field}')) this.template = escapeControls(message);
     this.name = 'NsboxError';
     this.kind = opts.kind ?? (opts.field ? 'spec' : opts.code ? 'host' : 'spec');
     this.code = opts.code;
@@ -68,6 +80,11 @@ export function stepError(step: Step | undefined, errno: number): NsboxError {
   }
   const desc = step?.desc ?? 'container set-up';
   return new NsboxError(`${desc}: ${step?.why?.[name] ?? msg} (${name})`, { kind: 'step', code: name, step: desc });
+}
+
+/** The message as the CLI says it: a spec field named by its flag. */
+export function cliMessage(e: NsboxError): string {
+  return e.template && e.field ? e.template.replaceAll('{field}', FLAG_OF[e.field] ?? e.field) : e.message;
 }
 
 /** The CLI's exit status for an error: 127 command not found, 126 not executable, else 125. */

@@ -115,6 +115,19 @@ describe('spec validation', () => {
       expect(fdCount()).toBe(fds);
     });
   }
+
+  it("names the spec field, never the CLI's flag (the CLI says --cap-add, --uidmap, --user)", () => {
+    const cases: [object, string, string][] = [
+      [{ capAdd: ['SYS_FOO'] }, 'capAdd', 'capAdd: unknown capability: SYS_FOO'],
+      [{ userns: { uidMap: [{ container: 0, host: 1, size: 0 }] } }, 'userns.uidMap', 'invalid userns.uidMap 0:1:0: size must be at least 1'],
+      [{ user: 'nosuchuser' }, 'user', `user: no user nosuchuser in ${ROOTFS}/etc/passwd`],
+    ];
+    for (const [extra, field, message] of cases) {
+      let err: NsboxError | undefined;
+      try { spawn({ rootfs: ROOTFS, command: ['true'], ...extra } as never); } catch (e) { err = e as NsboxError; }
+      expect(err).toMatchObject({ field, kind: 'spec', message });
+    }
+  });
 });
 
 describe('spawn', () => {

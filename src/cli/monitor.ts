@@ -6,7 +6,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import * as tty from 'node:tty';
 import type { Container } from '../container.js';
-import { NsboxError } from '../errors.js';
+import { cliMessage, NsboxError } from '../errors.js';
 import type { SignalMode } from '../signals.js';
 import * as native from '../native.js';
 import type { MonitorReport } from './detach.js';
@@ -27,7 +27,7 @@ function report(r: MonitorReport): void {
 }
 
 function reportError(e: unknown): void {
-  if (e instanceof NsboxError) report({ error: { message: e.message, kind: e.kind, code: e.code, step: e.step, exec: e.exec } });
+  if (e instanceof NsboxError) report({ error: { message: cliMessage(e), kind: e.kind, code: e.code, step: e.step, exec: e.exec } });
   else report({ error: { message: `internal error in the monitor: ${(e as Error)?.stack ?? e}`, internal: true } });
 }
 

@@ -1,7 +1,7 @@
 // `nsbox run [OPTIONS] ROOTFS CMD [ARG...]`: run a command as PID 1 of a new container and
 // exit with its status.
 import { Container, type StartPart } from '../container.js';
-import { exitStatusOf, NsboxError } from '../errors.js';
+import { cliMessage, exitStatusOf, NsboxError } from '../errors.js';
 import { parseArgs, type OptionDef, type Parsed } from './args.js';
 import { IDENTITY_HELP, IDENTITY_OPTIONS, identityFromOptions } from '../userns/cli.js';
 import { LIMIT_HELP, LIMIT_OPTIONS, limitsFromOptions, reportOom } from '../cgroups/cli.js';
@@ -177,7 +177,7 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
 }
 
 function fail(e: NsboxError): number {
-  process.stderr.write(`nsbox: ${escapeText(e.message)}\n`);
+  process.stderr.write(`nsbox: ${escapeText(cliMessage(e))}\n`);
   return exitStatusOf(e);
 }
 

@@ -1,6 +1,7 @@
 // Capability names, Docker's default set, and --cap-add / --cap-drop the way Docker applies them.
 import { readFileSync } from 'node:fs';
 import { NsboxError } from '../errors.js';
+import { fieldOf } from './fields.js';
 
 /** Index = capability number (linux/capability.h). */
 export const CAP_NAMES = [
@@ -42,7 +43,7 @@ export function normalizeCap(name: string, flag: string): string {
   const n = String(name).toUpperCase().replace(/^CAP_/, '');
   if (n === 'ALL') return n;
   if (!(CAP_NAMES as readonly string[]).includes(n)) {
-    throw new NsboxError(`--${flag}: unknown capability: ${name}`, { step: flag });
+    throw new NsboxError(`{field}: unknown capability: ${name}`, { step: flag, field: fieldOf(flag) });
   }
   return n;
 }

@@ -1,6 +1,7 @@
 // Who the command runs as: the user namespace and its maps, uid/gid/groups, capabilities and
 // no_new_privs, resolved from the spec before anything is created.
 import { NsboxError } from '../errors.js';
+import { fieldOf } from './fields.js';
 import { allCaps, capMask, normalizeCap, ownCaps, resolveCaps } from './caps.js';
 import { checkIdMap, parseIdRange, readSubIds, toHostId, type IdRange } from './idmap.js';
 import { checkRootless, checkUserNamespaces, isRootless, missingForFullMap, subIds, whoami } from './rootless.js';
@@ -73,13 +74,13 @@ const FULL = 65536;
 
 export const IDENTITY_KEYS = ['userns', 'user', 'groupAdd', 'capAdd', 'capDrop', 'noNewPrivileges', 'privileged'] as const;
 
-function fail(field: string, message: string, code?: string): never {
-  throw new NsboxError(message, { step: field, code });
+function fail(flag: string, message: string, code?: string): never {
+  throw new NsboxError(message, { step: flag, code, field: fieldOf(flag), kind: code === 'EPERM' ? 'host' : 'spec' });
 }
 
 function mapList(list: (string | IdRange)[] | undefined, flag: string): IdRange[] | undefined {
   if (list === undefined) return undefined;
-  if (!Array.isArray(list)) fail(flag, `--${flag}: expected a list of CONTAINER:HOST:SIZE`);
+  if (!Array.isArray(list)) fail(flag, '{field}: expected a list of CONTAINER:HOST:SIZE');
   return checkIdMap(list.map((r) => (typeof r === 'string' ? parseIdRange(r, flag) : { ...r })), flag);
 }
 
@@ -111,7 +112,7 @@ function rootlessUserns(o: UsernsOptions): UsernsPlan {
     const own = u.length === 1 && u[0].host === me.uid && u[0].size === 1 && g.length === 1 && g[0].host === me.gid && g[0].size === 1;
     if (own) return { how: 'single', uidMap: u, gidMap: g, setgroups: false };
     if (!sub.newuidmap || !sub.newgidmap) {
-      fail('uidmap', `rootless: --uidmap/--gidmap beyond your own ids need newuidmap and newgidmap (Debian package uidmap) and ranges in /etc/subuid and /etc/subgid`, 'EPERM');
+      fail('uidmap', `rootless: id maps beyond your own ids need newuidmap and newgidmap (Debian package uidmap) and ranges in /etc/subuid and /etc/subgid`, 'EPERM');
     }
     return { how: 'helper', uidMap: u, gidMap: g, setgroups: true, ...helpers };
   }
@@ -139,7 +140,7 @@ function resolveCapSets(spec: IdentitySpec, uid: number, userns: boolean): CapSe
   const added = (spec.capAdd ?? []).map((c) => normalizeCap(c, 'cap-add'));
   for (const c of added) {
     if (c !== 'ALL' && !(have & capMask([c]))) {
-      fail('cap-add', `--cap-add ${c}: nsbox itself does not hold CAP_${c}, so it cannot give it (try --userns)`, 'EPERM');
+      fail('cap-add', `{field} ${c}: nsbox itself does not hold CAP_${c}, so it cannot give it (try a user namespace)`, 'EPERM');
     }
   }
   const set = capMask(wanted) & have;
@@ -166,14 +167,14 @@ export function resolveIdentity(spec: IdentitySpec, rootfs: string): Identity {
   const user = resolveUser(spec.user, spec.groupAdd, rootfs);
   if (userns) {
     const where = (kind: string, m: IdRange[]) => `${kind} map ${showMap(m)}`;
-    if (toHostId(userns.uidMap, user.uid) === undefined) fail('user', `--user: uid ${user.uid} is not mapped in the user namespace (${where('uid', userns.uidMap)})`);
-    if (toHostId(userns.gidMap, user.gid) === undefined) fail('user', `--user: gid ${user.gid} is not mapped in the user namespace (${where('gid', userns.gidMap)})`);
+    if (toHostId(userns.uidMap, user.uid) === undefined) fail('user', `{field}: uid ${user.uid} is not mapped in the user namespace (${where('uid', userns.uidMap)})`);
+    if (toHostId(userns.gidMap, user.gid) === undefined) fail('user', `{field}: gid ${user.gid} is not mapped in the user namespace (${where('gid', userns.gidMap)})`);
     if (!userns.setgroups && (spec.groupAdd?.length ?? 0) > 0) {
-      fail('group-add', '--group-add: setgroups is denied in a single-id user namespace (rootless without subordinate ids)', 'EPERM');
+      fail('group-add', '{field}: setgroups is denied in a single-id user namespace (rootless without subordinate ids)', 'EPERM');
     }
     if (!userns.setgroups) user.groups = [];
     const unmapped = user.groups.find((g) => toHostId(userns!.gidMap, g) === undefined);
-    if (unmapped !== undefined) fail('group-add', `--group-add: gid ${unmapped} is not mapped in the user namespace (${where('gid', userns.gidMap)})`);
+    if (unmapped !== undefined) fail('group-add', `{field}: gid ${unmapped} is not mapped in the user namespace (${where('gid', userns.gidMap)})`);
   }
   const caps = resolveCapSets(spec, user.uid, !!userns);
   const noNewPrivileges = spec.noNewPrivileges ?? !spec.privileged;

@@ -2,6 +2,7 @@
 // subordinate id ranges from /etc/subuid and /etc/subgid.
 import { readFileSync } from 'node:fs';
 import { NsboxError } from '../errors.js';
+import { fieldOf } from './fields.js';
 
 /** Container ids container..container+size-1 are host ids host..host+size-1. */
 export interface IdRange {
@@ -15,8 +16,8 @@ const MAX_LINES = 340;
 /** (uid_t)-1 is never a valid id. */
 const ID_LIMIT = 0xffffffff;
 
-function fail(field: string, message: string): never {
-  throw new NsboxError(message, { step: field });
+function fail(flag: string, message: string): never {
+  throw new NsboxError(message, { step: flag, field: fieldOf(flag) });
 }
 
 function toId(s: string): number | undefined {
@@ -30,7 +31,7 @@ export function parseIdRange(text: string, flag: string): IdRange {
   const parts = text.split(':');
   const [c, h, s] = parts.map(toId);
   if (parts.length !== 3 || c === undefined || h === undefined || s === undefined) {
-    fail(flag, `invalid --${flag} value: ${text} (expected CONTAINER:HOST:SIZE, e.g. 0:100000:65536)`);
+    fail(flag, `invalid {field} value: ${text} (expected CONTAINER:HOST:SIZE, e.g. 0:100000:65536)`);
   }
   return checkRange({ container: c, host: h, size: s }, flag);
 }
@@ -38,11 +39,11 @@ export function parseIdRange(text: string, flag: string): IdRange {
 function checkRange(r: IdRange, flag: string): IdRange {
   const label = `${r.container}:${r.host}:${r.size}`;
   for (const [k, v] of Object.entries(r)) {
-    if (!Number.isInteger(v) || v < 0 || v >= ID_LIMIT) fail(flag, `invalid --${flag} ${label}: ${k} must be an id below 4294967295`);
+    if (!Number.isInteger(v) || v < 0 || v >= ID_LIMIT) fail(flag, `invalid {field} ${label}: ${k} must be an id below 4294967295`);
   }
-  if (r.size < 1) fail(flag, `invalid --${flag} ${label}: size must be at least 1`);
+  if (r.size < 1) fail(flag, `invalid {field} ${label}: size must be at least 1`);
   if (r.container + r.size > ID_LIMIT || r.host + r.size > ID_LIMIT) {
-    fail(flag, `invalid --${flag} ${label}: the range goes past id 4294967294`);
+    fail(flag, `invalid {field} ${label}: the range goes past id 4294967294`);
   }
   return r;
 }
@@ -52,16 +53,16 @@ const show = (r: IdRange) => `${r.container}:${r.host}:${r.size}`;
 
 /** Checks a whole map: not empty, not too long, no two ranges sharing a container or host id. */
 export function checkIdMap(map: IdRange[], flag: string): IdRange[] {
-  if (map.length === 0) fail(flag, `--${flag}: the map is empty`);
-  if (map.length > MAX_LINES) fail(flag, `--${flag}: at most ${MAX_LINES} ranges (the kernel's limit), got ${map.length}`);
+  if (map.length === 0) fail(flag, '{field}: the map is empty');
+  if (map.length > MAX_LINES) fail(flag, `{field}: at most ${MAX_LINES} ranges (the kernel's limit), got ${map.length}`);
   map.forEach((r) => checkRange(r, flag));
   for (let i = 0; i < map.length; i++) {
     for (let j = i + 1; j < map.length; j++) {
       const a = map[i], b = map[j];
       if (overlap(a.container, a.size, b.container, b.size)) {
-        fail(flag, `--${flag} ${show(a)} and ${show(b)} overlap inside the container`);
+        fail(flag, `{field} ${show(a)} and ${show(b)} overlap inside the container`);
       }
-      if (overlap(a.host, a.size, b.host, b.size)) fail(flag, `--${flag} ${show(a)} and ${show(b)} overlap on the host`);
+      if (overlap(a.host, a.size, b.host, b.size)) fail(flag, `{field} ${show(a)} and ${show(b)} overlap on the host`);
     }
   }
   return map;

@@ -2,6 +2,7 @@
 // /etc/passwd and /etc/group (read without following symlinks out of the rootfs).
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync } from 'node:fs';
 import { NsboxError } from '../errors.js';
+import { fieldOf } from './fields.js';
 
 export interface User {
   uid: number;
@@ -41,7 +42,7 @@ function entries(text: string): string[][] {
 const isId = (s: string) => /^\d{1,10}$/.test(s) && Number(s) < 0xffffffff;
 
 function fail(flag: string, message: string): never {
-  throw new NsboxError(`--${flag}: ${message}`, { step: flag });
+  throw new NsboxError(`{field}: ${message}`, { step: flag, field: fieldOf(flag) });
 }
 
 function groupId(spec: string, groups: string[][], flag: string, rootfs: string): number {
