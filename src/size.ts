@@ -13,4 +13,4 @@ export function parseBytes(v: number | string): number | null {
   return Number.isSafeInteger(bytes) ? bytes : null;
 }
 
-export const SIZE_HELP = 'a size such as 64m (units b, k, m, g, t; binary)';
+export const SIZE_HELP = 'a size such as 64m; units b, k, m, g, t';

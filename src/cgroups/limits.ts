@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { cpus as osCpus } from 'node:os';
 import { NsboxError } from '../errors.js';
+import { parseBytes, SIZE_HELP } from '../size.js';
 
 export interface Limits {
   /** Memory limit: bytes, or a size such as '64m' (units b, k, m, g, t; binary). */
@@ -39,8 +40,6 @@ export interface ResolvedLimits {
 export const MIN_MEMORY = 6 * 1024 * 1024;
 export const CPU_PERIOD_US = 100_000;
 
-const UNITS: Record<string, number> = { b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
-const SIZE_RE = /^(\d+(?:\.\d+)?)(?:([kmgt])(?:i?b)?|(b))?$/i;
 const DECIMAL_RE = /^(?:\d+(?:\.\d+)?|\.\d+)$/;
 const INT_RE = /^\d+$/;
 
@@ -48,16 +47,13 @@ function fail(field: string, message: string): never {
   throw new NsboxError(message, { step: `limits.${field}` });
 }
 
-/** A size in bytes: 1048576, '64m', '1.5g', '512KiB'. */
+/** A size in bytes: the one size grammar (src/size.ts): 1048576, '64m', '1.5g', '512KiB'. */
 export function parseSize(v: number | string, what: string, field = what): number {
-  if (typeof v === 'number') {
-    if (!Number.isSafeInteger(v) || v < 0) fail(field, `invalid ${what}: ${v} (expected a whole number of bytes)`);
-    return v;
+  const bytes = parseBytes(v);
+  if (bytes === null) {
+    fail(field, typeof v === 'number' ? `invalid ${what}: ${v} (expected a whole number of bytes)`
+      : `invalid ${what}: ${JSON.stringify(v)} (expected ${SIZE_HELP})`);
   }
-  const m = typeof v === 'string' ? SIZE_RE.exec(v.trim() === v ? v : '') : null;
-  if (!m) fail(field, `invalid ${what}: ${JSON.stringify(v)} (expected a size such as 64m; units b, k, m, g, t)`);
-  const bytes = Number(m[1]) * UNITS[(m[2] ?? m[3] ?? 'b').toLowerCase()];
-  if (!Number.isSafeInteger(bytes)) fail(field, `invalid ${what}: ${JSON.stringify(v)} (not a whole number of bytes)`);
   return bytes;
 }
 

@@ -2,6 +2,7 @@
 // reached the limit, so at most twice the limit is kept.
 // Files are reached through the container's open, checked directory (see dir.ts), never a symlink.
 import { closeSync, constants as C, fstatSync, lstatSync, readSync, renameSync, watch, writeSync } from 'node:fs';
+import { parseBytes } from '../size.js';
 import { type Dir, O_READ } from './dir.js';
 
 export const DEFAULT_LOG_LIMIT = 1 << 20;
@@ -145,8 +146,6 @@ export function followLog(dir: Dir, at: { ino: number; size: number }, out: (b: 
 
 /** "512k", "1m", "4096": a size in bytes, at least 1 KiB. */
 export function parseLogSize(v: string): number | null {
-  const m = /^(\d+)([kmg]?)b?$/i.exec(v.trim());
-  if (!m) return null;
-  const n = Number(m[1]) * { '': 1, k: 1024, m: 1 << 20, g: 1 << 30 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g'];
-  return n >= 1024 && Number.isSafeInteger(n) ? n : null;
+  const n = parseBytes(v); // the one size grammar (src/size.ts)
+  return n !== null && n >= 1024 ? n : null;
 }
