@@ -14,6 +14,10 @@ import { procStat } from './proc.js';
 import { deliver, signalName, signalNumber, type SignalMode } from './signals.js';
 import { resolveSpec, type ContainerSpec, type ResolvedSpec } from './spec.js';
 import { usernsPart } from './userns/part.js';
+import { initPart } from './exec/init.js';
+import { credentials } from './exec/creds.js';
+import { differentNamespaces, Exec } from './exec/exec.js';
+import { NAMESPACES } from './state/proc.js';
 import { isPrivileged } from './userns/rootless.js';
 import { cgroupPart } from './cgroups/part.js';
 import { devicesPart } from './devices/cgroup.js';
@@ -52,6 +56,8 @@ export class Container {
   private pidfd: number;
   private done = false;
   private killedBy: number | null = null;
+  /** What an exec into it starts from: the container's environment, working directory and credentials. */
+  private execBase!: { env: string[]; cwd: string; creds: ReturnType<typeof credentials> };
   private readonly signals: SignalMode;
   private readonly ownPidns: boolean;
   private parts: StartPart[];
@@ -61,6 +67,7 @@ export class Container {
     checkPrivilege(s);
     const facts = hostFacts();
     if (s.identity.userns) parts = [usernsPart(s.identity.userns), ...parts];
+    if (s.init) parts = [...parts, initPart()];
     // The cgroup (made now, limits validated by resolveSpec): see src/cgroups/part.ts.
     const cg = cgroupPart(s);
     if (cg) parts = [...parts, cg];
@@ -72,6 +79,7 @@ export class Container {
       // The plan can still refuse the spec (too many mounts): the parts are undone then.
       const built = compile(s, facts, parts);
       for (const p of parts) p.planned?.(built);
+      this.execBase = { env: s.env, cwd: s.cwd, creds: credentials(built) };
       plan = encode(built.steps);
     } catch (e) {
       for (const p of parts) p.abort?.();
@@ -154,6 +162,21 @@ export class Container {
       cpuUserUs: (st.utime + st.cutime) * tick, cpuSystemUs: (st.stime + st.cstime) * tick,
       memoryBytes: st.rssPages * 4096, memoryPeakBytes: 0, pids: 1,
     };
+  }
+
+  /**
+   * Start a process inside the running container, as `nsbox exec` does: its namespaces (those it does
+   * not share with us), its cgroups, root and working directory, environment and credentials.
+   */
+  exec(o: { command: string[]; env?: string[]; cwd?: string; stdio: [number, number, number] }): Exec {
+    if (this.done) throw new NsboxError('the container is not running any more', { kind: 'step', code: 'ESRCH', step: 'exec' });
+    const env = new Map(this.execBase.env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv]));
+    for (const kv of o.env ?? []) env.set(kv.slice(0, kv.indexOf('=')), kv);
+    return new Exec({
+      pid: this.pid, pidfd: this.pidfd, namespaces: differentNamespaces(this.pid, NAMESPACES, 'the container is not running any more'),
+      cgroup: true, command: o.command, env: [...env.values()], cwd: o.cwd ?? this.execBase.cwd, creds: this.execBase.creds,
+      stdio: o.stdio, tty: false,
+    });
   }
 
   /**

@@ -1,6 +1,10 @@
+/// <reference types="node" preserve="true" />
 // nsbox: Linux namespace sandboxes for Node.js.
-export { spawn, Sandbox, type SandboxSpec, type Result, type Status } from './sandbox/spawn.js';
+export {
+  spawn, Sandbox, type PipedSandbox, type SandboxEvents, type SandboxSpec, type Result, type Status,
+} from './sandbox/spawn.js';
 export { run, type RunSpec, type RunResult } from './sandbox/run.js';
+export type { ExecOptions } from './sandbox/exec.js';
 export type { StdioOption } from './sandbox/stdio.js';
 export { Container, type ExitStatus, type Usage } from './container.js';
 export { NsboxError } from './errors.js';

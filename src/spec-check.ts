@@ -8,12 +8,12 @@ import {
 } from './check.js';
 
 export const CONTAINER_KEYS = [
-  'rootfs', 'command', 'env', 'cwd', 'name', 'id', 'hostname', 'readOnly', 'namespaces', 'stdio', 'limits', 'signals',
+  'rootfs', 'command', 'env', 'cwd', 'name', 'id', 'hostname', 'readOnly', 'namespaces', 'stdio', 'limits', 'signals', 'init',
   ...IDENTITY_KEYS, ...HARDENING_KEYS,
 ] as const;
 
 /** The library's own fields (src/sandbox): suggested for a misspelling even where they do not belong. */
-const LIBRARY_KEYS = ['timeoutMs', 'cpuTimeLimitMs', 'signal', 'input', 'maxOutputBytes', 'encoding'];
+const LIBRARY_KEYS = ['timeoutMs', 'cpuTimeLimitMs', 'signal', 'input', 'maxOutputBytes', 'maxTotalOutputBytes', 'encoding'];
 
 const MOUNT_KEYS: Record<string, readonly string[]> = {
   bind: ['type', 'source', 'target', 'readOnly'],
@@ -86,7 +86,8 @@ export function checkSpecShape(spec: unknown, extra: readonly string[] = []): as
   optString(s.name, 'name', { max: 256 });
   optString(s.id, 'id', { max: 64 });
   optString(s.hostname, 'hostname', { max: 256 });
-  for (const k of ['readOnly', 'noNewPrivileges', 'privileged', 'maskPaths']) boolean(s[k], k);
+  for (const k of ['readOnly', 'noNewPrivileges', 'privileged', 'maskPaths', 'init']) boolean(s[k], k);
+  optString(s.signals, 'signals', { max: 16 });
   object(s.namespaces, 'namespaces');
   if (s.stdio !== undefined) {
     const fds = list(s.stdio, 'stdio', (fd, f) => integer(fd, f, 0, 2 ** 31 - 1));

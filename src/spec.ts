@@ -28,6 +28,8 @@ export interface ContainerSpec extends IdentitySpec, HardeningSpec {
   /** Memory, CPU and pids quotas, enforced by the container's cgroup (src/cgroups/limits.ts). Given
    *  (even `{}`), the container gets a cgroup, which also accounts its usage. */
   limits?: Limits;
+  /** PID 1 is a small init (the addon's) that forks the command, forwards signals and reaps orphans. */
+  init?: boolean;
   /** 'process' (default): a signal PID 1 has no handler for ends the container, as it would end the
    *  process outside one (src/signals.ts); 'docker': PID 1 ignores it, as in Docker. */
   signals?: SignalMode;
@@ -41,7 +43,7 @@ export interface Namespaces {
   cgroup?: boolean;
 }
 
-export interface ResolvedSpec extends Required<Omit<ContainerSpec, 'env' | 'namespaces' | 'limits' | 'signals' | keyof IdentitySpec | keyof HardeningSpec>> {
+export interface ResolvedSpec extends Required<Omit<ContainerSpec, 'env' | 'namespaces' | 'limits' | 'signals' | 'init' | keyof IdentitySpec | keyof HardeningSpec>> {
   id: string;
   /** null: none given (no cgroup is made unless the PID namespace is shared). */
   limits: ResolvedLimits | null;
@@ -51,6 +53,7 @@ export interface ResolvedSpec extends Required<Omit<ContainerSpec, 'env' | 'name
   /** seccomp, mounts, devices, rlimits (src/hardening/spec.ts). */
   hardening: Hardening;
   signals: SignalMode;
+  init: boolean;
 }
 
 const NAMESPACE_KEYS = ['pid', 'net', 'ipc', 'uts', 'cgroup'] as const;
@@ -149,7 +152,7 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
   });
   const identity = resolveIdentity(spec, rootfs);
   return {
-    id, name, hostname, rootfs, cwd, command: [...command], readOnly: !!spec.readOnly, stdio, signals,
+    id, name, hostname, rootfs, cwd, command: [...command], readOnly: !!spec.readOnly, stdio, signals, init: !!spec.init,
     namespaces: resolveNamespaces(spec.namespaces),
     identity,
     hardening: resolveHardening(spec, identity.caps.bounding),

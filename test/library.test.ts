@@ -187,3 +187,31 @@ describe('spawn', () => {
     expect(fdCount()).toBe(fds);
   });
 });
+
+describe('exec into a running sandbox, and the combined output cap', () => {
+  it("sandbox.exec runs in the sandbox (its files, hostname, env, user) with run()'s input, caps and Result", async () => {
+    const sb = spawn({ rootfs: ROOTFS, command: ['sh', '-c', 'echo hi > /tmp/x; echo up; sleep 60'], hostname: 'box', env: { A: '1' } });
+    sb.stdout.setEncoding('utf8');
+    await new Promise((r) => sb.stdout.once('data', r));
+    const r = await sb.exec(['sh', '-c', 'cat /tmp/x; hostname; echo $A $B; id -u; read l; echo "got $l"; pwd'],
+      { env: { B: '2' }, input: 'abc\n', cwd: '/tmp' });
+    expect(r).toMatchObject({ status: 'ok', code: 0, stdout: 'hi\nbox\n1 2\n0\ngot abc\n/tmp\n', stderr: '' });
+    const t = await sb.exec(['sleep', '60'], { timeoutMs: 200 });
+    expect(t).toMatchObject({ status: 'timeout', timedOut: true });
+    await expect(sb.exec(['true'], { timeout: 5 } as never)).rejects.toThrow('unknown field timeout');
+    sb.kill('SIGKILL');
+    await sb.exited;
+    await expect(sb.exec(['true'])).rejects.toThrow('not running any more');
+  });
+
+  it('maxTotalOutputBytes caps stdout and stderr together', async () => {
+    const r = await run({ rootfs: ROOTFS, command: ['sh', '-c', 'yes a | head -c 1000; yes b | head -c 1000 >&2'], maxTotalOutputBytes: 1500 });
+    expect(r.stdout.length + r.stderr.length).toBe(1500);
+    expect(r.outputTruncated).toBe(true);
+  });
+
+  it('init: true makes PID 1 the init, as --init does', async () => {
+    const r = await run({ rootfs: ROOTFS, command: ['sh', '-c', 'cat /proc/1/comm; echo $$'], init: true });
+    expect(r.stdout).toBe('init\n2\n');
+  });
+});

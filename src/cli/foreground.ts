@@ -5,7 +5,6 @@ import type { SignalMode } from '../signals.js';
 import type { Container } from '../container.js';
 import type { Parsed } from './args.js';
 import type { Launch } from './run.js';
-import { initPart } from '../exec/init.js';
 import { Tracker } from '../state/track.js';
 import { consolePart } from '../tty/console.js';
 import { openTerminal, relay, warnIfNotTerminal, type Terminal } from '../tty/relay.js';
@@ -47,7 +46,6 @@ export async function foreground(o: Parsed['options'], rootfs: string, command: 
     start(make) {
       const parts = [];
       if (tracker) parts.push(tracker.part());
-      if (o.init) parts.push(initPart());
       if (term) parts.push(consolePart(term.path));
       let c: Container;
       try {

@@ -11,7 +11,6 @@ import type { SignalMode } from '../signals.js';
 import * as native from '../native.js';
 import type { MonitorReport } from './detach.js';
 import { containerFromArgs, parseRunArgs } from './run.js';
-import { initPart } from '../exec/init.js';
 import { consolePart } from '../tty/console.js';
 import { openTerminal } from '../tty/relay.js';
 import { DEFAULT_LOG_LIMIT, LogWriter, parseLogSize } from '../state/log.js';
@@ -65,7 +64,6 @@ async function main(argv: string[]): Promise<void> {
     }
     const [a, b = a] = held;
     const parts = [tracker.part()];
-    if (o.init) parts.push(initPart());
     if (o.tty) parts.push(consolePart(console));
     c = containerFromArgs(o, rootfs, command, { id: tracker.id, parts, stdio: [b, a, a] });
   } catch (e) {

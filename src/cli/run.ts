@@ -99,6 +99,7 @@ export function containerFromArgs(o: Parsed['options'], rootfs: string, command:
     cwd: o.workdir as string | undefined,
     readOnly: !!o['read-only'],
     signals: signalMode(o.signals),
+    init: !!o.init,
     ...identityFromOptions(o),
     ...security,
     ...readOnlyTmpfs(o, security.mounts),

@@ -6,7 +6,7 @@
 // stays outside and forwards signals, the second child is a member and execs the command.
 import { readlinkSync } from 'node:fs';
 import { fstatSync } from 'node:fs';
-import { signalName } from '../container.js';
+import { signalName } from '../signals.js';
 import { NsboxError } from '../errors.js';
 import * as native from '../native.js';
 import { CLONE } from '../native.js';
@@ -51,6 +51,10 @@ export interface ExecResult {
   code: number | null;
   signal: NodeJS.Signals | null;
   status: number;
+  /** CPU time of the exec'd process and what it reaped, from the reaper's wait status. */
+  userUs: number;
+  systemUs: number;
+  maxRssKb: number;
 }
 
 /**
@@ -141,7 +145,8 @@ export class Exec {
     this.pidfd = started.child.pidfd;
     this.exited = started.exit.then((w) => {
       const signal = w.signal === null ? null : signalName(w.signal);
-      return { code: w.code, signal, status: w.code ?? 128 + (w.signal ?? 0) };
+      return { code: w.code, signal, status: w.code ?? 128 + (w.signal ?? 0), userUs: w.userUs, systemUs: w.systemUs,
+        maxRssKb: w.maxRssKb };
     });
     this.ready = whenExecuted(started.child.errFd, plan, (failed, errno) => {
       // ESRCH from setns: PID 1 is gone; ENOMEM from the fork into the PID namespace: it is going.

@@ -2,12 +2,15 @@
 import { Readable } from 'node:stream';
 import { bad, integer, isPlainObject, kind } from '../check.js';
 import { spawn, type Result, type SandboxSpec } from './spawn.js';
+import { collect } from './output.js';
 
 export interface RunSpec extends Omit<SandboxSpec, 'stdio'> {
   /** Written to the command's stdin, which is then closed. */
   input?: string | Buffer | Readable;
   /** Keep at most this many bytes of stdout and of stderr (each); the rest is read and dropped. */
   maxOutputBytes?: number;
+  /** Keep at most this many bytes of stdout and stderr together (default: twice maxOutputBytes). */
+  maxTotalOutputBytes?: number;
   /** 'buffer' returns Buffers; default 'utf8' returns strings. */
   encoding?: BufferEncoding | 'buffer';
 }
@@ -19,37 +22,21 @@ export interface RunResult<T = string> extends Result {
   outputTruncated: boolean;
 }
 
-const DEFAULT_MAX_OUTPUT = 16 * 1024 * 1024;
+export const DEFAULT_MAX_OUTPUT = 16 * 1024 * 1024;
 /** What one Buffer may hold. */
-const MAX_OUTPUT = 2 ** 32;
+export const MAX_OUTPUT = 2 ** 32;
 
 const isStream = (v: unknown): v is { pipe: unknown } => typeof v === 'object' && v !== null && 'pipe' in v;
-
-function collect(stream: Readable, max: number) {
-  const chunks: Buffer[] = [];
-  const c = { size: 0, truncated: false, chunks };
-  stream.on('data', (d: Buffer) => {
-    const room = max - c.size;
-    if (room <= 0) {
-      c.truncated = true;
-      return;
-    }
-    if (d.length > room) c.truncated = true;
-    const keep = d.length > room ? d.subarray(0, room) : d;
-    chunks.push(keep);
-    c.size += keep.length;
-  });
-  return { c, done: new Promise<void>((res) => stream.once('close', res)) };
-}
 
 export function run(spec: RunSpec & { encoding: 'buffer' }): Promise<RunResult<Buffer>>;
 export function run(spec: RunSpec): Promise<RunResult<string>>;
 export async function run(spec: RunSpec): Promise<RunResult<string | Buffer>> {
   if (!isPlainObject(spec)) bad('spec', `must be an object, got ${kind(spec)}`);
-  const { input, maxOutputBytes, encoding = 'utf8', ...rest } = spec;
+  const { input, maxOutputBytes, maxTotalOutputBytes, encoding = 'utf8', ...rest } = spec;
   if ('stdio' in rest) bad('stdio', 'run() pipes stdin, stdout and stderr itself (use spawn() for other stdio)');
   const max = maxOutputBytes === undefined
     ? DEFAULT_MAX_OUTPUT : integer(maxOutputBytes, 'maxOutputBytes', 0, MAX_OUTPUT);
+  const total = { left: maxTotalOutputBytes === undefined ? 2 * max : integer(maxTotalOutputBytes, 'maxTotalOutputBytes', 0, MAX_OUTPUT) };
   if (encoding !== 'buffer' && (typeof encoding !== 'string' || !Buffer.isEncoding(encoding))) {
     bad('encoding', `must be 'buffer' or a Buffer encoding such as 'utf8', got ${kind(encoding)}`);
   }
@@ -60,8 +47,8 @@ export async function run(spec: RunSpec): Promise<RunResult<string | Buffer>> {
   const sb = spawn({ ...rest, stdio: ['pipe', 'pipe', 'pipe'] });
   let out, err;
   try {
-    out = collect(sb.stdout!, max);
-    err = collect(sb.stderr!, max);
+    out = collect(sb.stdout!, max, total);
+    err = collect(sb.stderr!, max, total);
     const stdin = sb.stdin!;
     stdin.on('error', () => {}); // the command may exit without reading its input
     if (input === undefined) stdin.end();

@@ -1,3 +1,4 @@
+/// <reference types="node" preserve="true" />
 // spawn(spec): a sandbox with child_process ergonomics — streams, kill(), events and a Result
 // with the accounting of a contest sandbox (exit, signal, OOM, timeouts, CPU time, peak memory).
 import { EventEmitter } from 'node:events';
@@ -8,6 +9,8 @@ import type { ContainerSpec } from '../spec.js';
 import { checkStdio, openStdio, type Stdio, type StdioOption } from './stdio.js';
 import { bad, integer, isPlainObject, kind, millis } from '../check.js';
 import { checkSpecShape } from '../spec-check.js';
+import { execIn, type ExecOptions } from './exec.js';
+import type { RunResult } from './run.js';
 
 export interface SandboxSpec extends Omit<ContainerSpec, 'stdio'> {
   /** Like child_process: 'pipe' (default), 'inherit', 'ignore', an fd, or one of these per stream. */
@@ -53,7 +56,15 @@ export function checkSandboxSpec(spec: unknown): Omit<SandboxSpec, (typeof SANDB
   return containerSpec as Omit<SandboxSpec, (typeof SANDBOX_KEYS)[number]>;
 }
 
-export class Sandbox extends EventEmitter {
+/** The events of a Sandbox, typed: `spawn` once the command runs, `exit` with its Result, `error`
+ *  when it could not start (only emitted when listened to). */
+export interface SandboxEvents {
+  spawn: [];
+  exit: [result: Result];
+  error: [error: Error];
+}
+
+export class Sandbox extends EventEmitter<SandboxEvents> {
   readonly pid: number;
   readonly id: string;
   readonly name: string;
@@ -125,6 +136,14 @@ export class Sandbox extends EventEmitter {
     return exited;
   }
 
+  /**
+   * Run a command inside the running sandbox, as `nsbox exec` does (its namespaces, cgroups, root,
+   * user and seccomp filter), feeding `input` and collecting its output as run() does.
+   */
+  exec(command: string[], options?: ExecOptions): Promise<RunResult<string>> {
+    return execIn(this.container, command, options);
+  }
+
   /** Send a signal to the container's PID 1 (SIGKILL ends the whole container). */
   kill(signal: NodeJS.Signals | number = 'SIGTERM'): boolean {
     if (typeof signal === 'number') integer(signal, 'signal', 0, 64);
@@ -182,6 +201,11 @@ function abortError(signal: AbortSignal): Error {
 }
 
 /** Start a sandbox; throws at once on an invalid spec (the error names the field). */
+/** A sandbox whose three streams are pipes (stdio left out, or 'pipe'): none of them is null. */
+export type PipedSandbox = Sandbox & { readonly stdin: Writable; readonly stdout: Readable; readonly stderr: Readable };
+
+export function spawn(spec: SandboxSpec & { stdio?: 'pipe' | ['pipe', 'pipe', 'pipe'] }): PipedSandbox;
+export function spawn(spec: SandboxSpec): Sandbox;
 export function spawn(spec: SandboxSpec): Sandbox {
   return new Sandbox(spec);
 }

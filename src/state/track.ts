@@ -2,8 +2,8 @@
 // the detached monitor and by a foreground `run` (which is its own monitor).
 import { resolve } from 'node:path';
 import type { ExitStatus, StartPart } from '../plan/part.js';
-import type { Phase, Plan } from '../plan/builder.js';
-import { saveStep, type SavedStep } from '../plan/json.js';
+import type { Plan } from '../plan/builder.js';
+import { credentialSteps } from '../exec/creds.js';
 import { checkName, randomId } from '../spec.js';
 import { signalName, type SignalMode } from '../signals.js';
 import { procStat } from './proc.js';
@@ -21,16 +21,6 @@ export interface TrackOptions {
   tty: boolean;
   logLimit: number;
   signals?: SignalMode;
-}
-
-const PR_SET_PDEATHSIG = 1;
-const CRED_PHASES: Phase[] = ['rlimits', 'privileged-seccomp', 'identity', 'nnp', 'seccomp'];
-
-/** The steps of a container's plan that set who its command runs as, for exec to replay. */
-export function credentialSteps(plan: Plan): SavedStep[] {
-  return plan.phases.filter(([phase]) => CRED_PHASES.includes(phase)).flatMap(([phase, steps]) => steps
-    .filter((s) => !(s.kind === 'prctl' && s.option === PR_SET_PDEATHSIG))
-    .map((s) => saveStep(phase, s)));
 }
 
 export class Tracker {
