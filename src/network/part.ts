@@ -1,0 +1,171 @@
+// A container's network, as a StartPart of its start (src/container.ts):
+//   bridge / NAME    a namespace bound to a file is made and attached through the network's CNI
+//                    plugins in the part's plan step; the child joins it as its first step
+//                    (clone without CLONE_NEWNET); after the end, DEL runs and the file goes.
+//   host             no network namespace (clone without CLONE_NEWNET).
+//   container:NAME   joins that container's namespace.
+//   pasta            the container's own namespace, connected by pasta before the command runs.
+// Each of these writes /etc/hosts, /etc/resolv.conf and /etc/hostname in the container's network
+// directory (src/network/record.ts) and binds them in through the plan's mounts.
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import type { StartPart } from '../container.js';
+import { NsboxError } from '../errors.js';
+import { CLONE } from '../native.js';
+import * as op from '../plan/ops.js';
+import { OP, type Op } from '../plan/ops.js';
+import type { ResolvedMount } from '../rootfs/mounts.js';
+import type { ResolvedSpec } from '../spec.js';
+import { isAlive, procStat } from '../state/proc.js';
+import { find } from '../state/store.js';
+import { addNetwork, resultAddress } from './cni.js';
+import { requireNetwork } from './config.js';
+import { createNetns } from './netns.js';
+import { checkPortsFree, toCni } from './ports.js';
+import { startPasta } from './pasta.js';
+import {
+  allRecords, filesOf, netDir, netnsPath, readRecord, refreshHosts, sweepStale, teardown, writeFiles, writeRecord,
+  type NetRecord,
+} from './record.js';
+
+export interface NetworkPart extends StartPart {
+  /** The container's IPv4 address on its network, once attached (null without one). */
+  readonly address: string | null;
+}
+
+const FILES = ['hosts', 'resolv.conf', 'hostname'] as const;
+
+/** The bind mounts of the network files (a user's own volume on one of these targets wins). */
+function fileMounts(s: ResolvedSpec, dir: string): void {
+  const mine = s.hardening.mounts.map((m) => m.target);
+  for (const f of FILES) {
+    const target = `/etc/${f}`;
+    if (mine.includes(target)) continue;
+    const m: ResolvedMount = { type: 'bind', target, source: `${dir}/${f}`, dir: false, readOnly: s.readOnly };
+    s.hardening.mounts.push(m);
+  }
+}
+
+function dropLoopbackUp(ops: Op[]): void {
+  const i = ops.findIndex((o) => o.op === OP.LOOPBACK_UP);
+  if (i >= 0) ops.splice(i, 1);
+}
+
+function fail(msg: string): never {
+  throw new NsboxError(msg, { step: 'network' });
+}
+
+/** The part for the spec's network, or null for 'none' (only lo, as before). Makes nothing yet. */
+export function networkPart(s: ResolvedSpec): NetworkPart | null {
+  const n = s.network;
+  if (n.mode === 'none') return null;
+  if (!s.namespaces.net) fail(`--network ${n.mode} needs the network namespace (namespaces.net is false)`);
+  if (n.mode === 'host' && s.identity.userns) {
+    fail('--network host cannot be used with a user namespace: its root has no power over the host\'s network');
+  }
+  if (n.mode === 'bridge' && s.identity.userns) {
+    fail('--network bridge cannot be combined with a user namespace yet (use --network pasta)');
+  }
+  const id = s.id;
+  const dir = netDir(id);
+  const owner = { pid: process.pid, start: procStat(process.pid)?.start ?? 0 };
+  const rec: NetRecord = {
+    id, name: s.name, hostname: s.hostname, mode: n.mode, network: n.mode === 'bridge' ? n.target : undefined,
+    ifname: 'eth0', added: 0, address: null, ports: n.ports, aliases: n.aliases, addHosts: n.addHosts, dns: n.dns, owner,
+  };
+  let joinFd = -1;
+  let address: string | null = null;
+  let begun = false, done = false;
+  const closeJoin = () => {
+    if (joinFd >= 0) closeSync(joinFd);
+    joinFd = -1;
+  };
+  const end = () => {
+    closeJoin();
+    if (done || !begun) return;
+    done = true;
+    teardown(id);
+  };
+  const join = (ops: Op[], path: string, what: string) => {
+    joinFd = openSync(path, 'r');
+    // First (after a wait step), and closed at once: no host fd stays open while paths are resolved.
+    ops.unshift(op.setns(joinFd, CLONE.NEWNET, what), op.close([joinFd], `the ${what} namespace fd`));
+  };
+
+  // container:NAME: found now (nothing is made): its files are shared through the mounts.
+  let peer: NetRecord | null = null;
+  let peerPid = 0, peerStart = 0;
+  if (n.mode === 'container') {
+    const found = findContainer(n.target);
+    peerPid = found.pid;
+    peerStart = found.pidStart;
+    peer = readRecord(found.id);
+  }
+  fileMounts(s, peer && peer.mode !== 'host' ? filesOf(peer.id) : dir);
+
+  const part: NetworkPart = {
+    get address() {
+      return address;
+    },
+    clearFlags: n.mode === 'host' || n.mode === 'container' ? CLONE.NEWNET : 0,
+    plan(ops) {
+      begun = true;
+      try {
+        mkdirSync(dir, { recursive: true, mode: 0o755 });
+        if (n.mode === 'host' || n.mode === 'container') dropLoopbackUp(ops);
+        if (n.mode === 'bridge') {
+          sweepStale();
+          const list = requireNetwork(n.target);
+          checkPortsFree(n.ports, allRecords().flatMap((r) => r.ports));
+          rec.list = list;
+          rec.netns = netnsPath(id);
+          writeRecord(rec);
+          createNetns(rec.netns);
+          const result = addNetwork(list, { containerId: id, netns: rec.netns, ifname: rec.ifname, portMappings: n.ports.map(toCni) },
+            (r, added) => {
+              rec.result = r;
+              rec.added = added;
+              writeRecord(rec);
+            });
+          rec.result = result;
+          address = rec.address = resultAddress(result);
+          join(ops, rec.netns, 'the network');
+        } else if (n.mode === 'container') {
+          join(ops, `/proc/${peerPid}/ns/net`, `container ${n.target}'s network`);
+          // The pid could have been reused between the look-up and the open.
+          if (!isAlive(peerPid, peerStart)) fail(`container ${n.target} is not running`);
+        } else if (n.mode === 'pasta') {
+          checkPortsFree(n.ports, allRecords().flatMap((r) => r.ports));
+        }
+        writeRecord(rec);
+        if (!peer || peer.mode === 'host') writeFiles(rec);
+        refreshHosts(rec.network);
+      } catch (e) {
+        end();
+        throw e;
+      }
+    },
+    started() {
+      closeJoin();
+    },
+    afterExit() {
+      end();
+    },
+    abort() {
+      end();
+    },
+  };
+  if (n.mode === 'pasta') {
+    part.beforeRelease = (pid) => {
+      rec.pasta = startPasta(pid, n.ports, `${dir}/pasta.pid`);
+      writeRecord(rec);
+    };
+  }
+  return part;
+}
+
+/** A running container by name or id, through the state directory. */
+function findContainer(ref: string): { id: string; pid: number; pidStart: number } {
+  const st = find(ref);
+  if (st.status !== 'running' || !isAlive(st.pid, st.pidStart)) fail(`container ${ref} is not running`);
+  return st;
+}
