@@ -7,6 +7,8 @@ import { resolveLimits, type Limits, type ResolvedLimits } from './cgroups/limit
 import { resolveHardening, type Hardening, type HardeningSpec } from './hardening/spec.js';
 import { checkSpecShape } from './spec-check.js';
 import { esc } from './check.js';
+import { resolveNetwork, type NetworkSpec, type ResolvedNetwork } from './network/spec.js';
+import { isPrivileged } from './userns/rootless.js';
 
 /** User namespace, user, groups and capabilities: see IdentitySpec (src/userns/identity.ts). */
 export interface ContainerSpec extends IdentitySpec, HardeningSpec {
@@ -31,6 +33,9 @@ export interface ContainerSpec extends IdentitySpec, HardeningSpec {
   /** 'process' (default): a signal PID 1 has no handler for ends the container, as it would end the
    *  process outside one (src/signals.ts); 'docker': PID 1 ignores it, as in Docker. */
   signals?: SignalMode;
+  /** 'none' (default: only lo), 'bridge', a network's name, 'host', 'container:NAME', 'pasta', or
+   *  { mode, ports, aliases, dns, addHosts } (src/network/spec.ts). */
+  network?: string | NetworkSpec;
 }
 
 export interface Namespaces {
@@ -41,7 +46,7 @@ export interface Namespaces {
   cgroup?: boolean;
 }
 
-export interface ResolvedSpec extends Required<Omit<ContainerSpec, 'env' | 'namespaces' | 'limits' | 'signals' | keyof IdentitySpec | keyof HardeningSpec>> {
+export interface ResolvedSpec extends Required<Omit<ContainerSpec, 'env' | 'namespaces' | 'limits' | 'signals' | 'network' | keyof IdentitySpec | keyof HardeningSpec>> {
   id: string;
   /** null: none given (no cgroup is made unless the PID namespace is shared). */
   limits: ResolvedLimits | null;
@@ -51,6 +56,7 @@ export interface ResolvedSpec extends Required<Omit<ContainerSpec, 'env' | 'name
   /** seccomp, mounts, devices, rlimits (src/hardening/spec.ts). */
   hardening: Hardening;
   signals: SignalMode;
+  network: ResolvedNetwork;
 }
 
 const NAMESPACE_KEYS = ['pid', 'net', 'ipc', 'uts', 'cgroup'] as const;
@@ -154,6 +160,7 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
     identity,
     hardening: resolveHardening(spec, identity.caps.bounding),
     limits: spec.limits === undefined ? null : resolveLimits(spec.limits),
+    network: resolveNetwork(spec.network, !!identity.userns && !isPrivileged()),
     env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
   };
 }

@@ -12,7 +12,6 @@ import type { StartPart } from '../container.js';
 import { NsboxError } from '../errors.js';
 import { CLONE } from '../native.js';
 import * as op from '../plan/ops.js';
-import { OP, type Op } from '../plan/ops.js';
 import type { ResolvedMount } from '../rootfs/mounts.js';
 import type { ResolvedSpec } from '../spec.js';
 import { isAlive, procStat } from '../state/proc.js';
@@ -45,16 +44,15 @@ function fileMounts(s: ResolvedSpec, dir: string): void {
   }
 }
 
-function dropLoopbackUp(ops: Op[]): void {
-  const i = ops.findIndex((o) => o.op === OP.LOOPBACK_UP);
-  if (i >= 0) ops.splice(i, 1);
-}
-
 function fail(msg: string): never {
   throw new NsboxError(msg, { step: 'network' });
 }
 
-/** The part for the spec's network, or null for 'none' (only lo, as before). Makes nothing yet. */
+/**
+ * The part for the spec's network, or null for 'none' (only lo, as before). Called before the plan
+ * is compiled: it attaches the network now (undone by abort when the start fails later), adds its
+ * files to the spec's mounts, and for host and container:NAME turns the new namespace off.
+ */
 export function networkPart(s: ResolvedSpec): NetworkPart | null {
   const n = s.network;
   if (n.mode === 'none') return null;
@@ -73,86 +71,72 @@ export function networkPart(s: ResolvedSpec): NetworkPart | null {
     ifname: 'eth0', added: 0, address: null, ports: n.ports, aliases: n.aliases, addHosts: n.addHosts, dns: n.dns, owner,
   };
   let joinFd = -1;
-  let address: string | null = null;
-  let begun = false, done = false;
+  let joinWhat = '';
+  let done = false;
   const closeJoin = () => {
     if (joinFd >= 0) closeSync(joinFd);
     joinFd = -1;
   };
   const end = () => {
     closeJoin();
-    if (done || !begun) return;
+    if (done) return;
     done = true;
     teardown(id);
   };
-  const join = (ops: Op[], path: string, what: string) => {
-    joinFd = openSync(path, 'r');
-    // First (after a wait step), and closed at once: no host fd stays open while paths are resolved.
-    ops.unshift(op.setns(joinFd, CLONE.NEWNET, what), op.close([joinFd], `the ${what} namespace fd`));
-  };
 
-  // container:NAME: found now (nothing is made): its files are shared through the mounts.
+  // container:NAME: its namespace and its /etc files are shared (lo is up there already).
   let peer: NetRecord | null = null;
-  let peerPid = 0, peerStart = 0;
-  if (n.mode === 'container') {
-    const found = findContainer(n.target);
-    peerPid = found.pid;
-    peerStart = found.pidStart;
-    peer = readRecord(found.id);
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    if (n.mode === 'bridge') {
+      sweepStale();
+      const list = requireNetwork(n.target);
+      checkPortsFree(n.ports, allRecords().flatMap((r) => r.ports));
+      rec.list = list;
+      rec.netns = netnsPath(id);
+      writeRecord(rec);
+      createNetns(rec.netns);
+      const result = addNetwork(list, { containerId: id, netns: rec.netns, ifname: rec.ifname, portMappings: n.ports.map(toCni) },
+        (r, added) => {
+          rec.result = r;
+          rec.added = added;
+          writeRecord(rec);
+        });
+      rec.result = result;
+      rec.address = resultAddress(result);
+      joinFd = openSync(rec.netns, 'r');
+      joinWhat = 'the network';
+    } else if (n.mode === 'container') {
+      const found = findContainer(n.target);
+      joinFd = openSync(`/proc/${found.pid}/ns/net`, 'r');
+      joinWhat = `container ${n.target}'s network`;
+      // The pid could have been reused between the look-up and the open.
+      if (!isAlive(found.pid, found.pidStart)) fail(`container ${n.target} is not running`);
+      peer = readRecord(found.id);
+    } else if (n.mode === 'pasta') {
+      checkPortsFree(n.ports, allRecords().flatMap((r) => r.ports));
+    }
+    writeRecord(rec);
+    if (!peer || peer.mode === 'host') writeFiles(rec);
+    refreshHosts(rec.network);
+  } catch (e) {
+    end();
+    throw e;
   }
   fileMounts(s, peer && peer.mode !== 'host' ? filesOf(peer.id) : dir);
+  // No namespace of its own: the plan has no lo to bring up, the clone no CLONE_NEWNET.
+  if (n.mode === 'host' || n.mode === 'container') s.namespaces.net = false;
 
   const part: NetworkPart = {
-    get address() {
-      return address;
+    address: rec.address,
+    steps(b) {
+      if (joinFd < 0) return;
+      // Joined first thing, and the fd closed at once: it is not one of the plan's own.
+      b.add('sync', op.setns(joinFd, CLONE.NEWNET, joinWhat), op.close([joinFd], `the ${joinWhat} namespace fd`));
     },
-    clearFlags: n.mode === 'host' || n.mode === 'container' ? CLONE.NEWNET : 0,
-    plan(ops) {
-      begun = true;
-      try {
-        mkdirSync(dir, { recursive: true, mode: 0o755 });
-        if (n.mode === 'host' || n.mode === 'container') dropLoopbackUp(ops);
-        if (n.mode === 'bridge') {
-          sweepStale();
-          const list = requireNetwork(n.target);
-          checkPortsFree(n.ports, allRecords().flatMap((r) => r.ports));
-          rec.list = list;
-          rec.netns = netnsPath(id);
-          writeRecord(rec);
-          createNetns(rec.netns);
-          const result = addNetwork(list, { containerId: id, netns: rec.netns, ifname: rec.ifname, portMappings: n.ports.map(toCni) },
-            (r, added) => {
-              rec.result = r;
-              rec.added = added;
-              writeRecord(rec);
-            });
-          rec.result = result;
-          address = rec.address = resultAddress(result);
-          join(ops, rec.netns, 'the network');
-        } else if (n.mode === 'container') {
-          join(ops, `/proc/${peerPid}/ns/net`, `container ${n.target}'s network`);
-          // The pid could have been reused between the look-up and the open.
-          if (!isAlive(peerPid, peerStart)) fail(`container ${n.target} is not running`);
-        } else if (n.mode === 'pasta') {
-          checkPortsFree(n.ports, allRecords().flatMap((r) => r.ports));
-        }
-        writeRecord(rec);
-        if (!peer || peer.mode === 'host') writeFiles(rec);
-        refreshHosts(rec.network);
-      } catch (e) {
-        end();
-        throw e;
-      }
-    },
-    started() {
-      closeJoin();
-    },
-    afterExit() {
-      end();
-    },
-    abort() {
-      end();
-    },
+    started: closeJoin,
+    afterExit: end,
+    abort: end,
   };
   if (n.mode === 'pasta') {
     part.beforeRelease = (pid) => {

@@ -57,6 +57,8 @@ export class Sandbox extends EventEmitter {
   readonly pid: number;
   readonly id: string;
   readonly name: string;
+  /** The container's IPv4 address on its network (spec.network), or null. */
+  readonly address: string | null;
   readonly stdin: Writable | null;
   readonly stdout: Readable | null;
   readonly stderr: Readable | null;
@@ -86,6 +88,7 @@ export class Sandbox extends EventEmitter {
     this.pid = this.container.pid;
     this.id = this.container.id;
     this.name = this.container.name;
+    this.address = this.container.address;
     this.stdin = stdio.stdin;
     this.stdout = stdio.stdout;
     this.stderr = stdio.stderr;
