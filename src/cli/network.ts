@@ -6,9 +6,10 @@ import { NsboxError } from '../errors.js';
 import { parseArgs } from './args.js';
 import { table } from './ps.js';
 import {
-  bridgeOf, createNetwork, DEFAULT_NETWORK, listNetworks, networkDir, removeNetworkFile, requireNetwork, subnetsOf,
+  bridgeOf, checkNetworkName, createNetwork, DEFAULT_NETWORK, listNetworks, networkDir, removeNetworkFile, requireNetwork, subnetsOf,
 } from '../network/config.js';
 import { allRecords, sweepStale } from '../network/record.js';
+import type { ConfList } from '../network/cni.js';
 
 const HELP = `Usage: nsbox network COMMAND
 
@@ -94,11 +95,18 @@ export async function command(_name: string, argv: string[]): Promise<number> {
     case 'remove': {
       if (!positionals.length) throw new NsboxError('network rm needs a network name');
       for (const name of positionals) {
-        const list = requireNetwork(name);
+        checkNetworkName(name);
+        // A broken file can still be removed.
+        let list: ConfList | null = null;
+        try {
+          list = requireNetwork(name);
+        } catch (err) {
+          if (!existsSync(`${networkDir()}/${name}.conflist`)) throw err;
+        }
         const users = members(name);
         if (users.length) throw new NsboxError(`network ${name} is in use by container${users.length > 1 ? 's' : ''} ${users.map((u) => u.name).join(', ')}`);
         if (!removeNetworkFile(name) && name === DEFAULT_NETWORK) throw new NsboxError('the default network nsbox is built in: it cannot be removed');
-        const bridge = bridgeOf(list);
+        const bridge = list && bridgeOf(list);
         if (bridge) removeBridge(bridge);
         process.stdout.write(`${name}\n`);
       }

@@ -1,0 +1,70 @@
+// Rootless networking: an ordinary user (made for this test) publishes a port with -p, which
+// rootless means pasta (user-mode, no host devices); the port answers on the host's loopback, and
+// pasta is gone when the container is.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { expectNothingLeft, snapshot } from '../helpers.js';
+import { cliCopy, createUser, nsboxAs, removeUser, rootfsCopy, scratch, type TestUser } from '../userns/setup.js';
+
+let dir: string;
+let rootfs: string;
+let cli: string;
+let user: TestUser;
+
+beforeAll(() => {
+  dir = scratch();
+  rootfs = rootfsCopy(dir);
+  cli = cliCopy(dir);
+  user = createUser('nsboxnettest', dir);
+  mkdirSync(`${rootfs}/www`, { recursive: true });
+  writeFileSync(`${rootfs}/www/index.html`, 'hello rootless\n');
+});
+afterAll(() => {
+  try {
+    removeUser(user);
+  } finally {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+let before: ReturnType<typeof snapshot>;
+beforeEach(() => { before = snapshot(); });
+afterEach(async () => { await expectNothingLeft(before); });
+
+const pastas = () => {
+  try {
+    return execFileSync('pgrep', ['-u', String(user.uid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
+  } catch {
+    return [];
+  }
+};
+
+describe('rootless -p through pasta', () => {
+  it('answers on the host and leaves no pasta behind', async () => {
+    const script = 'httpd -p 80 -h /www; i=0; while [ $i -lt 100 ] && [ ! -e /tmp/done ]; do sleep 0.1; i=$((i+1)); done';
+    const run = nsboxAs(user, cli, ['run', '--name', 'rl', '-p', '127.0.0.1:28280:80', rootfs, 'sh', '-c', script]);
+    let text = '';
+    for (let i = 0; i < 80 && !text; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      try {
+        text = await (await fetch('http://127.0.0.1:28280/')).text();
+      } catch { /* not yet */ }
+    }
+    expect(text).toBe('hello rootless\n');
+    const port = await nsboxAs(user, cli, ['port', 'rl']);
+    expect(port.stdout).toBe('80/tcp -> 127.0.0.1:28280\n');
+    await nsboxAs(user, cli, ['exec', 'rl', 'touch', '/tmp/done']);
+    const r = await run;
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    for (let i = 0; i < 50 && pastas().length; i++) await new Promise((res) => setTimeout(res, 100));
+    expect(pastas()).toEqual([]);
+  });
+
+  it('a bridge network needs root: a clear error', async () => {
+    const r = await nsboxAs(user, cli, ['run', '--network', 'mynet', rootfs, 'true']);
+    expect(r.stderr).toBe('nsbox: network mynet needs root (a rootless container can use --network pasta)\n');
+    expect(r.code).toBe(125);
+  });
+});
