@@ -6,7 +6,7 @@
 //   STATE/net/.lock            taken while members' /etc/hosts files are rewritten
 // Containers on one network find each other by name: each member's /etc/hosts lists the others,
 // rewritten in place whenever one joins or leaves (no daemon, no DNS server).
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { stateRoot, withLock, writeAtomic } from '../state/dir.js';
 import { isAlive } from '../state/proc.js';
 import { delNetwork, type CniResult, type ConfList } from './cni.js';
@@ -114,7 +114,8 @@ export function teardown(id: string, r = stateRoot()): Error | null {
   let err: Error | null = null;
   if (rec?.list && rec.added > 0) {
     try {
-      const netns = rec.netns ?? '';
+      // A namespace never made (a crash before it) is no namespace: the plugins then release the rest.
+      const netns = rec.netns && existsSync(rec.netns) ? rec.netns : '';
       delNetwork(rec.list, { containerId: id, netns, ifname: rec.ifname, portMappings: rec.ports.map((p) => ({
         hostPort: p.host, containerPort: p.container, protocol: p.protocol ?? 'tcp', ...(p.hostIp ? { hostIP: p.hostIp } : {}),
       })) }, rec.result, rec.added);

@@ -59,15 +59,16 @@ describe('--network and -p', () => {
   });
 
   it('-p publishes a port through portmap: the host, the container itself (hairpin), port, ps', async () => {
-    await httpd('web', ['-p', `127.0.0.1:${PORT}:80`]);
+    await httpd('web', ['-p', `${PORT}:80`, '-p', `${PORT}:53/udp`]);
     try {
       expect(await fetchText(`http://127.0.0.1:${PORT}/`)).toBe('hello from nsbox\n');
-      expect(await e.ok(['port', 'web'])).toBe(`80/tcp -> 127.0.0.1:${PORT}\n`);
-      expect(await e.ok(['ps'])).toContain(`127.0.0.1:${PORT}->80/tcp`);
+      expect(await e.ok(['port', 'web'])).toBe(`80/tcp -> 0.0.0.0:${PORT}\n53/udp -> 0.0.0.0:${PORT}\n`);
+      expect(await e.ok(['port', 'web', '80'])).toBe(`0.0.0.0:${PORT}\n`);
+      expect(await e.ok(['ps'])).toContain(`0.0.0.0:${PORT}->80/tcp, 0.0.0.0:${PORT}->53/udp`);
       const ip = JSON.parse(await e.ok(['network', 'inspect', 'nsbox']))[0].containers[0].address;
       expect(ip).toMatch(/^10\.89\.202\.\d+$/);
-      // Hairpin: the container reaches its own published port through the bridge's address.
-      const self = await e.ok(['exec', 'web', 'wget', '-qO-', `http://${ip}:80/`]);
+      // Hairpin: the container reaches its own published port, through the host's side of the bridge.
+      const self = await e.ok(['exec', 'web', 'wget', '-qO-', `http://10.89.202.1:${PORT}/`]);
       expect(self).toBe('hello from nsbox\n');
       expect(await e.ok(['exec', 'web', 'cat', '/etc/hosts'])).toContain(`${ip}\tweb`);
       expect(await e.ok(['exec', 'web', 'cat', '/etc/hostname'])).toBe('web\n');
