@@ -6,7 +6,15 @@ import { NsboxError } from '../errors.js';
 import { parseArgs } from './args.js';
 import { table } from './ps.js';
 import {
-  bridgeOf, checkNetworkName, createNetwork, DEFAULT_NETWORK, listNetworks, networkDir, removeNetworkFile, requireNetwork, subnetsOf,
+  bridgeOf,
+  checkNetworkName,
+  createNetwork,
+  DEFAULT_NETWORK,
+  listNetworks,
+  networkDir,
+  removeNetworkFile,
+  requireNetwork,
+  subnetsOf,
 } from '../network/config.js';
 import { allRecords, sweepStale } from '../network/record.js';
 import type { ConfList } from '../network/cni.js';
@@ -33,16 +41,33 @@ function removeBridge(bridge: string): void {
   if (existsSync(`/sys/class/net/${bridge}`)) {
     try {
       execFileSync('ip', ['link', 'del', bridge], quiet);
-    } catch { /* removed meanwhile */ }
+    } catch {
+      /* removed meanwhile */
+    }
   }
   const rules = [
-    ['CNI-ISOLATION-STAGE-1', '-i', bridge, '!', '-o', bridge, '-m', 'comment', '--comment', ISOLATION, '-j', 'CNI-ISOLATION-STAGE-2'],
+    [
+      'CNI-ISOLATION-STAGE-1',
+      '-i',
+      bridge,
+      '!',
+      '-o',
+      bridge,
+      '-m',
+      'comment',
+      '--comment',
+      ISOLATION,
+      '-j',
+      'CNI-ISOLATION-STAGE-2',
+    ],
     ['CNI-ISOLATION-STAGE-2', '-o', bridge, '-m', 'comment', '--comment', ISOLATION, '-j', 'DROP'],
   ];
   for (const r of rules) {
     try {
       execFileSync('iptables', ['-w', '-D', ...r], quiet);
-    } catch { /* not there */ }
+    } catch {
+      /* not there */
+    }
   }
 }
 
@@ -52,9 +77,15 @@ export async function command(_name: string, argv: string[]): Promise<number> {
     process.stdout.write(`${HELP}\n`);
     return sub ? 0 : 125;
   }
-  const { options: o, positionals } = parseArgs(rest, [
-    { long: 'subnet', value: 'single' }, { long: 'quiet', short: 'q' }, { long: 'help', short: 'h' },
-  ], Infinity);
+  const { options: o, positionals } = parseArgs(
+    rest,
+    [
+      { long: 'subnet', value: 'single' },
+      { long: 'quiet', short: 'q' },
+      { long: 'help', short: 'h' },
+    ],
+    Infinity,
+  );
   if (o.help) {
     process.stdout.write(`${HELP}\n`);
     return 0;
@@ -76,7 +107,13 @@ export async function command(_name: string, argv: string[]): Promise<number> {
       }
       const rows = [['NAME', 'DRIVER', 'SUBNET', 'BRIDGE', 'CONTAINERS']];
       for (const n of nets) {
-        rows.push([n.name, n.plugins[0].type, subnetsOf(n).join(',') || '-', bridgeOf(n) ?? '-', String(members(n.name).length)]);
+        rows.push([
+          n.name,
+          n.plugins[0].type,
+          subnetsOf(n).join(',') || '-',
+          bridgeOf(n) ?? '-',
+          String(members(n.name).length),
+        ]);
       }
       process.stdout.write(table(rows));
       return 0;
@@ -104,8 +141,12 @@ export async function command(_name: string, argv: string[]): Promise<number> {
           if (!existsSync(`${networkDir()}/${name}.conflist`)) throw err;
         }
         const users = members(name);
-        if (users.length) throw new NsboxError(`network ${name} is in use by container${users.length > 1 ? 's' : ''} ${users.map((u) => u.name).join(', ')}`);
-        if (!removeNetworkFile(name) && name === DEFAULT_NETWORK) throw new NsboxError('the default network nsbox is built in: it cannot be removed');
+        if (users.length)
+          throw new NsboxError(
+            `network ${name} is in use by container${users.length > 1 ? 's' : ''} ${users.map((u) => u.name).join(', ')}`,
+          );
+        if (!removeNetworkFile(name) && name === DEFAULT_NETWORK)
+          throw new NsboxError('the default network nsbox is built in: it cannot be removed');
         const bridge = list && bridgeOf(list);
         if (bridge) removeBridge(bridge);
         process.stdout.write(`${name}\n`);

@@ -14,7 +14,8 @@ export async function command(_name: string, argv: string[]): Promise<number> {
     process.stdout.write(`${PORT_HELP}\n`);
     return 0;
   }
-  if (positionals.length < 1 || positionals.length > 2) throw new NsboxError('port needs a container name or id (and optionally a port)');
+  if (positionals.length < 1 || positionals.length > 2)
+    throw new NsboxError('port needs a container name or id (and optionally a port)');
   const st = find(positionals[0]);
   const ports = readRecord(st.id)?.ports ?? [];
   const [want, wantProto = 'tcp'] = (positionals[1] ?? '').split('/');

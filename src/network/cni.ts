@@ -7,7 +7,13 @@ import { accessSync, constants } from 'node:fs';
 import { NsboxError } from '../errors.js';
 
 /** Where Debian, Fedora and the upstream tarball put the plugins. */
-export const DEFAULT_CNI_PATH = ['/usr/lib/cni', '/usr/libexec/cni', '/opt/cni/bin', '/usr/local/lib/cni', '/usr/local/libexec/cni'];
+export const DEFAULT_CNI_PATH = [
+  '/usr/lib/cni',
+  '/usr/libexec/cni',
+  '/opt/cni/bin',
+  '/usr/local/lib/cni',
+  '/usr/local/libexec/cni',
+];
 
 export interface PortMapping {
   hostPort: number;
@@ -68,14 +74,23 @@ export function findPlugin(type: unknown, path = cniPath()): string {
     try {
       accessSync(p, constants.X_OK);
       return p;
-    } catch { /* next */ }
+    } catch {
+      /* next */
+    }
   }
-  throw new NsboxError(`CNI plugin "${type}" not found in ${path.join(':')} (install containernetworking-plugins, or set CNI_PATH)`,
-    { code: 'ENOENT', step: 'network' });
+  throw new NsboxError(
+    `CNI plugin "${type}" not found in ${path.join(':')} (install containernetworking-plugins, or set CNI_PATH)`,
+    { code: 'ENOENT', step: 'network' },
+  );
 }
 
 /** The config one plugin of a list gets on stdin. */
-export function pluginConfig(list: ConfList, plugin: PluginConf, a: Attachment, prevResult?: CniResult): Record<string, unknown> {
+export function pluginConfig(
+  list: ConfList,
+  plugin: PluginConf,
+  a: Attachment,
+  prevResult?: CniResult,
+): Record<string, unknown> {
   const conf: Record<string, unknown> = { ...plugin, cniVersion: list.cniVersion, name: list.name };
   // runtimeConfig only for the capabilities the plugin declares (the spec's rule).
   if (plugin.capabilities?.portMappings && a.portMappings?.length) {
@@ -89,13 +104,22 @@ export function pluginConfig(list: ConfList, plugin: PluginConf, a: Attachment, 
 export type CniCommand = 'ADD' | 'DEL' | 'CHECK' | 'VERSION';
 
 /** Run one plugin; its error is thrown with the plugin's own `msg` (and `details`). */
-export function execPlugin(command: CniCommand, list: ConfList, plugin: PluginConf, a: Attachment,
-  prevResult?: CniResult): CniResult | null {
+export function execPlugin(
+  command: CniCommand,
+  list: ConfList,
+  plugin: PluginConf,
+  a: Attachment,
+  prevResult?: CniResult,
+): CniResult | null {
   const exe = findPlugin(plugin.type);
   const path = cniPath();
   const env: Record<string, string> = {
-    CNI_COMMAND: command, CNI_CONTAINERID: a.containerId, CNI_NETNS: a.netns, CNI_IFNAME: a.ifname,
-    CNI_PATH: path.join(':'), PATH: process.env.PATH || '/usr/sbin:/usr/bin:/sbin:/bin',
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: a.containerId,
+    CNI_NETNS: a.netns,
+    CNI_IFNAME: a.ifname,
+    CNI_PATH: path.join(':'),
+    PATH: process.env.PATH || '/usr/sbin:/usr/bin:/sbin:/bin',
   };
   if (a.args) env.CNI_ARGS = a.args;
   const input = JSON.stringify(pluginConfig(list, plugin, a, prevResult));
@@ -107,7 +131,9 @@ export function execPlugin(command: CniCommand, list: ConfList, plugin: PluginCo
     try {
       const e = JSON.parse(r.stdout) as { msg?: string; details?: string };
       if (e.msg) msg = e.details ? `${e.msg}: ${e.details}` : e.msg;
-    } catch { /* not JSON: stderr's last line */ }
+    } catch {
+      /* not JSON: stderr's last line */
+    }
     throw new NsboxError(`${where} failed: ${msg}`, { step: 'network' });
   }
   if (command !== 'ADD' && command !== 'VERSION') return null;
@@ -134,7 +160,9 @@ export function addNetwork(list: ConfList, a: Attachment, progress?: Progress): 
     } catch (e) {
       try {
         delNetwork(list, a, result, i + 1);
-      } catch { /* the first error is the one to report */ }
+      } catch {
+        /* the first error is the one to report */
+      }
       throw e;
     }
   }
@@ -147,7 +175,12 @@ export function addNetwork(list: ConfList, a: Attachment, progress?: Progress): 
  * prevResult. Each plugin is asked even when an earlier one failed (DEL must release what it can);
  * the first error is thrown at the end. Plugins treat a missing interface or lease as done.
  */
-export function delNetwork(list: ConfList, a: Attachment, cached: CniResult | undefined, count = list.plugins.length): void {
+export function delNetwork(
+  list: ConfList,
+  a: Attachment,
+  cached: CniResult | undefined,
+  count = list.plugins.length,
+): void {
   let first: unknown = null;
   for (let i = Math.min(count, list.plugins.length) - 1; i >= 0; i--) {
     try {

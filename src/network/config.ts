@@ -27,7 +27,8 @@ export function networkDir(): string {
 export const ipamDir = (): string => `${stateRoot()}/ipam`;
 
 export function checkNetworkName(name: string): void {
-  if (!NAME_RE.test(name)) throw new NsboxError(`invalid network name: ${name} (letters, digits, _ . -; at most 64)`, { step: 'network' });
+  if (!NAME_RE.test(name))
+    throw new NsboxError(`invalid network name: ${name} (letters, digits, _ . -; at most 64)`, { step: 'network' });
 }
 
 /** A bridge network as nsbox makes them: NAT out, hairpin, ports, and no traffic to other bridges. */
@@ -38,8 +39,17 @@ export function bridgeConfList(name: string, bridge: string, subnet: string): Co
     name,
     plugins: [
       {
-        type: 'bridge', bridge, isGateway: true, ipMasq: true, hairpinMode: true,
-        ipam: { type: 'host-local', dataDir: ipamDir(), routes: [{ dst: '0.0.0.0/0' }], ranges: [[{ subnet, gateway }]] },
+        type: 'bridge',
+        bridge,
+        isGateway: true,
+        ipMasq: true,
+        hairpinMode: true,
+        ipam: {
+          type: 'host-local',
+          dataDir: ipamDir(),
+          routes: [{ dst: '0.0.0.0/0' }],
+          ranges: [[{ subnet, gateway }]],
+        },
       },
       { type: 'portmap', capabilities: { portMappings: true } },
       { type: 'firewall', backend: 'iptables', ingressPolicy: 'same-bridge' },
@@ -54,11 +64,17 @@ export function parseSubnet(cidr: string): { base: number; bits: number } {
   const parts = m ? m.slice(1, 5).map(Number) : [];
   const bits = m ? Number(m[5]) : -1;
   if (!m || parts.some((p) => p > 255) || bits < 8 || bits > 30) {
-    throw new NsboxError(`invalid subnet: ${cidr} (an IPv4 CIDR such as 10.89.1.0/24, prefix 8 to 30)`, { step: 'subnet' });
+    throw new NsboxError(`invalid subnet: ${cidr} (an IPv4 CIDR such as 10.89.1.0/24, prefix 8 to 30)`, {
+      step: 'subnet',
+    });
   }
   const ip = parts.reduce((a, p) => a * 256 + p, 0);
   const size = 2 ** (32 - bits);
-  if (ip % size !== 0) throw new NsboxError(`invalid subnet: ${cidr} (host bits set; did you mean ${ipString(ip - (ip % size))}/${bits}?)`, { step: 'subnet' });
+  if (ip % size !== 0)
+    throw new NsboxError(
+      `invalid subnet: ${cidr} (host bits set; did you mean ${ipString(ip - (ip % size))}/${bits}?)`,
+      { step: 'subnet' },
+    );
   return { base: ip, bits };
 }
 
@@ -69,8 +85,10 @@ function gatewayOf(cidr: string): string {
 }
 
 function overlaps(a: string, b: string): boolean {
-  const x = parseSubnet(a), y = parseSubnet(b);
-  const bits = Math.min(x.bits, y.bits), size = 2 ** (32 - bits);
+  const x = parseSubnet(a),
+    y = parseSubnet(b);
+  const bits = Math.min(x.bits, y.bits),
+    size = 2 ** (32 - bits);
   return Math.floor(x.base / size) === Math.floor(y.base / size);
 }
 
@@ -90,11 +108,19 @@ export function loadNetwork(name: string): ConfList | null {
   } catch (e) {
     throw new NsboxError(`${file}: not valid JSON: ${(e as Error).message}`, { step: 'network' });
   }
-  if (!list || typeof list !== 'object' || !Array.isArray(list.plugins) || list.plugins.length === 0
-    || list.plugins.some((p) => !p || typeof p !== 'object' || typeof p.type !== 'string')) {
-    throw new NsboxError(`${file}: not a CNI network configuration list (needs "plugins": [{ "type": ... }])`, { step: 'network' });
+  if (
+    !list ||
+    typeof list !== 'object' ||
+    !Array.isArray(list.plugins) ||
+    list.plugins.length === 0 ||
+    list.plugins.some((p) => !p || typeof p !== 'object' || typeof p.type !== 'string')
+  ) {
+    throw new NsboxError(`${file}: not a CNI network configuration list (needs "plugins": [{ "type": ... }])`, {
+      step: 'network',
+    });
   }
-  if (list.name !== name) throw new NsboxError(`${file}: its "name" is ${JSON.stringify(list.name)}, not "${name}"`, { step: 'network' });
+  if (list.name !== name)
+    throw new NsboxError(`${file}: its "name" is ${JSON.stringify(list.name)}, not "${name}"`, { step: 'network' });
   list.cniVersion ??= '1.0.0';
   return list;
 }
@@ -109,14 +135,21 @@ export function requireNetwork(name: string): ConfList {
 export function listNetworks(): ConfList[] {
   let names: string[] = [];
   try {
-    names = readdirSync(networkDir()).filter((f) => f.endsWith('.conflist')).map((f) => f.slice(0, -9)).filter((n) => NAME_RE.test(n));
-  } catch { /* no directory yet */ }
+    names = readdirSync(networkDir())
+      .filter((f) => f.endsWith('.conflist'))
+      .map((f) => f.slice(0, -9))
+      .filter((n) => NAME_RE.test(n));
+  } catch {
+    /* no directory yet */
+  }
   if (!names.includes(DEFAULT_NETWORK)) names.push(DEFAULT_NETWORK);
   const out: ConfList[] = [];
   for (const n of names.sort()) {
     try {
       out.push(loadNetwork(n)!);
-    } catch { /* a broken file is reported when used */ }
+    } catch {
+      /* a broken file is reported when used */
+    }
   }
   return out;
 }
@@ -151,7 +184,8 @@ export function createNetwork(name: string, subnet?: string): ConfList {
       const s = `10.89.${n}.0/24`;
       if (!used.some((u) => overlaps(u, s))) subnet = s;
     }
-    if (subnet === undefined) throw new NsboxError('no free subnet in 10.89.0.0/16: give one with --subnet', { step: 'subnet' });
+    if (subnet === undefined)
+      throw new NsboxError('no free subnet in 10.89.0.0/16: give one with --subnet', { step: 'subnet' });
   }
   const bridges = new Set(all.map(bridgeOf));
   let bridge = '';

@@ -14,7 +14,8 @@ export interface HostEntry {
 
 export function hostsText(self: HostEntry | null, peers: HostEntry[], extra: HostEntry[]): string {
   const lines = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback'];
-  for (const e of [...(self ? [self] : []), ...peers, ...extra]) lines.push(`${e.ip}\t${[...new Set(e.names)].join(' ')}`);
+  for (const e of [...(self ? [self] : []), ...peers, ...extra])
+    lines.push(`${e.ip}\t${[...new Set(e.names)].join(' ')}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -32,7 +33,8 @@ function readLines(path: string): string[] | null {
 export function resolvText(dns: string[] | undefined, keepLoopback = false): string {
   const host = readLines('/etc/resolv.conf') ?? [];
   const other = host.filter((l) => !/^\s*nameserver\s/.test(l) && l.trim() !== '');
-  const servers = (lines: string[]) => lines.map((l) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1]).filter((s): s is string => !!s);
+  const servers = (lines: string[]) =>
+    lines.map((l) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1]).filter((s): s is string => !!s);
   let ns = dns?.length ? dns : servers(host).filter((s) => keepLoopback || !isLoopback(s));
   // systemd-resolved keeps the real upstream servers here.
   if (!ns.length) ns = servers(readLines('/run/systemd/resolve/resolv.conf') ?? []).filter((s) => !isLoopback(s));

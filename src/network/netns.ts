@@ -35,6 +35,8 @@ export function createNetns(path: string): void {
 export function removeNetns(path: string): void {
   try {
     native.umount(path, MNT_DETACH);
-  } catch { /* not mounted (any more) */ }
+  } catch {
+    /* not mounted (any more) */
+  }
   rmSync(path, { force: true });
 }

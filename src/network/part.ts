@@ -8,7 +8,7 @@
 // Each of these writes /etc/hosts, /etc/resolv.conf and /etc/hostname in the container's network
 // directory (src/network/record.ts) and binds them in through the plan's mounts.
 import { closeSync, mkdirSync, openSync } from 'node:fs';
-import type { StartPart } from '../container.js';
+import type { StartPart } from '../plan/part.js';
 import { NsboxError } from '../errors.js';
 import { CLONE } from '../native.js';
 import * as op from '../plan/ops.js';
@@ -22,7 +22,16 @@ import { createNetns } from './netns.js';
 import { checkPortsFree, toCni } from './ports.js';
 import { startPasta } from './pasta.js';
 import {
-  allRecords, filesOf, netDir, netnsPath, readRecord, refreshHosts, sweepStale, teardown, writeFiles, writeRecord,
+  allRecords,
+  filesOf,
+  netDir,
+  netnsPath,
+  readRecord,
+  refreshHosts,
+  sweepStale,
+  teardown,
+  writeFiles,
+  writeRecord,
   type NetRecord,
 } from './record.js';
 
@@ -58,7 +67,7 @@ export function networkPart(s: ResolvedSpec): NetworkPart | null {
   if (n.mode === 'none') return null;
   if (!s.namespaces.net) fail(`--network ${n.mode} needs the network namespace (namespaces.net is false)`);
   if (n.mode === 'host' && s.identity.userns) {
-    fail('--network host cannot be used with a user namespace: its root has no power over the host\'s network');
+    fail("--network host cannot be used with a user namespace: its root has no power over the host's network");
   }
   if (n.mode === 'bridge' && s.identity.userns) {
     fail('--network bridge cannot be combined with a user namespace yet (use --network pasta)');
@@ -67,8 +76,19 @@ export function networkPart(s: ResolvedSpec): NetworkPart | null {
   const dir = netDir(id);
   const owner = { pid: process.pid, start: procStat(process.pid)?.start ?? 0 };
   const rec: NetRecord = {
-    id, name: s.name, hostname: s.hostname, mode: n.mode, network: n.mode === 'bridge' ? n.target : undefined,
-    ifname: 'eth0', added: 0, address: null, ports: n.ports, aliases: n.aliases, addHosts: n.addHosts, dns: n.dns, owner,
+    id,
+    name: s.name,
+    hostname: s.hostname,
+    mode: n.mode,
+    network: n.mode === 'bridge' ? n.target : undefined,
+    ifname: 'eth0',
+    added: 0,
+    address: null,
+    ports: n.ports,
+    aliases: n.aliases,
+    addHosts: n.addHosts,
+    dns: n.dns,
+    owner,
   };
   let joinFd = -1;
   let joinWhat = '';
@@ -91,17 +111,23 @@ export function networkPart(s: ResolvedSpec): NetworkPart | null {
     if (n.mode === 'bridge') {
       sweepStale();
       const list = requireNetwork(n.target);
-      checkPortsFree(n.ports, allRecords().flatMap((r) => r.ports));
+      checkPortsFree(
+        n.ports,
+        allRecords().flatMap((r) => r.ports),
+      );
       rec.list = list;
       rec.netns = netnsPath(id);
       writeRecord(rec);
       createNetns(rec.netns);
-      const result = addNetwork(list, { containerId: id, netns: rec.netns, ifname: rec.ifname, portMappings: n.ports.map(toCni) },
+      const result = addNetwork(
+        list,
+        { containerId: id, netns: rec.netns, ifname: rec.ifname, portMappings: n.ports.map(toCni) },
         (r, added) => {
           rec.result = r;
           rec.added = added;
           writeRecord(rec);
-        });
+        },
+      );
       rec.result = result;
       rec.address = resultAddress(result);
       joinFd = openSync(rec.netns, 'r');
@@ -114,7 +140,10 @@ export function networkPart(s: ResolvedSpec): NetworkPart | null {
       if (!isAlive(found.pid, found.pidStart)) fail(`container ${n.target} is not running`);
       peer = readRecord(found.id);
     } else if (n.mode === 'pasta') {
-      checkPortsFree(n.ports, allRecords().flatMap((r) => r.ports));
+      checkPortsFree(
+        n.ports,
+        allRecords().flatMap((r) => r.ports),
+      );
     }
     writeRecord(rec);
     if (!peer || peer.mode === 'host') writeFiles(rec);

@@ -11,7 +11,8 @@ import { isAlive, procStat } from '../state/proc.js';
 import type { PortSpec } from './ports.js';
 
 function forwards(ports: PortSpec[], proto: 'tcp' | 'udp'): string {
-  const list = ports.filter((p) => (p.protocol ?? 'tcp') === proto)
+  const list = ports
+    .filter((p) => (p.protocol ?? 'tcp') === proto)
     .map((p) => `${p.hostIp ? `${p.hostIp}/` : ''}${p.host}:${p.container}`);
   return list.length ? list.join(',') : 'none';
 }
@@ -19,14 +20,37 @@ function forwards(ports: PortSpec[], proto: 'tcp' | 'udp'): string {
 /** Connect the network namespace of `pid` (and its user namespace) through pasta. */
 export function startPasta(pid: number, ports: PortSpec[], pidFile: string): { pid: number; start: number } {
   const pasta = findHelper('pasta');
-  if (!pasta) throw new NsboxError('--network pasta needs pasta (Debian: apt-get install passt)', { code: 'ENOENT', step: 'network' });
+  if (!pasta)
+    throw new NsboxError('--network pasta needs pasta (Debian: apt-get install passt)', {
+      code: 'ENOENT',
+      step: 'network',
+    });
   // No forwarding from the container to the host's own ports (-T/-U), and the gateway is not the host.
-  const args = ['--config-net', '--quiet', '--no-map-gw', '-t', forwards(ports, 'tcp'), '-u', forwards(ports, 'udp'),
-    '-T', 'none', '-U', 'none', '--pid', pidFile, String(pid)];
+  const args = [
+    '--config-net',
+    '--quiet',
+    '--no-map-gw',
+    '-t',
+    forwards(ports, 'tcp'),
+    '-u',
+    forwards(ports, 'udp'),
+    '-T',
+    'none',
+    '-U',
+    'none',
+    '--pid',
+    pidFile,
+    String(pid),
+  ];
   const r = spawnSync(pasta, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', timeout: 30_000 });
   if (r.status !== 0) {
-    const why = `${r.stderr}${r.stdout}`.split('\n').filter((l) => l && !l.startsWith('Failed to send')).pop()
-      ?? r.error?.message ?? `exit status ${r.status}`;
+    const why =
+      `${r.stderr}${r.stdout}`
+        .split('\n')
+        .filter((l) => l && !l.startsWith('Failed to send'))
+        .pop() ??
+      r.error?.message ??
+      `exit status ${r.status}`;
     throw new NsboxError(`pasta failed: ${why}`, { step: 'network' });
   }
   const p = Number(readFileSync(pidFile, 'utf8').trim());
@@ -37,5 +61,7 @@ export function stopPasta(p: { pid: number; start: number }): void {
   if (!isAlive(p.pid, p.start)) return;
   try {
     process.kill(p.pid, 'SIGTERM');
-  } catch { /* gone */ }
+  } catch {
+    /* gone */
+  }
 }

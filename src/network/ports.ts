@@ -24,22 +24,36 @@ function port(v: unknown, what: string): number {
 /** `-p` text to a mapping: [IP:]HOST:CONTAINER[/tcp|/udp]. */
 export function parsePublish(text: string): PortSpec {
   const m = /^(?:(\d{1,3}(?:\.\d{1,3}){3}):)?(\d+):(\d+)(?:\/(tcp|udp))?$/.exec(text);
-  if (!m) throw new NsboxError(`invalid --publish value: ${text} (expected [IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp])`, { step: 'ports' });
-  return checkPort({ hostIp: m[1], host: Number(m[2]), container: Number(m[3]), protocol: (m[4] as 'tcp' | 'udp') ?? 'tcp' });
+  if (!m)
+    throw new NsboxError(`invalid --publish value: ${text} (expected [IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp])`, {
+      step: 'ports',
+    });
+  return checkPort({
+    hostIp: m[1],
+    host: Number(m[2]),
+    container: Number(m[3]),
+    protocol: (m[4] as 'tcp' | 'udp') ?? 'tcp',
+  });
 }
 
 export function checkPort(p: PortSpec): Required<Omit<PortSpec, 'hostIp'>> & { hostIp?: string } {
-  if (!p || typeof p !== 'object') throw new NsboxError('network.ports: each port must be an object { host, container }', { step: 'ports' });
+  if (!p || typeof p !== 'object')
+    throw new NsboxError('network.ports: each port must be an object { host, container }', { step: 'ports' });
   const protocol = p.protocol ?? 'tcp';
-  if (protocol !== 'tcp' && protocol !== 'udp') throw new NsboxError(`invalid port protocol: ${String(protocol)} (tcp or udp)`, { step: 'ports' });
+  if (protocol !== 'tcp' && protocol !== 'udp')
+    throw new NsboxError(`invalid port protocol: ${String(protocol)} (tcp or udp)`, { step: 'ports' });
   if (p.hostIp !== undefined && (!IPV4_RE.test(p.hostIp) || p.hostIp.split('.').some((x) => Number(x) > 255))) {
     throw new NsboxError(`invalid host IP for a port: ${p.hostIp}`, { step: 'ports' });
   }
   return { host: port(p.host, 'host'), container: port(p.container, 'container'), protocol, hostIp: p.hostIp };
 }
 
-export const toCni = (p: PortSpec): PortMapping =>
-  ({ hostPort: p.host, containerPort: p.container, protocol: p.protocol ?? 'tcp', ...(p.hostIp ? { hostIP: p.hostIp } : {}) });
+export const toCni = (p: PortSpec): PortMapping => ({
+  hostPort: p.host,
+  containerPort: p.container,
+  protocol: p.protocol ?? 'tcp',
+  ...(p.hostIp ? { hostIP: p.hostIp } : {}),
+});
 
 export const portText = (p: PortSpec): string =>
   `${p.hostIp ?? '0.0.0.0'}:${p.host}->${p.container}/${p.protocol ?? 'tcp'}`;
@@ -73,13 +87,19 @@ export function checkPortsFree(ports: PortSpec[], published: PortSpec[]): void {
   for (const p of ports) {
     const proto = p.protocol ?? 'tcp';
     const want = p.hostIp ?? '0.0.0.0';
-    const clash = published.find((q) => q.host === p.host && (q.protocol ?? 'tcp') === proto
-      && (want === '0.0.0.0' || (q.hostIp ?? '0.0.0.0') === '0.0.0.0' || q.hostIp === want));
+    const clash = published.find(
+      (q) =>
+        q.host === p.host &&
+        (q.protocol ?? 'tcp') === proto &&
+        (want === '0.0.0.0' || (q.hostIp ?? '0.0.0.0') === '0.0.0.0' || q.hostIp === want),
+    );
     const holders = boundPorts(proto).get(p.host) ?? [];
     const taken = holders.some((ip) => want === '0.0.0.0' || ip === '0.0.0.0' || ip === want || /^0+$/.test(ip));
     if (clash || taken) {
-      throw new NsboxError(`host port ${want}:${p.host}/${proto} is already in use${clash ? ' by another container' : ''}`,
-        { code: 'EADDRINUSE', step: 'ports' });
+      throw new NsboxError(
+        `host port ${want}:${p.host}/${proto} is already in use${clash ? ' by another container' : ''}`,
+        { code: 'EADDRINUSE', step: 'ports' },
+      );
     }
   }
 }

@@ -62,7 +62,9 @@ export function allRecords(r = stateRoot()): NetRecord[] {
   let ids: string[] = [];
   try {
     ids = readdirSync(netRoot(r)).filter((e) => ID_RE.test(e));
-  } catch { /* none yet */ }
+  } catch {
+    /* none yet */
+  }
   return ids.map((id) => readRecord(id, r)).filter((x): x is NetRecord => x !== null);
 }
 
@@ -74,12 +76,21 @@ function hostsFor(rec: NetRecord, members: NetRecord[]): string {
     let host = '';
     try {
       host = readFileSync('/etc/hosts', 'utf8');
-    } catch { /* none */ }
+    } catch {
+      /* none */
+    }
     return `${host.replace(/\n?$/, '\n')}${rec.addHosts.map((h) => `${h.ip}\t${h.name}\n`).join('')}`;
   }
   const self = entryOf(rec) ?? { ip: '127.0.1.1', names: [rec.hostname, rec.name] };
-  const peers = members.filter((m) => m.id !== rec.id).map(entryOf).filter((e): e is HostEntry => e !== null);
-  return hostsText(self, peers, rec.addHosts.map((h) => ({ ip: h.ip, names: [h.name] })));
+  const peers = members
+    .filter((m) => m.id !== rec.id)
+    .map(entryOf)
+    .filter((e): e is HostEntry => e !== null);
+  return hostsText(
+    self,
+    peers,
+    rec.addHosts.map((h) => ({ ip: h.ip, names: [h.name] })),
+  );
 }
 
 /** The container's three files, made now (before the plan binds them). */
@@ -99,7 +110,9 @@ export function refreshHosts(network: string | undefined, r = stateRoot()): void
     for (const m of members) {
       try {
         rewrite(`${netDir(m.id, r)}/hosts`, hostsFor(m, members));
-      } catch { /* it left meanwhile */ }
+      } catch {
+        /* it left meanwhile */
+      }
     }
   });
 }
@@ -116,9 +129,22 @@ export function teardown(id: string, r = stateRoot()): Error | null {
     try {
       // A namespace never made (a crash before it) is no namespace: the plugins then release the rest.
       const netns = rec.netns && existsSync(rec.netns) ? rec.netns : '';
-      delNetwork(rec.list, { containerId: id, netns, ifname: rec.ifname, portMappings: rec.ports.map((p) => ({
-        hostPort: p.host, containerPort: p.container, protocol: p.protocol ?? 'tcp', ...(p.hostIp ? { hostIP: p.hostIp } : {}),
-      })) }, rec.result, rec.added);
+      delNetwork(
+        rec.list,
+        {
+          containerId: id,
+          netns,
+          ifname: rec.ifname,
+          portMappings: rec.ports.map((p) => ({
+            hostPort: p.host,
+            containerPort: p.container,
+            protocol: p.protocol ?? 'tcp',
+            ...(p.hostIp ? { hostIP: p.hostIp } : {}),
+          })),
+        },
+        rec.result,
+        rec.added,
+      );
     } catch (e) {
       err = e as Error;
       process.stderr.write(`nsbox: warning: releasing the network of container ${rec.name}: ${err.message}\n`);

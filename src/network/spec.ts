@@ -45,14 +45,15 @@ function strings(v: unknown, what: string): string[] {
 
 /** `rootless`: the defaults differ (pasta instead of a bridge, which needs root). */
 export function resolveNetwork(spec: string | NetworkSpec | undefined, rootless: boolean): ResolvedNetwork {
-  const n: NetworkSpec = typeof spec === 'string' ? { mode: spec } : spec ?? {};
+  const n: NetworkSpec = typeof spec === 'string' ? { mode: spec } : (spec ?? {});
   if (typeof n !== 'object') fail('network must be a mode ("bridge", "host", ...) or an object { mode, ports, ... }');
   if (n.ports !== undefined && !Array.isArray(n.ports)) fail('network.ports must be an array');
   const ports = (n.ports ?? []).map(checkPort);
-  let mode = n.mode ?? (ports.length ? 'bridge' : 'none');
+  const mode = n.mode ?? (ports.length ? 'bridge' : 'none');
   if (typeof mode !== 'string' || mode === '') fail('network.mode must be a string');
   if (mode === 'slirp4netns') fail('--network slirp4netns is not supported yet: use pasta');
-  let kind: NetworkMode, target = '';
+  let kind: NetworkMode,
+    target = '';
   if (mode === 'none' || mode === 'host' || mode === 'pasta') kind = mode;
   else if (mode.startsWith('container:')) {
     kind = 'container';
@@ -68,7 +69,8 @@ export function resolveNetwork(spec: string | NetworkSpec | undefined, rootless:
     if (mode !== 'bridge') fail(`network ${mode} needs root (a rootless container can use --network pasta)`);
     kind = 'pasta';
   }
-  if (ports.length && kind !== 'bridge' && kind !== 'pasta') fail(`published ports need a network of the container's own (not --network ${mode})`);
+  if (ports.length && kind !== 'bridge' && kind !== 'pasta')
+    fail(`published ports need a network of the container's own (not --network ${mode})`);
   const aliases = strings(n.aliases, 'aliases');
   for (const a of aliases) if (!NAME_RE.test(a)) fail(`invalid network alias: ${a}`);
   const dns = strings(n.dns, 'dns');
@@ -76,8 +78,13 @@ export function resolveNetwork(spec: string | NetworkSpec | undefined, rootless:
   if (n.addHosts !== undefined && !Array.isArray(n.addHosts)) fail('network.addHosts must be an array');
   const addHosts = (n.addHosts ?? []).map((h) => {
     const e = typeof h === 'string' ? { name: h.slice(0, h.indexOf(':')), ip: h.slice(h.indexOf(':') + 1) } : h;
-    if (!e || typeof e.name !== 'string' || typeof e.ip !== 'string' || !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(e.name)
-      || !IP_RE.test(e.ip)) {
+    if (
+      !e ||
+      typeof e.name !== 'string' ||
+      typeof e.ip !== 'string' ||
+      !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(e.name) ||
+      !IP_RE.test(e.ip)
+    ) {
       fail(`invalid --add-host value: ${typeof h === 'string' ? h : JSON.stringify(h)} (expected NAME:IP)`);
     }
     return { name: e.name, ip: e.ip };

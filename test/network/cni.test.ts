@@ -3,7 +3,15 @@
 // plugin errors as their msg, and a chain failing half-way undone.
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addNetwork, delNetwork, execPlugin, findPlugin, resultAddress, type CniResult, type ConfList } from '../../src/network/cni.js';
+import {
+  addNetwork,
+  delNetwork,
+  execPlugin,
+  findPlugin,
+  resultAddress,
+  type CniResult,
+  type ConfList,
+} from '../../src/network/cni.js';
 import { createNetns, removeNetns } from '../../src/network/netns.js';
 import { hostMounts } from '../helpers.js';
 import { bridgeList, hostLinks, iptablesRules, leases, netEnv, restoreCniRules, sh, type NetEnv } from './util.js';
@@ -33,7 +41,12 @@ describe('CNI plugins', () => {
     const mounts = hostMounts().length;
     createNetns(ns);
     expect(hostMounts().length).toBe(mounts + 1);
-    const a = { containerId: 'aaaaaaaaaaaa', netns: ns, ifname: 'eth0', portMappings: [{ hostPort: 28080, containerPort: 80, protocol: 'tcp' as const }] };
+    const a = {
+      containerId: 'aaaaaaaaaaaa',
+      netns: ns,
+      ifname: 'eth0',
+      portMappings: [{ hostPort: 28080, containerPort: 80, protocol: 'tcp' as const }],
+    };
     const seen: number[] = [];
     const r = addNetwork(list(), a, (_r, n) => seen.push(n));
     expect(seen.at(-1)).toBe(4);
@@ -68,9 +81,15 @@ describe('CNI plugins', () => {
       expect(sh(`nsenter --net=${ns} ip -o link`)).not.toContain('eth0');
       // A plugin's JSON error comes back as its msg: host-local with no range.
       const r: CniResult | null = null;
-      expect(() => execPlugin('ADD', { cniVersion: '1.0.0', name: 'x', plugins: [] },
-        { type: 'bridge', bridge: e.bridge, ipam: { type: 'host-local', dataDir: e.ipam } }, a, r ?? undefined))
-        .toThrow(/CNI plugin bridge \(network x, ADD\) failed: .*(range|subnet)/i);
+      expect(() =>
+        execPlugin(
+          'ADD',
+          { cniVersion: '1.0.0', name: 'x', plugins: [] },
+          { type: 'bridge', bridge: e.bridge, ipam: { type: 'host-local', dataDir: e.ipam } },
+          a,
+          r ?? undefined,
+        ),
+      ).toThrow(/CNI plugin bridge \(network x, ADD\) failed: .*(range|subnet)/i);
     } finally {
       removeNetns(ns);
     }

@@ -26,7 +26,8 @@ describe('spawn({ network })', () => {
     await spawn({ rootfs: ROOTFS, command: ['true'], network: { ports: [{ host: 28381, container: 80 }] } }).exited;
     const before = netState(e);
     const sb = spawn({
-      rootfs: ROOTFS, command: ['sh', '-c', 'echo hi from the sandbox | nc -l -p 80'],
+      rootfs: ROOTFS,
+      command: ['sh', '-c', 'echo hi from the sandbox | nc -l -p 80'],
       network: { mode: 'bridge', ports: [{ host: 28380, container: 80 }] },
     });
     expect(sb.address).toMatch(/^10\.89\.205\.\d+$/);
@@ -51,10 +52,14 @@ describe('spawn({ network })', () => {
   });
 
   it('a bad network spec throws before anything is made', () => {
-    expect(() => spawn({ rootfs: ROOTFS, command: ['true'], network: { mode: 'none', ports: [{ host: 1, container: 1 }] } }))
-      .toThrow(/published ports need a network of the container's own/);
-    expect(() => spawn({ rootfs: ROOTFS, command: ['true'], network: { ports: [{ host: 0, container: 80 }] } }))
-      .toThrow(/invalid host port: 0/);
-    expect(() => spawn({ rootfs: ROOTFS, command: ['true'], network: 'container:nope' })).toThrow(/no such container: nope/);
+    expect(() =>
+      spawn({ rootfs: ROOTFS, command: ['true'], network: { mode: 'none', ports: [{ host: 1, container: 1 }] } }),
+    ).toThrow(/published ports need a network of the container's own/);
+    expect(() =>
+      spawn({ rootfs: ROOTFS, command: ['true'], network: { ports: [{ host: 0, container: 80 }] } }),
+    ).toThrow(/invalid host port: 0/);
+    expect(() => spawn({ rootfs: ROOTFS, command: ['true'], network: 'container:nope' })).toThrow(
+      /no such container: nope/,
+    );
   });
 });

@@ -5,7 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { netEnv, type NetEnv } from './util.js';
 
 let e: NetEnv;
-beforeAll(() => { e = netEnv(206); });
+beforeAll(() => {
+  e = netEnv(206);
+});
 afterAll(() => e?.destroy());
 
 describe('nsbox network', () => {
@@ -32,8 +34,14 @@ describe('nsbox network', () => {
     const cases: [string[], string][] = [
       [['network', 'create', '--subnet', '10.89.208.128/25', 'n4'], "subnet 10.89.208.128/25 overlaps network n3's"],
       [['network', 'create', 'n3'], 'network n3 already exists'],
-      [['network', 'create', '--subnet', '10.89.0.5/24', 'n5'], 'invalid subnet: 10.89.0.5/24 (host bits set; did you mean 10.89.0.0/24?)'],
-      [['network', 'create', '--subnet', 'banana', 'n5'], 'invalid subnet: banana (an IPv4 CIDR such as 10.89.1.0/24, prefix 8 to 30)'],
+      [
+        ['network', 'create', '--subnet', '10.89.0.5/24', 'n5'],
+        'invalid subnet: 10.89.0.5/24 (host bits set; did you mean 10.89.0.0/24?)',
+      ],
+      [
+        ['network', 'create', '--subnet', 'banana', 'n5'],
+        'invalid subnet: banana (an IPv4 CIDR such as 10.89.1.0/24, prefix 8 to 30)',
+      ],
       [['network', 'create', '../etc'], 'invalid network name: ../etc (letters, digits, _ . -; at most 64)'],
       [['network', 'rm', 'nope'], 'no such network: nope (see: nsbox network ls)'],
       [['network', 'frob'], 'unknown network command: frob (create, ls, inspect, rm)'],
@@ -50,7 +58,10 @@ describe('nsbox network', () => {
     writeFileSync(`${e.netDir}/broken.conflist`, '{ nope');
     const r = await e.cli(['network', 'inspect', 'broken']);
     expect(r.stderr).toMatch(/^nsbox: .*broken\.conflist: not valid JSON: /);
-    writeFileSync(`${e.netDir}/broken.conflist`, JSON.stringify({ cniVersion: '1.0.0', name: 'other', plugins: [{ type: 'bridge' }] }));
+    writeFileSync(
+      `${e.netDir}/broken.conflist`,
+      JSON.stringify({ cniVersion: '1.0.0', name: 'other', plugins: [{ type: 'bridge' }] }),
+    );
     expect((await e.cli(['network', 'inspect', 'broken'])).stderr).toMatch(/its "name" is "other", not "broken"/);
     await e.ok(['network', 'rm', 'broken']);
   });

@@ -29,12 +29,19 @@ afterAll(() => {
 });
 
 let before: ReturnType<typeof snapshot>;
-beforeEach(() => { before = snapshot(); });
-afterEach(async () => { await expectNothingLeft(before); });
+beforeEach(() => {
+  before = snapshot();
+});
+afterEach(async () => {
+  await expectNothingLeft(before);
+});
 
 const pastas = () => {
   try {
-    return execFileSync('pgrep', ['-u', String(user.uid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
+    return execFileSync('pgrep', ['-u', String(user.uid)], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .filter(Boolean);
   } catch {
     return [];
   }
@@ -42,14 +49,17 @@ const pastas = () => {
 
 describe('rootless -p through pasta', () => {
   it('answers on the host and leaves no pasta behind', async () => {
-    const script = 'httpd -p 80 -h /www; i=0; while [ $i -lt 100 ] && [ ! -e /tmp/done ]; do sleep 0.1; i=$((i+1)); done';
+    const script =
+      'httpd -p 80 -h /www; i=0; while [ $i -lt 100 ] && [ ! -e /tmp/done ]; do sleep 0.1; i=$((i+1)); done';
     const run = nsboxAs(user, cli, ['run', '--name', 'rl', '-p', '127.0.0.1:28280:80', rootfs, 'sh', '-c', script]);
     let text = '';
     for (let i = 0; i < 80 && !text; i++) {
       await new Promise((r) => setTimeout(r, 100));
       try {
         text = await (await fetch('http://127.0.0.1:28280/')).text();
-      } catch { /* not yet */ }
+      } catch {
+        /* not yet */
+      }
     }
     expect(text).toBe('hello rootless\n');
     const port = await nsboxAs(user, cli, ['port', 'rl']);

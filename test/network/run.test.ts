@@ -87,8 +87,19 @@ describe('--network and -p', () => {
         return null;
       }
     })();
-    const out = await e.ok(['run', '--network', 'bridge', '--add-host', 'db.example:10.1.2.3', '--dns', '10.0.0.1',
-      ROOTFS, 'sh', '-c', 'cat /etc/hosts /etc/resolv.conf; echo changed >> /etc/hosts']);
+    const out = await e.ok([
+      'run',
+      '--network',
+      'bridge',
+      '--add-host',
+      'db.example:10.1.2.3',
+      '--dns',
+      '10.0.0.1',
+      ROOTFS,
+      'sh',
+      '-c',
+      'cat /etc/hosts /etc/resolv.conf; echo changed >> /etc/hosts',
+    ]);
     expect(out).toContain('10.1.2.3\tdb.example');
     expect(out).toContain('nameserver 10.0.0.1');
     const now = (() => {
@@ -101,13 +112,20 @@ describe('--network and -p', () => {
     expect(now === null || now === '' ? '' : now).toBe(hosts === null || hosts === '' ? '' : hosts);
   });
 
-  it('host sees the host\'s links; container:NAME shares the other\'s localhost', async () => {
+  it("host sees the host's links; container:NAME shares the other's localhost", async () => {
     const links = (await e.ok(['run', '--network', 'host', ROOTFS, 'ls', '/sys/class/net'])).trim().split('\n').sort();
     expect(links).toEqual(sh('ls /sys/class/net').trim().split('\n').sort());
     await httpd('pod');
     try {
-      const out = await e.ok(['run', '--network', 'container:pod', ROOTFS, 'sh', '-c',
-        'for i in 1 2 3 4 5 6 7 8 9 10; do wget -qO- http://127.0.0.1/ && break; sleep 0.2; done']);
+      const out = await e.ok([
+        'run',
+        '--network',
+        'container:pod',
+        ROOTFS,
+        'sh',
+        '-c',
+        'for i in 1 2 3 4 5 6 7 8 9 10; do wget -qO- http://127.0.0.1/ && break; sleep 0.2; done',
+      ]);
       expect(out).toBe('hello from nsbox\n');
     } finally {
       await e.ok(['rm', '-f', 'pod']);
@@ -164,20 +182,35 @@ describe('--network and -p', () => {
   });
 
   it('20 containers started at once get distinct addresses and leave nothing', async () => {
-    const runs = await Promise.all(Array.from({ length: 20 }, () =>
-      e.cli(['run', '--network', 'bridge', ROOTFS, 'sh', '-c', 'ip -4 -o addr show eth0'])));
+    const runs = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        e.cli(['run', '--network', 'bridge', ROOTFS, 'sh', '-c', 'ip -4 -o addr show eth0']),
+      ),
+    );
     for (const r of runs) expect(r.stderr).toBe('');
     const ips = runs.map((r) => /inet (10\.89\.202\.\d+)\//.exec(r.stdout)?.[1]);
     expect(ips.every(Boolean)).toBe(true);
     expect(new Set(ips).size).toBe(20);
   }, 120_000);
 
-  it('a SIGKILLed monitor\'s network is released by the next command', async () => {
+  it("a SIGKILLed monitor's network is released by the next command", async () => {
     const id = (await httpd('orphan', ['-p', `${PORT + 3}:80`])).trim();
     const st = JSON.parse(readFileSync(`${e.state}/${id}/state.json`, 'utf8'));
     expect(netState(e).records).toContain(id);
     process.kill(st.monitor.pid, 'SIGKILL');
-    for (let i = 0; i < 50 && (() => { try { process.kill(st.monitor.pid, 0); return true; } catch { return false; } })(); i++) {
+    for (
+      let i = 0;
+      i < 50 &&
+      (() => {
+        try {
+          process.kill(st.monitor.pid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      })();
+      i++
+    ) {
       await new Promise((r) => setTimeout(r, 50));
     }
     await e.ok(['ps', '-a']);

@@ -3,7 +3,16 @@
 // cni-podman0/10.88.0.0/16, never nsbox0), a count of what the host has that a network could leak
 // (links, iptables rules, host-local leases, netns files), and removing the bridges at the end.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { CLI, collect, type CliResult } from '../helpers.js';
 export { ROOTFS } from '../helpers.js';
 
@@ -27,16 +36,26 @@ export interface NetEnv {
 export function netEnv(n: number): NetEnv {
   const dir = mkdtempSync(`/tmp/nsbox-nettest-${n}-`);
   chmodSync(dir, 0o755);
-  const netDir = `${dir}/net.d`, state = `${dir}/state`, ipam = `${dir}/ipam`;
+  const netDir = `${dir}/net.d`,
+    state = `${dir}/state`,
+    ipam = `${dir}/ipam`;
   mkdirSync(netDir);
   mkdirSync(state, { mode: 0o755 });
-  const bridge = `nsbt${n}`, subnet = `10.89.${n}.0/24`;
+  const bridge = `nsbt${n}`,
+    subnet = `10.89.${n}.0/24`;
   writeFileSync(`${netDir}/nsbox.conflist`, JSON.stringify(bridgeList('nsbox', bridge, subnet, ipam)));
   const env = { ...process.env, NSBOX_STATE_DIR: state, NSBOX_NETWORK_DIR: netDir };
   const cli = (args: string[], opts: { input?: string; onStart?: (pid: number) => void } = {}) =>
     collect(process.execPath, [CLI, ...args], { ...opts, env });
   return {
-    dir, netDir, state, ipam, bridge, subnet, env, cli,
+    dir,
+    netDir,
+    state,
+    ipam,
+    bridge,
+    subnet,
+    env,
+    cli,
     async ok(args) {
       const r = await cli(args);
       if (r.code !== 0) throw new Error(`nsbox ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
@@ -54,10 +73,17 @@ export function netEnv(n: number): NetEnv {
 
 export function bridgeList(name: string, bridge: string, subnet: string, ipam: string) {
   return {
-    cniVersion: '1.0.0', name,
+    cniVersion: '1.0.0',
+    name,
     plugins: [
-      { type: 'bridge', bridge, isGateway: true, ipMasq: true, hairpinMode: true,
-        ipam: { type: 'host-local', dataDir: ipam, routes: [{ dst: '0.0.0.0/0' }], ranges: [[{ subnet }]] } },
+      {
+        type: 'bridge',
+        bridge,
+        isGateway: true,
+        ipMasq: true,
+        hairpinMode: true,
+        ipam: { type: 'host-local', dataDir: ipam, routes: [{ dst: '0.0.0.0/0' }], ranges: [[{ subnet }]] },
+      },
       { type: 'portmap', capabilities: { portMappings: true } },
       { type: 'firewall', backend: 'iptables', ingressPolicy: 'same-bridge' },
       { type: 'tuning' },
@@ -72,9 +98,14 @@ export function removeBridge(bridge: string): void {
   if (existsSync(`/sys/class/net/${bridge}`)) execFileSync('ip', ['link', 'del', bridge]);
   const del = (args: string[]) => {
     try {
-      execFileSync('iptables', ['-w', '-D', ...args.slice(0, -2), '-m', 'comment', '--comment', ISOLATION, ...args.slice(-2)],
-        { stdio: 'ignore' });
-    } catch { /* not there */ }
+      execFileSync(
+        'iptables',
+        ['-w', '-D', ...args.slice(0, -2), '-m', 'comment', '--comment', ISOLATION, ...args.slice(-2)],
+        { stdio: 'ignore' },
+      );
+    } catch {
+      /* not there */
+    }
   };
   del(['CNI-ISOLATION-STAGE-1', '-i', bridge, '!', '-o', bridge, '-j', 'CNI-ISOLATION-STAGE-2']);
   del(['CNI-ISOLATION-STAGE-2', '-o', bridge, '-j', 'DROP']);
@@ -108,8 +139,11 @@ export function leases(ipam: string): string[] {
 export function netState(e: NetEnv) {
   const ls = (d: string) => (existsSync(d) ? readdirSync(d).filter((f) => !f.startsWith('.')) : []);
   return {
-    links: hostLinks(), rules: iptablesRules(), leases: leases(e.ipam),
-    netns: ls(`${e.state}/netns`), records: ls(`${e.state}/net`),
+    links: hostLinks(),
+    rules: iptablesRules(),
+    leases: leases(e.ipam),
+    netns: ls(`${e.state}/netns`),
+    records: ls(`${e.state}/net`),
   };
 }
 
@@ -127,17 +161,25 @@ export function restoreCniRules(before: string[]): void {
   const ipt = (args: string[]) => {
     try {
       execFileSync('iptables', ['-w', ...args], { stdio: 'ignore' });
-    } catch { /* gone meanwhile */ }
+    } catch {
+      /* gone meanwhile */
+    }
   };
   const now = iptablesRules().filter((r) => !had.has(r));
   for (const r of now) {
     const [table, ...rest] = r.split(' ');
     if (rest[0] !== '-A') continue;
     // iptables-save quotes comments; give the words back to iptables as one argument.
-    const words = rest.join(' ').match(/"[^"]*"|\S+/g)!.map((w) => w.replace(/^"|"$/g, ''));
+    const words = rest
+      .join(' ')
+      .match(/"[^"]*"|\S+/g)!
+      .map((w) => w.replace(/^"|"$/g, ''));
     ipt(['-t', table, '-D', ...words.slice(1)]);
   }
-  const chains = now.map((r) => r.split(' ')).filter(([, c]) => c.startsWith(':CNI-')).map(([t, c]) => [t, c.slice(1)]);
+  const chains = now
+    .map((r) => r.split(' '))
+    .filter(([, c]) => c.startsWith(':CNI-'))
+    .map(([t, c]) => [t, c.slice(1)]);
   for (const [t, c] of chains) ipt(['-t', t, '-F', c]);
   for (const [t, c] of chains) ipt(['-t', t, '-X', c]);
 }
