@@ -14,7 +14,8 @@ export const NETWORK_OPTIONS: OptionDef[] = [
 
 export const NETWORK_HELP = `Network (default none: only lo; see README "Networking"):
       --network MODE     none, bridge (nsbox's default network), NAME (nsbox network create),
-                         host (the host's: dangerous), container:NAME (share its network), pasta
+                         host (the host's: dangerous), container:NAME (share its network), pasta,
+                         slirp4netns
   -p, --publish [IP:]HOST:CONTAINER[/tcp|udp]
                          publish a port (repeatable; implies --network bridge, or pasta rootless)
       --network-alias N  another name on the network (repeatable)

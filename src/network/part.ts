@@ -4,7 +4,8 @@
 //                    (clone without CLONE_NEWNET); after the end, DEL runs and the file goes.
 //   host             no network namespace (clone without CLONE_NEWNET).
 //   container:NAME   joins that container's namespace.
-//   pasta            the container's own namespace, connected by pasta before the command runs.
+//   pasta            the container's own namespace, connected by pasta before the command runs
+//                    (slirp4netns, outbound only, where pasta is missing and it was not asked for).
 // Each of these writes /etc/hosts, /etc/resolv.conf and /etc/hostname in the container's network
 // directory (src/network/record.ts) and binds them in through the plan's mounts.
 import { closeSync, mkdirSync, openSync } from 'node:fs';
@@ -20,7 +21,8 @@ import { addNetwork, resultAddress } from './cni.js';
 import { requireNetwork } from './config.js';
 import { createNetns } from './netns.js';
 import { checkPortsFree, toCni } from './ports.js';
-import { startPasta } from './pasta.js';
+import { hasPasta, startPasta } from './pasta.js';
+import { hasSlirp, startSlirp } from './slirp.js';
 import {
   allRecords,
   filesOf,
@@ -72,6 +74,12 @@ export function networkPart(s: ResolvedSpec): NetworkPart | null {
   if (n.mode === 'bridge' && s.identity.userns) {
     fail('--network bridge cannot be combined with a user namespace yet (use --network pasta)');
   }
+  // Rootless without pasta: slirp4netns stands in, for outbound traffic (it publishes no ports here).
+  let mode = n.mode;
+  if (mode === 'pasta' && n.implied && !hasPasta()) {
+    if (n.ports.length) fail('publishing ports rootless needs pasta (Debian: apt-get install passt)');
+    if (hasSlirp()) mode = 'slirp4netns';
+  }
   const id = s.id;
   const dir = netDir(id);
   const owner = { pid: process.pid, start: procStat(process.pid)?.start ?? 0 };
@@ -79,7 +87,7 @@ export function networkPart(s: ResolvedSpec): NetworkPart | null {
     id,
     name: s.name,
     hostname: s.hostname,
-    mode: n.mode,
+    mode,
     network: n.mode === 'bridge' ? n.target : undefined,
     ifname: 'eth0',
     added: 0,
@@ -139,7 +147,7 @@ export function networkPart(s: ResolvedSpec): NetworkPart | null {
       // The pid could have been reused between the look-up and the open.
       if (!isAlive(found.pid, found.pidStart)) fail(`container ${n.target} is not running`);
       peer = readRecord(found.id);
-    } else if (n.mode === 'pasta') {
+    } else if (mode === 'pasta') {
       checkPortsFree(
         n.ports,
         allRecords().flatMap((r) => r.ports),
@@ -167,9 +175,11 @@ export function networkPart(s: ResolvedSpec): NetworkPart | null {
     afterExit: end,
     abort: end,
   };
-  if (n.mode === 'pasta') {
+  if (mode === 'pasta' || mode === 'slirp4netns') {
+    // While the child waits (its user namespace mapped): the helper joins its namespaces.
     part.beforeRelease = (pid) => {
-      rec.pasta = startPasta(pid, n.ports, `${dir}/pasta.pid`);
+      rec.helper =
+        mode === 'pasta' ? startPasta(pid, n.ports, `${dir}/pasta.pid`) : startSlirp(pid, `${dir}/slirp4netns.log`);
       writeRecord(rec);
     };
   }

@@ -10,6 +10,8 @@ import { findHelper } from '../userns/rootless.js';
 import { isAlive, procStat } from '../state/proc.js';
 import type { PortSpec } from './ports.js';
 
+export const hasPasta = (): boolean => findHelper('pasta') !== undefined;
+
 function forwards(ports: PortSpec[], proto: 'tcp' | 'udp'): string {
   const list = ports
     .filter((p) => (p.protocol ?? 'tcp') === proto)
@@ -57,7 +59,8 @@ export function startPasta(pid: number, ports: PortSpec[], pidFile: string): { p
   return { pid: p, start: procStat(p)?.start ?? 0 };
 }
 
-export function stopPasta(p: { pid: number; start: number }): void {
+/** pasta or slirp4netns, if it is still the process that was started. */
+export function stopHelper(p: { pid: number; start: number }): void {
   if (!isAlive(p.pid, p.start)) return;
   try {
     process.kill(p.pid, 'SIGTERM');

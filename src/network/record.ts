@@ -14,7 +14,7 @@ import { hostsText, resolvText, rewrite, type HostEntry } from './files.js';
 import type { NetworkMode } from './spec.js';
 import type { PortSpec } from './ports.js';
 import { removeNetns } from './netns.js';
-import { stopPasta } from './pasta.js';
+import { stopHelper } from './pasta.js';
 
 export interface NetRecord {
   id: string;
@@ -37,7 +37,8 @@ export interface NetRecord {
   dns: string[];
   /** The process that made it (the container's monitor); dead with the container still recorded: stale. */
   owner: { pid: number; start: number };
-  pasta?: { pid: number; start: number };
+  /** pasta or slirp4netns: stopped by pid at the end. */
+  helper?: { pid: number; start: number };
 }
 
 const ID_RE = /^[0-9a-f]{12}$/;
@@ -119,7 +120,7 @@ export function refreshHosts(network: string | undefined, r = stateRoot()): void
 
 /**
  * Undo a container's network: DEL through the plugins that ran (in reverse, with the cached
- * result), stop pasta, unbind the namespace file, remove the files, tell the other members.
+ * result), stop pasta or slirp4netns, unbind the namespace file, remove the files, tell the other members.
  * Safe to run twice and after a crash at any point. Returns the first error, after doing the rest.
  */
 export function teardown(id: string, r = stateRoot()): Error | null {
@@ -150,7 +151,7 @@ export function teardown(id: string, r = stateRoot()): Error | null {
       process.stderr.write(`nsbox: warning: releasing the network of container ${rec.name}: ${err.message}\n`);
     }
   }
-  if (rec?.pasta) stopPasta(rec.pasta);
+  if (rec?.helper) stopHelper(rec.helper);
   removeNetns(netnsPath(id, r));
   rmSync(netDir(id, r), { recursive: true, force: true });
   if (rec?.network) refreshHosts(rec.network, r);

@@ -18,7 +18,7 @@ export interface NetworkSpec {
   addHosts?: (string | { name: string; ip: string })[];
 }
 
-export type NetworkMode = 'none' | 'bridge' | 'host' | 'container' | 'pasta';
+export type NetworkMode = 'none' | 'bridge' | 'host' | 'container' | 'pasta' | 'slirp4netns';
 
 export interface ResolvedNetwork {
   mode: NetworkMode;
@@ -28,6 +28,8 @@ export interface ResolvedNetwork {
   aliases: string[];
   dns: string[];
   addHosts: { name: string; ip: string }[];
+  /** pasta chosen for a rootless run (not asked for): slirp4netns may stand in where pasta is missing. */
+  implied?: boolean;
 }
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
@@ -51,10 +53,9 @@ export function resolveNetwork(spec: string | NetworkSpec | undefined, rootless:
   const ports = (n.ports ?? []).map(checkPort);
   const mode = n.mode ?? (ports.length ? 'bridge' : 'none');
   if (typeof mode !== 'string' || mode === '') fail('network.mode must be a string');
-  if (mode === 'slirp4netns') fail('--network slirp4netns is not supported yet: use pasta');
   let kind: NetworkMode,
     target = '';
-  if (mode === 'none' || mode === 'host' || mode === 'pasta') kind = mode;
+  if (mode === 'none' || mode === 'host' || mode === 'pasta' || mode === 'slirp4netns') kind = mode;
   else if (mode.startsWith('container:')) {
     kind = 'container';
     target = mode.slice(10);
@@ -69,6 +70,8 @@ export function resolveNetwork(spec: string | NetworkSpec | undefined, rootless:
     if (mode !== 'bridge') fail(`network ${mode} needs root (a rootless container can use --network pasta)`);
     kind = 'pasta';
   }
+  const implied = kind === 'pasta' && mode !== 'pasta';
+  if (ports.length && kind === 'slirp4netns') fail('publishing ports with slirp4netns is not supported: use pasta');
   if (ports.length && kind !== 'bridge' && kind !== 'pasta')
     fail(`published ports need a network of the container's own (not --network ${mode})`);
   const aliases = strings(n.aliases, 'aliases');
@@ -89,5 +92,5 @@ export function resolveNetwork(spec: string | NetworkSpec | undefined, rootless:
     }
     return { name: e.name, ip: e.ip };
   });
-  return { mode: kind, target, ports, aliases, dns, addHosts };
+  return { mode: kind, target, ports, aliases, dns, addHosts, implied };
 }

@@ -72,6 +72,24 @@ describe('rootless -p through pasta', () => {
     expect(pastas()).toEqual([]);
   });
 
+  it("--network slirp4netns: outbound only, no way to the host's loopback, and it is gone after", async () => {
+    const server = (await import('node:net')).createServer((c) => c.end('host loopback\n'));
+    await new Promise<void>((r) => server.listen(28281, '127.0.0.1', r));
+    try {
+      const script = 'ip -4 -o addr show tap0; nc -w 2 10.0.2.2 28281 </dev/null 2>/dev/null || echo refused';
+      const r = await nsboxAs(user, cli, ['run', '--network', 'slirp4netns', rootfs, 'sh', '-c', script]);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toMatch(/tap0\s+inet 10\.0\.2\.100\/24/);
+      expect(r.stdout).toMatch(/refused\n$/);
+    } finally {
+      server.close();
+    }
+    for (let i = 0; i < 50 && pastas().length; i++) await new Promise((res) => setTimeout(res, 100));
+    expect(pastas()).toEqual([]);
+    const p = await nsboxAs(user, cli, ['run', '--network', 'slirp4netns', '-p', '8080:80', rootfs, 'true']);
+    expect(p.stderr).toBe('nsbox: publishing ports with slirp4netns is not supported: use pasta\n');
+  });
+
   it('a bridge network needs root: a clear error', async () => {
     const r = await nsboxAs(user, cli, ['run', '--network', 'mynet', rootfs, 'true']);
     expect(r.stderr).toBe('nsbox: network mynet needs root (a rootless container can use --network pasta)\n');
