@@ -41,6 +41,8 @@ export function netEnv(n: number): NetEnv {
     ipam = `${dir}/ipam`;
   mkdirSync(netDir);
   mkdirSync(state, { mode: 0o755 });
+  // The bridge plugin (isGateway) turns forwarding on, as podman does: put it back at the end.
+  const forwarding = readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8');
   const bridge = `nsbt${n}`,
     subnet = `10.89.${n}.0/24`;
   writeFileSync(`${netDir}/nsbox.conflist`, JSON.stringify(bridgeList('nsbox', bridge, subnet, ipam)));
@@ -67,6 +69,7 @@ export function netEnv(n: number): NetEnv {
         if (m) removeBridge(m[1]);
       }
       rmSync(dir, { recursive: true, force: true });
+      writeFileSync('/proc/sys/net/ipv4/ip_forward', forwarding);
     },
   };
 }
