@@ -88,7 +88,11 @@ function inspect(argv: string[]): number {
     const namespaces: Record<string, string | null> = {};
     if (running) for (const ns of NAMESPACES) namespaces[ns] = nsId(st.pid, ns);
     const { exec, ...rest } = st;
-    return { ...rest, running, namespaces: running ? namespaces : null, env: exec.env, cwd: exec.cwd };
+    const net = readRecord(st.id);
+    const network = net && {
+      mode: net.mode, name: net.network ?? null, address: net.address, ports: net.ports.map(portText), aliases: net.aliases,
+    };
+    return { ...rest, running, namespaces: running ? namespaces : null, env: exec.env, cwd: exec.cwd, network };
   });
   process.stdout.write(`${safeJson(out, 1)}\n`);
   return 0;

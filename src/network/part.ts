@@ -44,13 +44,13 @@ export interface NetworkPart extends StartPart {
 
 const FILES = ['hosts', 'resolv.conf', 'hostname'] as const;
 
-/** The bind mounts of the network files (a user's own volume on one of these targets wins). */
+/** The bind mounts of the network files, read-write as Docker's (a user's own volume on one of these targets wins). */
 function fileMounts(s: ResolvedSpec, dir: string): void {
   const mine = s.hardening.mounts.map((m) => m.target);
   for (const f of FILES) {
     const target = `/etc/${f}`;
     if (mine.includes(target)) continue;
-    const m: ResolvedMount = { type: 'bind', target, source: `${dir}/${f}`, dir: false, readOnly: s.readOnly };
+    const m: ResolvedMount = { type: 'bind', target, source: `${dir}/${f}`, dir: false, readOnly: false };
     s.hardening.mounts.push(m);
   }
 }

@@ -79,6 +79,30 @@ describe('--network and -p', () => {
     }
   });
 
+  it('no host fd reaches the command (the namespace fd is closed right after setns); inspect shows the network', async () => {
+    const fds = await e.ok([
+      'run',
+      '--network',
+      'bridge',
+      '--read-only',
+      ROOTFS,
+      'sh',
+      '-c',
+      'ls /proc/self/fd; echo x >> /etc/hosts',
+    ]);
+    expect(fds.trim().split('\n').sort()).toEqual(['0', '1', '2', '3']); // 3: ls's own directory
+    const id = (
+      await e.ok(['run', '-d', '--network', 'bridge', '--network-alias', 'w2', ROOTFS, 'sleep', '100'])
+    ).trim();
+    try {
+      const net = JSON.parse(await e.ok(['inspect', id]))[0].network;
+      expect(net).toMatchObject({ mode: 'bridge', name: 'nsbox', ports: [], aliases: ['w2'] });
+      expect(net.address).toMatch(/^10\.89\.202\.\d+$/);
+    } finally {
+      await e.ok(['rm', '-f', id]);
+    }
+  });
+
   it('the files are not written into the rootfs', async () => {
     const hosts = (() => {
       try {
