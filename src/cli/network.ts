@@ -141,10 +141,10 @@ export async function command(_name: string, argv: string[]): Promise<number> {
           if (!existsSync(`${networkDir()}/${name}.conflist`)) throw err;
         }
         const users = members(name);
-        if (users.length)
-          throw new NsboxError(
-            `network ${name} is in use by container${users.length > 1 ? 's' : ''} ${users.map((u) => u.name).join(', ')}`,
-          );
+        if (users.length) {
+          const who = users.map((u) => u.name).join(', ');
+          throw new NsboxError(`network ${name} is in use by container${users.length > 1 ? 's' : ''} ${who}`);
+        }
         if (!removeNetworkFile(name) && name === DEFAULT_NETWORK)
           throw new NsboxError('the default network nsbox is built in: it cannot be removed');
         const bridge = list && bridgeOf(list);

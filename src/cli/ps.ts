@@ -71,7 +71,8 @@ function ps(argv: string[], all: boolean): number {
     const rows = [['CONTAINER ID', 'NAME', 'STATUS', 'PID', 'CREATED', 'PORTS', 'COMMAND']];
     for (const st of shown) {
       const ports = readRecord(st.id)?.ports.map(portText).join(', ') || '-';
-      rows.push([st.id, st.name, statusText(st), st.status === 'stopped' ? '-' : String(st.pid || '-'), ago(st.createdAt), ports, st.command.join(' ')]);
+      const pid = st.status === 'stopped' ? '-' : String(st.pid || '-');
+      rows.push([st.id, st.name, statusText(st), pid, ago(st.createdAt), ports, st.command.join(' ')]);
     }
     process.stdout.write(table(rows));
   }
