@@ -129,7 +129,8 @@ export function teardown(id: string, r = stateRoot()): Error | null {
   if (rec?.list && rec.added > 0) {
     try {
       // A namespace never made (a crash before it) is no namespace: the plugins then release the rest.
-      const netns = rec.netns && existsSync(rec.netns) ? rec.netns : '';
+      const path = netnsPath(id, r); // never a path read from the record
+      const netns = rec.netns && existsSync(path) ? path : '';
       delNetwork(
         rec.list,
         {
