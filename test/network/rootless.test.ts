@@ -4,7 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { expectNothingLeft, snapshot } from '../helpers.js';
+import { expectOursLeft, ours } from './util.js';
 import { cliCopy, createUser, nsboxAs, removeUser, rootfsCopy, scratch, type TestUser } from '../userns/setup.js';
 
 let dir: string;
@@ -28,12 +28,12 @@ afterAll(() => {
   }
 });
 
-let before: ReturnType<typeof snapshot>;
+let before: ReturnType<typeof ours>;
 beforeEach(() => {
-  before = snapshot();
+  before = ours(dir, rootfs);
 });
 afterEach(async () => {
-  await expectNothingLeft(before);
+  await expectOursLeft(dir, rootfs, before);
 });
 
 const pastas = () => {

@@ -4,8 +4,17 @@
 // host-local leases and namespace files as they were.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from 'vitest';
-import { expectNothingLeft, snapshot } from '../helpers.js';
-import { iptablesRules, netEnv, netState, restoreCniRules, ROOTFS, sh, type NetEnv } from './util.js';
+import {
+  expectOursLeft,
+  iptablesRules,
+  netEnv,
+  ours,
+  netState,
+  restoreCniRules,
+  ROOTFS,
+  sh,
+  type NetEnv,
+} from './util.js';
 
 let e: NetEnv;
 let rulesBefore: string[];
@@ -27,13 +36,13 @@ afterAll(() => {
 });
 
 let before: ReturnType<typeof netState>;
-let host: ReturnType<typeof snapshot>;
+let host: ReturnType<typeof ours>;
 beforeEach(() => {
   before = netState(e);
-  host = snapshot();
+  host = ours(e.dir, ROOTFS);
 });
 afterEach(async () => {
-  await expectNothingLeft(host);
+  await expectOursLeft(e.dir, ROOTFS, host);
   expect(netState(e)).toEqual(before);
 });
 

@@ -11,9 +11,10 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
-import { CLI, collect, type CliResult } from '../helpers.js';
+import { CLI, collect, foreignPidnsProcesses, hostMounts, type CliResult } from '../helpers.js';
 export { ROOTFS } from '../helpers.js';
 
 export interface NetEnv {
@@ -185,4 +186,35 @@ export function restoreCniRules(before: string[]): void {
     .map(([t, c]) => [t, c.slice(1)]);
   for (const [t, c] of chains) ipt(['-t', t, '-F', c]);
   for (const [t, c] of chains) ipt(['-t', t, '-X', c]);
+}
+
+/**
+ * What these tests could leave: processes in another PID namespace whose root is the test rootfs (a
+ * container of ours: others' tests use their own rootfs copies, so a busy shared machine does not
+ * count), and mounts under the test's directory or the rootfs. Compare before and after.
+ */
+export function ours(dir: string, rootfs: string) {
+  const root = statSync(rootfs);
+  const procs = [...foreignPidnsProcesses()].filter((p) => {
+    try {
+      const st = statSync(`/proc/${p}/root`);
+      return st.ino === root.ino && st.dev === root.dev;
+    } catch {
+      return false;
+    }
+  });
+  const mounts = hostMounts().filter((m) => m.startsWith(`${dir}/`) || m.startsWith(`${rootfs}/`) || m === rootfs);
+  return { procs: procs.sort(), mounts: mounts.sort() };
+}
+
+/** Waits (up to 5 s: processes killed a moment ago may still be going) until `ours` is back to `before`. */
+export async function expectOursLeft(dir: string, rootfs: string, before: ReturnType<typeof ours>): Promise<void> {
+  let now = ours(dir, rootfs);
+  for (let i = 0; i < 50 && JSON.stringify(now) !== JSON.stringify(before); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    now = ours(dir, rootfs);
+  }
+  if (JSON.stringify(now) !== JSON.stringify(before)) {
+    throw new Error(`left behind: ${JSON.stringify(now)} (before: ${JSON.stringify(before)})`);
+  }
 }
