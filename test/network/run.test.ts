@@ -189,6 +189,27 @@ describe('--network and -p', () => {
     expect(await e.ok(['network', 'ls', '-q'])).toBe('nsbox\n');
   });
 
+  it('a conflist dropped in the directory is a network: ptp, no bridge', async () => {
+    const list = {
+      cniVersion: '1.0.0',
+      name: 'nt-ptp',
+      plugins: [
+        {
+          type: 'ptp',
+          ipMasq: false,
+          ipam: { type: 'host-local', dataDir: e.ipam, ranges: [[{ subnet: '10.89.212.0/24' }]] },
+        },
+      ],
+    };
+    writeFileSync(`${e.netDir}/nt-ptp.conflist`, JSON.stringify(list));
+    try {
+      const out = await e.ok(['run', '--network', 'nt-ptp', ROOTFS, 'ip', '-4', '-o', 'addr', 'show', 'eth0']);
+      expect(out).toMatch(/inet 10\.89\.212\.\d+\/24/);
+    } finally {
+      await e.ok(['network', 'rm', 'nt-ptp']);
+    }
+  });
+
   it('a taken port and an unknown network are one-line errors that leave nothing', async () => {
     const server = (await import('node:net')).createServer();
     await new Promise<void>((r) => server.listen(PORT + 1, '127.0.0.1', r));
