@@ -73,9 +73,10 @@ function removeBridge(bridge: string): void {
 
 export async function command(_name: string, argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  if (!sub || sub === '--help' || sub === '-h') {
+  if (!sub) throw new NsboxError('network needs a command: create, ls, inspect or rm (see nsbox network --help)');
+  if (sub === '--help' || sub === '-h') {
     process.stdout.write(`${HELP}\n`);
-    return sub ? 0 : 125;
+    return 0;
   }
   const { options: o, positionals } = parseArgs(
     rest,

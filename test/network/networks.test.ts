@@ -45,6 +45,8 @@ describe('nsbox network', () => {
       [['network', 'create', '../etc'], 'invalid network name: ../etc (letters, digits, _ . -; at most 64)'],
       [['network', 'rm', 'nope'], 'no such network: nope (see: nsbox network ls)'],
       [['network', 'frob'], 'unknown network command: frob (create, ls, inspect, rm)'],
+      [['network'], 'network needs a command: create, ls, inspect or rm (see nsbox network --help)'],
+      [['port'], 'port needs a container name or id (and optionally a port)'],
     ];
     for (const [args, msg] of cases) {
       const r = await e.cli(args);
