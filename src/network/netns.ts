@@ -1,17 +1,16 @@
 // A network namespace bound to a file: made before the container, it outlives the container's
 // processes so CNI's DEL can still enter it, and goes when the file is unmounted. Not `ip netns`:
 // no dependency on iproute2 or its /run/netns conventions.
-import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs';
+import { closeSync, openSync, rmSync } from 'node:fs';
 import { NsboxError } from '../errors.js';
 import * as native from '../native.js';
 import { CLONE, MNT_DETACH, MS } from '../native.js';
 
 /**
- * unshare(CLONE_NEWNET) applies to the calling thread only: this (Node's main) thread steps into a
+ * The directory must exist (src/network/record.ts makes and checks it). unshare(CLONE_NEWNET) applies to the calling thread only: this (Node's main) thread steps into a
  * new namespace, binds it onto `path`, and steps back, all synchronously, so no JS runs meanwhile.
  */
 export function createNetns(path: string): void {
-  mkdirSync(path.slice(0, path.lastIndexOf('/')), { recursive: true, mode: 0o700 });
   closeSync(openSync(path, 'wx', 0o600));
   const home = openSync('/proc/thread-self/ns/net', 'r');
   let moved = false;

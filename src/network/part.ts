@@ -8,7 +8,7 @@
 //                    (slirp4netns, outbound only, where pasta is missing and it was not asked for).
 // Each of these writes /etc/hosts, /etc/resolv.conf and /etc/hostname in the container's network
 // directory (src/network/record.ts) and binds them in through the plan's mounts.
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import type { StartPart } from '../plan/part.js';
 import { NsboxError } from '../errors.js';
 import { CLONE } from '../native.js';
@@ -26,6 +26,7 @@ import { hasSlirp, startSlirp } from './slirp.js';
 import {
   allRecords,
   filesOf,
+  makeNetDirs,
   netDir,
   netnsPath,
   readRecord,
@@ -115,7 +116,7 @@ export function networkPart(s: ResolvedSpec): NetworkPart | null {
   // container:NAME: its namespace and its /etc files are shared (lo is up there already).
   let peer: NetRecord | null = null;
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    makeNetDirs(id);
     if (n.mode === 'bridge') {
       sweepStale();
       const list = requireNetwork(n.target);

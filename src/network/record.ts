@@ -6,8 +6,8 @@
 //   STATE/net/.lock            taken while members' /etc/hosts files are rewritten
 // Containers on one network find each other by name: each member's /etc/hosts lists the others,
 // rewritten in place whenever one joins or leaves (no daemon, no DNS server).
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { stateRoot, withLock, writeAtomic } from '../state/dir.js';
+import { closeSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { type Dir, O_READ, openRoot, stateRoot, withLock, writeAtomic } from '../state/dir.js';
 import { isAlive } from '../state/proc.js';
 import { delNetwork, type CniResult, type ConfList } from './cni.js';
 import { hostsText, resolvText, rewrite, type HostEntry } from './files.js';
@@ -47,22 +47,64 @@ export const netDir = (id: string, r = stateRoot()): string => `${netRoot(r)}/${
 export const filesOf = netDir;
 export const netnsPath = (id: string, r = stateRoot()): string => `${r}/netns/${id}`;
 
-export function readRecord(id: string, r = stateRoot()): NetRecord | null {
+/**
+ * STATE/SUB opened and checked like the rest of the state (src/state/dir.ts: no symlink, ours,
+ * writable by nobody else); null when missing and not `create`d. The caller closes it.
+ */
+function stateSub(sub: 'net' | 'netns', create: boolean, r = stateRoot()): Dir | null {
+  const root = openRoot(create, r);
+  if (!root) return null;
   try {
-    return JSON.parse(readFileSync(`${netDir(id, r)}/record.json`, 'utf8')) as NetRecord;
+    return root.sub(sub, create ? 0o700 : undefined);
+  } catch (e) {
+    if (!create && (e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+}
+
+function using<T>(d: Dir | null, fn: (d: Dir) => T): T | null {
+  if (!d) return null;
+  try {
+    return fn(d);
+  } finally {
+    d.close();
+  }
+}
+
+/** STATE/net/ID (and STATE/netns), made and checked before anything is written there. */
+export function makeNetDirs(id: string, r = stateRoot()): void {
+  using(stateSub('net', true, r), (net) => net.sub(id, 0o700).close());
+  using(stateSub('netns', true, r), () => {});
+}
+
+export function readRecord(id: string, r = stateRoot()): NetRecord | null {
+  if (!ID_RE.test(id)) return null;
+  try {
+    return using(stateSub('net', false, r), (net) =>
+      using(net.sub(id), (d) => {
+        const fd = d.open('record.json', O_READ);
+        try {
+          return JSON.parse(readFileSync(fd, 'utf8')) as NetRecord;
+        } finally {
+          closeSync(fd);
+        }
+      }),
+    );
   } catch {
     return null;
   }
 }
 
 export function writeRecord(rec: NetRecord, r = stateRoot()): void {
-  writeAtomic(`${netDir(rec.id, r)}/record.json`, `${JSON.stringify(rec)}\n`);
+  using(stateSub('net', true, r), (net) =>
+    using(net.sub(rec.id, 0o700), (d) => writeAtomic(d, 'record.json', `${JSON.stringify(rec)}\n`)),
+  );
 }
 
 export function allRecords(r = stateRoot()): NetRecord[] {
   let ids: string[] = [];
   try {
-    ids = readdirSync(netRoot(r)).filter((e) => ID_RE.test(e));
+    ids = using(stateSub('net', false, r), (net) => readdirSync(net.self).filter((e) => ID_RE.test(e))) ?? [];
   } catch {
     /* none yet */
   }
@@ -106,16 +148,18 @@ export function writeFiles(rec: NetRecord, r = stateRoot()): void {
 /** Rewrite the /etc/hosts of every member of `network` (after one joined or left). */
 export function refreshHosts(network: string | undefined, r = stateRoot()): void {
   if (!network) return;
-  withLock(`${netRoot(r)}/.lock`, () => {
-    const members = allRecords(r).filter((m) => m.network === network && m.address);
-    for (const m of members) {
-      try {
-        rewrite(`${netDir(m.id, r)}/hosts`, hostsFor(m, members));
-      } catch {
-        /* it left meanwhile */
+  using(stateSub('net', true, r), (net) =>
+    withLock(net, '.lock', () => {
+      const members = allRecords(r).filter((m) => m.network === network && m.address);
+      for (const m of members) {
+        try {
+          rewrite(`${netDir(m.id, r)}/hosts`, hostsFor(m, members));
+        } catch {
+          /* it left meanwhile */
+        }
       }
-    }
-  });
+    }),
+  );
 }
 
 /**
@@ -154,7 +198,7 @@ export function teardown(id: string, r = stateRoot()): Error | null {
   }
   if (rec?.helper) stopHelper(rec.helper);
   removeNetns(netnsPath(id, r));
-  rmSync(netDir(id, r), { recursive: true, force: true });
+  if (ID_RE.test(id)) using(stateSub('net', false, r), (net) => rmSync(net.at(id), { recursive: true, force: true }));
   if (rec?.network) refreshHosts(rec.network, r);
   return err;
 }

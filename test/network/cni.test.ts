@@ -1,7 +1,7 @@
 // The CNI runner against Debian's real plugins: ADD through a chain into a namespace bound to a
 // file, the result and prevResult, DEL in reverse with the cached result (twice: idempotent),
 // plugin errors as their msg, and a chain failing half-way undone.
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   addNetwork,
@@ -20,6 +20,7 @@ let e: NetEnv;
 let rulesBefore: string[];
 beforeAll(() => {
   e = netEnv(201);
+  mkdirSync(`${e.state}/netns`, { mode: 0o700 });
   rulesBefore = iptablesRules();
 });
 afterAll(() => {
