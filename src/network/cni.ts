@@ -2,9 +2,13 @@
 // an executable named by the config's `type`, found on CNI_PATH, told what to do by environment
 // variables and given its config on stdin; a chain passes each plugin's result to the next as
 // prevResult. The ADD result is cached by the caller so DEL can run later with it, in reverse order.
-import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { accessSync, constants } from 'node:fs';
 import { NsboxError } from '../errors.js';
+
+// node:child_process (and node:net with it) costs ~3 ms to load: only when a network is used.
+const require = createRequire(import.meta.url);
+const childProcess = () => require('node:child_process') as typeof import('node:child_process');
 
 /** Where Debian, Fedora and the upstream tarball put the plugins. */
 export const DEFAULT_CNI_PATH = [
@@ -123,7 +127,7 @@ export function execPlugin(
   };
   if (a.args) env.CNI_ARGS = a.args;
   const input = JSON.stringify(pluginConfig(list, plugin, a, prevResult));
-  const r = spawnSync(exe, [], { input, env, encoding: 'utf8', timeout: 60_000, maxBuffer: 4 << 20 });
+  const r = childProcess().spawnSync(exe, [], { input, env, encoding: 'utf8', timeout: 60_000, maxBuffer: 4 << 20 });
   const where = `CNI plugin ${plugin.type} (network ${list.name}, ${command})`;
   if (r.error) throw new NsboxError(`${where}: ${r.error.message}`, { step: 'network' });
   if (r.status !== 0) {

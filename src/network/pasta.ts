@@ -3,12 +3,16 @@
 // the container's PID 1, configures a tap device like the host's interface, and forwards the
 // published ports from the host (-t/-u). It backgrounds itself once ready, and quits by itself when
 // the namespace goes; it is also stopped by pid on teardown.
-import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { NsboxError } from '../errors.js';
 import { findHelper } from '../userns/rootless.js';
 import { isAlive, procStat } from '../state/proc.js';
 import type { PortSpec } from './ports.js';
+
+// node:child_process (and node:net with it) costs ~3 ms to load: only when a network is used.
+const require = createRequire(import.meta.url);
+const childProcess = () => require('node:child_process') as typeof import('node:child_process');
 
 export const hasPasta = (): boolean => findHelper('pasta') !== undefined;
 
@@ -44,7 +48,11 @@ export function startPasta(pid: number, ports: PortSpec[], pidFile: string): { p
     pidFile,
     String(pid),
   ];
-  const r = spawnSync(pasta, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', timeout: 30_000 });
+  const r = childProcess().spawnSync(pasta, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
   if (r.status !== 0) {
     const why =
       `${r.stderr}${r.stdout}`
