@@ -73,8 +73,15 @@ export function networkPart(s: ResolvedSpec): NetworkPart | null {
     fail("--network host cannot be used with a user namespace: its root has no power over the host's network");
   }
   if (n.mode === 'bridge' && s.identity.userns) {
-    fail('--network bridge cannot be combined with a user namespace yet (use --network pasta)');
+    fail('--network bridge and -p cannot be combined with --userns as root yet (--network slirp4netns: outbound only)');
   }
+  if (n.mode === 'pasta' && process.geteuid?.() === 0) {
+    fail('--network pasta is for rootless containers: pasta does not run as root (use bridge or slirp4netns)');
+  }
+  // In a user namespace whose root is not this user (root's --userns), the container cannot enter the
+  // state directory (ours alone): it keeps its own /etc files then.
+  const u = s.identity.userns;
+  const filesVisible = !u || u.uidMap.find((r) => r.container === 0)?.host === process.geteuid?.();
   // Rootless without pasta: slirp4netns stands in, for outbound traffic (it publishes no ports here).
   let mode = n.mode;
   if (mode === 'pasta' && n.implied && !hasPasta()) {
@@ -155,13 +162,13 @@ export function networkPart(s: ResolvedSpec): NetworkPart | null {
       );
     }
     writeRecord(rec);
-    if (!peer || peer.mode === 'host') writeFiles(rec);
+    if (filesVisible && (!peer || peer.mode === 'host')) writeFiles(rec);
     refreshHosts(rec.network);
   } catch (e) {
     end();
     throw e;
   }
-  fileMounts(s, peer && peer.mode !== 'host' ? filesOf(peer.id) : dir);
+  if (filesVisible) fileMounts(s, peer && peer.mode !== 'host' ? filesOf(peer.id) : dir);
   // No namespace of its own: the plan has no lo to bring up, the clone no CLONE_NEWNET.
   if (n.mode === 'host' || n.mode === 'container') s.namespaces.net = false;
 

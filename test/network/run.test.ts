@@ -223,6 +223,40 @@ describe('--network and -p', () => {
     const u = await e.cli(['run', '--network', 'nope', ROOTFS, 'true']);
     expect(u.code).toBe(125);
     expect(u.stderr).toBe('nsbox: no such network: nope (see: nsbox network ls)\n');
+    const cases: [string[], string][] = [
+      [
+        ['--network', 'pasta'],
+        '--network pasta is for rootless containers: pasta does not run as root (use bridge or slirp4netns)',
+      ],
+      [
+        ['--userns', '-p', '80:80'],
+        '--network bridge and -p cannot be combined with --userns as root yet (--network slirp4netns: outbound only)',
+      ],
+      [
+        ['--userns', '--network', 'host'],
+        "--network host cannot be used with a user namespace: its root has no power over the host's network",
+      ],
+    ];
+    for (const [args, msg] of cases) {
+      const r = await e.cli(['run', ...args, ROOTFS, 'true']);
+      expect(r.stderr).toBe(`nsbox: ${msg}\n`);
+      expect(r.code).toBe(125);
+    }
+    // --userns as root: slirp4netns works (the container keeps its own /etc files: it cannot enter the state).
+    const sl = await e.ok([
+      'run',
+      '--userns',
+      '--network',
+      'slirp4netns',
+      ROOTFS,
+      'ip',
+      '-4',
+      '-o',
+      'addr',
+      'show',
+      'tap0',
+    ]);
+    expect(sl).toMatch(/inet 10\.0\.2\.100\/24/);
     const bad = await e.cli(['run', '-p', '99999:80', ROOTFS, 'true']);
     expect(bad.stderr).toBe('nsbox: invalid host port: 99999 (1 to 65535)\n');
     expect(bad.code).toBe(125);
