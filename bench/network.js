@@ -85,6 +85,7 @@ async function pluginTimes(dir, n) {
   const { execPlugin } = await import(join(ROOT, 'dist', 'network', 'cni.js'));
   const { createNetns, removeNetns } = await import(join(ROOT, 'dist', 'network', 'netns.js'));
   const list = conflist(join(dir, 'ipam'));
+  mkdirSync(join(dir, 'netns'), { recursive: true, mode: 0o700 });
   const t = {};
   const time = (key, f) => {
     const t0 = performance.now();
