@@ -270,6 +270,16 @@ describe('--network and -p', () => {
     }
   });
 
+  it('-d --rm, and a start that fails after the network was attached, leave nothing', async () => {
+    const id = (await e.ok(['run', '-d', '--rm', '-p', `${PORT + 4}:80`, ROOTFS, 'sleep', '0.3'])).trim();
+    expect(netState(e).records).toContain(id);
+    for (let i = 0; i < 100 && netState(e).records.includes(id); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(netState(e).records).not.toContain(id);
+    const r = await e.cli(['run', '--network', 'bridge', '-p', `${PORT + 5}:80`, ROOTFS, 'no-such-command']);
+    expect(r.code).toBe(127);
+    expect(r.stderr).toBe('nsbox: executable file not found in rootfs: no-such-command\n');
+  });
+
   it('20 containers started at once get distinct addresses and leave nothing', async () => {
     const runs = await Promise.all(
       Array.from({ length: 20 }, () =>
