@@ -8,7 +8,7 @@
 //                    (slirp4netns, outbound only, where pasta is missing and it was not asked for).
 // Each of these writes /etc/hosts, /etc/resolv.conf and /etc/hostname in the container's network
 // directory (src/network/record.ts) and binds them in through the plan's mounts.
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import type { StartPart } from '../plan/part.js';
 import { NsboxError } from '../errors.js';
 import { CLONE } from '../native.js';
@@ -155,6 +155,8 @@ export function networkPart(s: ResolvedSpec): NetworkPart | null {
       // The pid could have been reused between the look-up and the open.
       if (!isAlive(found.pid, found.pidStart)) fail(`container ${n.target} is not running`);
       peer = readRecord(found.id);
+      // Its files, if it has them (not a host network, not a --userns container of root's).
+      if (peer && (peer.mode === 'host' || !existsSync(`${filesOf(peer.id)}/hosts`))) peer = null;
     } else if (mode === 'pasta') {
       checkPortsFree(
         n.ports,
@@ -162,13 +164,13 @@ export function networkPart(s: ResolvedSpec): NetworkPart | null {
       );
     }
     writeRecord(rec);
-    if (filesVisible && (!peer || peer.mode === 'host')) writeFiles(rec);
+    if (filesVisible && !peer) writeFiles(rec);
     refreshHosts(rec.network);
   } catch (e) {
     end();
     throw e;
   }
-  if (filesVisible) fileMounts(s, peer && peer.mode !== 'host' ? filesOf(peer.id) : dir);
+  if (filesVisible) fileMounts(s, peer ? filesOf(peer.id) : dir);
   // No namespace of its own: the plan has no lo to bring up, the clone no CLONE_NEWNET.
   if (n.mode === 'host' || n.mode === 'container') s.namespaces.net = false;
 

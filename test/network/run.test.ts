@@ -163,6 +163,23 @@ describe('--network and -p', () => {
     } finally {
       await e.ok(['rm', '-f', 'pod']);
     }
+    // On a bridge, the sidecar shares its /etc/hosts too.
+    await httpd('pod2', ['--network', 'bridge']);
+    try {
+      const hosts = await e.ok([
+        'run',
+        '--network',
+        'container:pod2',
+        ROOTFS,
+        'sh',
+        '-c',
+        'cat /etc/hosts; ls /sys/class/net',
+      ]);
+      expect(hosts).toMatch(/^10\.89\.202\.\d+\tpod2$/m);
+      expect(hosts).toMatch(/^eth0$/m);
+    } finally {
+      await e.ok(['rm', '-f', 'pod2']);
+    }
   });
 
   it('containers on one network reach each other by name and alias; not across networks', async () => {
