@@ -1,4 +1,5 @@
 // The `network` field of a container spec, checked before anything is made.
+import { bad, cString, isPlainObject, kind, knownKeys, list, optString } from '../check.js';
 import { NsboxError } from '../errors.js';
 import { checkPort, type PortSpec } from './ports.js';
 
@@ -93,4 +94,34 @@ export function resolveNetwork(spec: string | NetworkSpec | undefined, rootless:
     return { name: e.name, ip: e.ip };
   });
   return { mode: kind, target, ports, aliases, dns, addHosts, implied };
+}
+
+/** The field names and types of spec.network (src/spec-check.ts); resolveNetwork checks the values. */
+export function checkNetworkShape(v: unknown, field = 'network'): void {
+  if (v === undefined || typeof v === 'string') return void (v !== undefined && cString(v, field, { max: 256 }));
+  if (!isPlainObject(v)) bad(field, `must be a mode ("bridge", "host", ...) or an object, got ${kind(v)}`);
+  knownKeys(v, ['mode', 'ports', 'aliases', 'dns', 'addHosts'], field);
+  optString(v.mode, `${field}.mode`, { max: 256 });
+  list(
+    v.ports,
+    `${field}.ports`,
+    (p, f) => {
+      if (!isPlainObject(p)) bad(f, `must be an object { host, container }, got ${kind(p)}`);
+      knownKeys(p, ['host', 'container', 'protocol', 'hostIp'], f);
+      optString(p.protocol, `${f}.protocol`, { max: 8 });
+      optString(p.hostIp, `${f}.hostIp`, { max: 64 });
+    },
+    4096,
+  );
+  for (const k of ['aliases', 'dns'] as const) list(v[k], `${field}.${k}`, (x, f) => cString(x, f, { max: 256 }), 256);
+  list(
+    v.addHosts,
+    `${field}.addHosts`,
+    (h, f) => {
+      if (typeof h === 'string') return void cString(h, f, { max: 512 });
+      if (!isPlainObject(h)) bad(f, `must be "NAME:IP" or { name, ip }, got ${kind(h)}`);
+      knownKeys(h, ['name', 'ip'], f);
+    },
+    1024,
+  );
 }

@@ -58,6 +58,10 @@ describe('spawn({ network })', () => {
     expect(() =>
       spawn({ rootfs: ROOTFS, command: ['true'], network: { ports: [{ host: 0, container: 80 }] } }),
     ).toThrow(/invalid host port: 0/);
+    expect(() => spawn({ rootfs: ROOTFS, command: ['true'], network: { mode: 'bridge', prots: [] } as never })).toThrow(
+      'unknown field network.prots (did you mean ports?)',
+    );
+    expect(() => spawn({ rootfs: ROOTFS, command: ['true'], network: 42 as never })).toThrow(/network: must be a mode/);
     expect(() => spawn({ rootfs: ROOTFS, command: ['true'], network: 'container:nope' })).toThrow(
       /no such container: nope/,
     );
