@@ -56,7 +56,7 @@ describe('rootless -p through pasta', () => {
     for (let i = 0; i < 80 && !text; i++) {
       await new Promise((r) => setTimeout(r, 100));
       try {
-        text = await (await fetch('http://127.0.0.1:28280/')).text();
+        text = await (await fetch('http://127.0.0.1:28280/', { signal: AbortSignal.timeout(2000) })).text();
       } catch {
         /* not yet */
       }

@@ -53,7 +53,7 @@ const httpd = (name: string, more: string[] = []) =>
 async function fetchText(url: string): Promise<string> {
   for (let i = 0; ; i++) {
     try {
-      return await (await fetch(url)).text();
+      return await (await fetch(url, { signal: AbortSignal.timeout(2000) })).text();
     } catch (err) {
       if (i > 50) throw err;
       await new Promise((r) => setTimeout(r, 100));
