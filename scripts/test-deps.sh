@@ -6,7 +6,8 @@ set -eu
 deps='busybox-static:/bin/busybox iproute2:/sbin/ip util-linux:/usr/bin/setpriv procps:/bin/ps
 uidmap:/usr/bin/newuidmap tmux:/usr/bin/tmux gcc:/usr/bin/cc libc6-dev:/usr/include/stdio.h
 e2fsprogs:/sbin/mkfs.ext4 bsdutils:/usr/bin/script mount:/sbin/losetup strace:/usr/bin/strace
-passwd:/usr/sbin/useradd'
+passwd:/usr/sbin/useradd containernetworking-plugins:/usr/lib/cni/bridge iptables:/usr/sbin/iptables
+passt:/usr/bin/pasta slirp4netns:/usr/bin/slirp4netns'
 
 need=''
 for d in $deps; do

@@ -21,6 +21,7 @@ import { NAMESPACES } from './state/proc.js';
 import { isPrivileged } from './userns/rootless.js';
 import { cgroupPart } from './cgroups/part.js';
 import { devicesPart } from './devices/cgroup.js';
+import { networkPart, type NetworkPart } from './network/part.js';
 
 export type { ExitStatus, StartPart, Usage } from './plan/part.js';
 export { compile, namespaceFlags } from './compile.js';
@@ -49,6 +50,8 @@ export class Container {
   readonly id: string;
   readonly name: string;
   readonly pid: number;
+  /** The container's IPv4 address on its network (null for none, host, pasta). */
+  readonly address: string | null;
   /** Settles when the command is running (execve done), or rejects with the step that failed. */
   readonly ready: Promise<void>;
   /** Settles when PID 1 has ended; rejects like `ready` if set-up failed. */
@@ -72,10 +75,14 @@ export class Container {
     const cg = cgroupPart(s);
     if (cg) parts = [...parts, cg];
     let plan;
+    let net: NetworkPart | null = null;
     try {
       // The devices allowed (a v1 devices cgroup or a v2 BPF program): see src/devices/cgroup.ts.
       const dev = devicesPart(s, cg);
       if (dev) parts = [...parts, dev];
+      // The network (src/network/part.ts): attached now; its /etc files join the mounts of the plan.
+      net = networkPart(s);
+      if (net) parts = [...parts, net];
       // The plan can still refuse the spec (too many mounts): the parts are undone then.
       const built = compile(s, facts, parts);
       for (const p of parts) p.planned?.(built);
@@ -107,6 +114,7 @@ export class Container {
     this.ownPidns = s.namespaces.pid;
     this.parts = parts;
     this.pid = child.pid;
+    this.address = net?.address ?? null;
     this.pidfd = child.pidfd;
     const exit = started.exit.then((w) => toExitStatus(w, this.killedBy)).then(async (st) => {
       for (const p of parts) await p.afterExit?.(st);

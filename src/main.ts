@@ -23,6 +23,8 @@ const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
   stats: () => import('./cli/stats.js'),
   exec: () => import('./cli/exec.js'),
   info: () => import('./cli/info.js'),
+  network: () => import('./cli/network.js'),
+  port: () => import('./cli/port.js'),
   // Internal: the monitor of a detached container (started by run -d, from this same file).
   'nsbox-monitor': () => import('./cli/monitor.js'),
 };
@@ -40,6 +42,8 @@ Commands (each has --help):
   rm [-f] NAME                  remove a stopped (or, with -f, running) container
   stats [NAME...]               live CPU, memory and pids
   info                          the cgroup hierarchy used for each controller
+  network create|ls|inspect|rm  networks (CNI conflists) containers can join with --network NAME
+  port NAME                     a container's published ports
   version                       nsbox's version`;
 
 const COMMAND_NAMES = ['run', 'version', ...Object.keys(SUBCOMMANDS).filter((c) => !c.startsWith('nsbox-'))];

@@ -3,12 +3,14 @@
 // calls) then check the values' meaning; this makes sure they never meet a wrong type.
 import { IDENTITY_KEYS } from './userns/identity.js';
 import { HARDENING_KEYS } from './hardening/spec.js';
+import { checkNetworkShape } from './network/spec.js';
 import {
   bad, boolean, cString, integer, isPlainObject, kind, knownKeys, list, noNulBytes, optString,
 } from './check.js';
 
 export const CONTAINER_KEYS = [
   'rootfs', 'command', 'env', 'cwd', 'name', 'id', 'hostname', 'readOnly', 'namespaces', 'stdio', 'limits', 'signals', 'init',
+  'network',
   ...IDENTITY_KEYS, ...HARDENING_KEYS,
 ] as const;
 
@@ -111,6 +113,7 @@ export function checkSpecShape(spec: unknown, extra: readonly string[] = []): as
   if (typeof s.seccomp === 'string') cString(s.seccomp, 'seccomp');
   list(s.mounts, 'mounts', mount, 1024);
   list(s.devices, 'devices', device, 1024);
+  checkNetworkShape(s.network);
   for (const [k, v] of Object.entries(object(s.ulimits, 'ulimits') ?? {})) {
     if (isPlainObject(v)) {
       knownKeys(v, ['soft', 'hard'], `ulimits.${k}`);

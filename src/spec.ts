@@ -7,6 +7,8 @@ import { resolveLimits, type Limits, type ResolvedLimits } from './cgroups/limit
 import { resolveHardening, type Hardening, type HardeningSpec } from './hardening/spec.js';
 import { checkSpecShape } from './spec-check.js';
 import { esc } from './check.js';
+import { resolveNetwork, type NetworkSpec, type ResolvedNetwork } from './network/spec.js';
+import { isPrivileged } from './userns/rootless.js';
 
 /** User namespace, user, groups and capabilities: see IdentitySpec (src/userns/identity.ts). */
 export interface ContainerSpec extends IdentitySpec, HardeningSpec {
@@ -33,6 +35,9 @@ export interface ContainerSpec extends IdentitySpec, HardeningSpec {
   /** 'process' (default): a signal PID 1 has no handler for ends the container, as it would end the
    *  process outside one (src/signals.ts); 'docker': PID 1 ignores it, as in Docker. */
   signals?: SignalMode;
+  /** 'none' (default: only lo), 'bridge', a network's name, 'host', 'container:NAME', 'pasta', or
+   *  { mode, ports, aliases, dns, addHosts } (src/network/spec.ts). */
+  network?: string | NetworkSpec;
 }
 
 export interface Namespaces {
@@ -43,7 +48,8 @@ export interface Namespaces {
   cgroup?: boolean;
 }
 
-export interface ResolvedSpec extends Required<Omit<ContainerSpec, 'env' | 'namespaces' | 'limits' | 'signals' | 'init' | keyof IdentitySpec | keyof HardeningSpec>> {
+export interface ResolvedSpec extends Required<Omit<ContainerSpec, 'env' | 'namespaces' | 'limits' | 'signals' | 'init' | 'network'
+  | keyof IdentitySpec | keyof HardeningSpec>> {
   id: string;
   /** null: none given (no cgroup is made unless the PID namespace is shared). */
   limits: ResolvedLimits | null;
@@ -54,6 +60,7 @@ export interface ResolvedSpec extends Required<Omit<ContainerSpec, 'env' | 'name
   hardening: Hardening;
   signals: SignalMode;
   init: boolean;
+  network: ResolvedNetwork;
 }
 
 const NAMESPACE_KEYS = ['pid', 'net', 'ipc', 'uts', 'cgroup'] as const;
@@ -157,6 +164,7 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
     identity,
     hardening: resolveHardening(spec, identity.caps.bounding),
     limits: spec.limits === undefined ? null : resolveLimits(spec.limits),
+    network: resolveNetwork(spec.network, !!identity.userns && !isPrivileged()),
     env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
   };
 }

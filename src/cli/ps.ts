@@ -4,6 +4,8 @@ import { parseArgs } from './args.js';
 import { CLK_TCK, cmdline, descendants, NAMESPACES, nsId, nsPids, procStat, procUid, processesIn, uptime } from '../state/proc.js';
 import { containerAlive, find, list, type ContainerState } from '../state/store.js';
 import { escapeText, safeJson } from './escape.js';
+import { readRecord } from '../network/record.js';
+import { portText } from '../network/ports.js';
 
 const PS_HELP = `Usage: nsbox ps [-a] [-q] [--format table|json]
        nsbox list            (the same as ps -a)
@@ -66,9 +68,11 @@ function ps(argv: string[], all: boolean): number {
   if (o.quiet) process.stdout.write(shown.map((s) => `${s.id}\n`).join(''));
   else if (format === 'json') process.stdout.write(`${safeJson(shown.map(summary), 1)}\n`);
   else {
-    const rows = [['CONTAINER ID', 'NAME', 'STATUS', 'PID', 'CREATED', 'COMMAND']];
+    const rows = [['CONTAINER ID', 'NAME', 'STATUS', 'PID', 'CREATED', 'PORTS', 'COMMAND']];
     for (const st of shown) {
-      rows.push([st.id, st.name, statusText(st), st.status === 'stopped' ? '-' : String(st.pid || '-'), ago(st.createdAt), st.command.join(' ')]);
+      const ports = readRecord(st.id)?.ports.map(portText).join(', ') || '-';
+      const pid = st.status === 'stopped' ? '-' : String(st.pid || '-');
+      rows.push([st.id, st.name, statusText(st), pid, ago(st.createdAt), ports, st.command.join(' ')]);
     }
     process.stdout.write(table(rows));
   }
@@ -85,7 +89,11 @@ function inspect(argv: string[]): number {
     const namespaces: Record<string, string | null> = {};
     if (running) for (const ns of NAMESPACES) namespaces[ns] = nsId(st.pid, ns);
     const { exec, ...rest } = st;
-    return { ...rest, running, namespaces: running ? namespaces : null, env: exec.env, cwd: exec.cwd };
+    const net = readRecord(st.id);
+    const network = net && {
+      mode: net.mode, name: net.network ?? null, address: net.address, ports: net.ports.map(portText), aliases: net.aliases,
+    };
+    return { ...rest, running, namespaces: running ? namespaces : null, env: exec.env, cwd: exec.cwd, network };
   });
   process.stdout.write(`${safeJson(out, 1)}\n`);
   return 0;

@@ -12,6 +12,7 @@ import { applyEnv } from './env.js';
 import type { MountSpec } from '../rootfs/mounts.js';
 import { checkName } from '../spec.js';
 import { escapeText } from './escape.js';
+import { NETWORK_HELP, NETWORK_OPTIONS, networkFromOptions } from '../network/cli.js';
 
 export const RUN_HELP = `Usage: nsbox run [OPTIONS] ROOTFS CMD [ARG...]
 
@@ -37,6 +38,7 @@ Options:
 ${IDENTITY_HELP}
 ${LIMIT_HELP}
 ${SECURITY_HELP}
+${NETWORK_HELP}
   -h, --help             show this help
   -V, --version          show the version
 
@@ -61,6 +63,7 @@ const OPTIONS: OptionDef[] = [
   ...IDENTITY_OPTIONS,
   ...LIMIT_OPTIONS,
   ...SECURITY_OPTIONS,
+  ...NETWORK_OPTIONS,
   { long: 'help', short: 'h' },
   { long: 'version', short: 'V' },
 ];
@@ -104,6 +107,7 @@ export function containerFromArgs(o: Parsed['options'], rootfs: string, command:
     ...security,
     ...readOnlyTmpfs(o, security.mounts),
     limits: limitsFromOptions(o),
+    network: networkFromOptions(o),
     env: { TERM: process.env.TERM || 'xterm', ...parseEnv(o) },
     stdio: launch.stdio,
   }, launch.parts);

@@ -45,6 +45,7 @@ export class PlanBuilder {
   private readonly steps = new Map<Phase, Step[]>();
   private nextSlot = 0;
   private readonly named = new Map<string, Slot>();
+  private readonly kept: number[] = [];
 
   /** Add steps to a phase, after those already there. */
   add(phase: Phase, ...steps: Step[]): this {
@@ -78,11 +79,25 @@ export class PlanBuilder {
     return slot;
   }
 
+  /**
+   * An inherited fd a later step needs (a namespace to join): the 'descriptors' step leaves it open.
+   * The step that uses it must close it before the root is built.
+   */
+  keepOpen(fd: number): this {
+    this.kept.push(fd);
+    return this;
+  }
+
   /** The steps in phase order, checked. */
   build(): Plan {
     const out: { step: Step; phase: Phase }[] = [];
-    for (const phase of PHASES) for (const step of this.steps.get(phase) ?? []) out.push({ step, phase });
-    check(out);
+    for (const phase of PHASES) {
+      for (const s of this.steps.get(phase) ?? []) {
+        const step = s.kind === 'closeInherited' && this.kept.length ? { ...s, keep: [...s.keep, ...this.kept] } : s;
+        out.push({ step, phase });
+      }
+    }
+    check(out, this.kept);
     return {
       steps: out.map((x) => x.step),
       phases: PHASES.filter((p) => this.steps.get(p)?.length).map((p) => [p, [...this.steps.get(p)!]]),
@@ -101,12 +116,19 @@ function internal(message: string): never {
 }
 
 /** The order the set-up's safety rests on; a violation is a bug in nsbox, never the user's input. */
-function check(plan: { step: Step; phase: Phase }[]): void {
+function check(plan: { step: Step; phase: Phase }[], kept: readonly number[]): void {
   const all = plan.flatMap(({ step, phase }) => [step, ...(step.orElse ?? [])].map((s) => ({ step: s, phase })));
   const closed = all.findIndex((x) => x.step.kind === 'closeInherited');
   const firstPath = all.findIndex((x) => RESOLVES_PATH.has(x.step.kind) || OPENS_SLOT.has(x.step.kind));
   if (firstPath >= 0 && (closed < 0 || closed > firstPath)) {
     internal(`"${all[firstPath].step.desc}" resolves a path while inherited descriptors are open`);
+  }
+  // A kept fd (a namespace to join) is closed before the root is built, as the rest of what was
+  // inherited is: only the host's own cgroup files may be written while it is open.
+  const rootAt = all.findIndex((x) => PHASES.indexOf(x.phase) >= PHASES.indexOf('root'));
+  for (const fd of kept) {
+    const closedAt = all.findIndex((x) => x.step.kind === 'close' && x.step.fds.includes(fd));
+    if (closedAt < 0 || (rootAt >= 0 && closedAt > rootAt)) internal(`inherited fd ${fd} is still open when the root is built`);
   }
   const seccomp = all.filter((x) => x.step.kind === 'seccomp');
   const nnp = all.some((x) => x.phase === 'nnp');

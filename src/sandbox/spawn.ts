@@ -68,6 +68,8 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
   readonly pid: number;
   readonly id: string;
   readonly name: string;
+  /** The container's IPv4 address on its network (spec.network), or null. */
+  readonly address: string | null;
   readonly stdin: Writable | null;
   readonly stdout: Readable | null;
   readonly stderr: Readable | null;
@@ -97,6 +99,7 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
     this.pid = this.container.pid;
     this.id = this.container.id;
     this.name = this.container.name;
+    this.address = this.container.address;
     this.stdin = stdio.stdin;
     this.stdout = stdio.stdout;
     this.stderr = stdio.stderr;

@@ -266,6 +266,11 @@ function cleanCgroups(id: string): void {
   cleaning.push(import('../exec/cgroup.js').then((m) => m.removeCgroupsOf(id)).catch(() => {}));
 }
 
+/** Its network (veth, address lease, port rules, namespace file: src/network/record.ts) is released. */
+function cleanNetwork(id: string): void {
+  cleaning.push(import('../network/record.js').then((m) => m.teardown(id)).catch(() => {}));
+}
+
 /** Resolves once the clean-up started by this process is done. */
 export function settled(): Promise<unknown> {
   return Promise.all(cleaning);
@@ -294,6 +299,7 @@ export function reap(st: ContainerState, r = root()): ContainerState | null {
     if (!isActive(now) || isAlive(now.monitor.pid, now.monitor.start)) return now;
     signalRecorded(now.pid, now.pidStart, 9);
     cleanCgroups(now.id);
+    cleanNetwork(now.id);
     now.status = 'stopped';
     now.finishedAt = new Date().toISOString();
     now.error = now.pid ? 'the monitor process died; the container was killed' : 'the monitor process died while creating the container';

@@ -111,18 +111,13 @@ export function rootlessError(what: string, todo: string): NsboxError {
 
 /**
  * What other concerns ask for that cannot work without root, checked before anything is made:
- * cgroup limits without a delegated cgroup, network set-up on the host side.
+ * cgroup limits without a delegated cgroup (networks: src/network/spec.ts gives rootless runs pasta).
  */
-export function checkRootless(spec: { limits?: unknown; network?: unknown; net?: unknown }): void {
+export function checkRootless(spec: { limits?: unknown }): void {
   const limits = spec.limits;
   if (limits && typeof limits === 'object' && Object.values(limits).some((v) => v !== undefined) && !delegatedCgroup()) {
     throw rootlessError('resource limits need a cgroup v2 subtree delegated to you, and this process has none',
       'run as root, or start nsbox in a delegated cgroup (systemd-run --user --scope -p Delegate=yes ...)');
-  }
-  const net = spec.network ?? spec.net;
-  if (net !== undefined && net !== null && net !== 'none' && net !== 'loopback' && net !== false && !(typeof net === 'object' && Object.keys(net).length === 0)) {
-    throw rootlessError('host-side network devices (veth pairs, bridges, addresses) need root',
-      'run as root, or keep the default network (loopback only)');
   }
 }
 

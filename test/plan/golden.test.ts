@@ -97,3 +97,15 @@ describe('the builder keeps the order safe', () => {
     expect(() => b.slot('the mount on /x')).toThrow(/too many mounts.*\/x/);
   });
 });
+
+describe('fds a part keeps through the closing of inherited ones', () => {
+  const exec = () => op.exec('true', ['true'], [], ['/bin/true']);
+  it('stay open for their step, and must be closed before the root is built', () => {
+    const ok = new PlanBuilder().add('descriptors', op.closeOthers([])).keepOpen(9)
+      .add('namespaces', op.setns(9, 0x40000000, 'net'), op.close([9], 'the netns fd')).add('root', op.mkdir('/x')).add('exec', exec());
+    expect(ok.build().steps[0]).toMatchObject({ kind: 'closeInherited', keep: [9] });
+    const late = new PlanBuilder().add('descriptors', op.closeOthers([])).keepOpen(9)
+      .add('root', op.mkdir('/x')).add('cwd', op.close([9], 'the netns fd')).add('exec', exec());
+    expect(() => late.build()).toThrow('inherited fd 9 is still open when the root is built');
+  });
+});

@@ -1,0 +1,105 @@
+// Published ports: `-p [IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp]`, and whether a host port is free.
+import { readFileSync } from 'node:fs';
+import { NsboxError } from '../errors.js';
+import type { PortMapping } from './cni.js';
+
+export interface PortSpec {
+  host: number;
+  container: number;
+  protocol?: 'tcp' | 'udp';
+  /** The host address to listen on (default: all). */
+  hostIp?: string;
+}
+
+const IPV4_RE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+
+function port(v: unknown, what: string): number {
+  const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 65535) {
+    throw new NsboxError(`invalid ${what} port: ${String(v)} (1 to 65535)`, { step: 'ports' });
+  }
+  return n;
+}
+
+/** `-p` text to a mapping: [IP:]HOST:CONTAINER[/tcp|/udp]. */
+export function parsePublish(text: string): PortSpec {
+  const m = /^(?:(\d{1,3}(?:\.\d{1,3}){3}):)?(\d+):(\d+)(?:\/(tcp|udp))?$/.exec(text);
+  if (!m)
+    throw new NsboxError(`invalid --publish value: ${text} (expected [IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp])`, {
+      step: 'ports',
+    });
+  return checkPort({
+    hostIp: m[1],
+    host: Number(m[2]),
+    container: Number(m[3]),
+    protocol: (m[4] as 'tcp' | 'udp') ?? 'tcp',
+  });
+}
+
+export function checkPort(p: PortSpec): Required<Omit<PortSpec, 'hostIp'>> & { hostIp?: string } {
+  if (!p || typeof p !== 'object')
+    throw new NsboxError('network.ports: each port must be an object { host, container }', { step: 'ports' });
+  const protocol = p.protocol ?? 'tcp';
+  if (protocol !== 'tcp' && protocol !== 'udp')
+    throw new NsboxError(`invalid port protocol: ${String(protocol)} (tcp or udp)`, { step: 'ports' });
+  if (p.hostIp !== undefined && (!IPV4_RE.test(p.hostIp) || p.hostIp.split('.').some((x) => Number(x) > 255))) {
+    throw new NsboxError(`invalid host IP for a port: ${p.hostIp}`, { step: 'ports' });
+  }
+  return { host: port(p.host, 'host'), container: port(p.container, 'container'), protocol, hostIp: p.hostIp };
+}
+
+export const toCni = (p: PortSpec): PortMapping => ({
+  hostPort: p.host,
+  containerPort: p.container,
+  protocol: p.protocol ?? 'tcp',
+  ...(p.hostIp ? { hostIP: p.hostIp } : {}),
+});
+
+export const portText = (p: PortSpec): string =>
+  `${p.hostIp ?? '0.0.0.0'}:${p.host}->${p.container}/${p.protocol ?? 'tcp'}`;
+
+/** Local addresses bound in the host's namespace for a protocol (from /proc/net: no socket is made). */
+function boundPorts(protocol: 'tcp' | 'udp'): Map<number, string[]> {
+  const out = new Map<number, string[]>();
+  for (const v of ['', '6']) {
+    let text = '';
+    try {
+      text = readFileSync(`/proc/net/${protocol}${v}`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 4) continue;
+      // tcp: only listening sockets (state 0A) hold a port against a new listener; udp: any bound one.
+      if (protocol === 'tcp' && f[3] !== '0A') continue;
+      const [addr, hex] = f[1].split(':');
+      const p = parseInt(hex, 16);
+      const ip = v === '' ? [0, 2, 4, 6].map((i) => parseInt(addr.slice(6 - i, 8 - i), 16)).join('.') : addr;
+      out.set(p, [...(out.get(p) ?? []), ip]);
+    }
+  }
+  return out;
+}
+
+/** Throws when a host port is listened on already (by anything, or published by another container). */
+export function checkPortsFree(ports: PortSpec[], published: PortSpec[]): void {
+  for (const p of ports) {
+    const proto = p.protocol ?? 'tcp';
+    const want = p.hostIp ?? '0.0.0.0';
+    const clash = published.find(
+      (q) =>
+        q.host === p.host &&
+        (q.protocol ?? 'tcp') === proto &&
+        (want === '0.0.0.0' || (q.hostIp ?? '0.0.0.0') === '0.0.0.0' || q.hostIp === want),
+    );
+    const holders = boundPorts(proto).get(p.host) ?? [];
+    const taken = holders.some((ip) => want === '0.0.0.0' || ip === '0.0.0.0' || ip === want || /^0+$/.test(ip));
+    if (clash || taken) {
+      throw new NsboxError(
+        `host port ${want}:${p.host}/${proto} is already in use${clash ? ' by another container' : ''}`,
+        { code: 'EADDRINUSE', step: 'ports' },
+      );
+    }
+  }
+}
