@@ -20,6 +20,8 @@ const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
   kill: () => import('./cli/signal.js'),
   stop: () => import('./cli/signal.js'),
   rm: () => import('./cli/rm.js'),
+  prune: () => import('./cli/rm.js'),
+  container: () => import('./cli/rm.js'),
   stats: () => import('./cli/stats.js'),
   exec: () => import('./cli/exec.js'),
   info: () => import('./cli/info.js'),
@@ -40,6 +42,7 @@ Commands (each has --help):
   kill [-s SIG] NAME            signal a container
   stop [-t SECONDS] NAME        SIGTERM, then SIGKILL
   rm [-f] NAME                  remove a stopped (or, with -f, running) container
+  prune                         remove every stopped container (also: container prune)
   stats [NAME...]               live CPU, memory and pids
   info                          the cgroup hierarchy used for each controller
   network create|ls|inspect|rm  networks (CNI conflists) containers can join with --network NAME

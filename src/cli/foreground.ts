@@ -2,6 +2,7 @@
 // listed by `ps` and reachable by `exec`; it is removed when it ends.
 import { NsboxError } from '../errors.js';
 import type { SignalMode } from '../signals.js';
+import { configOf } from './run.js';
 import type { Container } from '../container.js';
 import type { Parsed } from './args.js';
 import type { Launch } from './run.js';
@@ -21,7 +22,7 @@ function register(o: Parsed['options'], rootfs: string, command: string[]): Trac
     return new Tracker({
       name: o.name as string | undefined, hostname: o.hostname as string | undefined, rootfs, command,
       detached: false, autoRemove: true, init: !!o.init, tty: !!o.tty, logLimit: 0,
-      signals: o.signals as SignalMode | undefined,
+      signals: o.signals as SignalMode | undefined, config: configOf(o),
     });
   } catch (e) {
     if (e instanceof NsboxError && (e.step === 'name' || e.step === 'state')) throw e;

@@ -8,6 +8,7 @@ import * as tty from 'node:tty';
 import type { Container } from '../container.js';
 import { cliMessage, NsboxError } from '../errors.js';
 import type { SignalMode } from '../signals.js';
+import { configOf } from './run.js';
 import * as native from '../native.js';
 import type { MonitorReport } from './detach.js';
 import { containerFromArgs, parseRunArgs } from './run.js';
@@ -46,7 +47,7 @@ async function main(argv: string[]): Promise<void> {
   const tracker = new Tracker({
     name: o.name as string | undefined, hostname: o.hostname as string | undefined, rootfs, command,
     detached: true, autoRemove: !!o.rm, init: !!o.init, tty: !!o.tty, logLimit: limit,
-    signals: o.signals as SignalMode | undefined,
+    signals: o.signals as SignalMode | undefined, config: configOf(o),
   });
   process.title = `nsbox-monitor ${tracker.id}`;
   let c: Container;

@@ -1,4 +1,5 @@
 // `nsbox ps|list`, `inspect` and `top`: what containers there are, and what runs in one.
+import { readFileSync } from 'node:fs';
 import { NsboxError } from '../errors.js';
 import { parseArgs } from './args.js';
 import { CLK_TCK, cmdline, descendants, NAMESPACES, nsId, nsPids, procStat, procUid, processesIn, uptime } from '../state/proc.js';
@@ -7,17 +8,22 @@ import { escapeText, safeJson } from './escape.js';
 import { readRecord } from '../network/record.js';
 import { portText } from '../network/ports.js';
 
-const PS_HELP = `Usage: nsbox ps [-a] [-q] [--format table|json]
+const PS_HELP = `Usage: nsbox ps [-a] [-q] [--filter KEY=VALUE]... [--format table|json|TEMPLATE]
        nsbox list            (the same as ps -a)
 
 List containers: running and starting ones, or with -a stopped ones too.
   -a, --all        include stopped containers
   -q, --quiet      only ids
-      --format F   table (default) or json`;
+  -f, --filter F   name=NAME (a substring), id=PREFIX, status=created|running|stopped (repeatable:
+                   the same key any of, different keys all of, as docker)
+      --format F   table (default), json, or a template as podman takes it: '{{.Names}} {{.Status}}',
+                   'table {{.ID}}\\t{{.Names}}' (fields: ID, Names, Status, State, Command,
+                   CreatedAt, RunningFor, Pid, Ports, Rootfs)`;
 
 const INSPECT_HELP = `Usage: nsbox inspect NAME|ID...
 
-Print the state of containers as a JSON array: status, pids, times, exit status, namespaces.`;
+Print the state of containers as a JSON array: status, pid, times, exit status, namespaces, limits,
+mounts, cgroups, network.`;
 
 const TOP_HELP = `Usage: nsbox top NAME|ID
 
@@ -56,16 +62,66 @@ function summary(st: ContainerState) {
   };
 }
 
+/** The fields a --format template may name, as docker and podman call them. */
+const FIELDS: Record<string, (st: ContainerState) => string> = {
+  ID: (st) => st.id, Names: (st) => st.name, Status: statusText, State: (st) => st.status,
+  Command: (st) => st.command.join(' '), CreatedAt: (st) => st.createdAt, RunningFor: (st) => ago(st.createdAt),
+  Pid: (st) => (st.status === 'stopped' ? '0' : String(st.pid)), Ports: (st) => readRecord(st.id)?.ports.map(portText).join(', ') ?? '',
+  Rootfs: (st) => st.rootfs,
+};
+
+/** A Go-template-style format: {{.Field}} replaced, \t and \n as tab and newline; `table ` adds a header. */
+function templateRows(format: string, shown: ContainerState[]): string {
+  const table = format.startsWith('table ');
+  const body = (table ? format.slice(6) : format).replace(/\\t/g, '\t').replace(/\\n/g, '\n');
+  const parts = body.split(/(\{\{\s*\.?\w*\s*\}\})/);
+  const names = parts.filter((p) => p.startsWith('{{')).map((p) => p.replace(/[{}.\s]/g, ''));
+  for (const n of names) {
+    if (!Object.hasOwn(FIELDS, n)) throw new NsboxError(`invalid --format: unknown field .${n} (one of ${Object.keys(FIELDS).join(', ')})`);
+  }
+  const render = (cell: (name: string) => string) => parts.map((p) => (p.startsWith('{{') ? cell(p.replace(/[{}.\s]/g, '')) : p)).join('');
+  const lines = shown.map((st) => render((n) => escapeText(FIELDS[n](st))));
+  if (table) lines.unshift(render((n) => n.replace(/([a-z])([A-Z])/g, '$1 $2').toUpperCase()));
+  return lines.map((l) => `${l}\n`).join('');
+}
+
+const STATES = ['creating', 'created', 'running', 'stopped'];
+
+/** --filter KEY=VALUE, as docker: the same key any of its values, different keys all. */
+function filterOf(list: string[] | undefined): (st: ContainerState) => boolean {
+  const by = new Map<string, string[]>();
+  for (const f of list ?? []) {
+    const eq = f.indexOf('=');
+    const key = f.slice(0, eq), value = f.slice(eq + 1);
+    if (eq <= 0 || !['name', 'id', 'status'].includes(key)) {
+      throw new NsboxError(`invalid --filter: ${f} (name=NAME, id=PREFIX or status=STATE)`);
+    }
+    if (key === 'status' && !STATES.includes(value)) throw new NsboxError(`invalid --filter: ${f} (status is one of ${STATES.join(', ')})`);
+    by.set(key, [...(by.get(key) ?? []), value]);
+  }
+  const test: Record<string, (st: ContainerState, v: string) => boolean> = {
+    name: (st, v) => st.name.includes(v), id: (st, v) => st.id.startsWith(v), status: (st, v) => st.status === v,
+  };
+  return (st) => [...by].every(([k, vs]) => vs.some((v) => test[k](st, v)));
+}
+
 function ps(argv: string[], all: boolean): number {
   const { options: o, positionals } = parseArgs(argv, [
-    { long: 'all', short: 'a' }, { long: 'quiet', short: 'q' }, { long: 'format', value: 'single' }, { long: 'help', short: 'h' },
+    { long: 'all', short: 'a' }, { long: 'quiet', short: 'q' }, { long: 'format', value: 'single' },
+    { long: 'filter', short: 'f', value: 'multiple' }, { long: 'help', short: 'h' },
   ], Infinity);
   if (o.help) return help(PS_HELP);
   if (positionals.length) throw new NsboxError(`ps takes no arguments: ${positionals[0]}`);
   const format = (o.format as string | undefined) ?? 'table';
-  if (format !== 'table' && format !== 'json') throw new NsboxError(`invalid --format: ${format} (table or json)`);
-  const shown = list().filter((st) => all || o.all || st.status !== 'stopped');
+  if (format !== 'table' && format !== 'json' && !format.includes('{{')) {
+    throw new NsboxError(`invalid --format: ${format} (table, json or a template such as '{{.Names}}')`);
+  }
+  const filter = filterOf(o.filter as string[] | undefined);
+  // A status filter names stopped containers too, as with -a.
+  const any = all || o.all || (o.filter as string[] | undefined)?.some((f) => f.startsWith('status='));
+  const shown = list().filter((st) => (any || st.status !== 'stopped') && filter(st));
   if (o.quiet) process.stdout.write(shown.map((s) => `${s.id}\n`).join(''));
+  else if (format.includes('{{')) process.stdout.write(templateRows(format, shown));
   else if (format === 'json') process.stdout.write(`${safeJson(shown.map(summary), 1)}\n`);
   else {
     const rows = [['CONTAINER ID', 'NAME', 'STATUS', 'PID', 'CREATED', 'PORTS', 'COMMAND']];
@@ -93,10 +149,27 @@ function inspect(argv: string[]): number {
     const network = net && {
       mode: net.mode, name: net.network ?? null, address: net.address, ports: net.ports.map(portText), aliases: net.aliases,
     };
-    return { ...rest, running, namespaces: running ? namespaces : null, env: exec.env, cwd: exec.cwd, network };
+    return {
+      ...rest, running, namespaces: running ? namespaces : null, env: exec.env, cwd: exec.cwd, network,
+      limits: st.config?.limits ?? null, mounts: st.config?.mounts ?? [], cgroups: running ? cgroupsOf(st.pid) : null,
+    };
   });
   process.stdout.write(`${safeJson(out, 1)}\n`);
   return 0;
+}
+
+/** /proc/PID/cgroup as { hierarchy: path }: where the container's processes are accounted. */
+function cgroupsOf(pid: number): Record<string, string> | null {
+  try {
+    const out: Record<string, string> = {};
+    for (const line of readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n')) {
+      const m = /^\d+:([^:]*):(.*)$/.exec(line);
+      if (m) out[m[1] || 'unified'] = m[2];
+    }
+    return out;
+  } catch {
+    return null;
+  }
 }
 
 function top(argv: string[]): number {

@@ -3,7 +3,7 @@ import { NsboxError } from '../errors.js';
 import * as native from '../native.js';
 import { parseArgs } from './args.js';
 import { forEachContainer } from './signal.js';
-import { find, isActive, locked, pidfdOf, removeEntry } from '../state/store.js';
+import { find, isActive, list, locked, pidfdOf, removeEntry } from '../state/store.js';
 import { waitFd, waitMonitor } from '../state/wait.js';
 
 const RM_HELP = `Usage: nsbox rm [-f] NAME|ID...
@@ -30,7 +30,28 @@ async function rmOne(ref: string, force: boolean): Promise<void> {
   });
 }
 
-export async function command(_name: string, argv: string[]): Promise<number> {
+const PRUNE_HELP = `Usage: nsbox prune            (also: nsbox container prune)
+
+Remove every stopped container (its state, name and log), printing each id removed.`;
+
+/** Every stopped container, removed; running ones are left alone. */
+async function prune(argv: string[]): Promise<number> {
+  const { options: o, positionals } = parseArgs(argv, [{ long: 'force', short: 'f' }, { long: 'help', short: 'h' }], Infinity);
+  if (o.help) {
+    process.stdout.write(`${PRUNE_HELP}\n`);
+    return 0;
+  }
+  if (positionals.length) throw new NsboxError(`prune takes no arguments: ${positionals[0]}`);
+  const stopped = list().filter((st) => !isActive(st)).map((st) => st.id);
+  return stopped.length ? forEachContainer(stopped, (id) => rmOne(id, false)) : 0;
+}
+
+export async function command(name: string, argv: string[]): Promise<number> {
+  if (name === 'prune') return prune(argv);
+  if (name === 'container') {
+    if (argv[0] === 'prune') return prune(argv.slice(1));
+    throw new NsboxError(`unknown container command: ${argv[0] ?? '(none)'} (container prune)`);
+  }
   const { options: o, positionals } = parseArgs(argv, [{ long: 'force', short: 'f' }, { long: 'help', short: 'h' }], Infinity);
   if (o.help) {
     process.stdout.write(`${RM_HELP}\n`);

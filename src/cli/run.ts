@@ -129,6 +129,12 @@ function readOnlyTmpfs(o: Parsed['options'], user: MountSpec[] | undefined): { m
   return { mounts: [...extra, ...(user ?? [])] };
 }
 
+/** What `inspect` shows of a container's set-up: its limits and mounts, as given. */
+export function configOf(o: Parsed['options']): { limits?: Record<string, unknown>; mounts?: Record<string, unknown>[] } {
+  const mounts = securityFromOptions(o).mounts as Record<string, unknown>[] | undefined;
+  return { limits: limitsFromOptions(o) as Record<string, unknown> | undefined, mounts };
+}
+
 /** --signals, checked before anything is made. */
 export function signalMode(v: unknown): SignalMode {
   if (v === undefined) return 'process';

@@ -38,6 +38,8 @@ export interface ContainerState {
   tty: boolean;
   /** How signals PID 1 has no handler for are taken (src/signals.ts); absent: 'process'. */
   signals?: SignalMode;
+  /** Its limits and mounts as given (for inspect). */
+  config?: { limits?: Record<string, unknown>; mounts?: Record<string, unknown>[] };
   /** The signal `kill` or `stop` ended PID 1 for, in 'process' mode: reported in place of SIGKILL. */
   killedBy?: number;
   /** How it ended. */

@@ -21,6 +21,8 @@ export interface TrackOptions {
   tty: boolean;
   logLimit: number;
   signals?: SignalMode;
+  /** What `inspect` shows of the container's set-up: its limits and mounts, as given. */
+  config?: ContainerState['config'];
 }
 
 export class Tracker {
@@ -38,7 +40,7 @@ export class Tracker {
       id: this.id, name: this.name, status: 'creating', rootfs: o.rootfs === 'host' ? 'host' : resolve(o.rootfs), command: o.command,
       hostname: o.hostname ?? this.name, createdAt: new Date().toISOString(), pid: 0, pidStart: 0,
       monitor: { pid: process.pid, start: selfStart() }, detached: o.detached, autoRemove: o.autoRemove,
-      init: o.init, tty: o.tty, signals: o.signals, exec: { env: [], cwd: '/', creds: [] }, logLimit: o.logLimit,
+      init: o.init, tty: o.tty, signals: o.signals, config: o.config, exec: { env: [], cwd: '/', creds: [] }, logLimit: o.logLimit,
     };
     this.root = openRoot(true)!;
     createEntry(st, this.root);

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cli, lifecycleHooks, ok, ROOTFS, STATE } from './util.js';
+import { cli, lifecycleHooks, ok, ROOTFS, STATE, until } from './util.js';
 import { execFileSync } from 'node:child_process';
 import { applyEnv } from '../../dist/cli/env.js';
 
@@ -70,5 +70,24 @@ describe('the CLI forgives typing', () => {
     expect(await ok(['version'])).toMatch(/^nsbox \d+\.\d+\.\d+\n$/);
     // A directory still runs without the word `run`.
     expect(await ok([ROOTFS, 'echo', 'implicit'])).toBe('implicit\n');
+  });
+});
+
+describe('ps, inspect and prune as podman users type them', () => {
+  it('ps --filter and --format templates; inspect shows limits, mounts, cgroups and pid; prune removes the stopped', async () => {
+    const web = (await ok(['run', '-d', '--name', 'web', '--memory', '64m', '-v', `${dir}:/data:ro`, ROOTFS, 'sleep', '1000'])).trim();
+    const done = (await ok(['run', '-d', '--name', 'done', ROOTFS, 'true'])).trim();
+    await until(async () => (await ok(['ps', '-a', '--format', '{{.Names}} {{.State}}'])).includes('done stopped'), 'done to stop');
+    expect(await ok(['ps', '--format', '{{.Names}} {{ .State }}'])).toBe('web running\n');
+    expect(await ok(['ps', '-a', '--filter', 'status=stopped', '--format', 'table {{.ID}}\\t{{.Names}}'])).toBe(`ID\tNAMES\n${done}\tdone\n`);
+    expect(await ok(['ps', '-a', '--filter', 'name=we', '--filter', 'name=do', '-q'])).toBe(`${web}\n${done}\n`);
+    expect((await cli(['ps', '--format', '{{.Bogus}}'])).stderr).toMatch(/^nsbox: invalid --format: unknown field \.Bogus/);
+    expect((await cli(['ps', '--filter', 'colour=red'])).code).toBe(125);
+    const [info] = JSON.parse(await ok(['inspect', 'web']));
+    expect(info).toMatchObject({ pid: expect.any(Number), limits: { memory: '64m' }, mounts: [{ source: dir, target: '/data', readOnly: true }] });
+    expect(Object.values(info.cgroups).some((p) => String(p).includes(web))).toBe(true);
+    expect(await ok(['prune'])).toBe(`${done}\n`);
+    expect(await ok(['ps', '-a', '-q'])).toBe(`${web}\n`);
+    await ok(['rm', '-f', 'web']);
   });
 });
