@@ -34,7 +34,7 @@ export interface Hierarchies {
 
 interface MountEntry { root: string; mountpoint: string; fstype: string; superOpts: string[] }
 
-const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
+const unescapeOctal = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
 
 function cgroupMounts(mountinfo: string): MountEntry[] {
   const out: MountEntry[] = [];
@@ -44,7 +44,7 @@ function cgroupMounts(mountinfo: string): MountEntry[] {
     const f = line.slice(0, sep).split(' ');
     const [fstype, , opts = ''] = line.slice(sep + 3).split(' ');
     if (fstype !== 'cgroup' && fstype !== 'cgroup2') continue;
-    out.push({ root: unescape(f[3]), mountpoint: unescape(f[4]), fstype, superOpts: opts.split(',') });
+    out.push({ root: unescapeOctal(f[3]), mountpoint: unescapeOctal(f[4]), fstype, superOpts: opts.split(',') });
   }
   return out;
 }

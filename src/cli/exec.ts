@@ -168,7 +168,7 @@ export async function command(_name: string, argv: string[]): Promise<number> {
       native.pidfdSendSignal(t.pidfd, 0); // still the container's PID 1 (throws ESRCH when it ended)
     }
     else if (!o.interactive) devnull = openSync('/dev/null', 'r');
-    const stdio: [number, number, number] = term ? [term.slave, term.slave, term.slave] : [devnull >= 0 ? devnull : 0, 1, 2];
+    const stdio: [number, number, number] = term ? [term.slave, term.slave, term.slave] : [Math.max(devnull , 0), 1, 2];
     if (term) t.env = setEnv(t.env, [`TERM=${process.env.TERM || 'xterm'}`]);
     // Like nsenter, the --target form joins namespaces only (--cgroup is the cgroup namespace).
     x = new Exec({ ...t, cgroup: !nsenter, command: positionals, stdio, tty: !!term });

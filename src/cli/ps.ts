@@ -51,7 +51,7 @@ export function statusText(st: ContainerState): string {
 export function table(cells: string[][]): string {
   const rows = cells.map((r) => r.map(escapeText));
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n') + '\n';
+  return `${rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n')}\n`;
 }
 
 function summary(st: ContainerState) {

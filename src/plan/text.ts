@@ -21,7 +21,7 @@ function detail(s: Step): string {
     case 'mkdir': case 'createFile': return ` ${s.mode.toString(8)}`;
     case 'setattr': return opt('+', names(s.set, ATTR_NAMES)) + opt('-', names(s.clear, ATTR_NAMES)) + (s.recursive ? ' rec' : '');
     case 'setattrSlot':
-      return ` [${s.slot}]` + opt('+', names(s.set, ATTR_NAMES)) + opt('-', names(s.clear, ATTR_NAMES)) + (s.recursive ? ' rec' : '');
+      return ` [${s.slot}]${opt('+', names(s.set, ATTR_NAMES))}${opt('-', names(s.clear, ATTR_NAMES))}${s.recursive ? ' rec' : ''}`;
     case 'fsmount': return ` [${s.slot}]${opt('', s.options.join(','))}${opt('', names(s.attrs, ATTR_NAMES))}`;
     case 'openAt': return ` [${s.slot}]${opt('', names(s.how, OPEN_NAMES))}`;
     case 'openTree': return ` [${s.slot}]${s.recursive ? ' rec' : ''}`;
@@ -49,5 +49,5 @@ export function stepText(s: Step): string {
 }
 
 export function planText(plan: Plan): string {
-  return plan.phases.map(([phase, steps]) => `${phase}:\n${steps.map((s) => `  ${stepText(s)}`).join('\n')}`).join('\n') + '\n';
+  return `${plan.phases.map(([phase, steps]) => `${phase}:\n${steps.map((s) => `  ${stepText(s)}`).join('\n')}`).join('\n')}\n`;
 }

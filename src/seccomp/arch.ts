@@ -27,7 +27,7 @@ function make(name: ArchName, audit: number, aliases: string[], runs: [number, s
   return { name, audit, aliases, byName, maxNr: Math.max(...byName.values()), x32Bit };
 }
 
-let cache: Partial<Record<ArchName, Arch>> = {};
+const cache: Partial<Record<ArchName, Arch>> = {};
 
 export function arch(name: ArchName): Arch {
   return (cache[name] ??= name === 'x86_64'

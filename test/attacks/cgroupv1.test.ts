@@ -57,7 +57,7 @@ describe.skipIf(v1.length === 0)('cgroup v1 release_agent with --cap-add SYS_ADM
 
   it('with the defence off (no cgroup of its own, the cgroup namespace at the hierarchy root) the cpu root is in reach', async () => {
     const cpu = h.byController.cpu;
-    if (!cpu || cpu.version !== 1) return;
+    if (cpu?.version !== 1) return;
     const out = mkdtempSync(join(tmpdir(), 'nsbox-cgout-'));
     try {
       const spec = resolveSpec({

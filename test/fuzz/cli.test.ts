@@ -116,7 +116,7 @@ function invocations(cmd: string, opts: { flag: string; value: boolean }[]): Inv
 }
 
 /** The fuzz values that happen to be valid for a flag (`--hostname abc` is a fine hostname). */
-function validJunk(cmd: string, long: string, value: string): boolean {
+function validJunk(_cmd: string, long: string, value: string): boolean {
   const names = ['zero', 'fraction', 'nan', 'exponent', 'hex', 'hugeNumber', 'word'];
   const ok: Record<string, string[]> = {
     name: names, hostname: names, user: ['zero'], 'group-add': ['zero'], 'cpuset-cpus': ['zero'],

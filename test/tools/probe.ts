@@ -18,7 +18,7 @@ export function probeRootfs(): ProbeRoot {
   const dir = mkdtempSync(join(tmpdir(), 'nsbox-probe-'));
   const root = join(dir, 'root');
   // Not what other tests' containers left in the shared rootfs's /tmp (fifos, nodes).
-  const tmp = join(ROOTFS, 'tmp') + '/';
+  const tmp = `${join(ROOTFS, 'tmp')}/`;
   cpSync(ROOTFS, root, { recursive: true, verbatimSymlinks: true, filter: (src) => !src.startsWith(tmp) });
   const probe = join(root, 'bin', 'probe');
   execFileSync('cc', ['-static', '-O1', '-o', probe, resolve(__dirname, 'probe.c')]);
