@@ -1,6 +1,7 @@
 // The shape of a ContainerSpec, checked before anything else looks at it: known fields only,
 // each of the right type, no NUL byte in any string. The resolvers (src/spec.ts and what it
 // calls) then check the values' meaning; this makes sure they never meet a wrong type.
+import { checkName } from './name.js';
 import { IDENTITY_KEYS } from './userns/identity.js';
 import { HARDENING_KEYS } from './hardening/spec.js';
 import { checkNetworkShape } from './network/spec.js';
@@ -85,7 +86,7 @@ export function checkSpecShape(spec: unknown, extra: readonly string[] = []): as
     }
   }
   optString(s.cwd, 'cwd');
-  optString(s.name, 'name', { max: 256 });
+  if (s.name !== undefined) checkName(s.name); // the one name check (src/spec.ts), before anything is made
   optString(s.id, 'id', { max: 64 });
   optString(s.hostname, 'hostname', { max: 256 });
   for (const k of ['readOnly', 'noNewPrivileges', 'privileged', 'maskPaths', 'init']) boolean(s[k], k);

@@ -1,6 +1,9 @@
 // A container's description, checked and completed with defaults before anything is created.
 import { closeSync, fstatSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
 import { NsboxError } from './errors.js';
+import { checkName } from './name.js';
+
+export { checkName } from './name.js';
 import { SIGNAL_MODES, type SignalMode } from './signals.js';
 import { resolveIdentity, type Identity, type IdentitySpec } from './userns/identity.js';
 import { resolveLimits, type Limits, type ResolvedLimits } from './cgroups/limits.js';
@@ -83,21 +86,10 @@ function resolveNamespaces(ns: Namespaces | undefined): Required<Namespaces> {
 }
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
 const HOSTNAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})?)*$/;
 
 function fail(field: string, message: string): never {
   throw new NsboxError(message, { step: field, field });
-}
-
-/**
- * A container name, checked before it names anything on disk (the state entry, names/NAME):
- * the one check for the CLI, the library and the state directory.
- */
-export function checkName(name: unknown): string {
-  if (typeof name === 'string' && NAME_RE.test(name)) return name;
-  const shown = typeof name === 'string' ? (name.length > 80 ? `${name.slice(0, 80)}...` : name) : typeof name;
-  fail('name', `invalid container name: "${shown}" (1-64 letters, digits, _ . -, starting with a letter or digit)`);
 }
 
 function resolveRootfs(rootfs: unknown): string {

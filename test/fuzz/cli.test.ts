@@ -119,7 +119,7 @@ function invocations(cmd: string, opts: { flag: string; value: boolean }[]): Inv
 function validJunk(_cmd: string, long: string, value: string): boolean {
   const names = ['zero', 'fraction', 'nan', 'exponent', 'hex', 'hugeNumber', 'word'];
   const ok: Record<string, string[]> = {
-    name: names, hostname: names, user: ['zero'], 'group-add': ['zero'], 'cpuset-cpus': ['zero'],
+    name: names, hostname: names, 'network-alias': names, user: ['zero'], 'group-add': ['zero'], 'cpuset-cpus': ['zero'],
     cpus: ['fraction'], tail: ['zero'], time: ['zero'],
   };
   // -e NAME passes this process's NAME, or nothing when it is unset (docker's way): any name is one.

@@ -20,13 +20,17 @@ afterEach(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Runs `nsbox ARGS` in a 100x30 tmux window; afterwards the shell records the status and the terminal's mode. */
+/**
+ * Runs `nsbox ARGS` in a 100x30 tmux window; afterwards the shell records the status and the terminal's
+ * mode. As a user's shell does, bash with job control (set -m) runs it as the terminal's foreground process
+ * group of its own, so Ctrl-C and Ctrl-Z reach it alone.
+ */
 function start(args: string[]): void {
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   const script = join(dir, 'session.sh');
-  writeFileSync(script, `${process.execPath} ${CLI} ${args.map(q).join(' ')}\necho "status=$?" > ${dir}/status\nstty -a > ${dir}/stty\nsleep 600\n`);
+  writeFileSync(script, `set -m\n${process.execPath} ${CLI} ${args.map(q).join(' ')}\necho "status=$?" > ${dir}/status\nstty -a > ${dir}/stty\nsleep 600\n`);
   rmSync(`${dir}/status`, { force: true });
-  tmux('new-session', '-d', '-s', 't', '-x', '100', '-y', '30', `sh ${script}`);
+  tmux('new-session', '-d', '-s', 't', '-x', '100', '-y', '30', `bash ${script}`);
 }
 
 const type = (keys: string) => tmux('send-keys', '-t', 't', '-l', keys);
@@ -96,13 +100,13 @@ describe('signals from the terminal, as for a plain process', () => {
   it('Ctrl-C ends a foreground container whose PID 1 has no handler (exit 130)', async () => {
     start(['run', '--name', 'ctrlc', ROOTFS, 'sh', '-c', 'echo started; exec sleep 1000']);
     await shown('started');
-    await until(async () => (await ok(['ps'])).includes('ctrlc'), 'the container to be listed');
+    await until(async () => /running/.test((await ok(['ps'])).split('\n').find((l) => l.includes('ctrlc')) ?? ''), 'it to run');
     key('C-c');
     expect(await ended()).toBe('status=130\n');
   });
 
   it('Ctrl-Z does not leave the container running unattended: the CLI refuses to be suspended', async () => {
-    start(['run', ROOTFS, 'sh', '-c', 'echo started; read x < /dev/zero; sleep 1; echo done']);
+    start(['run', ROOTFS, 'sh', '-c', 'echo started; sleep 2; echo done']);
     await shown('started');
     key('C-z');
     await shown('cannot be suspended');
