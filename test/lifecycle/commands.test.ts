@@ -116,7 +116,7 @@ describe('states', () => {
     expect(list[0].pid).toBeGreaterThan(1);
     expect((await ok(['ps', '-q'])).trim().split('\n').sort()).toEqual([a, b].sort());
     expect(JSON.parse(await ok(['list', '--format', 'json']))).toHaveLength(2);
-    expect((await cli(['ps', '--format', 'yaml'])).stderr).toBe('nsbox: invalid --format: yaml (table, json or a template such as '{{.Names}}')\n');
+    expect((await cli(['ps', '--format', 'yaml'])).stderr).toBe("nsbox: invalid --format: yaml (table, json or a template such as '{{.Names}}')\n");
   });
 });
 
