@@ -363,8 +363,10 @@ export function applyLayer(input: Readable, dir: string, o: ApplyOptions = {}): 
     });
     parser.on('end', () => finish(failed));
     src.on('error', (e) => finish(failed ?? (e instanceof NsboxError ? e : new NsboxError(`layer ${name}: ${e.message}`, { step: 'layer' }))));
+    let total = 0;
     src.on('data', (chunk: Buffer) => {
       hash.update(chunk);
+      total += chunk.length;
       if (failed) {
         finish(failed);
         return;
@@ -374,6 +376,8 @@ export function applyLayer(input: Readable, dir: string, o: ApplyOptions = {}): 
         parser.once('drain', () => src.resume());
       }
     });
-    src.on('end', () => parser.end());
+    // Some writers (umoci) end a layer right after the last file's data, with no padding and no
+    // end-of-archive blocks; Go's reader accepts that, so do we (the padding is not hashed).
+    src.on('end', () => parser.end(Buffer.alloc(((512 - (total % 512)) % 512) + 1024)));
   });
 }

@@ -247,17 +247,17 @@ export class Store {
   }
 
   // ---- containers ----
-  /** Image ids in use by containers (containers/ID/image), each with its container ids. */
-  usedImages(): Map<string, string[]> {
-    const out = new Map<string, string[]>();
+  /** Containers made from images (containers/ID/image): their image id and layers. */
+  containers(): { id: string; image: string; layers: string[] }[] {
+    const out: { id: string; image: string; layers: string[] }[] = [];
     let ids: string[] = [];
     try {
       ids = readdirSync(`${this.root}/containers`);
     } catch { /* none */ }
     for (const id of ids) {
       try {
-        const img = readFileSync(`${this.root}/containers/${id}/image`, 'utf8').trim();
-        out.set(img, [...(out.get(img) ?? []), id]);
+        const c = JSON.parse(readFileSync(`${this.root}/containers/${id}/image`, 'utf8'));
+        out.push({ id, image: String(c.image), layers: Array.isArray(c.layers) ? c.layers : [] });
       } catch { /* half-made */ }
     }
     return out;
@@ -269,12 +269,12 @@ export class Store {
     const dir = `${this.root}/containers/${containerId}`;
     return { dir, upper: `${dir}/upper`, work: `${dir}/work`, merged: `${dir}/merged` };
   }
-  createContainer(containerId: string, imageId: string): { dir: string; upper: string; work: string; merged: string } {
+  createContainer(containerId: string, img: ImageRecord): { dir: string; upper: string; work: string; merged: string } {
     this.init();
     const d = this.containerDirs(containerId);
     mkdirSync(d.dir, { mode: 0o700 });
     for (const s of [d.upper, d.work, d.merged]) mkdirSync(s, { mode: 0o755 });
-    writeFileSync(`${d.dir}/image`, `${imageId}\n`);
+    writeFileSync(`${d.dir}/image`, `${JSON.stringify({ image: img.id, layers: img.layers })}\n`);
     return d;
   }
   removeContainer(containerId: string): void {
@@ -285,7 +285,7 @@ export class Store {
   prune(): string[] {
     this.init();
     return withLock(`${this.root}/lock`, () => {
-      const used = new Set(this.images().flatMap((i) => i.layers.map(hexOf)));
+      const used = new Set([...this.images(), ...this.containers()].flatMap((i) => i.layers.map(hexOf)));
       const removed: string[] = [];
       for (const e of readdirSync(`${this.root}/layers`)) {
         if (e.endsWith('.lock') || used.has(e)) continue;
