@@ -61,6 +61,8 @@ export interface LayerSource {
 export interface CommitOptions extends ApplyOptions {
   names?: string[];
   digests?: string[];
+  /** Layers unpacked at the same time (default 3). */
+  concurrency?: number;
   /** Called as each layer is being made or found. */
   onLayer?: (index: number, state: 'exists' | 'unpacking' | 'done') => void;
 }
@@ -74,29 +76,39 @@ export async function commitImage(store: Store, configBytes: Buffer, layers: Lay
   }
   const chains = chainIds(diffIds);
   store.init();
-  let size = 0;
-  for (let i = 0; i < layers.length; i++) {
-    if (store.hasLayer(chains[i])) {
-      o.onLayer?.(i, 'exists');
-    } else {
-      o.onLayer?.(i, 'unpacking');
-      await store.ensureLayer(chains[i], async (dir) => {
-        const src = await layers[i].open();
-        const dig = digesting(layers[i].digest ?? `layer ${i}`);
-        src.on('error', (e) => dig.destroy(e));
-        const r = await applyLayer(src.pipe(dig), dir, { ...o, name: layers[i].digest ?? diffIds[i] });
-        if (layers[i].digest && dig.digest() !== layers[i].digest) {
-          throw new NsboxError(`${what}: layer ${layers[i].digest} does not match its digest (got ${dig.digest()})`, { step: 'verify' });
-        }
-        if (r.diffId !== diffIds[i]) {
-          throw new NsboxError(`${what}: layer ${layers[i].digest ?? i} unpacks to ${r.diffId}, not the config's diff_id ${diffIds[i]}`, { step: 'verify' });
-        }
-        return r;
-      });
-      o.onLayer?.(i, 'done');
+  // Each layer unpacks into a directory of its own (overlay's format), so they can go side by side.
+  const one = async (i: number): Promise<void> => {
+    if (store.hasLayer(chains[i])) return o.onLayer?.(i, 'exists');
+    o.onLayer?.(i, 'unpacking');
+    await store.ensureLayer(chains[i], async (dir) => {
+      const src = await layers[i].open();
+      const dig = digesting(layers[i].digest ?? `layer ${i}`);
+      src.on('error', (e) => dig.destroy(e));
+      const r = await applyLayer(src.pipe(dig), dir, { ...o, name: layers[i].digest ?? diffIds[i] });
+      if (layers[i].digest && dig.digest() !== layers[i].digest) {
+        throw new NsboxError(`${what}: layer ${layers[i].digest} does not match its digest (got ${dig.digest()})`, { step: 'verify' });
+      }
+      if (r.diffId !== diffIds[i]) {
+        throw new NsboxError(`${what}: layer ${layers[i].digest ?? i} unpacks to ${r.diffId}, not the config's diff_id ${diffIds[i]}`, { step: 'verify' });
+      }
+      return r;
+    });
+    o.onLayer?.(i, 'done');
+  };
+  let next = 0, failed: unknown = null;
+  const worker = async (): Promise<void> => {
+    while (next < layers.length && !failed) {
+      const i = next++;
+      try {
+        await one(i);
+      } catch (e) {
+        failed ??= e;
+      }
     }
-    size += store.layerSize(chains[i]);
-  }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(o.concurrency ?? 3, layers.length)) }, worker));
+  if (failed) throw failed;
+  const size = chains.reduce((n, c) => n + store.layerSize(c), 0);
   const id = sha256(configBytes);
   store.putBlob(id, configBytes, 'config');
   return store.addImage({ id, layers: chains, diffIds, size, created: config.created }, o.names ?? [], o.digests ?? []);
