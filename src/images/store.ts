@@ -7,12 +7,14 @@
 //   ROOT/l/SHORT -> ../layers/HEX/diff   short names, so long chains fit in overlay's mount options
 //   ROOT/containers/ID/{upper,work,merged,image}   a container's copy-on-write layer
 //   ROOT/tmp/PID-RANDOM            work in progress; left over by a dead process, it is removed
-import { createHash, randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
 import {
-  existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync,
+  closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync,
+  statSync, symlinkSync, writeFileSync,
 } from 'node:fs';
 import { NsboxError } from '../errors.js';
-import { Lock, withLock, writeAtomic } from '../state/dir.js';
+import { flock } from '../native.js';
+import { storageRoot } from './rwlayer.js';
 import { isSha256, parseReference, formatReference, repoName, type Reference } from './reference.js';
 
 export interface ImageRecord {
@@ -36,24 +38,17 @@ interface Index {
   images: Record<string, ImageRecord>;
 }
 
-/** NSBOX_STORAGE_DIR, else /var/lib/nsbox for root, else $XDG_DATA_HOME/nsbox (~/.local/share/nsbox). */
-export function storageRoot(): string {
-  const env = process.env.NSBOX_STORAGE_DIR;
-  if (env) {
-    if (!env.startsWith('/')) throw new NsboxError(`NSBOX_STORAGE_DIR must be an absolute path: ${env}`);
-    return env.replace(/\/+$/, '') || '/';
-  }
-  if (process.getuid?.() === 0) return '/var/lib/nsbox';
-  const data = process.env.XDG_DATA_HOME || (process.env.HOME ? `${process.env.HOME}/.local/share` : '');
-  if (!data) throw new NsboxError('no place for images: set XDG_DATA_HOME or HOME (or NSBOX_STORAGE_DIR)');
-  return `${data}/nsbox`;
-}
+export { storageRoot };
+
+// node:crypto is loaded when first needed: `nsbox run IMAGE` reads the store without it.
+let cryptoMod: typeof import('node:crypto') | undefined;
+const crypto = (): typeof import('node:crypto') => (cryptoMod ??= createRequire(import.meta.url)('node:crypto'));
 
 export const hexOf = (digest: string): string => {
   if (!isSha256(digest)) throw new NsboxError(`not a sha256 digest: ${digest}`);
   return digest.slice(7);
 };
-export const sha256 = (data: Buffer | string): string => `sha256:${createHash('sha256').update(data).digest('hex')}`;
+export const sha256 = (data: Buffer | string): string => `sha256:${crypto().createHash('sha256').update(data).digest('hex')}`;
 
 /** The chain id of a layer: its diff_id on top of its parent's chain id (OCI image spec). */
 export function chainIds(diffIds: string[]): string[] {
@@ -72,6 +67,45 @@ const isAlive = (pid: number): boolean => {
 };
 
 const SHORT = 12;
+const LOCK_EX = 2, LOCK_NB = 4, LOCK_UN = 8;
+
+/** An exclusive flock on `path` (made if missing), as src/state locks; null when held and !wait. */
+class Lock {
+  private constructor(private fd: number) {}
+  static take(path: string, wait = true): Lock | null {
+    const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+    if (flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB))) return new Lock(fd);
+    closeSync(fd);
+    return null;
+  }
+  unlock(): void {
+    if (this.fd < 0) return;
+    flock(this.fd, LOCK_UN); // explicitly: a child cloned meanwhile would keep it locked
+    closeSync(this.fd);
+    this.fd = -1;
+  }
+}
+
+function withLock<T>(path: string, fn: () => T): T {
+  const l = Lock.take(path)!;
+  try {
+    return fn();
+  } finally {
+    l.unlock();
+  }
+}
+
+/** Readers see the old content or the new, never a part. */
+function writeAtomic(path: string, data: string): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  try {
+    writeFileSync(tmp, data, { mode: 0o600 });
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
 
 export class Store {
   constructor(readonly root = storageRoot()) {}
@@ -91,7 +125,7 @@ export class Store {
 
   /** A new empty directory in tmp/, removed with rmTemp or, if we die, by the next init. */
   tempDir(): string {
-    const dir = `${this.init().root}/tmp/${process.pid}-${randomBytes(6).toString('hex')}`;
+    const dir = `${this.init().root}/tmp/${process.pid}-${crypto().randomBytes(6).toString('hex')}`;
     mkdirSync(dir, { mode: 0o700 });
     return dir;
   }
@@ -138,7 +172,7 @@ export class Store {
     if (this.hasLayer(chainId)) return;
     const hex = hexOf(chainId);
     let lock: Lock | null;
-    while (!(lock = Lock.try(`${this.root}/layers/${hex}.lock`))) await new Promise((r) => setTimeout(r, 50));
+    while (!(lock = Lock.take(`${this.root}/layers/${hex}.lock`, false))) await new Promise((r) => setTimeout(r, 50));
     try {
       if (this.hasLayer(chainId)) return;
       const tmp = this.tempDir();
@@ -289,7 +323,7 @@ export class Store {
       const removed: string[] = [];
       for (const e of readdirSync(`${this.root}/layers`)) {
         if (e.endsWith('.lock') || used.has(e)) continue;
-        const l = Lock.try(`${this.root}/layers/${e}.lock`);
+        const l = Lock.take(`${this.root}/layers/${e}.lock`, false);
         if (!l) continue; // being unpacked right now
         try {
           rmSync(`${this.root}/layers/${e}`, { recursive: true, force: true });
