@@ -1,0 +1,136 @@
+// Containers from images: the config applied, a copy-on-write root per container made inside its
+// mount namespace, removed with it, and the image left as it was.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hostMounts, nsbox, ROOTFS } from '../helpers.js';
+import { makeLayout, skopeo } from './fixtures.js';
+import { tarball } from './tarball.js';
+
+const work = mkdtempSync('/tmp/nsbox-run-test-');
+const store = `${work}/store`;
+const env = { ...process.env, NSBOX_STORAGE_DIR: store };
+const cli = (args: string[], input?: string) => nsbox(args, { env, input });
+const ok = async (args: string[], input?: string) => {
+  const r = await cli(args, input);
+  expect(r.stderr, args.join(' ')).toBe('');
+  expect(r.code, args.join(' ')).toBe(0);
+  return r.stdout;
+};
+/** Every file of every layer with its mode, size and mtime: the image as it is on disk. */
+const layersPrint = () => execFileSync('find', [`${store}/layers`, '-printf', '%p %m %s %T@ %u\n'], { encoding: 'utf8' }).split('\n').sort().join('\n');
+const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+/** An OCI layout with busybox and then `n` small layers, each adding /l/fI, as an archive. */
+function manyLayers(n: number): string {
+  const dir = `${work}/many`;
+  mkdirSync(`${dir}/blobs/sha256`, { recursive: true });
+  const blob = (b: Buffer | string) => {
+    const d = sha(b);
+    writeFileSync(`${dir}/blobs/sha256/${d.slice(7)}`, b);
+    return { digest: d, size: Buffer.byteLength(b) };
+  };
+  const tars = [execFileSync('tar', ['-C', ROOTFS, '-c', '.'], { maxBuffer: 1 << 28 })];
+  for (let i = 0; i < n; i++) tars.push(tarball([{ path: `l/f${i}`, data: `${i}\n` }]));
+  const layers = tars.map((t) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...blob(t) }));
+  const config = blob(JSON.stringify({
+    architecture: 'amd64', os: 'linux', config: { Cmd: ['/bin/sh'] }, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) },
+  }));
+  const manifest = blob(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config }, layers }));
+  writeFileSync(`${dir}/oci-layout`, '{"imageLayoutVersion":"1.0.0"}');
+  writeFileSync(`${dir}/index.json`, JSON.stringify({ schemaVersion: 2, manifests: [{
+    mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': 'many:1' },
+  }] }));
+  execFileSync('tar', ['-C', dir, '-cf', `${dir}.tar`, '.']);
+  return `${dir}.tar`;
+}
+
+beforeAll(async () => {
+  const oci = makeLayout(`${work}/oci`);
+  execFileSync('umoci', ['config', '--image', `${oci}:bb`, '--tag', 'bbu', '--config.user', 'user', '--config.entrypoint', '/bin/echo',
+    '--config.cmd', 'hello', '--config.workingdir', '/work/dir', '--config.env', 'FOO=bar']);
+  skopeo(['copy', `oci:${oci}:bb`, `oci-archive:${work}/bb.tar:bb:1`]);
+  skopeo(['copy', `oci:${oci}:bbu`, `oci-archive:${work}/bbu.tar:bbu:1`]);
+  await ok(['import', `${work}/bb.tar`]);
+  await ok(['import', `${work}/bbu.tar`]);
+}, 120_000);
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe('nsbox run IMAGE', () => {
+  it('applies Cmd, Env and WorkingDir; the arguments replace Cmd, -e and -w win; whiteouts hide', async () => {
+    expect(await ok(['run', 'bb:1'])).toBe(''); // /bin/sh, its stdin empty
+    expect(await ok(['run', 'bb:1', 'sh', '-c', 'echo $FOO $PWD; cat /etc/motd; test -e /etc/group || echo no group']))
+      .toBe('bar /tmp\nhello from layer 2\nno group\n');
+    expect(await ok(['run', '-e', 'FOO=mine', '-w', '/etc', 'bb:1', 'sh', '-c', 'echo $FOO $PWD'])).toBe('mine /etc\n');
+  });
+
+  it('applies Entrypoint and User (from the image\'s /etc/passwd); --entrypoint replaces both it and Cmd', async () => {
+    expect(await ok(['run', 'bbu:1'])).toBe('hello\n');
+    expect(await ok(['run', 'bbu:1', 'world'])).toBe('world\n');
+    expect(await ok(['run', '--entrypoint', 'id', 'bbu:1'])).toMatch(/^uid=1000\(user\) gid=1000/);
+    expect(await ok(['run', '--entrypoint', 'pwd', 'bbu:1'])).toBe('/work/dir\n'); // made, as it was missing
+    expect(await ok(['run', '-u', '0', '--entrypoint', 'id', 'bbu:1'])).toMatch(/^uid=0\(root\) gid=0/);
+  });
+
+  it('gives each container its own copy-on-write root, invisible on the host, gone with the container', async () => {
+    const before = layersPrint(), mounts = hostMounts();
+    const id = (await ok(['run', '-d', '--name', 'tutorial', 'bb:1', 'sleep', '1000'])).trim();
+    try {
+      expect(await ok(['ps'])).toMatch(new RegExp(`^${id}\\s+tutorial\\s+bb:1\\s+running\\s`, 'm'));
+      expect(readdirSync(`${store}/containers`)).toEqual([id]);
+      await ok(['exec', 'tutorial', 'sh', '-c', 'echo hi > /tmp/example_file; rm /etc/motd']);
+      expect(await ok(['exec', 'tutorial', 'cat', '/tmp/example_file'])).toBe('hi\n');
+      expect(await ok(['run', '--rm', 'bb:1', 'sh', '-c', 'ls /tmp; cat /etc/motd'])).toBe('hello from layer 2\n');
+      expect(hostMounts()).toEqual(mounts);
+      const rmi = await cli(['rmi', 'bb:1']);
+      expect([rmi.code, rmi.stderr]).toEqual([1, `nsbox: image bb:1 is used by container ${id}: remove it first, or use rmi -f\n`]);
+    } finally {
+      await cli(['rm', '-f', 'tutorial']);
+    }
+    expect(readdirSync(`${store}/containers`)).toEqual([]);
+    expect(layersPrint()).toBe(before);
+  });
+
+  it('runs a 100-layer image, with fsconfig lowerdir+ and with mount(2) and short names', async () => {
+    await ok(['import', manyLayers(100)]);
+    expect(await ok(['run', 'many:1', 'sh', '-c', 'ls /l | wc -l; cat /l/f0 /l/f99'])).toBe('100\n0\n99\n');
+    const { overlayMount } = await import('../../src/images/run.js');
+    const { spawn } = await import('../../src/index.js');
+    const old = process.env.NSBOX_STORAGE_DIR;
+    process.env.NSBOX_STORAGE_DIR = store;
+    overlayMount.legacy = true;
+    try {
+      const sb = spawn({ image: 'many:1', command: ['sh', '-c', 'ls /l | wc -l; grep " / " /proc/self/mountinfo'], stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      sb.stdout!.on('data', (d) => (out += d));
+      expect((await sb.exited).code).toBe(0);
+      expect(out).toMatch(/^100\n.* - overlay .*lowerdir=[0-9a-f]{12}:[0-9a-f]{12}:/);
+    } finally {
+      overlayMount.legacy = undefined;
+      if (old === undefined) delete process.env.NSBOX_STORAGE_DIR;
+      else process.env.NSBOX_STORAGE_DIR = old;
+    }
+    expect(readdirSync(`${store}/containers`)).toEqual([]);
+  });
+
+  it('is spawn({ image }) in the library, and --pull=never refuses a missing image', async () => {
+    const { spawn } = await import('../../src/index.js');
+    process.env.NSBOX_STORAGE_DIR = store;
+    try {
+      const sb = spawn({ image: 'bb:1', command: [], stdio: ['pipe', 'pipe', 'inherit'] });
+      sb.stdin!.end('echo $FOO; pwd\n');
+      let out = '';
+      sb.stdout!.on('data', (d) => (out += d));
+      expect((await sb.exited).code).toBe(0);
+      expect(out).toBe('bar\n/tmp\n');
+      expect(() => spawn({ image: 'nothere:1', command: ['true'] })).toThrow(/image not found locally: nothere:1/);
+    } finally {
+      delete process.env.NSBOX_STORAGE_DIR;
+    }
+    expect(readdirSync(`${store}/containers`)).toEqual([]);
+    const r = await cli(['run', '--pull=never', 'nothere:1', 'true']);
+    expect([r.code, r.stderr]).toEqual([125, 'nsbox: image not found locally: nothere:1 (pull it, or use --pull=missing)\n']);
+  });
+});
