@@ -17,9 +17,9 @@ export function storageRoot(): string {
   return `${data}/nsbox`;
 }
 
-/** `run`'s ROOTFS argument names an image when it is neither 'host' nor a directory. */
+/** `run`'s ROOTFS argument names an image when it is neither 'host' nor a directory (nor a path: /, ./, ../). */
 export function isImageArg(arg: string): boolean {
-  if (arg === 'host' || arg === '') return false;
+  if (arg === 'host' || arg === '' || /^\.{0,2}\//.test(arg) || arg === '.' || arg === '..') return false;
   try {
     return !statSync(arg).isDirectory();
   } catch {
