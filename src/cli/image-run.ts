@@ -44,7 +44,7 @@ export function fromImage(spec: ContainerSpec, o: Parsed['options'], ref: string
     cwd: spec.cwd, user: spec.user,
   });
   const id = spec.id ?? randomId();
-  const { rootfs, part } = overlayPart(store, img, id, run, removeOnExit);
+  const { rootfs, part } = overlayPart(store, img, id, run, removeOnExit, !!spec.userns);
   return {
     spec: {
       ...spec, id, rootfs, command: run.command, env: run.env, cwd: run.cwd,

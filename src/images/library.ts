@@ -37,7 +37,7 @@ export function imageSpec(spec: Omit<ContainerSpec, 'rootfs'>, ref: string): { s
   if (!img) throw new NsboxError(`image not found locally: ${ref} (await pull('${ref}') first)`, { step: 'image' });
   const run = imageRun(store, img, { args: spec.command ?? [], env: spec.env, cwd: spec.cwd, user: spec.user });
   const id = spec.id ?? randomId();
-  const { rootfs, part } = overlayPart(store, img, id, run, true);
+  const { rootfs, part } = overlayPart(store, img, id, run, true, !!spec.userns);
   return {
     spec: {
       ...spec, id, rootfs, command: run.command, env: run.env, cwd: run.cwd,

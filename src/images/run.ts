@@ -2,7 +2,7 @@
 // overlay (the image's layers read-only below, the container's own upper directory on top) inside
 // the container's mount namespace, so nothing of it shows on the host.
 import { closeSync, constants as C, fstatSync, openSync, readSync } from 'node:fs';
-import { release } from 'node:os';
+import { constants, release } from 'node:os';
 import { NsboxError } from '../errors.js';
 import { fsops, MOUNT_ATTR, MS } from '../native.js';
 import * as op from '../plan/ops.js';
@@ -114,7 +114,11 @@ export function imageRun(store: Store, img: ImageRecord, o: ImageRunOptions): Im
     if (eq > 0) env[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
   Object.assign(env, o.env ?? {});
-  const run: ImageRun = { image: img, config, command, env, cwd: o.cwd ?? (c.WorkingDir || '/'), stopSignal: c.StopSignal };
+  const stop = c.StopSignal ? c.StopSignal.toUpperCase().replace(/^(?!SIG)(?=\D)/, 'SIG') : undefined;
+  if (stop && !/^\d{1,2}$/.test(stop) && !(stop in constants.signals)) {
+    throw new NsboxError(`the image's StopSignal is not a signal: ${c.StopSignal}`, { step: 'image' });
+  }
+  const run: ImageRun = { image: img, config, command, env, cwd: o.cwd ?? (c.WorkingDir || '/'), stopSignal: stop };
   const user = o.user !== undefined ? String(o.user) : c.User;
   if (user) {
     const r = resolveImageUser(store, img, user);
@@ -129,8 +133,13 @@ export function imageRun(store: Store, img: ImageRecord, o: ImageRunOptions): Im
  * `rootfs` (its merged directory). `removeOnExit`: the directories go when PID 1 ends (library
  * containers; the CLI removes them with the container's state entry).
  */
-export function overlayPart(store: Store, img: ImageRecord, id: string, run: ImageRun, removeOnExit: boolean): { rootfs: string; part: StartPart } {
-  const d = store.createContainer(id, img);
+export function overlayPart(store: Store, img: ImageRecord, id: string, run: ImageRun, removeOnExit: boolean, userns = false): { rootfs: string; part: StartPart } {
+  // Layers are owned by the host's ids: a user namespace would see them as nobody's (idmapped
+  // mounts would fix that), and the kernel refuses the mount there anyway. Fail before anything.
+  if (userns || process.geteuid?.() !== 0) {
+    throw new NsboxError('containers from images need root and no user namespace for now (--userns and rootless are not supported yet)', { step: 'image' });
+  }
+  const d = store.createContainer(id, img, run.stopSignal);
   const lower = [...img.layers].reverse().map((c) => store.layerLink(c)); // overlay lists the top first
   const cleanup = () => store.removeContainer(id);
   let data = '';

@@ -1,7 +1,7 @@
 // A container's own copy-on-write layer in the image store (ROOT/containers/ID), and what the run
 // path needs to tell an image argument from a directory. Small and free of heavy imports: the state
 // code calls removeRwLayer whenever a container's entry goes.
-import { rmSync, statSync } from 'node:fs';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import { NsboxError } from '../errors.js';
 
 /** NSBOX_STORAGE_DIR, else /var/lib/nsbox for root, else $XDG_DATA_HOME/nsbox (~/.local/share/nsbox). */
@@ -37,4 +37,15 @@ export function removeRwLayer(id: string): void {
     return;
   }
   rmSync(`${root}/containers/${id}`, { recursive: true, force: true });
+}
+
+/** The image's StopSignal for a container made from one (what `stop` sends first), or null. */
+export function stopSignalOf(id: string): string | null {
+  if (!/^[0-9a-f]{12}$/.test(id)) return null;
+  try {
+    const s = JSON.parse(readFileSync(`${storageRoot()}/containers/${id}/image`, 'utf8')).stopSignal;
+    return typeof s === 'string' && s ? s : null;
+  } catch {
+    return null;
+  }
 }

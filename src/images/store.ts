@@ -303,12 +303,12 @@ export class Store {
     const dir = `${this.root}/containers/${containerId}`;
     return { dir, upper: `${dir}/upper`, work: `${dir}/work`, merged: `${dir}/merged` };
   }
-  createContainer(containerId: string, img: ImageRecord): { dir: string; upper: string; work: string; merged: string } {
+  createContainer(containerId: string, img: ImageRecord, stopSignal?: string): { dir: string; upper: string; work: string; merged: string } {
     this.init();
     const d = this.containerDirs(containerId);
     mkdirSync(d.dir, { mode: 0o700 });
     for (const s of [d.upper, d.work, d.merged]) mkdirSync(s, { mode: 0o755 });
-    writeFileSync(`${d.dir}/image`, `${JSON.stringify({ image: img.id, layers: img.layers })}\n`);
+    writeFileSync(`${d.dir}/image`, `${JSON.stringify({ image: img.id, layers: img.layers, stopSignal })}\n`);
     return d;
   }
   removeContainer(containerId: string): void {

@@ -51,10 +51,13 @@ beforeAll(async () => {
   const oci = makeLayout(`${work}/oci`);
   execFileSync('umoci', ['config', '--image', `${oci}:bb`, '--tag', 'bbu', '--config.user', 'user', '--config.entrypoint', '/bin/echo',
     '--config.cmd', 'hello', '--config.workingdir', '/work/dir', '--config.env', 'FOO=bar']);
+  execFileSync('umoci', ['config', '--image', `${oci}:bb`, '--tag', 'bbstop', '--config.stopsignal', 'SIGUSR1']);
+  skopeo(['copy', `oci:${oci}:bbstop`, `oci-archive:${work}/bbstop.tar:bbstop:1`]);
   skopeo(['copy', `oci:${oci}:bb`, `oci-archive:${work}/bb.tar:bb:1`]);
   skopeo(['copy', `oci:${oci}:bbu`, `oci-archive:${work}/bbu.tar:bbu:1`]);
   await ok(['import', `${work}/bb.tar`]);
   await ok(['import', `${work}/bbu.tar`]);
+  await ok(['import', `${work}/bbstop.tar`]);
 }, 120_000);
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -91,6 +94,20 @@ describe('nsbox run IMAGE', () => {
     }
     expect(readdirSync(`${store}/containers`)).toEqual([]);
     expect(layersPrint()).toBe(before);
+  });
+
+  it('stops with the image\'s StopSignal, and refuses --userns with a clear error', async () => {
+    await ok(['run', '-d', '--name', 'stopper', 'bbstop:1', 'sh', '-c', 'trap "exit 3" USR1; while :; do sleep 0.1; done']);
+    try {
+      await ok(['stop', '-t', '30', 'stopper']);
+      const [st] = JSON.parse(await ok(['inspect', 'stopper']));
+      expect(st.exit).toMatchObject({ code: 3, signal: null });
+    } finally {
+      await cli(['rm', '-f', 'stopper']);
+    }
+    const r = await cli(['run', '--userns', 'bb:1', 'true']);
+    expect([r.code, r.stderr]).toEqual([125, 'nsbox: containers from images need root and no user namespace for now (--userns and rootless are not supported yet)\n']);
+    expect(readdirSync(`${store}/containers`)).toEqual([]);
   });
 
   it('runs a 100-layer image, with fsconfig lowerdir+ and with mount(2) and short names', async () => {
