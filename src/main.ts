@@ -32,6 +32,7 @@ const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
   rmi: () => import('./cli/images.js'),
   import: () => import('./cli/images.js'),
   pull: () => import('./cli/images.js'),
+  export: () => import('./cli/export.js'),
   // Internal: the monitor of a detached container (started by run -d, from this same file).
   'nsbox-monitor': () => import('./cli/monitor.js'),
 };
@@ -57,6 +58,7 @@ Commands (each has --help):
   images                        list images (-q, --format json)
   rmi [-f] IMAGE...             remove images
   image inspect|prune|...       more on images (nsbox image --help)
+  export NAME > rootfs.tar      a running container's root filesystem as a tar
   version                       nsbox's version`;
 
 const COMMAND_NAMES = ['run', 'version', ...Object.keys(SUBCOMMANDS).filter((c) => !c.startsWith('nsbox-'))];

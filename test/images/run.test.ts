@@ -110,6 +110,26 @@ describe('nsbox run IMAGE', () => {
     expect(readdirSync(`${store}/containers`)).toEqual([]);
   });
 
+  it('exports a running container\'s root as a tar that imports back as an image', async () => {
+    await ok(['run', '-d', '--name', 'exp', 'bb:1', 'sh', '-c', 'echo mine > /tmp/f; ln -s / /tmp/up; ln -s /etc/shadow /tmp/s; sleep 1000']);
+    try {
+      // The links exist once the shell is past them.
+      for (let i = 0; i < 100 && (await cli(['exec', 'exp', 'test', '-L', '/tmp/s'])).code !== 0; i++) await new Promise((r) => setTimeout(r, 100));
+      const r = await cli(['export', '-o', `${work}/exp.tar`, 'exp']);
+      expect([r.code, r.stderr]).toEqual([0, '']);
+    } finally {
+      await cli(['rm', '-f', 'exp']);
+    }
+    const list = execFileSync('tar', ['tvf', `${work}/exp.tar`], { encoding: 'utf8' });
+    expect(list).toMatch(/ tmp\/up -> \/\n/);
+    expect(list).toMatch(/ tmp\/s -> \/etc\/shadow\n/);
+    expect(list).not.toMatch(/ proc\/|shadow\n(?!.*->)/);
+    expect(await ok(['import', '--name', 'exported:1', `${work}/exp.tar`])).toBe('Loaded image: docker.io/library/exported:1\n');
+    expect(await ok(['run', 'exported:1', 'cat', '/tmp/f', '/etc/motd'])).toBe('mine\nhello from layer 2\n');
+    const stopped = await cli(['export', 'nothere']);
+    expect(stopped.code).toBe(125);
+  });
+
   it('runs a 100-layer image, with fsconfig lowerdir+ and with mount(2) and short names', async () => {
     await ok(['import', manyLayers(100)]);
     expect(await ok(['run', 'many:1', 'sh', '-c', 'ls /l | wc -l; cat /l/f0 /l/f99'])).toBe('100\n0\n99\n');
