@@ -75,8 +75,8 @@ describe('nsbox import', () => {
     expect(r.code).toBe(125);
     expect(r.stderr).toMatch(/^nsbox: (image bad:1: )?layer sha256:[0-9a-f]{64}(: bad gzip data| does not match its digest)/);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    // The first layer was good and stays (a later pull reuses it); the bad one and the image do not.
-    expect(readdirSync(`${fresh}/layers`)).toHaveLength(1);
+    // Good layers (unpacked side by side) stay for a later pull to reuse; the bad one and the image do not.
+    expect(readdirSync(`${fresh}/layers`).length).toBeLessThan(3);
     expect(readdirSync(`${fresh}/tmp`)).toEqual([]);
     expect(existsSync(`${fresh}/images.json`)).toBe(false);
   });
