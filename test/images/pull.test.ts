@@ -53,12 +53,18 @@ beforeAll(async () => {
   // Blobs are redirected here, to another origin: it must never see the Authorization header.
   const b = await serve((req, res) => {
     if (req.headers.authorization) leaked++;
+    if (req.url!.includes('/library/slow/') && layerDigests.some((d) => req.url!.endsWith(d))) {
+      // Half of a layer, then nothing: a pull that hangs here is killed by the test.
+      res.writeHead(200, { 'Content-Length': '1000000' });
+      res.write(Buffer.alloc(1000));
+      return;
+    }
     const evil = req.url!.includes('/library/evil/');
     if (evil && req.url!.endsWith(layerDigests[1])) {
       res.end(gzipSync(tarball([{ path: 'etc/motd', data: 'not what the manifest said\n' }])));
       return;
     }
-    proxy(req, res, reg.port, req.url!.replace('/library/evil/', '/library/bb/'));
+    proxy(req, res, reg.port, req.url!.replace(/\/library\/(evil|slow)\//, '/library/bb/'));
   });
   blobs = b.port;
   const f = await serve((req, res) => {
@@ -84,14 +90,17 @@ beforeAll(async () => {
       res.writeHead(307, { Location: `http://localhost:${blobs}${url.pathname}` });
       return void res.end();
     }
-    proxy(req, res, reg.port, url.pathname.replace('/library/evil/', '/library/bb/'));
+    proxy(req, res, reg.port, url.pathname.replace(/\/library\/(evil|slow)\//, '/library/bb/'));
   });
   front = f.port;
   servers.push(b.server, f.server);
 }, 120_000);
 
 afterAll(async () => {
-  for (const s of servers) await new Promise((r) => s.close(r));
+  for (const s of servers) {
+    s.closeAllConnections(); // the slow layer's, which never ends
+    await new Promise((r) => s.close(r));
+  }
   await reg?.stop();
   rmSync(work, { recursive: true, force: true });
 });
@@ -163,6 +172,29 @@ describe('nsbox pull', () => {
     expect(existsSync(`${store}/images.json`)).toBe(false);
     expect(readdirSync(`${store}/layers`).some((l) => layerDigests.includes(`sha256:${l}`))).toBe(false);
     expect(readdirSync(`${store}/tmp`)).toEqual([]);
+  });
+
+  it('does the work once for two pulls at the same time; a pull killed midway leaves the store usable', async () => {
+    writeFileSync(authFile, JSON.stringify({ auths: { [`127.0.0.1:${front}`]: { auth: Buffer.from('tester:secret').toString('base64') } } }));
+    const store = newStore();
+    const [a, b] = await Promise.all([cli(['pull', '-q', `${reg.host}/library/bb:1`], store), cli(['pull', '-q', `${reg.host}/library/bb:1`], store)]);
+    expect([a.code, b.code, a.stderr + b.stderr]).toEqual([0, 0, '']);
+    expect(readdirSync(`${store}/layers`).filter((l) => !l.endsWith('.lock'))).toHaveLength(3);
+    const fresh = newStore();
+    const { spawn } = await import('node:child_process');
+    const p = spawn(process.execPath, [require.resolve('../../dist/run.js'), 'pull', `127.0.0.1:${front}/library/slow:1`],
+      { env: { ...process.env, NSBOX_STORAGE_DIR: fresh, REGISTRY_AUTH_FILE: authFile }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    await new Promise<void>((res) => p.stdout!.on('data', (d) => { out += d; if (/downloading/.test(out)) res(); }));
+    await new Promise((r) => setTimeout(r, 300)); // in the middle of the layers
+    const gone = new Promise((r) => p.once('exit', r));
+    p.kill('SIGKILL');
+    await gone;
+    expect(readdirSync(`${fresh}/tmp`).length).toBeGreaterThan(0); // its work in progress, left behind
+    const again = await cli(['pull', '-q', `${reg.host}/library/bb:1`], fresh);
+    expect([again.code, again.stderr]).toEqual([0, '']);
+    expect(readdirSync(`${fresh}/tmp`)).toEqual([]);
+    expect((await cli(['run', '--rm', `${reg.host}/library/bb:1`, 'cat', '/etc/motd'], fresh)).stdout).toBe('hello from layer 2\n');
   });
 
   it('is a library call too, with progress events', async () => {
