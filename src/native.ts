@@ -103,6 +103,8 @@ export const MS = {
 export const MOUNT_ATTR = { RDONLY: 1, NOSUID: 2, NODEV: 4, NOEXEC: 8 } as const;
 export const MNT_DETACH = 2;
 
+export interface FsStat { mode: number; uid: number; gid: number; size: number; nlink: number; ino: number }
+
 /** File-system calls relative to directory fds (native/fsops.c), for applying image layers. */
 export interface FsOps {
   /** openat2(rootFd, path, {flags, mode, resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | resolve}). */
@@ -122,7 +124,7 @@ export interface FsOps {
   unlinkAt(dirFd: number, name: string, flags?: number): void;
   renameAt(oldDirFd: number, oldName: string, newDirFd: number, newName: string): void;
   /** fstatat(AT_SYMLINK_NOFOLLOW) of the entry itself; null when missing. */
-  statAt(dirFd: number, name: string): { mode: number; uid: number; gid: number; size: number; nlink: number; ino: number } | null;
+  statAt(dirFd: number, name: string): FsStat | null;
   fsetxattr(fd: number, name: string, value: Buffer): void;
   /** null when the attribute is not set. */
   fgetxattr(fd: number, name: string): Buffer | null;

@@ -12,15 +12,24 @@ Write a running container's root filesystem (without /proc, /sys, /dev and volum
 to standard output, or to FILE.`;
 
 export async function command(_name: string, argv: string[]): Promise<number> {
-  const { options: o, positionals } = parseArgs(argv, [{ long: 'output', short: 'o', value: 'single' }, { long: 'help', short: 'h' }], Infinity);
+  const { options: o, positionals } = parseArgs(
+    argv,
+    [
+      { long: 'output', short: 'o', value: 'single' },
+      { long: 'help', short: 'h' },
+    ],
+    Infinity,
+  );
   if (o.help) {
     process.stdout.write(`${EXPORT_HELP}\n`);
     return 0;
   }
   if (positionals.length !== 1) throw new NsboxError('export needs one container name or id');
   const st = find(positionals[0]);
-  if (st.status !== 'running' || !containerAlive(st)) throw new NsboxError(`container ${st.name} is not running (nsbox exports a running container's root)`);
-  if (!o.output && process.stdout.isTTY) throw new NsboxError('refusing to write a tar to a terminal: redirect it, or use -o FILE');
+  if (st.status !== 'running' || !containerAlive(st))
+    throw new NsboxError(`container ${st.name} is not running (nsbox exports a running container's root)`);
+  if (!o.output && process.stdout.isTTY)
+    throw new NsboxError('refusing to write a tar to a terminal: redirect it, or use -o FILE');
   const out = o.output ? createWriteStream(o.output as string, { mode: 0o600 }) : process.stdout;
   await pipeline(exportRoot(st.pid), out);
   return 0;

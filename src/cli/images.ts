@@ -55,8 +55,18 @@ export function humanSize(n: number): string {
 function ago(iso: string | undefined): string {
   if (!iso || Number.isNaN(Date.parse(iso))) return 'N/A';
   const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
-  const [n, unit] = s < 60 ? [s, 'second'] : s < 3600 ? [Math.round(s / 60), 'minute'] : s < 172800 ? [Math.round(s / 3600), 'hour']
-    : s < 86400 * 60 ? [Math.round(s / 86400), 'day'] : s < 86400 * 730 ? [Math.round(s / (86400 * 30)), 'month'] : [Math.round(s / (86400 * 365)), 'year'];
+  const [n, unit] =
+    s < 60
+      ? [s, 'second']
+      : s < 3600
+        ? [Math.round(s / 60), 'minute']
+        : s < 172800
+          ? [Math.round(s / 3600), 'hour']
+          : s < 86400 * 60
+            ? [Math.round(s / 86400), 'day']
+            : s < 86400 * 730
+              ? [Math.round(s / (86400 * 30)), 'month']
+              : [Math.round(s / (86400 * 365)), 'year'];
   return `${n} ${unit}${n === 1 ? '' : 's'} ago`;
 }
 
@@ -75,9 +85,16 @@ function repoTags(img: ImageRecord): [string, string][] {
 }
 
 function images(argv: string[]): number {
-  const { options: o, positionals } = parseArgs(argv, [
-    { long: 'quiet', short: 'q' }, { long: 'no-trunc' }, { long: 'format', value: 'single' }, { long: 'help', short: 'h' },
-  ], Infinity);
+  const { options: o, positionals } = parseArgs(
+    argv,
+    [
+      { long: 'quiet', short: 'q' },
+      { long: 'no-trunc' },
+      { long: 'format', value: 'single' },
+      { long: 'help', short: 'h' },
+    ],
+    Infinity,
+  );
   if (o.help) return help(IMAGES_HELP);
   const format = (o.format as string | undefined) ?? 'table';
   if (format !== 'table' && format !== 'json') throw new NsboxError(`invalid --format: ${format} (table or json)`);
@@ -85,17 +102,35 @@ function images(argv: string[]): number {
   let list = store.images().sort((a, b) => b.added.localeCompare(a.added));
   if (positionals.length) {
     const want = parseReference(positionals[0]);
-    list = list.filter((i) => i.names.some((n) => { const r = parseReference(n); return r.registry === want.registry && r.repository === want.repository; }));
+    list = list.filter((i) =>
+      i.names.some((n) => {
+        const r = parseReference(n);
+        return r.registry === want.registry && r.repository === want.repository;
+      }),
+    );
   }
   const short = (id: string) => (o['no-trunc'] ? id : id.slice(7, 19));
   if (o.quiet) process.stdout.write([...new Set(list.map((i) => short(i.id)))].map((id) => `${id}\n`).join(''));
   else if (format === 'json') {
-    process.stdout.write(`${JSON.stringify(list.map((i) => ({
-      id: i.id, names: i.names, digests: i.digests, created: i.created ?? null, added: i.added, size: i.size, layers: i.layers.length,
-    })), null, 1)}\n`);
+    process.stdout.write(
+      `${JSON.stringify(
+        list.map((i) => ({
+          id: i.id,
+          names: i.names,
+          digests: i.digests,
+          created: i.created ?? null,
+          added: i.added,
+          size: i.size,
+          layers: i.layers.length,
+        })),
+        null,
+        1,
+      )}\n`,
+    );
   } else {
     const rows = [['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE']];
-    for (const i of list) for (const [repo, tag] of repoTags(i)) rows.push([repo, tag, short(i.id), ago(i.created), humanSize(i.size)]);
+    for (const i of list)
+      for (const [repo, tag] of repoTags(i)) rows.push([repo, tag, short(i.id), ago(i.created), humanSize(i.size)]);
     process.stdout.write(table(rows));
   }
   return 0;
@@ -105,7 +140,13 @@ function images(argv: string[]): number {
 function rmiOne(store: Store, ref: string, force: boolean): void {
   const img = store.find(ref);
   if (!img) throw new NsboxError(`no such image: ${ref}`);
-  const byName = img.names.find((n) => { try { return store.find(n)?.id === img.id && sameName(n, ref); } catch { return false; } });
+  const byName = img.names.find((n) => {
+    try {
+      return store.find(n)?.id === img.id && sameName(n, ref);
+    } catch {
+      return false;
+    }
+  });
   if (byName && img.names.length > 1) {
     store.untag(byName);
     process.stdout.write(`Untagged: ${byName}\n`);
@@ -113,7 +154,9 @@ function rmiOne(store: Store, ref: string, force: boolean): void {
   }
   const users = store.containers().filter((c) => c.image === img.id);
   if (users.length && !force) {
-    throw new NsboxError(`image ${ref} is used by container ${users.map((c) => c.id).join(', ')}: remove it first, or use rmi -f`);
+    throw new NsboxError(
+      `image ${ref} is used by container ${users.map((c) => c.id).join(', ')}: remove it first, or use rmi -f`,
+    );
   }
   for (const n of img.names) process.stdout.write(`Untagged: ${n}\n`);
   store.removeImage(img.id);
@@ -123,7 +166,8 @@ function rmiOne(store: Store, ref: string, force: boolean): void {
 
 function sameName(full: string, ref: string): boolean {
   try {
-    const a = parseReference(full), b = parseReference(ref);
+    const a = parseReference(full),
+      b = parseReference(ref);
     return a.registry === b.registry && a.repository === b.repository && a.tag === b.tag && !b.digest;
   } catch {
     return false;
@@ -131,7 +175,14 @@ function sameName(full: string, ref: string): boolean {
 }
 
 function rmi(argv: string[]): number {
-  const { options: o, positionals } = parseArgs(argv, [{ long: 'force', short: 'f' }, { long: 'help', short: 'h' }], Infinity);
+  const { options: o, positionals } = parseArgs(
+    argv,
+    [
+      { long: 'force', short: 'f' },
+      { long: 'help', short: 'h' },
+    ],
+    Infinity,
+  );
   if (o.help) return help(RMI_HELP);
   if (!positionals.length) throw new NsboxError('rmi needs an image name or id');
   const store = new Store();
@@ -150,7 +201,10 @@ function rmi(argv: string[]): number {
 
 function inspect(argv: string[]): number {
   const { options: o, positionals } = parseArgs(argv, [{ long: 'help', short: 'h' }], Infinity);
-  if (o.help) return help('Usage: nsbox image inspect IMAGE...\n\nThe image\'s record in the store and its config, as a JSON array.');
+  if (o.help)
+    return help(
+      "Usage: nsbox image inspect IMAGE...\n\nThe image's record in the store and its config, as a JSON array.",
+    );
   if (!positionals.length) throw new NsboxError('image inspect needs an image name or id');
   const store = new Store();
   const out = positionals.map((ref) => {
@@ -163,7 +217,15 @@ function inspect(argv: string[]): number {
 }
 
 function prune(argv: string[]): number {
-  const { options: o } = parseArgs(argv, [{ long: 'help', short: 'h' }, { long: 'force', short: 'f' }, { long: 'all', short: 'a' }], Infinity);
+  const { options: o } = parseArgs(
+    argv,
+    [
+      { long: 'help', short: 'h' },
+      { long: 'force', short: 'f' },
+      { long: 'all', short: 'a' },
+    ],
+    Infinity,
+  );
   if (o.help) return help('Usage: nsbox image prune\n\nRemove layers that no image and no container uses.');
   const removed = new Store().prune();
   for (const l of removed) process.stdout.write(`Deleted layer: ${l}\n`);
@@ -172,9 +234,16 @@ function prune(argv: string[]): number {
 }
 
 async function importCmd(argv: string[]): Promise<number> {
-  const { options: o, positionals } = parseArgs(argv, [
-    { long: 'name', value: 'single' }, { long: 'platform', value: 'single' }, { long: 'quiet', short: 'q' }, { long: 'help', short: 'h' },
-  ], Infinity);
+  const { options: o, positionals } = parseArgs(
+    argv,
+    [
+      { long: 'name', value: 'single' },
+      { long: 'platform', value: 'single' },
+      { long: 'quiet', short: 'q' },
+      { long: 'help', short: 'h' },
+    ],
+    Infinity,
+  );
   if (o.help) return help(IMPORT_HELP);
   if (positionals.length !== 1) throw new NsboxError('import needs one FILE (or - for standard input)');
   const file = positionals[0];
@@ -185,11 +254,14 @@ async function importCmd(argv: string[]): Promise<number> {
     input = createReadStream(file);
     await new Promise<void>((res, rej) => {
       input.once('open', () => res());
-      input.once('error', (e: NodeJS.ErrnoException) => rej(new NsboxError(`cannot read ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`)));
+      input.once('error', (e: NodeJS.ErrnoException) =>
+        rej(new NsboxError(`cannot read ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`)),
+      );
     });
   }
   const imgs = await importArchive(new Store(), input, {
-    name: o.name as string | undefined, platform,
+    name: o.name as string | undefined,
+    platform,
     warn: (m) => process.stderr.write(`nsbox: warning: ${m}\n`),
   });
   for (const i of imgs) {
@@ -206,13 +278,24 @@ export async function command(name: string, argv: string[]): Promise<number> {
   if (name === 'pull') return (await import('./pull.js')).command(name, argv);
   const [sub, ...rest] = argv;
   switch (sub) {
-    case 'ls': case 'list': return images(rest);
-    case 'inspect': return inspect(rest);
-    case 'rm': return rmi(rest);
-    case 'prune': return prune(rest);
-    case 'import': return importCmd(rest);
-    case 'pull': return (await import('./pull.js')).command('pull', rest);
-    case undefined: case '--help': case '-h': return help(IMAGE_HELP);
-    default: throw new NsboxError(`unknown image command: ${sub} (see nsbox image --help)`);
+    case 'ls':
+    case 'list':
+      return images(rest);
+    case 'inspect':
+      return inspect(rest);
+    case 'rm':
+      return rmi(rest);
+    case 'prune':
+      return prune(rest);
+    case 'import':
+      return importCmd(rest);
+    case 'pull':
+      return (await import('./pull.js')).command('pull', rest);
+    case undefined:
+    case '--help':
+    case '-h':
+      return help(IMAGE_HELP);
+    default:
+      throw new NsboxError(`unknown image command: ${sub} (see nsbox image --help)`);
   }
 }

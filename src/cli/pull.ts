@@ -24,7 +24,8 @@ export const PULL_OPTIONS = [
 /** Pull options from parsed `--platform`/`--tls-verify`. */
 export function pullOptions(o: Parsed['options']): PullOptions {
   const tv = o['tls-verify'];
-  if (tv !== undefined && tv !== true && tv !== 'true' && tv !== 'false') throw new NsboxError(`invalid --tls-verify value: ${tv} (true or false)`);
+  if (tv !== undefined && tv !== true && tv !== 'true' && tv !== 'false')
+    throw new NsboxError(`invalid --tls-verify value: ${tv} (true or false)`);
   return {
     platform: o.platform ? parsePlatform(o.platform as string) : undefined,
     tlsVerify: tv === 'false' ? false : undefined,
@@ -39,13 +40,15 @@ export function progressPrinter(out: NodeJS.WriteStream): { onProgress: (p: Pull
     return {
       onProgress: (p) => {
         if (p.state === 'exists') out.write(`${short(p.digest)}: already exists\n`);
-        else if (p.state === 'downloading' && p.bytes === 0) out.write(`${short(p.digest)}: downloading ${humanSize(p.total)}\n`);
+        else if (p.state === 'downloading' && p.bytes === 0)
+          out.write(`${short(p.digest)}: downloading ${humanSize(p.total)}\n`);
         else if (p.state === 'done') out.write(`${short(p.digest)}: done\n`);
       },
       end() {},
     };
   }
-  let drawn = 0, timer: NodeJS.Timeout | null = null;
+  let drawn = 0,
+    timer: NodeJS.Timeout | null = null;
   const line = ({ p, start }: { p: PullProgress; start: number }): string => {
     if (p.state === 'waiting') return `${short(p.digest)}: waiting`;
     if (p.state === 'exists') return `${short(p.digest)}: already exists`;
@@ -77,7 +80,12 @@ export function progressPrinter(out: NodeJS.WriteStream): { onProgress: (p: Pull
 }
 
 /** Pulls with the display -q leaves out; prints the digest and the name at the end. */
-export async function pullShowing(ref: string, opts: PullOptions, quiet: boolean, out: NodeJS.WriteStream): Promise<ImageRecord> {
+export async function pullShowing(
+  ref: string,
+  opts: PullOptions,
+  quiet: boolean,
+  out: NodeJS.WriteStream,
+): Promise<ImageRecord> {
   const shown = quiet ? null : progressPrinter(out);
   try {
     const img = await pull(ref, { ...opts, onProgress: shown?.onProgress });
@@ -91,9 +99,11 @@ export async function pullShowing(ref: string, opts: PullOptions, quiet: boolean
 }
 
 export async function command(_name: string, argv: string[]): Promise<number> {
-  const { options: o, positionals } = parseArgs(argv, [
-    ...PULL_OPTIONS, { long: 'quiet', short: 'q' }, { long: 'help', short: 'h' },
-  ], Infinity);
+  const { options: o, positionals } = parseArgs(
+    argv,
+    [...PULL_OPTIONS, { long: 'quiet', short: 'q' }, { long: 'help', short: 'h' }],
+    Infinity,
+  );
   if (o.help) {
     process.stdout.write(`${PULL_HELP}\n`);
     return 0;

@@ -68,11 +68,19 @@ export interface CommitOptions extends ApplyOptions {
 }
 
 /** Unpacks what is missing and records the image; the config bytes give its id. */
-export async function commitImage(store: Store, configBytes: Buffer, layers: LayerSource[], what: string, o: CommitOptions = {}): Promise<ImageRecord> {
+export async function commitImage(
+  store: Store,
+  configBytes: Buffer,
+  layers: LayerSource[],
+  what: string,
+  o: CommitOptions = {},
+): Promise<ImageRecord> {
   const config = parseConfig(configBytes, what);
   const diffIds = config.rootfs!.diff_ids!;
   if (diffIds.length !== layers.length) {
-    throw new NsboxError(`${what}: the manifest lists ${layers.length} layers but the config ${diffIds.length}`, { step: 'config' });
+    throw new NsboxError(`${what}: the manifest lists ${layers.length} layers but the config ${diffIds.length}`, {
+      step: 'config',
+    });
   }
   const chains = chainIds(diffIds);
   store.init();
@@ -86,16 +94,22 @@ export async function commitImage(store: Store, configBytes: Buffer, layers: Lay
       src.on('error', (e) => dig.destroy(e));
       const r = await applyLayer(src.pipe(dig), dir, { ...o, name: layers[i].digest ?? diffIds[i] });
       if (layers[i].digest && dig.digest() !== layers[i].digest) {
-        throw new NsboxError(`${what}: layer ${layers[i].digest} does not match its digest (got ${dig.digest()})`, { step: 'verify' });
+        throw new NsboxError(`${what}: layer ${layers[i].digest} does not match its digest (got ${dig.digest()})`, {
+          step: 'verify',
+        });
       }
       if (r.diffId !== diffIds[i]) {
-        throw new NsboxError(`${what}: layer ${layers[i].digest ?? i} unpacks to ${r.diffId}, not the config's diff_id ${diffIds[i]}`, { step: 'verify' });
+        throw new NsboxError(
+          `${what}: layer ${layers[i].digest ?? i} unpacks to ${r.diffId}, not the config's diff_id ${diffIds[i]}`,
+          { step: 'verify' },
+        );
       }
       return r;
     });
     o.onLayer?.(i, 'done');
   };
-  let next = 0, failed: unknown = null;
+  let next = 0,
+    failed: unknown = null;
   const worker = async (): Promise<void> => {
     while (next < layers.length && !failed) {
       const i = next++;

@@ -2,7 +2,16 @@
 // is read through /proc/PID/root with every path resolved inside that root (openat2
 // RESOLVE_IN_ROOT), so a symlink swapped in mid-walk cannot make us read a host file; other mounts
 // inside (/proc, /sys, /dev, volumes) are left out, as docker leaves them out.
-import { closeSync, constants as C, fstatSync, openSync, readdirSync, readFileSync, readSync, type Stats } from 'node:fs';
+import {
+  closeSync,
+  constants as C,
+  fstatSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  type Stats,
+} from 'node:fs';
 import { Readable } from 'node:stream';
 import { Header, Pax } from 'tar';
 import { fsops } from '../native.js';
@@ -23,8 +32,16 @@ function innerMounts(pid: number): Set<string> {
 
 function header(path: string, st: Stats, type: string, extra: { linkpath?: string; size?: number } = {}): Buffer {
   const data = {
-    path, type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: extra.size ?? 0, mtime: st.mtime,
-    linkpath: extra.linkpath, devmaj: Math.floor(st.rdev / 256) & 0xfff, devmin: (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00),
+    path,
+    type,
+    mode: st.mode & 0o7777,
+    uid: st.uid,
+    gid: st.gid,
+    size: extra.size ?? 0,
+    mtime: st.mtime,
+    linkpath: extra.linkpath,
+    devmaj: Math.floor(st.rdev / 256) & 0xfff,
+    devmin: (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00),
   } as never;
   const b = Buffer.alloc(BLOCK);
   // A long path or link target goes in a pax header before the entry (the ustar fields truncate).
@@ -70,7 +87,13 @@ export function exportRoot(pid: number): Readable {
             yield* file(rel, st);
           }
         } else {
-          const type = st.isCharacterDevice() ? 'CharacterDevice' : st.isBlockDevice() ? 'BlockDevice' : st.isFIFO() ? 'FIFO' : null;
+          const type = st.isCharacterDevice()
+            ? 'CharacterDevice'
+            : st.isBlockDevice()
+              ? 'BlockDevice'
+              : st.isFIFO()
+                ? 'FIFO'
+                : null;
           if (type) yield header(rel, st, type);
         }
       } finally {

@@ -1,7 +1,18 @@
 // `nsbox import`: a `docker save` archive (old <id>/layer.tar form or the OCI-layout form), an
 // oci-archive, or a plain root-filesystem tar (maybe gzipped). The archive is unpacked like a
 // layer (so it is contained like one) into tmp/, then read through fds resolved inside it.
-import { closeSync, constants as C, createReadStream, fstatSync, mkdirSync, openSync, readSync, renameSync, rmdirSync, rmSync } from 'node:fs';
+import {
+  closeSync,
+  constants as C,
+  createReadStream,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+} from 'node:fs';
 import type { Readable } from 'node:stream';
 import { NsboxError } from '../errors.js';
 import { fsops } from '../native.js';
@@ -13,7 +24,10 @@ import { sha256, type ImageRecord, type Store } from './store.js';
 
 const O_PATH = 0o10000000;
 const JSON_MAX = 16 << 20;
-export const INDEX_TYPES = ['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json'];
+export const INDEX_TYPES = [
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+];
 
 /** An image as imported, with the names this archive gave it. */
 export type Imported = ImageRecord & { loaded: string[] };
@@ -57,7 +71,8 @@ class ArchiveDir {
     if (fd === null) throw new NsboxError(`archive member ${path} is missing`, { step: 'import' });
     try {
       const size = fstatSync(fd).size;
-      if (size > JSON_MAX) throw new NsboxError(`archive member ${path} is too large (${size} bytes)`, { step: 'import' });
+      if (size > JSON_MAX)
+        throw new NsboxError(`archive member ${path} is too large (${size} bytes)`, { step: 'import' });
       const b = Buffer.alloc(size);
       for (let off = 0; off < size;) {
         const n = readSync(fd, b, off, size - off, off);
@@ -110,14 +125,25 @@ export async function importArchive(store: Store, input: Readable, o: ImportOpti
   }
 }
 
-interface SaveEntry { Config: string; RepoTags?: string[] | null; Layers: string[] }
+interface SaveEntry {
+  Config: string;
+  RepoTags?: string[] | null;
+  Layers: string[];
+}
 
-async function dockerSave(store: Store, a: ArchiveDir, name: string | undefined, o: ImportOptions): Promise<Imported[]> {
+async function dockerSave(
+  store: Store,
+  a: ArchiveDir,
+  name: string | undefined,
+  o: ImportOptions,
+): Promise<Imported[]> {
   const list = a.json<SaveEntry[]>('manifest.json');
-  if (!Array.isArray(list) || list.length === 0) throw new NsboxError('manifest.json of the archive lists no image', { step: 'import' });
+  if (!Array.isArray(list) || list.length === 0)
+    throw new NsboxError('manifest.json of the archive lists no image', { step: 'import' });
   const out: Imported[] = [];
   for (const [i, m] of list.entries()) {
-    if (typeof m?.Config !== 'string' || !Array.isArray(m.Layers)) throw new NsboxError('manifest.json of the archive is malformed', { step: 'import' });
+    if (typeof m?.Config !== 'string' || !Array.isArray(m.Layers))
+      throw new NsboxError('manifest.json of the archive is malformed', { step: 'import' });
     const names = i === 0 && name ? [name] : (m.RepoTags ?? []).map(normalName);
     const layers: LayerSource[] = m.Layers.map((p) => {
       const hex = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(p)?.[1];
@@ -125,7 +151,8 @@ async function dockerSave(store: Store, a: ArchiveDir, name: string | undefined,
     });
     const config = a.read(m.Config);
     const cfgHex = /^(?:blobs\/sha256\/)?([0-9a-f]{64})(?:\.json)?$/.exec(m.Config)?.[1];
-    if (cfgHex && sha256(config) !== `sha256:${cfgHex}`) throw new NsboxError(`config ${m.Config} does not match its digest`, { step: 'verify' });
+    if (cfgHex && sha256(config) !== `sha256:${cfgHex}`)
+      throw new NsboxError(`config ${m.Config} does not match its digest`, { step: 'verify' });
     const img = await commitImage(store, config, layers, `image ${names[0] ?? m.Config}`, { names, warn: o.warn });
     o.onImage?.(img);
     out.push({ ...img, loaded: names });
@@ -133,7 +160,12 @@ async function dockerSave(store: Store, a: ArchiveDir, name: string | undefined,
   return out;
 }
 
-interface Manifest { mediaType?: string; config?: { digest: string }; layers?: { digest: string; mediaType?: string }[]; manifests?: IndexEntry[] }
+interface Manifest {
+  mediaType?: string;
+  config?: { digest: string };
+  layers?: { digest: string; mediaType?: string }[];
+  manifests?: IndexEntry[];
+}
 
 async function ociLayout(store: Store, a: ArchiveDir, name: string | undefined, o: ImportOptions): Promise<Imported[]> {
   const blob = (digest: string): Buffer => {
@@ -164,13 +196,19 @@ async function ociLayout(store: Store, a: ArchiveDir, name: string | undefined, 
       manifestDigest = chosen.digest;
       m = parse(blob(chosen.digest), `manifest ${chosen.digest}`);
     }
-    if (!m.config?.digest || !Array.isArray(m.layers)) throw new NsboxError(`manifest ${manifestDigest} is malformed`, { step: 'import' });
+    if (!m.config?.digest || !Array.isArray(m.layers))
+      throw new NsboxError(`manifest ${manifestDigest} is malformed`, { step: 'import' });
     const layers: LayerSource[] = m.layers.map((l) => {
-      if (!/^sha256:[0-9a-f]{64}$/.test(l.digest)) throw new NsboxError(`unsupported layer digest ${l.digest}`, { step: 'import' });
+      if (!/^sha256:[0-9a-f]{64}$/.test(l.digest))
+        throw new NsboxError(`unsupported layer digest ${l.digest}`, { step: 'import' });
       return { digest: l.digest, open: () => a.stream(`blobs/sha256/${l.digest.slice(7)}`) };
     });
     const digests = names.map((n) => `${n.replace(/:[^:/]+$/, '')}@${manifestDigest}`);
-    const img = await commitImage(store, blob(m.config.digest), layers, `image ${names[0] ?? manifestDigest}`, { names, digests, warn: o.warn });
+    const img = await commitImage(store, blob(m.config.digest), layers, `image ${names[0] ?? manifestDigest}`, {
+      names,
+      digests,
+      warn: o.warn,
+    });
     o.onImage?.(img);
     out.push({ ...img, loaded: names });
   }
@@ -180,13 +218,26 @@ async function ociLayout(store: Store, a: ArchiveDir, name: string | undefined, 
 const DEFAULT_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'];
 
 /** A plain root filesystem: the unpacked archive is the image's one layer, moved into place. */
-async function rootfsImage(store: Store, dir: string, diffId: string, size: number, name: string | undefined, o: ImportOptions): Promise<Imported> {
+async function rootfsImage(
+  store: Store,
+  dir: string,
+  diffId: string,
+  size: number,
+  name: string | undefined,
+  o: ImportOptions,
+): Promise<Imported> {
   const p = o.platform ?? hostPlatform();
   const created = new Date().toISOString();
-  const config = Buffer.from(JSON.stringify({
-    architecture: p.architecture, os: p.os, ...(p.variant ? { variant: p.variant } : {}), created,
-    config: { Env: DEFAULT_ENV }, rootfs: { type: 'layers', diff_ids: [diffId] },
-  }));
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: p.architecture,
+      os: p.os,
+      ...(p.variant ? { variant: p.variant } : {}),
+      created,
+      config: { Env: DEFAULT_ENV },
+      rootfs: { type: 'layers', diff_ids: [diffId] },
+    }),
+  );
   await store.ensureLayer(diffId, async (into) => {
     rmdirSync(into);
     renameSync(dir, into);

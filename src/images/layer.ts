@@ -31,9 +31,15 @@ export interface ApplyResult {
 
 const O_PATH = 0o10000000;
 const AT_REMOVEDIR = 0x200;
-const S_IFCHR = 0o020000, S_IFBLK = 0o060000, S_IFIFO = 0o010000, S_IFMT = 0o170000, S_IFDIR = 0o040000;
-const WH = '.wh.', OPAQUE = '.wh..wh..opq';
-const DEFAULT_MAX_ENTRIES = 1_000_000, DEFAULT_MAX_BYTES = 64 * 2 ** 30;
+const S_IFCHR = 0o020000,
+  S_IFBLK = 0o060000,
+  S_IFIFO = 0o010000,
+  S_IFMT = 0o170000,
+  S_IFDIR = 0o040000;
+const WH = '.wh.',
+  OPAQUE = '.wh..wh..opq';
+const DEFAULT_MAX_ENTRIES = 1_000_000,
+  DEFAULT_MAX_BYTES = 64 * 2 ** 30;
 
 /** An entry's path as components inside the root; '..' that would climb out of it is refused. */
 export function cleanPath(p: string, what = 'entry'): string[] {
@@ -66,12 +72,16 @@ function decompress(input: Readable, name: string): Readable {
       if (!decided) {
         decided = true;
         if (chunk[0] === 0x28 && chunk[1] === 0xb5 && chunk[2] === 0x2f && chunk[3] === 0xfd) {
-          return cb(new NsboxError(`layer ${name} is zstd-compressed, which nsbox does not read yet`, { step: 'layer' }));
+          return cb(
+            new NsboxError(`layer ${name} is zstd-compressed, which nsbox does not read yet`, { step: 'layer' }),
+          );
         }
         if (chunk[0] === 0x1f && chunk[1] === 0x8b) {
           const gz = createGunzip();
           gz.on('data', (d: Buffer) => this.push(d));
-          gz.on('error', (e) => this.destroy(new NsboxError(`layer ${name}: bad gzip data: ${e.message}`, { step: 'layer' })));
+          gz.on('error', (e) =>
+            this.destroy(new NsboxError(`layer ${name}: bad gzip data: ${e.message}`, { step: 'layer' })),
+          );
           (this as unknown as { gz: typeof gz }).gz = gz;
         }
       }
@@ -92,7 +102,10 @@ function decompress(input: Readable, name: string): Readable {
   return input.pipe(sniff);
 }
 
-interface Times { a: [number, number]; m: [number, number] }
+interface Times {
+  a: [number, number];
+  m: [number, number];
+}
 const split = (d: Date): [number, number] => {
   const ms = d.getTime();
   return [Math.floor(ms / 1000), (((ms % 1000) + 1000) % 1000) * 1e6];
@@ -101,17 +114,26 @@ const split = (d: Date): [number, number] => {
 /** Applies a layer into `dir` (empty, ours). Resolves with its diff_id once every entry is in place. */
 export function applyLayer(input: Readable, dir: string, o: ApplyOptions = {}): Promise<ApplyResult> {
   const name = o.name ?? 'layer';
-  const maxEntries = o.maxEntries ?? DEFAULT_MAX_ENTRIES, maxBytes = o.maxBytes ?? DEFAULT_MAX_BYTES;
+  const maxEntries = o.maxEntries ?? DEFAULT_MAX_ENTRIES,
+    maxBytes = o.maxBytes ?? DEFAULT_MAX_BYTES;
   const root = process.getuid?.() === 0;
   const rootFd = openSync(dir, C.O_DIRECTORY | C.O_NOFOLLOW | O_PATH);
   const hash = createHash('sha256');
   const dirTimes: [string, Times][] = [];
-  let entries = 0, bytes = 0, failed: Error | null = null;
+  let entries = 0,
+    bytes = 0,
+    failed: Error | null = null;
 
   const fail = (e: unknown, path?: string): void => {
     if (failed) return;
     const msg = e instanceof NsboxError ? e.message : `${path ?? ''}: ${(e as Error).message}`;
-    failed = e instanceof NsboxError ? e : new NsboxError(`layer ${name}: cannot apply ${msg}`, { step: 'layer', code: (e as NodeJS.ErrnoException).code });
+    failed =
+      e instanceof NsboxError
+        ? e
+        : new NsboxError(`layer ${name}: cannot apply ${msg}`, {
+            step: 'layer',
+            code: (e as NodeJS.ErrnoException).code,
+          });
   };
 
   /**
@@ -129,7 +151,9 @@ export function applyLayer(input: Readable, dir: string, o: ApplyOptions = {}): 
       if (typeof next === 'number') return next;
       parts = next;
     }
-    throw new NsboxError(`layer ${name}: too many levels of symbolic links under ${parts.join('/')}`, { step: 'layer' });
+    throw new NsboxError(`layer ${name}: too many levels of symbolic links under ${parts.join('/')}`, {
+      step: 'layer',
+    });
   };
   /** One walk creating missing directories; the rewritten path when a dangling symlink is met. */
   const walk = (parts: string[]): number | string[] => {
@@ -191,12 +215,18 @@ export function applyLayer(input: Readable, dir: string, o: ApplyOptions = {}): 
     if (failed) return void e.resume();
     const path = String(e.path);
     try {
-      if (++entries > maxEntries) throw new NsboxError(`layer ${name} has more than ${maxEntries} entries (refused as an archive bomb)`, { step: 'layer' });
+      if (++entries > maxEntries)
+        throw new NsboxError(`layer ${name} has more than ${maxEntries} entries (refused as an archive bomb)`, {
+          step: 'layer',
+        });
       const parts = cleanPath(path);
       const mode = (e.mode ?? 0o644) & 0o7777;
       if (parts.length === 0) {
         // The root itself: metadata only; it never changes type.
-        if (e.type !== 'Directory') throw new NsboxError(`layer ${name}: the root entry ${path} is a ${e.type}, not a directory`, { step: 'layer' });
+        if (e.type !== 'Directory')
+          throw new NsboxError(`layer ${name}: the root entry ${path} is a ${e.type}, not a directory`, {
+            step: 'layer',
+          });
         owner(rootFd, '', e);
         fs.fchmodFd(rootFd, mode);
         dirTimes.push(['.', times(e)]);
@@ -207,7 +237,9 @@ export function applyLayer(input: Readable, dir: string, o: ApplyOptions = {}): 
       try {
         if (base.startsWith(WH)) return whiteout(parent, base, path, e);
         switch (e.type) {
-          case 'File': case 'OldFile': case 'ContiguousFile':
+          case 'File':
+          case 'OldFile':
+          case 'ContiguousFile':
             return file(parent, base, path, mode, e);
           case 'Directory': {
             if (!clear(parent, base, true, path)) fs.mkdirAt(parent, base, 0o700);
@@ -229,7 +261,8 @@ export function applyLayer(input: Readable, dir: string, o: ApplyOptions = {}): 
             break;
           case 'Link': {
             const target = cleanPath(String(e.linkpath ?? ''), 'hard link target');
-            if (target.length === 0) throw new NsboxError(`layer ${name}: hard link ${path} points at the root`, { step: 'layer' });
+            if (target.length === 0)
+              throw new NsboxError(`layer ${name}: hard link ${path} points at the root`, { step: 'layer' });
             clear(parent, base, false, path);
             const tparent = fs.openIn(rootFd, target.slice(0, -1).join('/') || '.', O_PATH | C.O_DIRECTORY);
             try {
@@ -239,7 +272,9 @@ export function applyLayer(input: Readable, dir: string, o: ApplyOptions = {}): 
             }
             break;
           }
-          case 'CharacterDevice': case 'BlockDevice': case 'FIFO': {
+          case 'CharacterDevice':
+          case 'BlockDevice':
+          case 'FIFO': {
             const kind = e.type === 'FIFO' ? S_IFIFO : e.type === 'BlockDevice' ? S_IFBLK : S_IFCHR;
             if (kind !== S_IFIFO && !root) {
               o.warn?.(`layer ${name}: device node ${path} skipped (not root)`);
@@ -281,10 +316,14 @@ export function applyLayer(input: Readable, dir: string, o: ApplyOptions = {}): 
       }
     } else if (!base.startsWith(`${WH}${WH}`)) {
       const hidden = base.slice(WH.length);
-      if (hidden === '' || hidden === '.' || hidden === '..') throw new NsboxError(`layer ${name}: bad whiteout ${path}`, { step: 'layer' });
+      if (hidden === '' || hidden === '.' || hidden === '..')
+        throw new NsboxError(`layer ${name}: bad whiteout ${path}`, { step: 'layer' });
       // What this same layer wrote stays: a whiteout only hides the layers below.
       if (fs.statAt(parent, hidden) === null) {
-        if (!root) throw new NsboxError(`layer ${name}: whiteouts need root (rootless layers are not supported yet)`, { step: 'layer' });
+        if (!root)
+          throw new NsboxError(`layer ${name}: whiteouts need root (rootless layers are not supported yet)`, {
+            step: 'layer',
+          });
         fs.mknodAt(parent, hidden, S_IFCHR | 0o600, 0, 0);
       }
     }
@@ -293,7 +332,10 @@ export function applyLayer(input: Readable, dir: string, o: ApplyOptions = {}): 
 
   const file = (parent: number, base: string, path: string, mode: number, e: ReadEntry): void => {
     const size = e.size ?? 0;
-    if (bytes + size > maxBytes) throw new NsboxError(`layer ${name} unpacks to more than ${maxBytes} bytes (refused as an archive bomb)`, { step: 'layer' });
+    if (bytes + size > maxBytes)
+      throw new NsboxError(`layer ${name} unpacks to more than ${maxBytes} bytes (refused as an archive bomb)`, {
+        step: 'layer',
+      });
     bytes += size;
     clear(parent, base, false, path);
     const fd = fs.openAt(parent, base, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
@@ -303,7 +345,8 @@ export function applyLayer(input: Readable, dir: string, o: ApplyOptions = {}): 
       if (failed) return;
       try {
         written += chunk.length;
-        if (written > size) throw new NsboxError(`layer ${name}: entry ${path} is longer than its header says`, { step: 'layer' });
+        if (written > size)
+          throw new NsboxError(`layer ${name}: entry ${path} is longer than its header says`, { step: 'layer' });
         for (let off = 0; off < chunk.length;) off += writeSync(fd, chunk, off, chunk.length - off);
       } catch (err) {
         fail(err, path);
@@ -355,14 +398,24 @@ export function applyLayer(input: Readable, dir: string, o: ApplyOptions = {}): 
       } else resolve({ diffId: `sha256:${hash.digest('hex')}`, size: bytes, entries });
     };
     parser.on('entry', onEntry);
-    parser.on('error', (e: Error) => finish(failed ?? new NsboxError(`layer ${name}: not a valid tar archive: ${e.message}`, { step: 'layer' })));
+    parser.on('error', (e: Error) =>
+      finish(failed ?? new NsboxError(`layer ${name}: not a valid tar archive: ${e.message}`, { step: 'layer' })),
+    );
     parser.on('warn', (code: string, msg: string | Error) => {
       if (code === 'TAR_BAD_ARCHIVE' || code === 'TAR_ENTRY_INVALID') {
-        fail(new NsboxError(`layer ${name}: not a valid tar archive: ${msg instanceof Error ? msg.message : msg}`, { step: 'layer' }));
+        fail(
+          new NsboxError(`layer ${name}: not a valid tar archive: ${msg instanceof Error ? msg.message : msg}`, {
+            step: 'layer',
+          }),
+        );
       }
     });
     parser.on('end', () => finish(failed));
-    src.on('error', (e) => finish(failed ?? (e instanceof NsboxError ? e : new NsboxError(`layer ${name}: ${e.message}`, { step: 'layer' }))));
+    src.on('error', (e) =>
+      finish(
+        failed ?? (e instanceof NsboxError ? e : new NsboxError(`layer ${name}: ${e.message}`, { step: 'layer' })),
+      ),
+    );
     let total = 0;
     src.on('data', (chunk: Buffer) => {
       hash.update(chunk);

@@ -17,7 +17,10 @@ export async function pull(ref: string, o: PullOptions = {}): Promise<ImageRecor
 }
 
 /** Imports a docker save / OCI archive or a root-filesystem tar (maybe gzipped) into the store. */
-export async function importImage(stream: Readable, o: Pick<ImportOptions, 'name' | 'platform' | 'warn'> = {}): Promise<ImageRecord[]> {
+export async function importImage(
+  stream: Readable,
+  o: Pick<ImportOptions, 'name' | 'platform' | 'warn'> = {},
+): Promise<ImageRecord[]> {
   return (await import('./import.js')).importArchive(new Store(), stream, o);
 }
 
@@ -40,7 +43,12 @@ export function imageSpec(spec: Omit<ContainerSpec, 'rootfs'>, ref: string): { s
   const { rootfs, part } = overlayPart(store, img, id, run, true, !!spec.userns);
   return {
     spec: {
-      ...spec, id, rootfs, command: run.command, env: run.env, cwd: run.cwd,
+      ...spec,
+      id,
+      rootfs,
+      command: run.command,
+      env: run.env,
+      cwd: run.cwd,
       ...(run.user ? { user: run.user, groupAdd: [...(spec.groupAdd ?? []), ...(run.groupAdd ?? [])] } : {}),
     },
     part,

@@ -17,8 +17,12 @@ export const MANIFEST_TYPES = {
   docker2: 'application/vnd.docker.distribution.manifest.v2+json',
 } as const;
 const ACCEPT = Object.values(MANIFEST_TYPES);
-const SCHEMA1 = ['application/vnd.docker.distribution.manifest.v1+json', 'application/vnd.docker.distribution.manifest.v1+prettyjws'];
-const MANIFEST_MAX = 4 << 20, CONFIG_MAX = 16 << 20;
+const SCHEMA1 = [
+  'application/vnd.docker.distribution.manifest.v1+json',
+  'application/vnd.docker.distribution.manifest.v1+prettyjws',
+];
+const MANIFEST_MAX = 4 << 20,
+  CONFIG_MAX = 16 << 20;
 
 export interface PullProgress {
   /** Index of the layer in the manifest, its digest and declared size. */
@@ -56,17 +60,27 @@ function parseManifest(bytes: Buffer, what: string): Manifest {
   }
 }
 
-async function fetchManifest(reg: Registry, r: Reference, ref: string, what: string): Promise<{ bytes: Buffer; digest: string; type: string; m: Manifest }> {
+async function fetchManifest(
+  reg: Registry,
+  r: Reference,
+  ref: string,
+  what: string,
+): Promise<{ bytes: Buffer; digest: string; type: string; m: Manifest }> {
   const res = await reg.get(r.repository, `manifests/${ref}`, ACCEPT, what);
   const bytes = await Registry.bytes(res, MANIFEST_MAX, `the manifest of ${what}`);
   const digest = sha256(bytes);
   if (ref.startsWith('sha256:') && digest !== ref) {
-    throw new NsboxError(`the manifest of ${what} does not match its digest ${ref} (got ${digest})`, { step: 'verify' });
+    throw new NsboxError(`the manifest of ${what} does not match its digest ${ref} (got ${digest})`, {
+      step: 'verify',
+    });
   }
   const m = parseManifest(bytes, what);
   const type = (res.headers.get('content-type') ?? '').split(';')[0].trim() || m.mediaType || '';
   if (SCHEMA1.includes(type) || m.schemaVersion === 1) {
-    throw new NsboxError(`${what} has a Docker schema 1 manifest, which nsbox does not read (it is deprecated: re-push the image)`, { step: 'pull' });
+    throw new NsboxError(
+      `${what} has a Docker schema 1 manifest, which nsbox does not read (it is deprecated: re-push the image)`,
+      { step: 'pull' },
+    );
   }
   return { bytes, digest, type: m.mediaType ?? type, m };
 }
@@ -82,16 +96,24 @@ export async function pull(ref: string, o: PullOptions = {}): Promise<ImageRecor
   if (INDEX_TYPES.includes(top.type) || top.m.manifests) {
     const chosen = choosePlatform(top.m.manifests ?? [], o.platform ?? hostPlatform(), what);
     man = await fetchManifest(reg, r, chosen.digest, what);
-    if (INDEX_TYPES.includes(man.type) || man.m.manifests) throw new NsboxError(`${what}: an index inside an index is not supported`, { step: 'pull' });
+    if (INDEX_TYPES.includes(man.type) || man.m.manifests)
+      throw new NsboxError(`${what}: an index inside an index is not supported`, { step: 'pull' });
   }
   const m = man.m;
-  if (!m.config?.digest || !Array.isArray(m.layers)) throw new NsboxError(`the manifest of ${what} is malformed (no config or layers)`, { step: 'pull' });
+  if (!m.config?.digest || !Array.isArray(m.layers))
+    throw new NsboxError(`the manifest of ${what} is malformed (no config or layers)`, { step: 'pull' });
   for (const d of [m.config.digest, ...m.layers.map((l) => l.digest)]) {
     if (!/^sha256:[0-9a-f]{64}$/.test(d)) throw new NsboxError(`${what}: unsupported digest ${d}`, { step: 'pull' });
   }
-  const config = await Registry.bytes(await reg.get(r.repository, `blobs/${m.config.digest}`, ['*/*'], `config of ${what}`), CONFIG_MAX, `the config of ${what}`);
+  const config = await Registry.bytes(
+    await reg.get(r.repository, `blobs/${m.config.digest}`, ['*/*'], `config of ${what}`),
+    CONFIG_MAX,
+    `the config of ${what}`,
+  );
   if (sha256(config) !== m.config.digest) {
-    throw new NsboxError(`the config of ${what} does not match its digest ${m.config.digest} (got ${sha256(config)})`, { step: 'verify' });
+    throw new NsboxError(`the config of ${what} does not match its digest ${m.config.digest} (got ${sha256(config)})`, {
+      step: 'verify',
+    });
   }
   const progress = (i: number, state: PullProgress['state'], bytes = 0) =>
     o.onProgress?.({ layer: i, digest: m.layers![i].digest, total: m.layers![i].size ?? 0, state, bytes });
@@ -105,13 +127,18 @@ export async function pull(ref: string, o: PullOptions = {}): Promise<ImageRecor
       const count = new Transform({
         transform(chunk: Buffer, _e, cb) {
           bytes += chunk.length;
-          if (l.size !== undefined && bytes > l.size) return cb(new NsboxError(`layer ${l.digest} of ${what} is longer than its manifest says`, { step: 'verify' }));
+          if (l.size !== undefined && bytes > l.size)
+            return cb(
+              new NsboxError(`layer ${l.digest} of ${what} is longer than its manifest says`, { step: 'verify' }),
+            );
           progress(i, 'downloading', bytes);
           cb(null, chunk);
         },
       });
       const body = Registry.stream(res);
-      body.on('error', (e) => count.destroy(new NsboxError(`downloading layer ${l.digest}: ${e.message}`, { step: 'pull' })));
+      body.on('error', (e) =>
+        count.destroy(new NsboxError(`downloading layer ${l.digest}: ${e.message}`, { step: 'pull' })),
+      );
       return body.pipe(count);
     },
   }));

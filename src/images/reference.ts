@@ -30,7 +30,8 @@ function bad(ref: string, why: string): never {
 }
 
 function validHost(ref: string, domain: string): void {
-  let host = domain, port: string | undefined;
+  let host = domain,
+    port: string | undefined;
   if (domain.startsWith('[')) {
     const end = domain.indexOf(']');
     if (end < 0 || !/^[0-9a-fA-F:.]+$/.test(domain.slice(1, end))) bad(ref, `bad registry host ${domain}`);
@@ -52,17 +53,21 @@ function validHost(ref: string, domain: string): void {
 export function parseReference(ref: string): Reference {
   if (typeof ref !== 'string' || ref === '') bad(String(ref), 'empty');
   if (/\s/.test(ref)) bad(ref, 'contains white space');
-  let rest = ref, digest: string | undefined, tag: string | undefined;
+  let rest = ref,
+    digest: string | undefined,
+    tag: string | undefined;
   const at = rest.indexOf('@');
   if (at >= 0) {
     digest = rest.slice(at + 1);
     rest = rest.slice(0, at);
     if (!DIGEST.test(digest)) bad(ref, `bad digest ${JSON.stringify(digest)}`);
     if (digest.startsWith('sha256:') && !SHA256.test(digest)) bad(ref, 'a sha256 digest is 64 lowercase hex digits');
-    if (!digest.startsWith('sha256:') && !digest.startsWith('sha512:')) bad(ref, `unsupported digest algorithm in ${digest}`);
+    if (!digest.startsWith('sha256:') && !digest.startsWith('sha512:'))
+      bad(ref, `unsupported digest algorithm in ${digest}`);
   }
   // A tag follows the last ':' that comes after the last '/' (a ':' before it is a port).
-  const slash = rest.lastIndexOf('/'), colon = rest.lastIndexOf(':');
+  const slash = rest.lastIndexOf('/'),
+    colon = rest.lastIndexOf(':');
   if (colon > slash) {
     tag = rest.slice(colon + 1);
     rest = rest.slice(0, colon);
@@ -73,7 +78,10 @@ export function parseReference(ref: string): Reference {
   const parts = rest.split('/');
   let registry = DEFAULT_REGISTRY;
   const first = parts[0];
-  if (parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost' || first !== first.toLowerCase())) {
+  if (
+    parts.length > 1 &&
+    (first.includes('.') || first.includes(':') || first === 'localhost' || first !== first.toLowerCase())
+  ) {
     validHost(ref, first);
     registry = first === 'index.docker.io' ? DEFAULT_REGISTRY : first;
     parts.shift();

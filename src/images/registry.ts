@@ -15,7 +15,8 @@ export interface RegistryOptions {
 const MAX_REDIRECTS = 10;
 
 /** The host:port the API is served from (docker.io's is registry-1.docker.io). */
-export const apiHost = (registry: string): string => (registry === DEFAULT_REGISTRY ? 'registry-1.docker.io' : registry);
+export const apiHost = (registry: string): string =>
+  registry === DEFAULT_REGISTRY ? 'registry-1.docker.io' : registry;
 
 export function isLoopback(registry: string): boolean {
   const host = registry.startsWith('[') ? registry.slice(1, registry.indexOf(']')) : registry.replace(/:\d+$/, '');
@@ -25,8 +26,10 @@ export function isLoopback(registry: string): boolean {
 /** user:password for a registry from $REGISTRY_AUTH_FILE or ~/.docker/config.json, if any. */
 export function credentials(registry: string): string | null {
   const files = [process.env.REGISTRY_AUTH_FILE, `${process.env.DOCKER_CONFIG || `${homedir()}/.docker`}/config.json`];
-  const keys = registry === DEFAULT_REGISTRY
-    ? ['https://index.docker.io/v1/', 'index.docker.io', 'docker.io', 'registry-1.docker.io'] : [registry, `https://${registry}`, `http://${registry}`];
+  const keys =
+    registry === DEFAULT_REGISTRY
+      ? ['https://index.docker.io/v1/', 'index.docker.io', 'docker.io', 'registry-1.docker.io']
+      : [registry, `https://${registry}`, `http://${registry}`];
   for (const f of files) {
     if (!f) continue;
     let auths: Record<string, { auth?: string; username?: string; password?: string }>;
@@ -59,7 +62,10 @@ export class Registry {
   private tokens = new Map<string, string>();
   private basic: string | null | undefined;
 
-  constructor(readonly registry: string, o: RegistryOptions = {}) {
+  constructor(
+    readonly registry: string,
+    o: RegistryOptions = {},
+  ) {
     this.scheme = o.tlsVerify === false || isLoopback(registry) ? 'http' : 'https';
   }
 
@@ -80,19 +86,28 @@ export class Registry {
       const cause = (e as { cause?: NodeJS.ErrnoException }).cause;
       const code = cause?.code ?? '';
       const host = new URL(url).host;
-      if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') throw new NsboxError(`cannot reach registry ${host}: unknown host`, { step: 'pull', code });
-      if (code === 'ECONNREFUSED') throw new NsboxError(`cannot reach registry ${host}: connection refused`, { step: 'pull', code });
+      if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
+        throw new NsboxError(`cannot reach registry ${host}: unknown host`, { step: 'pull', code });
+      if (code === 'ECONNREFUSED')
+        throw new NsboxError(`cannot reach registry ${host}: connection refused`, { step: 'pull', code });
       if (/certificate|SSL|TLS/i.test(`${code} ${cause?.message}`)) {
-        throw new NsboxError(`registry ${host}: TLS failed (${cause?.message ?? code}); for a registry without TLS use --tls-verify=false`, { step: 'pull', code });
+        throw new NsboxError(
+          `registry ${host}: TLS failed (${cause?.message ?? code}); for a registry without TLS use --tls-verify=false`,
+          { step: 'pull', code },
+        );
       }
-      throw new NsboxError(`cannot reach registry ${host}: ${cause?.message ?? (e as Error).message}`, { step: 'pull', code });
+      throw new NsboxError(`cannot reach registry ${host}: ${cause?.message ?? (e as Error).message}`, {
+        step: 'pull',
+        code,
+      });
     }
   }
 
   /** A token for `scope` from the realm a 401 named, with Basic credentials when we have them. */
   private async token(challenge: Record<string, string>, scope: string): Promise<string> {
     const realm = challenge.realm;
-    if (!realm) throw new NsboxError(`registry ${this.registry} sent a Bearer challenge without a realm`, { step: 'pull' });
+    if (!realm)
+      throw new NsboxError(`registry ${this.registry} sent a Bearer challenge without a realm`, { step: 'pull' });
     const u = new URL(realm);
     if (challenge.service) u.searchParams.set('service', challenge.service);
     u.searchParams.set('scope', challenge.scope ?? scope);
@@ -100,16 +115,27 @@ export class Registry {
     const c = this.creds();
     if (c) headers.Authorization = `Basic ${Buffer.from(c).toString('base64')}`;
     const r = await this.follow(u.toString(), { headers }, false);
-    if (r.status === 401 || r.status === 403) throw new NsboxError(`access denied by ${this.registry}: the token server refused ${c ? 'the credentials' : 'an anonymous token'}`, { step: 'pull' });
-    if (!r.ok) throw new NsboxError(`registry ${this.registry}: token server answered ${r.status} ${r.statusText}`, { step: 'pull' });
-    const body = await r.json().catch(() => ({})) as { token?: string; access_token?: string };
+    if (r.status === 401 || r.status === 403)
+      throw new NsboxError(
+        `access denied by ${this.registry}: the token server refused ${c ? 'the credentials' : 'an anonymous token'}`,
+        { step: 'pull' },
+      );
+    if (!r.ok)
+      throw new NsboxError(`registry ${this.registry}: token server answered ${r.status} ${r.statusText}`, {
+        step: 'pull',
+      });
+    const body = (await r.json().catch(() => ({}))) as { token?: string; access_token?: string };
     const t = body.token ?? body.access_token;
     if (!t) throw new NsboxError(`registry ${this.registry}: the token server sent no token`, { step: 'pull' });
     return t;
   }
 
   /** GET with redirects followed by hand; Authorization only goes to the origin it was meant for. */
-  private async follow(url: string, init: { headers: Record<string, string> }, authOrigin: boolean | string): Promise<Response> {
+  private async follow(
+    url: string,
+    init: { headers: Record<string, string> },
+    authOrigin: boolean | string,
+  ): Promise<Response> {
     const origin = typeof authOrigin === 'string' ? authOrigin : new URL(url).origin;
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
       const headers = { ...init.headers };
@@ -143,19 +169,32 @@ export class Registry {
       const ch = parseChallenge(r.headers.get('www-authenticate') ?? '');
       void r.body?.cancel();
       if (ch.scheme === 'bearer') this.tokens.set(scope, `Bearer ${await this.token(ch.params, scope)}`);
-      else if (ch.scheme === 'basic' && this.creds()) this.tokens.set(scope, `Basic ${Buffer.from(this.creds()!).toString('base64')}`);
-      else throw new NsboxError(`access denied to ${what}: ${this.registry} wants credentials (docker login, or $REGISTRY_AUTH_FILE)`, { step: 'pull' });
+      else if (ch.scheme === 'basic' && this.creds())
+        this.tokens.set(scope, `Basic ${Buffer.from(this.creds()!).toString('base64')}`);
+      else
+        throw new NsboxError(
+          `access denied to ${what}: ${this.registry} wants credentials (docker login, or $REGISTRY_AUTH_FILE)`,
+          { step: 'pull' },
+        );
       r = await this.follow(url, { headers: headers() }, origin);
     }
     if (r.ok) return r;
     void r.body?.cancel();
-    if (r.status === 401 || r.status === 403) throw new NsboxError(`access denied to ${what} (check the name, or log in)`, { step: 'pull', code: String(r.status) });
+    if (r.status === 401 || r.status === 403)
+      throw new NsboxError(`access denied to ${what} (check the name, or log in)`, {
+        step: 'pull',
+        code: String(r.status),
+      });
     if (r.status === 404) throw new NsboxError(`image not found: ${what}`, { step: 'pull', code: '404' });
     if (r.status === 429) {
       const after = r.headers.get('retry-after');
-      throw new NsboxError(`rate limited by ${this.registry}, retry after ${after ? (/^\d+$/.test(after) ? `${after} seconds` : after) : 'a while'}`, { step: 'pull', code: '429' });
+      const when = after ? (/^\d+$/.test(after) ? `${after} seconds` : after) : 'a while';
+      throw new NsboxError(`rate limited by ${this.registry}, retry after ${when}`, { step: 'pull', code: '429' });
     }
-    throw new NsboxError(`registry ${this.registry} answered ${r.status} ${r.statusText} for ${what}`, { step: 'pull', code: String(r.status) });
+    throw new NsboxError(`registry ${this.registry} answered ${r.status} ${r.statusText} for ${what}`, {
+      step: 'pull',
+      code: String(r.status),
+    });
   }
 
   /** The body of a response, at most `max` bytes. */

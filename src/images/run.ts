@@ -78,11 +78,20 @@ const isId = (s: string) => /^\d{1,10}$/.test(s);
 /** `name[:group]` looked up in the image's own /etc/passwd and /etc/group (files, not NSS). */
 function resolveImageUser(store: Store, img: ImageRecord, user: string): { user: string; groups: number[] } {
   const [u, g] = user.split(':');
-  const rows = (f: string) => (readImageFile(store, img, f) ?? '').split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
-  let uid = u, gid = g, name = u;
+  const rows = (f: string) =>
+    (readImageFile(store, img, f) ?? '')
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#'))
+      .map((l) => l.split(':'));
+  let uid = u,
+    gid = g,
+    name = u;
   if (!isId(u)) {
     const e = rows('etc/passwd').find((r) => r[0] === u);
-    if (!e || !isId(e[2] ?? '')) throw new NsboxError(`unable to find user ${u}: no matching entries in the image's /etc/passwd`, { step: 'user' });
+    if (!e || !isId(e[2] ?? ''))
+      throw new NsboxError(`unable to find user ${u}: no matching entries in the image's /etc/passwd`, {
+        step: 'user',
+      });
     uid = e[2];
     gid ??= e[3];
   } else {
@@ -93,10 +102,15 @@ function resolveImageUser(store: Store, img: ImageRecord, user: string): { user:
   const groups = rows('etc/group');
   if (gid !== undefined && !isId(gid)) {
     const e = groups.find((r) => r[0] === gid);
-    if (!e || !isId(e[2] ?? '')) throw new NsboxError(`unable to find group ${gid}: no matching entries in the image's /etc/group`, { step: 'user' });
+    if (!e || !isId(e[2] ?? ''))
+      throw new NsboxError(`unable to find group ${gid}: no matching entries in the image's /etc/group`, {
+        step: 'user',
+      });
     gid = e[2];
   }
-  const extra = groups.filter((r) => (r[3] ?? '').split(',').includes(name) && isId(r[2] ?? '')).map((r) => Number(r[2]));
+  const extra = groups
+    .filter((r) => (r[3] ?? '').split(',').includes(name) && isId(r[2] ?? ''))
+    .map((r) => Number(r[2]));
   return { user: `${uid}:${gid ?? '0'}`, groups: extra };
 }
 
@@ -104,10 +118,13 @@ function resolveImageUser(store: Store, img: ImageRecord, user: string): { user:
 export function imageRun(store: Store, img: ImageRecord, o: ImageRunOptions): ImageRun {
   const config = JSON.parse(store.readBlob(img.id).toString('utf8')) as ImageConfig;
   const c = config.config ?? {};
-  const entry = o.entrypoint !== undefined ? (o.entrypoint === '' ? [] : [o.entrypoint]) : c.Entrypoint ?? [];
-  const cmd = o.args.length ? o.args : o.entrypoint !== undefined ? [] : c.Cmd ?? [];
+  const entry = o.entrypoint !== undefined ? (o.entrypoint === '' ? [] : [o.entrypoint]) : (c.Entrypoint ?? []);
+  const cmd = o.args.length ? o.args : o.entrypoint !== undefined ? [] : (c.Cmd ?? []);
   const command = [...entry, ...cmd];
-  if (command.length === 0) throw new NsboxError('no command specified: the image has no Entrypoint or Cmd (give a command)', { step: 'command' });
+  if (command.length === 0)
+    throw new NsboxError('no command specified: the image has no Entrypoint or Cmd (give a command)', {
+      step: 'command',
+    });
   const env: Record<string, string> = {};
   for (const kv of c.Env ?? []) {
     const eq = kv.indexOf('=');
@@ -133,11 +150,21 @@ export function imageRun(store: Store, img: ImageRecord, o: ImageRunOptions): Im
  * `rootfs` (its merged directory). `removeOnExit`: the directories go when PID 1 ends (library
  * containers; the CLI removes them with the container's state entry).
  */
-export function overlayPart(store: Store, img: ImageRecord, id: string, run: ImageRun, removeOnExit: boolean, userns = false): { rootfs: string; part: StartPart } {
+export function overlayPart(
+  store: Store,
+  img: ImageRecord,
+  id: string,
+  run: ImageRun,
+  removeOnExit: boolean,
+  userns = false,
+): { rootfs: string; part: StartPart } {
   // Layers are owned by the host's ids: a user namespace would see them as nobody's (idmapped
   // mounts would fix that), and the kernel refuses the mount there anyway. Fail before anything.
   if (userns || process.geteuid?.() !== 0) {
-    throw new NsboxError('containers from images need root and no user namespace for now (--userns and rootless are not supported yet)', { step: 'image' });
+    throw new NsboxError(
+      'containers from images need root and no user namespace for now (--userns and rootless are not supported yet)',
+      { step: 'image' },
+    );
   }
   const d = store.createContainer(id, img, run.stopSignal);
   const lower = [...img.layers].reverse().map((c) => store.layerLink(c)); // overlay lists the top first
@@ -146,22 +173,40 @@ export function overlayPart(store: Store, img: ImageRecord, id: string, run: Ima
   if (overlayMount.legacy ?? !hasLowerdirPlus()) {
     // mount(2) takes one page of options: layers are named relative to ROOT/l (the child's cwd
     // then), by 12 characters each, as containers/storage does.
-    const short = [...img.layers].reverse().map((c) => store.layerLink(c).slice(store.layerLink(c).lastIndexOf('/') + 1));
+    const short = [...img.layers]
+      .reverse()
+      .map((c) => store.layerLink(c).slice(store.layerLink(c).lastIndexOf('/') + 1));
     data = `lowerdir=${short.join(':')},upperdir=${d.upper},workdir=${d.work}`;
     if (data.length >= PAGE) {
       cleanup();
-      throw new NsboxError(`image ${img.id.slice(7, 19)} has too many layers (${lower.length}) for this kernel's overlay options (needs Linux 6.8 for more)`, { step: 'overlay' });
+      throw new NsboxError(
+        `image ${img.id.slice(7, 19)} has too many layers (${lower.length}) for this kernel's overlay options ` +
+          '(needs Linux 6.8 for more)',
+        { step: 'overlay' },
+      );
     }
   }
   const part: StartPart = {
     steps(b) {
       if (data) {
-        b.add('root', op.chdir(`${store.root}/l`), op.mount('overlay', d.merged, 'overlay', MS.NODEV, data, 'mount the image overlay'));
+        b.add(
+          'root',
+          op.chdir(`${store.root}/l`),
+          op.mount('overlay', d.merged, 'overlay', MS.NODEV, data, 'mount the image overlay'),
+        );
       } else {
         // Made detached before anything else is mounted, attached once propagation is private.
         const slot = b.slot('the image overlay');
-        b.add('host', op.fsmount('overlay', [...lower.map((l) => `lowerdir+=${l}`), `upperdir=${d.upper}`, `workdir=${d.work}`],
-          slot, MOUNT_ATTR.NODEV, 'mount the image overlay'));
+        b.add(
+          'host',
+          op.fsmount(
+            'overlay',
+            [...lower.map((l) => `lowerdir+=${l}`), `upperdir=${d.upper}`, `workdir=${d.work}`],
+            slot,
+            MOUNT_ATTR.NODEV,
+            'mount the image overlay',
+          ),
+        );
         b.add('root', op.moveMount(slot, d.merged, 'the image overlay'));
       }
       // The working directory is made if missing (after pivot_root: resolved inside the root).

@@ -9,8 +9,19 @@
 //   ROOT/tmp/PID-RANDOM            work in progress; left over by a dead process, it is removed
 import { createRequire } from 'node:module';
 import {
-  closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync,
-  statSync, symlinkSync, writeFileSync,
+  closeSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { NsboxError } from '../errors.js';
 import { flock } from '../native.js';
@@ -48,7 +59,8 @@ export const hexOf = (digest: string): string => {
   if (!isSha256(digest)) throw new NsboxError(`not a sha256 digest: ${digest}`);
   return digest.slice(7);
 };
-export const sha256 = (data: Buffer | string): string => `sha256:${crypto().createHash('sha256').update(data).digest('hex')}`;
+export const sha256 = (data: Buffer | string): string =>
+  `sha256:${crypto().createHash('sha256').update(data).digest('hex')}`;
 
 /** The chain id of a layer: its diff_id on top of its parent's chain id (OCI image spec). */
 export function chainIds(diffIds: string[]): string[] {
@@ -67,7 +79,9 @@ const isAlive = (pid: number): boolean => {
 };
 
 const SHORT = 12;
-const LOCK_EX = 2, LOCK_NB = 4, LOCK_UN = 8;
+const LOCK_EX = 2,
+  LOCK_NB = 4,
+  LOCK_UN = 8;
 
 /** An exclusive flock on `path` (made if missing), as src/state locks; null when held and !wait. */
 class Lock {
@@ -114,10 +128,12 @@ export class Store {
   /** Makes the directories, and removes work a dead process left in tmp/. */
   init(): this {
     if (this.ready) return this;
-    for (const d of ['blobs/sha256', 'layers', 'l', 'tmp', 'containers']) mkdirSync(`${this.root}/${d}`, { recursive: true, mode: 0o700 });
+    for (const d of ['blobs/sha256', 'layers', 'l', 'tmp', 'containers'])
+      mkdirSync(`${this.root}/${d}`, { recursive: true, mode: 0o700 });
     for (const t of readdirSync(`${this.root}/tmp`)) {
       const pid = Number(t.split('-')[0]);
-      if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) rmSync(`${this.root}/tmp/${t}`, { recursive: true, force: true });
+      if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid))
+        rmSync(`${this.root}/tmp/${t}`, { recursive: true, force: true });
     }
     this.ready = true;
     return this;
@@ -140,7 +156,8 @@ export class Store {
   /** Stores bytes under their digest, after checking it. */
   putBlob(digest: string, data: Buffer, what = 'blob'): void {
     const got = sha256(data);
-    if (got !== digest) throw new NsboxError(`${what} ${digest} does not match its digest (got ${got})`, { step: 'verify' });
+    if (got !== digest)
+      throw new NsboxError(`${what} ${digest} does not match its digest (got ${got})`, { step: 'verify' });
     if (this.hasBlob(digest)) return;
     const tmp = `${this.tempDir()}/blob`;
     writeFileSync(tmp, data, { mode: 0o600 });
@@ -167,7 +184,10 @@ export class Store {
    * Makes the layer with this chain id unless it exists: `unpack(dir)` fills an empty directory in
    * tmp/ which is then renamed into place. A per-layer lock makes concurrent pulls unpack it once.
    */
-  async ensureLayer(chainId: string, unpack: (dir: string) => Promise<{ diffId: string; size: number }>): Promise<void> {
+  async ensureLayer(
+    chainId: string,
+    unpack: (dir: string) => Promise<{ diffId: string; size: number }>,
+  ): Promise<void> {
     this.init();
     if (this.hasLayer(chainId)) return;
     const hex = hexOf(chainId);
@@ -206,7 +226,9 @@ export class Store {
     try {
       const ix = JSON.parse(readFileSync(`${this.root}/images.json`, 'utf8')) as Index;
       if (ix && typeof ix.images === 'object') return ix;
-    } catch { /* none yet */ }
+    } catch {
+      /* none yet */
+    }
     return { images: {} };
   }
   private update<T>(fn: (ix: Index) => T): T {
@@ -224,7 +246,11 @@ export class Store {
   }
 
   /** Records an image (its layers and config already stored) and moves `names` onto it. */
-  addImage(rec: Omit<ImageRecord, 'names' | 'digests' | 'added'>, names: string[], digests: string[] = []): ImageRecord {
+  addImage(
+    rec: Omit<ImageRecord, 'names' | 'digests' | 'added'>,
+    names: string[],
+    digests: string[] = [],
+  ): ImageRecord {
     return this.update((ix) => {
       for (const other of Object.values(ix.images)) {
         if (other.id !== rec.id) other.names = other.names.filter((n) => !names.includes(n));
@@ -287,12 +313,16 @@ export class Store {
     let ids: string[] = [];
     try {
       ids = readdirSync(`${this.root}/containers`);
-    } catch { /* none */ }
+    } catch {
+      /* none */
+    }
     for (const id of ids) {
       try {
         const c = JSON.parse(readFileSync(`${this.root}/containers/${id}/image`, 'utf8'));
         out.push({ id, image: String(c.image), layers: Array.isArray(c.layers) ? c.layers : [] });
-      } catch { /* half-made */ }
+      } catch {
+        /* half-made */
+      }
     }
     return out;
   }
@@ -303,7 +333,11 @@ export class Store {
     const dir = `${this.root}/containers/${containerId}`;
     return { dir, upper: `${dir}/upper`, work: `${dir}/work`, merged: `${dir}/merged` };
   }
-  createContainer(containerId: string, img: ImageRecord, stopSignal?: string): { dir: string; upper: string; work: string; merged: string } {
+  createContainer(
+    containerId: string,
+    img: ImageRecord,
+    stopSignal?: string,
+  ): { dir: string; upper: string; work: string; merged: string } {
     this.init();
     const d = this.containerDirs(containerId);
     mkdirSync(d.dir, { mode: 0o700 });

@@ -38,7 +38,8 @@ export class Tracker {
     this.name = checkName(o.name ?? this.id); // before anything is made
     this.autoRemove = o.autoRemove;
     const st: ContainerState = {
-      id: this.id, name: this.name, status: 'creating', rootfs: o.rootfs === 'host' || isImageArg(o.rootfs) ? o.rootfs : resolve(o.rootfs), command: o.command,
+      id: this.id, name: this.name, status: 'creating', command: o.command,
+      rootfs: o.rootfs === 'host' || isImageArg(o.rootfs) ? o.rootfs : resolve(o.rootfs),
       hostname: o.hostname ?? this.name, createdAt: new Date().toISOString(), pid: 0, pidStart: 0,
       monitor: { pid: process.pid, start: selfStart() }, detached: o.detached, autoRemove: o.autoRemove,
       init: o.init, tty: o.tty, signals: o.signals, config: o.config, exec: { env: [], cwd: '/', creds: [] }, logLimit: o.logLimit,

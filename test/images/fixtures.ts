@@ -13,7 +13,17 @@ export function makeLayout(dir: string, cmd = '/bin/sh'): string {
   writeFileSync(`${dir}.files/motd`, 'hello from layer 2\n');
   run('umoci', ['insert', '--image', `${dir}:bb`, `${dir}.files/motd`, '/etc/motd']);
   run('umoci', ['insert', '--image', `${dir}:bb`, '--whiteout', '/etc/group']);
-  run('umoci', ['config', '--image', `${dir}:bb`, '--config.cmd', cmd, '--config.env', 'FOO=bar', '--config.workingdir', '/tmp']);
+  run('umoci', [
+    'config',
+    '--image',
+    `${dir}:bb`,
+    '--config.cmd',
+    cmd,
+    '--config.env',
+    'FOO=bar',
+    '--config.workingdir',
+    '/tmp',
+  ]);
   return dir;
 }
 

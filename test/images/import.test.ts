@@ -31,7 +31,9 @@ describe('nsbox import', () => {
     expect(img.layers).toHaveLength(3);
     const wh = lstatSync(`${store}/layers/${img.layers[2].slice(7)}/diff/etc/group`);
     expect(wh.isCharacterDevice() && wh.rdev).toBe(0);
-    expect(readFileSync(`${store}/layers/${img.layers[1].slice(7)}/diff/etc/motd`, 'utf8')).toBe('hello from layer 2\n');
+    expect(readFileSync(`${store}/layers/${img.layers[1].slice(7)}/diff/etc/motd`, 'utf8')).toBe(
+      'hello from layer 2\n',
+    );
     expect(readdirSync(`${store}/tmp`)).toEqual([]);
   });
 
@@ -47,8 +49,11 @@ describe('nsbox import', () => {
   it('reads a gzipped root-filesystem tar from stdin, named by --name', async () => {
     const r = await nsbox(['import', '--name', 'plain:v1', '-'], { env, input: undefined, ...{} });
     expect(r.code).toBe(125); // nothing on stdin: not an archive
-    const cat = execFileSync(process.execPath, [require.resolve('../../dist/run.js'), 'import', '--name', 'plain:v1', '-'],
-      { env, input: readFileSync(`${work}/rootfs.tgz`) }).toString();
+    const cat = execFileSync(
+      process.execPath,
+      [require.resolve('../../dist/run.js'), 'import', '--name', 'plain:v1', '-'],
+      { env, input: readFileSync(`${work}/rootfs.tgz`) },
+    ).toString();
     expect(cat).toBe('Loaded image: docker.io/library/plain:v1\n');
     const q = (await cli(['images', '-q'])).stdout.trim().split('\n');
     expect(q).toHaveLength(2);
@@ -71,9 +76,13 @@ describe('nsbox import', () => {
     execFileSync('tar', ['-C', bad, '-cf', `${work}/bad.tar`, '.']);
     // A store of its own: here, layers already present are (rightly) never read again.
     const fresh = `${work}/store2`;
-    const r = await nsbox(['import', '--name', 'bad:1', `${work}/bad.tar`], { env: { ...env, NSBOX_STORAGE_DIR: fresh } });
+    const r = await nsbox(['import', '--name', 'bad:1', `${work}/bad.tar`], {
+      env: { ...env, NSBOX_STORAGE_DIR: fresh },
+    });
     expect(r.code).toBe(125);
-    expect(r.stderr).toMatch(/^nsbox: (image bad:1: )?layer sha256:[0-9a-f]{64}(: bad gzip data| does not match its digest)/);
+    expect(r.stderr).toMatch(
+      /^nsbox: (image bad:1: )?layer sha256:[0-9a-f]{64}(: bad gzip data| does not match its digest)/,
+    );
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     // Good layers (unpacked side by side) stay for a later pull to reuse; the bad one and the image do not.
     expect(readdirSync(`${fresh}/layers`).length).toBeLessThan(3);
@@ -83,7 +92,10 @@ describe('nsbox import', () => {
 
   it('gives one-line errors for a bad name, a missing file and a bad platform', async () => {
     for (const [args, msg] of [
-      [['import', '--name', 'Bad:1', `${work}/bb-oci.tar`], /^nsbox: invalid reference format: "Bad:1": repository name must be lowercase/],
+      [
+        ['import', '--name', 'Bad:1', `${work}/bb-oci.tar`],
+        /^nsbox: invalid reference format: "Bad:1": repository name must be lowercase/,
+      ],
       [['import', `${work}/missing.tar`], /^nsbox: cannot read .*missing\.tar: no such file/],
       [['import', '--platform', 'linux', `${work}/bb-oci.tar`], /^nsbox: invalid platform: linux/],
     ] as const) {
@@ -103,7 +115,10 @@ describe('nsbox rmi and image prune', () => {
     expect([r.code, r.stderr]).toEqual([1, 'nsbox: no such image: nothere:1\n']);
     r = await cli(['rmi', 'bb:1', 'plain:v1']);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^Untagged: docker.io\/library\/bb:1\nDeleted: sha256:[0-9a-f]{64}\nUntagged: docker.io\/library\/plain:v1\nDeleted: sha256:/);
+    expect(r.stdout).toMatch(
+      new RegExp('^Untagged: docker.io/library/bb:1\nDeleted: sha256:[0-9a-f]{64}\n' +
+        'Untagged: docker.io/library/plain:v1\nDeleted: sha256:'),
+    );
     expect(layers()).toEqual([]);
     expect(readdirSync(`${store}/l`)).toEqual([]);
     expect((await cli(['images', '-q'])).stdout).toBe('');

@@ -1,6 +1,19 @@
 // Applying layers: the normal cases, then hostile archives, each refused or contained.
 import { createHash } from 'node:crypto';
-import { chmodSync, closeSync, openSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  openSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
@@ -40,7 +53,7 @@ const errorOf = async (p: Promise<unknown>): Promise<string> => {
 };
 
 describe('applying a layer', () => {
-  it('makes files, directories, links and nodes with their owners, modes and times; diff_id is the tar digest', async () => {
+  it('makes files, directories, links and nodes with owners, modes and times; diff_id is the tar digest', async () => {
     const tar = tarball([
       { path: './', type: 'Directory', mode: 0o755 },
       { path: 'bin/', type: 'Directory' },
@@ -71,12 +84,14 @@ describe('applying a layer', () => {
   });
 
   it('turns whiteouts into overlay whiteouts, but never of what the same layer wrote', async () => {
-    await apply(tarball([
-      { path: 'etc/keep', data: 'mine' },
-      { path: 'etc/.wh.keep' },
-      { path: 'etc/.wh.gone' },
-      { path: 'var/.wh..wh..opq' },
-    ]));
+    await apply(
+      tarball([
+        { path: 'etc/keep', data: 'mine' },
+        { path: 'etc/.wh.keep' },
+        { path: 'etc/.wh.gone' },
+        { path: 'var/.wh..wh..opq' },
+      ]),
+    );
     expect(readFileSync(`${dir}/etc/keep`, 'utf8')).toBe('mine');
     const wh = lstatSync(`${dir}/etc/gone`);
     expect(wh.isCharacterDevice() && wh.rdev).toBe(0);
@@ -87,18 +102,22 @@ describe('applying a layer', () => {
   });
 
   it('refuses ../ that climbs out of the layer', async () => {
-    expect(await errorOf(apply(tarball([{ path: '../../outside/pwned', data: 'x' }])))).toMatch(/escapes the layer: \.\.\/\.\.\/outside\/pwned/);
+    expect(await errorOf(apply(tarball([{ path: '../../outside/pwned', data: 'x' }])))).toMatch(
+      /escapes the layer: \.\.\/\.\.\/outside\/pwned/,
+    );
     expect(await errorOf(apply(tarball([{ path: 'a/../../pwned', data: 'x' }])))).toMatch(/escapes the layer/);
     outsideUntouched();
   });
 
   it('keeps a write through an absolute symlink inside the layer', async () => {
-    await apply(tarball([
-      { path: 'evil', type: 'SymbolicLink', linkpath: outside },
-      { path: 'evil/pwned', data: 'x' },
-      { path: 'up', type: 'SymbolicLink', linkpath: '../../../../../..' },
-      { path: `up${outside}/file`, data: 'x' },
-    ]));
+    await apply(
+      tarball([
+        { path: 'evil', type: 'SymbolicLink', linkpath: outside },
+        { path: 'evil/pwned', data: 'x' },
+        { path: 'up', type: 'SymbolicLink', linkpath: '../../../../../..' },
+        { path: `up${outside}/file`, data: 'x' },
+      ]),
+    );
     outsideUntouched();
     expect(readFileSync(`${dir}${outside}/pwned`, 'utf8')).toBe('x');
     expect(readFileSync(`${dir}${outside}/file`, 'utf8')).toBe('x');
@@ -106,12 +125,14 @@ describe('applying a layer', () => {
   });
 
   it('replaces a symlink by the entry of the same name rather than writing or chmodding through it', async () => {
-    await apply(tarball([
-      { path: 'f', type: 'SymbolicLink', linkpath: `${outside}/file` },
-      { path: 'f', data: 'mine', mode: 0o777 },
-      { path: 'd', type: 'SymbolicLink', linkpath: outside },
-      { path: 'd', type: 'Directory', mode: 0o777 },
-    ]));
+    await apply(
+      tarball([
+        { path: 'f', type: 'SymbolicLink', linkpath: `${outside}/file` },
+        { path: 'f', data: 'mine', mode: 0o777 },
+        { path: 'd', type: 'SymbolicLink', linkpath: outside },
+        { path: 'd', type: 'Directory', mode: 0o777 },
+      ]),
+    );
     outsideUntouched();
     expect(readFileSync(`${dir}/f`, 'utf8')).toBe('mine');
     expect(lstatSync(`${dir}/d`).isDirectory()).toBe(true);
@@ -119,24 +140,38 @@ describe('applying a layer', () => {
 
   it('resolves hard-link targets inside the layer', async () => {
     // /etc/passwd of the host is not in the layer: nothing to link to.
-    expect(await errorOf(apply(tarball([{ path: 'passwd', type: 'Link', linkpath: '/etc/passwd' }])))).toMatch(/ENOENT/);
-    expect(await errorOf(apply(tarball([{ path: 'p', type: 'Link', linkpath: '../../../etc/passwd' }])))).toMatch(/escapes the layer/);
+    expect(await errorOf(apply(tarball([{ path: 'passwd', type: 'Link', linkpath: '/etc/passwd' }])))).toMatch(
+      /ENOENT/,
+    );
+    expect(await errorOf(apply(tarball([{ path: 'p', type: 'Link', linkpath: '../../../etc/passwd' }])))).toMatch(
+      /escapes the layer/,
+    );
     // Through a symlink to the host's directory: resolved in the layer, where it does not exist.
-    expect(await errorOf(apply(tarball([
-      { path: 'h', type: 'SymbolicLink', linkpath: outside },
-      { path: 'p', type: 'Link', linkpath: 'h/file' },
-    ])))).toMatch(/ENOENT/);
+    expect(
+      await errorOf(
+        apply(
+          tarball([
+            { path: 'h', type: 'SymbolicLink', linkpath: outside },
+            { path: 'p', type: 'Link', linkpath: 'h/file' },
+          ]),
+        ),
+      ),
+    ).toMatch(/ENOENT/);
     // A hard link to a symlink links the symlink itself.
-    await apply(tarball([
-      { path: 's', type: 'SymbolicLink', linkpath: `${outside}/file` },
-      { path: 'hl', type: 'Link', linkpath: 's' },
-      { path: 'hl', data: 'x' },
-    ]));
+    await apply(
+      tarball([
+        { path: 's', type: 'SymbolicLink', linkpath: `${outside}/file` },
+        { path: 'hl', type: 'Link', linkpath: 's' },
+        { path: 'hl', data: 'x' },
+      ]),
+    );
     outsideUntouched();
   });
 
   it('never lets the root entry change type', async () => {
-    expect(await errorOf(apply(tarball([{ path: './', type: 'SymbolicLink', linkpath: outside }])))).toMatch(/root entry .* not a directory/);
+    expect(await errorOf(apply(tarball([{ path: './', type: 'SymbolicLink', linkpath: outside }])))).toMatch(
+      /root entry .* not a directory/,
+    );
     expect(await errorOf(apply(tarball([{ path: '.', type: 'File', data: 'x' }])))).toMatch(/root entry/);
     expect(lstatSync(dir).isDirectory()).toBe(true);
     outsideUntouched();
@@ -146,13 +181,17 @@ describe('applying a layer', () => {
     // 64 MiB of zeros declared in one entry: ~64 KiB of gzip.
     const bomb = gzipSync(tarball([{ path: 'zeros', data: Buffer.alloc(64 << 20) }]));
     expect(bomb.length).toBeLessThan(1 << 20);
-    expect(await errorOf(apply(bomb, { maxBytes: 8 << 20 }))).toMatch(/more than 8388608 bytes \(refused as an archive bomb\)/);
+    expect(await errorOf(apply(bomb, { maxBytes: 8 << 20 }))).toMatch(
+      /more than 8388608 bytes \(refused as an archive bomb\)/,
+    );
     const many = tarball(Array.from({ length: 50 }, (_, i) => ({ path: `f${i}`, data: '' })));
     expect(await errorOf(apply(many, { maxEntries: 20 }))).toMatch(/more than 20 entries/);
   });
 
   it('refuses what is not a tar, and zstd', async () => {
-    expect(await errorOf(apply(Buffer.from('hello, this is not a tar archive'.repeat(40))))).toMatch(/not a valid tar archive|invalid/i);
+    expect(await errorOf(apply(Buffer.from('hello, this is not a tar archive'.repeat(40))))).toMatch(
+      /not a valid tar archive|invalid/i,
+    );
     expect(await errorOf(apply(Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0])))).toMatch(/zstd/);
   });
 });

@@ -15,8 +15,10 @@ import { tarball } from './tarball.js';
 const work = mkdtempSync('/tmp/nsbox-pull-test-');
 let reg: Registry;
 const servers: Server[] = [];
-let front = 0, blobs = 0;
-let leaked = 0, tokens = 0;
+let front = 0,
+  blobs = 0;
+let leaked = 0,
+  tokens = 0;
 let layerDigests: string[] = [];
 const authFile = `${work}/auth.json`;
 let storeN = 0;
@@ -29,15 +31,25 @@ beforeAll(async () => {
   makeLayout(`${work}/oci`);
   skopeo(['copy', '--dest-tls-verify=false', `oci:${work}/oci:bb`, `docker://${reg.host}/library/bb:1`]);
   skopeo(['copy', '--dest-tls-verify=false', `oci:${work}/oci:bb`, `docker://${reg.host}/library/multi:base`]);
-  const man = await (await fetch(`http://${reg.host}/v2/library/bb/manifests/1`, { headers: { Accept: 'application/vnd.oci.image.manifest.v1+json' } })).text();
+  const man = await (
+    await fetch(`http://${reg.host}/v2/library/bb/manifests/1`, {
+      headers: { Accept: 'application/vnd.oci.image.manifest.v1+json' },
+    })
+  ).text();
   layerDigests = JSON.parse(man).layers.map((l: { digest: string }) => l.digest);
   const digest = `sha256:${createHash('sha256').update(man).digest('hex')}`;
   // A multi-platform index: amd64 and arm64 entries, an attestation and an unknown/unknown entry.
-  const entry = (platform: object, annotations?: object) =>
-    ({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: man.length, platform, ...(annotations ? { annotations } : {}) });
+  const entry = (platform: object, annotations?: object) => ({
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    digest,
+    size: man.length,
+    platform,
+    ...(annotations ? { annotations } : {}),
+  });
   const arch = process.arch === 'arm64' ? 'arm64' : 'amd64';
   const index = {
-    schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json',
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.index.v1+json',
     manifests: [
       entry({ os: 'unknown', architecture: 'unknown' }, { 'vnd.docker.reference.type': 'attestation-manifest' }),
       entry({ os: 'linux', architecture: arch }),
@@ -45,7 +57,9 @@ beforeAll(async () => {
     ],
   };
   const put = await fetch(`http://${reg.host}/v2/library/multi/manifests/1`, {
-    method: 'PUT', headers: { 'Content-Type': 'application/vnd.oci.image.index.v1+json' }, body: JSON.stringify(index),
+    method: 'PUT',
+    headers: { 'Content-Type': 'application/vnd.oci.image.index.v1+json' },
+    body: JSON.stringify(index),
   });
   expect(put.status).toBe(201);
   writeFileSync(authFile, JSON.stringify({ auths: { [`127.0.0.1`]: { auth: 'eA==' } } }));
@@ -79,7 +93,10 @@ beforeAll(async () => {
     if (url.pathname.startsWith('/v2/library/limited/')) return void res.writeHead(429, { 'Retry-After': '30' }).end();
     if (req.headers.authorization !== 'Bearer tok') {
       const repo = url.pathname.split('/').slice(2, 4).join('/');
-      res.writeHead(401, { 'WWW-Authenticate': `Bearer realm="http://127.0.0.1:${f.port}/token",service="mock",scope="repository:${repo}:pull"` });
+      res.writeHead(401, {
+        'WWW-Authenticate':
+          `Bearer realm="http://127.0.0.1:${f.port}/token",service="mock",scope="repository:${repo}:pull"`,
+      });
       return void res.end();
     }
     if (url.pathname.startsWith('/v2/library/old/manifests/')) {
@@ -128,7 +145,10 @@ describe('nsbox pull', () => {
   });
 
   it('gets a Bearer token with Basic credentials, follows blob redirects without leaking Authorization', async () => {
-    writeFileSync(authFile, JSON.stringify({ auths: { [`127.0.0.1:${front}`]: { auth: Buffer.from('tester:secret').toString('base64') } } }));
+    writeFileSync(
+      authFile,
+      JSON.stringify({ auths: { [`127.0.0.1:${front}`]: { auth: Buffer.from('tester:secret').toString('base64') } } }),
+    );
     const store = newStore();
     tokens = 0;
     const r = await cli(['pull', '-q', `127.0.0.1:${front}/library/bb:1`], store);
@@ -139,25 +159,43 @@ describe('nsbox pull', () => {
     expect(readdirSync(`${store}/layers`)).toHaveLength(3);
   });
 
-  it('picks this machine\'s platform from an index, skipping attestations; --platform chooses', async () => {
+  it("picks this machine's platform from an index, skipping attestations; --platform chooses", async () => {
     const store = newStore();
     const r = await cli(['pull', '-q', `${reg.host}/library/multi:1`], store);
     expect([r.code, r.stderr]).toEqual([0, '']);
     const bad = await cli(['pull', '--platform', 'linux/s390x', `${reg.host}/library/multi:1`], store);
     expect(bad.code).toBe(125);
-    expect(bad.stderr).toMatch(/^nsbox: .*multi:1 has no image for linux\/s390x \(it has: linux\/(amd64|arm64), linux\/riscv64; see --platform\)\n$/);
+    expect(bad.stderr).toMatch(
+      new RegExp('^nsbox: .*multi:1 has no image for linux/s390x ' +
+        '\\(it has: linux/(amd64|arm64), linux/riscv64; see --platform\\)\n$'),
+    );
   });
 
   it('says what went wrong in one line, and leaves nothing half-written', async () => {
-    writeFileSync(authFile, JSON.stringify({ auths: { [`127.0.0.1:${front}`]: { auth: Buffer.from('tester:secret').toString('base64') } } }));
+    writeFileSync(
+      authFile,
+      JSON.stringify({ auths: { [`127.0.0.1:${front}`]: { auth: Buffer.from('tester:secret').toString('base64') } } }),
+    );
     const store = newStore();
     const cases: [string[], RegExp][] = [
       [['pull', `${reg.host}/library/bb:nope`], /^nsbox: image not found: 127\.0\.0\.1:\d+\/library\/bb:nope\n$/],
       [['pull', `${reg.host}/library/bb@sha256:${'0'.repeat(64)}`], /^nsbox: image not found: /],
-      [['pull', `127.0.0.1:${front}/library/limited:1`], /^nsbox: rate limited by 127\.0\.0\.1:\d+, retry after 30 seconds\n$/],
-      [['pull', `127.0.0.1:${front}/library/old:1`], /^nsbox: .*old:1 has a Docker schema 1 manifest, which nsbox does not read/],
-      [['pull', `127.0.0.1:${front}/library/evil:1`], /^nsbox: .*layer sha256:[0-9a-f]{64}.* (does not match its digest|unpacks to|is longer than its manifest says)/],
-      [['pull', `127.0.0.1:${await (await import('./registry.js')).freePort()}/library/bb:1`], /^nsbox: cannot reach registry 127\.0\.0\.1:\d+: connection refused\n$/],
+      [
+        ['pull', `127.0.0.1:${front}/library/limited:1`],
+        /^nsbox: rate limited by 127\.0\.0\.1:\d+, retry after 30 seconds\n$/,
+      ],
+      [
+        ['pull', `127.0.0.1:${front}/library/old:1`],
+        /^nsbox: .*old:1 has a Docker schema 1 manifest, which nsbox does not read/,
+      ],
+      [
+        ['pull', `127.0.0.1:${front}/library/evil:1`],
+        /^nsbox: .*layer sha256:[0-9a-f]{64}.* (does not match its digest|unpacks to|is longer than its manifest says)/,
+      ],
+      [
+        ['pull', `127.0.0.1:${await (await import('./registry.js')).freePort()}/library/bb:1`],
+        /^nsbox: cannot reach registry 127\.0\.0\.1:\d+: connection refused\n$/,
+      ],
       [['pull', 'Bad/Name'], /^nsbox: invalid reference format: "Bad\/Name": repository name must be lowercase/],
     ];
     for (const [args, msg] of cases) {
@@ -165,9 +203,14 @@ describe('nsbox pull', () => {
       expect(r.code, args.join(' ')).toBe(125);
       expect(r.stderr).toMatch(msg);
     }
-    writeFileSync(authFile, JSON.stringify({ auths: { [`127.0.0.1:${front}`]: { auth: Buffer.from('tester:wrong').toString('base64') } } }));
+    writeFileSync(
+      authFile,
+      JSON.stringify({ auths: { [`127.0.0.1:${front}`]: { auth: Buffer.from('tester:wrong').toString('base64') } } }),
+    );
     const denied = await cli(['pull', `127.0.0.1:${front}/library/bb:1`], store);
-    expect(denied.stderr).toMatch(/^nsbox: access denied by 127\.0\.0\.1:\d+: the token server refused the credentials\n$/);
+    expect(denied.stderr).toMatch(
+      /^nsbox: access denied by 127\.0\.0\.1:\d+: the token server refused the credentials\n$/,
+    );
     // The evil pull wrote good layers (shared, reusable) but no bad layer, no image, nothing in tmp/.
     expect(existsSync(`${store}/images.json`)).toBe(false);
     expect(readdirSync(`${store}/layers`).some((l) => layerDigests.includes(`sha256:${l}`))).toBe(false);
@@ -175,17 +218,34 @@ describe('nsbox pull', () => {
   });
 
   it('does the work once for two pulls at the same time; a pull killed midway leaves the store usable', async () => {
-    writeFileSync(authFile, JSON.stringify({ auths: { [`127.0.0.1:${front}`]: { auth: Buffer.from('tester:secret').toString('base64') } } }));
+    writeFileSync(
+      authFile,
+      JSON.stringify({ auths: { [`127.0.0.1:${front}`]: { auth: Buffer.from('tester:secret').toString('base64') } } }),
+    );
     const store = newStore();
-    const [a, b] = await Promise.all([cli(['pull', '-q', `${reg.host}/library/bb:1`], store), cli(['pull', '-q', `${reg.host}/library/bb:1`], store)]);
+    const [a, b] = await Promise.all([
+      cli(['pull', '-q', `${reg.host}/library/bb:1`], store),
+      cli(['pull', '-q', `${reg.host}/library/bb:1`], store),
+    ]);
     expect([a.code, b.code, a.stderr + b.stderr]).toEqual([0, 0, '']);
     expect(readdirSync(`${store}/layers`).filter((l) => !l.endsWith('.lock'))).toHaveLength(3);
     const fresh = newStore();
     const { spawn } = await import('node:child_process');
-    const p = spawn(process.execPath, [require.resolve('../../dist/run.js'), 'pull', `127.0.0.1:${front}/library/slow:1`],
-      { env: { ...process.env, NSBOX_STORAGE_DIR: fresh, REGISTRY_AUTH_FILE: authFile }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(
+      process.execPath,
+      [require.resolve('../../dist/run.js'), 'pull', `127.0.0.1:${front}/library/slow:1`],
+      {
+        env: { ...process.env, NSBOX_STORAGE_DIR: fresh, REGISTRY_AUTH_FILE: authFile },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
-    await new Promise<void>((res) => p.stdout!.on('data', (d) => { out += d; if (/downloading/.test(out)) res(); }));
+    await new Promise<void>((res) =>
+      p.stdout!.on('data', (d) => {
+        out += d;
+        if (/downloading/.test(out)) res();
+      }),
+    );
     await new Promise((r) => setTimeout(r, 300)); // in the middle of the layers
     const gone = new Promise((r) => p.once('exit', r));
     p.kill('SIGKILL');
@@ -194,13 +254,18 @@ describe('nsbox pull', () => {
     const again = await cli(['pull', '-q', `${reg.host}/library/bb:1`], fresh);
     expect([again.code, again.stderr]).toEqual([0, '']);
     expect(readdirSync(`${fresh}/tmp`)).toEqual([]);
-    expect((await cli(['run', '--rm', `${reg.host}/library/bb:1`, 'cat', '/etc/motd'], fresh)).stdout).toBe('hello from layer 2\n');
+    expect((await cli(['run', '--rm', `${reg.host}/library/bb:1`, 'cat', '/etc/motd'], fresh)).stdout).toBe(
+      'hello from layer 2\n',
+    );
   });
 
   it('is a library call too, with progress events', async () => {
     const events: string[] = [];
     const store = new Store(newStore());
-    const img = await pull(`${reg.host}/library/bb:1`, { store, onProgress: (p) => events.push(`${p.layer}:${p.state}`) });
+    const img = await pull(`${reg.host}/library/bb:1`, {
+      store,
+      onProgress: (p) => events.push(`${p.layer}:${p.state}`),
+    });
     expect(img.names).toEqual([`${reg.host}/library/bb:1`]);
     for (const i of [0, 1, 2]) expect(events).toContain(`${i}:done`);
     expect(JSON.parse(readFileSync(store.blobPath(img.id), 'utf8')).config.Cmd).toEqual(['/bin/sh']);

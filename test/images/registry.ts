@@ -13,25 +13,46 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-export interface Registry { port: number; host: string; proc: ChildProcess; stop(): Promise<void> }
+export interface Registry {
+  port: number;
+  host: string;
+  proc: ChildProcess;
+  stop(): Promise<void>;
+}
 
 /** docker-registry serving DIR/data on 127.0.0.1, with its config in DIR. */
 export async function startRegistry(dir: string): Promise<Registry> {
   const port = await freePort();
   mkdirSync(`${dir}/data`, { recursive: true });
-  writeFileSync(`${dir}/config.yml`, [
-    'version: 0.1', 'log:', '  level: error', 'storage:', '  filesystem:', `    rootdirectory: ${dir}/data`,
-    '  delete:', '    enabled: true', 'http:', `  addr: 127.0.0.1:${port}`, '',
-  ].join('\n'));
+  writeFileSync(
+    `${dir}/config.yml`,
+    [
+      'version: 0.1',
+      'log:',
+      '  level: error',
+      'storage:',
+      '  filesystem:',
+      `    rootdirectory: ${dir}/data`,
+      '  delete:',
+      '    enabled: true',
+      'http:',
+      `  addr: 127.0.0.1:${port}`,
+      '',
+    ].join('\n'),
+  );
   const proc = spawn('/usr/bin/docker-registry', ['serve', `${dir}/config.yml`], { stdio: 'ignore' });
   for (let i = 0; i < 100; i++) {
     try {
       if ((await fetch(`http://127.0.0.1:${port}/v2/`)).ok) break;
-    } catch { /* not yet */ }
+    } catch {
+      /* not yet */
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
-    port, host: `127.0.0.1:${port}`, proc,
+    port,
+    host: `127.0.0.1:${port}`,
+    proc,
     stop: async () => {
       if (proc.exitCode !== null) return;
       const gone = new Promise((r) => proc.once('exit', r));
@@ -53,7 +74,9 @@ export function proxy(req: IncomingMessage, res: ServerResponse, upstream: numbe
   req.pipe(up);
 }
 
-export async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ server: Server; port: number }> {
+export async function serve(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<{ server: Server; port: number }> {
   const server = createServer(handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { server, port: (server.address() as AddressInfo).port };

@@ -19,7 +19,11 @@ const ok = async (args: string[], input?: string) => {
   return r.stdout;
 };
 /** Every file of every layer with its mode, size and mtime: the image as it is on disk. */
-const layersPrint = () => execFileSync('find', [`${store}/layers`, '-printf', '%p %m %s %T@ %u\n'], { encoding: 'utf8' }).split('\n').sort().join('\n');
+const layersPrint = () =>
+  execFileSync('find', [`${store}/layers`, '-printf', '%p %m %s %T@ %u\n'], { encoding: 'utf8' })
+    .split('\n')
+    .sort()
+    .join('\n');
 const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 /** An OCI layout with busybox and then `n` small layers, each adding /l/fI, as an archive. */
@@ -34,23 +38,59 @@ function manyLayers(n: number): string {
   const tars = [execFileSync('tar', ['-C', ROOTFS, '-c', '.'], { maxBuffer: 1 << 28 })];
   for (let i = 0; i < n; i++) tars.push(tarball([{ path: `l/f${i}`, data: `${i}\n` }]));
   const layers = tars.map((t) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...blob(t) }));
-  const config = blob(JSON.stringify({
-    architecture: 'amd64', os: 'linux', config: { Cmd: ['/bin/sh'] }, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) },
-  }));
-  const manifest = blob(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config }, layers }));
+  const config = blob(
+    JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      config: { Cmd: ['/bin/sh'] },
+      rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) },
+    }),
+  );
+  const manifest = blob(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+      layers,
+    }),
+  );
   writeFileSync(`${dir}/oci-layout`, '{"imageLayoutVersion":"1.0.0"}');
-  writeFileSync(`${dir}/index.json`, JSON.stringify({ schemaVersion: 2, manifests: [{
-    mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': 'many:1' },
-  }] }));
+  writeFileSync(
+    `${dir}/index.json`,
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          ...manifest,
+          annotations: { 'org.opencontainers.image.ref.name': 'many:1' },
+        },
+      ],
+    }),
+  );
   execFileSync('tar', ['-C', dir, '-cf', `${dir}.tar`, '.']);
   return `${dir}.tar`;
 }
 
 beforeAll(async () => {
   const oci = makeLayout(`${work}/oci`);
-  execFileSync('umoci', ['config', '--image', `${oci}:bb`, '--tag', 'bbu', '--config.user', 'user', '--config.entrypoint', '/bin/echo',
-    '--config.cmd', 'hello', '--config.workingdir', '/work/dir', '--config.env', 'FOO=bar']);
+  execFileSync('umoci', [
+    'config',
+    '--image',
+    `${oci}:bb`,
+    '--tag',
+    'bbu',
+    '--config.user',
+    'user',
+    '--config.entrypoint',
+    '/bin/echo',
+    '--config.cmd',
+    'hello',
+    '--config.workingdir',
+    '/work/dir',
+    '--config.env',
+    'FOO=bar',
+  ]);
   execFileSync('umoci', ['config', '--image', `${oci}:bb`, '--tag', 'bbstop', '--config.stopsignal', 'SIGUSR1']);
   skopeo(['copy', `oci:${oci}:bbstop`, `oci-archive:${work}/bbstop.tar:bbstop:1`]);
   skopeo(['copy', `oci:${oci}:bb`, `oci-archive:${work}/bb.tar:bb:1`]);
@@ -64,12 +104,13 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 describe('nsbox run IMAGE', () => {
   it('applies Cmd, Env and WorkingDir; the arguments replace Cmd, -e and -w win; whiteouts hide', async () => {
     expect(await ok(['run', 'bb:1'])).toBe(''); // /bin/sh, its stdin empty
-    expect(await ok(['run', 'bb:1', 'sh', '-c', 'echo $FOO $PWD; cat /etc/motd; test -e /etc/group || echo no group']))
-      .toBe('bar /tmp\nhello from layer 2\nno group\n');
+    expect(
+      await ok(['run', 'bb:1', 'sh', '-c', 'echo $FOO $PWD; cat /etc/motd; test -e /etc/group || echo no group']),
+    ).toBe('bar /tmp\nhello from layer 2\nno group\n');
     expect(await ok(['run', '-e', 'FOO=mine', '-w', '/etc', 'bb:1', 'sh', '-c', 'echo $FOO $PWD'])).toBe('mine /etc\n');
   });
 
-  it('applies Entrypoint and User (from the image\'s /etc/passwd); --entrypoint replaces both it and Cmd', async () => {
+  it("applies Entrypoint and User (from the image's /etc/passwd); --entrypoint replaces both it and Cmd", async () => {
     expect(await ok(['run', 'bbu:1'])).toBe('hello\n');
     expect(await ok(['run', 'bbu:1', 'world'])).toBe('world\n');
     expect(await ok(['run', '--entrypoint', 'id', 'bbu:1'])).toMatch(/^uid=1000\(user\) gid=1000/);
@@ -78,7 +119,8 @@ describe('nsbox run IMAGE', () => {
   });
 
   it('gives each container its own copy-on-write root, invisible on the host, gone with the container', async () => {
-    const before = layersPrint(), mounts = hostMounts();
+    const before = layersPrint(),
+      mounts = hostMounts();
     const id = (await ok(['run', '-d', '--name', 'tutorial', 'bb:1', 'sleep', '1000'])).trim();
     try {
       expect(await ok(['ps'])).toMatch(new RegExp(`^${id}\\s+tutorial\\s+bb:1\\s+running\\s`, 'm'));
@@ -88,7 +130,10 @@ describe('nsbox run IMAGE', () => {
       expect(await ok(['run', '--rm', 'bb:1', 'sh', '-c', 'ls /tmp; cat /etc/motd'])).toBe('hello from layer 2\n');
       expect(hostMounts()).toEqual(mounts);
       const rmi = await cli(['rmi', 'bb:1']);
-      expect([rmi.code, rmi.stderr]).toEqual([1, `nsbox: image bb:1 is used by container ${id}: remove it first, or use rmi -f\n`]);
+      expect([rmi.code, rmi.stderr]).toEqual([
+        1,
+        `nsbox: image bb:1 is used by container ${id}: remove it first, or use rmi -f\n`,
+      ]);
     } finally {
       await cli(['rm', '-f', 'tutorial']);
     }
@@ -96,8 +141,17 @@ describe('nsbox run IMAGE', () => {
     expect(layersPrint()).toBe(before);
   });
 
-  it('stops with the image\'s StopSignal, and refuses --userns with a clear error', async () => {
-    await ok(['run', '-d', '--name', 'stopper', 'bbstop:1', 'sh', '-c', 'trap "exit 3" USR1; while :; do sleep 0.1; done']);
+  it("stops with the image's StopSignal, and refuses --userns with a clear error", async () => {
+    await ok([
+      'run',
+      '-d',
+      '--name',
+      'stopper',
+      'bbstop:1',
+      'sh',
+      '-c',
+      'trap "exit 3" USR1; while :; do sleep 0.1; done',
+    ]);
     try {
       await ok(['stop', '-t', '30', 'stopper']);
       const [st] = JSON.parse(await ok(['inspect', 'stopper']));
@@ -106,15 +160,29 @@ describe('nsbox run IMAGE', () => {
       await cli(['rm', '-f', 'stopper']);
     }
     const r = await cli(['run', '--userns', 'bb:1', 'true']);
-    expect([r.code, r.stderr]).toEqual([125, 'nsbox: containers from images need root and no user namespace for now (--userns and rootless are not supported yet)\n']);
+    expect([r.code, r.stderr]).toEqual([
+      125,
+      'nsbox: containers from images need root and no user namespace for now ' +
+        '(--userns and rootless are not supported yet)\n',
+    ]);
     expect(readdirSync(`${store}/containers`)).toEqual([]);
   });
 
-  it('exports a running container\'s root as a tar that imports back as an image', async () => {
-    await ok(['run', '-d', '--name', 'exp', 'bb:1', 'sh', '-c', 'echo mine > /tmp/f; ln -s / /tmp/up; ln -s /etc/shadow /tmp/s; sleep 1000']);
+  it("exports a running container's root as a tar that imports back as an image", async () => {
+    await ok([
+      'run',
+      '-d',
+      '--name',
+      'exp',
+      'bb:1',
+      'sh',
+      '-c',
+      'echo mine > /tmp/f; ln -s / /tmp/up; ln -s /etc/shadow /tmp/s; sleep 1000',
+    ]);
     try {
       // The links exist once the shell is past them.
-      for (let i = 0; i < 100 && (await cli(['exec', 'exp', 'test', '-L', '/tmp/s'])).code !== 0; i++) await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < 100 && (await cli(['exec', 'exp', 'test', '-L', '/tmp/s'])).code !== 0; i++)
+        await new Promise((r) => setTimeout(r, 100));
       const r = await cli(['export', '-o', `${work}/exp.tar`, 'exp']);
       expect([r.code, r.stderr]).toEqual([0, '']);
     } finally {
@@ -124,7 +192,9 @@ describe('nsbox run IMAGE', () => {
     expect(list).toMatch(/ tmp\/up -> \/\n/);
     expect(list).toMatch(/ tmp\/s -> \/etc\/shadow\n/);
     expect(list).not.toMatch(/ proc\/|shadow\n(?!.*->)/);
-    expect(await ok(['import', '--name', 'exported:1', `${work}/exp.tar`])).toBe('Loaded image: docker.io/library/exported:1\n');
+    expect(await ok(['import', '--name', 'exported:1', `${work}/exp.tar`])).toBe(
+      'Loaded image: docker.io/library/exported:1\n',
+    );
     expect(await ok(['run', 'exported:1', 'cat', '/tmp/f', '/etc/motd'])).toBe('mine\nhello from layer 2\n');
     const stopped = await cli(['export', 'nothere']);
     expect(stopped.code).toBe(125);
@@ -139,7 +209,11 @@ describe('nsbox run IMAGE', () => {
     process.env.NSBOX_STORAGE_DIR = store;
     overlayMount.legacy = true;
     try {
-      const sb = spawn({ image: 'many:1', command: ['sh', '-c', 'ls /l | wc -l; grep " / " /proc/self/mountinfo'], stdio: ['ignore', 'pipe', 'inherit'] });
+      const sb = spawn({
+        image: 'many:1',
+        command: ['sh', '-c', 'ls /l | wc -l; grep " / " /proc/self/mountinfo'],
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
       let out = '';
       sb.stdout!.on('data', (d) => (out += d));
       expect((await sb.exited).code).toBe(0);
@@ -168,6 +242,9 @@ describe('nsbox run IMAGE', () => {
     }
     expect(readdirSync(`${store}/containers`)).toEqual([]);
     const r = await cli(['run', '--pull=never', 'nothere:1', 'true']);
-    expect([r.code, r.stderr]).toEqual([125, 'nsbox: image not found locally: nothere:1 (pull it, or use --pull=missing)\n']);
+    expect([r.code, r.stderr]).toEqual([
+      125,
+      'nsbox: image not found locally: nothere:1 (pull it, or use --pull=missing)\n',
+    ]);
   });
 });

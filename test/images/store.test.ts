@@ -42,7 +42,11 @@ describe('the image store', () => {
     expect(runs).toBe(1);
     expect(readFileSync(`${s.layerLink(id)}/f`, 'utf8')).toBe('x');
     const bad = sha256('bad');
-    await expect(s.ensureLayer(bad, async () => { throw new Error('boom'); })).rejects.toThrow('boom');
+    await expect(
+      s.ensureLayer(bad, async () => {
+        throw new Error('boom');
+      }),
+    ).rejects.toThrow('boom');
     expect(existsSync(s.layerDir(bad))).toBe(false);
     expect(readdirSync(`${s.root}/tmp`)).toEqual([]);
   });

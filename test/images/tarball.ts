@@ -20,12 +20,19 @@ export interface TarEntry {
 export function tarball(entries: TarEntry[], gzip = false): Buffer {
   const out: Buffer[] = [];
   for (const e of entries) {
-    const data = typeof e.data === 'string' ? Buffer.from(e.data) : e.data ?? Buffer.alloc(0);
+    const data = typeof e.data === 'string' ? Buffer.from(e.data) : (e.data ?? Buffer.alloc(0));
     const type = e.type ?? 'File';
     const h = new Header({
-      path: e.path, type, size: e.size ?? (type === 'File' ? data.length : 0), linkpath: e.linkpath,
-      mode: e.mode ?? (type === 'Directory' ? 0o755 : 0o644), uid: e.uid ?? 0, gid: e.gid ?? 0,
-      mtime: e.mtime ?? new Date(1_600_000_000_000), devmaj: e.devmaj ?? 0, devmin: e.devmin ?? 0,
+      path: e.path,
+      type,
+      size: e.size ?? (type === 'File' ? data.length : 0),
+      linkpath: e.linkpath,
+      mode: e.mode ?? (type === 'Directory' ? 0o755 : 0o644),
+      uid: e.uid ?? 0,
+      gid: e.gid ?? 0,
+      mtime: e.mtime ?? new Date(1_600_000_000_000),
+      devmaj: e.devmaj ?? 0,
+      devmin: e.devmin ?? 0,
     });
     const block = Buffer.alloc(512);
     h.encode(block, 0);
