@@ -158,14 +158,17 @@ export function overlayPart(
   removeOnExit: boolean,
   userns = false,
 ): { rootfs: string; part: StartPart } {
-  // Layers are owned by the host's ids: a user namespace would see them as nobody's (idmapped
-  // mounts would fix that), and the kernel refuses the mount there anyway. Fail before anything.
-  if (userns || process.geteuid?.() !== 0) {
-    throw new NsboxError(
-      'containers from images need root and no user namespace for now (--userns and rootless are not supported yet)',
-      { step: 'image' },
-    );
+  // Root's layers belong to the host's ids: a user namespace would see them as nobody's (idmapped
+  // mounts would fix that). Fail before anything is made.
+  const rootless = process.geteuid?.() !== 0;
+  if (userns && !rootless) {
+    throw new NsboxError('containers from images cannot use --userns as root yet (the layers belong to the host\'s ids)', {
+      step: 'image',
+    });
   }
+  // Rootless: the layers are the user's (root in the container), and overlay is mounted in the user
+  // namespace, keeping its whiteout and opaque markers in user.* xattrs (Linux 5.11+).
+  const extra = rootless ? ['userxattr'] : [];
   const d = store.createContainer(id, img, run.stopSignal);
   const lower = [...img.layers].reverse().map((c) => store.layerLink(c)); // overlay lists the top first
   const cleanup = () => store.removeContainer(id);
@@ -176,7 +179,7 @@ export function overlayPart(
     const short = [...img.layers]
       .reverse()
       .map((c) => store.layerLink(c).slice(store.layerLink(c).lastIndexOf('/') + 1));
-    data = `lowerdir=${short.join(':')},upperdir=${d.upper},workdir=${d.work}`;
+    data = [`lowerdir=${short.join(':')}`, `upperdir=${d.upper}`, `workdir=${d.work}`, ...extra].join(',');
     if (data.length >= PAGE) {
       cleanup();
       throw new NsboxError(
@@ -201,7 +204,7 @@ export function overlayPart(
           'host',
           op.fsmount(
             'overlay',
-            [...lower.map((l) => `lowerdir+=${l}`), `upperdir=${d.upper}`, `workdir=${d.work}`],
+            [...lower.map((l) => `lowerdir+=${l}`), `upperdir=${d.upper}`, `workdir=${d.work}`, ...extra],
             slot,
             MOUNT_ATTR.NODEV,
             'mount the image overlay',

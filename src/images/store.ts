@@ -345,8 +345,13 @@ export class Store {
     writeFileSync(`${d.dir}/image`, `${JSON.stringify({ image: img.id, layers: img.layers, stopSignal })}\n`);
     return d;
   }
+  /** Best effort: rootless, files a container made as another of its ids are not ours to remove. */
   removeContainer(containerId: string): void {
-    rmSync(this.containerDirs(containerId).dir, { recursive: true, force: true });
+    try {
+      rmSync(this.containerDirs(containerId).dir, { recursive: true, force: true });
+    } catch (e) {
+      process.emitWarning(`nsbox: could not remove the container's layer: ${(e as Error).message}`);
+    }
   }
 
   /** Removes layers no image uses, and what dead processes left. Returns the layers removed. */

@@ -6,6 +6,8 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostMounts, nsbox, ROOTFS } from '../helpers.js';
 import { makeLayout, skopeo } from './fixtures.js';
+import { cliCopy, createUser, removeUser, restoreSubIds, saveSubIds, scratch, setSubIds, type TestUser } from '../userns/setup.js';
+import { collect } from '../helpers.js';
 import { tarball } from './tarball.js';
 
 const work = mkdtempSync('/tmp/nsbox-run-test-');
@@ -99,7 +101,15 @@ beforeAll(async () => {
   await ok(['import', `${work}/bbu.tar`]);
   await ok(['import', `${work}/bbstop.tar`]);
 }, 120_000);
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+let user: TestUser | undefined;
+const subIds = saveSubIds();
+const userDir = scratch();
+afterAll(() => {
+  removeUser(user);
+  restoreSubIds(subIds);
+  rmSync(userDir, { recursive: true, force: true });
+  rmSync(work, { recursive: true, force: true });
+});
 
 describe('nsbox run IMAGE', () => {
   it('applies Cmd, Env and WorkingDir; the arguments replace Cmd, -e and -w win; whiteouts hide', async () => {
@@ -162,8 +172,7 @@ describe('nsbox run IMAGE', () => {
     const r = await cli(['run', '--userns', 'bb:1', 'true']);
     expect([r.code, r.stderr]).toEqual([
       125,
-      'nsbox: containers from images need root and no user namespace for now ' +
-        '(--userns and rootless are not supported yet)\n',
+      "nsbox: containers from images cannot use --userns as root yet (the layers belong to the host's ids)\n",
     ]);
     expect(readdirSync(`${store}/containers`)).toEqual([]);
   });
@@ -246,5 +255,24 @@ describe('nsbox run IMAGE', () => {
       125,
       'nsbox: image not found locally: nothere:1 (pull it, or use --pull=missing)\n',
     ]);
+  });
+
+  it('works rootless: layers unpacked as the user, overlay mounted in the user namespace (userxattr)', async () => {
+    user = createUser('nsboximg', userDir);
+    setSubIds(subIds, [user.name], [`${user.name}:300000:65536`]);
+    const cli = cliCopy(userDir);
+    execFileSync('cp', [`${work}/bb.tar`, `${userDir}/bb.tar`]);
+    execFileSync('chmod', ['a+r', `${userDir}/bb.tar`]);
+    const as = (args: string[]) => collect('setpriv', [
+      '--reuid', String(user!.uid), '--regid', String(user!.gid), '--clear-groups', '--inh-caps=-all', process.execPath, cli, ...args,
+    ], { env: { PATH: process.env.PATH, XDG_RUNTIME_DIR: user!.runtime, HOME: '/', NSBOX_STORAGE_DIR: `${user!.runtime}/store` }, cwd: '/' });
+    let r = await as(['import', `${userDir}/bb.tar`]);
+    expect([r.code, r.stderr, r.stdout]).toEqual([0, '', 'Loaded image: docker.io/library/bb:1\n']);
+    r = await as(['run', 'bb:1', 'sh', '-c', 'id -u; cat /etc/motd; test -e /etc/group || echo no group; echo x > /new; cat /new']);
+    expect([r.code, r.stderr, r.stdout]).toEqual([0, '', '0\nhello from layer 2\nno group\nx\n']);
+    const store = `${user.runtime}/store`;
+    expect(readdirSync(`${store}/containers`)).toEqual([]);
+    const owners = execFileSync('find', [`${store}/layers`, '-printf', '%U\n'], { encoding: 'utf8' }).trim().split('\n');
+    expect(new Set(owners)).toEqual(new Set([String(user.uid)]));
   });
 });
