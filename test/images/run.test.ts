@@ -138,7 +138,8 @@ describe('nsbox run IMAGE', () => {
       await ok(['exec', 'tutorial', 'sh', '-c', 'echo hi > /tmp/example_file; rm /etc/motd']);
       expect(await ok(['exec', 'tutorial', 'cat', '/tmp/example_file'])).toBe('hi\n');
       expect(await ok(['run', '--rm', 'bb:1', 'sh', '-c', 'ls /tmp; cat /etc/motd'])).toBe('hello from layer 2\n');
-      expect(hostMounts()).toEqual(mounts);
+      // Nothing of the overlays shows on the host (other mounts may come and go: the host is shared).
+      expect(hostMounts().filter((m) => m.startsWith(store) || !mounts.includes(m) && m.includes('overlay'))).toEqual([]);
       const rmi = await cli(['rmi', 'bb:1']);
       expect([rmi.code, rmi.stderr]).toEqual([
         1,
