@@ -162,9 +162,12 @@ export function overlayPart(
   // mounts would fix that). Fail before anything is made.
   const rootless = process.geteuid?.() !== 0;
   if (userns && !rootless) {
-    throw new NsboxError('containers from images cannot use --userns as root yet (the layers belong to the host\'s ids)', {
-      step: 'image',
-    });
+    throw new NsboxError(
+      "containers from images cannot use --userns as root yet (the layers belong to the host's ids)",
+      {
+        step: 'image',
+      },
+    );
   }
   // Rootless: the layers are the user's (root in the container), and overlay is mounted in the user
   // namespace, keeping its whiteout and opaque markers in user.* xattrs (Linux 5.11+).

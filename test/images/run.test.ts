@@ -6,7 +6,16 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostMounts, nsbox, ROOTFS } from '../helpers.js';
 import { makeLayout, skopeo } from './fixtures.js';
-import { cliCopy, createUser, removeUser, restoreSubIds, saveSubIds, scratch, setSubIds, type TestUser } from '../userns/setup.js';
+import {
+  cliCopy,
+  createUser,
+  removeUser,
+  restoreSubIds,
+  saveSubIds,
+  scratch,
+  setSubIds,
+  type TestUser,
+} from '../userns/setup.js';
 import { collect } from '../helpers.js';
 import { tarball } from './tarball.js';
 
@@ -139,7 +148,9 @@ describe('nsbox run IMAGE', () => {
       expect(await ok(['exec', 'tutorial', 'cat', '/tmp/example_file'])).toBe('hi\n');
       expect(await ok(['run', '--rm', 'bb:1', 'sh', '-c', 'ls /tmp; cat /etc/motd'])).toBe('hello from layer 2\n');
       // Nothing of the overlays shows on the host (other mounts may come and go: the host is shared).
-      expect(hostMounts().filter((m) => m.startsWith(store) || !mounts.includes(m) && m.includes('overlay'))).toEqual([]);
+      expect(hostMounts().filter((m) => m.startsWith(store) || (!mounts.includes(m) && m.includes('overlay')))).toEqual(
+        [],
+      );
       const rmi = await cli(['rmi', 'bb:1']);
       expect([rmi.code, rmi.stderr]).toEqual([
         1,
@@ -264,16 +275,45 @@ describe('nsbox run IMAGE', () => {
     const cli = cliCopy(userDir);
     execFileSync('cp', [`${work}/bb.tar`, `${userDir}/bb.tar`]);
     execFileSync('chmod', ['a+r', `${userDir}/bb.tar`]);
-    const as = (args: string[]) => collect('setpriv', [
-      '--reuid', String(user!.uid), '--regid', String(user!.gid), '--clear-groups', '--inh-caps=-all', process.execPath, cli, ...args,
-    ], { env: { PATH: process.env.PATH, XDG_RUNTIME_DIR: user!.runtime, HOME: '/', NSBOX_STORAGE_DIR: `${user!.runtime}/store` }, cwd: '/' });
+    const as = (args: string[]) =>
+      collect(
+        'setpriv',
+        [
+          '--reuid',
+          String(user!.uid),
+          '--regid',
+          String(user!.gid),
+          '--clear-groups',
+          '--inh-caps=-all',
+          process.execPath,
+          cli,
+          ...args,
+        ],
+        {
+          env: {
+            PATH: process.env.PATH,
+            XDG_RUNTIME_DIR: user!.runtime,
+            HOME: '/',
+            NSBOX_STORAGE_DIR: `${user!.runtime}/store`,
+          },
+          cwd: '/',
+        },
+      );
     let r = await as(['import', `${userDir}/bb.tar`]);
     expect([r.code, r.stderr, r.stdout]).toEqual([0, '', 'Loaded image: docker.io/library/bb:1\n']);
-    r = await as(['run', 'bb:1', 'sh', '-c', 'id -u; cat /etc/motd; test -e /etc/group || echo no group; echo x > /new; cat /new']);
+    r = await as([
+      'run',
+      'bb:1',
+      'sh',
+      '-c',
+      'id -u; cat /etc/motd; test -e /etc/group || echo no group; echo x > /new; cat /new',
+    ]);
     expect([r.code, r.stderr, r.stdout]).toEqual([0, '', '0\nhello from layer 2\nno group\nx\n']);
     const store = `${user.runtime}/store`;
     expect(readdirSync(`${store}/containers`)).toEqual([]);
-    const owners = execFileSync('find', [`${store}/layers`, '-printf', '%U\n'], { encoding: 'utf8' }).trim().split('\n');
+    const owners = execFileSync('find', [`${store}/layers`, '-printf', '%U\n'], { encoding: 'utf8' })
+      .trim()
+      .split('\n');
     expect(new Set(owners)).toEqual(new Set([String(user.uid)]));
   });
 });
