@@ -64,7 +64,9 @@ export function imageSandboxSpec<T extends { image?: unknown; rootfs?: string; c
 ): { spec: Omit<T, 'image'> & ContainerSpec; part: StartPart } | null {
   if (spec === null || typeof spec !== 'object' || spec.image === undefined) return null;
   const { image, ...rest } = spec;
-  if (typeof image !== 'string' || image === '') throw new NsboxError('image must be a reference, e.g. busybox:1.36', { field: 'image' });
+  if (typeof image !== 'string' || image === '') {
+    throw new NsboxError('image must be a reference, e.g. busybox:1.36', { field: 'image' });
+  }
   if (rest.rootfs !== undefined) throw new NsboxError('give rootfs or image, not both', { field: 'image' });
   const r = imageSpec({ ...(rest as unknown as Omit<ContainerSpec, 'rootfs'>), command: rest.command ?? [] }, image);
   return { spec: { ...rest, ...r.spec }, part: r.part };

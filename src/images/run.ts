@@ -12,6 +12,8 @@ import { Store, type ImageRecord } from './store.js';
 
 const O_PATH = 0o10000000;
 const PAGE = 4096;
+/** Layers one fsmount op can list (the addon's 64 strings an op, less fstype, upper, work, userxattr). */
+const FSMOUNT_LAYERS = 60;
 
 export interface ImageRunOptions {
   /** Arguments after the image: they replace its Cmd. */
@@ -34,9 +36,6 @@ export interface ImageRun {
   groupAdd?: number[];
   stopSignal?: string;
 }
-
-/** legacy: force mount(2) with a lowerdir= list even where fsconfig's lowerdir+ exists (tests). */
-export const overlayMount: { legacy?: boolean } = {};
 
 /** The kernel takes lowerdir+ (one fsconfig call per layer, no length limit) from 6.8 on. */
 export function hasLowerdirPlus(rel = release()): boolean {
@@ -176,7 +175,8 @@ export function overlayPart(
   const lower = [...img.layers].reverse().map((c) => store.layerLink(c)); // overlay lists the top first
   const cleanup = () => store.removeContainer(id);
   let data = '';
-  if (overlayMount.legacy ?? !hasLowerdirPlus()) {
+  // The addon takes at most 64 strings an op: longer chains go through mount(2) as well.
+  if (!hasLowerdirPlus() || lower.length > FSMOUNT_LAYERS) {
     // mount(2) takes one page of options: layers are named relative to ROOT/l (the child's cwd
     // then), by 12 characters each, as containers/storage does.
     const short = [...img.layers]
@@ -201,10 +201,11 @@ export function overlayPart(
           op.mount('overlay', d.merged, 'overlay', MS.NODEV, data, 'mount the image overlay'),
         );
       } else {
-        // Made detached before anything else is mounted, attached once propagation is private.
+        // Made detached, then attached on the merged directory (after the 'root' phase made propagation
+        // private and bound the directory onto itself), so pivot_root goes into the overlay.
         const slot = b.slot('the image overlay');
         b.add(
-          'host',
+          'root',
           op.fsmount(
             'overlay',
             [...lower.map((l) => `lowerdir+=${l}`), `upperdir=${d.upper}`, `workdir=${d.work}`, ...extra],
@@ -212,8 +213,8 @@ export function overlayPart(
             MOUNT_ATTR.NODEV,
             'mount the image overlay',
           ),
+          op.moveMount(slot, d.merged, 'the image overlay'),
         );
-        b.add('root', op.moveMount(slot, d.merged, 'the image overlay'));
       }
       // The working directory is made if missing (after pivot_root: resolved inside the root).
       const parts = run.cwd.split('/').filter(Boolean);
