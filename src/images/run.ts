@@ -8,7 +8,7 @@ import { fsops, MOUNT_ATTR, MS } from '../native.js';
 import * as op from '../plan/ops.js';
 import type { StartPart } from '../plan/part.js';
 import type { ImageConfig } from './commit.js';
-import { Store, type ImageRecord } from './store.js';
+import type { Store, ImageRecord } from './store.js';
 
 const O_PATH = 0o10000000;
 const PAGE = 4096;

@@ -62,7 +62,7 @@ beforeAll(async () => {
     body: JSON.stringify(index),
   });
   expect(put.status).toBe(201);
-  writeFileSync(authFile, JSON.stringify({ auths: { [`127.0.0.1`]: { auth: 'eA==' } } }));
+  writeFileSync(authFile, JSON.stringify({ auths: { '127.0.0.1': { auth: 'eA==' } } }));
 
   // Blobs are redirected here, to another origin: it must never see the Authorization header.
   const b = await serve((req, res) => {

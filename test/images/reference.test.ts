@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { familiarName, formatReference, parseReference } from '../../src/images/reference.js';
 
-const D = 'sha256:' + 'ab'.repeat(32);
+const D = `sha256:${'ab'.repeat(32)}`;
 
 describe('image references', () => {
   it.each([
@@ -41,7 +41,7 @@ describe('image references', () => {
     [`bash:${'a'.repeat(129)}`, /bad tag/],
     ['bash@sha256:abc', /bad digest|64 lowercase/],
     [`bash@sha256:${'AB'.repeat(32)}`, /64 lowercase/],
-    ['bash@md5:' + 'a'.repeat(32), /unsupported digest/],
+    [`bash@md5:${'a'.repeat(32)}`, /unsupported digest/],
     ['bash@', /bad digest/],
     ['a//b', /empty path component/],
     ['/bash', /empty path component/],
