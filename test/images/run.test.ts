@@ -146,7 +146,8 @@ describe('nsbox run IMAGE', () => {
       expect(readdirSync(`${store}/containers`)).toEqual([id]);
       await ok(['exec', 'tutorial', 'sh', '-c', 'echo hi > /tmp/example_file; rm /etc/motd']);
       expect(await ok(['exec', 'tutorial', 'cat', '/tmp/example_file'])).toBe('hi\n');
-      const other = await ok(['run', '--rm', 'bb:1', 'sh', '-c', 'test -e /tmp/example_file || echo absent; cat /etc/motd']);
+      const check = 'test -e /tmp/example_file || echo absent; cat /etc/motd';
+      const other = await ok(['run', '--rm', 'bb:1', 'sh', '-c', check]);
       expect(other).toBe('absent\nhello from layer 2\n');
       // Nothing of the overlays shows on the host (other mounts may come and go: the host is shared).
       expect(hostMounts().filter((m) => m.startsWith(store) || (!mounts.includes(m) && m.includes('overlay')))).toEqual(
