@@ -790,6 +790,7 @@ static napi_value SetWinsize(napi_env env, napi_callback_info info) {
 
 void bpf_register(napi_env env, napi_value exports);
 void pty_register(napi_env env, napi_value exports);
+void fsops_register(napi_env env, napi_value exports);
 
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor d[] = {
@@ -812,6 +813,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
   bpf_register(env, exports); /* native/bpf.c */
   pty_register(env, exports); /* native/pty.c */
+  fsops_register(env, exports); /* native/fsops.c */
   return exports;
 }
 

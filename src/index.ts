@@ -9,3 +9,5 @@ export type { StdioOption } from './sandbox/stdio.js';
 export { Container, type ExitStatus, type Usage } from './container.js';
 export { NsboxError } from './errors.js';
 export type { ContainerSpec, Namespaces } from './spec.js';
+export { pull, importImage, images, type ImageRecord, type PullOptions, type PullProgress } from './images/library.js';
+export { parseReference, type Reference } from './images/reference.js';

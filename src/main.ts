@@ -27,6 +27,12 @@ const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
   info: () => import('./cli/info.js'),
   network: () => import('./cli/network.js'),
   port: () => import('./cli/port.js'),
+  images: () => import('./cli/images.js'),
+  image: () => import('./cli/images.js'),
+  rmi: () => import('./cli/images.js'),
+  import: () => import('./cli/images.js'),
+  pull: () => import('./cli/images.js'),
+  export: () => import('./cli/export.js'),
   // Internal: the monitor of a detached container (started by run -d, from this same file).
   'nsbox-monitor': () => import('./cli/monitor.js'),
 };
@@ -47,6 +53,12 @@ Commands (each has --help):
   info                          the cgroup hierarchy used for each controller
   network create|ls|inspect|rm  networks (CNI conflists) containers can join with --network NAME
   port NAME                     a container's published ports
+  pull REF                      pull an image from a registry
+  import FILE|-                 import a docker save / OCI archive or a root-filesystem tar
+  images                        list images (-q, --format json)
+  rmi [-f] IMAGE...             remove images
+  image inspect|prune|...       more on images (nsbox image --help)
+  export NAME > rootfs.tar      a running container's root filesystem as a tar
   version                       nsbox's version`;
 
 const COMMAND_NAMES = ['run', 'version', ...Object.keys(SUBCOMMANDS).filter((c) => !c.startsWith('nsbox-'))];

@@ -102,3 +102,33 @@ export const MS = {
 
 export const MOUNT_ATTR = { RDONLY: 1, NOSUID: 2, NODEV: 4, NOEXEC: 8 } as const;
 export const MNT_DETACH = 2;
+
+export interface FsStat { mode: number; uid: number; gid: number; size: number; nlink: number; ino: number }
+
+/** File-system calls relative to directory fds (native/fsops.c), for applying image layers. */
+export interface FsOps {
+  /** openat2(rootFd, path, {flags, mode, resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | resolve}). */
+  openIn(rootFd: number, path: string, flags: number, mode?: number, resolve?: number): number;
+  /** openat(dirFd, name, flags, mode) of one name under a resolved parent. */
+  openAt(dirFd: number, name: string, flags: number, mode?: number): number;
+  mkdirAt(dirFd: number, name: string, mode: number): void;
+  symlinkAt(target: string, dirFd: number, name: string): void;
+  /** linkat without AT_SYMLINK_FOLLOW: a symlink is linked itself, never its target. */
+  linkAt(oldDirFd: number, oldName: string, newDirFd: number, newName: string): void;
+  mknodAt(dirFd: number, name: string, mode: number, major: number, minor: number): void;
+  /** fchownat(AT_SYMLINK_NOFOLLOW); name '' is dirFd itself. */
+  lchownAt(dirFd: number, name: string, uid: number, gid: number): void;
+  /** chmod of an fd's inode (O_PATH fds too); ELOOP on a symlink. */
+  fchmodFd(fd: number, mode: number): void;
+  utimensAt(dirFd: number, name: string, aSec: number, aNsec: number, mSec: number, mNsec: number): void;
+  unlinkAt(dirFd: number, name: string, flags?: number): void;
+  renameAt(oldDirFd: number, oldName: string, newDirFd: number, newName: string): void;
+  /** fstatat(AT_SYMLINK_NOFOLLOW) of the entry itself; null when missing. */
+  statAt(dirFd: number, name: string): FsStat | null;
+  fsetxattr(fd: number, name: string, value: Buffer): void;
+  /** null when the attribute is not set. */
+  fgetxattr(fd: number, name: string): Buffer | null;
+  readlinkAt(dirFd: number, name: string): string;
+}
+
+export const fsops: FsOps = native as unknown as FsOps;

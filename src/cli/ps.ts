@@ -124,11 +124,11 @@ function ps(argv: string[], all: boolean): number {
   else if (format.includes('{{')) process.stdout.write(templateRows(format, shown));
   else if (format === 'json') process.stdout.write(`${safeJson(shown.map(summary), 1)}\n`);
   else {
-    const rows = [['CONTAINER ID', 'NAME', 'STATUS', 'PID', 'CREATED', 'PORTS', 'COMMAND']];
+    const rows = [['CONTAINER ID', 'NAME', 'IMAGE', 'STATUS', 'PID', 'CREATED', 'PORTS', 'COMMAND']];
     for (const st of shown) {
       const ports = readRecord(st.id)?.ports.map(portText).join(', ') || '-';
       const pid = st.status === 'stopped' ? '-' : String(st.pid || '-');
-      rows.push([st.id, st.name, statusText(st), pid, ago(st.createdAt), ports, st.command.join(' ')]);
+      rows.push([st.id, st.name, st.rootfs, statusText(st), pid, ago(st.createdAt), ports, st.command.join(' ')]);
     }
     process.stdout.write(table(rows));
   }

@@ -6,18 +6,21 @@ import { parseArgs, type OptionDef, type Parsed } from './args.js';
 import { IDENTITY_HELP, IDENTITY_OPTIONS, identityFromOptions } from '../userns/cli.js';
 import { LIMIT_HELP, LIMIT_OPTIONS, limitsFromOptions, reportOom } from '../cgroups/cli.js';
 import { SECURITY_HELP, SECURITY_OPTIONS, securityFromOptions } from './security.js';
+import { fromImage, IMAGE_RUN_HELP, IMAGE_RUN_OPTIONS } from './image-run.js';
 import { setCgroupDebug } from '../cgroups/part.js';
 import { SIGNAL_MODES, type SignalMode } from '../signals.js';
 import { applyEnv } from './env.js';
 import type { MountSpec } from '../rootfs/mounts.js';
-import { checkName } from '../spec.js';
+import { checkName, type ContainerSpec } from '../spec.js';
 import { escapeText } from './escape.js';
 import { NETWORK_HELP, NETWORK_OPTIONS, networkFromOptions } from '../network/cli.js';
+import { isImageArg } from '../images/rwlayer.js';
 
-export const RUN_HELP = `Usage: nsbox run [OPTIONS] ROOTFS CMD [ARG...]
+export const RUN_HELP = `Usage: nsbox run [OPTIONS] ROOTFS|IMAGE [CMD [ARG...]]
 
 Run CMD as PID 1 of new mount, PID, UTS, IPC, network and cgroup namespaces rooted in
-ROOTFS (a directory, or "host" for read-only binds of this host's /usr, /etc, ...).
+ROOTFS (a directory, or "host" for read-only binds of this host's /usr, /etc, ...), or in a
+copy-on-write root of IMAGE (any other argument: pulled when missing; CMD replaces its Cmd).
 
 Options:
       --name NAME        container name (default: a random id)
@@ -39,6 +42,7 @@ ${IDENTITY_HELP}
 ${LIMIT_HELP}
 ${SECURITY_HELP}
 ${NETWORK_HELP}
+${IMAGE_RUN_HELP}
   -h, --help             show this help
   -V, --version          show the version
 
@@ -64,6 +68,7 @@ const OPTIONS: OptionDef[] = [
   ...LIMIT_OPTIONS,
   ...SECURITY_OPTIONS,
   ...NETWORK_OPTIONS,
+  ...IMAGE_RUN_OPTIONS,
   { long: 'help', short: 'h' },
   { long: 'version', short: 'V' },
 ];
@@ -93,7 +98,7 @@ export function parseRunArgs(argv: string[]): { o: Parsed['options']; rootfs: st
 /** The container that `run` with these options describes. */
 export function containerFromArgs(o: Parsed['options'], rootfs: string, command: string[], launch: Launch = {}): Container {
   const security = securityFromOptions(o);
-  return new Container({
+  const spec: ContainerSpec = {
     rootfs,
     command,
     id: launch.id,
@@ -110,7 +115,16 @@ export function containerFromArgs(o: Parsed['options'], rootfs: string, command:
     network: networkFromOptions(o),
     env: { TERM: process.env.TERM || 'xterm', ...parseEnv(o) },
     stdio: launch.stdio,
-  }, launch.parts);
+  };
+  if (!isImageArg(rootfs)) return new Container(spec, launch.parts);
+  // A foreground run removes its copy-on-write layer when it ends; a detached one with its state.
+  const img = fromImage(spec, o, rootfs, !o.detach);
+  try {
+    return new Container(img.spec, [...(launch.parts ?? []), img.part]);
+  } catch (e) {
+    img.part.abort?.();
+    throw e;
+  }
 }
 
 /**
@@ -165,8 +179,10 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
     return 0;
   }
   if (!rootfs) throw new NsboxError('missing ROOTFS (see --help)');
-  if (command.length === 0) throw new NsboxError('no command given (see --help)');
+  const image = isImageArg(rootfs);
+  if (command.length === 0 && !image) throw new NsboxError('no command given (see --help)');
   if (o.name !== undefined) checkName(o.name); // before anything names a file after it
+  if (image) await (await import('./image-run.js')).ensureImage(rootfs, o);
   const limits = limitsFromOptions(o); // bad values fail before anything is made
   signalMode(o.signals);
   if (o.debug) setCgroupDebug((line) => process.stderr.write(`nsbox: ${line}\n`));

@@ -2,6 +2,7 @@
 import { closeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { NsboxError } from '../errors.js';
+import { stopSignalOf } from '../images/rwlayer.js';
 import * as native from '../native.js';
 import { parseArgs } from './args.js';
 import { escapeText } from './escape.js';
@@ -73,7 +74,7 @@ async function kill(argv: string[]): Promise<number> {
 
 async function stopOne(ref: string, seconds: number): Promise<void> {
   const st = find(ref);
-  const { pidfd } = signalContainer(ref, constants.signals.SIGTERM);
+  const { pidfd } = signalContainer(ref, parseSignal(stopSignalOf(st.id) ?? 'TERM')); // an image's StopSignal
   if (pidfd !== null) {
     const timer = setTimeout(() => {
       try {

@@ -11,8 +11,13 @@ import { bad, integer, isPlainObject, kind, millis } from '../check.js';
 import { checkSpecShape } from '../spec-check.js';
 import { execIn, type ExecOptions } from './exec.js';
 import type { RunResult } from './run.js';
+import { imageSandboxSpec } from '../images/library.js';
 
-export interface SandboxSpec extends Omit<ContainerSpec, 'stdio'> {
+export interface SandboxSpec extends Omit<ContainerSpec, 'stdio' | 'rootfs'> {
+  /** A directory or 'host'; leave it out to give `image`. */
+  rootfs?: string;
+  /** An image in the store (see pull(), importImage()): a copy-on-write root of it, gone at the end. */
+  image?: string;
   /** Like child_process: 'pipe' (default), 'inherit', 'ignore', an fd, or one of these per stream. */
   stdio?: StdioOption | [StdioOption, StdioOption, StdioOption];
   /** Wall-clock limit: the whole container is killed when it is reached (at most 2^31-1 ms). */
@@ -81,16 +86,28 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
 
   constructor(spec: SandboxSpec) {
     super();
-    const containerSpec = checkSandboxSpec(spec);
+    // An image makes the spec whole: its copy-on-write root, command and config (src/images/library.ts).
+    const img = imageSandboxSpec(spec);
+    let containerSpec: ReturnType<typeof checkSandboxSpec>;
+    let stdio: Stdio;
+    try {
+      containerSpec = checkSandboxSpec(img ? img.spec : spec);
+      if (spec.signal?.aborted) throw abortError(spec.signal);
+      stdio = openStdio(spec.stdio);
+    } catch (e) {
+      img?.part.abort?.();
+      throw e;
+    }
     const { timeoutMs, cpuTimeLimitMs: cpuLimitMs, signal } = spec;
-    if (signal?.aborted) throw abortError(signal);
-    const stdio = openStdio(spec.stdio);
     const started = process.hrtime.bigint();
     try {
       // A cgroup always (when we may make one): the accounting covers every process in the container.
       const limits = containerSpec.limits ?? (process.geteuid?.() === 0 ? {} : undefined);
-      this.container = new Container({ ...containerSpec, limits, stdio: stdio.childFds });
+      // checkSpecShape made sure of rootfs (from the spec or the image).
+      const full = containerSpec as ContainerSpec;
+      this.container = new Container({ ...full, limits, stdio: stdio.childFds }, img ? [img.part] : []);
     } catch (e) {
+      img?.part.abort?.();
       stdio.destroy();
       throw e;
     } finally {

@@ -6,6 +6,7 @@ import {
   unlinkSync,
 } from 'node:fs';
 import { NsboxError } from '../errors.js';
+import { removeRwLayer } from '../images/rwlayer.js';
 import type { SavedStep } from '../plan/json.js';
 import type { SignalMode } from '../signals.js';
 import * as native from '../native.js';
@@ -203,6 +204,7 @@ export function removeEntry(st: Pick<ContainerState, 'id' | 'name'>, r = root())
     });
     removeDir(st.id, root);
   });
+  removeRwLayer(st.id); // a container from an image: its copy-on-write layer goes with it
 }
 
 const NAME_OK = (name: string) => {

@@ -1,6 +1,7 @@
 // Registers a container in the state directory and moves it through its life cycle. Used by
 // the detached monitor and by a foreground `run` (which is its own monitor).
 import { resolve } from 'node:path';
+import { isImageArg } from '../images/rwlayer.js';
 import type { ExitStatus, StartPart } from '../plan/part.js';
 import type { Plan } from '../plan/builder.js';
 import { credentialSteps } from '../exec/creds.js';
@@ -37,7 +38,8 @@ export class Tracker {
     this.name = checkName(o.name ?? this.id); // before anything is made
     this.autoRemove = o.autoRemove;
     const st: ContainerState = {
-      id: this.id, name: this.name, status: 'creating', rootfs: o.rootfs === 'host' ? 'host' : resolve(o.rootfs), command: o.command,
+      id: this.id, name: this.name, status: 'creating', command: o.command,
+      rootfs: o.rootfs === 'host' || isImageArg(o.rootfs) ? o.rootfs : resolve(o.rootfs),
       hostname: o.hostname ?? this.name, createdAt: new Date().toISOString(), pid: 0, pidStart: 0,
       monitor: { pid: process.pid, start: selfStart() }, detached: o.detached, autoRemove: o.autoRemove,
       init: o.init, tty: o.tty, signals: o.signals, config: o.config, exec: { env: [], cwd: '/', creds: [] }, logLimit: o.logLimit,

@@ -78,7 +78,7 @@ describe('states', () => {
     expect(Date.parse(st.startedAt)).toBeGreaterThanOrEqual(Date.parse(st.createdAt));
     expect((await ok(['ps'])).trim().split('\n')).toHaveLength(1); // header only: stopped ones need -a
     const all = await ok(['ps', '-a']);
-    expect(all).toMatch(new RegExp(`^${id}\\s+short\\s+stopped \\(exit 7\\)\\s+-\\s+`, 'm'));
+    expect(all).toMatch(new RegExp(`^${id}\\s+short\\s+\\S+\\s+stopped \\(exit 7\\)\\s+-\\s+`, 'm'));
   });
 
   it('records created (pid known, command not started) before running', async () => {

@@ -1,0 +1,70 @@
+// `nsbox run IMAGE ...`: the image pulled as --pull says, its config applied to the spec, and the
+// overlay part added. Kept out of run.ts so that a run from a directory loads none of it.
+import { NsboxError } from '../errors.js';
+import type { ContainerSpec } from '../spec.js';
+import { randomId } from '../spec.js';
+import type { StartPart } from '../plan/part.js';
+import type { Parsed } from './args.js';
+import { formatReference, parseReference } from '../images/reference.js';
+import { imageRun, overlayPart } from '../images/run.js';
+import { Store, type ImageRecord } from '../images/store.js';
+
+export const IMAGE_RUN_OPTIONS = [
+  { long: 'pull', value: 'single' as const },
+  { long: 'entrypoint', value: 'single' as const },
+  { long: 'platform', value: 'single' as const },
+  { long: 'tls-verify', value: 'optional' as const },
+];
+
+export const IMAGE_RUN_HELP = `      --pull POLICY      for an image: missing (default), always or never
+      --entrypoint CMD   replace the image's entrypoint (and its Cmd)
+      --platform OS/ARCH the platform to pull (default: this machine's)`;
+
+/** The image `ref` in the store, pulled first as `--pull` says. Progress goes to stderr. */
+export async function ensureImage(ref: string, o: Parsed['options']): Promise<ImageRecord> {
+  const policy = (o.pull as string | undefined) ?? 'missing';
+  if (!['missing', 'always', 'never'].includes(policy))
+    throw new NsboxError(`invalid --pull: ${policy} (missing, always or never)`);
+  const store = new Store();
+  const have = store.find(ref);
+  if (have && policy !== 'always') return have;
+  if (policy === 'never')
+    throw new NsboxError(`image not found locally: ${ref} (pull it, or use --pull=missing)`, { step: 'image' });
+  const r = parseReference(ref);
+  const { pullShowing, pullOptions } = await import('./pull.js');
+  if (!have) process.stderr.write(`Unable to find image '${formatReference(r)}' locally\n`);
+  return pullShowing(ref, { ...pullOptions(o), store }, false, process.stderr);
+}
+
+/** The spec with the image's config applied, and the overlay part. */
+export function fromImage(
+  spec: ContainerSpec,
+  o: Parsed['options'],
+  ref: string,
+  removeOnExit: boolean,
+): { spec: ContainerSpec; part: StartPart } {
+  const store = new Store();
+  const img = store.find(ref);
+  if (!img) throw new NsboxError(`image not found locally: ${ref}`, { step: 'image' });
+  const run = imageRun(store, img, {
+    args: spec.command,
+    entrypoint: o.entrypoint as string | undefined,
+    env: spec.env,
+    cwd: spec.cwd,
+    user: spec.user,
+  });
+  const id = spec.id ?? randomId();
+  const { rootfs, part } = overlayPart(store, img, id, run, removeOnExit, !!spec.userns);
+  return {
+    spec: {
+      ...spec,
+      id,
+      rootfs,
+      command: run.command,
+      env: run.env,
+      cwd: run.cwd,
+      ...(run.user ? { user: run.user, groupAdd: [...(spec.groupAdd ?? []), ...(run.groupAdd ?? [])] } : {}),
+    },
+    part,
+  };
+}

@@ -1,0 +1,307 @@
+// Containers from images: the config applied, a copy-on-write root per container made inside its
+// mount namespace, removed with it, and the image left as it was.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hostMounts, nsbox, ROOTFS } from '../helpers.js';
+import { makeLayout, skopeo } from './fixtures.js';
+import {
+  cliCopy,
+  createUser,
+  removeUser,
+  restoreSubIds,
+  saveSubIds,
+  scratch,
+  setSubIds,
+  type TestUser,
+} from '../userns/setup.js';
+import { collect } from '../helpers.js';
+import { tarball } from './tarball.js';
+
+const work = mkdtempSync('/tmp/nsbox-run-test-');
+const store = `${work}/store`;
+const env = { ...process.env, NSBOX_STORAGE_DIR: store };
+const cli = (args: string[], input?: string) => nsbox(args, { env, input });
+const ok = async (args: string[], input?: string) => {
+  const r = await cli(args, input);
+  expect(r.stderr, args.join(' ')).toBe('');
+  expect(r.code, args.join(' ')).toBe(0);
+  return r.stdout;
+};
+/** Every file of every layer with its mode, size and mtime: the image as it is on disk. */
+const layersPrint = () =>
+  execFileSync('find', [`${store}/layers`, '-printf', '%p %m %s %T@ %u\n'], { encoding: 'utf8' })
+    .split('\n')
+    .sort()
+    .join('\n');
+const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+/** An OCI layout with busybox and then `n` small layers, each adding /l/fI, as an archive. */
+function manyLayers(n: number, name: string): string {
+  const dir = `${work}/${name}`;
+  mkdirSync(`${dir}/blobs/sha256`, { recursive: true });
+  const blob = (b: Buffer | string) => {
+    const d = sha(b);
+    writeFileSync(`${dir}/blobs/sha256/${d.slice(7)}`, b);
+    return { digest: d, size: Buffer.byteLength(b) };
+  };
+  const tars = [execFileSync('tar', ['-C', ROOTFS, '-c', '.'], { maxBuffer: 1 << 28 })];
+  for (let i = 0; i < n; i++) tars.push(tarball([{ path: `l/f${i}`, data: `${i}\n` }]));
+  const layers = tars.map((t) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...blob(t) }));
+  const config = blob(
+    JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      config: { Cmd: ['/bin/sh'] },
+      rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) },
+    }),
+  );
+  const manifest = blob(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+      layers,
+    }),
+  );
+  writeFileSync(`${dir}/oci-layout`, '{"imageLayoutVersion":"1.0.0"}');
+  writeFileSync(
+    `${dir}/index.json`,
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          ...manifest,
+          annotations: { 'org.opencontainers.image.ref.name': `${name}:1` },
+        },
+      ],
+    }),
+  );
+  execFileSync('tar', ['-C', dir, '-cf', `${dir}.tar`, '.']);
+  return `${dir}.tar`;
+}
+
+beforeAll(async () => {
+  const oci = makeLayout(`${work}/oci`);
+  execFileSync('umoci', [
+    'config',
+    '--image',
+    `${oci}:bb`,
+    '--tag',
+    'bbu',
+    '--config.user',
+    'user',
+    '--config.entrypoint',
+    '/bin/echo',
+    '--config.cmd',
+    'hello',
+    '--config.workingdir',
+    '/work/dir',
+    '--config.env',
+    'FOO=bar',
+  ]);
+  execFileSync('umoci', ['config', '--image', `${oci}:bb`, '--tag', 'bbstop', '--config.stopsignal', 'SIGUSR1']);
+  skopeo(['copy', `oci:${oci}:bbstop`, `oci-archive:${work}/bbstop.tar:bbstop:1`]);
+  skopeo(['copy', `oci:${oci}:bb`, `oci-archive:${work}/bb.tar:bb:1`]);
+  skopeo(['copy', `oci:${oci}:bbu`, `oci-archive:${work}/bbu.tar:bbu:1`]);
+  await ok(['import', `${work}/bb.tar`]);
+  await ok(['import', `${work}/bbu.tar`]);
+  await ok(['import', `${work}/bbstop.tar`]);
+}, 120_000);
+let user: TestUser | undefined;
+const subIds = saveSubIds();
+const userDir = scratch();
+afterAll(() => {
+  removeUser(user);
+  restoreSubIds(subIds);
+  rmSync(userDir, { recursive: true, force: true });
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('nsbox run IMAGE', () => {
+  it('applies Cmd, Env and WorkingDir; the arguments replace Cmd, -e and -w win; whiteouts hide', async () => {
+    expect(await ok(['run', 'bb:1'])).toBe(''); // /bin/sh, its stdin empty
+    expect(
+      await ok(['run', 'bb:1', 'sh', '-c', 'echo $FOO $PWD; cat /etc/motd; test -e /etc/group || echo no group']),
+    ).toBe('bar /tmp\nhello from layer 2\nno group\n');
+    expect(await ok(['run', '-e', 'FOO=mine', '-w', '/etc', 'bb:1', 'sh', '-c', 'echo $FOO $PWD'])).toBe('mine /etc\n');
+  });
+
+  it("applies Entrypoint and User (from the image's /etc/passwd); --entrypoint replaces both it and Cmd", async () => {
+    expect(await ok(['run', 'bbu:1'])).toBe('hello\n');
+    expect(await ok(['run', 'bbu:1', 'world'])).toBe('world\n');
+    expect(await ok(['run', '--entrypoint', 'id', 'bbu:1'])).toMatch(/^uid=1000\(user\) gid=1000/);
+    expect(await ok(['run', '--entrypoint', 'pwd', 'bbu:1'])).toBe('/work/dir\n'); // made, as it was missing
+    expect(await ok(['run', '-u', '0', '--entrypoint', 'id', 'bbu:1'])).toMatch(/^uid=0\(root\) gid=0/);
+  });
+
+  it('gives each container its own copy-on-write root, invisible on the host, gone with the container', async () => {
+    const before = layersPrint(),
+      mounts = hostMounts();
+    const id = (await ok(['run', '-d', '--name', 'tutorial', 'bb:1', 'sleep', '1000'])).trim();
+    try {
+      expect(await ok(['ps'])).toMatch(new RegExp(`^${id}\\s+tutorial\\s+bb:1\\s+running\\s`, 'm'));
+      expect(readdirSync(`${store}/containers`)).toEqual([id]);
+      await ok(['exec', 'tutorial', 'sh', '-c', 'echo hi > /tmp/example_file; rm /etc/motd']);
+      expect(await ok(['exec', 'tutorial', 'cat', '/tmp/example_file'])).toBe('hi\n');
+      const check = 'test -e /tmp/example_file || echo absent; cat /etc/motd';
+      const other = await ok(['run', '--rm', 'bb:1', 'sh', '-c', check]);
+      expect(other).toBe('absent\nhello from layer 2\n');
+      // Nothing of the overlays shows on the host (other mounts may come and go: the host is shared).
+      expect(hostMounts().filter((m) => m.startsWith(store) || (!mounts.includes(m) && m.includes('overlay')))).toEqual(
+        [],
+      );
+      const rmi = await cli(['rmi', 'bb:1']);
+      expect([rmi.code, rmi.stderr]).toEqual([
+        1,
+        `nsbox: image bb:1 is used by container ${id}: remove it first, or use rmi -f\n`,
+      ]);
+    } finally {
+      await cli(['rm', '-f', 'tutorial']);
+    }
+    expect(readdirSync(`${store}/containers`)).toEqual([]);
+    expect(layersPrint()).toBe(before);
+  });
+
+  it("stops with the image's StopSignal, and refuses --userns with a clear error", async () => {
+    await ok([
+      'run',
+      '-d',
+      '--name',
+      'stopper',
+      'bbstop:1',
+      'sh',
+      '-c',
+      'trap "exit 3" USR1; while :; do sleep 0.1; done',
+    ]);
+    try {
+      await ok(['stop', '-t', '30', 'stopper']);
+      const [st] = JSON.parse(await ok(['inspect', 'stopper']));
+      expect(st.exit).toMatchObject({ code: 3, signal: null });
+    } finally {
+      await cli(['rm', '-f', 'stopper']);
+    }
+    const r = await cli(['run', '--userns', 'bb:1', 'true']);
+    expect([r.code, r.stderr]).toEqual([
+      125,
+      "nsbox: containers from images cannot use --userns as root yet (the layers belong to the host's ids)\n",
+    ]);
+    expect(readdirSync(`${store}/containers`)).toEqual([]);
+  });
+
+  it("exports a running container's root as a tar that imports back as an image", async () => {
+    await ok([
+      'run',
+      '-d',
+      '--name',
+      'exp',
+      'bb:1',
+      'sh',
+      '-c',
+      'echo mine > /tmp/f; ln -s / /tmp/up; ln -s /etc/shadow /tmp/s; sleep 1000',
+    ]);
+    try {
+      // The links exist once the shell is past them.
+      for (let i = 0; i < 100 && (await cli(['exec', 'exp', 'test', '-L', '/tmp/s'])).code !== 0; i++)
+        await new Promise((r) => setTimeout(r, 100));
+      const r = await cli(['export', '-o', `${work}/exp.tar`, 'exp']);
+      expect([r.code, r.stderr]).toEqual([0, '']);
+    } finally {
+      await cli(['rm', '-f', 'exp']);
+    }
+    const list = execFileSync('tar', ['tvf', `${work}/exp.tar`], { encoding: 'utf8' });
+    expect(list).toMatch(/ tmp\/up -> \/\n/);
+    expect(list).toMatch(/ tmp\/s -> \/etc\/shadow\n/);
+    expect(list).not.toMatch(/ proc\/|shadow\n(?!.*->)/);
+    expect(await ok(['import', '--name', 'exported:1', `${work}/exp.tar`])).toBe(
+      'Loaded image: docker.io/library/exported:1\n',
+    );
+    expect(await ok(['run', 'exported:1', 'cat', '/tmp/f', '/etc/motd'])).toBe('mine\nhello from layer 2\n');
+    const stopped = await cli(['export', 'nothere']);
+    expect(stopped.code).toBe(125);
+  });
+
+  it('runs a 100-layer image (mount(2), short names) and a 50-layer one (fsconfig lowerdir+)', async () => {
+    await ok(['import', manyLayers(100, 'many')]);
+    const script = 'ls /l | wc -l; cat /l/f0 /l/f49; grep " / " /proc/self/mountinfo';
+    const many = await ok(['run', 'many:1', 'sh', '-c', script]);
+    expect(many).toMatch(/^100\n0\n49\n.* - overlay .*lowerdir=[0-9a-f]{12}:[0-9a-f]{12}:/);
+    await ok(['import', manyLayers(50, 'fifty')]);
+    const fifty = await ok(['run', 'fifty:1', 'sh', '-c', script]);
+    expect(fifty).toMatch(/^50\n0\n49\n.* - overlay /);
+    expect(fifty.split('lowerdir+=')).toHaveLength(52);
+    expect(readdirSync(`${store}/containers`)).toEqual([]);
+  });
+
+  it('is spawn({ image }) in the library, and --pull=never refuses a missing image', async () => {
+    const { spawn } = await import('../../src/index.js');
+    process.env.NSBOX_STORAGE_DIR = store;
+    try {
+      const sb = spawn({ image: 'bb:1', command: [], stdio: ['pipe', 'pipe', 'inherit'] });
+      sb.stdin!.end('echo $FOO; pwd\n');
+      let out = '';
+      sb.stdout!.on('data', (d) => (out += d));
+      expect((await sb.exited).code).toBe(0);
+      expect(out).toBe('bar\n/tmp\n');
+      expect(() => spawn({ image: 'nothere:1', command: ['true'] })).toThrow(/image not found locally: nothere:1/);
+    } finally {
+      delete process.env.NSBOX_STORAGE_DIR;
+    }
+    expect(readdirSync(`${store}/containers`)).toEqual([]);
+    const r = await cli(['run', '--pull=never', 'nothere:1', 'true']);
+    expect([r.code, r.stderr]).toEqual([
+      125,
+      'nsbox: image not found locally: nothere:1 (pull it, or use --pull=missing)\n',
+    ]);
+  });
+
+  it('works rootless: layers unpacked as the user, overlay mounted in the user namespace (userxattr)', async () => {
+    user = createUser('nsboximg', userDir);
+    setSubIds(subIds, [user.name], [`${user.name}:300000:65536`]);
+    const cli = cliCopy(userDir);
+    execFileSync('cp', [`${work}/bb.tar`, `${userDir}/bb.tar`]);
+    execFileSync('chmod', ['a+r', `${userDir}/bb.tar`]);
+    const as = (args: string[]) =>
+      collect(
+        'setpriv',
+        [
+          '--reuid',
+          String(user!.uid),
+          '--regid',
+          String(user!.gid),
+          '--clear-groups',
+          '--inh-caps=-all',
+          process.execPath,
+          cli,
+          ...args,
+        ],
+        {
+          env: {
+            PATH: process.env.PATH,
+            XDG_RUNTIME_DIR: user!.runtime,
+            HOME: '/',
+            NSBOX_STORAGE_DIR: `${user!.runtime}/store`,
+          },
+          cwd: '/',
+        },
+      );
+    let r = await as(['import', `${userDir}/bb.tar`]);
+    expect([r.code, r.stderr, r.stdout]).toEqual([0, '', 'Loaded image: docker.io/library/bb:1\n']);
+    r = await as([
+      'run',
+      'bb:1',
+      'sh',
+      '-c',
+      'id -u; cat /etc/motd; test -e /etc/group || echo no group; echo x > /new; cat /new',
+    ]);
+    expect([r.code, r.stderr, r.stdout]).toEqual([0, '', '0\nhello from layer 2\nno group\nx\n']);
+    const store = `${user.runtime}/store`;
+    expect(readdirSync(`${store}/containers`)).toEqual([]);
+    const owners = execFileSync('find', [`${store}/layers`, '-printf', '%U\n'], { encoding: 'utf8' })
+      .trim()
+      .split('\n');
+    expect(new Set(owners)).toEqual(new Set([String(user.uid)]));
+  });
+});

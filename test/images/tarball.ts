@@ -1,0 +1,45 @@
+// Hand-made tar archives for the tests, hostile ones included (node-tar's Header encodes each entry).
+import { gzipSync } from 'node:zlib';
+import { Header } from 'tar';
+
+export interface TarEntry {
+  path: string;
+  type?: 'File' | 'Directory' | 'SymbolicLink' | 'Link' | 'CharacterDevice' | 'BlockDevice' | 'FIFO';
+  data?: string | Buffer;
+  /** Size in the header when it must differ from the data (a bomb declares more). */
+  size?: number;
+  linkpath?: string;
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  devmaj?: number;
+  devmin?: number;
+  mtime?: Date;
+}
+
+export function tarball(entries: TarEntry[], gzip = false): Buffer {
+  const out: Buffer[] = [];
+  for (const e of entries) {
+    const data = typeof e.data === 'string' ? Buffer.from(e.data) : (e.data ?? Buffer.alloc(0));
+    const type = e.type ?? 'File';
+    const h = new Header({
+      path: e.path,
+      type,
+      size: e.size ?? (type === 'File' ? data.length : 0),
+      linkpath: e.linkpath,
+      mode: e.mode ?? (type === 'Directory' ? 0o755 : 0o644),
+      uid: e.uid ?? 0,
+      gid: e.gid ?? 0,
+      mtime: e.mtime ?? new Date(1_600_000_000_000),
+      devmaj: e.devmaj ?? 0,
+      devmin: e.devmin ?? 0,
+    });
+    const block = Buffer.alloc(512);
+    h.encode(block, 0);
+    out.push(block);
+    if (data.length) out.push(data, Buffer.alloc((512 - (data.length % 512)) % 512));
+  }
+  out.push(Buffer.alloc(1024));
+  const tar = Buffer.concat(out);
+  return gzip ? gzipSync(tar) : tar;
+}
