@@ -45,6 +45,9 @@ enum op_kind {
   OP_CLONE_TREE = 34,    /* n: from slot, to slot, recursive: open_tree(CLONE) of an O_PATH fd */
   OP_SETATTR_SLOT = 35,  /* n: slot, attr_set, attr_clr, recursive */
   OP_USERNS_ROOT = 36,   /* n: drop groups, gid 0, uid 0 (each 0/1): become root of a new user namespace */
+  /* Held before exec until started (native/hold.c). */
+  OP_HOLD_OPEN = 37,     /* s: FIFO path   n: slot: open it read-write (before pivot_root) */
+  OP_HOLD = 38,          /* n: slot: report "held" on the error pipe, close it, wait for a byte on the FIFO */
 };
 
 #define PLAN_SLOTS 1024
@@ -85,6 +88,10 @@ int op_fsmount(struct plan *p, struct op *o);
 int op_clone_tree(struct plan *p, struct op *o);
 int op_setattr_slot(struct plan *p, struct op *o);
 int check_path_op(struct op *o);
+
+/* native/hold.c */
+int op_hold_open(struct plan *p, struct op *o);
+int op_hold(struct plan *p, struct op *o, int step);
 
 /* Runs in the child after clone(): raw syscalls only. Never returns. */
 void plan_run(struct plan *p) __attribute__((noreturn));

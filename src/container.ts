@@ -14,7 +14,7 @@ import { procStat } from './proc.js';
 import { resolveSpec, type ContainerSpec, type ResolvedSpec } from './spec.js';
 import { usernsPart } from './userns/part.js';
 import { isPrivileged } from './userns/rootless.js';
-import { cgroupPart } from './cgroups/part.js';
+import { CgroupPart, cgroupPart } from './cgroups/part.js';
 import { devicesPart } from './devices/cgroup.js';
 
 export type { ExitStatus, StartPart, Usage } from './plan/part.js';
@@ -66,8 +66,10 @@ export class Container {
     const facts = hostFacts();
     if (s.identity.userns) parts = [usernsPart(s.identity.userns), ...parts];
     // The cgroup (made now, limits validated by resolveSpec): see src/cgroups/part.ts.
-    const cg = cgroupPart(s);
-    if (cg) parts = [...parts, cg];
+    // A caller may bring its own (an OCI runtime's, at the path its config names).
+    const own = parts.find((p): p is CgroupPart => p instanceof CgroupPart);
+    const cg = own ?? cgroupPart(s);
+    if (cg && !own) parts = [...parts, cg];
     let plan;
     try {
       // The devices allowed (a v1 devices cgroup or a v2 BPF program): see src/devices/cgroup.ts.

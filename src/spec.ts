@@ -25,6 +25,9 @@ export interface ContainerSpec extends IdentitySpec, HardeningSpec {
   /** Memory, CPU and pids quotas, enforced by the container's cgroup (src/cgroups/limits.ts). Given
    *  (even `{}`), the container gets a cgroup, which also accounts its usage. */
   limits?: Limits;
+  /** Default true: the container is killed when the thread that started it ends. An OCI runtime's
+   *  container outlives `create` (a subreaper such as conmon adopts it). */
+  dieWithParent?: boolean;
 }
 
 export interface Namespaces {
@@ -114,6 +117,7 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
   const identity = resolveIdentity(spec, rootfs);
   return {
     id, name, hostname, rootfs, cwd, command: [...command], readOnly: !!spec.readOnly, stdio,
+    dieWithParent: spec.dieWithParent !== false,
     namespaces: resolveNamespaces(spec.namespaces),
     identity,
     hardening: resolveHardening(spec, identity.caps.bounding),

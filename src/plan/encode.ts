@@ -9,6 +9,7 @@ export const OP = {
   UNSHARE: 16, PRCTL: 17, SETGROUPS: 18, SETRESGID: 19, SETRESUID: 20, CAPS: 21, SECCOMP: 22, CLOSE_FDS: 23,
   OPEN_TREE: 24, MOVE_MOUNT: 25, INIT: 26, UMASK: 27, WRITE_FILE: 28, SET_TTY: 29, CLOSE: 30,
   OPEN_AT: 31, MOVE_MOUNT_TO: 32, FSMOUNT: 33, CLONE_TREE: 34, SETATTR_SLOT: 35, USERNS_ROOT: 36,
+  HOLD_OPEN: 37, HOLD: 38,
 } as const;
 
 /** Slots of the plan's descriptor table (PLAN_SLOTS in native/plan.h). */
@@ -59,6 +60,8 @@ function encodeOne(s: Step): PlanOp {
     case 'cloneTree': return { op: OP.CLONE_TREE, n: [s.from, s.to, bit(s.recursive)] };
     case 'setattrSlot': return { op: OP.SETATTR_SLOT, n: [s.slot, s.set, s.clear, bit(s.recursive)] };
     case 'usernsRoot': return { op: OP.USERNS_ROOT, n: [bit(s.dropGroups), bit(s.gid0), bit(s.uid0)] };
+    case 'holdOpen': return { op: OP.HOLD_OPEN, s: [s.path], n: [s.slot] };
+    case 'hold': return { op: OP.HOLD, n: [s.slot] };
   }
 }
 

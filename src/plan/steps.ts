@@ -48,7 +48,11 @@ export type StepBody =
   | { kind: 'fsmount'; fstype: string; options: string[]; slot: Slot; attrs: number }
   | { kind: 'cloneTree'; from: Slot; to: Slot; recursive: boolean }
   | { kind: 'setattrSlot'; slot: Slot; set: number; clear: number; recursive: boolean }
-  | { kind: 'usernsRoot'; dropGroups: boolean; gid0: boolean; uid0: boolean };
+  | { kind: 'usernsRoot'; dropGroups: boolean; gid0: boolean; uid0: boolean }
+  /** Open the hold FIFO (a host path) read-write into a slot. */
+  | { kind: 'holdOpen'; path: string; slot: Slot }
+  /** Report "held" to the parent, then wait for a byte on the FIFO in `slot`. */
+  | { kind: 'hold'; slot: Slot };
 
 export type StepKind = StepBody['kind'];
 
@@ -66,11 +70,11 @@ export const isStep = <K extends StepKind>(s: Step, kind: K): s is StepOf<K> => 
 /** Steps that resolve a path: none may run while an inherited descriptor is open. */
 export const RESOLVES_PATH: ReadonlySet<StepKind> = new Set<StepKind>([
   'mount', 'mkdir', 'pivotRoot', 'umount', 'chdir', 'exec', 'symlink', 'createFile', 'setattr', 'openTree',
-  'moveMount', 'writeFile', 'openAt',
+  'moveMount', 'writeFile', 'openAt', 'holdOpen',
 ]);
 
 /** Steps that open one of the plan's slots: the inherited fds must be closed before (they would be kept). */
-export const OPENS_SLOT: ReadonlySet<StepKind> = new Set<StepKind>(['openTree', 'openAt', 'fsmount', 'cloneTree']);
+export const OPENS_SLOT: ReadonlySet<StepKind> = new Set<StepKind>(['openTree', 'openAt', 'fsmount', 'cloneTree', 'holdOpen']);
 
 /** Steps that change who the process is. */
 export const IDENTITY: ReadonlySet<StepKind> = new Set<StepKind>(['setgroups', 'setresgid', 'setresuid', 'caps']);
