@@ -48,3 +48,24 @@ const link = join(dist, `run.js.${process.pid}.tmp`);
 await rm(link, { force: true });
 await symlink('run.cjs', link);
 await rename(link, join(dist, 'run.js'));
+
+// nsbox-runtime (src/oci/main.ts), the OCI runtime: one file too, dist/nsbox-runtime.cjs, and
+// dist/nsbox-runtime linking to it (the path podman's --runtime and containerd's runc-binary take).
+const rtTmp = join(dist, `nsbox-runtime.cjs.${process.pid}.tmp`);
+await build({
+  entryPoints: [join(dist, 'oci', 'main.js')],
+  outfile: rtTmp,
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  banner: { js: banner },
+  plugins: [importMetaUrl],
+  logLevel: 'warning',
+});
+await chmod(rtTmp, 0o755);
+await rename(rtTmp, join(dist, 'nsbox-runtime.cjs'));
+const rtLink = join(dist, `nsbox-runtime.${process.pid}.tmp`);
+await rm(rtLink, { force: true });
+await symlink('nsbox-runtime.cjs', rtLink);
+await rename(rtLink, join(dist, 'nsbox-runtime'));
