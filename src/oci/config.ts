@@ -321,7 +321,8 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
       const value = r.str(v, p);
       const rule = SYSCTL_NS.find(([re]) => re.test(k) && !k.includes('..'));
       if (!rule) r.fail(p, 'not a namespaced sysctl a container may set');
-      if (!spec.namespaces[rule[1]]) r.fail(p, `needs a new ${rule[1] === 'net' ? 'network' : rule[1]} namespace`);
+      const type: NsType = rule[1] === 'net' ? 'network' : rule[1] as NsType;
+      if (!spec.namespaces[rule[1]] && !joins.some((j) => j.type === type)) r.fail(p, `needs a ${type} namespace of the container's own`);
       sysctl.push([k, value]);
     }
   }
