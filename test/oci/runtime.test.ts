@@ -1,0 +1,200 @@
+// nsbox-runtime's life cycle against bundles of the busybox rootfs (as root): create holds the
+// container, start lets it go, kill and delete end it, and nothing is left behind.
+import { spawn } from 'node:child_process';
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { collect, hostMounts, ROOTFS } from '../helpers.js';
+
+const RUNTIME = resolve(__dirname, '..', '..', 'dist', 'nsbox-runtime');
+const root = process.getuid?.() === 0;
+const scratch = mkdtempSync(join(tmpdir(), 'nsbox-oci-rt-'));
+const state = `${scratch}/state`;
+
+/**
+ * Runs nsbox-runtime to its exit with its output in files: a created container keeps the runtime's
+ * stdout and stderr open, so waiting for pipes to close would wait for the container.
+ */
+async function rt(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const [o, e] = [`${scratch}/.stdout`, `${scratch}/.stderr`];
+  const fds = [openSync(o, 'w'), openSync(e, 'w')];
+  try {
+    const p = spawn(RUNTIME, ['--root', state, ...args], { stdio: ['ignore', fds[0], fds[1]] });
+    const code = await new Promise<number | null>((res) => p.on('exit', (c) => res(c)));
+    return { code, stdout: readFileSync(o, 'utf8'), stderr: readFileSync(e, 'utf8') };
+  } finally {
+    fds.forEach((fd) => closeSync(fd));
+  }
+}
+
+/** A bundle whose root is the busybox rootfs (read-only), with /out bound from the host. */
+function bundle(name: string, args: string[], edit: (c: any) => void = () => {}): { dir: string; out: string } {
+  const dir = `${scratch}/${name}`;
+  const out = `${dir}/out`;
+  mkdirSync(out, { recursive: true });
+  chmodSync(out, 0o777);
+  const c = JSON.parse(readFileSync(`${dir}/../template.json`, 'utf8'));
+  c.root = { path: ROOTFS, readonly: true };
+  c.process.terminal = false;
+  c.process.args = args;
+  c.mounts.push({ destination: '/out', type: 'bind', source: out, options: ['rbind', 'rw'] },
+    { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['size=1m'] });
+  edit(c);
+  writeFileSync(`${dir}/config.json`, JSON.stringify(c));
+  return { dir, out };
+}
+
+const cgroupOf = (id: string) => ['memory', 'pids', 'freezer'].map((c) => `/sys/fs/cgroup/${c}/nsbox-runtime/${id}`);
+const alive = (pid: number) => existsSync(`/proc/${pid}`);
+const status = async (id: string) => JSON.parse((await rt('state', id)).stdout);
+
+/** Host mounts of this test's files (others' tests come and go on a shared host). */
+const ourMounts = () => hostMounts().filter((m) => m.startsWith(scratch) || m.startsWith(ROOTFS));
+beforeAll(async () => {
+  const r = await collect(RUNTIME, ['spec'], { cwd: scratch });
+  expect(r.code).toBe(0);
+  writeFileSync(`${scratch}/template.json`, readFileSync(`${scratch}/config.json`));
+});
+
+afterAll(async () => {
+  for (const id of existsSync(state) ? readdirSync(state) : []) await rt('delete', '--force', id);
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+describe.skipIf(!root)('nsbox-runtime', () => {
+  it('spec writes a config.json and refuses to overwrite one', async () => {
+    const c = JSON.parse(readFileSync(`${scratch}/config.json`, 'utf8'));
+    expect(c.ociVersion).toMatch(/^1\./);
+    expect(c.process.args).toEqual(['sh']);
+    const again = await collect(RUNTIME, ['spec'], { cwd: scratch });
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toMatch(/exists/);
+  });
+
+  it('create holds, start runs, kill stops, delete leaves nothing', async () => {
+    const { dir, out } = bundle('life', ['sh', '-c', 'echo started > /out/f; exec sleep 1000']);
+    const pidFile = `${scratch}/life.pid`;
+    const c = await rt('create', '--bundle', dir, '--pid-file', pidFile, 'life');
+    expect(c.stderr).toBe('');
+    expect(c.code).toBe(0);
+    const st = await status('life');
+    expect(st).toMatchObject({ ociVersion: '1.0.2', id: 'life', status: 'created', bundle: dir, annotations: {} });
+    expect(st.pid).toBe(Number(readFileSync(pidFile, 'utf8')));
+    expect(alive(st.pid)).toBe(true);
+    expect(existsSync(`${out}/f`)).toBe(false); // held before exec: the command has not run
+    for (const d of cgroupOf('life')) expect(existsSync(d)).toBe(true);
+
+    expect((await rt('start', 'life')).code).toBe(0);
+    for (let i = 0; i < 200 && !existsSync(`${out}/f`); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(readFileSync(`${out}/f`, 'utf8')).toBe('started\n');
+    expect(await status('life')).toMatchObject({ status: 'running', pid: st.pid });
+    const ps = await rt('ps', '--format', 'json', 'life');
+    expect(JSON.parse(ps.stdout)).toEqual([st.pid]);
+    expect((await rt('list', '-q')).stdout).toBe('life\n');
+
+    expect((await rt('kill', 'life', 'KILL')).code).toBe(0);
+    for (let i = 0; i < 200 && alive(st.pid) && readFileSync(`/proc/${st.pid}/stat`, 'utf8').split(') ')[1][0] !== 'Z'; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(await status('life')).toMatchObject({ status: 'stopped', pid: 0 });
+    const k = await rt('kill', 'life', '9');
+    expect(k.code).not.toBe(0);
+    expect(k.stderr).toMatch(/not running/);
+
+    expect((await rt('delete', 'life')).code).toBe(0);
+    expect(existsSync(`${state}/life`)).toBe(false);
+    expect(alive(st.pid)).toBe(false);
+    for (const d of cgroupOf('life')) expect(existsSync(d)).toBe(false);
+    expect(ourMounts()).toEqual([]);
+    const gone = await rt('state', 'life');
+    expect(gone.code).not.toBe(0);
+    expect(gone.stderr).toMatch(/does not exist/);
+  });
+
+  it('refuses a second start, and delete of a running container without --force', async () => {
+    const { dir } = bundle('twice', ['sleep', '1000']);
+    expect((await rt('create', '--bundle', dir, 'twice')).code).toBe(0);
+    const { pid } = await status('twice');
+    expect((await rt('start', 'twice')).code).toBe(0);
+    const again = await rt('start', 'twice');
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toMatch(/running, not created/);
+    const del = await rt('delete', 'twice');
+    expect(del.code).not.toBe(0);
+    expect(del.stderr).toMatch(/running/);
+    expect(alive(pid)).toBe(true);
+    expect((await rt('delete', '--force', 'twice')).code).toBe(0);
+    expect(existsSync(`${state}/twice`)).toBe(false);
+    for (const d of cgroupOf('twice')) expect(existsSync(d)).toBe(false);
+  });
+
+  it('pauses and resumes with the freezer', async () => {
+    const { dir } = bundle('frz', ['sleep', '1000']);
+    expect((await rt('create', '--bundle', dir, 'frz')).code).toBe(0);
+    expect((await rt('start', 'frz')).code).toBe(0);
+    expect((await rt('pause', 'frz')).code).toBe(0);
+    expect((await status('frz')).status).toBe('paused');
+    expect((await rt('resume', 'frz')).code).toBe(0);
+    expect((await status('frz')).status).toBe('running');
+    expect((await rt('delete', '--force', 'frz')).code).toBe(0);
+  });
+
+  it('run passes the exit code through and removes the container', async () => {
+    const { dir } = bundle('exit3', ['sh', '-c', 'exit 3']);
+    const r = await rt('run', '--bundle', dir, 'exit3');
+    expect(r.code).toBe(3);
+    expect(existsSync(`${state}/exit3`)).toBe(false);
+  });
+
+  it('applies the config: user, env, cwd, hostname, read-only root, capabilities, mounts', async () => {
+    const { dir, out } = bundle('cfg', ['sh', '-c',
+      'id -u > /out/id; id -g >> /out/id; echo "$FOO" > /out/env; pwd > /out/cwd; hostname > /out/host; ' +
+      'touch /x 2>/dev/null && echo rw > /out/ro || echo ro > /out/ro; grep CapEff /proc/self/status > /out/caps; ' +
+      'grep " /out " /proc/self/mountinfo > /out/mnt; umask > /out/umask'], (c) => {
+      c.process.user = { uid: 1000, gid: 1000, umask: 0o27 };
+      c.process.env.push('FOO=bar');
+      c.process.cwd = '/tmp';
+      c.hostname = 'oci-host';
+      c.mounts.find((m: any) => m.destination === '/out').options.push('nosuid', 'noexec');
+    });
+    const r = await rt('run', '--bundle', dir, 'cfg');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const read = (f: string) => readFileSync(`${out}/${f}`, 'utf8').trim();
+    expect(read('id')).toBe('1000\n1000');
+    expect(read('env')).toBe('bar');
+    expect(read('cwd')).toBe('/tmp');
+    expect(read('host')).toBe('oci-host');
+    expect(read('ro')).toBe('ro');
+    // AUDIT_WRITE, KILL, NET_BIND_SERVICE are raised for a non-root user only when ambient: none here
+    expect(read('caps')).toMatch(/CapEff:\s+0000000000000000/);
+    expect(read('mnt')).toMatch(/nosuid.*noexec|noexec.*nosuid/);
+    expect(read('umask')).toBe('0027');
+  });
+
+  it('a bad config fails create with the JSON path and leaves nothing', async () => {
+    const { dir } = bundle('bad', ['true'], (c) => c.mounts.push({ destination: '/x', type: 'nfs', source: 'h:/x' }));
+    const r = await rt('create', '--bundle', dir, 'bad');
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/\$\.mounts\[\d+\]\.type/);
+    expect(existsSync(`${state}/bad`)).toBe(false);
+    for (const d of cgroupOf('bad')) expect(existsSync(d)).toBe(false);
+    // a failing set-up step (the command's cwd is a file): reported, nothing left
+    const b2 = bundle('bad2', ['true'], (c) => (c.process.cwd = '/etc/passwd'));
+    const r2 = await rt('create', '--bundle', b2.dir, 'bad2');
+    expect(r2.code).not.toBe(0);
+    expect(r2.stderr).toMatch(/chdir/);
+    expect(existsSync(`${state}/bad2`)).toBe(false);
+    for (const d of cgroupOf('bad2')) expect(existsSync(d)).toBe(false);
+    expect(ourMounts()).toEqual([]);
+  });
+
+  it('an unknown id: "does not exist"', async () => {
+    for (const cmd of [['state'], ['start'], ['kill'], ['delete'], ['pause'], ['ps']]) {
+      const r = await rt(...cmd, 'nope');
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/does not exist/);
+    }
+  });
+});
