@@ -24,6 +24,8 @@ import { ociPart } from './part.js';
 import { checkId, freezer, loadCgroup, processes, saveCgroup, Store, type Saved } from './state.js';
 import { defaultSpec, features } from './features.js';
 import { randomId } from '../spec.js';
+import { credentialSteps } from '../state/track.js';
+import { execIn } from './exec.js';
 
 export const VERSION = '0.1.0';
 const OCI_VERSION = '1.0.2';
@@ -35,12 +37,12 @@ export interface Globals {
   debug: boolean;
 }
 
-type FlagKind = 'string' | 'bool';
+type FlagKind = 'string' | 'bool' | 'string[]';
 
 /** runc-style flags: --name value, --name=value, -name value; booleans take no value (or =true/false). */
 export function parseFlags(argv: string[], known: Record<string, FlagKind>, aliases: Record<string, string> = {}):
-  { flags: Record<string, string | boolean>; rest: string[] } {
-  const flags: Record<string, string | boolean> = {};
+  { flags: Record<string, string | boolean | string[]>; rest: string[] } {
+  const flags: Record<string, string | boolean | string[]> = {};
   let i = 0;
   for (; i < argv.length; i++) {
     const a = argv[i];
@@ -67,7 +69,8 @@ export function parseFlags(argv: string[], known: Record<string, FlagKind>, alia
         if (i + 1 >= argv.length) throw new NsboxError(`--${name} needs a value`, { field: name });
         value = argv[++i];
       }
-      flags[name] = value;
+      if (kind === 'string[]') flags[name] = [...((flags[name] as string[] | undefined) ?? []), value];
+      else flags[name] = value;
     }
   }
   return { flags, rest: argv.slice(i) };
@@ -183,7 +186,7 @@ async function create(store: Store, id: string, o: CreateOptions): Promise<Creat
     ociVersion: c.ociVersion, id, bundle, rootfs: c.spec.rootfs, created: new Date().toISOString(),
     owner: userInfo().username, annotations: c.annotations, pid: 0, pidStart: 0,
     creator: { pid: process.pid, start: me.start }, cgroup: null,
-    exec: { env: [], cwd: c.spec.cwd ?? '/', uid: 0, gid: 0, groups: [] },
+    exec: { env: [], cwd: c.spec.cwd ?? '/', uid: 0, gid: 0, creds: [] },
   };
   let cg: Cgroup | undefined;
   let tty: { master: number; slave: number; path: string } | undefined;
@@ -195,7 +198,18 @@ async function create(store: Store, id: string, o: CreateOptions): Promise<Creat
     cg = makeCgroup(c, id);
     saved.cgroup = saveCgroup(cg);
     store.write(saved);
-    const parts: StartPart[] = [ociPart(c, hostFacts()), holdPart(store.fifo(id))];
+    // What exec replays: the container's environment, credential steps and ids, from its plan.
+    const remember: StartPart = {
+      planned(plan) {
+        saved.exec = { env: [], cwd: c.spec.cwd ?? '/', creds: credentialSteps(plan), uid: 0, gid: 0 };
+        for (const x of plan.steps) {
+          if (x.kind === 'exec') saved.exec.env = x.env;
+          if (x.kind === 'setresuid') saved.exec.uid = x.uid;
+          if (x.kind === 'setresgid') saved.exec.gid = x.gid;
+        }
+      },
+    };
+    const parts: StartPart[] = [ociPart(c, hostFacts()), holdPart(store.fifo(id)), remember];
     parts.push(new CgroupPart(cg, c.spec.namespaces?.cgroup !== false, !!c.spec.userns));
     let stdio: [number, number, number] = [0, 1, 2];
     if (c.terminal) {
@@ -218,7 +232,6 @@ async function create(store: Store, id: string, o: CreateOptions): Promise<Creat
     if (!st) throw new NsboxError('the container ended while it was created', { step: 'create' });
     saved.pid = container.pid;
     saved.pidStart = st.start;
-    saved.exec = { env: [], cwd: c.spec.cwd ?? '/', uid: 0, gid: 0, groups: [] };
     store.write(saved);
     if (o.pidFile) writeAtomic(o.pidFile.startsWith('/') ? o.pidFile : `${process.cwd()}/${o.pidFile}`, String(container.pid));
     return { container, saved };
@@ -423,6 +436,20 @@ export async function main(argv: string[]): Promise<number> {
       const f = parseFlags(args, { format: 'string', quiet: 'bool' }, { f: 'format', q: 'quiet' });
       list(store, f.flags.format === 'json', !!f.flags.quiet);
       return 0;
+    }
+    case 'exec': {
+      const f = parseFlags(args, {
+        process: 'string', detach: 'bool', 'pid-file': 'string', tty: 'bool', 'console-socket': 'string', cwd: 'string',
+        env: 'string[]', user: 'string', 'preserve-fds': 'string', 'process-label': 'string', 'apparmor': 'string',
+        'no-new-privs': 'bool', cap: 'string[]', cgroup: 'string', ignore: 'bool',
+      }, { p: 'process', d: 'detach', t: 'tty', e: 'env', u: 'user', c: 'cap' });
+      const id = needId(f.rest, cmd);
+      return execIn(store, id, {
+        process: f.flags.process as string | undefined, args: f.rest.slice(1), detach: !!f.flags.detach,
+        pidFile: f.flags['pid-file'] as string | undefined, tty: !!f.flags.tty,
+        consoleSocket: f.flags['console-socket'] as string | undefined, cwd: f.flags.cwd as string | undefined,
+        env: (f.flags.env as string[] | undefined) ?? [], user: f.flags.user as string | undefined,
+      });
     }
     case 'features':
       process.stdout.write(`${JSON.stringify(features(), null, 2)}\n`);

@@ -7,6 +7,7 @@ import { Cgroup, type CgroupDir } from '../cgroups/cgroup.js';
 import type { Controller, Hierarchy } from '../cgroups/hierarchy.js';
 import { isAlive, procStat } from '../state/proc.js';
 import { writeAtomic } from '../state/dir.js';
+import type { SavedStep } from '../plan/json.js';
 
 export type OciStatus = 'creating' | 'created' | 'running' | 'stopped' | 'paused';
 
@@ -30,7 +31,7 @@ export interface Saved {
   creator: { pid: number; start: number };
   cgroup: SavedCgroup | null;
   /** What exec starts with. */
-  exec: { env: string[]; cwd: string; uid: number; gid: number; groups: number[] };
+  exec: { env: string[]; cwd: string; uid: number; gid: number; creds: SavedStep[] };
 }
 
 /** The runtime-spec state, plus runc's extra fields. */

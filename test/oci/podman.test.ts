@@ -73,12 +73,17 @@ describe.skipIf(!!skip)(`podman --runtime nsbox-runtime${skip ? ` (skipped: ${sk
     expect(r.code).toBe(0);
   });
 
-  it('run -d, top, pause and unpause, stop, rm: nothing left', async () => {
+  it('run -d, exec, top, pause and unpause, stop, rm: nothing left', async () => {
     const d = await pm('run', '-d', ...RUN, IMAGE, 'sleep', '1000');
     expect(d.code).toBe(0);
     const id = d.stdout.trim();
     ours.add(id);
     expect(JSON.parse(readFileSync(`${STATE}/${id}/state.json`, 'utf8')).bundle).toContain(id);
+    const ex = await pm('exec', id, 'sh', '-c', 'echo in; exit 5');
+    expect(ex.stdout).toBe('in\n');
+    expect(ex.code).toBe(5);
+    const t = await pm('exec', '-t', id, 'sh', '-c', 'test -t 0 && echo tty');
+    expect(t.stdout).toBe('tty\r\n');
     const top = await pm('top', id);
     expect(top.stdout).toMatch(/sleep 1000/);
     expect((await pm('pause', id)).code).toBe(0);

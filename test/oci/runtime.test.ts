@@ -46,7 +46,14 @@ function bundle(name: string, args: string[], edit: (c: any) => void = () => {})
 }
 
 const cgroupOf = (id: string) => ['memory', 'pids', 'freezer'].map((c) => `/sys/fs/cgroup/${c}/nsbox-runtime/${id}`);
-const alive = (pid: number) => existsSync(`/proc/${pid}`);
+/** Running (a zombie waiting for whoever adopted it to reap it counts as ended). */
+const alive = (pid: number) => {
+  try {
+    return !/^[ZX]/.test(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]);
+  } catch {
+    return false;
+  }
+};
 const status = async (id: string) => JSON.parse((await rt('state', id)).stdout);
 
 /** Host mounts of this test's files (others' tests come and go on a shared host). */
@@ -94,7 +101,7 @@ describe.skipIf(!root)('nsbox-runtime', () => {
     expect((await rt('list', '-q')).stdout).toBe('life\n');
 
     expect((await rt('kill', 'life', 'KILL')).code).toBe(0);
-    for (let i = 0; i < 200 && alive(st.pid) && readFileSync(`/proc/${st.pid}/stat`, 'utf8').split(') ')[1][0] !== 'Z'; i++) {
+    for (let i = 0; i < 200 && alive(st.pid); i++) {
       await new Promise((r) => setTimeout(r, 20));
     }
     expect(await status('life')).toMatchObject({ status: 'stopped', pid: 0 });
@@ -127,6 +134,23 @@ describe.skipIf(!root)('nsbox-runtime', () => {
     expect((await rt('delete', '--force', 'twice')).code).toBe(0);
     expect(existsSync(`${state}/twice`)).toBe(false);
     for (const d of cgroupOf('twice')) expect(existsSync(d)).toBe(false);
+  });
+
+  it('exec runs in the container as it does, from arguments or a process.json', async () => {
+    const { dir, out } = bundle('ex', ['sleep', '1000'], (c) => (c.process.user = { uid: 1000, gid: 1000 }));
+    expect((await rt('create', '--bundle', dir, 'ex')).code).toBe(0);
+    expect((await rt('start', 'ex')).code).toBe(0);
+    const a = await rt('exec', '-e', 'X=1', 'ex', 'sh', '-c', 'echo $X $(id -u) $(hostname) > /out/a; exit 4');
+    expect(a.code).toBe(4);
+    expect(readFileSync(`${out}/a`, 'utf8')).toBe('1 1000 nsbox\n');
+    writeFileSync(`${scratch}/p.json`, JSON.stringify({ args: ['sh', '-c', 'pwd > /out/b; id -u >> /out/b'], cwd: '/tmp', env: ['PATH=/bin'], user: { uid: 0, gid: 0 } }));
+    const pid = `${scratch}/ex.pid`;
+    expect((await rt('exec', '--process', `${scratch}/p.json`, '--pid-file', pid, 'ex')).code).toBe(0);
+    expect(readFileSync(`${out}/b`, 'utf8')).toBe('/tmp\n0\n');
+    expect(Number(readFileSync(pid, 'utf8'))).toBeGreaterThan(0);
+    expect((await rt('delete', '--force', 'ex')).code).toBe(0);
+    const gone = await rt('exec', 'ex', 'true');
+    expect(gone.stderr).toMatch(/does not exist/);
   });
 
   it('pauses and resumes with the freezer', async () => {
