@@ -26,6 +26,7 @@ import { defaultSpec, features } from './features.js';
 import { randomId } from '../spec.js';
 import { credentialSteps } from '../state/track.js';
 import { execIn } from './exec.js';
+import { runHooks } from './hooks.js';
 
 export const VERSION = '0.1.0';
 const OCI_VERSION = '1.0.2';
@@ -169,7 +170,10 @@ async function create(store: Store, id: string, o: CreateOptions): Promise<Creat
   const bundle = resolve(o.bundle);
   if (o.preserveFds > 0) throw new NsboxError('--preserve-fds is not supported', { field: 'preserve-fds' });
   const c = loadConfig(bundle, debug);
-  if (Object.values(c.hooks).some((h) => h && h.length)) throw new NsboxError('config.json: $.hooks: hooks are not supported yet', { field: '$.hooks' });
+  for (const k of ['createContainer', 'startContainer'] as const) {
+    // Both run inside the container's namespaces, before pivot_root and before exec: not yet.
+    if (c.hooks[k]?.length) throw new NsboxError(`config.json: $.hooks.${k}: not supported yet`, { field: `$.hooks.${k}` });
+  }
   if (c.terminal && !o.consoleSocket) throw new NsboxError('process.terminal needs --console-socket', { field: 'console-socket' });
   if (!c.terminal && o.consoleSocket) throw new NsboxError('--console-socket given but process.terminal is false', { field: 'console-socket' });
   store.ensure();
@@ -186,6 +190,7 @@ async function create(store: Store, id: string, o: CreateOptions): Promise<Creat
     ociVersion: c.ociVersion, id, bundle, rootfs: c.spec.rootfs, created: new Date().toISOString(),
     owner: userInfo().username, annotations: c.annotations, pid: 0, pidStart: 0,
     creator: { pid: process.pid, start: me.start }, cgroup: null,
+    hooks: { poststart: c.hooks.poststart ?? [], poststop: c.hooks.poststop ?? [] },
     exec: { env: [], cwd: c.spec.cwd ?? '/', uid: 0, gid: 0, creds: [] },
   };
   let cg: Cgroup | undefined;
@@ -233,6 +238,9 @@ async function create(store: Store, id: string, o: CreateOptions): Promise<Creat
     saved.pid = container.pid;
     saved.pidStart = st.start;
     store.write(saved);
+    // The runtime's own namespaces, the container made and waiting: prestart (deprecated), createRuntime.
+    await runHooks('prestart', c.hooks.prestart, store.state(saved));
+    await runHooks('createRuntime', c.hooks.createRuntime, store.state(saved));
     if (o.pidFile) writeAtomic(o.pidFile.startsWith('/') ? o.pidFile : `${process.cwd()}/${o.pidFile}`, String(container.pid));
     return { container, saved };
   } catch (e) {
@@ -252,12 +260,13 @@ async function create(store: Store, id: string, o: CreateOptions): Promise<Creat
   }
 }
 
-function start(store: Store, id: string): void {
+async function start(store: Store, id: string): Promise<void> {
   const s = store.get(id);
   const status = store.status(s);
   if (status !== 'created') throw new NsboxError(`cannot start container "${id}": it is ${status}, not created`, { field: 'id' });
   if (!release(store.fifo(id))) throw new NsboxError(`cannot start container "${id}": it is no longer waiting to start`, { field: 'id' });
   rmSync(store.fifo(id), { force: true });
+  await runHooks('poststart', s.hooks?.poststart, store.state(s)).catch((e) => log('warning', (e as Error).message));
 }
 
 function kill(store: Store, id: string, signal: number, all: boolean): void {
@@ -316,6 +325,8 @@ async function remove(store: Store, id: string, force: boolean): Promise<void> {
       await cg.remove();
     }
     rmSync(dir, { recursive: true, force: true });
+    await runHooks('poststop', s.hooks?.poststop, { ...store.state(s), status: 'stopped', pid: 0 })
+      .catch((e) => log('warning', (e as Error).message));
   } finally {
     lock.unlock();
   }
@@ -400,14 +411,14 @@ export async function main(argv: string[]): Promise<number> {
         consoleSocket: f.flags['console-socket'] as string | undefined, preserveFds: preserve,
       });
       if (cmd === 'create') return 0;
-      start(store, id);
+      await start(store, id);
       if (f.flags.detach) return 0;
       const st = await made.container.exited;
       if (!f.flags.keep) await remove(store, id, true);
       return st.status;
     }
     case 'start':
-      start(store, needId(args, cmd));
+      await start(store, needId(args, cmd));
       return 0;
     case 'state':
       process.stdout.write(`${JSON.stringify(store.state(store.get(needId(args, cmd))), null, 2)}\n`);

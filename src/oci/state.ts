@@ -8,6 +8,7 @@ import type { Controller, Hierarchy } from '../cgroups/hierarchy.js';
 import { isAlive, procStat } from '../state/proc.js';
 import { writeAtomic } from '../state/dir.js';
 import type { SavedStep } from '../plan/json.js';
+import type { Hook } from './config.js';
 
 export type OciStatus = 'creating' | 'created' | 'running' | 'stopped' | 'paused';
 
@@ -30,6 +31,7 @@ export interface Saved {
   /** The process that runs create (while the status is creating). */
   creator: { pid: number; start: number };
   cgroup: SavedCgroup | null;
+  hooks?: { poststart: Hook[]; poststop: Hook[] };
   /** What exec starts with. */
   exec: { env: string[]; cwd: string; uid: number; gid: number; creds: SavedStep[] };
 }
@@ -80,11 +82,19 @@ export class Store {
   }
 
   read(id: string): Saved | null {
+    let s: Saved;
     try {
-      return JSON.parse(readFileSync(`${this.dir(id)}/state.json`, 'utf8')) as Saved;
+      s = JSON.parse(readFileSync(`${this.dir(id)}/state.json`, 'utf8')) as Saved;
     } catch {
       return null;
     }
+    // What delete acts on (pids to kill, cgroups to empty and remove) is checked, not trusted.
+    const pid = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0;
+    const cgroupOk = (p: unknown) => typeof p === 'string' && p.startsWith('/sys/fs/cgroup/') && !p.split('/').includes('..');
+    const ok = s && s.id === id && pid(s.pid) && pid(s.pidStart) && pid(s.creator?.pid) && pid(s.creator?.start)
+      && (s.cgroup === null || (Array.isArray(s.cgroup?.dirs) && s.cgroup.dirs.every((d) => cgroupOk(d.path))));
+    if (!ok) throw new NsboxError(`container "${id}": damaged state file ${this.dir(id)}/state.json`, { kind: 'internal' });
+    return s;
   }
 
   /** The saved state, or the error podman and containerd look for. */

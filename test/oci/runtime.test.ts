@@ -214,6 +214,32 @@ describe.skipIf(!root)('nsbox-runtime', () => {
     expect(ourMounts()).toEqual([]);
   });
 
+  it('runs hooks in order with the state on stdin, and fails create when a createRuntime hook fails', async () => {
+    const log = `${scratch}/hooks.log`;
+    const hook = (kind: string, extra = '') => ({ path: '/bin/sh', args: ['sh', '-c',
+      `echo ${kind} $(grep -o '"status":"[a-z]*"') >> ${log}${extra}`] });
+    const { dir } = bundle('hooks', ['sleep', '1000'], (c) => (c.hooks = {
+      prestart: [hook('prestart')], createRuntime: [hook('createRuntime')], poststart: [hook('poststart')],
+      poststop: [hook('poststop'), hook('poststop-fails', '; exit 1')],
+    }));
+    expect((await rt('create', '--bundle', dir, 'hooks')).code).toBe(0);
+    expect((await rt('start', 'hooks')).code).toBe(0);
+    const del = await rt('delete', '--force', 'hooks');
+    expect(del.code).toBe(0);
+    expect(del.stderr).toMatch(/warning: poststop hook \/bin\/sh failed: exit status 1/);
+    expect(readFileSync(log, 'utf8')).toBe('prestart "status":"created"\ncreateRuntime "status":"created"\n' +
+      'poststart "status":"running"\npoststop "status":"stopped"\npoststop-fails "status":"stopped"\n');
+
+    const bad = bundle('hookfail', ['sleep', '1000'], (c) => (c.hooks = {
+      createRuntime: [{ path: '/bin/sleep', args: ['sleep', '10'], timeout: 1 }],
+    }));
+    const r = await rt('create', '--bundle', bad.dir, 'hookfail');
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/createRuntime hook \/bin\/sleep failed: timed out after 1s/);
+    expect(existsSync(`${state}/hookfail`)).toBe(false);
+    for (const d of cgroupOf('hookfail')) expect(existsSync(d)).toBe(false);
+  });
+
   it('an unknown id: "does not exist"', async () => {
     for (const cmd of [['state'], ['start'], ['kill'], ['delete'], ['pause'], ['ps']]) {
       const r = await rt(...cmd, 'nope');
