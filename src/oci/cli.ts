@@ -110,6 +110,12 @@ export function parseSignal(s: string | undefined): number {
     return n;
   }
   const name = s.toUpperCase().startsWith('SIG') ? s.toUpperCase() : `SIG${s.toUpperCase()}`;
+  // Real-time signals by name (glibc's SIGRTMIN is 34, SIGRTMAX 64): Node does not list them.
+  const rt = /^SIGRT(MIN|MAX)([+-]\d+)?$/.exec(name);
+  if (rt) {
+    const n = (rt[1] === 'MIN' ? 34 : 64) + Number(rt[2] ?? 0);
+    if (n >= 34 && n <= 64) return n;
+  }
   const n = (osConstants.signals as Record<string, number>)[name];
   if (n === undefined) throw new NsboxError(`invalid signal: ${s}`, { field: 'signal' });
   return n;

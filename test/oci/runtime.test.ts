@@ -1,7 +1,7 @@
 // nsbox-runtime's life cycle against bundles of the busybox rootfs (as root): create holds the
 // container, start lets it go, kill and delete end it, and nothing is left behind.
 import { spawn } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, readlinkSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -238,6 +238,25 @@ describe.skipIf(!root)('nsbox-runtime', () => {
     expect(r.stderr).toMatch(/createRuntime hook \/bin\/sleep failed: timed out after 1s/);
     expect(existsSync(`${state}/hookfail`)).toBe(false);
     for (const d of cgroupOf('hookfail')) expect(existsSync(d)).toBe(false);
+  });
+
+  it('joins a network namespace by path (as podman gives its netns)', async () => {
+    const holder = spawn('unshare', ['--net', 'sleep', '1000'], { stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 100 && readlinkSync(`/proc/${holder.pid}/ns/net`) === readlinkSync('/proc/self/ns/net'); i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const { dir, out } = bundle('netns', ['sh', '-c', 'readlink /proc/self/ns/net > /out/ns'], (c) => {
+        c.linux.namespaces = c.linux.namespaces.map((n: any) => (n.type === 'network' ? { type: 'network', path: `/proc/${holder.pid}/ns/net` } : n));
+        c.linux.sysctl = { 'net.ipv4.ping_group_range': '0 0' };
+      });
+      const r = await rt('run', '--bundle', dir, 'netns');
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(readFileSync(`${out}/ns`, 'utf8').trim()).toBe(readlinkSync(`/proc/${holder.pid}/ns/net`));
+    } finally {
+      holder.kill('SIGKILL');
+    }
   });
 
   it('an unknown id: "does not exist"', async () => {
