@@ -2,9 +2,9 @@
 // the same plan `nsbox run` uses, with a hold step before exec (src/plan/hold.ts), and exits once the
 // container is held: the container lives on, adopted by the caller's subreaper (conmon, a containerd
 // shim). Every later command reads ROOT/ID (src/oci/state.ts); there is no monitor process.
-import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { constants as osConstants, userInfo } from 'node:os';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { NsboxError } from '../errors.js';
 import * as native from '../native.js';
 import { CLONE } from '../native.js';
@@ -24,6 +24,7 @@ import { ociPart } from './part.js';
 import { checkId, freezer, loadCgroup, processes, saveCgroup, Store, type Saved } from './state.js';
 import { defaultSpec, features } from './features.js';
 import { randomId } from '../spec.js';
+import type { IdRange } from '../userns/idmap.js';
 import { credentialSteps } from '../state/track.js';
 import { execIn } from './exec.js';
 import { runHooks } from './hooks.js';
@@ -159,6 +160,22 @@ function makeCgroup(c: OciConfig, id: string): Cgroup {
   return Cgroup.create(id, limits, placement, at);
 }
 
+/**
+ * In a user namespace the child opens the FIFO as the namespace's root: the FIFO becomes that host
+ * uid's (as runc's exec.fifo), and the way to it (--root and the container's directory) searchable, not
+ * readable (0711).
+ */
+function holdForUserns(dir: string, fifo: string, u: { uidMap?: (string | IdRange)[]; gidMap?: (string | IdRange)[] }): void {
+  const host = (m: (string | IdRange)[] | undefined, what: string) => {
+    const r = (m ?? []).find((x): x is IdRange => typeof x === 'object' && x.container === 0);
+    if (!r) throw new NsboxError(`config.json: $.linux.${what}Mappings: container ${what} 0 must be mapped`, { field: `${what}Mappings` });
+    return r.host;
+  };
+  chownSync(fifo, host(u.uidMap, 'uid'), host(u.gidMap, 'gid'));
+  chmodSync(dirname(dir), 0o711);
+  chmodSync(dir, 0o711);
+}
+
 interface CreateOptions {
   bundle: string;
   pidFile?: string;
@@ -205,6 +222,7 @@ async function create(store: Store, id: string, o: CreateOptions): Promise<Creat
   try {
     store.write(saved);
     makeHoldFifo(store.fifo(id));
+    if (typeof c.spec.userns === 'object') holdForUserns(dir, store.fifo(id), c.spec.userns);
     joinNamespaces(c);
     cg = makeCgroup(c, id);
     saved.cgroup = saveCgroup(cg);

@@ -295,7 +295,8 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
   if (isNew.has('user')) {
     const uidMap = linux.uidMappings === undefined ? undefined : idMap('uidMappings');
     const gidMap = linux.gidMappings === undefined ? undefined : idMap('gidMappings');
-    spec.userns = uidMap || gidMap ? { uidMap, gidMap } : true;
+    if (!uidMap || !gidMap) r.fail(`$.linux.${uidMap ? 'gid' : 'uid'}Mappings`, 'required with a new user namespace');
+    spec.userns = { uidMap, gidMap };
   } else {
     spec.userns = false;
     for (const k of ['uidMappings', 'gidMappings'] as const) {

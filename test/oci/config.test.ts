@@ -143,6 +143,10 @@ describe('hostile or unsupported input: an error naming the JSON path', () => {
     ['$.linux.namespaces[6].type', (c: Cfg) => c.linux.namespaces.push({ type: 'pid' })],
     ['$.linux.namespaces[6].path', (c: Cfg) => c.linux.namespaces.push({ type: 'user', path: '/proc/1/ns/user' })],
     ['$.linux.uidMappings', (c: Cfg) => (c.linux.uidMappings = [{ containerID: 0, hostID: 1, size: 1 }])],
+    ['$.linux.gidMappings', (c: Cfg) => {
+      c.linux.namespaces.push({ type: 'user' });
+      c.linux.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    }],
     ['$.linux.resources.blockIO', (c: Cfg) => (c.linux.resources.blockIO = { weight: 10 })],
     ['$.linux.resources.unified', (c: Cfg) => (c.linux.resources.unified = { 'memory.high': '1' })],
     ['$.linux.resources.memory.limit', (c: Cfg) => (c.linux.resources.memory = { limit: '1g' })],

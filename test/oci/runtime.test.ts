@@ -10,6 +10,7 @@ import { collect, hostMounts, ROOTFS } from '../helpers.js';
 const RUNTIME = resolve(__dirname, '..', '..', 'dist', 'nsbox-runtime');
 const root = process.getuid?.() === 0;
 const scratch = mkdtempSync(join(tmpdir(), 'nsbox-oci-rt-'));
+chmodSync(scratch, 0o755); // reachable from a user namespace (volume sources are opened as its root)
 const state = `${scratch}/state`;
 
 /**
@@ -257,6 +258,18 @@ describe.skipIf(!root)('nsbox-runtime', () => {
     } finally {
       holder.kill('SIGKILL');
     }
+  });
+
+  it('runs in a user namespace with the config\'s maps (the hold FIFO is the mapped root\'s)', async () => {
+    const { dir, out } = bundle('userns', ['sh', '-c', 'cat /proc/self/uid_map > /out/map; id -u >> /out/map'], (c) => {
+      c.linux.namespaces.push({ type: 'user' });
+      c.linux.uidMappings = [{ containerID: 0, hostID: 300000, size: 65536 }];
+      c.linux.gidMappings = [{ containerID: 0, hostID: 300000, size: 65536 }];
+    });
+    const r = await rt('run', '--bundle', dir, 'userns');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(readFileSync(`${out}/map`, 'utf8').replace(/\s+/g, ' ').trim()).toBe('0 300000 65536 0');
   });
 
   it('an unknown id: "does not exist"', async () => {
