@@ -272,6 +272,25 @@ describe.skipIf(!root)('nsbox-runtime', () => {
     expect(readFileSync(`${out}/map`, 'utf8').replace(/\s+/g, ' ').trim()).toBe('0 300000 65536 0');
   });
 
+  it('installs the config\'s seccomp profile: SCMP_ACT_ERRNO with errnoRet, argument conditions', async () => {
+    const { dir, out } = bundle('seccomp', ['sh', '-c',
+      'mkdir /tmp/d 2>/out/mkdir; echo $? >> /out/mkdir; trap "" USR1; kill -0 $$; echo $? > /out/kill; kill -USR1 $$; echo $? >> /out/kill'], (c) => {
+      c.linux.seccomp = {
+        defaultAction: 'SCMP_ACT_ALLOW', architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_AARCH64'],
+        syscalls: [
+          { names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 30 }, // EROFS
+          { names: ['kill'], action: 'SCMP_ACT_ERRNO', errnoRet: 1, args: [{ index: 1, value: 10, op: 'SCMP_CMP_EQ' }] },
+        ],
+      };
+    });
+    const r = await rt('--log', `${scratch}/seccomp.log`, '--log-format', 'json', '--debug', 'run', '--bundle', dir, 'seccomp');
+    expect(r.code).toBe(0);
+    expect(readFileSync(`${out}/mkdir`, 'utf8')).toMatch(/Read-only file system\n1\n$/);
+    expect(readFileSync(`${out}/kill`, 'utf8')).toBe('0\n1\n'); // signal 0 allowed, SIGUSR1 (10) refused
+    const lines = readFileSync(`${scratch}/seccomp.log`, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines[0]).toMatchObject({ level: 'debug', msg: expect.stringMatching(/^run --bundle/) });
+  });
+
   it('an unknown id: "does not exist"', async () => {
     for (const cmd of [['state'], ['start'], ['kill'], ['delete'], ['pause'], ['ps']]) {
       const r = await rt(...cmd, 'nope');
