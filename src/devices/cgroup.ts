@@ -54,9 +54,13 @@ export class DevicesPart implements StartPart {
   private tasks = '';
 
   private v1(base: string, rules: DeviceRule[]): void {
-    const parent = `${base}/${PARENT}`, dir = `${parent}/${cgroupName(this.s.id)}`;
-    mkdirIn(parent, dir);
-    this.made.push(dir);
+    // The container's own cgroup when it has a devices directory (an OCI runtime's, at cgroupsPath).
+    const own = this.cg?.cgroup.dirs.find((d) => d.hierarchy.version === 1 && d.hierarchy.controllers.includes('devices'))?.path;
+    const parent = `${base}/${PARENT}`, dir = own ?? `${parent}/${cgroupName(this.s.id)}`;
+    if (!own) {
+      mkdirIn(parent, dir);
+      this.made.push(dir);
+    }
     writeFile(`${dir}/devices.deny`, 'a', 'cannot restrict devices');
     for (const r of rules) writeFile(`${dir}/devices.allow`, ruleText(r), 'cannot allow a device');
     this.procs = `${dir}/cgroup.procs`;

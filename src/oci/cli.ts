@@ -153,7 +153,11 @@ function joinNamespaces(c: OciConfig): void {
 function makeCgroup(c: OciConfig, id: string): Cgroup {
   const limits = resolveLimits(c.spec.limits ?? {});
   const at = c.cgroupsPath ?? `/nsbox-runtime/${id}`;
-  const placement = place(limits, hierarchies());
+  const h = hierarchies();
+  const placement = place(limits, h);
+  // v1: a devices directory of its own too, so the devices rules live and go with this cgroup.
+  const devices = h.v1.find((x) => x.controllers.includes('devices'));
+  if (devices && !placement.has(devices)) placement.set(devices, []);
   for (const hier of placement.keys()) {
     if (existsSync(`${hier.mount}${at}`)) throw new NsboxError(`cgroup ${hier.mount}${at} already exists`, { field: 'cgroupsPath' });
   }

@@ -2,7 +2,7 @@
 // hostile: bounded in size, every field type-checked, an error names the JSON path. A field nsbox
 // does not apply is ignored with a --debug line when that is harmless, an error when ignoring it
 // would weaken isolation.
-import { closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { posix, resolve } from 'node:path';
 import { NsboxError } from '../errors.js';
@@ -10,6 +10,7 @@ import type { ContainerSpec, Namespaces } from '../spec.js';
 import type { Limits } from '../cgroups/limits.js';
 import type { MountSpec } from '../rootfs/mounts.js';
 import type { UlimitSpec } from '../hardening/rlimits.js';
+import type { DeviceSpec } from '../devices/spec.js';
 import type { SeccompProfile } from '../seccomp/profile.js';
 
 /** A config.json larger than this is refused (runc's own limit is none; a real one is a few KiB). */
@@ -331,15 +332,7 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
   let cgroupsPath: string | undefined;
   if (linux.cgroupsPath !== undefined && linux.cgroupsPath !== '') cgroupsPath = parseCgroupsPath(r, r.str(linux.cgroupsPath, '$.linux.cgroupsPath'));
   if (linux.resources !== undefined) spec.limits = parseResources(r, linux.resources);
-  if (linux.devices !== undefined) {
-    r.arr(linux.devices, '$.linux.devices').forEach((x, i) => {
-      const d = r.obj(x, `$.linux.devices[${i}]`, ['path', 'type', 'major', 'minor', 'fileMode', 'uid', 'gid']);
-      const path = r.abs(d.path, `$.linux.devices[${i}].path`);
-      if (!['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom', '/dev/tty'].includes(path)) {
-        r.fail(`$.linux.devices[${i}]`, `extra devices are not supported (${path})`);
-      }
-    });
-  }
+  if (linux.devices !== undefined) spec.devices = parseDevices(r, linux.devices, linux.resources);
   if (linux.seccomp !== undefined) spec.seccomp = parseSeccomp(r, linux.seccomp);
   else debug('config.json: no $.linux.seccomp: the container runs without a seccomp filter');
 
@@ -402,7 +395,7 @@ function parseResources(r: Reader, v: Json): Limits {
   const p = '$.linux.resources';
   if (res.devices !== undefined) {
     r.arr(res.devices, `${p}.devices`);
-    r.debug(`config.json: ${p}.devices: nsbox's own device rules apply (the default devices only)`);
+    r.debug(`config.json: ${p}.devices: nsbox's own device rules apply (the default devices, and linux.devices)`);
   }
   if (res.memory !== undefined) {
     const m = r.obj(res.memory, `${p}.memory`, ['limit', 'swap', 'reservation', 'kernel', 'kernelTCP', 'swappiness',
@@ -446,6 +439,74 @@ function parseResources(r: Reader, v: Json): Limits {
     if (!empty) r.fail(`${p}.${k}`, 'not supported by nsbox-runtime (a limit that cannot be applied is an error)');
   }
   return l;
+}
+
+const devEntries = (): string[] => {
+  try {
+    return readdirSync('/dev').map((n) => `/dev/${n}`);
+  } catch {
+    return [];
+  }
+};
+
+const DEFAULT_DEVICES = ['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom', '/dev/tty', '/dev/console',
+  '/dev/ptmx'];
+
+/** What resources.devices lets a container do with one device: the last matching rule's access. */
+function allowed(r: Reader, rules: Json | undefined, type: string, major: number, minor: number): string {
+  if (rules === undefined) return 'rwm';
+  let access = new Set<string>();
+  r.arr(rules, '$.linux.resources.devices').forEach((x, i) => {
+    const p = `$.linux.resources.devices[${i}]`;
+    const d = r.obj(x, p, ['allow', 'type', 'major', 'minor', 'access']);
+    const t = d.type === undefined ? 'a' : r.str(d.type, `${p}.type`);
+    const num = (v: Json | undefined, k: string) => (v === undefined || v === null ? -1 : r.int(v, `${p}.${k}`, -1, 2 ** 32));
+    const [maj, min] = [num(d.major, 'major'), num(d.minor, 'minor')];
+    const acc = d.access === undefined ? 'rwm' : r.str(d.access, `${p}.access`);
+    if (!/^[rwm]*$/.test(acc)) r.fail(`${p}.access`, `must be letters of rwm, got ${JSON.stringify(acc)}`);
+    if ((t !== 'a' && t !== type) || (maj !== -1 && maj !== major) || (min !== -1 && min !== minor)) return;
+    const allow = r.bool(d.allow, `${p}.allow`);
+    for (const c of acc) (allow ? access.add(c) : access.delete(c));
+    if (!allow && acc === '') access = new Set();
+  });
+  return ['r', 'w', 'm'].filter((c) => access.has(c)).join('');
+}
+
+/** linux.devices: the host's node of that type and number, bound in (nsbox makes no device nodes). */
+function parseDevices(r: Reader, v: Json, resources: Json | undefined): DeviceSpec[] {
+  const rules = resources !== undefined && resources !== null && typeof resources === 'object' && !Array.isArray(resources)
+    ? resources.devices : undefined;
+  const out: DeviceSpec[] = [];
+  r.arr(v, '$.linux.devices').forEach((x, i) => {
+    const p = `$.linux.devices[${i}]`;
+    const d = r.obj(x, p, ['path', 'type', 'major', 'minor', 'fileMode', 'uid', 'gid']);
+    const path = posix.normalize(r.abs(d.path, `${p}.path`));
+    const type = r.str(d.type, `${p}.type`);
+    if (!['c', 'u', 'b'].includes(type)) r.fail(`${p}.type`, `only c, u and b devices are supported, got ${JSON.stringify(type)}`);
+    const major = r.int(d.major, `${p}.major`, 0, 2 ** 32), minor = r.int(d.minor, `${p}.minor`, 0, 2 ** 32);
+    if (DEFAULT_DEVICES.includes(path)) return; // nsbox's own
+    const kind = type === 'b' ? 'block' : 'char';
+    // The same path on the host, udev's /dev/char|block/M:m link, else any node of that number in /dev.
+    const host = [path, `/dev/${kind}/${major}:${minor}`, ...devEntries()].find((h) => {
+      try {
+        const st = statSync(h);
+        const rdev = st.rdev;
+        const maj = ((rdev >>> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & 0xfffff000), min = (rdev & 0xff) | ((rdev >>> 12) & 0xfffff00);
+        return (type === 'b' ? st.isBlockDevice() : st.isCharacterDevice()) && maj === major && min === minor;
+      } catch {
+        return false;
+      }
+    });
+    if (!host) r.fail(p, `no ${kind} device ${major}:${minor} on the host to give as ${path}`);
+    const access = allowed(r, rules, type === 'u' ? 'c' : type, major, minor);
+    if (!access) {
+      r.debug(`config.json: ${p}: ${path} is not allowed by $.linux.resources.devices: left out`);
+      return;
+    }
+    if (d.fileMode !== undefined || d.uid !== undefined || d.gid !== undefined) r.debug(`config.json: ${p}: fileMode, uid, gid: the host node's apply`);
+    out.push({ host, path, access });
+  });
+  return out;
 }
 
 function parseMounts(r: Reader, v: Json, bundle: string): OciMount[] {

@@ -100,6 +100,16 @@ describe('fields', () => {
     expect(c.spec.userns).toEqual({ uidMap: [{ container: 0, host: 100000, size: 65536 }], gidMap: [{ container: 0, host: 100000, size: 65536 }] });
   });
 
+  it('maps linux.devices onto the host\'s nodes, with the access resources.devices allows', () => {
+    const c = parse(with_((c) => {
+      c.linux.devices = [{ path: '/dev/mynull', type: 'c', major: 1, minor: 3 }, { path: '/dev/zero', type: 'c', major: 1, minor: 5 },
+        { path: '/dev/full2', type: 'c', major: 1, minor: 7 }];
+      c.linux.resources.devices = [{ allow: false, access: 'rwm' }, { allow: true, type: 'c', major: 1, minor: 3, access: 'rw' }];
+    }));
+    // /dev/mynull is found as /dev/char/1:3 (or not at all without udev's links); /dev/full2 is not allowed
+    expect(c.spec.devices).toEqual([{ host: expect.stringMatching(/^\/dev\//), path: '/dev/mynull', access: 'rw' }]);
+  });
+
   it('maps systemd cgroupsPath to a path, and keeps a plain one', () => {
     expect(parse(with_((c) => (c.linux.cgroupsPath = 'machine.slice:libpod:abc'))).cgroupsPath).toBe('/machine.slice/libpod-abc.scope');
     expect(parse(with_((c) => (c.linux.cgroupsPath = 'a-b.slice:x:y'))).cgroupsPath).toBe('/a.slice/a-b.slice/x-y.scope');
@@ -156,7 +166,8 @@ describe('hostile or unsupported input: an error naming the JSON path', () => {
       c.linux.sysctl = { 'net.ipv4.ip_forward': '1' };
     }],
     ['$.linux.seccomp.listenerPath', (c: Cfg) => (c.linux.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', listenerPath: '/x' })],
-    ['$.linux.devices[0]', (c: Cfg) => (c.linux.devices = [{ path: '/dev/sda', type: 'b', major: 8, minor: 0 }])],
+    ['$.linux.devices[0]', (c: Cfg) => (c.linux.devices = [{ path: '/dev/nope', type: 'b', major: 4095, minor: 4095 }])],
+    ['$.linux.devices[0].type', (c: Cfg) => (c.linux.devices = [{ path: '/dev/p', type: 'p', major: 0, minor: 0 }])],
     ['$.linux.cgroupsPath', (c: Cfg) => (c.linux.cgroupsPath = '/a/../../b')],
     ['$.linux.intelRdt', (c: Cfg) => (c.linux.intelRdt = {})],
     ['$.hostname', (c: Cfg) => (c.linux.namespaces = c.linux.namespaces.filter((n: Cfg) => n.type !== 'uts'))],

@@ -46,7 +46,7 @@ function bundle(name: string, args: string[], edit: (c: any) => void = () => {})
   return { dir, out };
 }
 
-const cgroupOf = (id: string) => ['memory', 'pids', 'freezer'].map((c) => `/sys/fs/cgroup/${c}/nsbox-runtime/${id}`);
+const cgroupOf = (id: string) => ['memory', 'pids', 'freezer', 'devices'].map((c) => `/sys/fs/cgroup/${c}/nsbox-runtime/${id}`);
 /** Running (a zombie waiting for whoever adopted it to reap it counts as ended). */
 const alive = (pid: number) => {
   try {
@@ -289,6 +289,22 @@ describe.skipIf(!root)('nsbox-runtime', () => {
     expect(readFileSync(`${out}/kill`, 'utf8')).toBe('0\n1\n'); // signal 0 allowed, SIGUSR1 (10) refused
     const lines = readFileSync(`${scratch}/seccomp.log`, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(lines[0]).toMatchObject({ level: 'debug', msg: expect.stringMatching(/^run --bundle/) });
+  });
+
+  it('gives linux.devices as the host\'s nodes, under a devices cgroup that is the container\'s own', async () => {
+    const { dir, out } = bundle('dev', ['sh', '-c', 'echo x > /dev/mynull && echo ok > /out/dev; sleep 1000'], (c) => {
+      c.linux.devices = [{ path: '/dev/mynull', type: 'c', major: 1, minor: 3 }];
+      c.linux.resources.devices.push({ allow: true, type: 'c', major: 1, minor: 3, access: 'rw' });
+      for (const k of ['bounding', 'effective', 'permitted']) c.process.capabilities[k].push('CAP_SYS_ADMIN');
+    });
+    expect((await rt('create', '--bundle', dir, 'dev')).code).toBe(0);
+    expect((await rt('start', 'dev')).code).toBe(0);
+    for (let i = 0; i < 200 && !existsSync(`${out}/dev`); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(readFileSync(`${out}/dev`, 'utf8')).toBe('ok\n');
+    const own = '/sys/fs/cgroup/devices/nsbox-runtime/dev';
+    if (existsSync('/sys/fs/cgroup/devices')) expect(readFileSync(`${own}/devices.list`, 'utf8')).toMatch(/c 1:3 rw/);
+    expect((await rt('delete', '--force', 'dev')).code).toBe(0);
+    expect(existsSync(own)).toBe(false);
   });
 
   it('an unknown id: "does not exist"', async () => {
