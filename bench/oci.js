@@ -16,7 +16,11 @@ const NSBOX = join(ROOT, 'dist', 'nsbox-runtime');
 const i = process.argv.indexOf('--n');
 const N = i < 0 ? 10 : Number(process.argv[i + 1]);
 const which = (c) => spawnSync('sh', ['-c', `command -v ${c}`], { encoding: 'utf8' }).stdout.trim() || null;
-const RUNTIMES = [['nsbox-runtime', NSBOX], ['crun', which('crun')], ['runc', which('runc')]].filter(([, p]) => p);
+const RUNTIMES = [
+  ['nsbox-runtime', NSBOX],
+  ['crun', which('crun')],
+  ['runc', which('runc')],
+].filter(([, p]) => p);
 
 const dir = mkdtempSync(join(tmpdir(), 'nsbox-bench-oci-'));
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -39,11 +43,29 @@ try {
   writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec));
 
   const rows = [['', 'create', 'start', 'exit', 'delete', 'total']];
-  rows.push(['node -e 0', '', '', '', '', median(Array.from({ length: N }, () => time([process.execPath, '-e', '0']))).toFixed(1)]);
-  rows.push(['nsbox-runtime --version', '', '', '', '', median(Array.from({ length: N }, () => time([NSBOX, '--version']))).toFixed(1)]);
+  rows.push([
+    'node -e 0',
+    '',
+    '',
+    '',
+    '',
+    median(Array.from({ length: N }, () => time([process.execPath, '-e', '0']))).toFixed(1),
+  ]);
+  rows.push([
+    'nsbox-runtime --version',
+    '',
+    '',
+    '',
+    '',
+    median(Array.from({ length: N }, () => time([NSBOX, '--version']))).toFixed(1),
+  ]);
   for (const [name, bin] of RUNTIMES) {
     const state = join(dir, `state-${name}`);
-    const probe = spawnSync(bin, ['--root', state, 'create', '--bundle', bundle, 'probe'], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', timeout: 10_000 });
+    const probe = spawnSync(bin, ['--root', state, 'create', '--bundle', bundle, 'probe'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      encoding: 'utf8',
+      timeout: 10_000,
+    });
     spawnSync(bin, ['--root', state, 'delete', '--force', 'probe'], { stdio: 'ignore' });
     if (probe.status !== 0) {
       rows.push([`${name}: fails here (${probe.stderr.trim().split('\n').pop()})`, '', '', '', '', '']);
@@ -56,7 +78,10 @@ try {
       const s = time([bin, '--root', state, 'start', id]);
       const t0 = process.hrtime.bigint();
       for (;;) {
-        const st = spawnSync(bin, ['--root', state, 'state', id], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+        const st = spawnSync(bin, ['--root', state, 'state', id], {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'ignore'],
+        });
         if (JSON.parse(st.stdout).status === 'stopped') break;
       }
       const e = Number(process.hrtime.bigint() - t0) / 1e6;
@@ -68,22 +93,51 @@ try {
   }
   const podman = which('podman');
   if (podman) {
-    const g = ['--root', join(dir, 'pm'), '--runroot', join(dir, 'pmrun'), '--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs',
-      '--events-backend', 'none'];
+    const g = [
+      '--root',
+      join(dir, 'pm'),
+      '--runroot',
+      join(dir, 'pmrun'),
+      '--storage-driver',
+      'vfs',
+      '--cgroup-manager',
+      'cgroupfs',
+      '--events-backend',
+      'none',
+    ];
     spawnSync('tar', ['-C', ROOTFS, '-cf', join(dir, 'bb.tar'), '.']);
     time([podman, ...g, 'import', '--quiet', join(dir, 'bb.tar'), 'localhost/bench-bb']);
-    const run = ['run', '--rm', '--network', 'none', '--ulimit', 'nofile=1024:20000', '--ulimit', 'nproc=1024:1024', 'localhost/bench-bb', '/bin/true'];
+    const run = [
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '--ulimit',
+      'nofile=1024:20000',
+      '--ulimit',
+      'nproc=1024:1024',
+      'localhost/bench-bb',
+      '/bin/true',
+    ];
     for (const [name, bin] of RUNTIMES) {
       if (spawnSync(podman, [...g, '--runtime', bin, ...run], { stdio: 'ignore' }).status !== 0) {
         rows.push([`podman run --rm (${name}): fails here`, '', '', '', '', '']);
         continue;
       }
-      rows.push([`podman run --rm (${name})`, '', '', '', '', median(Array.from({ length: N }, () => time([podman, ...g, '--runtime', bin, ...run]))).toFixed(1)]);
+      rows.push([
+        `podman run --rm (${name})`,
+        '',
+        '',
+        '',
+        '',
+        median(Array.from({ length: N }, () => time([podman, ...g, '--runtime', bin, ...run]))).toFixed(1),
+      ]);
     }
     time([podman, ...g, 'rmi', '-af'], { anyStatus: true });
   }
   const w = rows[0].map((_, j) => Math.max(...rows.map((r) => String(r[j]).length)));
-  for (const r of rows) console.log(r.map((c, j) => (j ? String(c).padStart(w[j]) : String(c).padEnd(w[j]))).join('  '));
+  for (const r of rows)
+    console.log(r.map((c, j) => (j ? String(c).padStart(w[j]) : String(c).padEnd(w[j]))).join('  '));
 } finally {
   if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
 }

@@ -2,7 +2,17 @@
 // the same plan `nsbox run` uses, with a hold step before exec (src/plan/hold.ts), and exits once the
 // container is held: the container lives on, adopted by the caller's subreaper (conmon, a containerd
 // shim). Every later command reads ROOT/ID (src/oci/state.ts); there is no monitor process.
-import { appendFileSync, chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  chownSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { constants as osConstants, userInfo } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { NsboxError } from '../errors.js';
@@ -42,8 +52,11 @@ export interface Globals {
 type FlagKind = 'string' | 'bool' | 'string[]';
 
 /** runc-style flags: --name value, --name=value, -name value; booleans take no value (or =true/false). */
-export function parseFlags(argv: string[], known: Record<string, FlagKind>, aliases: Record<string, string> = {}):
-  { flags: Record<string, string | boolean | string[]>; rest: string[] } {
+export function parseFlags(
+  argv: string[],
+  known: Record<string, FlagKind>,
+  aliases: Record<string, string> = {},
+): { flags: Record<string, string | boolean | string[]>; rest: string[] } {
   const flags: Record<string, string | boolean | string[]> = {};
   let i = 0;
   for (; i < argv.length; i++) {
@@ -64,7 +77,8 @@ export function parseFlags(argv: string[], known: Record<string, FlagKind>, alia
     const kind = known[name];
     if (!kind) throw new NsboxError(`unknown flag: ${a}`, { field: name });
     if (kind === 'bool') {
-      if (value !== undefined && value !== 'true' && value !== 'false') throw new NsboxError(`--${name}: expected true or false`, { field: name });
+      if (value !== undefined && value !== 'true' && value !== 'false')
+        throw new NsboxError(`--${name}: expected true or false`, { field: name });
       flags[name] = value !== 'false';
     } else {
       if (value === undefined) {
@@ -85,14 +99,18 @@ export function log(level: 'debug' | 'warning' | 'error', msg: string): void {
   if (level === 'debug' && !globals.debug) return;
   const time = new Date().toISOString();
   if (globals.log) {
-    const line = globals.logFormat === 'json'
-      ? JSON.stringify({ level, msg, time })
-      : `time="${time}" level=${level} msg=${JSON.stringify(msg)}`;
+    const line =
+      globals.logFormat === 'json'
+        ? JSON.stringify({ level, msg, time })
+        : `time="${time}" level=${level} msg=${JSON.stringify(msg)}`;
     try {
       appendFileSync(globals.log, `${line}\n`, { mode: 0o600 });
-    } catch { /* the log is best-effort */ }
+    } catch {
+      /* the log is best-effort */
+    }
   }
-  if (level !== 'debug' || !globals.log) process.stderr.write(`nsbox-runtime: ${level === 'error' ? '' : `${level}: `}${msg}\n`);
+  if (level !== 'debug' || !globals.log)
+    process.stderr.write(`nsbox-runtime: ${level === 'error' ? '' : `${level}: `}${msg}\n`);
 }
 
 const debug = (line: string) => log('debug', line);
@@ -123,7 +141,11 @@ export function parseSignal(s: string | undefined): number {
 }
 
 const NS_FLAG: Record<string, number> = {
-  network: CLONE.NEWNET, ipc: CLONE.NEWIPC, uts: CLONE.NEWUTS, pid: CLONE.NEWPID, cgroup: CLONE.NEWCGROUP,
+  network: CLONE.NEWNET,
+  ipc: CLONE.NEWIPC,
+  uts: CLONE.NEWUTS,
+  pid: CLONE.NEWPID,
+  cgroup: CLONE.NEWCGROUP,
 };
 
 /**
@@ -137,12 +159,17 @@ function joinNamespaces(c: OciConfig): void {
     try {
       fd = openSync(j.path, 'r');
     } catch (e) {
-      throw new NsboxError(`config.json: namespace ${j.type}: cannot open ${j.path}: ${(e as Error).message}`, { field: 'namespaces' });
+      throw new NsboxError(`config.json: namespace ${j.type}: cannot open ${j.path}: ${(e as Error).message}`, {
+        field: 'namespaces',
+      });
     }
     try {
       native.setns(fd, NS_FLAG[j.type]);
     } catch (e) {
-      throw new NsboxError(`config.json: cannot join the ${j.type} namespace ${j.path}: ${(e as Error).message}`, { field: 'namespaces', code: (e as NsboxError).code });
+      throw new NsboxError(`config.json: cannot join the ${j.type} namespace ${j.path}: ${(e as Error).message}`, {
+        field: 'namespaces',
+        code: (e as NsboxError).code,
+      });
     } finally {
       closeSync(fd);
     }
@@ -159,7 +186,8 @@ function makeCgroup(c: OciConfig, id: string): Cgroup {
   const devices = h.v1.find((x) => x.controllers.includes('devices'));
   if (devices && !placement.has(devices)) placement.set(devices, []);
   for (const hier of placement.keys()) {
-    if (existsSync(`${hier.mount}${at}`)) throw new NsboxError(`cgroup ${hier.mount}${at} already exists`, { field: 'cgroupsPath' });
+    if (existsSync(`${hier.mount}${at}`))
+      throw new NsboxError(`cgroup ${hier.mount}${at} already exists`, { field: 'cgroupsPath' });
   }
   return Cgroup.create(id, limits, placement, at);
 }
@@ -169,10 +197,17 @@ function makeCgroup(c: OciConfig, id: string): Cgroup {
  * uid's (as runc's exec.fifo), and the way to it (--root and the container's directory) searchable, not
  * readable (0711).
  */
-function holdForUserns(dir: string, fifo: string, u: { uidMap?: (string | IdRange)[]; gidMap?: (string | IdRange)[] }): void {
+function holdForUserns(
+  dir: string,
+  fifo: string,
+  u: { uidMap?: (string | IdRange)[]; gidMap?: (string | IdRange)[] },
+): void {
   const host = (m: (string | IdRange)[] | undefined, what: string) => {
     const r = (m ?? []).find((x): x is IdRange => typeof x === 'object' && x.container === 0);
-    if (!r) throw new NsboxError(`config.json: $.linux.${what}Mappings: container ${what} 0 must be mapped`, { field: `${what}Mappings` });
+    if (!r)
+      throw new NsboxError(`config.json: $.linux.${what}Mappings: container ${what} 0 must be mapped`, {
+        field: `${what}Mappings`,
+      });
     return r.host;
   };
   chownSync(fifo, host(u.uidMap, 'uid'), host(u.gidMap, 'gid'));
@@ -199,24 +234,36 @@ async function create(store: Store, id: string, o: CreateOptions): Promise<Creat
   const c = loadConfig(bundle, debug);
   for (const k of ['createContainer', 'startContainer'] as const) {
     // Both run inside the container's namespaces, before pivot_root and before exec: not yet.
-    if (c.hooks[k]?.length) throw new NsboxError(`config.json: $.hooks.${k}: not supported yet`, { field: `$.hooks.${k}` });
+    if (c.hooks[k]?.length)
+      throw new NsboxError(`config.json: $.hooks.${k}: not supported yet`, { field: `$.hooks.${k}` });
   }
-  if (c.terminal && !o.consoleSocket) throw new NsboxError('process.terminal needs --console-socket', { field: 'console-socket' });
-  if (!c.terminal && o.consoleSocket) throw new NsboxError('--console-socket given but process.terminal is false', { field: 'console-socket' });
+  if (c.terminal && !o.consoleSocket)
+    throw new NsboxError('process.terminal needs --console-socket', { field: 'console-socket' });
+  if (!c.terminal && o.consoleSocket)
+    throw new NsboxError('--console-socket given but process.terminal is false', { field: 'console-socket' });
   store.ensure();
   const dir = store.dir(id);
   try {
     mkdirSync(dir, { mode: 0o700 });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new NsboxError(`container "${id}" already exists`, { field: 'id' });
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST')
+      throw new NsboxError(`container "${id}" already exists`, { field: 'id' });
     throw e;
   }
   const lock = Lock.take(`${dir}/lock`);
   const me = procStat(process.pid)!;
   const saved: Saved = {
-    ociVersion: c.ociVersion, id, bundle, rootfs: c.spec.rootfs, created: new Date().toISOString(),
-    owner: userInfo().username, annotations: c.annotations, pid: 0, pidStart: 0,
-    creator: { pid: process.pid, start: me.start }, cgroup: null,
+    ociVersion: c.ociVersion,
+    id,
+    bundle,
+    rootfs: c.spec.rootfs,
+    created: new Date().toISOString(),
+    owner: userInfo().username,
+    annotations: c.annotations,
+    pid: 0,
+    pidStart: 0,
+    creator: { pid: process.pid, start: me.start },
+    cgroup: null,
     hooks: { poststart: c.hooks.poststart ?? [], poststop: c.hooks.poststop ?? [] },
     exec: { env: [], cwd: c.spec.cwd ?? '/', uid: 0, gid: 0, creds: [] },
   };
@@ -269,7 +316,8 @@ async function create(store: Store, id: string, o: CreateOptions): Promise<Creat
     // The runtime's own namespaces, the container made and waiting: prestart (deprecated), createRuntime.
     await runHooks('prestart', c.hooks.prestart, store.state(saved));
     await runHooks('createRuntime', c.hooks.createRuntime, store.state(saved));
-    if (o.pidFile) writeAtomic(o.pidFile.startsWith('/') ? o.pidFile : `${process.cwd()}/${o.pidFile}`, String(container.pid));
+    if (o.pidFile)
+      writeAtomic(o.pidFile.startsWith('/') ? o.pidFile : `${process.cwd()}/${o.pidFile}`, String(container.pid));
     return { container, saved };
   } catch (e) {
     if (tty) {
@@ -291,8 +339,10 @@ async function create(store: Store, id: string, o: CreateOptions): Promise<Creat
 async function start(store: Store, id: string): Promise<void> {
   const s = store.get(id);
   const status = store.status(s);
-  if (status !== 'created') throw new NsboxError(`cannot start container "${id}": it is ${status}, not created`, { field: 'id' });
-  if (!release(store.fifo(id))) throw new NsboxError(`cannot start container "${id}": it is no longer waiting to start`, { field: 'id' });
+  if (status !== 'created')
+    throw new NsboxError(`cannot start container "${id}": it is ${status}, not created`, { field: 'id' });
+  if (!release(store.fifo(id)))
+    throw new NsboxError(`cannot start container "${id}": it is no longer waiting to start`, { field: 'id' });
   rmSync(store.fifo(id), { force: true });
   await runHooks('poststart', s.hooks?.poststart, store.state(s)).catch((e) => log('warning', (e as Error).message));
 }
@@ -300,12 +350,15 @@ async function start(store: Store, id: string): Promise<void> {
 function kill(store: Store, id: string, signal: number, all: boolean): void {
   const s = store.get(id);
   const status = store.status(s);
-  if (status === 'stopped' || status === 'creating') throw new NsboxError(`container "${id}" is not running (${status})`, { field: 'id' });
+  if (status === 'stopped' || status === 'creating')
+    throw new NsboxError(`container "${id}" is not running (${status})`, { field: 'id' });
   if (all) {
     for (const pid of processes(s)) {
       try {
         process.kill(pid, signal);
-      } catch { /* gone */ }
+      } catch {
+        /* gone */
+      }
     }
     return;
   }
@@ -334,7 +387,9 @@ async function remove(store: Store, id: string, force: boolean): Promise<void> {
   try {
     const status = store.status(s);
     if (status !== 'stopped' && !force) {
-      throw new NsboxError(`cannot delete container "${id}": it is ${status} (stop it first, or use --force)`, { field: 'id' });
+      throw new NsboxError(`cannot delete container "${id}": it is ${status} (stop it first, or use --force)`, {
+        field: 'id',
+      });
     }
     const fd = openPidfd(s.pid, s.pidStart);
     if (fd !== null) {
@@ -353,8 +408,9 @@ async function remove(store: Store, id: string, force: boolean): Promise<void> {
       await cg.remove();
     }
     rmSync(dir, { recursive: true, force: true });
-    await runHooks('poststop', s.hooks?.poststop, { ...store.state(s), status: 'stopped', pid: 0 })
-      .catch((e) => log('warning', (e as Error).message));
+    await runHooks('poststop', s.hooks?.poststop, { ...store.state(s), status: 'stopped', pid: 0 }).catch((e) =>
+      log('warning', (e as Error).message),
+    );
   } finally {
     lock.unlock();
   }
@@ -367,12 +423,17 @@ function pause(store: Store, id: string, on: boolean): void {
     throw new NsboxError(`cannot ${on ? 'pause' : 'resume'} container "${id}": it is ${status}`, { field: 'id' });
   }
   const f = freezer(s.cgroup);
-  if (!f) throw new NsboxError(`cannot ${on ? 'pause' : 'resume'} container "${id}": no freezer cgroup`, { field: 'id' });
+  if (!f)
+    throw new NsboxError(`cannot ${on ? 'pause' : 'resume'} container "${id}": no freezer cgroup`, { field: 'id' });
   writeFileSync(f.file, on ? f.frozen : f.thawed);
 }
 
 function list(store: Store, json: boolean, quiet: boolean): void {
-  const states = store.ids().map((id) => store.read(id)).filter((s): s is Saved => !!s).map((s) => store.state(s));
+  const states = store
+    .ids()
+    .map((id) => store.read(id))
+    .filter((s): s is Saved => !!s)
+    .map((s) => store.state(s));
   if (quiet) {
     for (const s of states) process.stdout.write(`${s.id}\n`);
     return;
@@ -381,10 +442,18 @@ function list(store: Store, json: boolean, quiet: boolean): void {
     process.stdout.write(`${JSON.stringify(states)}\n`);
     return;
   }
-  const rows = [['ID', 'PID', 'STATUS', 'BUNDLE', 'CREATED', 'OWNER'],
-    ...states.map((s) => [s.id, String(s.pid), s.status, s.bundle, s.created, s.owner])];
+  const rows = [
+    ['ID', 'PID', 'STATUS', 'BUNDLE', 'CREATED', 'OWNER'],
+    ...states.map((s) => [s.id, String(s.pid), s.status, s.bundle, s.created, s.owner]),
+  ];
   const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(w[i])).join('   ').trimEnd()}\n`);
+  for (const r of rows)
+    process.stdout.write(
+      `${r
+        .map((c, i) => c.padEnd(w[i]))
+        .join('   ')
+        .trimEnd()}\n`,
+    );
 }
 
 function ps(store: Store, id: string, format: string): void {
@@ -404,14 +473,33 @@ Commands: create, start, run, state, kill, delete, pause, resume, ps, list, spec
 
 /** One command; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
-  const g = parseFlags(argv, {
-    root: 'string', log: 'string', 'log-format': 'string', debug: 'bool', 'systemd-cgroup': 'bool', rootless: 'string',
-    criu: 'string', help: 'bool', version: 'bool',
-  }, { h: 'help', v: 'version' });
-  const root = (g.flags.root as string | undefined) ?? (process.getuid?.() === 0 ? '/run/nsbox-runtime' : `${process.env.XDG_RUNTIME_DIR ?? '/tmp'}/nsbox-runtime`);
+  const g = parseFlags(
+    argv,
+    {
+      root: 'string',
+      log: 'string',
+      'log-format': 'string',
+      debug: 'bool',
+      'systemd-cgroup': 'bool',
+      rootless: 'string',
+      criu: 'string',
+      help: 'bool',
+      version: 'bool',
+    },
+    { h: 'help', v: 'version' },
+  );
+  const root =
+    (g.flags.root as string | undefined) ??
+    (process.getuid?.() === 0 ? '/run/nsbox-runtime' : `${process.env.XDG_RUNTIME_DIR ?? '/tmp'}/nsbox-runtime`);
   const logFormat = (g.flags['log-format'] as string | undefined) ?? 'text';
-  if (logFormat !== 'text' && logFormat !== 'json') throw new NsboxError(`invalid --log-format: ${logFormat} (text or json)`);
-  globals = { root: root.startsWith('/') ? root : `${process.cwd()}/${root}`, log: g.flags.log as string | undefined, logFormat, debug: !!g.flags.debug };
+  if (logFormat !== 'text' && logFormat !== 'json')
+    throw new NsboxError(`invalid --log-format: ${logFormat} (text or json)`);
+  globals = {
+    root: root.startsWith('/') ? root : `${process.cwd()}/${root}`,
+    log: g.flags.log as string | undefined,
+    logFormat,
+    debug: !!g.flags.debug,
+  };
   if (g.flags.version) {
     process.stdout.write(`nsbox-runtime version ${VERSION}\nspec: ${OCI_VERSION}\n`);
     return 0;
@@ -426,17 +514,31 @@ export async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case 'create':
     case 'run': {
-      const f = parseFlags(args, {
-        bundle: 'string', 'pid-file': 'string', 'console-socket': 'string', 'no-pivot': 'bool', 'no-new-keyring': 'bool',
-        'preserve-fds': 'string', detach: 'bool', 'no-subreaper': 'bool', 'keep': 'bool',
-      }, { b: 'bundle', d: 'detach' });
+      const f = parseFlags(
+        args,
+        {
+          bundle: 'string',
+          'pid-file': 'string',
+          'console-socket': 'string',
+          'no-pivot': 'bool',
+          'no-new-keyring': 'bool',
+          'preserve-fds': 'string',
+          detach: 'bool',
+          'no-subreaper': 'bool',
+          keep: 'bool',
+        },
+        { b: 'bundle', d: 'detach' },
+      );
       const id = needId(f.rest, cmd);
       const preserve = f.flags['preserve-fds'] === undefined ? 0 : Number(f.flags['preserve-fds']);
-      if (!Number.isInteger(preserve) || preserve < 0) throw new NsboxError(`invalid --preserve-fds: ${f.flags['preserve-fds']}`);
+      if (!Number.isInteger(preserve) || preserve < 0)
+        throw new NsboxError(`invalid --preserve-fds: ${f.flags['preserve-fds']}`);
       if (f.flags['no-pivot']) debug('--no-pivot: ignored (nsbox always uses pivot_root)');
       const made = await create(store, id, {
-        bundle: (f.flags.bundle as string | undefined) ?? process.cwd(), pidFile: f.flags['pid-file'] as string | undefined,
-        consoleSocket: f.flags['console-socket'] as string | undefined, preserveFds: preserve,
+        bundle: (f.flags.bundle as string | undefined) ?? process.cwd(),
+        pidFile: f.flags['pid-file'] as string | undefined,
+        consoleSocket: f.flags['console-socket'] as string | undefined,
+        preserveFds: preserve,
       });
       if (cmd === 'create') return 0;
       await start(store, id);
@@ -477,17 +579,38 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'exec': {
-      const f = parseFlags(args, {
-        process: 'string', detach: 'bool', 'pid-file': 'string', tty: 'bool', 'console-socket': 'string', cwd: 'string',
-        env: 'string[]', user: 'string', 'preserve-fds': 'string', 'process-label': 'string', 'apparmor': 'string',
-        'no-new-privs': 'bool', cap: 'string[]', cgroup: 'string', ignore: 'bool',
-      }, { p: 'process', d: 'detach', t: 'tty', e: 'env', u: 'user', c: 'cap' });
+      const f = parseFlags(
+        args,
+        {
+          process: 'string',
+          detach: 'bool',
+          'pid-file': 'string',
+          tty: 'bool',
+          'console-socket': 'string',
+          cwd: 'string',
+          env: 'string[]',
+          user: 'string',
+          'preserve-fds': 'string',
+          'process-label': 'string',
+          apparmor: 'string',
+          'no-new-privs': 'bool',
+          cap: 'string[]',
+          cgroup: 'string',
+          ignore: 'bool',
+        },
+        { p: 'process', d: 'detach', t: 'tty', e: 'env', u: 'user', c: 'cap' },
+      );
       const id = needId(f.rest, cmd);
       return execIn(store, id, {
-        process: f.flags.process as string | undefined, args: f.rest.slice(1), detach: !!f.flags.detach,
-        pidFile: f.flags['pid-file'] as string | undefined, tty: !!f.flags.tty,
-        consoleSocket: f.flags['console-socket'] as string | undefined, cwd: f.flags.cwd as string | undefined,
-        env: (f.flags.env as string[] | undefined) ?? [], user: f.flags.user as string | undefined,
+        process: f.flags.process as string | undefined,
+        args: f.rest.slice(1),
+        detach: !!f.flags.detach,
+        pidFile: f.flags['pid-file'] as string | undefined,
+        tty: !!f.flags.tty,
+        consoleSocket: f.flags['console-socket'] as string | undefined,
+        cwd: f.flags.cwd as string | undefined,
+        env: (f.flags.env as string[] | undefined) ?? [],
+        user: f.flags.user as string | undefined,
       });
     }
     case 'features':

@@ -2,7 +2,16 @@
 // hostile: bounded in size, every field type-checked, an error names the JSON path. A field nsbox
 // does not apply is ignored with a --debug line when that is harmless, an error when ignoring it
 // would weaken isolation.
-import { closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  constants as fsConstants,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readSync,
+  statSync,
+} from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { posix, resolve } from 'node:path';
 import { NsboxError } from '../errors.js';
@@ -56,7 +65,14 @@ export interface Hook {
   env: string[];
   timeout?: number;
 }
-export const HOOK_KINDS = ['prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop'] as const;
+export const HOOK_KINDS = [
+  'prestart',
+  'createRuntime',
+  'createContainer',
+  'startContainer',
+  'poststart',
+  'poststop',
+] as const;
 export type Hooks = Partial<Record<(typeof HOOK_KINDS)[number], Hook[]>>;
 
 export type Debug = (line: string) => void;
@@ -124,10 +140,11 @@ export function readConfigFile(bundle: string): unknown {
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw new NsboxError(`${path} is not a regular file`, { field: 'config.json' });
-    if (st.size > MAX_CONFIG) throw new NsboxError(`${path} is too large (${st.size} bytes; at most ${MAX_CONFIG})`, { field: 'config.json' });
+    if (st.size > MAX_CONFIG)
+      throw new NsboxError(`${path} is too large (${st.size} bytes; at most ${MAX_CONFIG})`, { field: 'config.json' });
     const buf = Buffer.alloc(st.size + 1);
     let n = 0;
-    for (let r; n < buf.length && (r = readSync(fd, buf, n, buf.length - n, null)) > 0;) n += r;
+    for (let r: number; n < buf.length && (r = readSync(fd, buf, n, buf.length - n, null)) > 0; ) n += r;
     if (n > st.size) throw new NsboxError(`${path} grew while it was read`, { field: 'config.json' });
     try {
       return JSON.parse(buf.subarray(0, n).toString('utf8'));
@@ -143,8 +160,24 @@ export function loadConfig(bundle: string, debug: Debug = () => {}): OciConfig {
   return parseConfig(readConfigFile(bundle), bundle, debug);
 }
 
-const RLIMITS = ['CPU', 'FSIZE', 'DATA', 'STACK', 'CORE', 'RSS', 'NPROC', 'NOFILE', 'MEMLOCK', 'AS', 'LOCKS',
-  'SIGPENDING', 'MSGQUEUE', 'NICE', 'RTPRIO', 'RTTIME'];
+const RLIMITS = [
+  'CPU',
+  'FSIZE',
+  'DATA',
+  'STACK',
+  'CORE',
+  'RSS',
+  'NPROC',
+  'NOFILE',
+  'MEMLOCK',
+  'AS',
+  'LOCKS',
+  'SIGPENDING',
+  'MSGQUEUE',
+  'NICE',
+  'RTPRIO',
+  'RTTIME',
+];
 const CAP_SETS = ['bounding', 'effective', 'permitted', 'inheritable', 'ambient'] as const;
 const NS_TYPES: NsType[] = ['pid', 'network', 'mount', 'ipc', 'uts', 'user', 'cgroup', 'time'];
 const MAX_ID = 2 ** 32 - 2;
@@ -153,14 +186,43 @@ const rlimitValue = (v: number) => (v >= 2 ** 63 ? -1 : v);
 
 /** Mounts nsbox makes itself at these places (type, destination). */
 const STANDARD_MOUNTS = new Set([
-  'proc /proc', 'tmpfs /dev', 'devpts /dev/pts', 'mqueue /dev/mqueue', 'sysfs /sys', 'cgroup /sys/fs/cgroup',
+  'proc /proc',
+  'tmpfs /dev',
+  'devpts /dev/pts',
+  'mqueue /dev/mqueue',
+  'sysfs /sys',
+  'cgroup /sys/fs/cgroup',
   'cgroup2 /sys/fs/cgroup',
 ]);
 /** Mount options that nsbox applies anyway, or whose absence only makes a mount stricter. */
 const IGNORED_OPTIONS = new Set([
-  'rw', 'nodev', 'dev', 'private', 'rprivate', 'slave', 'rslave', 'shared', 'rshared', 'unbindable', 'runbindable',
-  'z', 'Z', 'noatime', 'relatime', 'strictatime', 'nodiratime', 'atime', 'diratime', 'norelatime', 'tmpcopyup',
-  'notmpcopyup', 'sync', 'async', 'nosymfollow', 'U', 'copy-symlink',
+  'rw',
+  'nodev',
+  'dev',
+  'private',
+  'rprivate',
+  'slave',
+  'rslave',
+  'shared',
+  'rshared',
+  'unbindable',
+  'runbindable',
+  'z',
+  'Z',
+  'noatime',
+  'relatime',
+  'strictatime',
+  'nodiratime',
+  'atime',
+  'diratime',
+  'norelatime',
+  'tmpcopyup',
+  'notmpcopyup',
+  'sync',
+  'async',
+  'nosymfollow',
+  'U',
+  'copy-symlink',
 ]);
 /** sysctls a container may set, and the namespace that makes them its own (as runc checks). */
 const SYSCTL_NS: [RegExp, keyof Namespaces][] = [
@@ -173,14 +235,35 @@ const SYSCTL_NS: [RegExp, keyof Namespaces][] = [
 /** config.json (parsed JSON) → nsbox's spec and the OCI part's extras. */
 export function parseConfig(json: unknown, bundle: string, debug: Debug = () => {}): OciConfig {
   const r: Reader = new Reader(debug);
-  const top = r.obj(json as Json, '$', ['ociVersion', 'process', 'root', 'hostname', 'domainname', 'mounts', 'hooks',
-    'annotations', 'linux'], ['solaris', 'windows', 'vm', 'zos']);
+  const top = r.obj(
+    json as Json,
+    '$',
+    ['ociVersion', 'process', 'root', 'hostname', 'domainname', 'mounts', 'hooks', 'annotations', 'linux'],
+    ['solaris', 'windows', 'vm', 'zos'],
+  );
   const ociVersion = r.str(top.ociVersion, '$.ociVersion');
-  if (!/^1\.\d+\.\d+/.test(ociVersion)) r.fail('$.ociVersion', `unsupported version ${JSON.stringify(ociVersion)} (1.x)`);
+  if (!/^1\.\d+\.\d+/.test(ociVersion))
+    r.fail('$.ociVersion', `unsupported version ${JSON.stringify(ociVersion)} (1.x)`);
   if (top.process === undefined) r.fail('$.process', 'missing (nsbox-runtime starts a process)');
-  const proc = r.obj(top.process, '$.process', ['args', 'env', 'cwd', 'user', 'capabilities', 'rlimits',
-    'noNewPrivileges', 'terminal', 'consoleSize', 'oomScoreAdj', 'apparmorProfile', 'selinuxLabel'],
-  ['commandLine', 'ioPriority', 'scheduler', 'execCPUAffinity']);
+  const proc = r.obj(
+    top.process,
+    '$.process',
+    [
+      'args',
+      'env',
+      'cwd',
+      'user',
+      'capabilities',
+      'rlimits',
+      'noNewPrivileges',
+      'terminal',
+      'consoleSize',
+      'oomScoreAdj',
+      'apparmorProfile',
+      'selinuxLabel',
+    ],
+    ['commandLine', 'ioPriority', 'scheduler', 'execCPUAffinity'],
+  );
   for (const k of ['apparmorProfile', 'selinuxLabel'] as const) {
     if (proc[k] !== undefined) debug(`config.json: $.process.${k}: ignored (${r.str(proc[k], `$.process.${k}`)})`);
   }
@@ -194,17 +277,25 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
   });
   const cwd = r.abs(proc.cwd, '$.process.cwd');
   const spec: ContainerSpec = {
-    rootfs: '', command: args, env, cwd, dieWithParent: false, seccomp: 'unconfined',
-    noNewPrivileges: proc.noNewPrivileges === undefined ? false : r.bool(proc.noNewPrivileges, '$.process.noNewPrivileges'),
+    rootfs: '',
+    command: args,
+    env,
+    cwd,
+    dieWithParent: false,
+    seccomp: 'unconfined',
+    noNewPrivileges:
+      proc.noNewPrivileges === undefined ? false : r.bool(proc.noNewPrivileges, '$.process.noNewPrivileges'),
     capSets: {},
   };
   let umask: number | undefined;
   if (proc.user !== undefined) {
     const u = r.obj(proc.user, '$.process.user', ['uid', 'gid', 'additionalGids', 'umask'], ['username']);
-    const uid = r.int(u.uid, '$.process.user.uid', 0, MAX_ID), gid = r.int(u.gid, '$.process.user.gid', 0, MAX_ID);
+    const uid = r.int(u.uid, '$.process.user.uid', 0, MAX_ID),
+      gid = r.int(u.gid, '$.process.user.gid', 0, MAX_ID);
     spec.user = `${uid}:${gid}`;
     if (u.additionalGids !== undefined) {
-      spec.groupAdd = r.arr(u.additionalGids, '$.process.user.additionalGids')
+      spec.groupAdd = r
+        .arr(u.additionalGids, '$.process.user.additionalGids')
         .map((g, i) => r.int(g, `$.process.user.additionalGids[${i}]`, 0, MAX_ID));
     }
     if (u.umask !== undefined) umask = r.int(u.umask, '$.process.user.umask', 0, 0o777);
@@ -220,7 +311,8 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
       const l = r.obj(x, p, ['type', 'soft', 'hard']);
       const type = r.str(l.type, `${p}.type`);
       const name = type.replace(/^RLIMIT_/, '');
-      if (!type.startsWith('RLIMIT_') || !RLIMITS.includes(name)) r.fail(`${p}.type`, `unknown rlimit ${JSON.stringify(type)}`);
+      if (!type.startsWith('RLIMIT_') || !RLIMITS.includes(name))
+        r.fail(`${p}.type`, `unknown rlimit ${JSON.stringify(type)}`);
       const soft = rlimitValue(r.int(l.soft, `${p}.soft`, 0, 2 ** 64));
       const hard = rlimitValue(r.int(l.hard, `${p}.hard`, 0, 2 ** 64));
       if (hard !== -1 && (soft === -1 || soft > hard)) r.fail(p, 'soft limit above the hard limit');
@@ -232,13 +324,17 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
   let consoleSize: OciConfig['consoleSize'];
   if (proc.consoleSize !== undefined) {
     const s = r.obj(proc.consoleSize, '$.process.consoleSize', ['height', 'width']);
-    consoleSize = { height: r.int(s.height, '$.process.consoleSize.height', 0, 65535), width: r.int(s.width, '$.process.consoleSize.width', 0, 65535) };
+    consoleSize = {
+      height: r.int(s.height, '$.process.consoleSize.height', 0, 65535),
+      width: r.int(s.width, '$.process.consoleSize.width', 0, 65535),
+    };
   }
-  const oomScoreAdj = proc.oomScoreAdj === undefined ? undefined : r.int(proc.oomScoreAdj, '$.process.oomScoreAdj', -1000, 1000);
+  const oomScoreAdj =
+    proc.oomScoreAdj === undefined ? undefined : r.int(proc.oomScoreAdj, '$.process.oomScoreAdj', -1000, 1000);
 
   const root = r.obj(top.root, '$.root', ['path', 'readonly']);
   const rootPath = resolve(bundle, r.str(root.path, '$.root.path'));
-  let st;
+  let st: ReturnType<typeof statSync>;
   try {
     st = statSync(rootPath);
   } catch {
@@ -248,13 +344,33 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
   spec.rootfs = rootPath;
   if (root.readonly !== undefined) spec.readOnly = r.bool(root.readonly, '$.root.readonly');
 
-  const linux = r.obj(top.linux ?? {}, '$.linux', ['namespaces', 'uidMappings', 'gidMappings', 'devices', 'cgroupsPath',
-    'resources', 'rootfsPropagation', 'seccomp', 'sysctl', 'maskedPaths', 'readonlyPaths', 'mountLabel'],
-  ['personality']);
-  if (linux.mountLabel !== undefined) debug(`config.json: $.linux.mountLabel: ignored (${r.str(linux.mountLabel, '$.linux.mountLabel')})`);
+  const linux = r.obj(
+    top.linux ?? {},
+    '$.linux',
+    [
+      'namespaces',
+      'uidMappings',
+      'gidMappings',
+      'devices',
+      'cgroupsPath',
+      'resources',
+      'rootfsPropagation',
+      'seccomp',
+      'sysctl',
+      'maskedPaths',
+      'readonlyPaths',
+      'mountLabel',
+    ],
+    ['personality'],
+  );
+  if (linux.mountLabel !== undefined)
+    debug(`config.json: $.linux.mountLabel: ignored (${r.str(linux.mountLabel, '$.linux.mountLabel')})`);
   if (linux.personality !== undefined) {
     const p = r.obj(linux.personality, '$.linux.personality', ['domain', 'flags']);
-    if (r.str(p.domain, '$.linux.personality.domain') !== 'LINUX' || (p.flags !== undefined && r.arr(p.flags, '$.linux.personality.flags').length)) {
+    if (
+      r.str(p.domain, '$.linux.personality.domain') !== 'LINUX' ||
+      (p.flags !== undefined && r.arr(p.flags, '$.linux.personality.flags').length)
+    ) {
       r.fail('$.linux.personality', 'only the LINUX domain without flags is supported');
     }
   }
@@ -278,21 +394,30 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
     if (isNew.has(type) || joins.some((j) => j.type === type)) r.fail(`${p}.type`, `namespace ${type} listed twice`);
     if (n.path !== undefined && n.path !== '') {
       const path = r.abs(n.path, `${p}.path`);
-      if (type === 'user' || type === 'mount' || type === 'time') r.fail(`${p}.path`, `joining a ${type} namespace is not supported`);
+      if (type === 'user' || type === 'mount' || type === 'time')
+        r.fail(`${p}.path`, `joining a ${type} namespace is not supported`);
       joins.push({ type, path });
     } else isNew.add(type);
   });
   if (!isNew.has('mount')) r.fail('$.linux.namespaces', 'a new mount namespace is required (nsbox always makes one)');
   if (isNew.has('time')) r.fail('$.linux.namespaces', 'time namespaces are not supported');
   spec.namespaces = {
-    pid: isNew.has('pid'), net: isNew.has('network'), ipc: isNew.has('ipc'), uts: isNew.has('uts'), cgroup: isNew.has('cgroup'),
+    pid: isNew.has('pid'),
+    net: isNew.has('network'),
+    ipc: isNew.has('ipc'),
+    uts: isNew.has('uts'),
+    cgroup: isNew.has('cgroup'),
   };
-  const idMap = (key: 'uidMappings' | 'gidMappings') => r.arr(linux[key], `$.linux.${key}`).map((x, i) => {
-    const p = `$.linux.${key}[${i}]`;
-    const m = r.obj(x, p, ['containerID', 'hostID', 'size']);
-    return { container: r.int(m.containerID, `${p}.containerID`, 0, MAX_ID), host: r.int(m.hostID, `${p}.hostID`, 0, MAX_ID),
-      size: r.int(m.size, `${p}.size`, 1, MAX_ID + 1) };
-  });
+  const idMap = (key: 'uidMappings' | 'gidMappings') =>
+    r.arr(linux[key], `$.linux.${key}`).map((x, i) => {
+      const p = `$.linux.${key}[${i}]`;
+      const m = r.obj(x, p, ['containerID', 'hostID', 'size']);
+      return {
+        container: r.int(m.containerID, `${p}.containerID`, 0, MAX_ID),
+        host: r.int(m.hostID, `${p}.hostID`, 0, MAX_ID),
+        size: r.int(m.size, `${p}.size`, 1, MAX_ID + 1),
+      };
+    });
   if (isNew.has('user')) {
     const uidMap = linux.uidMappings === undefined ? undefined : idMap('uidMappings');
     const gidMap = linux.gidMappings === undefined ? undefined : idMap('gidMappings');
@@ -301,7 +426,8 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
   } else {
     spec.userns = false;
     for (const k of ['uidMappings', 'gidMappings'] as const) {
-      if (linux[k] !== undefined && r.arr(linux[k], `$.linux.${k}`).length) r.fail(`$.linux.${k}`, 'given without a user namespace');
+      if (linux[k] !== undefined && r.arr(linux[k], `$.linux.${k}`).length)
+        r.fail(`$.linux.${k}`, 'given without a user namespace');
     }
   }
 
@@ -323,14 +449,16 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
       const value = r.str(v, p);
       const rule = SYSCTL_NS.find(([re]) => re.test(k) && !k.includes('..'));
       if (!rule) r.fail(p, 'not a namespaced sysctl a container may set');
-      const type: NsType = rule[1] === 'net' ? 'network' : rule[1] as NsType;
-      if (!spec.namespaces[rule[1]] && !joins.some((j) => j.type === type)) r.fail(p, `needs a ${type} namespace of the container's own`);
+      const type: NsType = rule[1] === 'net' ? 'network' : (rule[1] as NsType);
+      if (!spec.namespaces[rule[1]] && !joins.some((j) => j.type === type))
+        r.fail(p, `needs a ${type} namespace of the container's own`);
       sysctl.push([k, value]);
     }
   }
 
   let cgroupsPath: string | undefined;
-  if (linux.cgroupsPath !== undefined && linux.cgroupsPath !== '') cgroupsPath = parseCgroupsPath(r, r.str(linux.cgroupsPath, '$.linux.cgroupsPath'));
+  if (linux.cgroupsPath !== undefined && linux.cgroupsPath !== '')
+    cgroupsPath = parseCgroupsPath(r, r.str(linux.cgroupsPath, '$.linux.cgroupsPath'));
   if (linux.resources !== undefined) spec.limits = parseResources(r, linux.resources);
   if (linux.devices !== undefined) spec.devices = parseDevices(r, linux.devices, linux.resources);
   if (linux.seccomp !== undefined) spec.seccomp = parseSeccomp(r, linux.seccomp);
@@ -343,8 +471,20 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
     }
   }
   return {
-    ociVersion, spec, terminal, consoleSize, mounts, maskedPaths: paths('maskedPaths'), readonlyPaths: paths('readonlyPaths'),
-    sysctl, oomScoreAdj, umask, domainname: domainname || undefined, joins, cgroupsPath, annotations,
+    ociVersion,
+    spec,
+    terminal,
+    consoleSize,
+    mounts,
+    maskedPaths: paths('maskedPaths'),
+    readonlyPaths: paths('readonlyPaths'),
+    sysctl,
+    oomScoreAdj,
+    umask,
+    domainname: domainname || undefined,
+    joins,
+    cgroupsPath,
+    annotations,
     hooks: parseHooks(r, top.hooks),
   };
 }
@@ -359,7 +499,8 @@ function parseHooks(r: Reader, v: Json | undefined): Hooks {
       const p = `$.hooks.${kind}[${i}]`;
       const h = r.obj(x, p, ['path', 'args', 'env', 'timeout']);
       return {
-        path: r.abs(h.path, `${p}.path`), args: h.args === undefined ? [] : r.strs(h.args, `${p}.args`),
+        path: r.abs(h.path, `${p}.path`),
+        args: h.args === undefined ? [] : r.strs(h.args, `${p}.args`),
         env: h.env === undefined ? [] : r.strs(h.env, `${p}.env`),
         timeout: h.timeout === undefined ? undefined : r.int(h.timeout, `${p}.timeout`, 1, 86400),
       };
@@ -389,8 +530,12 @@ function parseCgroupsPath(r: Reader, s: string): string {
 }
 
 function parseResources(r: Reader, v: Json): Limits {
-  const res = r.obj(v, '$.linux.resources', ['memory', 'cpu', 'pids', 'devices', 'blockIO', 'hugepageLimits', 'unified',
-    'network', 'rdma'], []);
+  const res = r.obj(
+    v,
+    '$.linux.resources',
+    ['memory', 'cpu', 'pids', 'devices', 'blockIO', 'hugepageLimits', 'unified', 'network', 'rdma'],
+    [],
+  );
   const l: Limits = {};
   const p = '$.linux.resources';
   if (res.devices !== undefined) {
@@ -398,9 +543,26 @@ function parseResources(r: Reader, v: Json): Limits {
     r.debug(`config.json: ${p}.devices: nsbox's own device rules apply (the default devices, and linux.devices)`);
   }
   if (res.memory !== undefined) {
-    const m = r.obj(res.memory, `${p}.memory`, ['limit', 'swap', 'reservation', 'kernel', 'kernelTCP', 'swappiness',
-      'disableOOMKiller', 'useHierarchy', 'checkBeforeUpdate']);
-    for (const k of ['reservation', 'kernel', 'kernelTCP', 'swappiness', 'disableOOMKiller', 'useHierarchy', 'checkBeforeUpdate']) {
+    const m = r.obj(res.memory, `${p}.memory`, [
+      'limit',
+      'swap',
+      'reservation',
+      'kernel',
+      'kernelTCP',
+      'swappiness',
+      'disableOOMKiller',
+      'useHierarchy',
+      'checkBeforeUpdate',
+    ]);
+    for (const k of [
+      'reservation',
+      'kernel',
+      'kernelTCP',
+      'swappiness',
+      'disableOOMKiller',
+      'useHierarchy',
+      'checkBeforeUpdate',
+    ]) {
       if (m[k] !== undefined) r.debug(`config.json: ${p}.memory.${k}: ignored`);
     }
     if (m.limit !== undefined) {
@@ -413,7 +575,17 @@ function parseResources(r: Reader, v: Json): Limits {
     }
   }
   if (res.cpu !== undefined) {
-    const c = r.obj(res.cpu, `${p}.cpu`, ['shares', 'quota', 'period', 'cpus', 'mems', 'realtimeRuntime', 'realtimePeriod', 'idle', 'burst']);
+    const c = r.obj(res.cpu, `${p}.cpu`, [
+      'shares',
+      'quota',
+      'period',
+      'cpus',
+      'mems',
+      'realtimeRuntime',
+      'realtimePeriod',
+      'idle',
+      'burst',
+    ]);
     if (c.shares !== undefined) {
       const shares = r.int(c.shares, `${p}.cpu.shares`, 0, 262144);
       if (shares > 0) l.cpuShares = Math.max(2, shares);
@@ -426,7 +598,8 @@ function parseResources(r: Reader, v: Json): Limits {
     }
     if (c.cpus !== undefined && c.cpus !== '') l.cpusetCpus = r.str(c.cpus, `${p}.cpu.cpus`);
     if (c.mems !== undefined && c.mems !== '') r.fail(`${p}.cpu.mems`, 'not supported');
-    for (const k of ['realtimeRuntime', 'realtimePeriod', 'idle', 'burst']) if (c[k] !== undefined) r.debug(`config.json: ${p}.cpu.${k}: ignored`);
+    for (const k of ['realtimeRuntime', 'realtimePeriod', 'idle', 'burst'])
+      if (c[k] !== undefined) r.debug(`config.json: ${p}.cpu.${k}: ignored`);
   }
   if (res.pids !== undefined) {
     const pids = r.int(r.obj(res.pids, `${p}.pids`, ['limit']).limit, `${p}.pids.limit`, -1, Number.MAX_SAFE_INTEGER);
@@ -449,8 +622,16 @@ const devEntries = (): string[] => {
   }
 };
 
-const DEFAULT_DEVICES = ['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom', '/dev/tty', '/dev/console',
-  '/dev/ptmx'];
+const DEFAULT_DEVICES = [
+  '/dev/null',
+  '/dev/zero',
+  '/dev/full',
+  '/dev/random',
+  '/dev/urandom',
+  '/dev/tty',
+  '/dev/console',
+  '/dev/ptmx',
+];
 
 /** What resources.devices lets a container do with one device: the last matching rule's access. */
 function allowed(r: Reader, rules: Json | undefined, type: string, major: number, minor: number): string {
@@ -460,13 +641,14 @@ function allowed(r: Reader, rules: Json | undefined, type: string, major: number
     const p = `$.linux.resources.devices[${i}]`;
     const d = r.obj(x, p, ['allow', 'type', 'major', 'minor', 'access']);
     const t = d.type === undefined ? 'a' : r.str(d.type, `${p}.type`);
-    const num = (v: Json | undefined, k: string) => (v === undefined || v === null ? -1 : r.int(v, `${p}.${k}`, -1, 2 ** 32));
+    const num = (v: Json | undefined, k: string) =>
+      v === undefined || v === null ? -1 : r.int(v, `${p}.${k}`, -1, 2 ** 32);
     const [maj, min] = [num(d.major, 'major'), num(d.minor, 'minor')];
     const acc = d.access === undefined ? 'rwm' : r.str(d.access, `${p}.access`);
     if (!/^[rwm]*$/.test(acc)) r.fail(`${p}.access`, `must be letters of rwm, got ${JSON.stringify(acc)}`);
     if ((t !== 'a' && t !== type) || (maj !== -1 && maj !== major) || (min !== -1 && min !== minor)) return;
     const allow = r.bool(d.allow, `${p}.allow`);
-    for (const c of acc) (allow ? access.add(c) : access.delete(c));
+    for (const c of acc) allow ? access.add(c) : access.delete(c);
     if (!allow && acc === '') access = new Set();
   });
   return ['r', 'w', 'm'].filter((c) => access.has(c)).join('');
@@ -474,16 +656,20 @@ function allowed(r: Reader, rules: Json | undefined, type: string, major: number
 
 /** linux.devices: the host's node of that type and number, bound in (nsbox makes no device nodes). */
 function parseDevices(r: Reader, v: Json, resources: Json | undefined): DeviceSpec[] {
-  const rules = resources !== undefined && resources !== null && typeof resources === 'object' && !Array.isArray(resources)
-    ? resources.devices : undefined;
+  const rules =
+    resources !== undefined && resources !== null && typeof resources === 'object' && !Array.isArray(resources)
+      ? resources.devices
+      : undefined;
   const out: DeviceSpec[] = [];
   r.arr(v, '$.linux.devices').forEach((x, i) => {
     const p = `$.linux.devices[${i}]`;
     const d = r.obj(x, p, ['path', 'type', 'major', 'minor', 'fileMode', 'uid', 'gid']);
     const path = posix.normalize(r.abs(d.path, `${p}.path`));
     const type = r.str(d.type, `${p}.type`);
-    if (!['c', 'u', 'b'].includes(type)) r.fail(`${p}.type`, `only c, u and b devices are supported, got ${JSON.stringify(type)}`);
-    const major = r.int(d.major, `${p}.major`, 0, 2 ** 32), minor = r.int(d.minor, `${p}.minor`, 0, 2 ** 32);
+    if (!['c', 'u', 'b'].includes(type))
+      r.fail(`${p}.type`, `only c, u and b devices are supported, got ${JSON.stringify(type)}`);
+    const major = r.int(d.major, `${p}.major`, 0, 2 ** 32),
+      minor = r.int(d.minor, `${p}.minor`, 0, 2 ** 32);
     if (DEFAULT_DEVICES.includes(path)) return; // nsbox's own
     const kind = type === 'b' ? 'block' : 'char';
     // The same path on the host, udev's /dev/char|block/M:m link, else any node of that number in /dev.
@@ -491,7 +677,8 @@ function parseDevices(r: Reader, v: Json, resources: Json | undefined): DeviceSp
       try {
         const st = statSync(h);
         const rdev = st.rdev;
-        const maj = ((rdev >>> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & 0xfffff000), min = (rdev & 0xff) | ((rdev >>> 12) & 0xfffff00);
+        const maj = ((rdev >>> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & 0xfffff000),
+          min = (rdev & 0xff) | ((rdev >>> 12) & 0xfffff00);
         return (type === 'b' ? st.isBlockDevice() : st.isCharacterDevice()) && maj === major && min === minor;
       } catch {
         return false;
@@ -503,7 +690,8 @@ function parseDevices(r: Reader, v: Json, resources: Json | undefined): DeviceSp
       r.debug(`config.json: ${p}: ${path} is not allowed by $.linux.resources.devices: left out`);
       return;
     }
-    if (d.fileMode !== undefined || d.uid !== undefined || d.gid !== undefined) r.debug(`config.json: ${p}: fileMode, uid, gid: the host node's apply`);
+    if (d.fileMode !== undefined || d.uid !== undefined || d.gid !== undefined)
+      r.debug(`config.json: ${p}: fileMode, uid, gid: the host node's apply`);
     out.push({ host, path, access });
   });
   return out;
@@ -535,16 +723,30 @@ function parseMounts(r: Reader, v: Json, bundle: string): OciMount[] {
       } catch {
         r.fail(`${p}.source`, `not found: ${src}`);
       }
-      out.push({ spec: { type: 'bind', source: src, target: dest, readOnly: flags.ro }, nosuid: flags.nosuid, noexec: flags.noexec });
+      out.push({
+        spec: { type: 'bind', source: src, target: dest, readOnly: flags.ro },
+        nosuid: flags.nosuid,
+        noexec: flags.noexec,
+      });
     } else if (type === 'tmpfs') {
       const size = data.find((o) => o.startsWith('size='))?.slice(5);
       const modeText = data.find((o) => o.startsWith('mode='))?.slice(5);
-      if (modeText !== undefined && !/^[0-7]{1,4}$/.test(modeText)) r.fail(`${p}.options`, `invalid tmpfs mode ${JSON.stringify(modeText)}`);
+      if (modeText !== undefined && !/^[0-7]{1,4}$/.test(modeText))
+        r.fail(`${p}.options`, `invalid tmpfs mode ${JSON.stringify(modeText)}`);
       if (data.some((o) => /^nr_/.test(o))) r.debug(`config.json: ${p}: nr_inodes/nr_blocks ignored`);
       out.push({
-        spec: { type: 'tmpfs', target: dest, size, mode: modeText === undefined ? undefined : parseInt(modeText, 8),
-          readOnly: flags.ro, exec: !flags.noexec, suid: !flags.nosuid, dev: false },
-        nosuid: flags.nosuid, noexec: flags.noexec,
+        spec: {
+          type: 'tmpfs',
+          target: dest,
+          size,
+          mode: modeText === undefined ? undefined : parseInt(modeText, 8),
+          readOnly: flags.ro,
+          exec: !flags.noexec,
+          suid: !flags.nosuid,
+          dev: false,
+        },
+        nosuid: flags.nosuid,
+        noexec: flags.noexec,
       });
     } else {
       r.fail(`${p}.type`, `mount type ${JSON.stringify(type)} on ${dest} is not supported (bind and tmpfs are)`);
@@ -555,9 +757,17 @@ function parseMounts(r: Reader, v: Json, bundle: string): OciMount[] {
 
 /** The OCI seccomp object is the Docker profile's shape (src/seccomp/profile.ts checks the rest). */
 function parseSeccomp(r: Reader, v: Json): SeccompProfile {
-  const s = r.obj(v, '$.linux.seccomp', ['defaultAction', 'defaultErrnoRet', 'architectures', 'flags', 'listenerPath',
-    'listenerMetadata', 'syscalls']);
-  if (s.listenerPath !== undefined && s.listenerPath !== '') r.fail('$.linux.seccomp.listenerPath', 'seccomp notify is not supported');
+  const s = r.obj(v, '$.linux.seccomp', [
+    'defaultAction',
+    'defaultErrnoRet',
+    'architectures',
+    'flags',
+    'listenerPath',
+    'listenerMetadata',
+    'syscalls',
+  ]);
+  if (s.listenerPath !== undefined && s.listenerPath !== '')
+    r.fail('$.linux.seccomp.listenerPath', 'seccomp notify is not supported');
   const { listenerMetadata: _, listenerPath: __, ...profile } = s;
   return profile as unknown as SeccompProfile;
 }

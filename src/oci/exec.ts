@@ -36,11 +36,15 @@ const fail = (path: string, what: string): never => {
 };
 
 function strings(v: unknown, path: string): string[] {
-  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && !x.includes('\0'))) fail(path, 'must be a list of strings');
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && !x.includes('\0')))
+    fail(path, 'must be a list of strings');
   return v as string[];
 }
 
-const id = (v: unknown, path: string) => (Number.isInteger(v) && (v as number) >= 0 && (v as number) < 2 ** 32 - 1 ? v as number : fail(path, 'must be an id'));
+const id = (v: unknown, path: string) =>
+  Number.isInteger(v) && (v as number) >= 0 && (v as number) < 2 ** 32 - 1
+    ? (v as number)
+    : fail(path, 'must be an id');
 
 /** A runtime-spec process object from a file (bounded, type-checked). */
 export function readProcess(file: string): Proc {
@@ -88,11 +92,13 @@ export function readProcess(file: string): Proc {
 export async function execIn(store: Store, cid: string, o: ExecOptions): Promise<number> {
   const s = store.get(cid);
   const status = store.status(s);
-  if (status !== 'running' && status !== 'created') throw new NsboxError(`cannot exec in container "${cid}": it is ${status}`, { field: 'id' });
+  if (status !== 'running' && status !== 'created')
+    throw new NsboxError(`cannot exec in container "${cid}": it is ${status}`, { field: 'id' });
   const p: Proc = o.process ? readProcess(o.process) : { args: o.args };
   if (p.args.length === 0) throw new NsboxError('exec: no command given', { field: 'args' });
   const terminal = !!p.terminal || o.tty;
-  if (terminal && !o.consoleSocket) throw new NsboxError('exec: a terminal needs --console-socket', { field: 'console-socket' });
+  if (terminal && !o.consoleSocket)
+    throw new NsboxError('exec: a terminal needs --console-socket', { field: 'console-socket' });
   let env = p.env ?? s.exec.env;
   for (const kv of o.env) {
     const eq = kv.indexOf('=');
@@ -119,8 +125,16 @@ export async function execIn(store: Store, cid: string, o: ExecOptions): Promise
       stdio = [tty.slave, tty.slave, tty.slave];
     }
     x = new Exec({
-      pid: s.pid, pidfd, namespaces: differentNamespaces(s.pid, NAMESPACES), cgroup: true, command: p.args, env,
-      cwd: o.cwd ?? p.cwd ?? s.exec.cwd, creds: credsFor(s.exec.creds, user), stdio, tty: terminal,
+      pid: s.pid,
+      pidfd,
+      namespaces: differentNamespaces(s.pid, NAMESPACES),
+      cgroup: true,
+      command: p.args,
+      env,
+      cwd: o.cwd ?? p.cwd ?? s.exec.cwd,
+      creds: credsFor(s.exec.creds, user),
+      stdio,
+      tty: terminal,
     });
     if (tty) native.native.sendFd(o.consoleSocket!, tty.master);
   } finally {

@@ -11,7 +11,8 @@ export function runHook(kind: string, h: Hook, state: object): Promise<void> {
   return new Promise((resolve, reject) => {
     const what = `${kind} hook ${h.path}`;
     const p = spawn(h.path, h.args.slice(1), {
-      argv0: h.args[0] ?? h.path, env: Object.fromEntries(h.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)])),
+      argv0: h.args[0] ?? h.path,
+      env: Object.fromEntries(h.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)])),
       stdio: ['pipe', 'ignore', 'pipe'],
     });
     let err = '';
@@ -30,7 +31,11 @@ export function runHook(kind: string, h: Hook, state: object): Promise<void> {
       timedOut = signal === 'SIGKILL' && !!h.timeout;
       if (code === 0) return resolve();
       const why = timedOut ? `timed out after ${h.timeout}s` : signal ? `killed by ${signal}` : `exit status ${code}`;
-      reject(new NsboxError(`${what} failed: ${why}${err.trim() ? `: ${err.trim().split('\n').pop()}` : ''}`, { step: kind }));
+      reject(
+        new NsboxError(`${what} failed: ${why}${err.trim() ? `: ${err.trim().split('\n').pop()}` : ''}`, {
+          step: kind,
+        }),
+      );
     });
   });
 }

@@ -3,7 +3,9 @@
 // dist/nsbox-runtime.cjs (dist/nsbox-runtime links to it) by scripts/bundle-cli.mjs.
 import { main, report } from './cli.js';
 
-main(process.argv.slice(2)).catch(report).then((code) => {
-  // Exit now: a created container's pidfd watcher must not keep `create` alive.
-  process.exit(code);
-});
+main(process.argv.slice(2))
+  .catch(report)
+  .then((code) => {
+    // Exit now: a created container's pidfd watcher must not keep `create` alive.
+    process.exit(code);
+  });

@@ -54,7 +54,8 @@ const ID_RE = /^[A-Za-z0-9_+.-]{1,1024}$/;
 
 export function checkId(id: string | undefined): string {
   if (id === undefined || id === '') throw new NsboxError('a container id is required', { field: 'id' });
-  if (!ID_RE.test(id) || id === '.' || id === '..') throw new NsboxError(`invalid container id: ${JSON.stringify(id)}`, { field: 'id' });
+  if (!ID_RE.test(id) || id === '.' || id === '..')
+    throw new NsboxError(`invalid container id: ${JSON.stringify(id)}`, { field: 'id' });
   return id;
 }
 
@@ -75,7 +76,9 @@ export class Store {
 
   ids(): string[] {
     try {
-      return readdirSync(this.root).filter((n) => ID_RE.test(n) && n !== '.' && n !== '..' && existsSync(`${this.root}/${n}/state.json`));
+      return readdirSync(this.root).filter(
+        (n) => ID_RE.test(n) && n !== '.' && n !== '..' && existsSync(`${this.root}/${n}/state.json`),
+      );
     } catch {
       return [];
     }
@@ -90,10 +93,18 @@ export class Store {
     }
     // What delete acts on (pids to kill, cgroups to empty and remove) is checked, not trusted.
     const pid = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0;
-    const cgroupOk = (p: unknown) => typeof p === 'string' && p.startsWith('/sys/fs/cgroup/') && !p.split('/').includes('..');
-    const ok = s && s.id === id && pid(s.pid) && pid(s.pidStart) && pid(s.creator?.pid) && pid(s.creator?.start)
-      && (s.cgroup === null || (Array.isArray(s.cgroup?.dirs) && s.cgroup.dirs.every((d) => cgroupOk(d.path))));
-    if (!ok) throw new NsboxError(`container "${id}": damaged state file ${this.dir(id)}/state.json`, { kind: 'internal' });
+    const cgroupOk = (p: unknown) =>
+      typeof p === 'string' && p.startsWith('/sys/fs/cgroup/') && !p.split('/').includes('..');
+    const ok =
+      s &&
+      s.id === id &&
+      pid(s.pid) &&
+      pid(s.pidStart) &&
+      pid(s.creator?.pid) &&
+      pid(s.creator?.start) &&
+      (s.cgroup === null || (Array.isArray(s.cgroup?.dirs) && s.cgroup.dirs.every((d) => cgroupOk(d.path))));
+    if (!ok)
+      throw new NsboxError(`container "${id}": damaged state file ${this.dir(id)}/state.json`, { kind: 'internal' });
     return s;
   }
 
@@ -118,8 +129,15 @@ export class Store {
   state(s: Saved): OciState {
     const status = this.status(s);
     return {
-      ociVersion: s.ociVersion, id: s.id, status, pid: status === 'stopped' ? 0 : s.pid, bundle: s.bundle,
-      rootfs: s.rootfs, created: s.created, owner: s.owner, annotations: s.annotations,
+      ociVersion: s.ociVersion,
+      id: s.id,
+      status,
+      pid: status === 'stopped' ? 0 : s.pid,
+      bundle: s.bundle,
+      rootfs: s.rootfs,
+      created: s.created,
+      owner: s.owner,
+      annotations: s.annotations,
     };
   }
 }
@@ -131,7 +149,8 @@ export function saveCgroup(cg: Cgroup): SavedCgroup {
 /** The container's cgroup again, from its saved paths (enough to kill, freeze, read and remove it). */
 export function loadCgroup(s: SavedCgroup): Cgroup {
   const dirs: CgroupDir[] = s.dirs.map((d) => ({
-    path: d.path, uses: d.uses as Controller[],
+    path: d.path,
+    uses: d.uses as Controller[],
     hierarchy: { version: d.version, mount: '', controllers: d.uses, own: '', base: '' } as unknown as Hierarchy,
   }));
   return new Cgroup(s.name, dirs);

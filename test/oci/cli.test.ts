@@ -6,9 +6,16 @@ import { checkId } from '../../dist/oci/state.js';
 describe('flags as runc takes them', () => {
   const known = { bundle: 'string', detach: 'bool', env: 'string[]' } as const;
   it('takes --flag value, --flag=value, -flag value, aliases and repeats', () => {
-    expect(parseFlags(['--bundle', 'b', '-d', '-e', 'A=1', '--env=B=2', 'id', '--not-a-flag'], known, { d: 'detach', e: 'env' }))
-      .toEqual({ flags: { bundle: 'b', detach: true, env: ['A=1', 'B=2'] }, rest: ['id', '--not-a-flag'] });
-    expect(parseFlags(['-bundle=x', '--detach=false', '--', '-id'], known).flags).toEqual({ bundle: 'x', detach: false });
+    expect(
+      parseFlags(['--bundle', 'b', '-d', '-e', 'A=1', '--env=B=2', 'id', '--not-a-flag'], known, {
+        d: 'detach',
+        e: 'env',
+      }),
+    ).toEqual({ flags: { bundle: 'b', detach: true, env: ['A=1', 'B=2'] }, rest: ['id', '--not-a-flag'] });
+    expect(parseFlags(['-bundle=x', '--detach=false', '--', '-id'], known).flags).toEqual({
+      bundle: 'x',
+      detach: false,
+    });
     expect(parseFlags(['--', '-id'], known).rest).toEqual(['-id']);
   });
   it('refuses unknown flags and missing values', () => {
@@ -30,7 +37,7 @@ describe('signals', () => {
 });
 
 describe('container ids', () => {
-  it('takes runc\'s ids and refuses paths', () => {
+  it("takes runc's ids and refuses paths", () => {
     expect(checkId('abc_DEF-1.2+3')).toBe('abc_DEF-1.2+3');
     for (const id of ['', '.', '..', 'a/b', '../x', 'a b', 'a\0b']) expect(() => checkId(id)).toThrow(/container id/);
   });

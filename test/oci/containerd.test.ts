@@ -2,7 +2,16 @@
 // use), as root: a containerd of this test's own (root, state, socket in a temp dir), an image
 // imported from the busybox rootfs, the runtime's state in the temp dir too (--runc-root).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -33,11 +42,24 @@ async function c(...args: string[]): Promise<{ code: number | null; stdout: stri
 
 beforeAll(async () => {
   if (skip) return;
-  writeFileSync(`${dir}/config.toml`, [
-    'version = 2', `root = "${dir}/root"`, `state = "${dir}/state"`, 'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
-    '[grpc]', `  address = "${SOCK}"`, '[ttrpc]', `  address = "${SOCK}.ttrpc"`, '[debug]', '  address = ""',
-    '[metrics]', '  address = ""', '',
-  ].join('\n'));
+  writeFileSync(
+    `${dir}/config.toml`,
+    [
+      'version = 2',
+      `root = "${dir}/root"`,
+      `state = "${dir}/state"`,
+      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+      '[grpc]',
+      `  address = "${SOCK}"`,
+      '[ttrpc]',
+      `  address = "${SOCK}.ttrpc"`,
+      '[debug]',
+      '  address = ""',
+      '[metrics]',
+      '  address = ""',
+      '',
+    ].join('\n'),
+  );
   const log = openSync(`${dir}/containerd.log`, 'w');
   daemon = spawn(containerd, ['--config', `${dir}/config.toml`], { stdio: ['ignore', log, log] });
   closeSync(log);
@@ -50,8 +72,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (daemon) {
-    for (const t of (await c('task', 'ls', '-q')).stdout.split('\n').filter(Boolean)) await c('task', 'kill', '-s', 'SIGKILL', t);
-    for (const t of (await c('container', 'ls', '-q')).stdout.split('\n').filter(Boolean)) await c('container', 'rm', t);
+    for (const t of (await c('task', 'ls', '-q')).stdout.split('\n').filter(Boolean))
+      await c('task', 'kill', '-s', 'SIGKILL', t);
+    for (const t of (await c('container', 'ls', '-q')).stdout.split('\n').filter(Boolean))
+      await c('container', 'rm', t);
     await c('image', 'rm', IMAGE);
     daemon.kill('SIGTERM');
     await new Promise((r) => daemon!.on('exit', r));
@@ -78,7 +102,8 @@ describe.skipIf(!!skip)(`containerd with --runc-binary nsbox-runtime${skip ? ` (
     expect((await c('task', 'ls')).stdout).toMatch(/bg\s+\d+\s+PAUSED/);
     expect((await c('task', 'resume', 'bg')).code).toBe(0);
     expect((await c('task', 'kill', '-s', 'SIGKILL', 'bg')).code).toBe(0);
-    for (let i = 0; i < 100 && !/STOPPED/.test((await c('task', 'ls')).stdout); i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 100 && !/STOPPED/.test((await c('task', 'ls')).stdout); i++)
+      await new Promise((r) => setTimeout(r, 50));
     expect((await c('task', 'rm', 'bg')).code).toBe(0);
     expect((await c('container', 'rm', 'bg')).code).toBe(0);
     expect(readdirSync(`${dir}/runc/nsbox-test`)).toEqual([]);

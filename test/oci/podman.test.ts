@@ -16,8 +16,20 @@ const dir = mkdtempSync(join(tmpdir(), 'nsbox-oci-podman-'));
 const IMAGE = 'localhost/nsbox-oci-busybox:latest';
 const STATE = '/run/nsbox-runtime';
 
-const GLOBAL = ['--root', `${dir}/root`, '--runroot', `${dir}/runroot`, '--storage-driver', 'vfs',
-  '--cgroup-manager', 'cgroupfs', '--events-backend', 'none', '--runtime', RUNTIME];
+const GLOBAL = [
+  '--root',
+  `${dir}/root`,
+  '--runroot',
+  `${dir}/runroot`,
+  '--storage-driver',
+  'vfs',
+  '--cgroup-manager',
+  'cgroupfs',
+  '--events-backend',
+  'none',
+  '--runtime',
+  RUNTIME,
+];
 // This host's root lacks CAP_SYS_RESOURCE: podman's default nofile and nproc cannot be granted.
 const RUN = ['--ulimit', 'nofile=1024:20000', '--ulimit', 'nproc=1024:1024', '--network', 'none'];
 

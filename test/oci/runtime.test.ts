@@ -1,7 +1,19 @@
 // nsbox-runtime's life cycle against bundles of the busybox rootfs (as root): create holds the
 // container, start lets it go, kill and delete end it, and nothing is left behind.
 import { spawn } from 'node:child_process';
-import { chmodSync, readlinkSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  readlinkSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,7 +42,10 @@ async function rt(...args: string[]): Promise<{ code: number | null; stdout: str
 }
 
 /** A bundle whose root is the busybox rootfs (read-only), with /out bound from the host. */
-function bundle(name: string, args: string[], edit: (c: any) => void = () => {}): { dir: string; out: string } {
+// biome-ignore lint/suspicious/noExplicitAny: the tests edit config.json's JSON freely
+type Cfg = any;
+
+function bundle(name: string, args: string[], edit: (c: Cfg) => void = () => {}): { dir: string; out: string } {
   const dir = `${scratch}/${name}`;
   const out = `${dir}/out`;
   mkdirSync(out, { recursive: true });
@@ -39,14 +54,17 @@ function bundle(name: string, args: string[], edit: (c: any) => void = () => {})
   c.root = { path: ROOTFS, readonly: true };
   c.process.terminal = false;
   c.process.args = args;
-  c.mounts.push({ destination: '/out', type: 'bind', source: out, options: ['rbind', 'rw'] },
-    { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['size=1m'] });
+  c.mounts.push(
+    { destination: '/out', type: 'bind', source: out, options: ['rbind', 'rw'] },
+    { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['size=1m'] },
+  );
   edit(c);
   writeFileSync(`${dir}/config.json`, JSON.stringify(c));
   return { dir, out };
 }
 
-const cgroupOf = (id: string) => ['memory', 'pids', 'freezer', 'devices'].map((c) => `/sys/fs/cgroup/${c}/nsbox-runtime/${id}`);
+const cgroupOf = (id: string) =>
+  ['memory', 'pids', 'freezer', 'devices'].map((c) => `/sys/fs/cgroup/${c}/nsbox-runtime/${id}`);
 /** Running (a zombie waiting for whoever adopted it to reap it counts as ended). */
 const alive = (pid: number) => {
   try {
@@ -144,7 +162,15 @@ describe.skipIf(!root)('nsbox-runtime', () => {
     const a = await rt('exec', '-e', 'X=1', 'ex', 'sh', '-c', 'echo $X $(id -u) $(hostname) > /out/a; exit 4');
     expect(a.code).toBe(4);
     expect(readFileSync(`${out}/a`, 'utf8')).toBe('1 1000 nsbox\n');
-    writeFileSync(`${scratch}/p.json`, JSON.stringify({ args: ['sh', '-c', 'pwd > /out/b; id -u >> /out/b'], cwd: '/tmp', env: ['PATH=/bin'], user: { uid: 0, gid: 0 } }));
+    writeFileSync(
+      `${scratch}/p.json`,
+      JSON.stringify({
+        args: ['sh', '-c', 'pwd > /out/b; id -u >> /out/b'],
+        cwd: '/tmp',
+        env: ['PATH=/bin'],
+        user: { uid: 0, gid: 0 },
+      }),
+    );
     const pid = `${scratch}/ex.pid`;
     expect((await rt('exec', '--process', `${scratch}/p.json`, '--pid-file', pid, 'ex')).code).toBe(0);
     expect(readFileSync(`${out}/b`, 'utf8')).toBe('/tmp\n0\n');
@@ -173,16 +199,24 @@ describe.skipIf(!root)('nsbox-runtime', () => {
   });
 
   it('applies the config: user, env, cwd, hostname, read-only root, capabilities, mounts', async () => {
-    const { dir, out } = bundle('cfg', ['sh', '-c',
-      'id -u > /out/id; id -g >> /out/id; echo "$FOO" > /out/env; pwd > /out/cwd; hostname > /out/host; ' +
-      'touch /x 2>/dev/null && echo rw > /out/ro || echo ro > /out/ro; grep CapEff /proc/self/status > /out/caps; ' +
-      'grep " /out " /proc/self/mountinfo > /out/mnt; umask > /out/umask'], (c) => {
-      c.process.user = { uid: 1000, gid: 1000, umask: 0o27 };
-      c.process.env.push('FOO=bar');
-      c.process.cwd = '/tmp';
-      c.hostname = 'oci-host';
-      c.mounts.find((m: any) => m.destination === '/out').options.push('nosuid', 'noexec');
-    });
+    const { dir, out } = bundle(
+      'cfg',
+      [
+        'sh',
+        '-c',
+        'id -u > /out/id; id -g >> /out/id; echo "$FOO" > /out/env; pwd > /out/cwd; hostname > /out/host; ' +
+          'touch /x 2>/dev/null && echo rw > /out/ro || echo ro > /out/ro; ' +
+          'grep CapEff /proc/self/status > /out/caps; ' +
+          'grep " /out " /proc/self/mountinfo > /out/mnt; umask > /out/umask',
+      ],
+      (c) => {
+        c.process.user = { uid: 1000, gid: 1000, umask: 0o27 };
+        c.process.env.push('FOO=bar');
+        c.process.cwd = '/tmp';
+        c.hostname = 'oci-host';
+        c.mounts.find((m: Cfg) => m.destination === '/out').options.push('nosuid', 'noexec');
+      },
+    );
     const r = await rt('run', '--bundle', dir, 'cfg');
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -217,23 +251,39 @@ describe.skipIf(!root)('nsbox-runtime', () => {
 
   it('runs hooks in order with the state on stdin, and fails create when a createRuntime hook fails', async () => {
     const log = `${scratch}/hooks.log`;
-    const hook = (kind: string, extra = '') => ({ path: '/bin/sh', args: ['sh', '-c',
-      `echo ${kind} $(grep -o '"status":"[a-z]*"') >> ${log}${extra}`] });
-    const { dir } = bundle('hooks', ['sleep', '1000'], (c) => (c.hooks = {
-      prestart: [hook('prestart')], createRuntime: [hook('createRuntime')], poststart: [hook('poststart')],
-      poststop: [hook('poststop'), hook('poststop-fails', '; exit 1')],
-    }));
+    const hook = (kind: string, extra = '') => ({
+      path: '/bin/sh',
+      args: ['sh', '-c', `echo ${kind} $(grep -o '"status":"[a-z]*"') >> ${log}${extra}`],
+    });
+    const { dir } = bundle(
+      'hooks',
+      ['sleep', '1000'],
+      (c) =>
+        (c.hooks = {
+          prestart: [hook('prestart')],
+          createRuntime: [hook('createRuntime')],
+          poststart: [hook('poststart')],
+          poststop: [hook('poststop'), hook('poststop-fails', '; exit 1')],
+        }),
+    );
     expect((await rt('create', '--bundle', dir, 'hooks')).code).toBe(0);
     expect((await rt('start', 'hooks')).code).toBe(0);
     const del = await rt('delete', '--force', 'hooks');
     expect(del.code).toBe(0);
     expect(del.stderr).toMatch(/warning: poststop hook \/bin\/sh failed: exit status 1/);
-    expect(readFileSync(log, 'utf8')).toBe('prestart "status":"created"\ncreateRuntime "status":"created"\n' +
-      'poststart "status":"running"\npoststop "status":"stopped"\npoststop-fails "status":"stopped"\n');
+    expect(readFileSync(log, 'utf8')).toBe(
+      'prestart "status":"created"\ncreateRuntime "status":"created"\n' +
+        'poststart "status":"running"\npoststop "status":"stopped"\npoststop-fails "status":"stopped"\n',
+    );
 
-    const bad = bundle('hookfail', ['sleep', '1000'], (c) => (c.hooks = {
-      createRuntime: [{ path: '/bin/sleep', args: ['sleep', '10'], timeout: 1 }],
-    }));
+    const bad = bundle(
+      'hookfail',
+      ['sleep', '1000'],
+      (c) =>
+        (c.hooks = {
+          createRuntime: [{ path: '/bin/sleep', args: ['sleep', '10'], timeout: 1 }],
+        }),
+    );
     const r = await rt('create', '--bundle', bad.dir, 'hookfail');
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/createRuntime hook \/bin\/sleep failed: timed out after 1s/);
@@ -244,11 +294,17 @@ describe.skipIf(!root)('nsbox-runtime', () => {
   it('joins a network namespace by path (as podman gives its netns)', async () => {
     const holder = spawn('unshare', ['--net', 'sleep', '1000'], { stdio: 'ignore' });
     try {
-      for (let i = 0; i < 100 && readlinkSync(`/proc/${holder.pid}/ns/net`) === readlinkSync('/proc/self/ns/net'); i++) {
+      for (
+        let i = 0;
+        i < 100 && readlinkSync(`/proc/${holder.pid}/ns/net`) === readlinkSync('/proc/self/ns/net');
+        i++
+      ) {
         await new Promise((r) => setTimeout(r, 20));
       }
       const { dir, out } = bundle('netns', ['sh', '-c', 'readlink /proc/self/ns/net > /out/ns'], (c) => {
-        c.linux.namespaces = c.linux.namespaces.map((n: any) => (n.type === 'network' ? { type: 'network', path: `/proc/${holder.pid}/ns/net` } : n));
+        c.linux.namespaces = c.linux.namespaces.map((n: Cfg) =>
+          n.type === 'network' ? { type: 'network', path: `/proc/${holder.pid}/ns/net` } : n,
+        );
         c.linux.sysctl = { 'net.ipv4.ping_group_range': '0 0' };
       });
       const r = await rt('run', '--bundle', dir, 'netns');
@@ -260,7 +316,7 @@ describe.skipIf(!root)('nsbox-runtime', () => {
     }
   });
 
-  it('runs in a user namespace with the config\'s maps (the hold FIFO is the mapped root\'s)', async () => {
+  it("runs in a user namespace with the config's maps (the hold FIFO is the mapped root's)", async () => {
     const { dir, out } = bundle('userns', ['sh', '-c', 'cat /proc/self/uid_map > /out/map; id -u >> /out/map'], (c) => {
       c.linux.namespaces.push({ type: 'user' });
       c.linux.uidMappings = [{ containerID: 0, hostID: 300000, size: 65536 }];
@@ -272,26 +328,53 @@ describe.skipIf(!root)('nsbox-runtime', () => {
     expect(readFileSync(`${out}/map`, 'utf8').replace(/\s+/g, ' ').trim()).toBe('0 300000 65536 0');
   });
 
-  it('installs the config\'s seccomp profile: SCMP_ACT_ERRNO with errnoRet, argument conditions', async () => {
-    const { dir, out } = bundle('seccomp', ['sh', '-c',
-      'mkdir /tmp/d 2>/out/mkdir; echo $? >> /out/mkdir; trap "" USR1; kill -0 $$; echo $? > /out/kill; kill -USR1 $$; echo $? >> /out/kill'], (c) => {
-      c.linux.seccomp = {
-        defaultAction: 'SCMP_ACT_ALLOW', architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_AARCH64'],
-        syscalls: [
-          { names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 30 }, // EROFS
-          { names: ['kill'], action: 'SCMP_ACT_ERRNO', errnoRet: 1, args: [{ index: 1, value: 10, op: 'SCMP_CMP_EQ' }] },
-        ],
-      };
-    });
-    const r = await rt('--log', `${scratch}/seccomp.log`, '--log-format', 'json', '--debug', 'run', '--bundle', dir, 'seccomp');
+  it("installs the config's seccomp profile: SCMP_ACT_ERRNO with errnoRet, argument conditions", async () => {
+    const { dir, out } = bundle(
+      'seccomp',
+      [
+        'sh',
+        '-c',
+        'mkdir /tmp/d 2>/out/mkdir; echo $? >> /out/mkdir; ' +
+          'trap "" USR1; kill -0 $$; echo $? > /out/kill; kill -USR1 $$; echo $? >> /out/kill',
+      ],
+      (c) => {
+        c.linux.seccomp = {
+          defaultAction: 'SCMP_ACT_ALLOW',
+          architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_AARCH64'],
+          syscalls: [
+            { names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 30 }, // EROFS
+            {
+              names: ['kill'],
+              action: 'SCMP_ACT_ERRNO',
+              errnoRet: 1,
+              args: [{ index: 1, value: 10, op: 'SCMP_CMP_EQ' }],
+            },
+          ],
+        };
+      },
+    );
+    const r = await rt(
+      '--log',
+      `${scratch}/seccomp.log`,
+      '--log-format',
+      'json',
+      '--debug',
+      'run',
+      '--bundle',
+      dir,
+      'seccomp',
+    );
     expect(r.code).toBe(0);
     expect(readFileSync(`${out}/mkdir`, 'utf8')).toMatch(/Read-only file system\n1\n$/);
     expect(readFileSync(`${out}/kill`, 'utf8')).toBe('0\n1\n'); // signal 0 allowed, SIGUSR1 (10) refused
-    const lines = readFileSync(`${scratch}/seccomp.log`, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = readFileSync(`${scratch}/seccomp.log`, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines[0]).toMatchObject({ level: 'debug', msg: expect.stringMatching(/^run --bundle/) });
   });
 
-  it('gives linux.devices as the host\'s nodes, under a devices cgroup that is the container\'s own', async () => {
+  it("gives linux.devices as the host's nodes, under a devices cgroup that is the container's own", async () => {
     const { dir, out } = bundle('dev', ['sh', '-c', 'echo x > /dev/mynull && echo ok > /out/dev; sleep 1000'], (c) => {
       c.linux.devices = [{ path: '/dev/mynull', type: 'c', major: 1, minor: 3 }];
       c.linux.resources.devices.push({ allow: true, type: 'c', major: 1, minor: 3, access: 'rw' });
