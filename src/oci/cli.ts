@@ -37,7 +37,7 @@ import { randomId } from '../spec.js';
 import type { IdRange } from '../userns/idmap.js';
 import { credentialSteps } from '../state/track.js';
 import { execIn } from './exec.js';
-import { runHooks } from './hooks.js';
+import { runHookIn, runHooks } from './hooks.js';
 
 export const VERSION = '0.1.0';
 const OCI_VERSION = '1.0.2';
@@ -232,11 +232,6 @@ async function create(store: Store, id: string, o: CreateOptions): Promise<Creat
   const bundle = resolve(o.bundle);
   if (o.preserveFds > 0) throw new NsboxError('--preserve-fds is not supported', { field: 'preserve-fds' });
   const c = loadConfig(bundle, debug);
-  for (const k of ['createContainer', 'startContainer'] as const) {
-    // Both run inside the container's namespaces, before pivot_root and before exec: not yet.
-    if (c.hooks[k]?.length)
-      throw new NsboxError(`config.json: $.hooks.${k}: not supported yet`, { field: `$.hooks.${k}` });
-  }
   if (c.terminal && !o.consoleSocket)
     throw new NsboxError('process.terminal needs --console-socket', { field: 'console-socket' });
   if (!c.terminal && o.consoleSocket)
@@ -264,7 +259,11 @@ async function create(store: Store, id: string, o: CreateOptions): Promise<Creat
     pidStart: 0,
     creator: { pid: process.pid, start: me.start },
     cgroup: null,
-    hooks: { poststart: c.hooks.poststart ?? [], poststop: c.hooks.poststop ?? [] },
+    hooks: {
+      startContainer: c.hooks.startContainer ?? [],
+      poststart: c.hooks.poststart ?? [],
+      poststop: c.hooks.poststop ?? [],
+    },
     exec: { env: [], cwd: c.spec.cwd ?? '/', uid: 0, gid: 0, creds: [] },
   };
   let cg: Cgroup | undefined;
@@ -316,6 +315,9 @@ async function create(store: Store, id: string, o: CreateOptions): Promise<Creat
     // The runtime's own namespaces, the container made and waiting: prestart (deprecated), createRuntime.
     await runHooks('prestart', c.hooks.prestart, store.state(saved));
     await runHooks('createRuntime', c.hooks.createRuntime, store.state(saved));
+    for (const h of c.hooks.createContainer ?? []) {
+      await runHookIn('createContainer', h, store.state(saved), saved.pid, saved.pidStart, false);
+    }
     if (o.pidFile)
       writeAtomic(o.pidFile.startsWith('/') ? o.pidFile : `${process.cwd()}/${o.pidFile}`, String(container.pid));
     return { container, saved };
@@ -341,6 +343,19 @@ async function start(store: Store, id: string): Promise<void> {
   const status = store.status(s);
   if (status !== 'created')
     throw new NsboxError(`cannot start container "${id}": it is ${status}, not created`, { field: 'id' });
+  for (const h of s.hooks?.startContainer ?? []) {
+    try {
+      await runHookIn('startContainer', h, store.state(s), s.pid, s.pidStart, true);
+    } catch (e) {
+      // The runtime spec: a failing startContainer hook stops the container.
+      const fd = openPidfd(s.pid, s.pidStart);
+      if (fd !== null) {
+        native.pidfdSendSignal(fd, osConstants.signals.SIGKILL);
+        closeSync(fd);
+      }
+      throw e;
+    }
+  }
   if (!release(store.fifo(id)))
     throw new NsboxError(`cannot start container "${id}": it is no longer waiting to start`, { field: 'id' });
   rmSync(store.fifo(id), { force: true });

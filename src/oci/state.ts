@@ -31,7 +31,7 @@ export interface Saved {
   /** The process that runs create (while the status is creating). */
   creator: { pid: number; start: number };
   cgroup: SavedCgroup | null;
-  hooks?: { poststart: Hook[]; poststop: Hook[] };
+  hooks?: { startContainer?: Hook[]; poststart: Hook[]; poststop: Hook[] };
   /** What exec starts with. */
   exec: { env: string[]; cwd: string; uid: number; gid: number; creds: SavedStep[] };
 }

@@ -255,13 +255,20 @@ describe.skipIf(!root)('nsbox-runtime', () => {
       path: '/bin/sh',
       args: ['sh', '-c', `echo ${kind} $(grep -o '"status":"[a-z]*"') >> ${log}${extra}`],
     });
-    const { dir } = bundle(
+    // In the container's namespaces: its hostname; startContainer's path and files are the container's.
+    const inside = (kind: string, file: string) => ({
+      path: '/bin/sh',
+      args: ['sh', '-c', `echo ${kind} $(hostname) $(grep -o '"status":"[a-z]*"') >> ${file}`],
+    });
+    const { dir, out } = bundle(
       'hooks',
       ['sleep', '1000'],
       (c) =>
         (c.hooks = {
           prestart: [hook('prestart')],
           createRuntime: [hook('createRuntime')],
+          createContainer: [inside('createContainer', log)],
+          startContainer: [inside('startContainer', '/out/start')],
           poststart: [hook('poststart')],
           poststop: [hook('poststop'), hook('poststop-fails', '; exit 1')],
         }),
@@ -272,9 +279,10 @@ describe.skipIf(!root)('nsbox-runtime', () => {
     expect(del.code).toBe(0);
     expect(del.stderr).toMatch(/warning: poststop hook \/bin\/sh failed: exit status 1/);
     expect(readFileSync(log, 'utf8')).toBe(
-      'prestart "status":"created"\ncreateRuntime "status":"created"\n' +
+      'prestart "status":"created"\ncreateRuntime "status":"created"\ncreateContainer nsbox "status":"created"\n' +
         'poststart "status":"running"\npoststop "status":"stopped"\npoststop-fails "status":"stopped"\n',
     );
+    expect(readFileSync(`${out}/start`, 'utf8')).toBe('startContainer nsbox "status":"created"\n');
 
     const bad = bundle(
       'hookfail',
