@@ -3,7 +3,7 @@
 // network and the machine's store is not touched. The runtime keeps its state in its default root
 // (podman's clean-up command passes no runtime flags), where this test leaves nothing.
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -64,6 +64,11 @@ afterAll(async () => {
     await pm('rmi', '-af');
   }
   rmSync(dir, { recursive: true, force: true });
+  try {
+    rmdirSync(STATE); // the runtime's default root, when this test made it and nothing else is in it
+  } catch {
+    /* in use, or not there */
+  }
 }, 120_000);
 
 describe.skipIf(!!skip)(`podman --runtime nsbox-runtime${skip ? ` (skipped: ${skip})` : ''}`, () => {
