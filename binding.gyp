@@ -2,7 +2,8 @@
   "targets": [
     {
       "target_name": "nsbox",
-      "sources": ["native/nsbox.c", "native/child.c", "native/paths.c", "native/bpf.c", "native/pty.c", "native/fsops.c"],
+      "sources": ["native/nsbox.c", "native/child.c", "native/paths.c", "native/bpf.c", "native/pty.c", "native/fsops.c",
+                  "native/hold.c"],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
     }
   ]

@@ -324,6 +324,8 @@ static int run_op(struct plan *p, struct op *o) {
   case OP_UMASK: umask((mode_t)o->n[0]); return 0;
   case OP_WRITE_FILE: return write_file(o->s[0], o->s[1]);
   case OP_SET_TTY: return ioctl((int)o->n[0], TIOCSCTTY, 0);
+  case OP_HOLD_OPEN: return op_hold_open(p, o);
+  case OP_HOLD: return op_hold(p, o, (int)(o - p->ops));
   case OP_USERNS_ROOT:
     if (o->nn < 3) break;
     if (o->n[0] && syscall(SYS_setgroups, 0, NULL) < 0) return -1;

@@ -196,6 +196,8 @@ static const struct op_args OP_ARGS[] = {
   [OP_SYMLINK_AT] = { S(2, 2), N(1, 1), { SLOT } },
   [OP_MASK_AT] = { S(1, 1), N(2, 2), { SLOT, SLOT } },
   [OP_CLOSE_SLOTS] = { S(0, 0), N(0, 64), { SLOT } },
+  [OP_HOLD_OPEN] = { S(1, 1), N(1, 1), { SLOT } },
+  [OP_HOLD] = { S(0, 0), N(1, 1), { SLOT } },
 };
 #define NKINDS (int)(sizeof OP_ARGS / sizeof OP_ARGS[0])
 /* A kind without a row (all zeros) would pass as an op without arguments: refuse it. */
@@ -401,7 +403,7 @@ static struct plan *read_plan(napi_env env, napi_value ops) {
  * (CLONE_VM) while this thread sleeps (CLONE_VFORK) until the child has exec'd or died. Nothing
  * of Node's address space is copied (nor torn down again at exec), so a start costs the same
  * whatever the heap's size. Only for plans that never wait for the parent (OP_WAIT_SYNC would
- * deadlock), never outlive exec (OP_INIT's reaper would go on sharing our memory) and need no
+ * deadlock; nor OP_HOLD), never outlive exec (OP_INIT's reaper would go on sharing our memory) and need no
  * clone3-only flag (CLONE_INTO_CGROUP). The child only reads its plan and writes its own stack;
  * errno it sets lands in this (sleeping) thread's TLS, which we read only when clone fails. */
 #define CHILD_STACK (256 * 1024)
@@ -410,7 +412,7 @@ static struct plan *read_plan(napi_env env, napi_value ops) {
 static int can_vfork(const struct plan *p, uint64_t flags) {
   if (flags >> 32) return 0;
   for (int i = 0; i < p->nops; i++)
-    if (p->ops[i].kind == OP_WAIT_SYNC || p->ops[i].kind == OP_INIT) return 0;
+    if (p->ops[i].kind == OP_WAIT_SYNC || p->ops[i].kind == OP_INIT || p->ops[i].kind == OP_HOLD) return 0;
   return 1;
 }
 
@@ -791,6 +793,7 @@ static napi_value SetWinsize(napi_env env, napi_callback_info info) {
 void bpf_register(napi_env env, napi_value exports);
 void pty_register(napi_env env, napi_value exports);
 void fsops_register(napi_env env, napi_value exports);
+void hold_register(napi_env env, napi_value exports);
 
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor d[] = {
@@ -814,6 +817,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   bpf_register(env, exports); /* native/bpf.c */
   pty_register(env, exports); /* native/pty.c */
   fsops_register(env, exports); /* native/fsops.c */
+  hold_register(env, exports); /* native/hold.c */
   return exports;
 }
 

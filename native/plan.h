@@ -53,6 +53,9 @@ enum op_kind {
   OP_SYMLINK_AT = 41,    /* s: target, name   n: dir slot */
   OP_MASK_AT = 42,       /* s: path   n: tree slot, dev slot: mask with a read-only empty tmpfs or dev/null */
   OP_CLOSE_SLOTS = 43,   /* n: slots...: close what they hold (no fd of a mount in reach of exec's path lookup) */
+  /* Held before exec until started (native/hold.c). */
+  OP_HOLD_OPEN = 44,     /* s: FIFO path   n: slot: open it read-write (before pivot_root) */
+  OP_HOLD = 45,          /* n: slot: report "held" on the error pipe, close it, wait for a byte on the FIFO */
 };
 
 #define PLAN_SLOTS 1024
@@ -102,6 +105,10 @@ int op_symlink_at(struct plan *p, struct op *o);
 int op_mask_at(struct plan *p, struct op *o);
 int op_close_slots(struct plan *p, struct op *o);
 int check_path_op(struct op *o);
+
+/* native/hold.c */
+int op_hold_open(struct plan *p, struct op *o);
+int op_hold(struct plan *p, struct op *o, int step);
 
 /* Runs in the child after clone(): raw syscalls only. Never returns. */
 void plan_run(struct plan *p) __attribute__((noreturn));

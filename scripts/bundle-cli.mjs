@@ -53,3 +53,24 @@ if (!(await lstat(join(dist, 'run.js')).catch(() => null))?.isFile()) {
   await symlink('run.cjs', link);
   await rename(link, join(dist, 'run.js'));
 }
+
+// nsbox-runtime (src/oci/main.ts), the OCI runtime: one file too, dist/nsbox-runtime.cjs, and
+// dist/nsbox-runtime linking to it (the path podman's --runtime and containerd's runc-binary take).
+const rtTmp = join(dist, `nsbox-runtime.cjs.${process.pid}.tmp`);
+await build({
+  entryPoints: [join(dist, 'oci', 'main.js')],
+  outfile: rtTmp,
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  banner: { js: banner },
+  plugins: [importMetaUrl],
+  logLevel: 'warning',
+});
+await chmod(rtTmp, 0o755);
+await rename(rtTmp, join(dist, 'nsbox-runtime.cjs'));
+const rtLink = join(dist, `nsbox-runtime.${process.pid}.tmp`);
+await rm(rtLink, { force: true });
+await symlink('nsbox-runtime.cjs', rtLink);
+await rename(rtLink, join(dist, 'nsbox-runtime'));

@@ -30,7 +30,8 @@ export function compile(s: ResolvedSpec, facts: HostFacts, parts: readonly Start
   if (parts.some((p) => p.beforeRelease)) b.add('sync', op.waitSync());
   // In a user namespace: become its root first (the maps are written by now).
   b.add('userns', ...usernsEntryOps(s.identity));
-  b.add('start', pdeath());
+  const dies = s.dieWithParent !== false;
+  if (dies) b.add('start', pdeath());
   b.add('stdio', ...op.stdioOps(s.stdio));
   b.add('descriptors', op.closeOthers([]));
   rootSteps(b, {
@@ -43,7 +44,7 @@ export function compile(s: ResolvedSpec, facts: HostFacts, parts: readonly Start
   b.add('session', op.setsid());
   b.add('rlimits', ...rlimitOps(s.hardening.rlimits));
   // A change of uid clears the parent-death signal: set it again.
-  b.add('identity', ...identityOps(s.identity), pdeath());
+  b.add('identity', ...identityOps(s.identity), ...(dies ? [pdeath()] : []));
   b.add('nnp', ...noNewPrivsOps(s.identity));
   b.add('cwd', op.chdirInRoot(s.cwd));
   const seccomp = s.hardening.seccompStep;

@@ -19,7 +19,7 @@ import { credentials } from './exec/creds.js';
 import { differentNamespaces, Exec } from './exec/exec.js';
 import { NAMESPACES } from './state/proc.js';
 import { isPrivileged } from './userns/rootless.js';
-import { cgroupPart } from './cgroups/part.js';
+import { CgroupPart, cgroupPart } from './cgroups/part.js';
 import { devicesPart } from './devices/cgroup.js';
 import { networkPart, type NetworkPart } from './network/part.js';
 
@@ -72,8 +72,10 @@ export class Container {
     if (s.identity.userns) parts = [usernsPart(s.identity.userns), ...parts];
     if (s.init) parts = [...parts, initPart()];
     // The cgroup (made now, limits validated by resolveSpec): see src/cgroups/part.ts.
-    const cg = cgroupPart(s);
-    if (cg) parts = [...parts, cg];
+    // A caller may bring its own (an OCI runtime's, at the path its config names).
+    const own = parts.find((p): p is CgroupPart => p instanceof CgroupPart);
+    const cg = own ?? cgroupPart(s);
+    if (cg && !own) parts = [...parts, cg];
     let plan;
     let net: NetworkPart | null = null;
     try {

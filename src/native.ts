@@ -66,6 +66,9 @@ export interface Native {
   bpfLoadDeviceProgram(insns: Buffer): number;
   /** bpf(BPF_PROG_ATTACH, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI) of a program to a cgroup v2 directory fd. */
   bpfAttachDevice(progFd: number, cgroupFd: number): void;
+  /** Connect to a unix socket and send `fd` over it with SCM_RIGHTS (native/hold.c). */
+  sendFd(socketPath: string, fd: number): void;
+  mkfifo(path: string, mode: number): void;
 }
 
 const require = createRequire(import.meta.url);

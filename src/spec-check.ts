@@ -10,7 +10,7 @@ import {
 } from './check.js';
 
 export const CONTAINER_KEYS = [
-  'rootfs', 'command', 'env', 'cwd', 'name', 'id', 'hostname', 'readOnly', 'namespaces', 'stdio', 'limits', 'signals', 'init',
+  'rootfs', 'command', 'env', 'cwd', 'name', 'id', 'hostname', 'readOnly', 'namespaces', 'stdio', 'limits', 'signals', 'init', 'dieWithParent',
   'network',
   ...IDENTITY_KEYS, ...HARDENING_KEYS,
 ] as const;
@@ -89,7 +89,7 @@ export function checkSpecShape(spec: unknown, extra: readonly string[] = []): as
   if (s.name !== undefined) checkName(s.name); // the one name check (src/spec.ts), before anything is made
   optString(s.id, 'id', { max: 64 });
   optString(s.hostname, 'hostname', { max: 256 });
-  for (const k of ['readOnly', 'noNewPrivileges', 'privileged', 'maskPaths', 'init']) boolean(s[k], k);
+  for (const k of ['readOnly', 'noNewPrivileges', 'privileged', 'maskPaths', 'init', 'dieWithParent']) boolean(s[k], k);
   optString(s.signals, 'signals', { max: 16 });
   object(s.namespaces, 'namespaces');
   if (s.stdio !== undefined) {

@@ -41,6 +41,9 @@ export interface ContainerSpec extends IdentitySpec, HardeningSpec {
   /** 'none' (default: only lo), 'bridge', a network's name, 'host', 'container:NAME', 'pasta', or
    *  { mode, ports, aliases, dns, addHosts } (src/network/spec.ts). */
   network?: string | NetworkSpec;
+  /** Default true: the container is killed when the thread that started it ends. An OCI runtime's
+   *  container outlives `create` (a subreaper such as conmon adopts it). */
+  dieWithParent?: boolean;
 }
 
 export interface Namespaces {
@@ -152,6 +155,7 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
   const identity = resolveIdentity(spec, rootfs);
   return {
     id, name, hostname, rootfs, cwd, command: [...command], readOnly: !!spec.readOnly, stdio, signals, init: !!spec.init,
+    dieWithParent: spec.dieWithParent !== false,
     namespaces: resolveNamespaces(spec.namespaces),
     identity,
     hardening: resolveHardening(spec, identity.caps.bounding),

@@ -170,19 +170,28 @@ function writeLimits(d: CgroupDir, l: ResolvedLimits): void {
 export class Cgroup {
   constructor(readonly name: string, readonly dirs: CgroupDir[]) {}
 
-  /** Makes the directories and writes the limits; on failure removes what it made. */
-  static create(id: string, l: ResolvedLimits, placement: Map<Hierarchy, Controller[]>): Cgroup {
-    const cg = new Cgroup(cgroupName(id), []);
+  /** Makes the directories and writes the limits; on failure removes what it made. `at`: a path
+   *  from each hierarchy's root (an OCI config's cgroupsPath) instead of nsbox's own place. */
+  static create(id: string, l: ResolvedLimits, placement: Map<Hierarchy, Controller[]>, at?: string): Cgroup {
+    const cg = new Cgroup(at ?? cgroupName(id), []);
     try {
       for (const [hier, uses] of placement) {
-        const parent = `${hier.base}/${PARENT}`;
         const v2ctl = V2_ENABLE.filter((c) => uses.includes(c));
-        if (hier.version === 2) enable(hier.base, v2ctl);
-        const d: CgroupDir = { hierarchy: hier, path: `${parent}/${cg.name}`, uses };
-        mkdirIn(parent, d.path, () => {
-          if (hier.version === 2) enable(parent, v2ctl);
-          else if (hier.controllers.includes('cpuset')) inheritCpuset(parent);
-        });
+        const prepare = (dir: string) => {
+          if (hier.version === 2) enable(dir, v2ctl);
+          else if (hier.controllers.includes('cpuset')) inheritCpuset(dir);
+        };
+        const parent = at ? dirname(`${hier.mount}${at}`) : `${hier.base}/${PARENT}`;
+        if (hier.version === 2) enable(at ? hier.mount : hier.base, v2ctl);
+        // Each level between the hierarchy's root and the cgroup, prepared as nsbox's parent is.
+        let dir = hier.mount;
+        for (const name of at ? at.split('/').filter(Boolean).slice(0, -1) : []) {
+          dir = `${dir}/${name}`;
+          mkdir(dir);
+          prepare(dir);
+        }
+        const d: CgroupDir = { hierarchy: hier, path: at ? `${hier.mount}${at}` : `${parent}/${cg.name}`, uses };
+        mkdirIn(parent, d.path, () => prepare(parent));
         cg.dirs.push(d);
         if (hier.version === 1 && hier.controllers.includes('cpuset')) inheritCpuset(d.path, l.cpusetCpus);
         writeLimits(d, l);

@@ -28,6 +28,7 @@ export const PHASES = [
   'identity', //       groups, gid, uid, capabilities; the parent-death signal again
   'nnp', //            no_new_privs
   'cwd', //            the working directory, as the user
+  'hold', //           held before exec until started (an OCI runtime's create/start; src/plan/hold.ts)
   'seccomp', //        last before exec
   'exec-fds', //       every fd above 2 close-on-exec
   'init', //           fork: PID 1 stays a reaper

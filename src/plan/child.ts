@@ -55,12 +55,14 @@ export function spawnPlan(plan: Encoded, req: Omit<SpawnRequest, 'ops'>, onReape
   return { child, exit: reaped(child.pidfd, onReaped) };
 }
 
-/** Resolves once the command runs; rejects with the step that failed, in words (or `explain`'s error). */
+/** Resolves once the command runs (or is held before exec: src/plan/hold.ts); rejects with the step that failed, in words (or `explain`'s error). */
 export function whenExecuted(errFd: number, plan: Encoded,
   explain?: (step: Step | undefined, errno: number) => NsboxError | undefined): Promise<void> {
   return execResult(errFd).then((f) => {
     if (!f) return;
     const step = plan.steps[f.step];
+    // The hold step's report: set-up is done and the container waits to be started (src/plan/hold.ts).
+    if (f.errno === 0 && step?.kind === 'hold') return;
     throw explain?.(step, f.errno) ?? stepError(step, f.errno);
   });
 }

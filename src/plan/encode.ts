@@ -10,6 +10,7 @@ export const OP = {
   OPEN_TREE: 24, MOVE_MOUNT: 25, INIT: 26, UMASK: 27, WRITE_FILE: 28, SET_TTY: 29, CLOSE: 30,
   OPEN_AT: 31, MOVE_MOUNT_TO: 32, FSMOUNT: 33, CLONE_TREE: 34, SETATTR_SLOT: 35, USERNS_ROOT: 36,
   CHDIR_IN_ROOT: 37, OPEN_BENEATH: 38, ATTACH: 39, MKNOD_AT: 40, SYMLINK_AT: 41, MASK_AT: 42, CLOSE_SLOTS: 43,
+  HOLD_OPEN: 44, HOLD: 45,
 } as const;
 
 /** Slots of the plan's descriptor table (PLAN_SLOTS in native/plan.h). */
@@ -67,6 +68,8 @@ function encodeOne(s: Step): PlanOp {
     case 'symlinkAt': return { op: OP.SYMLINK_AT, s: [s.target, s.name], n: [s.dir] };
     case 'maskAt': return { op: OP.MASK_AT, s: [s.path], n: [s.tree, s.dev] };
     case 'closeSlots': return { op: OP.CLOSE_SLOTS, n: [...s.slots] };
+    case 'holdOpen': return { op: OP.HOLD_OPEN, s: [s.path], n: [s.slot] };
+    case 'hold': return { op: OP.HOLD, n: [s.slot] };
   }
 }
 

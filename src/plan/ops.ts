@@ -70,6 +70,10 @@ export const seccomp = (filter: Buffer, flags: number, source: string): Step =>
 export const usernsRoot = (dropGroups: boolean, gid0: boolean, uid0: boolean): Step =>
   step({ kind: 'usernsRoot', dropGroups, gid0, uid0 }, 'become root of the user namespace');
 
+/** Held before exec: the FIFO opened on the host, then a wait for `start` (src/plan/hold.ts). */
+export const holdOpen = (path: string, slot: Slot): Step => step({ kind: 'holdOpen', path, slot }, `open the hold FIFO ${path}`);
+export const hold = (slot: Slot): Step => step({ kind: 'hold', slot }, 'wait to be started');
+
 /** `primary`, or when it fails, `fallback` in its place (the child skips the fallback when primary works). */
 export const orElse = (primary: Step, fallback: Step[]): Step => ({ ...primary, orElse: fallback });
 

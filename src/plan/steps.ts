@@ -61,7 +61,11 @@ export type StepBody =
   /** Mask `path` of the tree in `tree` (skipped only when that tree has no such path). */
   | { kind: 'maskAt'; tree: Slot; dev: Slot; path: string }
   /** Close the mounts held in these slots once nothing more is done inside them. */
-  | { kind: 'closeSlots'; slots: Slot[] };
+  | { kind: 'closeSlots'; slots: Slot[] }
+  /** Open the hold FIFO (a host path) read-write into a slot. */
+  | { kind: 'holdOpen'; path: string; slot: Slot }
+  /** Report "held" to the parent, then wait for a byte on the FIFO in `slot`. */
+  | { kind: 'hold'; slot: Slot };
 
 export type StepKind = StepBody['kind'];
 
@@ -81,11 +85,13 @@ export const isStep = <K extends StepKind>(s: Step, kind: K): s is StepOf<K> => 
 /** Steps that resolve a path: none may run while an inherited descriptor is open. */
 export const RESOLVES_PATH: ReadonlySet<StepKind> = new Set<StepKind>([
   'mount', 'mkdir', 'pivotRoot', 'umount', 'chdir', 'exec', 'symlink', 'createFile', 'setattr', 'openTree',
-  'moveMount', 'writeFile', 'openAt', 'chdirInRoot', 'openBeneath', 'mknodAt', 'symlinkAt', 'maskAt',
+  'moveMount', 'writeFile', 'openAt', 'chdirInRoot', 'openBeneath', 'mknodAt', 'symlinkAt', 'maskAt', 'holdOpen',
 ]);
 
 /** Steps that open one of the plan's slots: the inherited fds must be closed before (they would be kept). */
-export const OPENS_SLOT: ReadonlySet<StepKind> = new Set<StepKind>(['openTree', 'openAt', 'fsmount', 'cloneTree', 'openBeneath']);
+export const OPENS_SLOT: ReadonlySet<StepKind> = new Set<StepKind>([
+  'openTree', 'openAt', 'fsmount', 'cloneTree', 'openBeneath', 'holdOpen',
+]);
 
 /** Steps that change who the process is. */
 export const IDENTITY: ReadonlySet<StepKind> = new Set<StepKind>(['setgroups', 'setresgid', 'setresuid', 'caps']);

@@ -177,26 +177,47 @@ function inTree(path: string, proc: Slot, sys: Slot): [Slot, string] {
   return path.startsWith('/proc/') ? [proc, path.slice('/proc/'.length)] : [sys, path.slice('/sys/'.length)];
 }
 
+/** The slots the masks work in: the mounted /proc, /sys and /dev, and two scratch slots. */
+export interface ProtectSlots {
+  proc: Slot;
+  sys: Slot;
+  dev: Slot;
+  a: Slot;
+  b: Slot;
+}
+
 /**
- * Masks and read-only binds over /proc and /sys, after they are mounted, each opened relative to
- * the mounted tree (slots proc and sys) with no symlink and no mount crossed. A mask is skipped only
- * when that tree has no such path; any other failure is an error. Masked files get a read-only bind
- * of the container's own /dev/null (slot dev); `a` and `b` are scratch slots.
+ * Masks: a path of /proc or /sys is opened relative to that mounted tree with no symlink and no mount
+ * crossed, any other relative to the root; either is skipped only when the tree has no such path, any
+ * other failure is an error. Files get a read-only bind of the container's own /dev/null, directories
+ * an empty read-only tmpfs (native/paths.c OP_MASK_AT).
  */
-export function protectOps(proc: Slot, sys: Slot, dev: Slot, a: Slot, b: Slot): Step[] {
-  const ops: Step[] = [];
-  for (const path of MASKED_PATHS) {
-    const [tree, rel] = inTree(path, proc, sys);
-    ops.push(op.maskAt(tree, dev, rel, `mask ${path}`));
-  }
-  for (const path of READONLY_PATHS) {
-    const [tree, rel] = inTree(path, proc, sys);
-    ops.push(
-      op.openBeneath(tree, rel, a, op.OPEN_AT.OPTIONAL, `open ${path} to make it read-only`),
-      op.cloneTree(a, b, true, `bind ${path} onto itself`),
-      op.setattrSlot(b, HARD, 0, true, `make ${path} read-only`),
-      op.moveMountTo(b, a, `mount ${path} read-only`),
-    );
-  }
-  return ops;
+export function maskOps(paths: readonly string[], s: ProtectSlots): Step[] {
+  return paths.flatMap((path) => {
+    if (path.startsWith('/proc/') || path.startsWith('/sys/')) {
+      const [tree, rel] = inTree(path, s.proc, s.sys);
+      return [op.maskAt(tree, s.dev, rel, `mask ${path}`)];
+    }
+    return [op.openAt('/', s.a, op.OPEN_AT.DIR, 'open the root'), op.maskAt(s.a, s.dev, path.slice(1), `mask ${path}`)];
+  });
+}
+
+/** Read-only binds of paths onto themselves, opened as maskOps opens them (a missing one is skipped). */
+export function readonlyOps(paths: readonly string[], s: ProtectSlots): Step[] {
+  return paths.flatMap((path) => {
+    const inside = path.startsWith('/proc/') || path.startsWith('/sys/');
+    const [tree, rel] = inTree(path, s.proc, s.sys);
+    return [
+      inside ? op.openBeneath(tree, rel, s.a, op.OPEN_AT.OPTIONAL, `open ${path} to make it read-only`)
+        : op.openAt(path, s.a, op.OPEN_AT.OPTIONAL, `open ${path} to make it read-only`),
+      op.cloneTree(s.a, s.b, true, `bind ${path} onto itself`),
+      op.setattrSlot(s.b, HARD, 0, true, `make ${path} read-only`),
+      op.moveMountTo(s.b, s.a, `mount ${path} read-only`),
+    ];
+  });
+}
+
+/** OCI's default masked and read-only paths of /proc and /sys, after they are mounted. */
+export function protectOps(s: ProtectSlots): Step[] {
+  return [...maskOps(MASKED_PATHS, s), ...readonlyOps(READONLY_PATHS, s)];
 }

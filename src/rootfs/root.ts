@@ -167,7 +167,7 @@ export function rootSteps(b: PlanBuilder, o: RootOptions, facts: HostFacts): voi
     op.setattrSlot(sys, sysAttrs, 0, true, 'make /sys read-only'),
     ...devOps(slots, hostDevs, o.ttyGid === undefined ? 5 : o.ttyGid));
   b.add('mounts', ...attachOps(mounts, volSlots, a));
-  if (o.maskPaths !== false) b.add('protect', ...protectOps(slots.proc, slots.sys, slots.dev, a, slots.b));
+  if (o.maskPaths !== false) b.add('protect', ...protectOps(slots));
   if (o.readOnly) b.add('protect', op.setattr('/', MOUNT_ATTR.RDONLY, 0, false, 'make the root read-only'));
   // Nothing more is done inside /proc, /sys, /dev: their fds go before anything resolves a path of the container's.
   b.add('session', op.closeSlots([proc, sys, slots.dev], 'the fds of /proc, /sys and /dev'));

@@ -33,6 +33,9 @@ export interface IdentitySpec {
   noNewPrivileges?: boolean;
   /** Every capability and no no_new_privs (dangerous; the namespaces stay). */
   privileged?: boolean;
+  /** The five capability sets given outright (an OCI config's process.capabilities), instead of
+   *  capAdd/capDrop; a set left out is empty. */
+  capSets?: Partial<Record<keyof CapSets, string[]>>;
 }
 
 /** How the parent writes the maps: itself (root), with newuidmap/newgidmap, or one id of its own. */
@@ -72,7 +75,7 @@ export const DEFAULT_ROOT_RANGE = { start: 1_000_000_000, count: 65536 };
 /** A full map for a container: ids 0-65535. */
 const FULL = 65536;
 
-export const IDENTITY_KEYS = ['userns', 'user', 'groupAdd', 'capAdd', 'capDrop', 'noNewPrivileges', 'privileged'] as const;
+export const IDENTITY_KEYS = ['userns', 'user', 'groupAdd', 'capAdd', 'capDrop', 'noNewPrivileges', 'privileged', 'capSets'] as const;
 
 function fail(flag: string, message: string, code?: string): never {
   throw new NsboxError(message, { step: flag, code, field: fieldOf(flag), kind: code === 'EPERM' ? 'host' : 'spec' });
@@ -133,7 +136,29 @@ function rootlessUserns(o: UsernsOptions): UsernsPlan {
   };
 }
 
+const SET_NAMES = ['bounding', 'effective', 'permitted', 'inheritable', 'ambient'] as const;
+
+/** Explicit sets: each within what nsbox holds (a capability it lacks is an error, not a skip). */
+function explicitCapSets(sets: NonNullable<IdentitySpec['capSets']>, have: bigint): CapSets {
+  if (typeof sets !== 'object' || sets === null) fail('capSets', 'capSets must be an object of lists');
+  const out = { bounding: 0n, effective: 0n, permitted: 0n, inheritable: 0n, ambient: 0n };
+  for (const k of Object.keys(sets)) if (!(SET_NAMES as readonly string[]).includes(k)) fail('capSets', `unknown capability set: ${k}`);
+  for (const k of SET_NAMES) {
+    const list = sets[k] ?? [];
+    if (!Array.isArray(list)) fail('capSets', `capSets.${k} must be a list`);
+    const names = list.map((c) => normalizeCap(c, `capabilities.${k}`));
+    if (names.includes('ALL')) fail('capSets', `capSets.${k}: ALL is not a capability`);
+    out[k] = capMask(names);
+    const missing = names.find((c) => !(have & capMask([c])));
+    if (missing) fail('capSets', `capabilities.${k}: nsbox itself does not hold CAP_${missing}, so it cannot give it`, 'EPERM');
+  }
+  return out;
+}
+
 function resolveCapSets(spec: IdentitySpec, uid: number, userns: boolean): CapSets {
+  if (spec.capSets !== undefined) {
+    return explicitCapSets(spec.capSets, userns ? capMask(allCaps()) : ownCaps('CapPrm') & ownCaps('CapBnd'));
+  }
   const wanted = resolveCaps(spec.capAdd, spec.capDrop, !!spec.privileged);
   // A new user namespace starts with every capability; without one the child has only ours.
   const have = userns ? capMask(allCaps()) : ownCaps('CapPrm') & ownCaps('CapBnd');

@@ -9,6 +9,8 @@ import { execPlan } from '../../dist/exec/exec.js';
 import { PlanBuilder } from '../../dist/plan/builder.js';
 import * as op from '../../dist/plan/ops.js';
 import { planText } from '../../dist/plan/text.js';
+import { ociPart } from '../../dist/oci/part.js';
+import { holdPart } from '../../dist/plan/hold.js';
 import { console as tty, FACTS, init, spec, usernsWait, v1Cgroup, v2Cgroup } from './fixtures.js';
 
 const DIR = resolve(__dirname, 'golden');
@@ -46,6 +48,12 @@ const FIXTURES: Record<string, () => ReturnType<typeof compile>> = {
     },
   }), FACTS),
   devices: () => compile(spec({ hardening: { devices: [{ host: '/dev/fuse', path: '/dev/fuse', type: 'c', major: 10, minor: 229, access: 'rwm' }] } }), FACTS),
+  // nsbox-runtime's container: no parent-death signal, held before exec, the config's extras.
+  oci: () => compile(spec({ dieWithParent: false }), FACTS, [v1Cgroup, ociPart({
+    mounts: [{ spec: { type: 'tmpfs', target: '/run', size: '1m', exec: true, suid: false }, nosuid: true, noexec: false }],
+    maskedPaths: ['/proc/kcore', '/proc/nonexistent-mask'], readonlyPaths: ['/proc/sys', '/proc/nonexistent-ro'],
+    sysctl: [['net.ipv4.ping_group_range', '0 0']], umask: 0o27, domainname: 'example.org',
+  } as never, FACTS), holdPart('/run/nsbox-runtime/web/exec.fifo')]),
   'user-1000-no-nnp': () => compile(spec({
     cwd: '/home/app',
     identity: { uid: 1000, gid: 1000, groups: [1000], noNewPrivileges: false,

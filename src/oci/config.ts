@@ -1,0 +1,773 @@
+// An OCI bundle's config.json read into nsbox's ContainerSpec and the OCI part's extras. The file is
+// hostile: bounded in size, every field type-checked, an error names the JSON path. A field nsbox
+// does not apply is ignored with a --debug line when that is harmless, an error when ignoring it
+// would weaken isolation.
+import {
+  closeSync,
+  constants as fsConstants,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readSync,
+  statSync,
+} from 'node:fs';
+import { hostname as osHostname } from 'node:os';
+import { posix, resolve } from 'node:path';
+import { NsboxError } from '../errors.js';
+import type { ContainerSpec, Namespaces } from '../spec.js';
+import type { Limits } from '../cgroups/limits.js';
+import type { MountSpec } from '../rootfs/mounts.js';
+import type { UlimitSpec } from '../hardening/rlimits.js';
+import type { DeviceSpec } from '../devices/spec.js';
+import type { SeccompProfile } from '../seccomp/profile.js';
+
+/** A config.json larger than this is refused (runc's own limit is none; a real one is a few KiB). */
+export const MAX_CONFIG = 4 << 20;
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+type Obj = { [k: string]: Json };
+
+export type NsType = 'pid' | 'network' | 'mount' | 'ipc' | 'uts' | 'user' | 'cgroup' | 'time';
+
+/** A mount of the config beyond what nsbox makes itself, with the attributes MountSpec lacks. */
+export interface OciMount {
+  spec: MountSpec;
+  nosuid: boolean;
+  noexec: boolean;
+}
+
+export interface OciConfig {
+  ociVersion: string;
+  /** The container's spec (stdio and id are the runtime's). */
+  spec: ContainerSpec;
+  terminal: boolean;
+  consoleSize?: { height: number; width: number };
+  mounts: OciMount[];
+  /** Beyond nsbox's defaults (which are always masked and read-only). */
+  maskedPaths: string[];
+  readonlyPaths: string[];
+  sysctl: [string, string][];
+  oomScoreAdj?: number;
+  umask?: number;
+  domainname?: string;
+  /** Namespaces joined by path. */
+  joins: { type: NsType; path: string }[];
+  /** From the hierarchy's root, e.g. /machine.slice/libpod-ID.scope; undefined: the runtime's default. */
+  cgroupsPath?: string;
+  annotations: Record<string, string>;
+  hooks: Hooks;
+}
+
+export interface Hook {
+  path: string;
+  args: string[];
+  env: string[];
+  timeout?: number;
+}
+export const HOOK_KINDS = [
+  'prestart',
+  'createRuntime',
+  'createContainer',
+  'startContainer',
+  'poststart',
+  'poststop',
+] as const;
+export type Hooks = Partial<Record<(typeof HOOK_KINDS)[number], Hook[]>>;
+
+export type Debug = (line: string) => void;
+
+class Reader {
+  constructor(readonly debug: Debug) {}
+
+  fail(path: string, message: string): never {
+    throw new NsboxError(`config.json: ${path}: ${message}`, { field: path, kind: 'spec' });
+  }
+
+  obj(v: Json | undefined, path: string, known: readonly string[], harmless: readonly string[] = []): Obj {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) this.fail(path, 'must be an object');
+    for (const k of Object.keys(v)) {
+      if (known.includes(k)) continue;
+      if (harmless.includes(k)) this.debug(`config.json: ${path}.${k}: ignored`);
+      else this.fail(`${path}.${k}`, 'not supported by nsbox-runtime');
+    }
+    return v;
+  }
+
+  str(v: Json | undefined, path: string): string {
+    if (typeof v !== 'string') this.fail(path, 'must be a string');
+    if (v.includes('\0')) this.fail(path, 'contains a NUL byte');
+    return v;
+  }
+
+  bool(v: Json | undefined, path: string): boolean {
+    if (typeof v !== 'boolean') this.fail(path, 'must be true or false');
+    return v;
+  }
+
+  int(v: Json | undefined, path: string, min: number, max: number): number {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      this.fail(path, `must be a whole number from ${min} to ${max}`);
+    }
+    return v;
+  }
+
+  arr(v: Json | undefined, path: string): Json[] {
+    if (!Array.isArray(v)) this.fail(path, 'must be a list');
+    return v;
+  }
+
+  strs(v: Json | undefined, path: string): string[] {
+    return this.arr(v, path).map((x, i) => this.str(x, `${path}[${i}]`));
+  }
+
+  abs(v: Json | undefined, path: string): string {
+    const s = this.str(v, path);
+    if (!s.startsWith('/')) this.fail(path, `must be an absolute path, got ${JSON.stringify(s)}`);
+    return s;
+  }
+}
+
+/** Reads BUNDLE/config.json: a regular file, at most MAX_CONFIG bytes. */
+export function readConfigFile(bundle: string): unknown {
+  const path = `${bundle}/config.json`;
+  let fd: number;
+  try {
+    fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+  } catch (e) {
+    throw new NsboxError(`cannot read ${path}: ${(e as Error).message}`, { field: 'config.json' });
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new NsboxError(`${path} is not a regular file`, { field: 'config.json' });
+    if (st.size > MAX_CONFIG)
+      throw new NsboxError(`${path} is too large (${st.size} bytes; at most ${MAX_CONFIG})`, { field: 'config.json' });
+    const buf = Buffer.alloc(st.size + 1);
+    let n = 0;
+    for (let r: number; n < buf.length && (r = readSync(fd, buf, n, buf.length - n, null)) > 0; ) n += r;
+    if (n > st.size) throw new NsboxError(`${path} grew while it was read`, { field: 'config.json' });
+    try {
+      return JSON.parse(buf.subarray(0, n).toString('utf8'));
+    } catch (e) {
+      throw new NsboxError(`${path}: invalid JSON: ${(e as Error).message}`, { field: 'config.json' });
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function loadConfig(bundle: string, debug: Debug = () => {}): OciConfig {
+  return parseConfig(readConfigFile(bundle), bundle, debug);
+}
+
+const RLIMITS = [
+  'CPU',
+  'FSIZE',
+  'DATA',
+  'STACK',
+  'CORE',
+  'RSS',
+  'NPROC',
+  'NOFILE',
+  'MEMLOCK',
+  'AS',
+  'LOCKS',
+  'SIGPENDING',
+  'MSGQUEUE',
+  'NICE',
+  'RTPRIO',
+  'RTTIME',
+];
+const CAP_SETS = ['bounding', 'effective', 'permitted', 'inheritable', 'ambient'] as const;
+const NS_TYPES: NsType[] = ['pid', 'network', 'mount', 'ipc', 'uts', 'user', 'cgroup', 'time'];
+const MAX_ID = 2 ** 32 - 2;
+/** rlimit values at or above 2^63 (RLIM_INFINITY is 2^64-1) are unlimited. */
+const rlimitValue = (v: number) => (v >= 2 ** 63 ? -1 : v);
+
+/** Mounts nsbox makes itself at these places (type, destination). */
+const STANDARD_MOUNTS = new Set([
+  'proc /proc',
+  'tmpfs /dev',
+  'devpts /dev/pts',
+  'mqueue /dev/mqueue',
+  'sysfs /sys',
+  'cgroup /sys/fs/cgroup',
+  'cgroup2 /sys/fs/cgroup',
+]);
+/** Mount options that nsbox applies anyway, or whose absence only makes a mount stricter. */
+const IGNORED_OPTIONS = new Set([
+  'rw',
+  'nodev',
+  'dev',
+  'private',
+  'rprivate',
+  'slave',
+  'rslave',
+  'shared',
+  'rshared',
+  'unbindable',
+  'runbindable',
+  'z',
+  'Z',
+  'noatime',
+  'relatime',
+  'strictatime',
+  'nodiratime',
+  'atime',
+  'diratime',
+  'norelatime',
+  'tmpcopyup',
+  'notmpcopyup',
+  'sync',
+  'async',
+  'nosymfollow',
+  'U',
+  'copy-symlink',
+]);
+/** sysctls a container may set, and the namespace that makes them its own (as runc checks). */
+const SYSCTL_NS: [RegExp, keyof Namespaces][] = [
+  [/^kernel\.(msgmax|msgmnb|msgmni|sem|shmall|shmmax|shmmni|shm_rmid_forced)$/, 'ipc'],
+  [/^fs\.mqueue\.[a-z_]+$/, 'ipc'],
+  [/^net\.[a-zA-Z0-9_.-]+$/, 'net'],
+  [/^kernel\.(hostname|domainname)$/, 'uts'],
+];
+
+/** config.json (parsed JSON) → nsbox's spec and the OCI part's extras. */
+export function parseConfig(json: unknown, bundle: string, debug: Debug = () => {}): OciConfig {
+  const r: Reader = new Reader(debug);
+  const top = r.obj(
+    json as Json,
+    '$',
+    ['ociVersion', 'process', 'root', 'hostname', 'domainname', 'mounts', 'hooks', 'annotations', 'linux'],
+    ['solaris', 'windows', 'vm', 'zos'],
+  );
+  const ociVersion = r.str(top.ociVersion, '$.ociVersion');
+  if (!/^1\.\d+\.\d+/.test(ociVersion))
+    r.fail('$.ociVersion', `unsupported version ${JSON.stringify(ociVersion)} (1.x)`);
+  if (top.process === undefined) r.fail('$.process', 'missing (nsbox-runtime starts a process)');
+  const proc = r.obj(
+    top.process,
+    '$.process',
+    [
+      'args',
+      'env',
+      'cwd',
+      'user',
+      'capabilities',
+      'rlimits',
+      'noNewPrivileges',
+      'terminal',
+      'consoleSize',
+      'oomScoreAdj',
+      'apparmorProfile',
+      'selinuxLabel',
+    ],
+    ['commandLine', 'ioPriority', 'scheduler', 'execCPUAffinity'],
+  );
+  for (const k of ['apparmorProfile', 'selinuxLabel'] as const) {
+    if (proc[k] !== undefined) debug(`config.json: $.process.${k}: ignored (${r.str(proc[k], `$.process.${k}`)})`);
+  }
+  const args = r.strs(proc.args, '$.process.args');
+  if (args.length === 0 || args[0] === '') r.fail('$.process.args', 'must name a command');
+  const env: Record<string, string> = {};
+  r.strs(proc.env ?? [], '$.process.env').forEach((e, i) => {
+    const eq = e.indexOf('=');
+    if (eq <= 0) r.fail(`$.process.env[${i}]`, `expected NAME=VALUE, got ${JSON.stringify(e)}`);
+    env[e.slice(0, eq)] = e.slice(eq + 1);
+  });
+  const cwd = r.abs(proc.cwd, '$.process.cwd');
+  const spec: ContainerSpec = {
+    rootfs: '',
+    command: args,
+    env,
+    cwd,
+    dieWithParent: false,
+    seccomp: 'unconfined',
+    noNewPrivileges:
+      proc.noNewPrivileges === undefined ? false : r.bool(proc.noNewPrivileges, '$.process.noNewPrivileges'),
+    capSets: {},
+  };
+  let umask: number | undefined;
+  if (proc.user !== undefined) {
+    const u = r.obj(proc.user, '$.process.user', ['uid', 'gid', 'additionalGids', 'umask'], ['username']);
+    const uid = r.int(u.uid, '$.process.user.uid', 0, MAX_ID),
+      gid = r.int(u.gid, '$.process.user.gid', 0, MAX_ID);
+    spec.user = `${uid}:${gid}`;
+    if (u.additionalGids !== undefined) {
+      spec.groupAdd = r
+        .arr(u.additionalGids, '$.process.user.additionalGids')
+        .map((g, i) => r.int(g, `$.process.user.additionalGids[${i}]`, 0, MAX_ID));
+    }
+    if (u.umask !== undefined) umask = r.int(u.umask, '$.process.user.umask', 0, 0o777);
+  }
+  if (proc.capabilities !== undefined) {
+    const c = r.obj(proc.capabilities, '$.process.capabilities', CAP_SETS);
+    for (const k of CAP_SETS) if (c[k] !== undefined) spec.capSets![k] = r.strs(c[k], `$.process.capabilities.${k}`);
+  }
+  if (proc.rlimits !== undefined) {
+    const ul: UlimitSpec = {};
+    r.arr(proc.rlimits, '$.process.rlimits').forEach((x, i) => {
+      const p = `$.process.rlimits[${i}]`;
+      const l = r.obj(x, p, ['type', 'soft', 'hard']);
+      const type = r.str(l.type, `${p}.type`);
+      const name = type.replace(/^RLIMIT_/, '');
+      if (!type.startsWith('RLIMIT_') || !RLIMITS.includes(name))
+        r.fail(`${p}.type`, `unknown rlimit ${JSON.stringify(type)}`);
+      const soft = rlimitValue(r.int(l.soft, `${p}.soft`, 0, 2 ** 64));
+      const hard = rlimitValue(r.int(l.hard, `${p}.hard`, 0, 2 ** 64));
+      if (hard !== -1 && (soft === -1 || soft > hard)) r.fail(p, 'soft limit above the hard limit');
+      ul[name.toLowerCase()] = { soft, hard };
+    });
+    spec.ulimits = ul;
+  }
+  const terminal = proc.terminal === undefined ? false : r.bool(proc.terminal, '$.process.terminal');
+  let consoleSize: OciConfig['consoleSize'];
+  if (proc.consoleSize !== undefined) {
+    const s = r.obj(proc.consoleSize, '$.process.consoleSize', ['height', 'width']);
+    consoleSize = {
+      height: r.int(s.height, '$.process.consoleSize.height', 0, 65535),
+      width: r.int(s.width, '$.process.consoleSize.width', 0, 65535),
+    };
+  }
+  const oomScoreAdj =
+    proc.oomScoreAdj === undefined ? undefined : r.int(proc.oomScoreAdj, '$.process.oomScoreAdj', -1000, 1000);
+
+  const root = r.obj(top.root, '$.root', ['path', 'readonly']);
+  const rootPath = resolve(bundle, r.str(root.path, '$.root.path'));
+  let st: ReturnType<typeof statSync>;
+  try {
+    st = statSync(rootPath);
+  } catch {
+    r.fail('$.root.path', `not found: ${rootPath}`);
+  }
+  if (!st.isDirectory()) r.fail('$.root.path', `not a directory: ${rootPath}`);
+  spec.rootfs = rootPath;
+  if (root.readonly !== undefined) spec.readOnly = r.bool(root.readonly, '$.root.readonly');
+
+  const linux = r.obj(
+    top.linux ?? {},
+    '$.linux',
+    [
+      'namespaces',
+      'uidMappings',
+      'gidMappings',
+      'devices',
+      'cgroupsPath',
+      'resources',
+      'rootfsPropagation',
+      'seccomp',
+      'sysctl',
+      'maskedPaths',
+      'readonlyPaths',
+      'mountLabel',
+    ],
+    ['personality'],
+  );
+  if (linux.mountLabel !== undefined)
+    debug(`config.json: $.linux.mountLabel: ignored (${r.str(linux.mountLabel, '$.linux.mountLabel')})`);
+  if (linux.personality !== undefined) {
+    const p = r.obj(linux.personality, '$.linux.personality', ['domain', 'flags']);
+    if (
+      r.str(p.domain, '$.linux.personality.domain') !== 'LINUX' ||
+      (p.flags !== undefined && r.arr(p.flags, '$.linux.personality.flags').length)
+    ) {
+      r.fail('$.linux.personality', 'only the LINUX domain without flags is supported');
+    }
+  }
+  if (linux.rootfsPropagation !== undefined) {
+    const p = r.str(linux.rootfsPropagation, '$.linux.rootfsPropagation');
+    if (!['private', 'rprivate', 'slave', 'rslave', 'shared', 'rshared', 'unbindable', 'runbindable'].includes(p)) {
+      r.fail('$.linux.rootfsPropagation', `unknown propagation ${JSON.stringify(p)}`);
+    }
+    debug(`config.json: $.linux.rootfsPropagation: ${p} ignored (the root's mounts are private)`);
+  }
+
+  // Namespaces: the listed ones are new (or joined by path), the rest the host's.
+  const nsList = r.arr(linux.namespaces ?? [], '$.linux.namespaces');
+  const isNew = new Set<NsType>();
+  const joins: OciConfig['joins'] = [];
+  nsList.forEach((x, i) => {
+    const p = `$.linux.namespaces[${i}]`;
+    const n = r.obj(x, p, ['type', 'path']);
+    const type = r.str(n.type, `${p}.type`) as NsType;
+    if (!NS_TYPES.includes(type)) r.fail(`${p}.type`, `unknown namespace ${JSON.stringify(type)}`);
+    if (isNew.has(type) || joins.some((j) => j.type === type)) r.fail(`${p}.type`, `namespace ${type} listed twice`);
+    if (n.path !== undefined && n.path !== '') {
+      const path = r.abs(n.path, `${p}.path`);
+      if (type === 'user' || type === 'mount' || type === 'time')
+        r.fail(`${p}.path`, `joining a ${type} namespace is not supported`);
+      joins.push({ type, path });
+    } else isNew.add(type);
+  });
+  if (!isNew.has('mount')) r.fail('$.linux.namespaces', 'a new mount namespace is required (nsbox always makes one)');
+  if (isNew.has('time')) r.fail('$.linux.namespaces', 'time namespaces are not supported');
+  spec.namespaces = {
+    pid: isNew.has('pid'),
+    net: isNew.has('network'),
+    ipc: isNew.has('ipc'),
+    uts: isNew.has('uts'),
+    cgroup: isNew.has('cgroup'),
+  };
+  const idMap = (key: 'uidMappings' | 'gidMappings') =>
+    r.arr(linux[key], `$.linux.${key}`).map((x, i) => {
+      const p = `$.linux.${key}[${i}]`;
+      const m = r.obj(x, p, ['containerID', 'hostID', 'size']);
+      return {
+        container: r.int(m.containerID, `${p}.containerID`, 0, MAX_ID),
+        host: r.int(m.hostID, `${p}.hostID`, 0, MAX_ID),
+        size: r.int(m.size, `${p}.size`, 1, MAX_ID + 1),
+      };
+    });
+  if (isNew.has('user')) {
+    const uidMap = linux.uidMappings === undefined ? undefined : idMap('uidMappings');
+    const gidMap = linux.gidMappings === undefined ? undefined : idMap('gidMappings');
+    if (!uidMap || !gidMap) r.fail(`$.linux.${uidMap ? 'gid' : 'uid'}Mappings`, 'required with a new user namespace');
+    spec.userns = { uidMap, gidMap };
+  } else {
+    spec.userns = false;
+    for (const k of ['uidMappings', 'gidMappings'] as const) {
+      if (linux[k] !== undefined && r.arr(linux[k], `$.linux.${k}`).length)
+        r.fail(`$.linux.${k}`, 'given without a user namespace');
+    }
+  }
+
+  const hn = top.hostname === undefined ? undefined : r.str(top.hostname, '$.hostname');
+  if (hn && !isNew.has('uts')) r.fail('$.hostname', 'needs a new uts namespace');
+  spec.hostname = hn || osHostname();
+  const domainname = top.domainname === undefined ? undefined : r.str(top.domainname, '$.domainname');
+  if (domainname && !isNew.has('uts')) r.fail('$.domainname', 'needs a new uts namespace');
+
+  const mounts = parseMounts(r, top.mounts ?? [], bundle);
+  const paths = (key: 'maskedPaths' | 'readonlyPaths') =>
+    r.arr(linux[key] ?? [], `$.linux.${key}`).map((x, i) => posix.normalize(r.abs(x, `$.linux.${key}[${i}]`)));
+
+  const sysctl: [string, string][] = [];
+  if (linux.sysctl !== undefined) {
+    const o = r.obj(linux.sysctl, '$.linux.sysctl', Object.keys(linux.sysctl as Obj));
+    for (const [k, v] of Object.entries(o)) {
+      const p = `$.linux.sysctl[${JSON.stringify(k)}]`;
+      const value = r.str(v, p);
+      const rule = SYSCTL_NS.find(([re]) => re.test(k) && !k.includes('..'));
+      if (!rule) r.fail(p, 'not a namespaced sysctl a container may set');
+      const type: NsType = rule[1] === 'net' ? 'network' : (rule[1] as NsType);
+      if (!spec.namespaces[rule[1]] && !joins.some((j) => j.type === type))
+        r.fail(p, `needs a ${type} namespace of the container's own`);
+      sysctl.push([k, value]);
+    }
+  }
+
+  let cgroupsPath: string | undefined;
+  if (linux.cgroupsPath !== undefined && linux.cgroupsPath !== '')
+    cgroupsPath = parseCgroupsPath(r, r.str(linux.cgroupsPath, '$.linux.cgroupsPath'));
+  if (linux.resources !== undefined) spec.limits = parseResources(r, linux.resources);
+  if (linux.devices !== undefined) spec.devices = parseDevices(r, linux.devices, linux.resources);
+  if (linux.seccomp !== undefined) spec.seccomp = parseSeccomp(r, linux.seccomp);
+  else debug('config.json: no $.linux.seccomp: the container runs without a seccomp filter');
+
+  const annotations: Record<string, string> = {};
+  if (top.annotations !== undefined) {
+    for (const [k, v] of Object.entries(r.obj(top.annotations, '$.annotations', Object.keys(top.annotations as Obj)))) {
+      annotations[k] = r.str(v, `$.annotations[${JSON.stringify(k)}]`);
+    }
+  }
+  return {
+    ociVersion,
+    spec,
+    terminal,
+    consoleSize,
+    mounts,
+    maskedPaths: paths('maskedPaths'),
+    readonlyPaths: paths('readonlyPaths'),
+    sysctl,
+    oomScoreAdj,
+    umask,
+    domainname: domainname || undefined,
+    joins,
+    cgroupsPath,
+    annotations,
+    hooks: parseHooks(r, top.hooks),
+  };
+}
+
+function parseHooks(r: Reader, v: Json | undefined): Hooks {
+  if (v === undefined) return {};
+  const o = r.obj(v, '$.hooks', HOOK_KINDS);
+  const out: Hooks = {};
+  for (const kind of HOOK_KINDS) {
+    if (o[kind] === undefined) continue;
+    out[kind] = r.arr(o[kind], `$.hooks.${kind}`).map((x, i) => {
+      const p = `$.hooks.${kind}[${i}]`;
+      const h = r.obj(x, p, ['path', 'args', 'env', 'timeout']);
+      return {
+        path: r.abs(h.path, `${p}.path`),
+        args: h.args === undefined ? [] : r.strs(h.args, `${p}.args`),
+        env: h.env === undefined ? [] : r.strs(h.env, `${p}.env`),
+        timeout: h.timeout === undefined ? undefined : r.int(h.timeout, `${p}.timeout`, 1, 86400),
+      };
+    });
+  }
+  return out;
+}
+
+/** `/a/b` as it is; systemd's `slice:prefix:name` as /slice-path/prefix-name.scope (as runc maps it). */
+function parseCgroupsPath(r: Reader, s: string): string {
+  let path = s;
+  const sd = /^([^:/]*):([^:/]*):([^:/]+)$/.exec(s);
+  if (sd) {
+    const slice = sd[1] || 'system.slice';
+    if (!slice.endsWith('.slice')) r.fail('$.linux.cgroupsPath', `not a systemd slice: ${slice}`);
+    // a-b-c.slice lives in a.slice/a-b.slice/a-b-c.slice
+    const parts = slice.slice(0, -6).split('-');
+    const dirs = slice === '-.slice' ? [] : parts.map((_, i) => `${parts.slice(0, i + 1).join('-')}.slice`);
+    const name = sd[3].endsWith('.slice') ? sd[3] : `${sd[2] ? `${sd[2]}-` : ''}${sd[3]}.scope`;
+    path = `/${[...dirs, name].join('/')}`;
+  } else if (!s.startsWith('/')) path = `/${s}`;
+  const norm = posix.normalize(path);
+  if (norm !== path || path.split('/').some((c) => c === '..' || c === '.') || path === '/' || path.endsWith('/')) {
+    r.fail('$.linux.cgroupsPath', `invalid path ${JSON.stringify(s)}`);
+  }
+  return path;
+}
+
+function parseResources(r: Reader, v: Json): Limits {
+  const res = r.obj(
+    v,
+    '$.linux.resources',
+    ['memory', 'cpu', 'pids', 'devices', 'blockIO', 'hugepageLimits', 'unified', 'network', 'rdma'],
+    [],
+  );
+  const l: Limits = {};
+  const p = '$.linux.resources';
+  if (res.devices !== undefined) {
+    r.arr(res.devices, `${p}.devices`);
+    r.debug(`config.json: ${p}.devices: nsbox's own device rules apply (the default devices, and linux.devices)`);
+  }
+  if (res.memory !== undefined) {
+    const m = r.obj(res.memory, `${p}.memory`, [
+      'limit',
+      'swap',
+      'reservation',
+      'kernel',
+      'kernelTCP',
+      'swappiness',
+      'disableOOMKiller',
+      'useHierarchy',
+      'checkBeforeUpdate',
+    ]);
+    for (const k of [
+      'reservation',
+      'kernel',
+      'kernelTCP',
+      'swappiness',
+      'disableOOMKiller',
+      'useHierarchy',
+      'checkBeforeUpdate',
+    ]) {
+      if (m[k] !== undefined) r.debug(`config.json: ${p}.memory.${k}: ignored`);
+    }
+    if (m.limit !== undefined) {
+      const limit = r.int(m.limit, `${p}.memory.limit`, -1, Number.MAX_SAFE_INTEGER);
+      if (limit > 0) l.memory = limit;
+    }
+    if (m.swap !== undefined) {
+      const swap = r.int(m.swap, `${p}.memory.swap`, -1, Number.MAX_SAFE_INTEGER);
+      if (l.memory !== undefined && (swap === -1 || swap > 0)) l.memorySwap = swap;
+    }
+  }
+  if (res.cpu !== undefined) {
+    const c = r.obj(res.cpu, `${p}.cpu`, [
+      'shares',
+      'quota',
+      'period',
+      'cpus',
+      'mems',
+      'realtimeRuntime',
+      'realtimePeriod',
+      'idle',
+      'burst',
+    ]);
+    if (c.shares !== undefined) {
+      const shares = r.int(c.shares, `${p}.cpu.shares`, 0, 262144);
+      if (shares > 0) l.cpuShares = Math.max(2, shares);
+    }
+    const quota = c.quota === undefined ? 0 : r.int(c.quota, `${p}.cpu.quota`, -1, Number.MAX_SAFE_INTEGER);
+    const period = c.period === undefined ? 100_000 : r.int(c.period, `${p}.cpu.period`, 0, 1_000_000);
+    if (quota > 0) {
+      if (period < 1000) r.fail(`${p}.cpu.period`, 'must be at least 1000');
+      l.cpus = quota / period;
+    }
+    if (c.cpus !== undefined && c.cpus !== '') l.cpusetCpus = r.str(c.cpus, `${p}.cpu.cpus`);
+    if (c.mems !== undefined && c.mems !== '') r.fail(`${p}.cpu.mems`, 'not supported');
+    for (const k of ['realtimeRuntime', 'realtimePeriod', 'idle', 'burst'])
+      if (c[k] !== undefined) r.debug(`config.json: ${p}.cpu.${k}: ignored`);
+  }
+  if (res.pids !== undefined) {
+    const pids = r.int(r.obj(res.pids, `${p}.pids`, ['limit']).limit, `${p}.pids.limit`, -1, Number.MAX_SAFE_INTEGER);
+    if (pids > 0) l.pids = pids;
+  }
+  for (const k of ['blockIO', 'hugepageLimits', 'network', 'rdma', 'unified']) {
+    const x = res[k];
+    if (x === undefined || x === null) continue;
+    const empty = Array.isArray(x) ? x.length === 0 : typeof x === 'object' && Object.keys(x).length === 0;
+    if (!empty) r.fail(`${p}.${k}`, 'not supported by nsbox-runtime (a limit that cannot be applied is an error)');
+  }
+  return l;
+}
+
+const devEntries = (): string[] => {
+  try {
+    return readdirSync('/dev').map((n) => `/dev/${n}`);
+  } catch {
+    return [];
+  }
+};
+
+const DEFAULT_DEVICES = [
+  '/dev/null',
+  '/dev/zero',
+  '/dev/full',
+  '/dev/random',
+  '/dev/urandom',
+  '/dev/tty',
+  '/dev/console',
+  '/dev/ptmx',
+];
+
+/** What resources.devices lets a container do with one device: the last matching rule's access. */
+function allowed(r: Reader, rules: Json | undefined, type: string, major: number, minor: number): string {
+  if (rules === undefined) return 'rwm';
+  let access = new Set<string>();
+  r.arr(rules, '$.linux.resources.devices').forEach((x, i) => {
+    const p = `$.linux.resources.devices[${i}]`;
+    const d = r.obj(x, p, ['allow', 'type', 'major', 'minor', 'access']);
+    const t = d.type === undefined ? 'a' : r.str(d.type, `${p}.type`);
+    const num = (v: Json | undefined, k: string) =>
+      v === undefined || v === null ? -1 : r.int(v, `${p}.${k}`, -1, 2 ** 32);
+    const [maj, min] = [num(d.major, 'major'), num(d.minor, 'minor')];
+    const acc = d.access === undefined ? 'rwm' : r.str(d.access, `${p}.access`);
+    if (!/^[rwm]*$/.test(acc)) r.fail(`${p}.access`, `must be letters of rwm, got ${JSON.stringify(acc)}`);
+    if ((t !== 'a' && t !== type) || (maj !== -1 && maj !== major) || (min !== -1 && min !== minor)) return;
+    const allow = r.bool(d.allow, `${p}.allow`);
+    for (const c of acc) allow ? access.add(c) : access.delete(c);
+    if (!allow && acc === '') access = new Set();
+  });
+  return ['r', 'w', 'm'].filter((c) => access.has(c)).join('');
+}
+
+/** linux.devices: the host's node of that type and number, bound in (nsbox makes no device nodes). */
+function parseDevices(r: Reader, v: Json, resources: Json | undefined): DeviceSpec[] {
+  const rules =
+    resources !== undefined && resources !== null && typeof resources === 'object' && !Array.isArray(resources)
+      ? resources.devices
+      : undefined;
+  const out: DeviceSpec[] = [];
+  r.arr(v, '$.linux.devices').forEach((x, i) => {
+    const p = `$.linux.devices[${i}]`;
+    const d = r.obj(x, p, ['path', 'type', 'major', 'minor', 'fileMode', 'uid', 'gid']);
+    const path = posix.normalize(r.abs(d.path, `${p}.path`));
+    const type = r.str(d.type, `${p}.type`);
+    if (!['c', 'u', 'b'].includes(type))
+      r.fail(`${p}.type`, `only c, u and b devices are supported, got ${JSON.stringify(type)}`);
+    const major = r.int(d.major, `${p}.major`, 0, 2 ** 32),
+      minor = r.int(d.minor, `${p}.minor`, 0, 2 ** 32);
+    if (DEFAULT_DEVICES.includes(path)) return; // nsbox's own
+    const kind = type === 'b' ? 'block' : 'char';
+    // The same path on the host, udev's /dev/char|block/M:m link, else any node of that number in /dev.
+    const host = [path, `/dev/${kind}/${major}:${minor}`, ...devEntries()].find((h) => {
+      try {
+        const st = statSync(h);
+        const rdev = st.rdev;
+        const maj = ((rdev >>> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & 0xfffff000),
+          min = (rdev & 0xff) | ((rdev >>> 12) & 0xfffff00);
+        return (type === 'b' ? st.isBlockDevice() : st.isCharacterDevice()) && maj === major && min === minor;
+      } catch {
+        return false;
+      }
+    });
+    if (!host) r.fail(p, `no ${kind} device ${major}:${minor} on the host to give as ${path}`);
+    const access = allowed(r, rules, type === 'u' ? 'c' : type, major, minor);
+    if (!access) {
+      r.debug(`config.json: ${p}: ${path} is not allowed by $.linux.resources.devices: left out`);
+      return;
+    }
+    if (d.fileMode !== undefined || d.uid !== undefined || d.gid !== undefined)
+      r.debug(`config.json: ${p}: fileMode, uid, gid: the host node's apply`);
+    out.push({ host, path, access });
+  });
+  return out;
+}
+
+function parseMounts(r: Reader, v: Json, bundle: string): OciMount[] {
+  const out: OciMount[] = [];
+  r.arr(v, '$.mounts').forEach((x, i) => {
+    const p = `$.mounts[${i}]`;
+    const m = r.obj(x, p, ['destination', 'type', 'source', 'options', 'uidMappings', 'gidMappings']);
+    if (m.uidMappings !== undefined || m.gidMappings !== undefined) r.fail(p, 'idmapped mounts are not supported');
+    const dest = posix.normalize(r.abs(m.destination, `${p}.destination`)).replace(/(.)\/+$/, '$1');
+    const options = m.options === undefined ? [] : r.strs(m.options, `${p}.options`);
+    const bind = options.includes('bind') || options.includes('rbind');
+    const type = m.type === undefined ? (bind ? 'bind' : '') : r.str(m.type, `${p}.type`);
+    if (STANDARD_MOUNTS.has(`${type} ${dest}`)) return; // nsbox makes these itself
+    const flags = { ro: false, nosuid: false, noexec: false, suid: false, exec: false };
+    const data: string[] = [];
+    for (const o of options) {
+      if (o in flags) flags[o as keyof typeof flags] = true;
+      else if (o === 'bind' || o === 'rbind' || IGNORED_OPTIONS.has(o)) continue;
+      else if (/^(size|mode|nr_inodes|nr_blocks)=/.test(o) && type === 'tmpfs') data.push(o);
+      else r.fail(`${p}.options`, `unsupported mount option ${JSON.stringify(o)} (on ${dest})`);
+    }
+    if (bind || type === 'bind') {
+      const src = resolve(bundle, r.str(m.source, `${p}.source`));
+      try {
+        lstatSync(src);
+      } catch {
+        r.fail(`${p}.source`, `not found: ${src}`);
+      }
+      out.push({
+        spec: { type: 'bind', source: src, target: dest, readOnly: flags.ro },
+        nosuid: flags.nosuid,
+        noexec: flags.noexec,
+      });
+    } else if (type === 'tmpfs') {
+      const size = data.find((o) => o.startsWith('size='))?.slice(5);
+      const modeText = data.find((o) => o.startsWith('mode='))?.slice(5);
+      if (modeText !== undefined && !/^[0-7]{1,4}$/.test(modeText))
+        r.fail(`${p}.options`, `invalid tmpfs mode ${JSON.stringify(modeText)}`);
+      if (data.some((o) => /^nr_/.test(o))) r.debug(`config.json: ${p}: nr_inodes/nr_blocks ignored`);
+      out.push({
+        spec: {
+          type: 'tmpfs',
+          target: dest,
+          size,
+          mode: modeText === undefined ? undefined : parseInt(modeText, 8),
+          readOnly: flags.ro,
+          exec: !flags.noexec,
+          suid: !flags.nosuid,
+          dev: false,
+        },
+        nosuid: flags.nosuid,
+        noexec: flags.noexec,
+      });
+    } else {
+      r.fail(`${p}.type`, `mount type ${JSON.stringify(type)} on ${dest} is not supported (bind and tmpfs are)`);
+    }
+  });
+  return out;
+}
+
+/** The OCI seccomp object is the Docker profile's shape (src/seccomp/profile.ts checks the rest). */
+function parseSeccomp(r: Reader, v: Json): SeccompProfile {
+  const s = r.obj(v, '$.linux.seccomp', [
+    'defaultAction',
+    'defaultErrnoRet',
+    'architectures',
+    'flags',
+    'listenerPath',
+    'listenerMetadata',
+    'syscalls',
+  ]);
+  if (s.listenerPath !== undefined && s.listenerPath !== '')
+    r.fail('$.linux.seccomp.listenerPath', 'seccomp notify is not supported');
+  const { listenerMetadata: _, listenerPath: __, ...profile } = s;
+  return profile as unknown as SeccompProfile;
+}

@@ -1,0 +1,73 @@
+// What an OCI config asks beyond nsbox's ContainerSpec, as steps of the same plan: its mounts (with
+// nosuid/noexec on binds), extra masked and read-only paths, sysctls, the domain name, oom_score_adj
+// and the umask.
+import { readFileSync } from 'node:fs';
+import { MOUNT_ATTR } from '../native.js';
+import * as op from '../plan/ops.js';
+import type { StartPart } from '../plan/part.js';
+import {
+  attachOps, MASKED_PATHS, maskOps, openSourcesOps, READONLY_PATHS, readonlyOps, type ResolvedMount, resolveMounts,
+} from '../rootfs/mounts.js';
+import { rootSlots } from '../rootfs/root.js';
+import { NsboxError } from '../errors.js';
+import type { OciConfig } from './config.js';
+
+/** The OCI part: checked now (before anything is made), steps added when the plan is compiled. */
+export function ociPart(c: OciConfig): StartPart {
+  let mounts: ResolvedMount[];
+  try {
+    mounts = resolveMounts(c.mounts.map((m) => m.spec));
+  } catch (e) {
+    throw new NsboxError(`config.json: $.mounts: ${(e as Error).message}`, { field: '$.mounts' });
+  }
+  const attrsOf = new Map(
+    c.mounts.map((m) => [m.spec.target, (m.nosuid ? MOUNT_ATTR.NOSUID : 0) | (m.noexec ? MOUNT_ATTR.NOEXEC : 0)]),
+  );
+  // Beyond the defaults nsbox applies anyway (src/rootfs/mounts.ts), done the same way: relative to
+  // the mounted /proc and /sys, a missing path skipped, any other failure an error.
+  const masked = c.maskedPaths.filter((p) => !MASKED_PATHS.includes(p));
+  const readonly = c.readonlyPaths.filter((p) => !READONLY_PATHS.includes(p));
+  let oom: number | undefined = c.oomScoreAdj;
+  try {
+    if (oom !== undefined && Number(readFileSync('/proc/self/oom_score_adj', 'utf8')) === oom) oom = undefined;
+  } catch {
+    /* written anyway */
+  }
+  return {
+    steps(b) {
+      const slots = mounts.map((m) => b.slot(`the mount on ${m.target}`));
+      const s1 = b.slot('scratch');
+      b.add('host', ...openSourcesOps(mounts, slots, s1));
+      mounts.forEach((m, i) => {
+        const attrs = attrsOf.get(m.target) ?? 0;
+        const words = [attrs & MOUNT_ATTR.NOSUID ? 'nosuid' : '', attrs & MOUNT_ATTR.NOEXEC ? 'noexec' : ''];
+        if (m.type === 'bind' && attrs) {
+          b.add(
+            'host',
+            op.setattrSlot(
+              slots[i],
+              attrs,
+              0,
+              true,
+              `make the mount on ${m.target} ${words.filter(Boolean).join(' ')}`,
+            ),
+          );
+        }
+      });
+      b.add('mounts', ...attachOps(mounts, slots, s1));
+      // /proc is mounted by now and /proc/sys not yet read-only.
+      for (const [k, v] of c.sysctl)
+        b.add('mounts', op.writeFile(`/proc/sys/${k.replaceAll('.', '/')}`, v, `set sysctl ${k}`));
+      if (c.domainname)
+        b.add(
+          'mounts',
+          op.writeFile('/proc/sys/kernel/domainname', c.domainname, `set the domain name ${c.domainname}`),
+        );
+      if (oom !== undefined)
+        b.add('mounts', op.writeFile('/proc/self/oom_score_adj', String(oom), `set oom_score_adj ${oom}`));
+      const slots2 = rootSlots(b);
+      b.add('protect', ...maskOps(masked, slots2), ...readonlyOps(readonly, slots2));
+      if (c.umask !== undefined) b.add('cwd', op.umask(c.umask));
+    },
+  };
+}
