@@ -149,6 +149,22 @@ export function configOf(o: Parsed['options']): { limits?: Record<string, unknow
   return { limits: limitsFromOptions(o) as Record<string, unknown> | undefined, mounts };
 }
 
+/** --pull, --entrypoint, --platform and --tls-verify: checked before anything is made, and only for an image. */
+function checkImageOptions(o: Parsed['options'], image: boolean): void {
+  const pull = o.pull as string | undefined;
+  if (pull !== undefined && !['missing', 'always', 'never'].includes(pull)) {
+    throw new NsboxError(`invalid --pull: ${pull} (missing, always or never)`, { field: 'pull' });
+  }
+  const platform = o.platform as string | undefined;
+  if (platform !== undefined && !/^[a-z0-9_-]+\/[a-z0-9_-]+(\/[a-z0-9_.-]+)?$/.test(platform)) {
+    throw new NsboxError(`invalid --platform: ${platform} (OS/ARCH[/VARIANT], e.g. linux/amd64)`, { field: 'platform' });
+  }
+  if (image) return;
+  for (const k of ['pull', 'entrypoint', 'platform', 'tls-verify']) {
+    if (o[k] !== undefined) throw new NsboxError(`--${k} applies to an image, not a root filesystem directory`, { field: k });
+  }
+}
+
 /** --signals, checked before anything is made. */
 export function signalMode(v: unknown): SignalMode {
   if (v === undefined) return 'process';
@@ -182,6 +198,7 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
   const image = isImageArg(rootfs);
   if (command.length === 0 && !image) throw new NsboxError('no command given (see --help)');
   if (o.name !== undefined) checkName(o.name); // before anything names a file after it
+  checkImageOptions(o, image);
   if (image) await (await import('./image-run.js')).ensureImage(rootfs, o);
   const limits = limitsFromOptions(o); // bad values fail before anything is made
   signalMode(o.signals);
