@@ -42,8 +42,10 @@ function bundle() {
 async function main() {
   if (process.argv.includes('--worker')) return serve();
   if (process.getuid?.() !== 0) throw new Error('the benchmark needs root');
-  if (!existsSync(join(ROOTFS, 'bin', 'busybox'))) throw new Error(`no rootfs at ${ROOTFS}: run rootfs-scripts/busybox.sh ${ROOTFS}`);
-  const n = option('n', 40), warmup = option('warmup', 5);
+  if (!existsSync(join(ROOTFS, 'bin', 'busybox')))
+    throw new Error(`no rootfs at ${ROOTFS}: run rootfs-scripts/busybox.sh ${ROOTFS}`);
+  const n = option('n', 40),
+    warmup = option('warmup', 5);
   const state = mkdtempSync(join(tmpdir(), 'nsbox-bench-state-'));
   process.env.NSBOX_STATE_DIR = state; // a state directory of the bench's own, for every nsbox call
   const env = process.env;
@@ -56,8 +58,16 @@ async function main() {
     const pid = JSON.parse(execFileSync(process.execPath, [CLI, 'inspect', name], { env, encoding: 'utf8' }))[0].pid;
     const nsboxExec = [process.execPath, CLI, 'exec', name, '/bin/true'];
     variants.push({ key: 'nsbox', label: 'nsbox exec NAME /bin/true', run: () => timeOnce(nsboxExec) });
-    variants.push({ key: 'nsenter', label: 'nsenter -a -t PID /bin/true', run: () => timeOnce(['nsenter', '-a', '-t', String(pid), '/bin/true']) });
-    variants.push({ key: 'node', label: '(node -e 0: the floor of any node CLI)', run: () => timeOnce([process.execPath, '-e', '0']) });
+    variants.push({
+      key: 'nsenter',
+      label: 'nsenter -a -t PID /bin/true',
+      run: () => timeOnce(['nsenter', '-a', '-t', String(pid), '/bin/true']),
+    });
+    variants.push({
+      key: 'node',
+      label: '(node -e 0: the floor of any node CLI)',
+      run: () => timeOnce([process.execPath, '-e', '0']),
+    });
     const b = which('runc') || which('crun') ? bundle() : null;
     if (b) cleanups.push(() => rmSync(b, { recursive: true, force: true }));
     if (which('runc')) {
@@ -68,27 +78,46 @@ async function main() {
         spawnSync('runc', ['--root', rroot, 'delete', '-f', id]);
         rmSync(rroot, { recursive: true, force: true });
       });
-      variants.push({ key: 'runc', label: 'runc exec ID /bin/true', run: () => timeOnce(['runc', '--root', rroot, 'exec', id, '/bin/true']) });
+      variants.push({
+        key: 'runc',
+        label: 'runc exec ID /bin/true',
+        run: () => timeOnce(['runc', '--root', rroot, 'exec', id, '/bin/true']),
+      });
     }
     if (which('crun')) {
-      const worker = startWorker([...WRAP, `${PREP}exec "$0" "$@"`, process.execPath, fileURLToPath(import.meta.url), '--worker']);
+      const worker = startWorker([
+        ...WRAP,
+        `${PREP}exec "$0" "$@"`,
+        process.execPath,
+        fileURLToPath(import.meta.url),
+        '--worker',
+      ]);
       const id = `nsbench-exec-crun-${process.pid}`;
       await worker.request({ argv: ['crun', 'run', '--detach', '--bundle', b, id] });
       cleanups.push(async () => {
         await worker.request({ argv: ['crun', 'delete', '-f', id] }).catch(() => {});
         await worker.stop();
       });
-      variants.push({ key: 'crun', label: 'crun exec ID /bin/true (prepared mount ns)', run: async () => (await worker.request({ argv: ['crun', 'exec', id, '/bin/true'] })).times[0] });
+      variants.push({
+        key: 'crun',
+        label: 'crun exec ID /bin/true (prepared mount ns)',
+        run: async () => (await worker.request({ argv: ['crun', 'exec', id, '/bin/true'] })).times[0],
+      });
     }
     for (let i = 0; i < warmup; i++) for (const v of variants) await v.run();
     const samples = new Map(variants.map((v) => [v.key, []]));
     for (let i = 0; i < n; i++) for (const v of variants) samples.get(v.key).push(await v.run()); // round-robin
     const s = new Map(variants.map((v) => [v.key, summary(samples.get(v.key))]));
-    console.log(`\nexec latency: wall time of /bin/true in a running busybox container, ${n} interleaved samples each (ms)\n`);
-    table([['variant', 'median', 'p90', 'min'], ...variants.map((v) => {
-      const x = s.get(v.key);
-      return [v.label, ms(x.median), ms(x.p90), ms(x.min)];
-    })]);
+    console.log(
+      `\nexec latency: wall time of /bin/true in a running busybox container, ${n} interleaved samples each (ms)\n`,
+    );
+    table([
+      ['variant', 'median', 'p90', 'min'],
+      ...variants.map((v) => {
+        const x = s.get(v.key);
+        return [v.label, ms(x.median), ms(x.p90), ms(x.min)];
+      }),
+    ]);
     const med = (k) => s.get(k)?.median;
     console.log(`\nnsbox exec - node -e 0: ${ms(med('nsbox') - med('node'))} ms (what nsbox adds to starting node)`);
   } finally {

@@ -43,7 +43,14 @@ export async function serve() {
   for await (const line of createInterface({ input: process.stdin })) {
     const { argv, count = 1, concurrency = 1 } = JSON.parse(line);
     try {
-      const r = await timeMany(() => { const i = serial++; return argv.map((a) => a.replace('{i}', String(i))); }, count, concurrency);
+      const r = await timeMany(
+        () => {
+          const i = serial++;
+          return argv.map((a) => a.replace('{i}', String(i)));
+        },
+        count,
+        concurrency,
+      );
       process.stdout.write(`${JSON.stringify(r)}\n`);
     } catch (e) {
       process.stdout.write(`${JSON.stringify({ error: String(e.message ?? e) })}\n`);

@@ -61,31 +61,37 @@ const WRAP = ['unshare', '-m', '--propagation', 'private', 'sh', '-c'];
 /** Each variant: run(i) resolves with one sample in ms; many(count, c) with { times, totalMs }. */
 async function variants(lib) {
   const v = [];
-  const ext = (key, label, argvFor) => v.push({
-    key, label, run: (i) => timeOnce(argvFor(i)), many: (count, c) => timeMany(argvFor, count, c),
-  });
-  const inproc = (key, label, start) => v.push({
-    key, label,
-    async run() {
-      const t0 = performance.now();
-      await start();
-      return performance.now() - t0;
-    },
-    async many(count, c) {
-      const times = [];
-      let next = 0;
-      const t0 = performance.now();
-      const lane = async () => {
-        while (next++ < count) {
-          const t = performance.now();
-          await start();
-          times.push(performance.now() - t);
-        }
-      };
-      await Promise.all(Array.from({ length: c }, lane));
-      return { times, totalMs: performance.now() - t0 };
-    },
-  });
+  const ext = (key, label, argvFor) =>
+    v.push({
+      key,
+      label,
+      run: (i) => timeOnce(argvFor(i)),
+      many: (count, c) => timeMany(argvFor, count, c),
+    });
+  const inproc = (key, label, start) =>
+    v.push({
+      key,
+      label,
+      async run() {
+        const t0 = performance.now();
+        await start();
+        return performance.now() - t0;
+      },
+      async many(count, c) {
+        const times = [];
+        let next = 0;
+        const t0 = performance.now();
+        const lane = async () => {
+          while (next++ < count) {
+            const t = performance.now();
+            await start();
+            times.push(performance.now() - t);
+          }
+        };
+        await Promise.all(Array.from({ length: c }, lane));
+        return { times, totalMs: performance.now() - t0 };
+      },
+    });
 
   ext('node', 'node -e 0 (floor)', () => [process.execPath, '-e', '0']);
   ext('cli', 'nsbox CLI: node dist/run.js ROOTFS /bin/true', () => [process.execPath, CLI, ROOTFS, '/bin/true']);
@@ -94,33 +100,60 @@ async function variants(lib) {
     if (st.status !== 0) throw new Error(`library: /bin/true exited ${st.status}`);
   });
   if (lib.spawn) {
-    inproc('spawn', "library: spawn({stdio:'ignore'}).exited", async () => { // as root: a cgroup for accounting
+    inproc('spawn', "library: spawn({stdio:'ignore'}).exited", async () => {
+      // as root: a cgroup for accounting
       const r = await lib.spawn({ rootfs: ROOTFS, command: ['/bin/true'], stdio: 'ignore' }).exited;
       if (r.code !== 0) throw new Error(`spawn: /bin/true: ${r.status}`);
     });
     if (hasLimits()) {
       inproc('limits', 'library: spawn() + memory-limited cgroup', async () => {
-        const r = await lib.spawn({ rootfs: ROOTFS, command: ['/bin/true'], stdio: 'ignore', limits: { memory: 256 * 2 ** 20 } }).exited;
+        const r = await lib.spawn({
+          rootfs: ROOTFS,
+          command: ['/bin/true'],
+          stdio: 'ignore',
+          limits: { memory: 256 * 2 ** 20 },
+        }).exited;
         if (r.code !== 0) throw new Error(`spawn+limits: /bin/true: ${r.status}`);
       });
     }
   }
   if (which('bwrap')) {
-    ext('bwrap', 'bwrap --unshare-all', () => ['bwrap', '--unshare-all', '--bind', ROOTFS, '/', '--proc', '/proc', '--dev', '/dev', '/bin/true']);
+    ext('bwrap', 'bwrap --unshare-all', () => [
+      'bwrap',
+      '--unshare-all',
+      '--bind',
+      ROOTFS,
+      '/',
+      '--proc',
+      '/proc',
+      '--dev',
+      '/dev',
+      '/bin/true',
+    ]);
   }
   const runc = which('runc');
   const bundle = runc ? makeBundle(runc) : null;
   if (which('crun') && bundle) {
-    const worker = startWorker([...WRAP, `${PREP}exec "$0" "$@"`, process.execPath, fileURLToPath(import.meta.url), '--worker']);
+    const worker = startWorker([
+      ...WRAP,
+      `${PREP}exec "$0" "$@"`,
+      process.execPath,
+      fileURLToPath(import.meta.url),
+      '--worker',
+    ]);
     const argv = ['crun', 'run', '--bundle', bundle, 'nsbench-crun-{i}'];
     v.push({
-      key: 'crun', label: 'crun run (in a prepared mount ns)',
+      key: 'crun',
+      label: 'crun run (in a prepared mount ns)',
       run: async () => (await worker.request({ argv })).times[0],
       many: (count, concurrency) => worker.request({ argv, count, concurrency }),
       stop: () => worker.stop(),
     });
     let j = 0;
-    ext('crun-wrapped', 'crun run, each in its own unshare+umount wrapper', () => [...WRAP, `${PREP}exec crun run --bundle ${bundle} nsbench-crunw-${j++}`]);
+    ext('crun-wrapped', 'crun run, each in its own unshare+umount wrapper', () => [
+      ...WRAP,
+      `${PREP}exec crun run --bundle ${bundle} nsbench-crunw-${j++}`,
+    ]);
     ext('wrapper', '  (the unshare+umount wrapper alone)', () => [...WRAP, PREP]);
   }
   if (bundle) {
@@ -134,7 +167,8 @@ async function variants(lib) {
 function cliKind() {
   try {
     const bundle = statSync(join(ROOT, 'dist', 'cli.cjs')).mtimeMs;
-    return bundle >= statSync(join(ROOT, 'dist', 'main.js')).mtimeMs ? 'bundle dist/cli.cjs'
+    return bundle >= statSync(join(ROOT, 'dist', 'main.js')).mtimeMs
+      ? 'bundle dist/cli.cjs'
       : 'ES modules (bundle older than dist/main.js: run `npm run build`)';
   } catch {
     return 'ES modules (no bundle: run `npm run build`)';
@@ -155,10 +189,13 @@ async function latency(list, n, warmup) {
   for (let i = 0; i < n; i++) for (const v of list) samples.get(v.key).push(await v.run(i)); // round-robin
   const s = new Map(list.map((v) => [v.key, summary(samples.get(v.key))]));
   console.log(`\nLatency: wall time of one /bin/true, ${n} interleaved samples each (ms)\n`);
-  table([['variant', 'median', 'p90', 'min'], ...list.map((v) => {
-    const x = s.get(v.key);
-    return [v.label, ms(x.median), ms(x.p90), ms(x.min)];
-  })]);
+  table([
+    ['variant', 'median', 'p90', 'min'],
+    ...list.map((v) => {
+      const x = s.get(v.key);
+      return [v.label, ms(x.median), ms(x.p90), ms(x.min)];
+    }),
+  ]);
   const med = (k) => s.get(k)?.median;
   console.log('');
   if (med('cli') !== undefined) {
@@ -169,17 +206,23 @@ async function latency(list, n, warmup) {
     if (med(k) === undefined || med('bwrap') === undefined) continue;
     const r = med(k) / med('bwrap');
     const target = k === 'limits' ? 0.9 : 1;
-    console.log(`${k.padEnd(6)} / bwrap:               ${r.toFixed(2)}x  (target < ${target}: ${r < target ? 'met' : 'missed'})`);
+    console.log(
+      `${k.padEnd(6)} / bwrap:               ${r.toFixed(2)}x  (target < ${target}: ${r < target ? 'met' : 'missed'})`,
+    );
   }
   if (med('crun-wrapped') !== undefined) {
-    console.log(`crun wrapper overhead:        ${ms(med('crun-wrapped') - med('crun'))} ms per run (wrapper alone ${ms(med('wrapper'))} ms)`);
+    console.log(
+      `crun wrapper overhead:        ${ms(med('crun-wrapped') - med('crun'))} ms per run` +
+        ` (wrapper alone ${ms(med('wrapper'))} ms)`,
+    );
   }
 }
 
 async function throughput(list, count) {
   const keys = ['lib', 'spawn', 'limits', 'crun', 'bwrap'];
   const chosen = list.filter((v) => keys.includes(v.key));
-  const rounds = 4, per = Math.ceil(count / rounds);
+  const rounds = 4,
+    per = Math.ceil(count / rounds);
   const acc = new Map();
   for (let r = 0; r < rounds; r++) {
     for (const c of [1, 2]) {
@@ -202,24 +245,33 @@ async function throughput(list, count) {
     }
   }
   table(rows);
-  console.log('\nTargets (issue 6, memory-limited cgroup): >= 300/s sequential, >= 500/s at concurrency 2, median <= 0.9x bwrap');
+  console.log(
+    '\nTargets (issue 6, memory-limited cgroup): >= 300/s sequential, >= 500/s at concurrency 2, median <= 0.9x bwrap',
+  );
 }
 
 async function main() {
   if (process.argv.includes('--worker')) return serve();
   if (process.getuid?.() !== 0) throw new Error('the benchmark needs root (namespaces, crun, runc)');
-  if (!existsSync(join(ROOTFS, 'bin', 'busybox'))) execFileSync('sh', [join(ROOT, 'rootfs-scripts', 'busybox.sh'), ROOTFS], { stdio: 'inherit' });
+  if (!existsSync(join(ROOTFS, 'bin', 'busybox')))
+    execFileSync('sh', [join(ROOT, 'rootfs-scripts', 'busybox.sh'), ROOTFS], { stdio: 'inherit' });
   if (!existsSync(CLI)) throw new Error('dist/ is missing: run `npm install` (or `npx tsc -p .`) first');
   const lib = await import(join(ROOT, 'dist', 'index.js'));
-  const n = Number(option('n', 40)), warmup = Number(option('warmup', 5)), count = Number(option('count', 200));
+  const n = Number(option('n', 40)),
+    warmup = Number(option('warmup', 5)),
+    count = Number(option('count', 200));
   const mode = option('mode', 'all');
   if (process.argv.includes('--nice')) setPriority(-20);
   const only = option('only', '').split(',').filter(Boolean);
   const { list: all, cleanup } = await variants(lib);
   const list = only.length ? all.filter((v) => v.key === 'node' || only.some((w) => v.key.includes(w))) : all;
   console.log(`nsbox bench: Linux ${version(['uname', '-r'])}, ${version(['nproc'])} CPUs, node ${process.version}`);
-  console.log(`  ${version(['crun', '--version'])}; ${version(['runc', '--version'])}; ${version(['bwrap', '--version'])}`);
-  console.log(`  CLI: ${cliKind()}; load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
+  console.log(
+    `  ${version(['crun', '--version'])}; ${version(['runc', '--version'])}; ${version(['bwrap', '--version'])}`,
+  );
+  console.log(
+    `  CLI: ${cliKind()}; load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`,
+  );
   try {
     if (mode !== 'throughput') await latency(list, n, warmup);
     if (mode !== 'latency') await throughput(list, count);

@@ -26,7 +26,9 @@ static int close_keep_errno(int fd) {
 }
 
 static int openat2_in(int root, const char *path, int flags, int nosym) {
-  struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC), .resolve = RESOLVE_SAFE | (nosym ? RESOLVE_NO_SYMLINKS : 0) };
+  struct open_how how = {
+    .flags = (uint64_t)(flags | O_CLOEXEC), .resolve = RESOLVE_SAFE | (nosym ? RESOLVE_NO_SYMLINKS : 0),
+  };
   return syscall(SYS_openat2, root, path, &how, sizeof how);
 }
 
@@ -151,7 +153,8 @@ int op_open_at(struct plan *p, struct op *o) {
     errno = ENOTDIR;
     return -1;
   }
-  if ((how & OPEN_AT_NOT_KERNFS) && (fstatfs(fd, &sf) < 0 || sf.f_type == PROC_SUPER_MAGIC || sf.f_type == SYSFS_MAGIC)) {
+  if ((how & OPEN_AT_NOT_KERNFS)
+      && (fstatfs(fd, &sf) < 0 || sf.f_type == PROC_SUPER_MAGIC || sf.f_type == SYSFS_MAGIC)) {
     close(fd);
     errno = EXDEV;
     return -1;

@@ -37,7 +37,8 @@ enum op_kind {
   OP_UMASK = 27,       /* n: mask */
   OP_WRITE_FILE = 28,  /* s: path, data */
   OP_SET_TTY = 29,     /* n: fd: make it the controlling terminal */
-  OP_CLOSE = 30,       /* n: fds...: close each now; n = [-1, keep...]: close all above 2 but keep and the plan's pipes */
+  OP_CLOSE = 30,       /* n: fds...: close each now; n = [-1, keep...]: close all above 2 but keep and the plan's
+                          pipes */
   /* Mounts inside the root, resolved without leaving it (native/paths.c). Slots hold fds. */
   OP_OPEN_AT = 31,       /* s: path   n: slot, how (OPEN_AT_*): an O_PATH fd, RESOLVE_IN_ROOT|NO_MAGICLINKS */
   OP_MOVE_MOUNT_TO = 32, /* n: mount slot, target slot: attach one onto the other, close both */

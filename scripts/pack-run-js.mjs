@@ -9,7 +9,9 @@ const dist = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist');
 const runJs = join(dist, 'run.js');
 const tmp = join(dist, `run.js.${process.pid}.tmp`);
 if (process.argv[2] === 'prepack') {
-  await writeFile(tmp, "#!/usr/bin/env node\n// Starts the nsbox CLI (see run.cjs).\nimport './run.cjs';\n", { mode: 0o755 });
+  await writeFile(tmp, "#!/usr/bin/env node\n// Starts the nsbox CLI (see run.cjs).\nimport './run.cjs';\n", {
+    mode: 0o755,
+  });
 } else {
   await rm(tmp, { force: true });
   await symlink('run.cjs', tmp);

@@ -104,14 +104,19 @@ function distance(a: string, b: string): number {
 /** The known key a misspelt one probably meant. */
 export function suggest(key: string, known: readonly string[]): string | undefined {
   const k = key.toLowerCase();
-  return known.find((n) => n.toLowerCase() === k)
-    ?? known.find((n) => k.length >= 3 && (n.toLowerCase().startsWith(k) || k.startsWith(n.toLowerCase())))
-    ?? known.find((n) => distance(k, n.toLowerCase()) <= 2);
+  return (
+    known.find((n) => n.toLowerCase() === k) ??
+    known.find((n) => k.length >= 3 && (n.toLowerCase().startsWith(k) || k.startsWith(n.toLowerCase()))) ??
+    known.find((n) => distance(k, n.toLowerCase()) <= 2)
+  );
 }
 
 /** Refuses keys that are not in `known` (a typo would otherwise be silently ignored). */
 export function knownKeys(
-  obj: Record<string, unknown>, known: readonly string[], where?: string, hints: readonly string[] = [],
+  obj: Record<string, unknown>,
+  known: readonly string[],
+  where?: string,
+  hints: readonly string[] = [],
 ): void {
   for (const key of Object.keys(obj)) {
     if (known.includes(key)) continue;

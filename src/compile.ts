@@ -17,8 +17,14 @@ const PR_SET_PDEATHSIG = 1;
 
 /** Clone flags for the namespaces a spec asks for; the mount namespace is always new. */
 export function namespaceFlags(ns: ResolvedSpec['namespaces']): number {
-  return CLONE.NEWNS | (ns.pid ? CLONE.NEWPID : 0) | (ns.net ? CLONE.NEWNET : 0) | (ns.ipc ? CLONE.NEWIPC : 0)
-    | (ns.uts ? CLONE.NEWUTS : 0) | (ns.cgroup ? CLONE.NEWCGROUP : 0);
+  return (
+    CLONE.NEWNS |
+    (ns.pid ? CLONE.NEWPID : 0) |
+    (ns.net ? CLONE.NEWNET : 0) |
+    (ns.ipc ? CLONE.NEWIPC : 0) |
+    (ns.uts ? CLONE.NEWUTS : 0) |
+    (ns.cgroup ? CLONE.NEWCGROUP : 0)
+  );
 }
 
 /** The container dies with the Node thread that started it, as a sandbox should. */
@@ -34,11 +40,19 @@ export function compile(s: ResolvedSpec, facts: HostFacts, parts: readonly Start
   if (dies) b.add('start', pdeath());
   b.add('stdio', ...op.stdioOps(s.stdio));
   b.add('descriptors', op.closeOthers([]));
-  rootSteps(b, {
-    rootfs: s.rootfs, readOnly: s.readOnly, userns: !!s.identity.userns, ttyGid: ttyGid(s.identity),
-    mounts: [...s.hardening.mounts, ...deviceMounts(s.hardening.devices)], maskPaths: s.hardening.maskPaths,
-    nodev: !s.hardening.allDevices,
-  }, facts);
+  rootSteps(
+    b,
+    {
+      rootfs: s.rootfs,
+      readOnly: s.readOnly,
+      userns: !!s.identity.userns,
+      ttyGid: ttyGid(s.identity),
+      mounts: [...s.hardening.mounts, ...deviceMounts(s.hardening.devices)],
+      maskPaths: s.hardening.maskPaths,
+      nodev: !s.hardening.allDevices,
+    },
+    facts,
+  );
   if (s.namespaces.uts) b.add('network', op.sethostname(s.hostname));
   if (s.namespaces.net) b.add('network', op.loopbackUp());
   b.add('session', op.setsid());

@@ -29,8 +29,11 @@ export { compile, namespaceFlags } from './compile.js';
 /** Namespaces need CAP_SYS_ADMIN, or a user namespace of our own (rootless, always on without root). */
 function checkPrivilege(s: ResolvedSpec): void {
   if (!s.identity.userns && !isPrivileged()) {
-    throw new NsboxError('creating namespaces needs CAP_SYS_ADMIN or a user namespace: run as root, or with --userns',
-      { kind: 'host', code: 'EPERM', step: 'privilege' });
+    throw new NsboxError('creating namespaces needs CAP_SYS_ADMIN or a user namespace: run as root, or with --userns', {
+      kind: 'host',
+      code: 'EPERM',
+      step: 'privilege',
+    });
   }
 }
 
@@ -41,8 +44,17 @@ function toExitStatus(w: WaitStatus, killedBy: number | null): ExitStatus {
   if (killedBy !== null && w.signal === osConstants.signals.SIGKILL) w = { ...w, signal: killedBy };
   const signal = w.signal === null ? null : signalName(w.signal);
   return {
-    code: w.code, signal, status: w.code ?? 128 + (w.signal ?? 0), oomKilled: false,
-    usage: { cpuUserUs: w.userUs, cpuSystemUs: w.systemUs, memoryBytes: 0, memoryPeakBytes: w.maxRssKb * 1024, pids: 0 },
+    code: w.code,
+    signal,
+    status: w.code ?? 128 + (w.signal ?? 0),
+    oomKilled: false,
+    usage: {
+      cpuUserUs: w.userUs,
+      cpuSystemUs: w.systemUs,
+      memoryBytes: 0,
+      memoryPeakBytes: w.maxRssKb * 1024,
+      pids: 0,
+    },
   };
 }
 
@@ -104,7 +116,9 @@ export class Container {
     for (const p of parts) flags &= ~(p.clearFlags ?? 0);
     let started: ReturnType<typeof spawnPlan>;
     try {
-      started = spawnPlan(plan, { flags, sync, cgroupFd }, () => { this.done = true; });
+      started = spawnPlan(plan, { flags, sync, cgroupFd }, () => {
+        this.done = true;
+      });
     } catch (e) {
       for (const p of parts) p.abort?.();
       throw e;
@@ -118,10 +132,12 @@ export class Container {
     this.pid = child.pid;
     this.address = net?.address ?? null;
     this.pidfd = child.pidfd;
-    const exit = started.exit.then((w) => toExitStatus(w, this.killedBy)).then(async (st) => {
-      for (const p of parts) await p.afterExit?.(st);
-      return st;
-    });
+    const exit = started.exit
+      .then((w) => toExitStatus(w, this.killedBy))
+      .then(async (st) => {
+        for (const p of parts) await p.afterExit?.(st);
+        return st;
+      });
     try {
       for (const p of parts) p.started?.(child.pid);
     } catch (e) {
@@ -143,7 +159,13 @@ export class Container {
       }
     }
     this.ready = whenExecuted(child.errFd, plan);
-    this.exited = this.ready.then(() => exit, async (e) => { await exit; throw e; });
+    this.exited = this.ready.then(
+      () => exit,
+      async (e) => {
+        await exit;
+        throw e;
+      },
+    );
     this.ready.catch(() => {});
     this.exited.catch(() => {});
   }
@@ -169,8 +191,11 @@ export class Container {
     if (!st) return null;
     const tick = 10_000; // clock ticks are 100 Hz on Linux
     return {
-      cpuUserUs: (st.utime + st.cutime) * tick, cpuSystemUs: (st.stime + st.cstime) * tick,
-      memoryBytes: st.rssPages * 4096, memoryPeakBytes: 0, pids: 1,
+      cpuUserUs: (st.utime + st.cutime) * tick,
+      cpuSystemUs: (st.stime + st.cstime) * tick,
+      memoryBytes: st.rssPages * 4096,
+      memoryPeakBytes: 0,
+      pids: 1,
     };
   }
 
@@ -179,13 +204,21 @@ export class Container {
    * not share with us), its cgroups, root and working directory, environment and credentials.
    */
   exec(o: { command: string[]; env?: string[]; cwd?: string; stdio: [number, number, number] }): Exec {
-    if (this.done) throw new NsboxError('the container is not running any more', { kind: 'step', code: 'ESRCH', step: 'exec' });
+    if (this.done)
+      throw new NsboxError('the container is not running any more', { kind: 'step', code: 'ESRCH', step: 'exec' });
     const env = new Map(this.execBase.env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv]));
     for (const kv of o.env ?? []) env.set(kv.slice(0, kv.indexOf('=')), kv);
     return new Exec({
-      pid: this.pid, pidfd: this.pidfd, namespaces: differentNamespaces(this.pid, NAMESPACES, 'the container is not running any more'),
-      cgroup: true, command: o.command, env: [...env.values()], cwd: o.cwd ?? this.execBase.cwd, creds: this.execBase.creds,
-      stdio: o.stdio, tty: false,
+      pid: this.pid,
+      pidfd: this.pidfd,
+      namespaces: differentNamespaces(this.pid, NAMESPACES, 'the container is not running any more'),
+      cgroup: true,
+      command: o.command,
+      env: [...env.values()],
+      cwd: o.cwd ?? this.execBase.cwd,
+      creds: this.execBase.creds,
+      stdio: o.stdio,
+      tty: false,
     });
   }
 

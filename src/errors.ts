@@ -32,8 +32,12 @@ export interface ErrorOptions {
  * (`capAdd: unknown capability: FOO`) and the flag on the command line (`--cap-add: ...`).
  */
 export const FLAG_OF: Record<string, string> = {
-  capAdd: '--cap-add', capDrop: '--cap-drop', user: '--user', groupAdd: '--group-add',
-  'userns.uidMap': '--uidmap', 'userns.gidMap': '--gidmap',
+  capAdd: '--cap-add',
+  capDrop: '--cap-drop',
+  user: '--user',
+  groupAdd: '--group-add',
+  'userns.uidMap': '--uidmap',
+  'userns.gidMap': '--gidmap',
 };
 
 export class NsboxError extends Error {
@@ -72,11 +76,13 @@ export function stepError(step: Step | undefined, errno: number): NsboxError {
   const [name, msg] = errnoInfo(errno);
   if (step?.kind === 'exec') {
     const o = { kind: 'step' as const, code: name, step: step.desc };
-    if (name === 'ENOENT') return new NsboxError(`executable file not found in rootfs: ${step.command}`, { ...o, exec: 'not-found' });
+    if (name === 'ENOENT')
+      return new NsboxError(`executable file not found in rootfs: ${step.command}`, { ...o, exec: 'not-found' });
     if (name === 'EACCES') {
       return new NsboxError(`permission denied: ${step.command} is not executable`, { ...o, exec: 'not-executable' });
     }
-    if (name === 'ENOEXEC') return new NsboxError(`exec format error: ${step.command}`, { ...o, exec: 'not-executable' });
+    if (name === 'ENOEXEC')
+      return new NsboxError(`exec format error: ${step.command}`, { ...o, exec: 'not-executable' });
   }
   const desc = step?.desc ?? 'container set-up';
   return new NsboxError(`${desc}: ${step?.why?.[name] ?? msg} (${name})`, { kind: 'step', code: name, step: desc });

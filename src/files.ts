@@ -19,7 +19,7 @@ export function readBounded(path: string, max = MAX_FILE_BYTES): string {
     // The size may change under us: read until EOF, but never past the bound.
     const buf = Buffer.alloc(max + 1);
     let n = 0;
-    for (let r; n <= max && (r = readSync(fd, buf, n, max + 1 - n, null)) > 0;) n += r;
+    for (let r; n <= max && (r = readSync(fd, buf, n, max + 1 - n, null)) > 0; ) n += r;
     if (n > max) throw new Error(`too large (more than ${max} bytes)`);
     return buf.subarray(0, n).toString('utf8');
   } finally {

@@ -1,7 +1,13 @@
 /// <reference types="node" preserve="true" />
 // nsbox: Linux namespace sandboxes for Node.js.
 export {
-  spawn, Sandbox, type PipedSandbox, type SandboxEvents, type SandboxSpec, type Result, type Status,
+  spawn,
+  Sandbox,
+  type PipedSandbox,
+  type SandboxEvents,
+  type SandboxSpec,
+  type Result,
+  type Status,
 } from './sandbox/spawn.js';
 export { run, type RunSpec, type RunResult } from './sandbox/run.js';
 export type { ExecOptions } from './sandbox/exec.js';

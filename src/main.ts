@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The nsbox CLI. `nsbox [run] [OPTIONS] ROOTFS CMD [ARG...]`; loads only what the command needs.
-// Built into dist/main.js, then bundled into dist/cli.cjs (started by dist/run.cjs, dist/run.js) by scripts/bundle-cli.mjs.
+// Built into dist/main.js, then bundled into dist/cli.cjs (started by dist/run.cjs, dist/run.js) by
+// scripts/bundle-cli.mjs.
 import { existsSync } from 'node:fs';
 import { NsboxError } from './errors.js';
 import { reportError, RUN_HELP, runCommand } from './cli/run.js';
@@ -65,12 +66,15 @@ const COMMAND_NAMES = ['run', 'version', ...Object.keys(SUBCOMMANDS).filter((c) 
 
 /** Edit distance with transpositions (optimal string alignment), for "did you mean". */
 function distance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i ? (j ? 0 : i) : j)));
+  const d = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i ? (j ? 0 : i) : j)),
+  );
   for (let i = 1; i <= a.length; i++) {
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
       d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
     }
   }
   return d[a.length][b.length];
@@ -83,8 +87,10 @@ function distance(a: string, b: string): number {
 function unknownCommand(word: string): void {
   if (word.startsWith('-') || word === 'host' || /[/:.@]/.test(word) || existsSync(word)) return;
   const best = COMMAND_NAMES.map((c) => [c, distance(word, c)] as const).sort((x, y) => x[1] - y[1])[0];
-  const hint = best[1] <= Math.max(1, Math.floor(word.length / 3)) ? `; did you mean "${best[0]}"?`
-    : ` (see nsbox --help; a root filesystem or image goes after "nsbox run")`;
+  const hint =
+    best[1] <= Math.max(1, Math.floor(word.length / 3))
+      ? `; did you mean "${best[0]}"?`
+      : ` (see nsbox --help; a root filesystem or image goes after "nsbox run")`;
   throw new NsboxError(`unknown command "${word}"${hint}`, { kind: 'spec' });
 }
 
@@ -104,11 +110,16 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
+  (code) => {
+    process.exitCode = code;
+  },
   (e) => {
     if (e instanceof NsboxError) process.exitCode = reportError(e);
     else {
-      const text = String(e?.stack ?? e).split('\n').map(escapeText).join('\n');
+      const text = String(e?.stack ?? e)
+        .split('\n')
+        .map(escapeText)
+        .join('\n');
       process.stderr.write(`nsbox: internal error: ${text}\n`);
       process.exitCode = 125;
     }

@@ -75,8 +75,22 @@ const require = createRequire(import.meta.url);
 export const native: Native = require('../build/Release/nsbox.node');
 
 export const {
-  spawn, watchReadable, waitPidfd, pidfdOpen, pidfdSendSignal, pipe, unshare, setns, pivotRoot, mount, umount,
-  sethostname, flock, openpty, openptyIn, setWinsize,
+  spawn,
+  watchReadable,
+  waitPidfd,
+  pidfdOpen,
+  pidfdSendSignal,
+  pipe,
+  unshare,
+  setns,
+  pivotRoot,
+  mount,
+  umount,
+  sethostname,
+  flock,
+  openpty,
+  openptyIn,
+  setWinsize,
 } = native;
 
 export const CLONE = {
@@ -106,7 +120,14 @@ export const MS = {
 export const MOUNT_ATTR = { RDONLY: 1, NOSUID: 2, NODEV: 4, NOEXEC: 8 } as const;
 export const MNT_DETACH = 2;
 
-export interface FsStat { mode: number; uid: number; gid: number; size: number; nlink: number; ino: number }
+export interface FsStat {
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  nlink: number;
+  ino: number;
+}
 
 /** File-system calls relative to directory fds (native/fsops.c), for applying image layers. */
 export interface FsOps {

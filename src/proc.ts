@@ -22,8 +22,15 @@ export function parseStat(text: string): ProcStat {
   const f = text.slice(close + 2).split(' ');
   // Fields after "(comm)": state is 3, ppid 4, utime 14, stime 15, cutime 16, cstime 17, starttime 22, rss 24.
   return {
-    state: f[0], ppid: Number(f[1]), utime: Number(f[11]), stime: Number(f[12]), cutime: Number(f[13]),
-    cstime: Number(f[14]), start: Number(f[19]), rssPages: Number(f[21]), comm: text.slice(text.indexOf('(') + 1, close),
+    state: f[0],
+    ppid: Number(f[1]),
+    utime: Number(f[11]),
+    stime: Number(f[12]),
+    cutime: Number(f[13]),
+    cstime: Number(f[14]),
+    start: Number(f[19]),
+    rssPages: Number(f[21]),
+    comm: text.slice(text.indexOf('(') + 1, close),
   };
 }
 

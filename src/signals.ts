@@ -15,7 +15,16 @@ export const SIGNAL_MODES: readonly SignalMode[] = ['process', 'docker'];
 
 const S = constants.signals;
 /** Signals whose default action does not end a process: ignore, stop, continue. */
-const NOT_FATAL = new Set<number>([S.SIGCHLD, S.SIGCONT, S.SIGURG, S.SIGWINCH, S.SIGSTOP, S.SIGTSTP, S.SIGTTIN, S.SIGTTOU]);
+const NOT_FATAL = new Set<number>([
+  S.SIGCHLD,
+  S.SIGCONT,
+  S.SIGURG,
+  S.SIGWINCH,
+  S.SIGSTOP,
+  S.SIGTSTP,
+  S.SIGTTIN,
+  S.SIGTTOU,
+]);
 
 /** The masks of /proc/PID/status (caught, ignored, blocked: a blocked one waits for sigwait, as --init
  *  takes them), or null when it is gone. */

@@ -6,17 +6,48 @@ import { IDENTITY_KEYS } from './userns/identity.js';
 import { HARDENING_KEYS } from './hardening/spec.js';
 import { checkNetworkShape } from './network/spec.js';
 import {
-  bad, boolean, cString, integer, isPlainObject, kind, knownKeys, list, noNulBytes, optString,
+  bad,
+  boolean,
+  cString,
+  integer,
+  isPlainObject,
+  kind,
+  knownKeys,
+  list,
+  noNulBytes,
+  optString,
 } from './check.js';
 
 export const CONTAINER_KEYS = [
-  'rootfs', 'command', 'env', 'cwd', 'name', 'id', 'hostname', 'readOnly', 'namespaces', 'stdio', 'limits', 'signals', 'init', 'dieWithParent',
+  'rootfs',
+  'command',
+  'env',
+  'cwd',
+  'name',
+  'id',
+  'hostname',
+  'readOnly',
+  'namespaces',
+  'stdio',
+  'limits',
+  'signals',
+  'init',
+  'dieWithParent',
   'network',
-  ...IDENTITY_KEYS, ...HARDENING_KEYS,
+  ...IDENTITY_KEYS,
+  ...HARDENING_KEYS,
 ] as const;
 
 /** The library's own fields (src/sandbox): suggested for a misspelling even where they do not belong. */
-const LIBRARY_KEYS = ['timeoutMs', 'cpuTimeLimitMs', 'signal', 'input', 'maxOutputBytes', 'maxTotalOutputBytes', 'encoding'];
+const LIBRARY_KEYS = [
+  'timeoutMs',
+  'cpuTimeLimitMs',
+  'signal',
+  'input',
+  'maxOutputBytes',
+  'maxTotalOutputBytes',
+  'encoding',
+];
 
 const MOUNT_KEYS: Record<string, readonly string[]> = {
   bind: ['type', 'source', 'target', 'readOnly'],

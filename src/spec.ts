@@ -54,8 +54,13 @@ export interface Namespaces {
   cgroup?: boolean;
 }
 
-export interface ResolvedSpec extends Required<Omit<ContainerSpec, 'env' | 'namespaces' | 'limits' | 'signals' | 'init' | 'network'
-  | keyof IdentitySpec | keyof HardeningSpec>> {
+export interface ResolvedSpec
+  extends Required<
+    Omit<
+      ContainerSpec,
+      'env' | 'namespaces' | 'limits' | 'signals' | 'init' | 'network' | keyof IdentitySpec | keyof HardeningSpec
+    >
+  > {
   id: string;
   /** null: none given (no cgroup is made unless the PID namespace is shared). */
   limits: ResolvedLimits | null;
@@ -140,7 +145,8 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
   for (const [k, v] of Object.entries(spec.env ?? {})) env[k] = v;
   const stdio = spec.stdio ?? [0, 1, 2];
   const signals = spec.signals ?? 'process';
-  if (!SIGNAL_MODES.includes(signals)) fail('signals', `signals must be one of ${SIGNAL_MODES.join(', ')}, got ${JSON.stringify(signals)}`);
+  if (!SIGNAL_MODES.includes(signals))
+    fail('signals', `signals must be one of ${SIGNAL_MODES.join(', ')}, got ${JSON.stringify(signals)}`);
   // Checked now: a closed fd would only fail in the child, after the namespaces exist; a directory
   // as stdio would stay open in the container, where fchdir(0) would leave its root.
   stdio.forEach((fd, i) => {
@@ -154,7 +160,16 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
   });
   const identity = resolveIdentity(spec, rootfs);
   return {
-    id, name, hostname, rootfs, cwd, command: [...command], readOnly: !!spec.readOnly, stdio, signals, init: !!spec.init,
+    id,
+    name,
+    hostname,
+    rootfs,
+    cwd,
+    command: [...command],
+    readOnly: !!spec.readOnly,
+    stdio,
+    signals,
+    init: !!spec.init,
     dieWithParent: spec.dieWithParent !== false,
     namespaces: resolveNamespaces(spec.namespaces),
     identity,
@@ -169,5 +184,8 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
 export function commandCandidates(command: string, env: string[]): string[] {
   if (command.includes('/')) return [command];
   const path = env.find((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH;
-  return path.split(':').filter(Boolean).map((dir) => `${dir.replace(/\/$/, '')}/${command}`);
+  return path
+    .split(':')
+    .filter(Boolean)
+    .map((dir) => `${dir.replace(/\/$/, '')}/${command}`);
 }

@@ -7,8 +7,12 @@ import { consolePart } from '../dist/tty/console.js';
 import { expectNothingLeft, ROOTFS, snapshot } from './helpers.js';
 
 let before: ReturnType<typeof snapshot>;
-beforeEach(() => { before = snapshot(); });
-afterEach(async () => { await expectNothingLeft(before); });
+beforeEach(() => {
+  before = snapshot();
+});
+afterEach(async () => {
+  await expectNothingLeft(before);
+});
 
 const fdCount = () => readdirSync('/proc/self/fd').length;
 
@@ -19,10 +23,20 @@ it('a failing beforeRelease kills the child and leaves no fd and no unhandled re
   const fds = fdCount();
   let ended = 0;
   for (let i = 0; i < 3; i++) {
-    expect(() => new Container({ rootfs: ROOTFS, command: ['true'] }, [{
-      beforeRelease() { throw new Error('refused'); },
-      afterExit() { ended++; throw new Error('cleanup failed too'); },
-    }])).toThrow('refused');
+    expect(
+      () =>
+        new Container({ rootfs: ROOTFS, command: ['true'] }, [
+          {
+            beforeRelease() {
+              throw new Error('refused');
+            },
+            afterExit() {
+              ended++;
+              throw new Error('cleanup failed too');
+            },
+          },
+        ]),
+    ).toThrow('refused');
   }
   for (let i = 0; i < 50 && ended < 3; i++) await new Promise((r) => setTimeout(r, 20));
   await new Promise((r) => setTimeout(r, 20));
@@ -34,7 +48,9 @@ it('a failing beforeRelease kills the child and leaves no fd and no unhandled re
 
 it('a spec the plan refuses (too many mounts) leaves no cgroup behind', () => {
   const mounts = Array.from({ length: 1100 }, (_, i) => ({ type: 'tmpfs' as const, target: `/m${i}` }));
-  expect(() => new Container({ rootfs: ROOTFS, command: ['true'], limits: { memory: '64m', pids: 10 }, mounts })).toThrow(/too many/);
+  expect(
+    () => new Container({ rootfs: ROOTFS, command: ['true'], limits: { memory: '64m', pids: 10 }, mounts }),
+  ).toThrow(/too many/);
   // afterEach: no cgroup left
 });
 
@@ -42,8 +58,15 @@ it('takes a few hundred mounts, and a terminal besides (slots are allocated, non
   const mounts = Array.from({ length: 300 }, (_, i) => ({ type: 'tmpfs' as const, target: `/m/${i}`, size: '64k' }));
   const pty = openpty();
   try {
-    const c = new Container({ rootfs: ROOTFS, command: ['sh', '-c', 'test "$(grep -c " /m/" /proc/self/mountinfo)" = 300 && tty -s'],
-      mounts, stdio: [pty.slave, pty.slave, pty.slave] }, [consolePart(pty.path)]);
+    const c = new Container(
+      {
+        rootfs: ROOTFS,
+        command: ['sh', '-c', 'test "$(grep -c " /m/" /proc/self/mountinfo)" = 300 && tty -s'],
+        mounts,
+        stdio: [pty.slave, pty.slave, pty.slave],
+      },
+      [consolePart(pty.path)],
+    );
     expect((await c.exited).code).toBe(0);
   } finally {
     closeSync(pty.master);

@@ -24,7 +24,11 @@ export interface CliResult {
 }
 
 /** Runs a command to its end, collecting its output; onStart gets its pid, input goes to its stdin. */
-export function collect(cmd: string, argv: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string; onStart?: (pid: number) => void } = {}): Promise<CliResult> {
+export function collect(
+  cmd: string,
+  argv: string[],
+  opts: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string; onStart?: (pid: number) => void } = {},
+): Promise<CliResult> {
   return new Promise((res, rej) => {
     const p = spawn(cmd, argv, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -39,7 +43,10 @@ export function collect(cmd: string, argv: string[], opts: { input?: string; env
 }
 
 /** Runs `node dist/run.js ARGS...`, optionally feeding stdin and calling onStart with the child. */
-export function nsbox(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; onStart?: (pid: number) => void } = {}): Promise<CliResult> {
+export function nsbox(
+  args: string[],
+  opts: { input?: string; env?: NodeJS.ProcessEnv; onStart?: (pid: number) => void } = {},
+): Promise<CliResult> {
   return collect(process.execPath, ['--', CLI, ...args], opts); // '--': Node 20 scans all of argv for --env-file
 }
 
@@ -51,14 +58,19 @@ export function foreignPidnsProcesses(): Set<number> {
     if (!/^\d+$/.test(e)) continue;
     try {
       if (readlinkSync(`/proc/${e}/ns/pid`) !== mine) out.add(Number(e));
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   return out;
 }
 
 /** Mount points of the host (our mount namespace). */
 export function hostMounts(): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8').trim().split('\n').map((l) => l.split(' ')[4]);
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => l.split(' ')[4]);
 }
 
 /** Directories named nsbox* in the host's cgroup hierarchies (v1 and v2). */
@@ -98,7 +110,9 @@ export async function expectNothingLeft(before: ReturnType<typeof snapshot>): Pr
     const newCgroups = now.cgroups.filter((c) => !before.cgroups.includes(c));
     if (newProcs.length === 0 && now.mounts === before.mounts && newCgroups.length === 0) return;
     if (i === 49) {
-      throw new Error(`left behind: processes ${JSON.stringify(newProcs)}, mounts ${before.mounts} -> ${now.mounts}, cgroups ${JSON.stringify(newCgroups)}`);
+      throw new Error(
+        `left behind: processes ${JSON.stringify(newProcs)}, mounts ${before.mounts} -> ${now.mounts}, cgroups ${JSON.stringify(newCgroups)}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 100));
   }

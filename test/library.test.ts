@@ -7,8 +7,12 @@ import { NsboxError, run, spawn } from '../dist/index.js';
 import { expectNothingLeft, ROOTFS, snapshot } from './helpers.js';
 
 let before: ReturnType<typeof snapshot>;
-beforeEach(() => { before = snapshot(); });
-afterEach(async () => { await expectNothingLeft(before); });
+beforeEach(() => {
+  before = snapshot();
+});
+afterEach(async () => {
+  await expectNothingLeft(before);
+});
 
 const fdCount = () => readdirSync('/proc/self/fd').length;
 
@@ -17,7 +21,9 @@ describe('README examples', () => {
   const blocks = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]);
   const dir = resolve(__dirname, '.examples');
   mkdirSync(dir, { recursive: true });
-  it('has examples', () => { expect(blocks.length).toBeGreaterThanOrEqual(4); });
+  it('has examples', () => {
+    expect(blocks.length).toBeGreaterThanOrEqual(4);
+  });
   blocks.forEach((code, i) => {
     it(`example ${i + 1} prints what its comments say`, () => {
       // Lines of the form `console.log(...);   // expected` state the output.
@@ -33,7 +39,15 @@ describe('README examples', () => {
 describe('run', () => {
   it('feeds input and collects output and the exit code', async () => {
     const r = await run({ rootfs: ROOTFS, command: ['sh', '-c', 'cat; echo err >&2; exit 3'], input: 'hi\n' });
-    expect(r).toMatchObject({ stdout: 'hi\n', stderr: 'err\n', code: 3, signal: null, status: 'exited', oomKilled: false, timedOut: false });
+    expect(r).toMatchObject({
+      stdout: 'hi\n',
+      stderr: 'err\n',
+      code: 3,
+      signal: null,
+      status: 'exited',
+      oomKilled: false,
+      timedOut: false,
+    });
     expect(r.wallMs).toBeGreaterThan(0);
   });
 
@@ -67,14 +81,23 @@ describe('run', () => {
   });
 
   it('counts CPU time of grandchildren toward the limit', async () => {
-    const r = await run({ rootfs: ROOTFS, command: ['sh', '-c', 'sh -c "while :; do :; done" & sh -c "while :; do :; done" & wait'], cpuTimeLimitMs: 400, timeoutMs: 5000 });
+    const r = await run({
+      rootfs: ROOTFS,
+      command: ['sh', '-c', 'sh -c "while :; do :; done" & sh -c "while :; do :; done" & wait'],
+      cpuTimeLimitMs: 400,
+      timeoutMs: 5000,
+    });
     expect(r.status).toBe('cpu-limit');
     expect(r.cpu.userMs + r.cpu.systemMs).toBeLessThan(600);
   });
 
   it('cuts output at maxOutputBytes without growing memory', async () => {
     const rssBefore = process.memoryUsage().rss;
-    const r = await run({ rootfs: ROOTFS, command: ['sh', '-c', 'head -c 200000000 /dev/zero; echo done >&2'], maxOutputBytes: 1000 });
+    const r = await run({
+      rootfs: ROOTFS,
+      command: ['sh', '-c', 'head -c 200000000 /dev/zero; echo done >&2'],
+      maxOutputBytes: 1000,
+    });
     expect(r.stdout.length).toBe(1000);
     expect(r.stderr).toBe('done\n');
     expect(r.outputTruncated).toBe(true);
@@ -90,7 +113,9 @@ describe('run', () => {
   });
 
   it('rejects a start failure with the step', async () => {
-    await expect(run({ rootfs: ROOTFS, command: ['nosuch'] })).rejects.toThrow('executable file not found in rootfs: nosuch');
+    await expect(run({ rootfs: ROOTFS, command: ['nosuch'] })).rejects.toThrow(
+      'executable file not found in rootfs: nosuch',
+    );
   });
 });
 
@@ -108,7 +133,11 @@ describe('spec validation', () => {
     it(`names the field: ${field}`, () => {
       const fds = fdCount();
       let err: unknown;
-      try { spawn(spec as never); } catch (e) { err = e; }
+      try {
+        spawn(spec as never);
+      } catch (e) {
+        err = e;
+      }
       expect(err).toBeInstanceOf(NsboxError);
       expect((err as NsboxError).message).toMatch(msg);
       expect((err as NsboxError).step).toBe(field);
@@ -119,12 +148,20 @@ describe('spec validation', () => {
   it("names the spec field, never the CLI's flag (the CLI says --cap-add, --uidmap, --user)", () => {
     const cases: [object, string, string][] = [
       [{ capAdd: ['SYS_FOO'] }, 'capAdd', 'capAdd: unknown capability: SYS_FOO'],
-      [{ userns: { uidMap: [{ container: 0, host: 1, size: 0 }] } }, 'userns.uidMap', 'invalid userns.uidMap 0:1:0: size must be at least 1'],
+      [
+        { userns: { uidMap: [{ container: 0, host: 1, size: 0 }] } },
+        'userns.uidMap',
+        'invalid userns.uidMap 0:1:0: size must be at least 1',
+      ],
       [{ user: 'nosuchuser' }, 'user', `user: no user nosuchuser in ${ROOTFS}/etc/passwd`],
     ];
     for (const [extra, field, message] of cases) {
       let err: NsboxError | undefined;
-      try { spawn({ rootfs: ROOTFS, command: ['true'], ...extra } as never); } catch (e) { err = e as NsboxError; }
+      try {
+        spawn({ rootfs: ROOTFS, command: ['true'], ...extra } as never);
+      } catch (e) {
+        err = e as NsboxError;
+      }
       expect(err).toMatchObject({ field, kind: 'spec', message });
     }
   });
@@ -148,7 +185,11 @@ describe('spawn', () => {
   });
 
   it('supports ignore, inherit and fds', async () => {
-    const sb = spawn({ rootfs: ROOTFS, command: ['sh', '-c', 'ls -l /proc/self/fd/0 /proc/self/fd/1'], stdio: ['ignore', 'pipe', 'ignore'] });
+    const sb = spawn({
+      rootfs: ROOTFS,
+      command: ['sh', '-c', 'ls -l /proc/self/fd/0 /proc/self/fd/1'],
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     expect(sb.stdin).toBeNull();
     expect(sb.stderr).toBeNull();
     let out = '';
@@ -162,8 +203,11 @@ describe('spawn', () => {
     // The sandbox's stdout goes to this script's stderr and the other way round: an earlier dup2
     // must not overwrite a source a later one needs.
     const file = resolve(__dirname, '.examples', 'swap-stdio.mjs');
-    writeFileSync(file, `import { spawn } from 'nsbox';
-      await spawn({ rootfs: ${JSON.stringify(ROOTFS)}, command: ['sh', '-c', 'echo out; echo err >&2'], stdio: ['ignore', 2, 1] }).exited;`);
+    writeFileSync(
+      file,
+      `import { spawn } from 'nsbox';
+      await spawn({ rootfs: ${JSON.stringify(ROOTFS)}, command: ['sh', '-c', 'echo out; echo err >&2'], stdio: ['ignore', 2, 1] }).exited;`,
+    );
     const r = spawnSync(process.execPath, [file], { encoding: 'utf8' });
     expect(r.stdout).toBe('err\n');
     expect(r.stderr).toBe('out\n');
@@ -178,8 +222,9 @@ describe('spawn', () => {
 
   it('runs 100 sandboxes at once and leaves no fd behind', async () => {
     const fds = fdCount();
-    const results = await Promise.all(Array.from({ length: 100 }, (_, i) =>
-      run({ rootfs: ROOTFS, command: ['sh', '-c', `echo ${i}; exit ${i % 7}`] })));
+    const results = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => run({ rootfs: ROOTFS, command: ['sh', '-c', `echo ${i}; exit ${i % 7}`] })),
+    );
     results.forEach((r, i) => {
       expect(r.stdout).toBe(`${i}\n`);
       expect(r.code).toBe(i % 7);
@@ -190,11 +235,19 @@ describe('spawn', () => {
 
 describe('exec into a running sandbox, and the combined output cap', () => {
   it("sandbox.exec runs in the sandbox (its files, hostname, env, user) with run()'s input, caps and Result", async () => {
-    const sb = spawn({ rootfs: ROOTFS, command: ['sh', '-c', 'echo hi > /tmp/x; echo up; sleep 60'], hostname: 'box', env: { A: '1' } });
+    const sb = spawn({
+      rootfs: ROOTFS,
+      command: ['sh', '-c', 'echo hi > /tmp/x; echo up; sleep 60'],
+      hostname: 'box',
+      env: { A: '1' },
+    });
     sb.stdout.setEncoding('utf8');
     await new Promise((r) => sb.stdout.once('data', r));
-    const r = await sb.exec(['sh', '-c', 'cat /tmp/x; hostname; echo $A $B; id -u; read l; echo "got $l"; pwd'],
-      { env: { B: '2' }, input: 'abc\n', cwd: '/tmp' });
+    const r = await sb.exec(['sh', '-c', 'cat /tmp/x; hostname; echo $A $B; id -u; read l; echo "got $l"; pwd'], {
+      env: { B: '2' },
+      input: 'abc\n',
+      cwd: '/tmp',
+    });
     expect(r).toMatchObject({ status: 'ok', code: 0, stdout: 'hi\nbox\n1 2\n0\ngot abc\n/tmp\n', stderr: '' });
     const t = await sb.exec(['sleep', '60'], { timeoutMs: 200 });
     expect(t).toMatchObject({ status: 'timeout', timedOut: true });
@@ -205,7 +258,11 @@ describe('exec into a running sandbox, and the combined output cap', () => {
   });
 
   it('maxTotalOutputBytes caps stdout and stderr together', async () => {
-    const r = await run({ rootfs: ROOTFS, command: ['sh', '-c', 'yes a | head -c 1000; yes b | head -c 1000 >&2'], maxTotalOutputBytes: 1500 });
+    const r = await run({
+      rootfs: ROOTFS,
+      command: ['sh', '-c', 'yes a | head -c 1000; yes b | head -c 1000 >&2'],
+      maxTotalOutputBytes: 1500,
+    });
     expect(r.stdout.length + r.stderr.length).toBe(1500);
     expect(r.outputTruncated).toBe(true);
   });

@@ -10,7 +10,13 @@ it('debian.sh: --help, and bad options or package lists refused with its usage',
   const help = sh('--help');
   expect(help.status).toBe(0);
   expect(help.stdout).toMatch(/^usage: rootfs-scripts\/debian.sh \[--include PKG,\.\.\.\]/);
-  expect(sh('--bogus', '/tmp/x')).toMatchObject({ status: 2, stderr: expect.stringMatching(/^debian.sh: unknown option --bogus\n/) });
-  expect(sh('--include', 'a;rm', '/tmp/x')).toMatchObject({ status: 2, stderr: 'debian.sh: --include: invalid package list: a;rm\n' });
+  expect(sh('--bogus', '/tmp/x')).toMatchObject({
+    status: 2,
+    stderr: expect.stringMatching(/^debian.sh: unknown option --bogus\n/),
+  });
+  expect(sh('--include', 'a;rm', '/tmp/x')).toMatchObject({
+    status: 2,
+    stderr: 'debian.sh: --include: invalid package list: a;rm\n',
+  });
   expect(sh().status).toBe(2);
 });

@@ -56,7 +56,10 @@ describe('default profile (Docker equivalent)', () => {
 
   it('refuses what Docker refuses with EPERM, where the kernel itself would have answered', async () => {
     const confined = await probe(refused.map(([, c]) => c));
-    const unconfined = await probe(refused.map(([, c]) => c), ['--seccomp', 'unconfined']);
+    const unconfined = await probe(
+      refused.map(([, c]) => c),
+      ['--seccomp', 'unconfined'],
+    );
     refused.forEach(([what], i) => {
       expect(`${what}: ${confined[i]}`).toBe(`${what}: err EPERM`);
       expect(`${what}: ${unconfined[i]}`).not.toBe(`${what}: err EPERM`);
@@ -65,19 +68,35 @@ describe('default profile (Docker equivalent)', () => {
 
   it('refuses privileged calls even where a capability would allow them (mount, reboot, modules, kexec, swap, acct)', async () => {
     const out = await probe([
-      `sc ${nr('mount')} 0 0 0 0 0`, `sc ${nr('umount2')} 0 0`, `sc ${nr('pivot_root')} 0 0`, `sc ${nr('setns')} 0 0`,
-      `sc ${nr('reboot')} 0 0 0 0`, `sc ${nr('init_module')} 0 0 0`, `sc ${nr('finit_module')} 0 0 0`,
-      `sc ${nr('delete_module')} 0 0`, `sc ${nr('kexec_load')} 0 0 0 0`, `sc ${nr('swapon')} 0 0`, `sc ${nr('acct')} 0`,
-      `sc ${nr('add_key')} 0 0 0 0 0`, `sc ${nr('request_key')} 0 0 0 0`, `sc ${nr('userfaultfd')} 0`,
-      `sc ${nr('open_tree')} 0 0 0`, `sc ${nr('fsopen')} 0 0`, `sc ${nr('settimeofday')} 0 0`,
+      `sc ${nr('mount')} 0 0 0 0 0`,
+      `sc ${nr('umount2')} 0 0`,
+      `sc ${nr('pivot_root')} 0 0`,
+      `sc ${nr('setns')} 0 0`,
+      `sc ${nr('reboot')} 0 0 0 0`,
+      `sc ${nr('init_module')} 0 0 0`,
+      `sc ${nr('finit_module')} 0 0 0`,
+      `sc ${nr('delete_module')} 0 0`,
+      `sc ${nr('kexec_load')} 0 0 0 0`,
+      `sc ${nr('swapon')} 0 0`,
+      `sc ${nr('acct')} 0`,
+      `sc ${nr('add_key')} 0 0 0 0 0`,
+      `sc ${nr('request_key')} 0 0 0 0`,
+      `sc ${nr('userfaultfd')} 0`,
+      `sc ${nr('open_tree')} 0 0 0`,
+      `sc ${nr('fsopen')} 0 0`,
+      `sc ${nr('settimeofday')} 0 0`,
     ]);
     expect(out).toEqual(out.map(() => 'err EPERM'));
   });
 
   it('allows ordinary work: the personality query, Linux personality, clone for fork and threads', async () => {
     const out = await probe([
-      `sc ${nr('getpid')}`, `sc ${nr('personality')} 0xffffffff`, `sc ${nr('personality')} 0`,
-      'clone 0', `sc ${nr('socket')} 1 1 0`, `sc ${nr('fchmodat2')} 0xffffff9c 0 0 0`,
+      `sc ${nr('getpid')}`,
+      `sc ${nr('personality')} 0xffffffff`,
+      `sc ${nr('personality')} 0`,
+      'clone 0',
+      `sc ${nr('socket')} 1 1 0`,
+      `sc ${nr('fchmodat2')} 0xffffff9c 0 0 0`,
     ]);
     expect(out[0]).toBe('ok 2'); // sh is PID 1
     expect(out[1]).toMatch(/^ok /);
@@ -85,7 +104,12 @@ describe('default profile (Docker equivalent)', () => {
     expect(out[3]).toBe('ok 0');
     expect(out[4]).toMatch(/^ok \d+/); // AF_UNIX
     expect(out[5]).toBe('err EFAULT'); // fchmodat2 reached the kernel
-    const r = await nsbox([suite.root(), 'sh', '-c', 'ls / >/dev/null && echo a | sed s/a/b/ && sleep 0.01 && date >/dev/null && echo done']);
+    const r = await nsbox([
+      suite.root(),
+      'sh',
+      '-c',
+      'ls / >/dev/null && echo a | sed s/a/b/ && sleep 0.01 && date >/dev/null && echo done',
+    ]);
     expect(r.stdout).toBe('b\ndone\n');
   });
 
@@ -113,7 +137,13 @@ describe('default profile (Docker equivalent)', () => {
     const state = mkdtempSync(join(tmpdir(), 'nsbox-state-'));
     const env = { ...process.env, NSBOX_STATE_DIR: state };
     try {
-      expect((await nsbox(['run', '-d', '--name', 'nonnp', '--no-new-privileges=false', suite.root(), 'sleep', '60'], { env })).code).toBe(0);
+      expect(
+        (
+          await nsbox(['run', '-d', '--name', 'nonnp', '--no-new-privileges=false', suite.root(), 'sleep', '60'], {
+            env,
+          })
+        ).code,
+      ).toBe(0);
       const e = await nsbox(['exec', 'nonnp', 'sh', '-c', script], { env });
       expect(e.stdout).toBe('NoNewPrivs:\t0\nSeccomp:\t2\nerr EPERM\n');
     } finally {
@@ -132,56 +162,116 @@ describe('default profile (Docker equivalent)', () => {
 
 describe('compiler', () => {
   // One syscall per operator; each ignores its arguments, so the filter alone decides.
-  const ops = ['SCMP_CMP_EQ', 'SCMP_CMP_NE', 'SCMP_CMP_LT', 'SCMP_CMP_LE', 'SCMP_CMP_GT', 'SCMP_CMP_GE', 'SCMP_CMP_MASKED_EQ'];
+  const ops = [
+    'SCMP_CMP_EQ',
+    'SCMP_CMP_NE',
+    'SCMP_CMP_LT',
+    'SCMP_CMP_LE',
+    'SCMP_CMP_GT',
+    'SCMP_CMP_GE',
+    'SCMP_CMP_MASKED_EQ',
+  ];
   const calls = ['getppid', 'getuid', 'geteuid', 'getgid', 'getegid', 'gettid', 'getpgrp'];
-  const V = 0x1_0000_0005n, MASK = 0xff_0000_00ffn;
-  const holds = (op: string, x: bigint): boolean => ({
-    SCMP_CMP_EQ: x === V, SCMP_CMP_NE: x !== V, SCMP_CMP_LT: x < V, SCMP_CMP_LE: x <= V, SCMP_CMP_GT: x > V,
-    SCMP_CMP_GE: x >= V, SCMP_CMP_MASKED_EQ: (x & MASK) === (V & MASK),
-  })[op]!;
-  const samples = [0n, 5n, 6n, 0xffff_ffffn, 0x1_0000_0000n, 0x1_0000_0004n, V, 0x1_0000_0006n, 0x2_0000_0000n, 0xab01_0000_0005n, 0xffff_ffff_ffffn];
+  const V = 0x1_0000_0005n,
+    MASK = 0xff_0000_00ffn;
+  const holds = (op: string, x: bigint): boolean =>
+    ({
+      SCMP_CMP_EQ: x === V,
+      SCMP_CMP_NE: x !== V,
+      SCMP_CMP_LT: x < V,
+      SCMP_CMP_LE: x <= V,
+      SCMP_CMP_GT: x > V,
+      SCMP_CMP_GE: x >= V,
+      SCMP_CMP_MASKED_EQ: (x & MASK) === (V & MASK),
+    })[op]!;
+  const samples = [
+    0n,
+    5n,
+    6n,
+    0xffff_ffffn,
+    0x1_0000_0000n,
+    0x1_0000_0004n,
+    V,
+    0x1_0000_0006n,
+    0x2_0000_0000n,
+    0xab01_0000_0005n,
+    0xffff_ffff_ffffn,
+  ];
 
   it('compares 64-bit arguments as libseccomp does, for every operator', async () => {
     const profile = {
       defaultAction: 'SCMP_ACT_ALLOW',
       syscalls: ops.map((op, i) => ({
-        names: [calls[i]], action: 'SCMP_ACT_ERRNO', errnoRet: 77,
-        args: [{ index: 2, op, value: op === 'SCMP_CMP_MASKED_EQ' ? Number(MASK) : Number(V), valueTwo: Number(V & MASK) }],
+        names: [calls[i]],
+        action: 'SCMP_ACT_ERRNO',
+        errnoRet: 77,
+        args: [
+          { index: 2, op, value: op === 'SCMP_CMP_MASKED_EQ' ? Number(MASK) : Number(V), valueTwo: Number(V & MASK) },
+        ],
       })),
     };
     const lines: string[] = [];
     const want: string[] = [];
-    ops.forEach((op, i) => samples.forEach((x) => {
-      lines.push(`sc ${nr(calls[i])} 0 0 0x${x.toString(16)}`);
-      want.push(`${op} 0x${x.toString(16)}: ${holds(op, x) ? 'err EBADFD' : 'ok'}`);
-    }));
+    ops.forEach((op, i) =>
+      samples.forEach((x) => {
+        lines.push(`sc ${nr(calls[i])} 0 0 0x${x.toString(16)}`);
+        want.push(`${op} 0x${x.toString(16)}: ${holds(op, x) ? 'err EBADFD' : 'ok'}`);
+      }),
+    );
     const out = await probe(lines, ['--seccomp', profileFile(profile)]);
-    const got = out.map((o, j) => `${ops[Math.floor(j / samples.length)]} 0x${samples[j % samples.length].toString(16)}: ${o.startsWith('ok') ? 'ok' : o}`);
+    const got = out.map(
+      (o, j) =>
+        `${ops[Math.floor(j / samples.length)]} 0x${samples[j % samples.length].toString(16)}: ${o.startsWith('ok') ? 'ok' : o}`,
+    );
     expect(got).toEqual(want);
   });
 
   it('reaches far rule blocks (jumps beyond 255 instructions) and keeps the first matching rule', async () => {
     // An argument check on ~300 syscalls makes a filter of thousands of instructions.
-    const names = [...arch.byName.keys()].filter((n) => !/^(exit|exit_group|execve|rt_sig|wait4|brk|mmap|munmap|close|read|write|arch_prctl|set_tid|getppid)/.test(n)).slice(0, 300);
+    const names = [...arch.byName.keys()]
+      .filter(
+        (n) =>
+          !/^(exit|exit_group|execve|rt_sig|wait4|brk|mmap|munmap|close|read|write|arch_prctl|set_tid|getppid)/.test(n),
+      )
+      .slice(0, 300);
     const profile = {
       defaultAction: 'SCMP_ACT_ALLOW',
       syscalls: [
         { names, action: 'SCMP_ACT_ERRNO', errnoRet: 7, args: [{ index: 0, op: 'SCMP_CMP_EQ', value: 0xdead }] },
-        { names: ['getppid'], action: 'SCMP_ACT_ERRNO', errnoRet: 33, args: [{ index: 0, op: 'SCMP_CMP_EQ', value: 0xbeef }] },
-        { names: ['getppid'], action: 'SCMP_ACT_ERRNO', errnoRet: 34, args: [{ index: 0, op: 'SCMP_CMP_GE', value: 0xbeef }] },
+        {
+          names: ['getppid'],
+          action: 'SCMP_ACT_ERRNO',
+          errnoRet: 33,
+          args: [{ index: 0, op: 'SCMP_CMP_EQ', value: 0xbeef }],
+        },
+        {
+          names: ['getppid'],
+          action: 'SCMP_ACT_ERRNO',
+          errnoRet: 34,
+          args: [{ index: 0, op: 'SCMP_CMP_GE', value: 0xbeef }],
+        },
       ],
     };
     const { filter } = seccompFilter(profile as never, []);
     expect(filter.length / 8).toBeGreaterThan(1000);
     const last = names[names.length - 1];
-    const out = await probe([`sc ${nr(last)} 0xdead`, `sc ${nr('getppid')} 0xbeef`, `sc ${nr('getppid')} 0xbef0`, `sc ${nr('getppid')} 1`], ['--seccomp', profileFile(profile)]);
+    const out = await probe(
+      [`sc ${nr(last)} 0xdead`, `sc ${nr('getppid')} 0xbeef`, `sc ${nr('getppid')} 0xbef0`, `sc ${nr('getppid')} 1`],
+      ['--seccomp', profileFile(profile)],
+    );
     expect(out.slice(0, 3)).toEqual(['err E2BIG', 'err EDOM', 'err ERANGE']);
     expect(out[3]).toMatch(/^ok \d+$/);
   });
 
   it('answers ENOSYS above the table even when the default is to kill', async () => {
-    const profile = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['getcpu'], action: 'SCMP_ACT_KILL_PROCESS' }] };
-    const out = await probe([`sc ${arch.maxNr + 1}`, `sc ${arch.maxNr + 100}`, `sc ${nr('getcpu')}`], ['--seccomp', profileFile(profile)]);
+    const profile = {
+      defaultAction: 'SCMP_ACT_ALLOW',
+      syscalls: [{ names: ['getcpu'], action: 'SCMP_ACT_KILL_PROCESS' }],
+    };
+    const out = await probe(
+      [`sc ${arch.maxNr + 1}`, `sc ${arch.maxNr + 100}`, `sc ${nr('getcpu')}`],
+      ['--seccomp', profileFile(profile)],
+    );
     expect(out).toEqual(['err ENOSYS', 'err ENOSYS', 'died 159']);
   });
 
@@ -194,13 +284,29 @@ describe('compiler', () => {
         { names: ['geteuid'], action: 'SCMP_ACT_ERRNO', includes: { caps: ['CAP_SYS_MODULE'] } }, // lacks it: skipped
         { names: ['getgid'], action: 'SCMP_ACT_ERRNO', excludes: { caps: ['CAP_KILL'] } }, // has it: skipped
         { names: ['getegid'], action: 'SCMP_ACT_ERRNO', includes: { arches: ['ppc64le'] } }, // not this arch: skipped
-        { names: ['gettid'], action: 'SCMP_ACT_ERRNO', errnoRet: 12, includes: { minKernel: '4.0', arches: ['amd64', 'arm64'] } },
+        {
+          names: ['gettid'],
+          action: 'SCMP_ACT_ERRNO',
+          errnoRet: 12,
+          includes: { minKernel: '4.0', arches: ['amd64', 'arm64'] },
+        },
         { name: 'getpgrp', action: 'SCMP_ACT_TRAP' },
         { names: ['no_such_syscall', 'getsid'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 },
       ],
     };
-    const out = await probe(['getuid', 'geteuid', 'getgid', 'getegid', 'gettid', 'getsid', 'getpgrp'].map((n) => `sc ${nr(n)} 0`), ['--seccomp', profileFile(profile)]);
-    expect(out.map((o) => o.replace(/^ok \d+$/, 'ok'))).toEqual(['err EPERM', 'ok', 'ok', 'ok', 'err ENOMEM', 'err EPERM', 'died 159']);
+    const out = await probe(
+      ['getuid', 'geteuid', 'getgid', 'getegid', 'gettid', 'getsid', 'getpgrp'].map((n) => `sc ${nr(n)} 0`),
+      ['--seccomp', profileFile(profile)],
+    );
+    expect(out.map((o) => o.replace(/^ok \d+$/, 'ok'))).toEqual([
+      'err EPERM',
+      'ok',
+      'ok',
+      'ok',
+      'err ENOMEM',
+      'err EPERM',
+      'died 159',
+    ]);
   });
 });
 
@@ -208,11 +314,37 @@ describe('bad profiles', () => {
   const cases: [string, unknown, RegExp][] = [
     ['not JSON', '{"defaultAction": ', /not JSON/],
     ['an unknown action', { defaultAction: 'SCMP_ACT_FOO' }, /defaultAction: unknown action "SCMP_ACT_FOO"/],
-    ['a notify action', { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['read'], action: 'SCMP_ACT_NOTIFY' }] }, /syscalls\[0\]\.action: SCMP_ACT_NOTIFY is not supported/],
-    ['an argument index out of range', { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['read'], action: 'SCMP_ACT_ERRNO', args: [{ index: 6, value: 1, op: 'SCMP_CMP_EQ' }] }] }, /args\[0\]\.index: must be 0 to 5, got 6/],
-    ['an unknown operator', { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['read'], action: 'SCMP_ACT_ERRNO', args: [{ index: 0, value: 1, op: 'SCMP_CMP_XX' }] }] }, /unknown operator "SCMP_CMP_XX"/],
-    ['no names', { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ action: 'SCMP_ACT_ERRNO' }] }, /syscalls\[0\]\.names: must list syscall names/],
-    ['an unknown flag', { defaultAction: 'SCMP_ACT_ALLOW', flags: ['SECCOMP_FILTER_FLAG_BOGUS'] }, /flags: unknown flag/],
+    [
+      'a notify action',
+      { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['read'], action: 'SCMP_ACT_NOTIFY' }] },
+      /syscalls\[0\]\.action: SCMP_ACT_NOTIFY is not supported/,
+    ],
+    [
+      'an argument index out of range',
+      {
+        defaultAction: 'SCMP_ACT_ALLOW',
+        syscalls: [{ names: ['read'], action: 'SCMP_ACT_ERRNO', args: [{ index: 6, value: 1, op: 'SCMP_CMP_EQ' }] }],
+      },
+      /args\[0\]\.index: must be 0 to 5, got 6/,
+    ],
+    [
+      'an unknown operator',
+      {
+        defaultAction: 'SCMP_ACT_ALLOW',
+        syscalls: [{ names: ['read'], action: 'SCMP_ACT_ERRNO', args: [{ index: 0, value: 1, op: 'SCMP_CMP_XX' }] }],
+      },
+      /unknown operator "SCMP_CMP_XX"/,
+    ],
+    [
+      'no names',
+      { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ action: 'SCMP_ACT_ERRNO' }] },
+      /syscalls\[0\]\.names: must list syscall names/,
+    ],
+    [
+      'an unknown flag',
+      { defaultAction: 'SCMP_ACT_ALLOW', flags: ['SECCOMP_FILTER_FLAG_BOGUS'] },
+      /flags: unknown flag/,
+    ],
   ];
   for (const [what, profile, message] of cases) {
     it(`rejects ${what} with one line, before starting anything`, async () => {
@@ -254,13 +386,19 @@ describe('bad profiles', () => {
       const f = profileFile(profile);
       // --user 1000: the identity steps run after the filter when there is no no_new_privs.
       const r = await nsbox(['--seccomp', f, '--no-new-privileges=false', '--user', '1000', suite.root(), 'true']);
-      const m = /^nsbox: seccomp profile (\S+) blocks (.*), which nsbox needs after installing the filter to start the command \(allow them in the profile\)\n$/.exec(r.stderr);
+      const m =
+        /^nsbox: seccomp profile (\S+) blocks (.*), which nsbox needs after installing the filter to start the command \(allow them in the profile\)\n$/.exec(
+          r.stderr,
+        );
       expect(m?.[1], r.stderr).toBe(f);
       expect(m?.[2]).toMatch(calls);
       expect(r.code).toBe(125);
     }
     // What the command does after exec is its business: a profile that blocks only that is taken.
-    const f = profileFile({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['getcwd'], action: 'SCMP_ACT_ERRNO' }] });
+    const f = profileFile({
+      defaultAction: 'SCMP_ACT_ALLOW',
+      syscalls: [{ names: ['getcwd'], action: 'SCMP_ACT_ERRNO' }],
+    });
     const r = await nsbox(['--seccomp', f, suite.root(), 'sh', '-c', 'pwd; echo done']);
     expect(r.stdout).toMatch(/done/);
   });
@@ -270,7 +408,16 @@ describe('bad profiles', () => {
     expect(r.stderr).toBe('nsbox: seccomp profile /nonexistent.json: no such file\n');
     expect(r.code).toBe(125);
     const names = [...arch.byName.keys()];
-    const huge = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names, action: 'SCMP_ACT_ERRNO', args: [0, 1, 2, 3, 4].map((index) => ({ index, value: 0x1_0000_0000 + index, op: 'SCMP_CMP_GT' })) }] };
+    const huge = {
+      defaultAction: 'SCMP_ACT_ALLOW',
+      syscalls: [
+        {
+          names,
+          action: 'SCMP_ACT_ERRNO',
+          args: [0, 1, 2, 3, 4].map((index) => ({ index, value: 0x1_0000_0000 + index, op: 'SCMP_CMP_GT' })),
+        },
+      ],
+    };
     r = await nsbox(['--seccomp', profileFile(huge), suite.root(), 'true']);
     expect(r.stderr).toMatch(/^nsbox: seccomp filter too long: \d+ instructions \(the kernel takes 4096\)\n$/);
     expect(r.code).toBe(125);
@@ -278,10 +425,20 @@ describe('bad profiles', () => {
 
   it('builds filters for aarch64 too: its audit arch, its numbers, no x32 check', () => {
     const a = archNamed('aarch64');
-    expect([a.byName.get('openat'), a.byName.get('mount'), a.byName.get('clone3'), a.byName.get('listns'), a.byName.get('open')])
-      .toEqual([56, 40, 435, 470, undefined]);
+    expect([
+      a.byName.get('openat'),
+      a.byName.get('mount'),
+      a.byName.get('clone3'),
+      a.byName.get('listns'),
+      a.byName.get('open'),
+    ]).toEqual([56, 40, 435, 470, undefined]);
     const f = compile(toPolicy(DEFAULT_PROFILE, a, new Set()));
-    const insn = (i: number) => [f.readUInt16LE(i * 8), f.readUInt8(i * 8 + 2), f.readUInt8(i * 8 + 3), f.readUInt32LE(i * 8 + 4)];
+    const insn = (i: number) => [
+      f.readUInt16LE(i * 8),
+      f.readUInt8(i * 8 + 2),
+      f.readUInt8(i * 8 + 3),
+      f.readUInt32LE(i * 8 + 4),
+    ];
     expect(insn(0)).toEqual([0x20, 0, 0, 4]); // A = arch
     expect(insn(1)[0]).toBe(0x15);
     expect(insn(1)[3]).toBe(0xc00000b7); // AUDIT_ARCH_AARCH64

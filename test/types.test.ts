@@ -15,9 +15,13 @@ function project(code: string): string {
   symlinkSync(REPO, join(dir, 'node_modules', 'nsbox'));
   symlinkSync(join(REPO, 'node_modules', '@types', 'node'), join(dir, 'node_modules', '@types', 'node'));
   writeFileSync(join(dir, 'package.json'), '{ "name": "user", "type": "module", "private": true }\n');
-  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
-    compilerOptions: { strict: true, module: 'nodenext', target: 'es2022', noEmit: true }, include: ['*.ts'],
-  }));
+  writeFileSync(
+    join(dir, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: { strict: true, module: 'nodenext', target: 'es2022', noEmit: true },
+      include: ['*.ts'],
+    }),
+  );
   writeFileSync(join(dir, 'main.ts'), code);
   const tsc = join(REPO, 'node_modules', 'typescript7', 'bin', 'tsc');
   try {
@@ -39,6 +43,9 @@ other.on('spawn', () => {});
 other.stdout.read();
 `;
   expect(project(code)).toBe('');
-  expect(execFileSync(process.execPath, [join(REPO, 'node_modules', 'typescript7', 'bin', 'tsc'), '--version'], { encoding: 'utf8' }))
-    .toMatch(/^Version 7\./);
+  expect(
+    execFileSync(process.execPath, [join(REPO, 'node_modules', 'typescript7', 'bin', 'tsc'), '--version'], {
+      encoding: 'utf8',
+    }),
+  ).toMatch(/^Version 7\./);
 });

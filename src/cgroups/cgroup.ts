@@ -64,10 +64,11 @@ export function place(l: ResolvedLimits, h: Hierarchies): Map<Hierarchy, Control
 function missing(c: Controller, what: string, h: Hierarchies): NsboxError {
   let why = 'no cgroup filesystem is mounted (mount cgroup2 on /sys/fs/cgroup)';
   if (h.v2) {
-    why = h.v2.base === h.v2.mount
-      ? `the kernel offers no ${c} controller in ${h.v2.mount}/cgroup.controllers and no v1 hierarchy has it`
-      : `the ${c} controller is not in ${h.v2.base}/cgroup.controllers: enable it with ` +
-        `echo +${c} > ${dirname(h.v2.base)}/cgroup.subtree_control`;
+    why =
+      h.v2.base === h.v2.mount
+        ? `the kernel offers no ${c} controller in ${h.v2.mount}/cgroup.controllers and no v1 hierarchy has it`
+        : `the ${c} controller is not in ${h.v2.base}/cgroup.controllers: enable it with ` +
+          `echo +${c} > ${dirname(h.v2.base)}/cgroup.subtree_control`;
   } else if (h.v1.length) why = `no cgroup v1 hierarchy has the ${c} controller (mount one, or boot with cgroup v2)`;
   return new NsboxError(`cannot limit ${what}: ${why}`, { step: 'cgroup' });
 }
@@ -82,14 +83,16 @@ function enable(dir: string, controllers: Controller[]): void {
       writeFile(file, `+${c}`, `cannot enable the ${c} controller`);
     } catch (e) {
       const code = (e as NsboxError).code;
-      const fix = code === 'EBUSY'
-        ? `${dir} holds processes, and a cgroup with processes cannot hand controllers to children ` +
-          `(no internal processes rule): move them into a child cgroup, or start nsbox from another cgroup`
-        : code === 'ENOENT' || code === 'EINVAL'
-          ? `${c} is not in ${dir}/cgroup.controllers: enable it in ${dirname(dir)}/cgroup.subtree_control first`
-          : code === 'EACCES' || code === 'EPERM' || code === 'EROFS'
-            ? 'run as root with /sys/fs/cgroup writable, or in a delegated cgroup (systemd-run --scope -p Delegate=yes)'
-            : 'see the kernel log';
+      const fix =
+        code === 'EBUSY'
+          ? `${dir} holds processes, and a cgroup with processes cannot hand controllers to children ` +
+            `(no internal processes rule): move them into a child cgroup, or start nsbox from another cgroup`
+          : code === 'ENOENT' || code === 'EINVAL'
+            ? `${c} is not in ${dir}/cgroup.controllers: enable it in ${dirname(dir)}/cgroup.subtree_control first`
+            : code === 'EACCES' || code === 'EPERM' || code === 'EROFS'
+              ? 'run as root with /sys/fs/cgroup writable, or in a delegated cgroup' +
+                ' (systemd-run --scope -p Delegate=yes)'
+              : 'see the kernel log';
       throw new NsboxError(`${(e as Error).message}; ${fix}`, { code, step: 'cgroup' });
     }
   }
@@ -126,7 +129,9 @@ export function mkdirIn(parent: string, path: string, prepare: () => void = () =
 export function removeParent(path: string): void {
   try {
     rmdirSync(dirname(path));
-  } catch { /* not empty, or gone */ }
+  } catch {
+    /* not empty, or gone */
+  }
 }
 
 /** A new v1 cpuset cgroup has no CPUs or memory nodes: take the parent's. */
@@ -135,22 +140,26 @@ function inheritCpuset(dir: string, cpus?: string): void {
   for (const f of ['cpuset.mems', 'cpuset.cpus']) {
     const own = readFile(`${dir}/${f}`)?.trim();
     const value = f === 'cpuset.cpus' && cpus !== undefined ? cpus : readFile(`${parent}/${f}`)?.trim();
-    if (!value || (own === value)) continue;
+    if (!value || own === value) continue;
     writeFile(`${dir}/${f}`, value, `cannot set ${f}`);
   }
 }
 
 function writeLimits(d: CgroupDir, l: ResolvedLimits): void {
   const v2 = d.hierarchy.version === 2;
-  const set = (file: string, value: string | number, what: string) => writeFile(`${d.path}/${file}`, String(value), `cannot set the ${what}`);
+  const set = (file: string, value: string | number, what: string) =>
+    writeFile(`${d.path}/${file}`, String(value), `cannot set the ${what}`);
   if (d.uses.includes('memory') && l.memoryBytes !== undefined) {
     const swap = l.swapBytes ?? 0;
     const swapFile = v2 ? 'memory.swap.max' : 'memory.memsw.limit_in_bytes';
     set(v2 ? 'memory.max' : 'memory.limit_in_bytes', l.memoryBytes, 'memory limit');
     if (readFile(`${d.path}/${swapFile}`) !== undefined) {
-      set(swapFile, v2 ? (swap < 0 ? 'max' : swap) : (swap < 0 ? -1 : l.memoryBytes + swap), 'swap limit');
+      set(swapFile, v2 ? (swap < 0 ? 'max' : swap) : swap < 0 ? -1 : l.memoryBytes + swap, 'swap limit');
     } else if (swap !== 0) {
-      throw new NsboxError(`cannot limit swap: this kernel has no ${swapFile} (swap accounting is off; boot with swapaccount=1)`, { step: 'cgroup' });
+      throw new NsboxError(
+        `cannot limit swap: this kernel has no ${swapFile} (swap accounting is off; boot with swapaccount=1)`,
+        { step: 'cgroup' },
+      );
     }
   }
   if (d.uses.includes('cpu')) {
@@ -168,7 +177,10 @@ function writeLimits(d: CgroupDir, l: ResolvedLimits): void {
 }
 
 export class Cgroup {
-  constructor(readonly name: string, readonly dirs: CgroupDir[]) {}
+  constructor(
+    readonly name: string,
+    readonly dirs: CgroupDir[],
+  ) {}
 
   /** Makes the directories and writes the limits; on failure removes what it made. `at`: a path
    *  from each hierarchy's root (an OCI config's cgroupsPath) instead of nsbox's own place. */
@@ -225,7 +237,8 @@ export class Cgroup {
   /** v1: moves a process into every v1 directory (v2 got it at clone). */
   join(pid: number): void {
     for (const d of this.dirs) {
-      if (d.hierarchy.version === 1) writeFile(`${d.path}/cgroup.procs`, String(pid), `cannot move the container into ${d.path}`);
+      if (d.hierarchy.version === 1)
+        writeFile(`${d.path}/cgroup.procs`, String(pid), `cannot move the container into ${d.path}`);
     }
   }
 
@@ -285,7 +298,12 @@ export class Cgroup {
     if (v2 && readFile(`${v2.path}/cgroup.kill`) !== undefined) {
       writeFile(`${v2.path}/cgroup.kill`, '1', 'cannot kill the container');
     } else if (v2) {
-      await this.freezeKill(`${v2.path}/cgroup.freeze`, '1', '0', () => readKeyed(`${v2.path}/cgroup.events`)?.get('frozen') === 1);
+      await this.freezeKill(
+        `${v2.path}/cgroup.freeze`,
+        '1',
+        '0',
+        () => readKeyed(`${v2.path}/cgroup.events`)?.get('frozen') === 1,
+      );
     } else if (fz) {
       const state = `${fz.path}/freezer.state`;
       await this.freezeKill(state, 'FROZEN', 'THAWED', () => readFile(state)?.trim() === 'FROZEN');
@@ -318,13 +336,17 @@ export class Cgroup {
     for (const pid of pids) {
       try {
         fds.push([pid, native.pidfdOpen(pid)]);
-      } catch { /* gone */ }
+      } catch {
+        /* gone */
+      }
     }
     const still = new Set(this.procs());
     for (const [pid, fd] of fds) {
       try {
         if (still.has(pid)) native.pidfdSendSignal(fd, 9);
-      } catch { /* ended meanwhile */ }
+      } catch {
+        /* ended meanwhile */
+      }
       closeSync(fd);
     }
   }
@@ -335,7 +357,10 @@ export class Cgroup {
       if (this.removeNow()) return;
       await sleep(10);
     }
-    throw new NsboxError(`cannot remove cgroup ${this.dirs.map((d) => d.path).join(', ')}: still busy`, { code: 'EBUSY', step: 'cgroup' });
+    throw new NsboxError(`cannot remove cgroup ${this.dirs.map((d) => d.path).join(', ')}: still busy`, {
+      code: 'EBUSY',
+      step: 'cgroup',
+    });
   }
 
   /** rmdir of every directory (and of the nsbox parent once empty); true when all are gone. */
@@ -360,8 +385,11 @@ function treeOf(path: string): string[] {
   const out = [path];
   for (let i = 0; i < out.length; i++) {
     try {
-      for (const e of readdirSync(out[i], { withFileTypes: true })) if (e.isDirectory()) out.push(`${out[i]}/${e.name}`);
-    } catch { /* gone */ }
+      for (const e of readdirSync(out[i], { withFileTypes: true }))
+        if (e.isDirectory()) out.push(`${out[i]}/${e.name}`);
+    } catch {
+      /* gone */
+    }
   }
   return out;
 }
@@ -388,7 +416,10 @@ export async function cleanStale(h: Hierarchies, log?: (line: string) => void): 
       const m = e.isDirectory() ? NAME_RE.exec(e.name) : null;
       if (!m || startTime(Number(m[1])) === m[2]) continue;
       const uses = (hier.version === 2 ? ['cpuacct', 'memory', 'pids'] : hier.controllers) as Controller[];
-      found.set(e.name, [...(found.get(e.name) ?? []), { hierarchy: hier, path: `${hier.base}/${PARENT}/${e.name}`, uses }]);
+      found.set(e.name, [
+        ...(found.get(e.name) ?? []),
+        { hierarchy: hier, path: `${hier.base}/${PARENT}/${e.name}`, uses },
+      ]);
     }
   }
   for (const [name, dirs] of found) {

@@ -24,8 +24,13 @@ export const LIMIT_HELP = `  -m, --memory SIZE      memory limit, e.g. 64m (unit
       --debug            say which cgroup hierarchy and directories are used`;
 
 const FIELDS: [string, keyof Limits][] = [
-  ['memory', 'memory'], ['memory-swap', 'memorySwap'], ['cpus', 'cpus'], ['cpu-shares', 'cpuShares'],
-  ['cpu-weight', 'cpuWeight'], ['cpuset-cpus', 'cpusetCpus'], ['pids-limit', 'pids'],
+  ['memory', 'memory'],
+  ['memory-swap', 'memorySwap'],
+  ['cpus', 'cpus'],
+  ['cpu-shares', 'cpuShares'],
+  ['cpu-weight', 'cpuWeight'],
+  ['cpuset-cpus', 'cpusetCpus'],
+  ['pids-limit', 'pids'],
 ];
 
 /** The limits the options ask for (undefined: none), checked now so bad values fail before anything is made. */

@@ -25,7 +25,10 @@ export function writeFile(path: string, data: string, doing: string): void {
     fd = openSync(path, fsConstants.O_WRONLY);
     writeSync(fd, data);
   } catch (e) {
-    throw new NsboxError(`${doing}: cannot write "${data}" to ${path}: ${describe(e)}`, { code: errnoOf(e), step: 'cgroup' });
+    throw new NsboxError(`${doing}: cannot write "${data}" to ${path}: ${describe(e)}`, {
+      code: errnoOf(e),
+      step: 'cgroup',
+    });
   } finally {
     if (fd >= 0) closeSync(fd);
   }

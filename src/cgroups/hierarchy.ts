@@ -7,8 +7,22 @@ import { dirname } from 'node:path';
 export type Controller = 'cpu' | 'cpuacct' | 'cpuset' | 'memory' | 'pids' | 'freezer';
 export const CONTROLLERS: Controller[] = ['cpu', 'cpuacct', 'cpuset', 'memory', 'pids', 'freezer'];
 
-const V1_CONTROLLERS = new Set(['cpu', 'cpuacct', 'cpuset', 'memory', 'devices', 'freezer', 'net_cls', 'blkio',
-  'perf_event', 'net_prio', 'hugetlb', 'pids', 'rdma', 'misc']);
+const V1_CONTROLLERS = new Set([
+  'cpu',
+  'cpuacct',
+  'cpuset',
+  'memory',
+  'devices',
+  'freezer',
+  'net_cls',
+  'blkio',
+  'perf_event',
+  'net_prio',
+  'hugetlb',
+  'pids',
+  'rdma',
+  'misc',
+]);
 
 export interface Hierarchy {
   version: 1 | 2;
@@ -32,7 +46,12 @@ export interface Hierarchies {
   byController: Partial<Record<Controller, Hierarchy>>;
 }
 
-interface MountEntry { root: string; mountpoint: string; fstype: string; superOpts: string[] }
+interface MountEntry {
+  root: string;
+  mountpoint: string;
+  fstype: string;
+  superOpts: string[];
+}
 
 const unescapeOctal = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
 

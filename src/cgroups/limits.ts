@@ -51,8 +51,12 @@ function fail(field: string, message: string): never {
 export function parseSize(v: number | string, what: string, field = what): number {
   const bytes = parseBytes(v);
   if (bytes === null) {
-    fail(field, typeof v === 'number' ? `invalid ${what}: ${v} (expected a whole number of bytes)`
-      : `invalid ${what}: ${JSON.stringify(v)} (expected ${SIZE_HELP})`);
+    fail(
+      field,
+      typeof v === 'number'
+        ? `invalid ${what}: ${v} (expected a whole number of bytes)`
+        : `invalid ${what}: ${JSON.stringify(v)} (expected ${SIZE_HELP})`,
+    );
   }
   return bytes;
 }
@@ -99,7 +103,8 @@ export function resolveLimits(l: Limits | undefined): ResolvedLimits {
 
   if (l.memory !== undefined) {
     const bytes = parseSize(l.memory, 'memory limit', 'memory');
-    if (bytes < MIN_MEMORY) fail('memory', `memory limit too low: ${l.memory} (a container needs at least 6m to start)`);
+    if (bytes < MIN_MEMORY)
+      fail('memory', `memory limit too low: ${l.memory} (a container needs at least 6m to start)`);
     r.memoryBytes = bytes;
     r.swapBytes = 0;
   }
@@ -108,7 +113,8 @@ export function resolveLimits(l: Limits | undefined): ResolvedLimits {
     if (l.memorySwap === -1 || l.memorySwap === '-1') r.swapBytes = -1;
     else {
       const total = parseSize(l.memorySwap, 'memory+swap limit', 'memorySwap');
-      if (total < r.memoryBytes) fail('memorySwap', `memory+swap limit ${l.memorySwap} is below the memory limit ${l.memory}`);
+      if (total < r.memoryBytes)
+        fail('memorySwap', `memory+swap limit ${l.memorySwap} is below the memory limit ${l.memory}`);
       r.swapBytes = total - r.memoryBytes;
     }
   }
@@ -120,7 +126,8 @@ export function resolveLimits(l: Limits | undefined): ResolvedLimits {
     r.cpuPeriodUs = CPU_PERIOD_US;
     r.cpuQuotaUs = Math.round(n * CPU_PERIOD_US);
   }
-  if (l.cpuShares !== undefined && l.cpuWeight !== undefined) fail('cpuShares', 'give CPU shares or a CPU weight, not both');
+  if (l.cpuShares !== undefined && l.cpuWeight !== undefined)
+    fail('cpuShares', 'give CPU shares or a CPU weight, not both');
   if (l.cpuShares !== undefined) {
     const n = parseNumber(l.cpuShares, INT_RE, 'CPU shares', 'cpuShares', 'a whole number from 2 to 262144');
     if (n < 2 || n > 262144) fail('cpuShares', `CPU shares must be from 2 to 262144: ${l.cpuShares}`);
@@ -138,7 +145,8 @@ export function resolveLimits(l: Limits | undefined): ResolvedLimits {
     if (!set) fail('cpusetCpus', `invalid CPU list: ${JSON.stringify(l.cpusetCpus)} (expected e.g. 0-1,3)`);
     const online = onlineCpus();
     const missing = [...set].filter((c) => !online.has(c));
-    if (missing.length) fail('cpusetCpus', `CPU ${missing.join(', ')} is not online on this host (online: ${[...online].join(',')})`);
+    if (missing.length)
+      fail('cpusetCpus', `CPU ${missing.join(', ')} is not online on this host (online: ${[...online].join(',')})`);
     r.cpusetCpus = l.cpusetCpus;
   }
   if (l.pids !== undefined) {
@@ -156,6 +164,9 @@ export function formatBytes(n: number): string {
   const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;
   let v = n;
-  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
   return `${Number.isInteger(v) ? v : v.toFixed(1)} ${units[i]}`;
 }

@@ -26,23 +26,37 @@ function mountOps(b: PlanBuilder, dirs: CgroupDir[]): Step[] {
   const attrs = MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC;
   const open = op.openBeneath(sys, 'fs/cgroup', a, op.OPEN_AT.XDEV, `open ${CGROUP_MNT}`);
   if (dirs.length === 1 && dirs[0].hierarchy.version === 2) {
-    return [open, op.fsmount('cgroup2', ['source=cgroup2'], m, attrs | MOUNT_ATTR.RDONLY, `make a cgroup2 for ${CGROUP_MNT}`),
-      op.moveMountTo(m, a, `mount cgroup2 on ${CGROUP_MNT}`)];
+    return [
+      open,
+      op.fsmount('cgroup2', ['source=cgroup2'], m, attrs | MOUNT_ATTR.RDONLY, `make a cgroup2 for ${CGROUP_MNT}`),
+      op.moveMountTo(m, a, `mount cgroup2 on ${CGROUP_MNT}`),
+    ];
   }
-  const ops = [open, op.fsmount('tmpfs', ['source=tmpfs', 'mode=755', 'size=64k'], c, attrs, `make a tmpfs for ${CGROUP_MNT}`),
-    op.attach(c, a, `mount tmpfs on ${CGROUP_MNT}`)];
+  const ops = [
+    open,
+    op.fsmount('tmpfs', ['source=tmpfs', 'mode=755', 'size=64k'], c, attrs, `make a tmpfs for ${CGROUP_MNT}`),
+    op.attach(c, a, `mount tmpfs on ${CGROUP_MNT}`),
+  ];
   for (const d of dirs) {
     const v2 = d.hierarchy.version === 2;
     const name = v2 ? 'unified' : basename(d.hierarchy.mount);
     const what = v2 ? 'cgroup2' : `cgroup ${d.hierarchy.controllers.join(',')}`;
     ops.push(
       op.openBeneath(c, name, a, op.OPEN_AT.DIR, `make ${CGROUP_MNT}/${name}`),
-      op.fsmount(v2 ? 'cgroup2' : 'cgroup', v2 ? ['source=cgroup2'] : ['source=cgroup', ...d.hierarchy.controllers], m, attrs,
-        `make a ${what}`),
+      op.fsmount(
+        v2 ? 'cgroup2' : 'cgroup',
+        v2 ? ['source=cgroup2'] : ['source=cgroup', ...d.hierarchy.controllers],
+        m,
+        attrs,
+        `make a ${what}`,
+      ),
       op.moveMountTo(m, a, `mount ${what} on ${CGROUP_MNT}/${name}`),
     );
   }
-  ops.push(op.setattrSlot(c, MOUNT_ATTR.RDONLY, 0, true, `make ${CGROUP_MNT} read-only`), op.closeSlots([c], CGROUP_MNT));
+  ops.push(
+    op.setattrSlot(c, MOUNT_ATTR.RDONLY, 0, true, `make ${CGROUP_MNT} read-only`),
+    op.closeSlots([c], CGROUP_MNT),
+  );
   return ops;
 }
 
@@ -52,7 +66,8 @@ function mountOps(b: PlanBuilder, dirs: CgroupDir[]): Step[] {
  */
 export function cgroupSteps(b: PlanBuilder, dirs: CgroupDir[], o: { cgroupns: boolean; selfJoin: boolean }): void {
   if (o.selfJoin) {
-    for (const d of dirs) if (d.hierarchy.version === 1) b.add('cgroup', op.writeFile(`${d.path}/tasks`, '0', `enter cgroup ${d.path}`));
+    for (const d of dirs)
+      if (d.hierarchy.version === 1) b.add('cgroup', op.writeFile(`${d.path}/tasks`, '0', `enter cgroup ${d.path}`));
   }
   if (!o.cgroupns) return;
   b.add('cgroupns', op.unshare(CLONE.NEWCGROUP, 'cgroup namespace'));
@@ -80,7 +95,11 @@ export class CgroupPart implements StartPart {
    *  period costs a cgroup.procs write 5-30 ms on an idle host. */
   private readonly selfJoin: CgroupDir[] = [];
 
-  constructor(readonly cgroup: Cgroup, private readonly cgroupns: boolean, userns = false) {
+  constructor(
+    readonly cgroup: Cgroup,
+    private readonly cgroupns: boolean,
+    userns = false,
+  ) {
     this.clearFlags = cgroupns ? CLONE.NEWCGROUP : 0;
     const v1 = cgroup.dirs.filter((d) => d.hierarchy.version === 1);
     if (v1.length && userns) this.beforeRelease = (pid) => cgroup.join(pid);
@@ -152,7 +171,8 @@ export function cgroupPart(s: ResolvedSpec): CgroupPart | null {
     for (const hier of [...h.v1, ...h.named, h.v2]) if (hier && !placement.has(hier)) placement.set(hier, []);
   }
   if (placement.size === 0) {
-    if (s.limits) throw new NsboxError(`cannot make a cgroup: no usable cgroup hierarchy (${describeMode(h)})`, { step: 'cgroup' });
+    if (s.limits)
+      throw new NsboxError(`cannot make a cgroup: no usable cgroup hierarchy (${describeMode(h)})`, { step: 'cgroup' });
     debug?.('no cgroup: no usable cgroup hierarchy');
     return null;
   }
@@ -164,8 +184,11 @@ export function cgroupPart(s: ResolvedSpec): CgroupPart | null {
     debug?.(`no cgroup: ${(e as Error).message}`);
     return null;
   }
-  debug?.(`cgroup ${describeMode(h, [...new Set([...placement.values()].flat())])}: ${part.cgroup.dirs
-    .map((d) => `${d.path} (${d.uses.join(', ')})`).join(', ')}`);
+  debug?.(
+    `cgroup ${describeMode(h, [...new Set([...placement.values()].flat())])}: ${part.cgroup.dirs
+      .map((d) => `${d.path} (${d.uses.join(', ')})`)
+      .join(', ')}`,
+  );
   return part;
 }
 
@@ -183,8 +206,11 @@ function mustHaveOwnEverywhere(s: ResolvedSpec, h: Hierarchies): boolean {
   if ((!h.v2 && h.v1.length + h.named.length === 0) || s.identity.rootless) return false;
   if (((s.identity.caps.bounding >> CAP_SYS_ADMIN) & 1n) === 0n) return false;
   if (!s.namespaces.cgroup) {
-    throw new NsboxError("a container with CAP_SYS_ADMIN needs its own cgroup namespace: with the host's, mounting a "
-      + 'cgroup hierarchy shows its root (release_agent on v1, CVE-2022-0492; the host\'s cgroups on v2)', { step: 'cgroup' });
+    throw new NsboxError(
+      "a container with CAP_SYS_ADMIN needs its own cgroup namespace: with the host's, mounting a " +
+        "cgroup hierarchy shows its root (release_agent on v1, CVE-2022-0492; the host's cgroups on v2)",
+      { step: 'cgroup' },
+    );
   }
   return true;
 }

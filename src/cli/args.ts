@@ -24,13 +24,15 @@ export function parseArgs(argv: string[], defs: OptionDef[], positionalsBeforeRe
     if (d.value === 'multiple') ((options[d.long] ??= []) as string[]).push(v as string);
     else if (d.value === 'single' && options[d.long] !== undefined) {
       throw new NsboxError(`option --${d.long} given twice`);
-    }
-    else options[d.long] = v;
+    } else options[d.long] = v;
   };
   for (; i < argv.length; i++) {
     const a = argv[i];
     if (positionals.length >= positionalsBeforeRest) break;
-    if (a === '--') { i++; break; }
+    if (a === '--') {
+      i++;
+      break;
+    }
     if (!a.startsWith('-') || a === '-') {
       positionals.push(a);
       continue;

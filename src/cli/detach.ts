@@ -14,7 +14,12 @@ export interface MonitorReport {
   error?: ErrorOptions & { message: string; internal?: boolean };
 }
 
-export async function runDetached(argv: string[], o: Parsed['options'], _rootfs: string, _command: string[]): Promise<number> {
+export async function runDetached(
+  argv: string[],
+  o: Parsed['options'],
+  _rootfs: string,
+  _command: string[],
+): Promise<number> {
   if (o.interactive) throw new NsboxError('-i needs an attached terminal: it cannot be combined with -d');
   const size = o['log-size'];
   if (size !== undefined && parseLogSize(size as string) === null) {
@@ -29,7 +34,10 @@ export async function runDetached(argv: string[], o: Parsed['options'], _rootfs:
   const errFd = root.open(errName, C.O_RDWR | C.O_CREAT | C.O_EXCL);
   unlinkSync(root.at(errName));
   // '--': Node 20 would read a --env-file of ours itself (it scans all of argv for it before the script).
-  const child = spawn(process.execPath, ['--', cli, 'nsbox-monitor', ...argv], { detached: true, stdio: ['ignore', 'ignore', errFd, 'pipe'] });
+  const child = spawn(process.execPath, ['--', cli, 'nsbox-monitor', ...argv], {
+    detached: true,
+    stdio: ['ignore', 'ignore', errFd, 'pipe'],
+  });
   const pipe = child.stdio[3] as import('node:stream').Readable;
   let text = '';
   pipe.setEncoding('utf8');
@@ -48,8 +56,16 @@ export async function runDetached(argv: string[], o: Parsed['options'], _rootfs:
     r = JSON.parse(text) as MonitorReport;
   } catch {
     const buf = Buffer.alloc(Math.min(fstatSync(errFd).size, 1 << 16));
-    const err = buf.subarray(0, readSync(errFd, buf, 0, buf.length, 0)).toString().trim().split('\n').slice(-3).join(' / ');
-    throw new NsboxError(`the container monitor ended before the container started${err || status ? `: ${err || status}` : ''}`);
+    const err = buf
+      .subarray(0, readSync(errFd, buf, 0, buf.length, 0))
+      .toString()
+      .trim()
+      .split('\n')
+      .slice(-3)
+      .join(' / ');
+    throw new NsboxError(
+      `the container monitor ended before the container started${err || status ? `: ${err || status}` : ''}`,
+    );
   } finally {
     closeSync(errFd);
   }

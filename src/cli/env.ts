@@ -11,8 +11,10 @@ function readEnvFile(path: string): string[] {
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch (e) {
-    throw new NsboxError(`--env-file ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`,
-      { field: 'env-file' });
+    throw new NsboxError(
+      `--env-file ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`,
+      { field: 'env-file' },
+    );
   }
   try {
     const st = fstatSync(fd);
@@ -25,7 +27,11 @@ function readEnvFile(path: string): string[] {
       if (r === 0) break;
       n += r;
     }
-    return buf.subarray(0, n).toString('utf8').split('\n').map((l) => l.replace(/\r$/, ''))
+    return buf
+      .subarray(0, n)
+      .toString('utf8')
+      .split('\n')
+      .map((l) => l.replace(/\r$/, ''))
       .filter((l) => l.trim() !== '' && !l.trimStart().startsWith('#'));
   } finally {
     closeSync(fd);
@@ -37,7 +43,8 @@ export function applyEnv(env: Map<string, string>, entries: string[] | undefined
   for (const kv of [...(files ?? []).flatMap(readEnvFile), ...(entries ?? [])]) {
     if (kv.includes('\0')) throw new NsboxError('invalid --env value: contains a NUL byte', { field: 'env' });
     const eq = kv.indexOf('=');
-    if (kv === '') throw new NsboxError('invalid --env value: an empty name (expected KEY=VALUE or KEY)', { field: 'env' });
+    if (kv === '')
+      throw new NsboxError('invalid --env value: an empty name (expected KEY=VALUE or KEY)', { field: 'env' });
     if (eq === 0) throw new NsboxError(`invalid --env value: ${kv} (expected KEY=VALUE)`, { field: 'env' });
     if (eq > 0) env.set(kv.slice(0, eq), kv.slice(eq + 1));
     else if (process.env[kv] !== undefined) env.set(kv, process.env[kv]!);

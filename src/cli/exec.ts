@@ -36,7 +36,16 @@ Options:
 
 Exit status: the command's; 126 when it cannot be executed, 127 when it is not found, 125 on other errors.`;
 
-const NS_OPTION: Record<string, NsName> = { mount: 'mnt', uts: 'uts', ipc: 'ipc', net: 'net', pid: 'pid', user: 'user', cgroup: 'cgroup', time: 'time' };
+const NS_OPTION: Record<string, NsName> = {
+  mount: 'mnt',
+  uts: 'uts',
+  ipc: 'ipc',
+  net: 'net',
+  pid: 'pid',
+  user: 'user',
+  cgroup: 'cgroup',
+  time: 'time',
+};
 
 const COMMON: OptionDef[] = [
   { long: 'env', short: 'e', value: 'multiple' },
@@ -49,7 +58,11 @@ const COMMON: OptionDef[] = [
 /** docker exec: -u/--user takes a user. */
 const CONTAINER_OPTIONS: OptionDef[] = [...COMMON, { long: 'user', short: 'u', value: 'single' }];
 /** nsenter: --target PID and the namespaces as flags, --user among them. */
-const TARGET_OPTIONS: OptionDef[] = [...COMMON, { long: 'target', value: 'single' }, ...Object.keys(NS_OPTION).map((long) => ({ long }))];
+const TARGET_OPTIONS: OptionDef[] = [
+  ...COMMON,
+  { long: 'target', value: 'single' },
+  ...Object.keys(NS_OPTION).map((long) => ({ long })),
+];
 
 /** The nsenter form when --target comes among the options (before the first positional). */
 function isTargetForm(argv: string[]): boolean {
@@ -87,8 +100,11 @@ export function credsFor(saved: SavedStep[], user: { uid: number; gid: number; g
     return { ...c, step: { ...s, effective: 0n, permitted: 0n, inheritable: 0n, ambient: 0n } };
   });
   if (!out.some((c) => c.step.kind === 'setresuid')) {
-    out.push(...[op.setgroups(user.groups), op.setresgid(user.gid), op.setresuid(user.uid)]
-      .map((step): Cred => ({ phase: 'identity', step })));
+    out.push(
+      ...[op.setgroups(user.groups), op.setresgid(user.gid), op.setresuid(user.uid)].map(
+        (step): Cred => ({ phase: 'identity', step }),
+      ),
+    );
   }
   return out;
 }
@@ -111,7 +127,9 @@ function containerTarget(ref: string, o: Record<string, unknown>): Target {
   return closingOnError(pidfd, () => {
     const user = typeof o.user === 'string' ? resolveUser(o.user, [], st.rootfs) : null;
     return {
-      pid: st.pid, pidfd, name: st.name,
+      pid: st.pid,
+      pidfd,
+      name: st.name,
       namespaces: differentNamespaces(st.pid, NAMESPACES, 'the container is not running any more'),
       env: setEnv(st.exec.env, o.env as string[] | undefined, o['env-file'] as string[] | undefined),
       cwd: (o.workdir as string | undefined) ?? st.exec.cwd,
@@ -136,12 +154,26 @@ function pidTarget(v: string, o: Record<string, unknown>): Target {
   const st = procStat(pid);
   const pidfd = st ? openPidfd(pid, st.start) : null;
   if (pidfd === null) throw new NsboxError(`no such process: ${pid}`);
-  const asked = Object.keys(NS_OPTION).filter((k) => o[k] === true).map((k) => NS_OPTION[k]);
+  const asked = Object.keys(NS_OPTION)
+    .filter((k) => o[k] === true)
+    .map((k) => NS_OPTION[k]);
   const namespaces = closingOnError(pidfd, () => differentNamespaces(pid, asked.length ? asked : NAMESPACES));
   // Entering a user namespace: become its root, as nsenter does.
   const creds: Cred[] = namespaces.includes('user')
-    ? [op.setresgid(0), op.setresuid(0)].map((step) => ({ phase: 'identity', step })) : [];
-  return { pid, pidfd, name: `process ${pid}`, namespaces, env: setEnv(Object.entries(process.env).map(([k, x]) => `${k}=${x}`), o.env as string[] | undefined), cwd: o.workdir as string | undefined, creds };
+    ? [op.setresgid(0), op.setresuid(0)].map((step) => ({ phase: 'identity', step }))
+    : [];
+  return {
+    pid,
+    pidfd,
+    name: `process ${pid}`,
+    namespaces,
+    env: setEnv(
+      Object.entries(process.env).map(([k, x]) => `${k}=${x}`),
+      o.env as string[] | undefined,
+    ),
+    cwd: o.workdir as string | undefined,
+    creds,
+  };
 }
 
 export async function command(_name: string, argv: string[]): Promise<number> {
@@ -166,9 +198,8 @@ export async function command(_name: string, argv: string[]): Promise<number> {
       warnIfNotTerminal();
       term = openTerminal(nsenter ? undefined : `/proc/${t.pid}/root`);
       native.pidfdSendSignal(t.pidfd, 0); // still the container's PID 1 (throws ESRCH when it ended)
-    }
-    else if (!o.interactive) devnull = openSync('/dev/null', 'r');
-    const stdio: [number, number, number] = term ? [term.slave, term.slave, term.slave] : [Math.max(devnull , 0), 1, 2];
+    } else if (!o.interactive) devnull = openSync('/dev/null', 'r');
+    const stdio: [number, number, number] = term ? [term.slave, term.slave, term.slave] : [Math.max(devnull, 0), 1, 2];
     if (term) t.env = setEnv(t.env, [`TERM=${process.env.TERM || 'xterm'}`]);
     // Like nsenter, the --target form joins namespaces only (--cgroup is the cgroup namespace).
     x = new Exec({ ...t, cgroup: !nsenter, command: positionals, stdio, tty: !!term });

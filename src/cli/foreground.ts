@@ -20,9 +20,17 @@ export interface Foreground {
 function register(o: Parsed['options'], rootfs: string, command: string[]): Tracker | null {
   try {
     return new Tracker({
-      name: o.name as string | undefined, hostname: o.hostname as string | undefined, rootfs, command,
-      detached: false, autoRemove: true, init: !!o.init, tty: !!o.tty, logLimit: 0,
-      signals: o.signals as SignalMode | undefined, config: configOf(o),
+      name: o.name as string | undefined,
+      hostname: o.hostname as string | undefined,
+      rootfs,
+      command,
+      detached: false,
+      autoRemove: true,
+      init: !!o.init,
+      tty: !!o.tty,
+      logLimit: 0,
+      signals: o.signals as SignalMode | undefined,
+      config: configOf(o),
     });
   } catch (e) {
     if (e instanceof NsboxError && (e.step === 'name' || e.step === 'state')) throw e;
@@ -57,12 +65,18 @@ export async function foreground(o: Parsed['options'], rootfs: string, command: 
         throw e;
       }
       const attached = term ? relay(term, !!o.interactive) : Promise.resolve();
-      c.ready.then(() => tracker?.running(), () => tracker?.failed());
+      c.ready.then(
+        () => tracker?.running(),
+        () => tracker?.failed(),
+      );
       // The exit is recorded once the terminal has passed on the last output.
-      c.exited.then(async (st) => {
-        await attached;
-        tracker?.stopped(st);
-      }, () => {});
+      c.exited.then(
+        async (st) => {
+          await attached;
+          tracker?.stopped(st);
+        },
+        () => {},
+      );
       return c;
     },
   };

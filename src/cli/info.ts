@@ -14,7 +14,14 @@ controller the hierarchy it comes from and where containers' cgroups are made.`;
 const V2_CORE: Partial<Record<Controller, string>> = { cpuacct: 'cpu.stat', freezer: 'cgroup.kill' };
 
 export async function command(_name: string, argv: string[]): Promise<number> {
-  const { options: o, positionals } = parseArgs(argv, [{ long: 'format', value: 'single' }, { long: 'help', short: 'h' }], Infinity);
+  const { options: o, positionals } = parseArgs(
+    argv,
+    [
+      { long: 'format', value: 'single' },
+      { long: 'help', short: 'h' },
+    ],
+    Infinity,
+  );
   if (o.help) {
     process.stdout.write(`${INFO_HELP}\n`);
     return 0;
@@ -34,15 +41,21 @@ export async function command(_name: string, argv: string[]): Promise<number> {
   });
   const mode = describeMode(h);
   let why = '';
-  if (h.v2 && mode === 'v1') why = ` (cgroup2 at ${h.v2.mount} offers ${h.v2.controllers.join(', ') || 'no controllers'}; cpu, memory and pids come from v1)`;
+  if (h.v2 && mode === 'v1') {
+    const offers = h.v2.controllers.join(', ') || 'no controllers';
+    why = ` (cgroup2 at ${h.v2.mount} offers ${offers}; cpu, memory and pids come from v1)`;
+  }
   if (format === 'json') {
-    process.stdout.write(`${JSON.stringify({ kernel: release(), cgroup: mode, cgroup2: h.v2?.mount ?? null, controllers: rows }, null, 2)}\n`);
+    const info = { kernel: release(), cgroup: mode, cgroup2: h.v2?.mount ?? null, controllers: rows };
+    process.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
     return 0;
   }
   const lines = [`kernel: ${release()}`, `cgroup: ${mode}${why}`, ''];
   const w = Math.max(...rows.map((r) => r.controller.length));
   for (const r of rows) {
-    lines.push(`${r.controller.padEnd(w)}  ${r.hierarchy.padEnd(4)}  ${r.parent ?? '-'}${r.note ? `  (${r.note})` : ''}`);
+    lines.push(
+      `${r.controller.padEnd(w)}  ${r.hierarchy.padEnd(4)}  ${r.parent ?? '-'}${r.note ? `  (${r.note})` : ''}`,
+    );
   }
   process.stdout.write(`${lines.join('\n')}\n`);
   return 0;

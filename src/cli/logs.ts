@@ -17,9 +17,15 @@ function write(b: Buffer): void {
 }
 
 export async function command(_name: string, argv: string[]): Promise<number> {
-  const { options: o, positionals } = parseArgs(argv, [
-    { long: 'follow', short: 'f' }, { long: 'tail', short: 'n', value: 'single' }, { long: 'help', short: 'h' },
-  ], Infinity);
+  const { options: o, positionals } = parseArgs(
+    argv,
+    [
+      { long: 'follow', short: 'f' },
+      { long: 'tail', short: 'n', value: 'single' },
+      { long: 'help', short: 'h' },
+    ],
+    Infinity,
+  );
   if (o.help) {
     process.stdout.write(`${LOGS_HELP}\n`);
     return 0;
@@ -30,7 +36,8 @@ export async function command(_name: string, argv: string[]): Promise<number> {
   }
   const tail = o.tail === undefined ? undefined : Number(o.tail);
   const st = find(positionals[0]);
-  if (!st.detached) throw new NsboxError(`container ${st.name} runs in the foreground: its output goes to its terminal`);
+  if (!st.detached)
+    throw new NsboxError(`container ${st.name} runs in the foreground: its output goes to its terminal`);
   let dir;
   try {
     dir = openEntry(st.id, root()!);

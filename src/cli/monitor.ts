@@ -23,11 +23,14 @@ function report(r: MonitorReport): void {
   try {
     writeSync(REPORT_FD, JSON.stringify(r));
     closeSync(REPORT_FD);
-  } catch { /* the CLI is gone: the container runs on */ }
+  } catch {
+    /* the CLI is gone: the container runs on */
+  }
 }
 
 function reportError(e: unknown): void {
-  if (e instanceof NsboxError) report({ error: { message: cliMessage(e), kind: e.kind, code: e.code, step: e.step, exec: e.exec } });
+  if (e instanceof NsboxError)
+    report({ error: { message: cliMessage(e), kind: e.kind, code: e.code, step: e.step, exec: e.exec } });
   else report({ error: { message: `internal error in the monitor: ${(e as Error)?.stack ?? e}`, internal: true } });
 }
 
@@ -43,15 +46,26 @@ function collect(fd: number, terminal: boolean, log: LogWriter): Promise<void> {
 
 async function main(argv: string[]): Promise<void> {
   const { o, rootfs, command } = parseRunArgs(argv);
-  const limit = o['log-size'] === undefined ? DEFAULT_LOG_LIMIT : parseLogSize(o['log-size'] as string) ?? DEFAULT_LOG_LIMIT;
+  const limit =
+    o['log-size'] === undefined ? DEFAULT_LOG_LIMIT : (parseLogSize(o['log-size'] as string) ?? DEFAULT_LOG_LIMIT);
   const tracker = new Tracker({
-    name: o.name as string | undefined, hostname: o.hostname as string | undefined, rootfs, command,
-    detached: true, autoRemove: !!o.rm, init: !!o.init, tty: !!o.tty, logLimit: limit,
-    signals: o.signals as SignalMode | undefined, config: configOf(o),
+    name: o.name as string | undefined,
+    hostname: o.hostname as string | undefined,
+    rootfs,
+    command,
+    detached: true,
+    autoRemove: !!o.rm,
+    init: !!o.init,
+    tty: !!o.tty,
+    logLimit: limit,
+    signals: o.signals as SignalMode | undefined,
+    config: configOf(o),
   });
   process.title = `nsbox-monitor ${tracker.id}`;
   let c: Container;
-  let out: number, held: number[], console = '';
+  let out: number,
+    held: number[],
+    console = '';
   try {
     if (o.tty) {
       const t = openTerminal();

@@ -2,7 +2,18 @@
 import { readFileSync } from 'node:fs';
 import { NsboxError } from '../errors.js';
 import { parseArgs } from './args.js';
-import { CLK_TCK, cmdline, descendants, NAMESPACES, nsId, nsPids, procStat, procUid, processesIn, uptime } from '../state/proc.js';
+import {
+  CLK_TCK,
+  cmdline,
+  descendants,
+  NAMESPACES,
+  nsId,
+  nsPids,
+  procStat,
+  procUid,
+  processesIn,
+  uptime,
+} from '../state/proc.js';
 import { containerAlive, find, list, type ContainerState } from '../state/store.js';
 import { escapeText, safeJson } from './escape.js';
 import { readRecord } from '../network/record.js';
@@ -56,17 +67,32 @@ export function table(cells: string[][]): string {
 
 function summary(st: ContainerState) {
   return {
-    id: st.id, name: st.name, status: st.status, pid: st.status === 'stopped' ? 0 : st.pid, command: st.command,
-    rootfs: st.rootfs, createdAt: st.createdAt, startedAt: st.startedAt ?? null, finishedAt: st.finishedAt ?? null,
-    exit: st.exit ?? null, error: st.error ?? null, detached: st.detached,
+    id: st.id,
+    name: st.name,
+    status: st.status,
+    pid: st.status === 'stopped' ? 0 : st.pid,
+    command: st.command,
+    rootfs: st.rootfs,
+    createdAt: st.createdAt,
+    startedAt: st.startedAt ?? null,
+    finishedAt: st.finishedAt ?? null,
+    exit: st.exit ?? null,
+    error: st.error ?? null,
+    detached: st.detached,
   };
 }
 
 /** The fields a --format template may name, as docker and podman call them. */
 const FIELDS: Record<string, (st: ContainerState) => string> = {
-  ID: (st) => st.id, Names: (st) => st.name, Status: statusText, State: (st) => st.status,
-  Command: (st) => st.command.join(' '), CreatedAt: (st) => st.createdAt, RunningFor: (st) => ago(st.createdAt),
-  Pid: (st) => (st.status === 'stopped' ? '0' : String(st.pid)), Ports: (st) => readRecord(st.id)?.ports.map(portText).join(', ') ?? '',
+  ID: (st) => st.id,
+  Names: (st) => st.name,
+  Status: statusText,
+  State: (st) => st.status,
+  Command: (st) => st.command.join(' '),
+  CreatedAt: (st) => st.createdAt,
+  RunningFor: (st) => ago(st.createdAt),
+  Pid: (st) => (st.status === 'stopped' ? '0' : String(st.pid)),
+  Ports: (st) => readRecord(st.id)?.ports.map(portText).join(', ') ?? '',
   Rootfs: (st) => st.rootfs,
 };
 
@@ -77,9 +103,11 @@ function templateRows(format: string, shown: ContainerState[]): string {
   const parts = body.split(/(\{\{\s*\.?\w*\s*\}\})/);
   const names = parts.filter((p) => p.startsWith('{{')).map((p) => p.replace(/[{}.\s]/g, ''));
   for (const n of names) {
-    if (!Object.hasOwn(FIELDS, n)) throw new NsboxError(`invalid --format: unknown field .${n} (one of ${Object.keys(FIELDS).join(', ')})`);
+    if (!Object.hasOwn(FIELDS, n))
+      throw new NsboxError(`invalid --format: unknown field .${n} (one of ${Object.keys(FIELDS).join(', ')})`);
   }
-  const render = (cell: (name: string) => string) => parts.map((p) => (p.startsWith('{{') ? cell(p.replace(/[{}.\s]/g, '')) : p)).join('');
+  const render = (cell: (name: string) => string) =>
+    parts.map((p) => (p.startsWith('{{') ? cell(p.replace(/[{}.\s]/g, '')) : p)).join('');
   const lines = shown.map((st) => render((n) => escapeText(FIELDS[n](st))));
   if (table) lines.unshift(render((n) => n.replace(/([a-z])([A-Z])/g, '$1 $2').toUpperCase()));
   return lines.map((l) => `${l}\n`).join('');
@@ -92,24 +120,35 @@ function filterOf(list: string[] | undefined): (st: ContainerState) => boolean {
   const by = new Map<string, string[]>();
   for (const f of list ?? []) {
     const eq = f.indexOf('=');
-    const key = f.slice(0, eq), value = f.slice(eq + 1);
+    const key = f.slice(0, eq),
+      value = f.slice(eq + 1);
     if (eq <= 0 || !['name', 'id', 'status'].includes(key)) {
       throw new NsboxError(`invalid --filter: ${f} (name=NAME, id=PREFIX or status=STATE)`);
     }
-    if (key === 'status' && !STATES.includes(value)) throw new NsboxError(`invalid --filter: ${f} (status is one of ${STATES.join(', ')})`);
+    if (key === 'status' && !STATES.includes(value))
+      throw new NsboxError(`invalid --filter: ${f} (status is one of ${STATES.join(', ')})`);
     by.set(key, [...(by.get(key) ?? []), value]);
   }
   const test: Record<string, (st: ContainerState, v: string) => boolean> = {
-    name: (st, v) => st.name.includes(v), id: (st, v) => st.id.startsWith(v), status: (st, v) => st.status === v,
+    name: (st, v) => st.name.includes(v),
+    id: (st, v) => st.id.startsWith(v),
+    status: (st, v) => st.status === v,
   };
   return (st) => [...by].every(([k, vs]) => vs.some((v) => test[k](st, v)));
 }
 
 function ps(argv: string[], all: boolean): number {
-  const { options: o, positionals } = parseArgs(argv, [
-    { long: 'all', short: 'a' }, { long: 'quiet', short: 'q' }, { long: 'format', value: 'single' },
-    { long: 'filter', short: 'f', value: 'multiple' }, { long: 'help', short: 'h' },
-  ], Infinity);
+  const { options: o, positionals } = parseArgs(
+    argv,
+    [
+      { long: 'all', short: 'a' },
+      { long: 'quiet', short: 'q' },
+      { long: 'format', value: 'single' },
+      { long: 'filter', short: 'f', value: 'multiple' },
+      { long: 'help', short: 'h' },
+    ],
+    Infinity,
+  );
   if (o.help) return help(PS_HELP);
   if (positionals.length) throw new NsboxError(`ps takes no arguments: ${positionals[0]}`);
   const format = (o.format as string | undefined) ?? 'table';
@@ -147,11 +186,22 @@ function inspect(argv: string[]): number {
     const { exec, ...rest } = st;
     const net = readRecord(st.id);
     const network = net && {
-      mode: net.mode, name: net.network ?? null, address: net.address, ports: net.ports.map(portText), aliases: net.aliases,
+      mode: net.mode,
+      name: net.network ?? null,
+      address: net.address,
+      ports: net.ports.map(portText),
+      aliases: net.aliases,
     };
     return {
-      ...rest, running, namespaces: running ? namespaces : null, env: exec.env, cwd: exec.cwd, network,
-      limits: st.config?.limits ?? null, mounts: st.config?.mounts ?? [], cgroups: running ? cgroupsOf(st.pid) : null,
+      ...rest,
+      running,
+      namespaces: running ? namespaces : null,
+      env: exec.env,
+      cwd: exec.cwd,
+      network,
+      limits: st.config?.limits ?? null,
+      mounts: st.config?.mounts ?? [],
+      cgroups: running ? cgroupsOf(st.pid) : null,
     };
   });
   process.stdout.write(`${safeJson(out, 1)}\n`);
@@ -188,8 +238,18 @@ function top(argv: string[]): number {
     if (!s) continue;
     const cpu = Math.round((s.utime + s.stime) / CLK_TCK);
     const started = new Date((boot + s.start / CLK_TCK) * 1000).toTimeString().slice(0, 8);
-    const time = `${String(Math.floor(cpu / 3600)).padStart(2, '0')}:${String(Math.floor(cpu / 60) % 60).padStart(2, '0')}:${String(cpu % 60).padStart(2, '0')}`;
-    rows.push([String(pid), String(nsPids(pid).at(-1) ?? '?'), String(s.ppid), String(procUid(pid) ?? '?'), s.state, started, time, cmdline(pid) || `[${s.comm}]`]);
+    const two = (n: number) => String(n).padStart(2, '0');
+    const time = `${two(Math.floor(cpu / 3600))}:${two(Math.floor(cpu / 60) % 60)}:${two(cpu % 60)}`;
+    rows.push([
+      String(pid),
+      String(nsPids(pid).at(-1) ?? '?'),
+      String(s.ppid),
+      String(procUid(pid) ?? '?'),
+      s.state,
+      started,
+      time,
+      cmdline(pid) || `[${s.comm}]`,
+    ]);
   }
   process.stdout.write(table(rows));
   return 0;

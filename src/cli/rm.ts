@@ -36,13 +36,22 @@ Remove every stopped container (its state, name and log), printing each id remov
 
 /** Every stopped container, removed; running ones are left alone. */
 async function prune(argv: string[]): Promise<number> {
-  const { options: o, positionals } = parseArgs(argv, [{ long: 'force', short: 'f' }, { long: 'help', short: 'h' }], Infinity);
+  const { options: o, positionals } = parseArgs(
+    argv,
+    [
+      { long: 'force', short: 'f' },
+      { long: 'help', short: 'h' },
+    ],
+    Infinity,
+  );
   if (o.help) {
     process.stdout.write(`${PRUNE_HELP}\n`);
     return 0;
   }
   if (positionals.length) throw new NsboxError(`prune takes no arguments: ${positionals[0]}`);
-  const stopped = list().filter((st) => !isActive(st)).map((st) => st.id);
+  const stopped = list()
+    .filter((st) => !isActive(st))
+    .map((st) => st.id);
   return stopped.length ? forEachContainer(stopped, (id) => rmOne(id, false)) : 0;
 }
 
@@ -52,7 +61,14 @@ export async function command(name: string, argv: string[]): Promise<number> {
     if (argv[0] === 'prune') return prune(argv.slice(1));
     throw new NsboxError(`unknown container command: ${argv[0] ?? '(none)'} (container prune)`);
   }
-  const { options: o, positionals } = parseArgs(argv, [{ long: 'force', short: 'f' }, { long: 'help', short: 'h' }], Infinity);
+  const { options: o, positionals } = parseArgs(
+    argv,
+    [
+      { long: 'force', short: 'f' },
+      { long: 'help', short: 'h' },
+    ],
+    Infinity,
+  );
   if (o.help) {
     process.stdout.write(`${RM_HELP}\n`);
     return 0;

@@ -96,7 +96,12 @@ export function parseRunArgs(argv: string[]): { o: Parsed['options']; rootfs: st
 }
 
 /** The container that `run` with these options describes. */
-export function containerFromArgs(o: Parsed['options'], rootfs: string, command: string[], launch: Launch = {}): Container {
+export function containerFromArgs(
+  o: Parsed['options'],
+  rootfs: string,
+  command: string[],
+  launch: Launch = {},
+): Container {
   const security = securityFromOptions(o);
   const spec: ContainerSpec = {
     rootfs,
@@ -138,13 +143,17 @@ function readOnlyTmpfs(o: Parsed['options'], user: MountSpec[] | undefined): { m
   }
   if (!o['read-only'] || v === 'false') return {};
   const taken = new Set((user ?? []).map((m) => m.target.replace(/\/+$/, '')));
-  const extra: MountSpec[] = ['/tmp', '/run'].filter((t) => !taken.has(t))
+  const extra: MountSpec[] = ['/tmp', '/run']
+    .filter((t) => !taken.has(t))
     .map((target) => ({ type: 'tmpfs', target, mode: target === '/tmp' ? 0o1777 : 0o755, size: '64m' }));
   return { mounts: [...extra, ...(user ?? [])] };
 }
 
 /** What `inspect` shows of a container's set-up: its limits and mounts, as given. */
-export function configOf(o: Parsed['options']): { limits?: Record<string, unknown>; mounts?: Record<string, unknown>[] } {
+export function configOf(o: Parsed['options']): {
+  limits?: Record<string, unknown>;
+  mounts?: Record<string, unknown>[];
+} {
   const mounts = securityFromOptions(o).mounts as Record<string, unknown>[] | undefined;
   return { limits: limitsFromOptions(o) as Record<string, unknown> | undefined, mounts };
 }
@@ -157,11 +166,14 @@ function checkImageOptions(o: Parsed['options'], image: boolean): void {
   }
   const platform = o.platform as string | undefined;
   if (platform !== undefined && !/^[a-z0-9_-]+\/[a-z0-9_-]+(\/[a-z0-9_.-]+)?$/.test(platform)) {
-    throw new NsboxError(`invalid --platform: ${platform} (OS/ARCH[/VARIANT], e.g. linux/amd64)`, { field: 'platform' });
+    throw new NsboxError(`invalid --platform: ${platform} (OS/ARCH[/VARIANT], e.g. linux/amd64)`, {
+      field: 'platform',
+    });
   }
   if (image) return;
   for (const k of ['pull', 'entrypoint', 'platform', 'tls-verify']) {
-    if (o[k] !== undefined) throw new NsboxError(`--${k} applies to an image, not a root filesystem directory`, { field: k });
+    if (o[k] !== undefined)
+      throw new NsboxError(`--${k} applies to an image, not a root filesystem directory`, { field: k });
   }
 }
 

@@ -36,9 +36,11 @@ function bad(message: string): never {
 /** -v HOST:DIR[:ro|rw] */
 export function parseVolume(arg: string): MountSpec {
   const parts = arg.split(':');
-  if (parts.length < 2 || parts.length > 3 || parts[0] === '' || parts[1] === '') bad(`invalid --volume value: ${arg} (expected HOST:DIR[:ro])`);
+  if (parts.length < 2 || parts.length > 3 || parts[0] === '' || parts[1] === '')
+    bad(`invalid --volume value: ${arg} (expected HOST:DIR[:ro])`);
   const [source, target, opts = ''] = parts;
-  if (!source.startsWith('/')) bad(`invalid --volume value: ${arg} (the host path must be absolute; named volumes are not supported)`);
+  if (!source.startsWith('/'))
+    bad(`invalid --volume value: ${arg} (the host path must be absolute; named volumes are not supported)`);
   let readOnly = false;
   for (const o of opts.split(',').filter(Boolean)) {
     if (o === 'ro' || o === 'rw') readOnly = o === 'ro';
@@ -70,19 +72,23 @@ export function parseMount(arg: string): MountSpec {
   const kv = new Map<string, string>();
   for (const part of arg.split(',')) {
     const eq = part.indexOf('=');
-    const k = eq < 0 ? part : part.slice(0, eq), v = eq < 0 ? 'true' : part.slice(eq + 1);
+    const k = eq < 0 ? part : part.slice(0, eq),
+      v = eq < 0 ? 'true' : part.slice(eq + 1);
     if (!k) bad(`invalid --mount value: ${arg}`);
     const key = { source: 'src', destination: 'dst', target: 'dst', readonly: 'ro' }[k] ?? k;
     if (kv.has(key)) bad(`invalid --mount value: ${arg} (${k} given twice)`);
     kv.set(key, v);
   }
-  const type = kv.get('type'), dst = kv.get('dst');
+  const type = kv.get('type'),
+    dst = kv.get('dst');
   if (!dst) bad(`invalid --mount value: ${arg} (dst= is required)`);
   const ro = kv.get('ro');
-  if (ro !== undefined && !['true', 'false', '1', '0'].includes(ro)) bad(`invalid --mount value: ${arg} (ro takes true or false)`);
+  if (ro !== undefined && !['true', 'false', '1', '0'].includes(ro))
+    bad(`invalid --mount value: ${arg} (ro takes true or false)`);
   const readOnly = ro === 'true' || ro === '1';
   const known = (keys: string[]) => {
-    for (const k of kv.keys()) if (!keys.includes(k)) bad(`invalid --mount value: ${arg} (unknown key ${k} for type=${type})`);
+    for (const k of kv.keys())
+      if (!keys.includes(k)) bad(`invalid --mount value: ${arg} (unknown key ${k} for type=${type})`);
   };
   if (type === 'bind') {
     known(['type', 'src', 'dst', 'ro']);
@@ -109,15 +115,20 @@ export function parseMount(arg: string): MountSpec {
 export function securityFromOptions(o: Record<string, string | string[] | boolean>): HardeningSpec {
   const spec: HardeningSpec = {};
   const list = (k: string) => (o[k] as string[] | undefined) ?? [];
-  const mounts = [...list('volume').map(parseVolume), ...list('mount').map(parseMount), ...list('tmpfs').map(parseTmpfs)];
+  const mounts = [
+    ...list('volume').map(parseVolume),
+    ...list('mount').map(parseMount),
+    ...list('tmpfs').map(parseTmpfs),
+  ];
   if (mounts.length) spec.mounts = mounts;
-  if (list('device').length) spec.devices = list('device').map((d) => {
-    try {
-      return parseDevice(d);
-    } catch (e) {
-      return bad((e as Error).message);
-    }
-  });
+  if (list('device').length)
+    spec.devices = list('device').map((d) => {
+      try {
+        return parseDevice(d);
+      } catch (e) {
+        return bad((e as Error).message);
+      }
+    });
   if (list('ulimit').length) {
     const u: UlimitSpec = {};
     for (const x of list('ulimit')) {

@@ -52,7 +52,14 @@ export function signalContainer(ref: string, sig: number): { pidfd: number | nul
 }
 
 async function kill(argv: string[]): Promise<number> {
-  const { options: o, positionals } = parseArgs(argv, [{ long: 'signal', short: 's', value: 'single' }, { long: 'help', short: 'h' }], Infinity);
+  const { options: o, positionals } = parseArgs(
+    argv,
+    [
+      { long: 'signal', short: 's', value: 'single' },
+      { long: 'help', short: 'h' },
+    ],
+    Infinity,
+  );
   if (o.help) return help(KILL_HELP);
   if (!positionals.length) throw new NsboxError('kill needs a container name or id');
   const sig = parseSignal((o.signal as string | undefined) ?? 'KILL');
@@ -80,7 +87,9 @@ async function stopOne(ref: string, seconds: number): Promise<void> {
       try {
         native.pidfdSendSignal(pidfd, constants.signals.SIGKILL);
         process.stderr.write(`nsbox: container ${st.name} did not stop within ${seconds} s of SIGTERM: sent SIGKILL\n`);
-      } catch { /* ended meanwhile */ }
+      } catch {
+        /* ended meanwhile */
+      }
     }, seconds * 1000);
     await waitFd(pidfd);
     clearTimeout(timer);
@@ -90,7 +99,14 @@ async function stopOne(ref: string, seconds: number): Promise<void> {
 }
 
 async function stop(argv: string[]): Promise<number> {
-  const { options: o, positionals } = parseArgs(argv, [{ long: 'time', short: 't', value: 'single' }, { long: 'help', short: 'h' }], Infinity);
+  const { options: o, positionals } = parseArgs(
+    argv,
+    [
+      { long: 'time', short: 't', value: 'single' },
+      { long: 'help', short: 'h' },
+    ],
+    Infinity,
+  );
   if (o.help) return help(STOP_HELP);
   if (!positionals.length) throw new NsboxError('stop needs a container name or id');
   const t = (o.time as string | undefined) ?? '10';

@@ -31,7 +31,10 @@ function memoryLimit(dirs: CgroupDir[]): number | null {
   const mem = dirs.find((d) => d.uses.includes('memory'));
   if (!mem) return null;
   try {
-    const v = readFileSync(`${mem.path}/${mem.hierarchy.version === 2 ? 'memory.max' : 'memory.limit_in_bytes'}`, 'utf8').trim();
+    const v = readFileSync(
+      `${mem.path}/${mem.hierarchy.version === 2 ? 'memory.max' : 'memory.limit_in_bytes'}`,
+      'utf8',
+    ).trim();
     const n = Number(v);
     return v === 'max' || !Number.isFinite(n) || n >= 2 ** 60 ? null : n;
   } catch {
@@ -45,11 +48,19 @@ export function sample(st: ContainerState): Sample | null {
   const own = cgroupDirs(st.pid).filter((d) => d.path.includes(`/${PARENT}/`));
   if (own.some((d) => d.uses.includes('memory'))) {
     const u = new Cgroup(st.id, own).usage();
-    return { id: st.id, name: st.name, cpuUs: u.cpuUserUs + u.cpuSystemUs, memoryBytes: u.memoryBytes, memoryLimitBytes: memoryLimit(own), pids: u.pids };
+    return {
+      id: st.id,
+      name: st.name,
+      cpuUs: u.cpuUserUs + u.cpuSystemUs,
+      memoryBytes: u.memoryBytes,
+      memoryLimitBytes: memoryLimit(own),
+      pids: u.pids,
+    };
   }
   const pidns = nsId(st.pid, 'pid');
   const pids = pidns && pidns !== nsId('self', 'pid') ? processesIn('pid', pidns) : descendants(st.pid);
-  let ticks = 0, pages = 0;
+  let ticks = 0,
+    pages = 0;
   for (const p of pids) {
     const s = procStat(p);
     if (s) {
@@ -57,7 +68,14 @@ export function sample(st: ContainerState): Sample | null {
       pages += s.rssPages;
     }
   }
-  return { id: st.id, name: st.name, cpuUs: (ticks * 1e6) / CLK_TCK, memoryBytes: pages * 4096, memoryLimitBytes: null, pids: pids.length };
+  return {
+    id: st.id,
+    name: st.name,
+    cpuUs: (ticks * 1e6) / CLK_TCK,
+    memoryBytes: pages * 4096,
+    memoryLimitBytes: null,
+    pids: pids.length,
+  };
 }
 
 function bytes(n: number): string {
@@ -72,24 +90,39 @@ function bytes(n: number): string {
 
 function render(rows: { s: Sample; cpu: number }[], json: boolean): string {
   if (json) {
-    return `${safeJson(rows.map(({ s, cpu }) => ({
-      id: s.id, name: s.name, cpuPercent: Number(cpu.toFixed(2)), cpuUs: s.cpuUs, memoryBytes: s.memoryBytes,
-      memoryLimitBytes: s.memoryLimitBytes, pids: s.pids,
-    })))}\n`;
+    return `${safeJson(
+      rows.map(({ s, cpu }) => ({
+        id: s.id,
+        name: s.name,
+        cpuPercent: Number(cpu.toFixed(2)),
+        cpuUs: s.cpuUs,
+        memoryBytes: s.memoryBytes,
+        memoryLimitBytes: s.memoryLimitBytes,
+        pids: s.pids,
+      })),
+    )}\n`;
   }
   const t = [['CONTAINER ID', 'NAME', 'CPU %', 'MEM USAGE / LIMIT', 'MEM %', 'PIDS']];
   for (const { s, cpu } of rows) {
     const lim = s.memoryLimitBytes;
-    t.push([s.id, s.name, `${cpu.toFixed(2)}%`, `${bytes(s.memoryBytes)} / ${lim === null ? '-' : bytes(lim)}`,
-      lim ? `${((100 * s.memoryBytes) / lim).toFixed(2)}%` : '-', String(s.pids)]);
+    t.push([
+      s.id,
+      s.name,
+      `${cpu.toFixed(2)}%`,
+      `${bytes(s.memoryBytes)} / ${lim === null ? '-' : bytes(lim)}`,
+      lim ? `${((100 * s.memoryBytes) / lim).toFixed(2)}%` : '-',
+      String(s.pids),
+    ]);
   }
   return table(t);
 }
 
 export async function command(_name: string, argv: string[]): Promise<number> {
-  const { options: o, positionals } = parseArgs(argv, [
-    { long: 'no-stream' }, { long: 'format', value: 'single' }, { long: 'help', short: 'h' },
-  ], Infinity);
+  const { options: o, positionals } = parseArgs(
+    argv,
+    [{ long: 'no-stream' }, { long: 'format', value: 'single' }, { long: 'help', short: 'h' }],
+    Infinity,
+  );
   if (o.help) {
     process.stdout.write(`${STATS_HELP}\n`);
     return 0;

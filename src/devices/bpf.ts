@@ -34,8 +34,10 @@ const accessBits = (a: string) => [...a].reduce((m, c) => m | ACCESS[c as keyof 
 export function deviceProgram(rules: DeviceRule[]): Buffer {
   // r2 = type, r3 = access, r4 = major, r5 = minor
   const prog: Insn[] = [
-    [LDX_W, 2, 1, 0, 0], [AND32_K, 2, 0, 0, 0xffff],
-    [LDX_W, 3, 1, 0, 0], [RSH32_K, 3, 0, 0, 16],
+    [LDX_W, 2, 1, 0, 0],
+    [AND32_K, 2, 0, 0, 0xffff],
+    [LDX_W, 3, 1, 0, 0],
+    [RSH32_K, 3, 0, 0, 16],
     [LDX_W, 4, 1, 4, 0],
     [LDX_W, 5, 1, 8, 0],
   ];

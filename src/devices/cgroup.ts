@@ -18,7 +18,10 @@ import { DEFAULT_DEVICE_RULES, ruleText, type DeviceRule } from './spec.js';
 
 /** The default rules and the container's --device ones. */
 export function deviceRules(s: ResolvedSpec): DeviceRule[] {
-  return [...DEFAULT_DEVICE_RULES, ...s.hardening.devices.map(({ type, major, minor, access }) => ({ type, major, minor, access }))];
+  return [
+    ...DEFAULT_DEVICE_RULES,
+    ...s.hardening.devices.map(({ type, major, minor, access }) => ({ type, major, minor, access })),
+  ];
 }
 
 function rmdirQuiet(path: string): boolean {
@@ -36,14 +39,20 @@ export class DevicesPart implements StartPart {
   /** Directories made here, removed at the end. */
   private made: string[] = [];
 
-  constructor(private readonly s: ResolvedSpec, private readonly cg: CgroupPart | null) {
+  constructor(
+    private readonly s: ResolvedSpec,
+    private readonly cg: CgroupPart | null,
+  ) {
     const rules = deviceRules(s);
     const h = hierarchies();
     const v1 = h.v1.find((x) => x.controllers.includes('devices'));
     try {
       if (v1) this.v1(v1.base, rules);
       else if (h.v2) this.v2(h.v2.base, rules);
-      else throw new NsboxError('cannot restrict devices: no devices cgroup (v1) and no cgroup v2 on this host', { step: 'devices cgroup' });
+      else
+        throw new NsboxError('cannot restrict devices: no devices cgroup (v1) and no cgroup v2 on this host', {
+          step: 'devices cgroup',
+        });
     } catch (e) {
       this.abort();
       throw e;
@@ -56,8 +65,11 @@ export class DevicesPart implements StartPart {
   private v1(base: string, rules: DeviceRule[]): void {
     // The container's own cgroup may have a directory in this hierarchy already (it can mount: it
     // has one in every hierarchy, src/cgroups/part.ts): then the rules go there and it joins it.
-    const own = this.cg?.cgroup.dirs.find((d) => d.hierarchy.version === 1 && d.hierarchy.controllers.includes('devices'));
-    const parent = `${base}/${PARENT}`, dir = own?.path ?? `${parent}/${cgroupName(this.s.id)}`;
+    const own = this.cg?.cgroup.dirs.find(
+      (d) => d.hierarchy.version === 1 && d.hierarchy.controllers.includes('devices'),
+    );
+    const parent = `${base}/${PARENT}`,
+      dir = own?.path ?? `${parent}/${cgroupName(this.s.id)}`;
     if (!own) {
       mkdirIn(parent, dir);
       this.made.push(dir);
@@ -68,7 +80,9 @@ export class DevicesPart implements StartPart {
     this.procs = `${dir}/cgroup.procs`;
     this.tasks = `${dir}/tasks`;
     // In a user namespace the child cannot write a host cgroup file: the parent moves it while it waits.
-    if (this.s.identity.userns) this.beforeRelease = (pid) => writeFile(this.procs, String(pid), 'cannot move the container into its devices cgroup');
+    if (this.s.identity.userns)
+      this.beforeRelease = (pid) =>
+        writeFile(this.procs, String(pid), 'cannot move the container into its devices cgroup');
   }
 
   private v2(base: string, rules: DeviceRule[]): void {
@@ -88,7 +102,10 @@ export class DevicesPart implements StartPart {
       }
     } catch (e) {
       closeSync(fd);
-      throw new NsboxError(`cannot restrict devices in ${dir}: ${(e as Error).message}`, { code: (e as NodeJS.ErrnoException).code, step: 'devices cgroup' });
+      throw new NsboxError(`cannot restrict devices in ${dir}: ${(e as Error).message}`, {
+        code: (e as NodeJS.ErrnoException).code,
+        step: 'devices cgroup',
+      });
     }
     if (own) closeSync(fd);
     else this.cgroupFd = fd; // clone3(CLONE_INTO_CGROUP)

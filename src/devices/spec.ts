@@ -32,8 +32,18 @@ export interface ResolvedDevice extends DeviceRule {
 export const DEFAULT_DEVICE_RULES: DeviceRule[] = [
   { type: 'c', major: -1, minor: -1, access: 'm' },
   { type: 'b', major: -1, minor: -1, access: 'm' },
-  ...([[1, 3], [1, 5], [1, 7], [1, 8], [1, 9], [5, 0], [5, 1], [5, 2]] as const)
-    .map(([major, minor]) => ({ type: 'c' as const, major, minor, access: 'rwm' })),
+  ...(
+    [
+      [1, 3],
+      [1, 5],
+      [1, 7],
+      [1, 8],
+      [1, 9],
+      [5, 0],
+      [5, 1],
+      [5, 2],
+    ] as const
+  ).map(([major, minor]) => ({ type: 'c' as const, major, minor, access: 'rwm' })),
   { type: 'c', major: 136, minor: -1, access: 'rwm' },
 ];
 
@@ -45,9 +55,11 @@ export function resolveDevices(list: DeviceSpec[] | undefined): ResolvedDevice[]
   if (list === undefined) return [];
   if (!Array.isArray(list)) fail('devices must be an array');
   return list.map((d) => {
-    if (!d || typeof d.host !== 'string' || !d.host.startsWith('/')) fail(`device ${d?.host}: the host path must be absolute`);
+    if (!d || typeof d.host !== 'string' || !d.host.startsWith('/'))
+      fail(`device ${d?.host}: the host path must be absolute`);
     const access = d.access ?? 'rwm';
-    if (!/^(?!.*(.).*\1)[rwm]{1,3}$/.test(access)) fail(`device ${d.host}: access must be letters of rwm, got ${JSON.stringify(access)}`);
+    if (!/^(?!.*(.).*\1)[rwm]{1,3}$/.test(access))
+      fail(`device ${d.host}: access must be letters of rwm, got ${JSON.stringify(access)}`);
     let st, host: string;
     try {
       host = realpathSync(d.host);
@@ -68,7 +80,8 @@ export function resolveDevices(list: DeviceSpec[] | undefined): ResolvedDevice[]
 /** `HOST[:CONTAINER][:rwm]` as docker's --device takes it. */
 export function parseDevice(arg: string): DeviceSpec {
   const parts = arg.split(':');
-  if (parts.length > 3 || parts.some((p) => p === '')) fail(`invalid --device value: ${arg} (expected HOST[:CONTAINER][:rwm])`);
+  if (parts.length > 3 || parts.some((p) => p === ''))
+    fail(`invalid --device value: ${arg} (expected HOST[:CONTAINER][:rwm])`);
   const [host, a, b] = parts;
   if (parts.length === 3) return { host, path: a, access: b };
   if (parts.length === 2) return /^[rwm]+$/.test(a) ? { host, access: a } : { host, path: a };
@@ -84,5 +97,12 @@ export function ruleText(r: DeviceRule): string {
 
 /** Devices as file binds: the host node, opened before pivot_root, attached at its path inside. */
 export function deviceMounts(devices: ResolvedDevice[]): ResolvedMount[] {
-  return devices.map((d) => ({ type: 'bind', source: d.host, target: d.path, dir: false, readOnly: false, device: true }));
+  return devices.map((d) => ({
+    type: 'bind',
+    source: d.host,
+    target: d.path,
+    dir: false,
+    readOnly: false,
+    device: true,
+  }));
 }

@@ -15,7 +15,9 @@ function lines(pid: number | 'self'): Map<string, string> {
       const controllers = m[1].split(',').filter((c) => !c.startsWith('name='));
       out.set(controllers.length ? controllers.sort().join(',') : m[1], m[2]); // a named hierarchy by its name
     }
-  } catch { /* gone */ }
+  } catch {
+    /* gone */
+  }
   return out;
 }
 
@@ -57,7 +59,9 @@ export function joinCgroupsOf(pid: number): CgroupJoin {
     try {
       fd = openSync(v2.path, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
     } catch (e) {
-      throw new NsboxError(`cannot open the container's cgroup ${v2.path}: ${(e as Error).message}`, { step: 'cgroup' });
+      throw new NsboxError(`cannot open the container's cgroup ${v2.path}: ${(e as Error).message}`, {
+        step: 'cgroup',
+      });
     }
   }
   return {
@@ -83,7 +87,8 @@ export function cgroupsNamed(id: string): Cgroup[] {
       continue;
     }
     const uses = CONTROLLERS.filter((c) => h.byController[c] === hier);
-    for (const n of names) byName.set(n, [...(byName.get(n) ?? []), { hierarchy: hier, path: `${hier.base}/${PARENT}/${n}`, uses }]);
+    for (const n of names)
+      byName.set(n, [...(byName.get(n) ?? []), { hierarchy: hier, path: `${hier.base}/${PARENT}/${n}`, uses }]);
   }
   return [...byName].map(([n, dirs]) => new Cgroup(n, dirs));
 }
@@ -94,6 +99,8 @@ export async function removeCgroupsOf(id: string): Promise<void> {
     try {
       await cg.killAll();
       await cg.remove();
-    } catch { /* another command is at it too */ }
+    } catch {
+      /* another command is at it too */
+    }
   }
 }

@@ -9,9 +9,11 @@ const CRED_PHASES: Phase[] = ['rlimits', 'privileged-seccomp', 'identity', 'nnp'
 
 /** The steps of a container's plan that set who its command runs as, each with its phase. */
 export function credentials(plan: Plan): { phase: Phase; step: Step }[] {
-  return plan.phases.filter(([phase]) => CRED_PHASES.includes(phase)).flatMap(([phase, steps]) => steps
-    .filter((s) => !(s.kind === 'prctl' && s.option === PR_SET_PDEATHSIG))
-    .map((step) => ({ phase, step })));
+  return plan.phases
+    .filter(([phase]) => CRED_PHASES.includes(phase))
+    .flatMap(([phase, steps]) =>
+      steps.filter((s) => !(s.kind === 'prctl' && s.option === PR_SET_PDEATHSIG)).map((step) => ({ phase, step })),
+    );
 }
 
 /** The same, as the state saves them for the CLI's exec. */

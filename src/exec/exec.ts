@@ -24,8 +24,14 @@ const PR_SET_DUMPABLE = 4;
 const CLONE_NEWTIME = 0x80;
 
 export const NS_FLAGS: Record<NsName, number> = {
-  user: CLONE.NEWUSER, mnt: CLONE.NEWNS, uts: CLONE.NEWUTS, ipc: CLONE.NEWIPC, net: CLONE.NEWNET,
-  pid: CLONE.NEWPID, cgroup: CLONE.NEWCGROUP, time: CLONE_NEWTIME,
+  user: CLONE.NEWUSER,
+  mnt: CLONE.NEWNS,
+  uts: CLONE.NEWUTS,
+  ipc: CLONE.NEWIPC,
+  net: CLONE.NEWNET,
+  pid: CLONE.NEWPID,
+  cgroup: CLONE.NEWCGROUP,
+  time: CLONE_NEWTIME,
 };
 
 export interface ExecSpec {
@@ -98,7 +104,11 @@ export function execPlan(s: ExecSpec, v1Cgroups: string[]): Step[] {
   b.add('stdio', ...op.stdioOps(s.stdio));
   b.add('descriptors', op.closeOthers([s.pidfd]));
   for (const dir of v1Cgroups) b.add('cgroup', op.writeFile(`${dir}/tasks`, '0', `join the container's cgroup ${dir}`));
-  if (flags) b.add('namespaces', { ...op.setns(s.pidfd, flags, s.namespaces.join(', ')), desc: `join the ${s.namespaces.join(', ')} namespaces` });
+  if (flags)
+    b.add('namespaces', {
+      ...op.setns(s.pidfd, flags, s.namespaces.join(', ')),
+      desc: `join the ${s.namespaces.join(', ')} namespaces`,
+    });
   b.add('namespaces', op.close([s.pidfd], 'the pidfd'));
   b.add('session', op.setsid());
   if (s.tty) b.add('session', op.setTty(0));
@@ -127,17 +137,23 @@ export class Exec {
       let dir = false;
       try {
         dir = fstatSync(fd).isDirectory();
-      } catch { /* not an fd: refused where it is used */ }
+      } catch {
+        /* not an fd: refused where it is used */
+      }
       if (dir) {
-        throw new NsboxError(`stdio[${i}] (fd ${fd}) is a directory: the process could leave the container's root through it`,
-          { field: 'stdio' });
+        throw new NsboxError(
+          `stdio[${i}] (fd ${fd}) is a directory: the process could leave the container's root through it`,
+          { field: 'stdio' },
+        );
       }
     });
     const join = s.cgroup ? joinCgroupsOf(s.pid) : { fd: undefined, v1: [] as string[], close() {} };
     const plan = encode(execPlan(s, join.v1));
     let started: ReturnType<typeof spawnPlan>;
     try {
-      started = spawnPlan(plan, { flags: 0, cgroupFd: join.fd }, () => { this.done = true; });
+      started = spawnPlan(plan, { flags: 0, cgroupFd: join.fd }, () => {
+        this.done = true;
+      });
     } finally {
       join.close();
     }
@@ -145,13 +161,21 @@ export class Exec {
     this.pidfd = started.child.pidfd;
     this.exited = started.exit.then((w) => {
       const signal = w.signal === null ? null : signalName(w.signal);
-      return { code: w.code, signal, status: w.code ?? 128 + (w.signal ?? 0), userUs: w.userUs, systemUs: w.systemUs,
-        maxRssKb: w.maxRssKb };
+      return {
+        code: w.code,
+        signal,
+        status: w.code ?? 128 + (w.signal ?? 0),
+        userUs: w.userUs,
+        systemUs: w.systemUs,
+        maxRssKb: w.maxRssKb,
+      };
     });
     this.ready = whenExecuted(started.child.errFd, plan, (failed, errno) => {
       // ESRCH from setns: PID 1 is gone; ENOMEM from the fork into the PID namespace: it is going.
       const gone = (failed?.kind === 'setns' && errno === 3) || (failed?.kind === 'init' && errno === 12);
-      return gone ? new NsboxError('the container is not running any more', { kind: 'step', code: 'ESRCH', step: failed!.desc }) : undefined;
+      return gone
+        ? new NsboxError('the container is not running any more', { kind: 'step', code: 'ESRCH', step: failed!.desc })
+        : undefined;
     });
     this.ready.catch(() => {});
     this.exited.catch(() => {});
@@ -162,6 +186,8 @@ export class Exec {
     if (this.done) return;
     try {
       native.pidfdSendSignal(this.pidfd, sig);
-    } catch { /* ended */ }
+    } catch {
+      /* ended */
+    }
   }
 }

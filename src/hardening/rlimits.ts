@@ -6,11 +6,22 @@ import type { Op } from '../plan/ops.js';
 
 /** RLIMIT_* numbers (the same on x86_64 and aarch64) and their /proc/self/limits rows. */
 const RLIMITS: Record<string, [number, string]> = {
-  cpu: [0, 'Max cpu time'], fsize: [1, 'Max file size'], data: [2, 'Max data size'], stack: [3, 'Max stack size'],
-  core: [4, 'Max core file size'], rss: [5, 'Max resident set'], nproc: [6, 'Max processes'],
-  nofile: [7, 'Max open files'], memlock: [8, 'Max locked memory'], as: [9, 'Max address space'],
-  locks: [10, 'Max file locks'], sigpending: [11, 'Max pending signals'], msgqueue: [12, 'Max msgqueue size'],
-  nice: [13, 'Max nice priority'], rtprio: [14, 'Max realtime priority'], rttime: [15, 'Max realtime timeout'],
+  cpu: [0, 'Max cpu time'],
+  fsize: [1, 'Max file size'],
+  data: [2, 'Max data size'],
+  stack: [3, 'Max stack size'],
+  core: [4, 'Max core file size'],
+  rss: [5, 'Max resident set'],
+  nproc: [6, 'Max processes'],
+  nofile: [7, 'Max open files'],
+  memlock: [8, 'Max locked memory'],
+  as: [9, 'Max address space'],
+  locks: [10, 'Max file locks'],
+  sigpending: [11, 'Max pending signals'],
+  msgqueue: [12, 'Max msgqueue size'],
+  nice: [13, 'Max nice priority'],
+  rtprio: [14, 'Max realtime priority'],
+  rttime: [15, 'Max realtime timeout'],
 };
 
 /** -1 is unlimited. */
@@ -32,7 +43,9 @@ function fail(message: string): never {
 /** This process's hard limits (what the container may keep or lower without CAP_SYS_RESOURCE). */
 export function hostHardLimit(name: string): number {
   const row = RLIMITS[name][1];
-  const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith(row));
+  const line = readFileSync('/proc/self/limits', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(row));
   const hard = line?.slice(row.length).trim().split(/\s+/)[1];
   return hard === undefined || hard === 'unlimited' ? -1 : Number(hard);
 }
@@ -56,8 +69,13 @@ export function resolveUlimits(spec: UlimitSpec | undefined): Rlimit[] {
   const out = new Map<string, Rlimit>();
   const hostNofile = hostHardLimit('nofile');
   const capped = (n: number) => (hostNofile !== -1 && n > hostNofile ? hostNofile : n);
-  out.set('nofile', { name: 'nofile', soft: Math.min(NOFILE_DEFAULT.soft, capped(NOFILE_DEFAULT.hard)), hard: capped(NOFILE_DEFAULT.hard) });
-  if (spec !== undefined && (typeof spec !== 'object' || spec === null || Array.isArray(spec))) fail('ulimits must be an object of name: limit');
+  out.set('nofile', {
+    name: 'nofile',
+    soft: Math.min(NOFILE_DEFAULT.soft, capped(NOFILE_DEFAULT.hard)),
+    hard: capped(NOFILE_DEFAULT.hard),
+  });
+  if (spec !== undefined && (typeof spec !== 'object' || spec === null || Array.isArray(spec)))
+    fail('ulimits must be an object of name: limit');
   for (const [name, v] of Object.entries(spec ?? {})) {
     const what = `ulimit ${name}`;
     if (!(name in RLIMITS)) fail(`unknown ulimit: ${name} (one of ${Object.keys(RLIMITS).join(', ')})`);
@@ -67,7 +85,10 @@ export function resolveUlimits(spec: UlimitSpec | undefined): Rlimit[] {
     if (above(soft, hard)) fail(`${what}: soft limit ${soft} is above the hard limit ${hard}`);
     const host = hostHardLimit(name);
     if (above(hard, host) && !canRaise()) {
-      fail(`${what}: hard limit ${hard === -1 ? 'unlimited' : hard} is above this process's ${host} (raising it needs CAP_SYS_RESOURCE)`);
+      fail(
+        `${what}: hard limit ${hard === -1 ? 'unlimited' : hard} is above this process's ${host}` +
+          ' (raising it needs CAP_SYS_RESOURCE)',
+      );
     }
     out.set(name, { name, soft, hard });
   }

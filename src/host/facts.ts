@@ -22,7 +22,9 @@ function hostDirs(): HostEntry[] {
       const st = lstatSync(`/${name}`);
       if (st.isSymbolicLink()) out.push({ name, link: readlinkSync(`/${name}`) });
       else if (st.isDirectory()) out.push({ name });
-    } catch { /* not on this host */ }
+    } catch {
+      /* not on this host */
+    }
   }
   return out;
 }

@@ -74,7 +74,7 @@ class ArchiveDir {
       if (size > JSON_MAX)
         throw new NsboxError(`archive member ${path} is too large (${size} bytes)`, { step: 'import' });
       const b = Buffer.alloc(size);
-      for (let off = 0; off < size;) {
+      for (let off = 0; off < size; ) {
         const n = readSync(fd, b, off, size - off, off);
         if (n === 0) break;
         off += n;

@@ -344,7 +344,7 @@ export function applyLayer(input: Readable, dir: string, o: ApplyOptions = {}): 
         written += chunk.length;
         if (written > size)
           throw new NsboxError(`layer ${name}: entry ${path} is longer than its header says`, { step: 'layer' });
-        for (let off = 0; off < chunk.length;) off += writeSync(fd, chunk, off, chunk.length - off);
+        for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off, chunk.length - off);
       } catch (err) {
         fail(err, path);
       }

@@ -53,7 +53,7 @@ export function parseChallenge(h: string): { scheme: string; params: Record<stri
   const scheme = (sp < 0 ? h : h.slice(0, sp)).toLowerCase();
   const params: Record<string, string> = {};
   const re = /([a-zA-Z_]+)=(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/g;
-  for (let m; (m = re.exec(sp < 0 ? '' : h.slice(sp + 1)));) params[m[1].toLowerCase()] = m[2] ?? m[3];
+  for (let m; (m = re.exec(sp < 0 ? '' : h.slice(sp + 1))); ) params[m[1].toLowerCase()] = m[2] ?? m[3];
   return { scheme, params };
 }
 

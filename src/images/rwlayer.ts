@@ -38,7 +38,9 @@ export function removeRwLayer(id: string): void {
   }
   try {
     rmSync(`${root}/containers/${id}`, { recursive: true, force: true });
-  } catch { /* rootless: files made as another id of the container (see Store.removeContainer) */ }
+  } catch {
+    /* rootless: files made as another id of the container (see Store.removeContainer) */
+  }
 }
 
 /** The image's StopSignal for a container made from one (what `stop` sends first), or null. */

@@ -7,7 +7,8 @@ import * as native from '../native.js';
 import { CLONE, MNT_DETACH, MS } from '../native.js';
 
 /**
- * The directory must exist (src/network/record.ts makes and checks it). unshare(CLONE_NEWNET) applies to the calling thread only: this (Node's main) thread steps into a
+ * The directory must exist (src/network/record.ts makes and checks it). unshare(CLONE_NEWNET) applies
+ * to the calling thread only: this (Node's main) thread steps into a
  * new namespace, binds it onto `path`, and steps back, all synchronously, so no JS runs meanwhile.
  */
 export function createNetns(path: string): void {

@@ -3,7 +3,8 @@
 import { closeSync, constants as C, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import * as native from '../native.js';
 
-const LOCK_EX = 2, LOCK_UN = 8;
+const LOCK_EX = 2,
+  LOCK_UN = 8;
 
 /** Write a file so that readers see the old or the new content, never a part. */
 export function writeAtomic(path: string, data: string): void {

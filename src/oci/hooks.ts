@@ -92,7 +92,11 @@ export async function runHookIn(
     closeSync(devnull);
   }
   let timedOut = false;
-  const timer = h.timeout ? setTimeout(() => ((timedOut = true), x.kill(9)), h.timeout * 1000) : undefined;
+  const kill = () => {
+    timedOut = true;
+    x.kill(9);
+  };
+  const timer = h.timeout ? setTimeout(kill, h.timeout * 1000) : undefined;
   try {
     await x.ready;
     const st = await x.exited;

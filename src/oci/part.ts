@@ -6,7 +6,14 @@ import { MOUNT_ATTR } from '../native.js';
 import * as op from '../plan/ops.js';
 import type { StartPart } from '../plan/part.js';
 import {
-  attachOps, MASKED_PATHS, maskOps, openSourcesOps, READONLY_PATHS, readonlyOps, type ResolvedMount, resolveMounts,
+  attachOps,
+  MASKED_PATHS,
+  maskOps,
+  openSourcesOps,
+  READONLY_PATHS,
+  readonlyOps,
+  type ResolvedMount,
+  resolveMounts,
 } from '../rootfs/mounts.js';
 import { rootSlots } from '../rootfs/root.js';
 import { NsboxError } from '../errors.js';

@@ -39,7 +39,15 @@ export type Phase = (typeof PHASES)[number];
 
 const AFTER_SECCOMP: ReadonlySet<Phase> = new Set<Phase>(['seccomp', 'exec-fds', 'init', 'exec']);
 const MOUNTS: ReadonlySet<Step['kind']> = new Set<Step['kind']>([
-  'mount', 'moveMount', 'attach', 'attachHeld', 'fsmount', 'pivotRoot', 'setattr', 'setattrSlot', 'maskAt',
+  'mount',
+  'moveMount',
+  'attach',
+  'attachHeld',
+  'fsmount',
+  'pivotRoot',
+  'setattr',
+  'setattrSlot',
+  'maskAt',
 ]);
 
 export class PlanBuilder {
@@ -64,8 +72,10 @@ export class PlanBuilder {
   /** A slot of the plan's descriptor table, for this plan alone. */
   slot(what = 'mount'): Slot {
     if (this.nextSlot >= PLAN_SLOTS) {
-      throw new NsboxError(`too many mounts: a plan holds at most ${PLAN_SLOTS} descriptors (${what})`,
-        { kind: 'spec', step: 'mounts' });
+      throw new NsboxError(`too many mounts: a plan holds at most ${PLAN_SLOTS} descriptors (${what})`, {
+        kind: 'spec',
+        step: 'mounts',
+      });
     }
     return this.nextSlot++;
   }
@@ -129,7 +139,8 @@ function check(plan: { step: Step; phase: Phase }[], kept: readonly number[]): v
   const rootAt = all.findIndex((x) => PHASES.indexOf(x.phase) >= PHASES.indexOf('root'));
   for (const fd of kept) {
     const closedAt = all.findIndex((x) => x.step.kind === 'close' && x.step.fds.includes(fd));
-    if (closedAt < 0 || (rootAt >= 0 && closedAt > rootAt)) internal(`inherited fd ${fd} is still open when the root is built`);
+    if (closedAt < 0 || (rootAt >= 0 && closedAt > rootAt))
+      internal(`inherited fd ${fd} is still open when the root is built`);
   }
   const seccomp = all.filter((x) => x.step.kind === 'seccomp');
   const nnp = all.some((x) => x.phase === 'nnp');
@@ -145,7 +156,8 @@ function check(plan: { step: Step; phase: Phase }[], kept: readonly number[]): v
   }
   const lastMount = all.map((x) => MOUNTS.has(x.step.kind)).lastIndexOf(true);
   const firstIdentity = all.findIndex((x) => IDENTITY.has(x.step.kind));
-  if (firstIdentity >= 0 && lastMount > firstIdentity) internal(`"${all[lastMount].step.desc}" after the identity steps`);
+  if (firstIdentity >= 0 && lastMount > firstIdentity)
+    internal(`"${all[lastMount].step.desc}" after the identity steps`);
   const execs = all.filter((x) => x.step.kind === 'exec');
   if (execs.length !== 1 || all[all.length - 1].step.kind !== 'exec') internal('a plan must end in one exec');
 }

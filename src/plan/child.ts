@@ -49,15 +49,24 @@ export function reaped(pidfd: number, onReaped: () => void): Promise<WaitStatus>
 }
 
 /** Starts a plan's child; `exit` resolves once it has been reaped (after onReaped). */
-export function spawnPlan(plan: Encoded, req: Omit<SpawnRequest, 'ops'>, onReaped: () => void):
-  { child: SpawnedChild; exit: Promise<WaitStatus> } {
+export function spawnPlan(
+  plan: Encoded,
+  req: Omit<SpawnRequest, 'ops'>,
+  onReaped: () => void,
+): { child: SpawnedChild; exit: Promise<WaitStatus> } {
   const child = native.spawn({ ...req, ops: plan.ops });
   return { child, exit: reaped(child.pidfd, onReaped) };
 }
 
-/** Resolves once the command runs (or is held before exec: src/plan/hold.ts); rejects with the step that failed, in words (or `explain`'s error). */
-export function whenExecuted(errFd: number, plan: Encoded,
-  explain?: (step: Step | undefined, errno: number) => NsboxError | undefined): Promise<void> {
+/**
+ * Resolves once the command runs (or is held before exec: src/plan/hold.ts); rejects with the step that
+ * failed, in words (or `explain`'s error).
+ */
+export function whenExecuted(
+  errFd: number,
+  plan: Encoded,
+  explain?: (step: Step | undefined, errno: number) => NsboxError | undefined,
+): Promise<void> {
   return execResult(errFd).then((f) => {
     if (!f) return;
     const step = plan.steps[f.step];

@@ -27,7 +27,8 @@ const ALLOWED: Partial<Record<Phase, ReadonlySet<string>>> = {
 export function loadStep(saved: SavedStep): { phase: Phase; step: Step } {
   const s = saved?.step ?? {};
   const ok = ALLOWED[saved?.phase]?.has(String(s.kind)) && typeof s.desc === 'string';
-  if (!ok) throw new NsboxError(`state: unexpected saved step ${JSON.stringify(s.kind)}`, { kind: 'internal', step: 'state' });
+  if (!ok)
+    throw new NsboxError(`state: unexpected saved step ${JSON.stringify(s.kind)}`, { kind: 'internal', step: 'state' });
   const out: Record<string, unknown> = { ...s };
   if (s.kind === 'caps') for (const k of CAPS) out[k] = BigInt(String(s[k]));
   if (s.kind === 'seccomp') out.filter = Buffer.from(String(s.filter), 'base64');

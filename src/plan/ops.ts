@@ -29,7 +29,8 @@ export const setrlimit = (resource: number, soft: number, hard: number, name: st
   step({ kind: 'setrlimit', resource, soft, hard, name }, `setrlimit ${name}`);
 export const symlink = (target: string, path: string): Step =>
   step({ kind: 'symlink', target, path }, `symlink ${path} -> ${target}`);
-export const createFile = (path: string, mode = 0o644): Step => step({ kind: 'createFile', path, mode }, `create ${path}`);
+export const createFile = (path: string, mode = 0o644): Step =>
+  step({ kind: 'createFile', path, mode }, `create ${path}`);
 export const setattr = (path: string, set: number, clear: number, recursive: boolean, desc: string): Step =>
   step({ kind: 'setattr', path, set, clear, recursive }, desc);
 export const waitSync = (): Step => step({ kind: 'waitSync' }, 'wait for the parent');
@@ -37,7 +38,8 @@ export const setsid = (): Step => step({ kind: 'setsid' }, 'setsid');
 export const setns = (fd: number, nstype: number, what: string): Step =>
   step({ kind: 'setns', fd, nstype, what }, `join ${what} namespace`);
 export const unshare = (flags: number, what: string): Step => step({ kind: 'unshare', flags, what }, `unshare ${what}`);
-export const prctl = (option: number, args: number[], desc: string): Step => step({ kind: 'prctl', option, args }, desc);
+export const prctl = (option: number, args: number[], desc: string): Step =>
+  step({ kind: 'prctl', option, args }, desc);
 /** Mark every fd from `from` up close-on-exec (the last step before exec). */
 export const closeFds = (from = 3): Step => step({ kind: 'cloexecFrom', from }, 'mark inherited fds close-on-exec');
 export const openTree = (path: string, slot: Slot, recursive = false): Step =>
@@ -50,7 +52,8 @@ export const close = (fds: number[], what: string): Step => step({ kind: 'close'
 /** Close every fd above 2 except `keep` (and the plan's own pipes). */
 export const closeOthers = (keep: number[]): Step => step({ kind: 'closeInherited', keep }, 'close inherited fds');
 export const umask = (mask: number): Step => step({ kind: 'umask', mask }, 'umask');
-export const writeFile = (path: string, data: string, desc: string): Step => step({ kind: 'writeFile', path, data }, desc);
+export const writeFile = (path: string, data: string, desc: string): Step =>
+  step({ kind: 'writeFile', path, data }, desc);
 
 /** execve of the first candidate path that exists; ENOENT when none does. */
 export const exec = (command: string, argv: string[], env: string[], candidates: string[]): Step =>
@@ -58,11 +61,19 @@ export const exec = (command: string, argv: string[], env: string[], candidates:
 
 // Identity (src/userns): groups, ids, capability sets.
 export const setgroups = (gids: number[]): Step =>
-  step({ kind: 'setgroups', gids: [...gids] }, gids.length ? `setgroups ${gids.join(',')}` : 'drop supplementary groups');
+  step(
+    { kind: 'setgroups', gids: [...gids] },
+    gids.length ? `setgroups ${gids.join(',')}` : 'drop supplementary groups',
+  );
 export const setresgid = (gid: number): Step => step({ kind: 'setresgid', gid }, `setresgid ${gid}`);
 export const setresuid = (uid: number): Step => step({ kind: 'setresuid', uid }, `setresuid ${uid}`);
-export const caps = (bounding: bigint, effective: bigint, permitted: bigint, inheritable: bigint, ambient: bigint): Step =>
-  step({ kind: 'caps', bounding, effective, permitted, inheritable, ambient }, 'set capabilities');
+export const caps = (
+  bounding: bigint,
+  effective: bigint,
+  permitted: bigint,
+  inheritable: bigint,
+  ambient: bigint,
+): Step => step({ kind: 'caps', bounding, effective, permitted, inheritable, ambient }, 'set capabilities');
 export const seccomp = (filter: Buffer, flags: number, source: string): Step =>
   step({ kind: 'seccomp', filter, flags, source }, `install the seccomp filter (${source})`);
 
@@ -71,7 +82,8 @@ export const usernsRoot = (dropGroups: boolean, gid0: boolean, uid0: boolean): S
   step({ kind: 'usernsRoot', dropGroups, gid0, uid0 }, 'become root of the user namespace');
 
 /** Held before exec: the FIFO opened on the host, then a wait for `start` (src/plan/hold.ts). */
-export const holdOpen = (path: string, slot: Slot): Step => step({ kind: 'holdOpen', path, slot }, `open the hold FIFO ${path}`);
+export const holdOpen = (path: string, slot: Slot): Step =>
+  step({ kind: 'holdOpen', path, slot }, `open the hold FIFO ${path}`);
 export const hold = (slot: Slot): Step => step({ kind: 'hold', slot }, 'wait to be started');
 
 /** `primary`, or when it fails, `fallback` in its place (the child skips the fallback when primary works). */
@@ -79,7 +91,15 @@ export const orElse = (primary: Step, fallback: Step[]): Step => ({ ...primary, 
 
 // Mounts inside the root (native/paths.c): a target is opened with openat2(RESOLVE_IN_ROOT |
 // RESOLVE_NO_MAGICLINKS) into a slot and mounts attach to that fd, so no symlink can redirect them.
-export const OPEN_AT = { MUST_EXIST: 0, DIR: 1, FILE: 2, OPTIONAL: 4, NOSYMLINKS: 8, NOT_KERNFS: 16, XDEV: 32 } as const;
+export const OPEN_AT = {
+  MUST_EXIST: 0,
+  DIR: 1,
+  FILE: 2,
+  OPTIONAL: 4,
+  NOSYMLINKS: 8,
+  NOT_KERNFS: 16,
+  XDEV: 32,
+} as const;
 export const openAt = (path: string, slot: Slot, how: number, desc?: string): Step =>
   step({ kind: 'openAt', path, slot, how }, desc ?? `open ${path} in the root`);
 export const moveMountTo = (from: Slot, to: Slot, desc: string): Step => step({ kind: 'attach', from, to }, desc);
@@ -105,8 +125,16 @@ export const openBeneath = (dir: Slot, path: string, to: Slot, how: number, desc
 });
 /** Attach the mount in slot `from` onto the target in slot `to`; `from` stays open, on the attached mount. */
 export const attach = (from: Slot, to: Slot, desc: string): Step => step({ kind: 'attachHeld', from, to }, desc);
-export const mknodAt = (dir: Slot, name: string, mode: number, major: number, minor: number, desc: string,
-  uid = -1, gid = -1): Step => step({ kind: 'mknodAt', dir, name, mode, major, minor, uid, gid }, desc);
+export const mknodAt = (
+  dir: Slot,
+  name: string,
+  mode: number,
+  major: number,
+  minor: number,
+  desc: string,
+  uid = -1,
+  gid = -1,
+): Step => step({ kind: 'mknodAt', dir, name, mode, major, minor, uid, gid }, desc);
 export const symlinkAt = (dir: Slot, target: string, name: string, desc: string): Step =>
   step({ kind: 'symlinkAt', dir, target, name }, desc);
 /** Mask `path` of the tree in slot `tree` (skipped only when that tree has no such path). */

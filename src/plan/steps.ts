@@ -84,13 +84,35 @@ export const isStep = <K extends StepKind>(s: Step, kind: K): s is StepOf<K> => 
 
 /** Steps that resolve a path: none may run while an inherited descriptor is open. */
 export const RESOLVES_PATH: ReadonlySet<StepKind> = new Set<StepKind>([
-  'mount', 'mkdir', 'pivotRoot', 'umount', 'chdir', 'exec', 'symlink', 'createFile', 'setattr', 'openTree',
-  'moveMount', 'writeFile', 'openAt', 'chdirInRoot', 'openBeneath', 'mknodAt', 'symlinkAt', 'maskAt', 'holdOpen',
+  'mount',
+  'mkdir',
+  'pivotRoot',
+  'umount',
+  'chdir',
+  'exec',
+  'symlink',
+  'createFile',
+  'setattr',
+  'openTree',
+  'moveMount',
+  'writeFile',
+  'openAt',
+  'chdirInRoot',
+  'openBeneath',
+  'mknodAt',
+  'symlinkAt',
+  'maskAt',
+  'holdOpen',
 ]);
 
 /** Steps that open one of the plan's slots: the inherited fds must be closed before (they would be kept). */
 export const OPENS_SLOT: ReadonlySet<StepKind> = new Set<StepKind>([
-  'openTree', 'openAt', 'fsmount', 'cloneTree', 'openBeneath', 'holdOpen',
+  'openTree',
+  'openAt',
+  'fsmount',
+  'cloneTree',
+  'openBeneath',
+  'holdOpen',
 ]);
 
 /** Steps that change who the process is. */

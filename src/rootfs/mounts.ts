@@ -52,8 +52,17 @@ export interface ResolvedMount {
 
 /** OCI's (and Docker's) default masked paths: files get /dev/null, directories an empty read-only tmpfs. */
 export const MASKED_PATHS = [
-  '/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
-  '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap',
+  '/proc/acpi',
+  '/proc/asound',
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/latency_stats',
+  '/proc/timer_list',
+  '/proc/timer_stats',
+  '/proc/sched_debug',
+  '/proc/scsi',
+  '/sys/firmware',
+  '/sys/devices/virtual/powercap',
 ];
 /** OCI's default read-only paths. */
 export const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
@@ -71,7 +80,8 @@ export function parseSize(v: number | string, what: string): number {
 
 /** An absolute, normalized target that is not the root, not /proc, /sys or under them, and not /dev. */
 export function checkTarget(target: unknown, what: string): string {
-  if (typeof target !== 'string' || !target.startsWith('/')) fail(`${what}: target must be an absolute path, got ${JSON.stringify(target)}`);
+  if (typeof target !== 'string' || !target.startsWith('/'))
+    fail(`${what}: target must be an absolute path, got ${JSON.stringify(target)}`);
   if (target.includes('\0')) fail(`${what}: target contains a NUL byte`);
   const t = posix.normalize(target).replace(/\/+$/, '') || '/';
   if (t === '/') fail(`${what}: cannot mount over the root`);
@@ -93,7 +103,8 @@ export function resolveMounts(list: MountSpec[] | undefined): ResolvedMount[] {
     if (seen.has(target)) fail(`duplicate mount target: ${target}`);
     seen.add(target);
     if (m.type === 'bind') {
-      if (typeof m.source !== 'string' || !m.source.startsWith('/')) fail(`volume ${m.source}:${m.target}: source must be an absolute host path`);
+      if (typeof m.source !== 'string' || !m.source.startsWith('/'))
+        fail(`volume ${m.source}:${m.target}: source must be an absolute host path`);
       let source: string, dir: boolean;
       try {
         source = realpathSync(m.source);
@@ -108,8 +119,11 @@ export function resolveMounts(list: MountSpec[] | undefined): ResolvedMount[] {
       const mode = m.mode ?? 0o1777;
       if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) fail(`tmpfs ${target}: invalid mode ${mode}`);
       options.push(`mode=${mode.toString(8)}`);
-      const attrs = (m.readOnly ? MOUNT_ATTR.RDONLY : 0) | (m.exec ? 0 : MOUNT_ATTR.NOEXEC)
-        | (m.suid ? 0 : MOUNT_ATTR.NOSUID) | (m.dev ? 0 : MOUNT_ATTR.NODEV);
+      const attrs =
+        (m.readOnly ? MOUNT_ATTR.RDONLY : 0) |
+        (m.exec ? 0 : MOUNT_ATTR.NOEXEC) |
+        (m.suid ? 0 : MOUNT_ATTR.NOSUID) |
+        (m.dev ? 0 : MOUNT_ATTR.NODEV);
       out.push({ type: 'tmpfs', target, readOnly: !!m.readOnly, options, attrs });
     } else {
       fail(`${what}: type must be "bind" or "tmpfs", got ${JSON.stringify((m as { type?: unknown }).type)}`);
@@ -117,7 +131,10 @@ export function resolveMounts(list: MountSpec[] | undefined): ResolvedMount[] {
   });
   // Parents before children, as docker does: a mount inside another lands on top of it.
   const depth = (m: ResolvedMount) => m.target.split('/').length;
-  return out.map((m, i) => ({ m, i })).sort((a, b) => depth(a.m) - depth(b.m) || a.i - b.i).map((x) => x.m);
+  return out
+    .map((m, i) => ({ m, i }))
+    .sort((a, b) => depth(a.m) - depth(b.m) || a.i - b.i)
+    .map((x) => x.m);
 }
 
 /**
@@ -134,11 +151,27 @@ export function openSourcesOps(mounts: ResolvedMount[], slots: Slot[], scratch: 
     );
     // A --device bind stays a bind of the host's node (it must open as that device) but read-only:
     // chmod, chown and utimes inside are EROFS, reads and writes of the device work.
-    if (m.device) ops.push(op.setattrSlot(slots[i], MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NOEXEC, 0, false,
-      `make the bind of device ${m.source} read-only`));
+    if (m.device)
+      ops.push(
+        op.setattrSlot(
+          slots[i],
+          MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NOEXEC,
+          0,
+          false,
+          `make the bind of device ${m.source} read-only`,
+        ),
+      );
     // nodev always: a device node in a volume opens nothing (devices are given with --device).
-    if (!m.device) ops.push(op.setattrSlot(slots[i], MOUNT_ATTR.NODEV | (m.readOnly ? MOUNT_ATTR.RDONLY : 0), 0, true,
-      `make volume ${m.source} ${m.readOnly ? 'read-only and ' : ''}nodev`));
+    if (!m.device)
+      ops.push(
+        op.setattrSlot(
+          slots[i],
+          MOUNT_ATTR.NODEV | (m.readOnly ? MOUNT_ATTR.RDONLY : 0),
+          0,
+          true,
+          `make volume ${m.source} ${m.readOnly ? 'read-only and ' : ''}nodev`,
+        ),
+      );
   });
   return ops;
 }
@@ -208,7 +241,8 @@ export function readonlyOps(paths: readonly string[], s: ProtectSlots): Step[] {
     const inside = path.startsWith('/proc/') || path.startsWith('/sys/');
     const [tree, rel] = inTree(path, s.proc, s.sys);
     return [
-      inside ? op.openBeneath(tree, rel, s.a, op.OPEN_AT.OPTIONAL, `open ${path} to make it read-only`)
+      inside
+        ? op.openBeneath(tree, rel, s.a, op.OPEN_AT.OPTIONAL, `open ${path} to make it read-only`)
         : op.openAt(path, s.a, op.OPEN_AT.OPTIONAL, `open ${path} to make it read-only`),
       op.cloneTree(s.a, s.b, true, `bind ${path} onto itself`),
       op.setattrSlot(s.b, HARD, 0, true, `make ${path} read-only`),

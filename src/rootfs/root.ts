@@ -30,13 +30,22 @@ export interface RootOptions {
 const HOST_STAGE = '/tmp';
 /** The default devices: name, major, minor. */
 const DEVICES: [string, number, number][] = [
-  ['null', 1, 3], ['zero', 1, 5], ['full', 1, 7], ['random', 1, 8], ['urandom', 1, 9], ['tty', 5, 0],
+  ['null', 1, 3],
+  ['zero', 1, 5],
+  ['full', 1, 7],
+  ['random', 1, 8],
+  ['urandom', 1, 9],
+  ['tty', 5, 0],
 ];
 const DEV_LINKS: [string, string][] = [
-  ['/proc/self/fd', 'fd'], ['/proc/self/fd/0', 'stdin'], ['/proc/self/fd/1', 'stdout'],
-  ['/proc/self/fd/2', 'stderr'], ['pts/ptmx', 'ptmx'],
+  ['/proc/self/fd', 'fd'],
+  ['/proc/self/fd/0', 'stdin'],
+  ['/proc/self/fd/1', 'stdout'],
+  ['/proc/self/fd/2', 'stderr'],
+  ['pts/ptmx', 'ptmx'],
 ];
-const S_IFCHR = 0o020000, S_IFREG = 0o100000;
+const S_IFCHR = 0o020000,
+  S_IFREG = 0o100000;
 const HARD = MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC;
 
 /**
@@ -45,7 +54,11 @@ const HARD = MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC;
  * too), and scratch slots.
  */
 export const rootSlots = (b: PlanBuilder) => ({
-  proc: b.shared('proc'), sys: b.shared('sys'), dev: b.shared('dev'), a: b.shared('a'), b: b.shared('b'),
+  proc: b.shared('proc'),
+  sys: b.shared('sys'),
+  dev: b.shared('dev'),
+  a: b.shared('a'),
+  b: b.shared('b'),
   c: b.shared('c'),
 });
 
@@ -63,17 +76,27 @@ function hostRoot(facts: HostFacts): Step[] {
     ops.push(
       op.mkdir(dst),
       op.mount(`/${e.name}`, dst, '', MS.BIND | MS.REC, '', `bind /${e.name} on ${dst}`),
-      op.setattr(dst, MOUNT_ATTR.RDONLY | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOSUID, 0, true,
-        `make ${dst} read-only, nodev and nosuid`),
+      op.setattr(
+        dst,
+        MOUNT_ATTR.RDONLY | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOSUID,
+        0,
+        true,
+        `make ${dst} read-only, nodev and nosuid`,
+      ),
     );
   }
-  ops.push(op.mkdir(`${root}/tmp`, 0o1777), op.mkdir(`${root}/root`, 0o700), op.mkdir(`${root}/home`),
-    op.mkdir(`${root}/run`));
+  ops.push(
+    op.mkdir(`${root}/tmp`, 0o1777),
+    op.mkdir(`${root}/root`, 0o700),
+    op.mkdir(`${root}/home`),
+    op.mkdir(`${root}/run`),
+  );
   return ops;
 }
 
 const notSymlink = (path: string) => ({
-  ELOOP: `${path} is a symlink in the rootfs (it must be a directory)`, ENOTDIR: `${path} is not a directory in the rootfs`,
+  ELOOP: `${path} is a symlink in the rootfs (it must be a directory)`,
+  ENOTDIR: `${path} is not a directory in the rootfs`,
 });
 
 /**
@@ -85,9 +108,17 @@ const notSymlink = (path: string) => ({
 function devOps(s: ReturnType<typeof rootSlots>, hostDevs: number[] | null, ttyGid: number | null): Step[] {
   const { dev, a, b } = s;
   const ops: Step[] = [
-    op.fsmount('tmpfs', ['source=tmpfs', 'mode=755', 'size=65536k'], dev, MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV,
-      'make a tmpfs for /dev'),
-    { ...op.openAt('/dev', a, op.OPEN_AT.DIR | op.OPEN_AT.NOSYMLINKS, 'open /dev in the rootfs'), why: notSymlink('/dev') },
+    op.fsmount(
+      'tmpfs',
+      ['source=tmpfs', 'mode=755', 'size=65536k'],
+      dev,
+      MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV,
+      'make a tmpfs for /dev',
+    ),
+    {
+      ...op.openAt('/dev', a, op.OPEN_AT.DIR | op.OPEN_AT.NOSYMLINKS, 'open /dev in the rootfs'),
+      why: notSymlink('/dev'),
+    },
     op.attach(dev, a, 'mount tmpfs on /dev'),
   ];
   DEVICES.forEach(([name, major, minor], i) => {
@@ -114,12 +145,17 @@ function devOps(s: ReturnType<typeof rootSlots>, hostDevs: number[] | null, ttyG
     op.moveMountTo(b, a, `mount ${fs} on /dev/${name}`),
   ];
   ops.push(
-    ...sub('pts', 'devpts', ['newinstance', 'ptmxmode=0666', 'mode=0620', ...(ttyGid === null ? [] : [`gid=${ttyGid}`])],
-      MOUNT_ATTR.NOSUID | MOUNT_ATTR.NOEXEC),
+    ...sub(
+      'pts',
+      'devpts',
+      ['newinstance', 'ptmxmode=0666', 'mode=0620', ...(ttyGid === null ? [] : [`gid=${ttyGid}`])],
+      MOUNT_ATTR.NOSUID | MOUNT_ATTR.NOEXEC,
+    ),
     ...sub('shm', 'tmpfs', ['mode=1777', 'size=65536k'], HARD),
     ...sub('mqueue', 'mqueue', [], HARD),
   );
-  for (const [target, name] of DEV_LINKS) ops.push(op.symlinkAt(dev, target, name, `symlink /dev/${name} -> ${target}`));
+  for (const [target, name] of DEV_LINKS)
+    ops.push(op.symlinkAt(dev, target, name, `symlink /dev/${name} -> ${target}`));
   return ops;
 }
 
@@ -140,15 +176,27 @@ export function rootSteps(b: PlanBuilder, o: RootOptions, facts: HostFacts): voi
   else {
     b.add('root', op.mount(newRoot, newRoot, '', MS.BIND | MS.REC, '', `bind rootfs ${newRoot} onto itself`));
     // Every mount of a container is nodev: a node it makes with CAP_MKNOD opens nothing.
-    if (o.nodev !== false) b.add('root', op.setattr(newRoot, MOUNT_ATTR.NODEV, 0, true, `make rootfs ${newRoot} nodev`));
+    if (o.nodev !== false)
+      b.add('root', op.setattr(newRoot, MOUNT_ATTR.NODEV, 0, true, `make rootfs ${newRoot} nodev`));
   }
   // In a user namespace mknod is refused: the host's nodes, bound read-only (so chmod is EROFS).
-  const hostDevs = o.userns ? DEVICES.map(([name]) => {
-    const slot = b.slot(`/dev/${name}`);
-    b.add('host', op.openTree(`/dev/${name}`, slot), op.setattrSlot(slot, MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID
-      | MOUNT_ATTR.NOEXEC, 0, false, `make the bind of the host's /dev/${name} read-only`));
-    return slot;
-  }) : null;
+  const hostDevs = o.userns
+    ? DEVICES.map(([name]) => {
+        const slot = b.slot(`/dev/${name}`);
+        b.add(
+          'host',
+          op.openTree(`/dev/${name}`, slot),
+          op.setattrSlot(
+            slot,
+            MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NOEXEC,
+            0,
+            false,
+            `make the bind of the host's /dev/${name} read-only`,
+          ),
+        );
+        return slot;
+      })
+    : null;
   // proc and sysfs before pivot_root: in a user namespace the kernel mounts them only while the host's are in sight.
   const sysAttrs = HARD | MOUNT_ATTR.RDONLY;
   b.add('host', op.fsmount('proc', ['source=proc'], proc, HARD, 'mount proc'));
@@ -159,13 +207,21 @@ export function rootSteps(b: PlanBuilder, o: RootOptions, facts: HostFacts): voi
   const volSlots = mounts.map((m) => b.slot(`the mount on ${m.target}`));
   b.add('host', ...openSourcesOps(mounts, volSlots, a));
   b.add('pivot', op.pivotRoot(newRoot));
-  b.add('system',
-    { ...op.openAt('/proc', a, op.OPEN_AT.DIR | op.OPEN_AT.NOSYMLINKS, 'open /proc in the rootfs'), why: notSymlink('/proc') },
+  b.add(
+    'system',
+    {
+      ...op.openAt('/proc', a, op.OPEN_AT.DIR | op.OPEN_AT.NOSYMLINKS, 'open /proc in the rootfs'),
+      why: notSymlink('/proc'),
+    },
     op.attach(proc, a, 'mount proc on /proc'),
-    { ...op.openAt('/sys', a, op.OPEN_AT.DIR | op.OPEN_AT.NOSYMLINKS, 'open /sys in the rootfs'), why: notSymlink('/sys') },
+    {
+      ...op.openAt('/sys', a, op.OPEN_AT.DIR | op.OPEN_AT.NOSYMLINKS, 'open /sys in the rootfs'),
+      why: notSymlink('/sys'),
+    },
     op.attach(sys, a, 'mount sysfs on /sys'),
     op.setattrSlot(sys, sysAttrs, 0, true, 'make /sys read-only'),
-    ...devOps(slots, hostDevs, o.ttyGid === undefined ? 5 : o.ttyGid));
+    ...devOps(slots, hostDevs, o.ttyGid === undefined ? 5 : o.ttyGid),
+  );
   b.add('mounts', ...attachOps(mounts, volSlots, a));
   if (o.maskPaths !== false) b.add('protect', ...protectOps(slots));
   if (o.readOnly) b.add('protect', op.setattr('/', MOUNT_ATTR.RDONLY, 0, false, 'make the root read-only'));

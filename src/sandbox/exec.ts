@@ -32,7 +32,9 @@ function killTree(reaper: number): void {
   let children: string[] = [];
   try {
     children = readFileSync(`/proc/${reaper}/task/${reaper}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
-  } catch { /* gone */ }
+  } catch {
+    /* gone */
+  }
   for (const pid of [...children.map(Number), reaper]) {
     try {
       const fd = native.pidfdOpen(pid);
@@ -41,7 +43,9 @@ function killTree(reaper: number): void {
       } finally {
         closeSync(fd);
       }
-    } catch { /* ended */ }
+    } catch {
+      /* ended */
+    }
   }
 }
 
@@ -49,7 +53,8 @@ export async function execIn(container: Container, command: string[], o: ExecOpt
   list(command, 'command', (a, f) => cString(a, f, { empty: true, max: 128 * 1024 }), 1 << 20);
   if (command.length === 0 || command[0] === '') bad('command', 'no command given');
   if (!isPlainObject(o)) bad('options', `must be an object, got ${kind(o)}`);
-  for (const k of Object.keys(o)) if (!EXEC_KEYS.includes(k)) bad(k, `unknown field ${k} (exec takes ${EXEC_KEYS.join(', ')})`);
+  for (const k of Object.keys(o))
+    if (!EXEC_KEYS.includes(k)) bad(k, `unknown field ${k} (exec takes ${EXEC_KEYS.join(', ')})`);
   const env = Object.entries(o.env ?? {}).map(([k, v]) => {
     if (k === '' || k.includes('=')) bad('env', `invalid variable name ${JSON.stringify(k)}`);
     return `${k}=${cString(v, `env.${k}`, { empty: true, max: 128 * 1024 })}`;
@@ -57,8 +62,14 @@ export async function execIn(container: Container, command: string[], o: ExecOpt
   const cwd = optString(o.cwd, 'cwd');
   if (cwd !== undefined && !cwd.startsWith('/')) bad('cwd', `working directory must be absolute: ${cwd}`);
   const timeoutMs = millis(o.timeoutMs, 'timeoutMs');
-  const max = o.maxOutputBytes === undefined ? DEFAULT_MAX_OUTPUT : integer(o.maxOutputBytes, 'maxOutputBytes', 0, MAX_OUTPUT);
-  const total = { left: o.maxTotalOutputBytes === undefined ? 2 * max : integer(o.maxTotalOutputBytes, 'maxTotalOutputBytes', 0, MAX_OUTPUT) };
+  const max =
+    o.maxOutputBytes === undefined ? DEFAULT_MAX_OUTPUT : integer(o.maxOutputBytes, 'maxOutputBytes', 0, MAX_OUTPUT);
+  const total = {
+    left:
+      o.maxTotalOutputBytes === undefined
+        ? 2 * max
+        : integer(o.maxTotalOutputBytes, 'maxTotalOutputBytes', 0, MAX_OUTPUT),
+  };
   if (o.input !== undefined && typeof o.input !== 'string' && !(o.input instanceof Uint8Array)) {
     bad('input', `must be a string or a Buffer, got ${kind(o.input)}`);
   }
@@ -73,15 +84,19 @@ export async function execIn(container: Container, command: string[], o: ExecOpt
   } finally {
     stdio.closeChildEnds();
   }
-  const out = collect(stdio.stdout as Readable, max, total), err = collect(stdio.stderr as Readable, max, total);
+  const out = collect(stdio.stdout as Readable, max, total),
+    err = collect(stdio.stderr as Readable, max, total);
   stdio.stdin!.on('error', () => {});
   stdio.stdin!.end(o.input ?? '');
   let timedOut = false;
   const exec = x;
-  const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
-    timedOut = true;
-    killTree(exec.pid);
-  }, timeoutMs);
+  const timer =
+    timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          timedOut = true;
+          killTree(exec.pid);
+        }, timeoutMs);
   try {
     await x.ready;
   } catch (e) {
@@ -97,11 +112,16 @@ export async function execIn(container: Container, command: string[], o: ExecOpt
   stdio.stdout?.destroy();
   stdio.stderr?.destroy();
   return {
-    code: r.code, signal: r.signal, oomKilled: false, timedOut,
+    code: r.code,
+    signal: r.signal,
+    oomKilled: false,
+    timedOut,
     status: timedOut ? 'timeout' : r.signal ? 'signaled' : r.code === 0 ? 'ok' : 'exited',
     wallMs: Number(process.hrtime.bigint() - started) / 1e6,
-    cpu: { userMs: r.userUs / 1000, systemMs: r.systemUs / 1000 }, peakMemoryBytes: r.maxRssKb * 1024,
-    stdout: Buffer.concat(out.c.chunks).toString(), stderr: Buffer.concat(err.c.chunks).toString(),
+    cpu: { userMs: r.userUs / 1000, systemMs: r.systemUs / 1000 },
+    peakMemoryBytes: r.maxRssKb * 1024,
+    stdout: Buffer.concat(out.c.chunks).toString(),
+    stderr: Buffer.concat(err.c.chunks).toString(),
     outputTruncated: out.c.truncated || err.c.truncated,
   };
 }

@@ -34,9 +34,12 @@ export async function run(spec: RunSpec): Promise<RunResult<string | Buffer>> {
   if (!isPlainObject(spec)) bad('spec', `must be an object, got ${kind(spec)}`);
   const { input, maxOutputBytes, maxTotalOutputBytes, encoding = 'utf8', ...rest } = spec;
   if ('stdio' in rest) bad('stdio', 'run() pipes stdin, stdout and stderr itself (use spawn() for other stdio)');
-  const max = maxOutputBytes === undefined
-    ? DEFAULT_MAX_OUTPUT : integer(maxOutputBytes, 'maxOutputBytes', 0, MAX_OUTPUT);
-  const total = { left: maxTotalOutputBytes === undefined ? 2 * max : integer(maxTotalOutputBytes, 'maxTotalOutputBytes', 0, MAX_OUTPUT) };
+  const max =
+    maxOutputBytes === undefined ? DEFAULT_MAX_OUTPUT : integer(maxOutputBytes, 'maxOutputBytes', 0, MAX_OUTPUT);
+  const total = {
+    left:
+      maxTotalOutputBytes === undefined ? 2 * max : integer(maxTotalOutputBytes, 'maxTotalOutputBytes', 0, MAX_OUTPUT),
+  };
   if (encoding !== 'buffer' && (typeof encoding !== 'string' || !Buffer.isEncoding(encoding))) {
     bad('encoding', `must be 'buffer' or a Buffer encoding such as 'utf8', got ${kind(encoding)}`);
   }

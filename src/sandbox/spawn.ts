@@ -132,26 +132,47 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
   }
 
   private watch(
-    stdio: Stdio, started: bigint, timeoutMs?: number, cpuLimitMs?: number, signal?: AbortSignal,
+    stdio: Stdio,
+    started: bigint,
+    timeoutMs?: number,
+    cpuLimitMs?: number,
+    signal?: AbortSignal,
   ): Promise<Result> {
     if (timeoutMs !== undefined) this.timers.push(setTimeout(() => this.stop('timeout'), timeoutMs));
     if (cpuLimitMs !== undefined) this.watchCpu(cpuLimitMs);
     const onAbort = () => this.stop('abort');
     signal?.addEventListener('abort', onAbort, { once: true });
 
-    this.container.ready.then(() => this.emit('spawn'), () => {});
-    let exited = this.container.exited.then(
-      (st) => this.result(st, started),
-      (e) => { stdio.destroy(); throw e; },
-    ).finally(() => {
-      // Nobody reads it any more: as child_process does, close our end (else its fd stays open).
-      stdio.stdin?.destroy();
-      for (const t of this.timers) clearTimeout(t);
-      signal?.removeEventListener('abort', onAbort);
-    });
+    this.container.ready.then(
+      () => this.emit('spawn'),
+      () => {},
+    );
+    let exited = this.container.exited
+      .then(
+        (st) => this.result(st, started),
+        (e) => {
+          stdio.destroy();
+          throw e;
+        },
+      )
+      .finally(() => {
+        // Nobody reads it any more: as child_process does, close our end (else its fd stays open).
+        stdio.stdin?.destroy();
+        for (const t of this.timers) clearTimeout(t);
+        signal?.removeEventListener('abort', onAbort);
+      });
     // 'error' only when listened to: users of `await exited` get the rejection instead of a crash.
-    exited.then((r) => this.emit('exit', r), (e) => { if (this.listenerCount('error')) this.emit('error', e); });
-    if (signal) exited = exited.then((r) => { if (this.killedFor === 'abort') throw abortError(signal); return r; });
+    exited.then(
+      (r) => this.emit('exit', r),
+      (e) => {
+        if (this.listenerCount('error')) this.emit('error', e);
+      },
+    );
+    if (signal)
+      exited = exited.then((r) => {
+        if (this.killedFor === 'abort') throw abortError(signal);
+        return r;
+      });
     exited.catch(() => {});
     return exited;
   }

@@ -66,7 +66,9 @@ export function openStdio(option: StdioOption | StdioOption[] | undefined): Stdi
     stdin: streams[0],
     stdout: streams[1],
     stderr: streams[2],
-    closeChildEnds: () => { for (const fd of toClose.splice(0)) closeSync(fd); },
+    closeChildEnds: () => {
+      for (const fd of toClose.splice(0)) closeSync(fd);
+    },
     destroy() {
       this.closeChildEnds();
       for (const s of streams) s?.destroy();

@@ -18,7 +18,11 @@ export interface Arch {
 
 function table(runs: [number, string][]): Map<string, number> {
   const m = new Map<string, number>();
-  for (const [first, names] of runs) names.trim().split(/\s+/).forEach((n, i) => m.set(n, first + i));
+  for (const [first, names] of runs)
+    names
+      .trim()
+      .split(/\s+/)
+      .forEach((n, i) => m.set(n, first + i));
   return m;
 }
 
@@ -30,9 +34,10 @@ function make(name: ArchName, audit: number, aliases: string[], runs: [number, s
 const cache: Partial<Record<ArchName, Arch>> = {};
 
 export function arch(name: ArchName): Arch {
-  return (cache[name] ??= name === 'x86_64'
-    ? make('x86_64', 0xc000003e, ['x86_64', 'amd64', 'SCMP_ARCH_X86_64'], X86_64_RUNS, 0x40000000)
-    : make('aarch64', 0xc00000b7, ['aarch64', 'arm64', 'SCMP_ARCH_AARCH64'], AARCH64_RUNS));
+  return (cache[name] ??=
+    name === 'x86_64'
+      ? make('x86_64', 0xc000003e, ['x86_64', 'amd64', 'SCMP_ARCH_X86_64'], X86_64_RUNS, 0x40000000)
+      : make('aarch64', 0xc00000b7, ['aarch64', 'arm64', 'SCMP_ARCH_AARCH64'], AARCH64_RUNS));
 }
 
 /** The architecture this process runs on, or an error naming it. */

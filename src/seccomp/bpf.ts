@@ -3,7 +3,9 @@
 // over two unconditional `ja` (32-bit offsets).
 import { endianness } from 'node:os';
 
-export interface Label { readonly id: number }
+export interface Label {
+  readonly id: number;
+}
 
 export type Cond = 'jeq' | 'jgt' | 'jge' | 'jset';
 
@@ -19,7 +21,10 @@ const CODE = {
   and: 0x54, // BPF_ALU | BPF_AND | BPF_K
   ja: 0x05, // BPF_JMP | BPF_JA
   ret: 0x06, // BPF_RET | BPF_K
-  jeq: 0x15, jgt: 0x25, jge: 0x35, jset: 0x45, // BPF_JMP | BPF_Jxx | BPF_K
+  jeq: 0x15,
+  jgt: 0x25,
+  jge: 0x35,
+  jset: 0x45, // BPF_JMP | BPF_Jxx | BPF_K
 } as const;
 
 /** The kernel's limit on a filter's length (BPF_MAXINSNS). */
@@ -41,11 +46,21 @@ export class Program {
   }
 
   /** A = 32-bit word at offset k of struct seccomp_data. */
-  ld(k: number): void { this.code.push({ kind: 'ld', k }); }
-  and(k: number): void { this.code.push({ kind: 'and', k: k >>> 0 }); }
-  jump(cond: Cond, k: number, t: Label, f: Label): void { this.code.push({ kind: 'jmp', cond, k: k >>> 0, t, f }); }
-  ja(to: Label): void { this.code.push({ kind: 'ja', to }); }
-  ret(k: number): void { this.code.push({ kind: 'ret', k: k >>> 0 }); }
+  ld(k: number): void {
+    this.code.push({ kind: 'ld', k });
+  }
+  and(k: number): void {
+    this.code.push({ kind: 'and', k: k >>> 0 });
+  }
+  jump(cond: Cond, k: number, t: Label, f: Label): void {
+    this.code.push({ kind: 'jmp', cond, k: k >>> 0, t, f });
+  }
+  ja(to: Label): void {
+    this.code.push({ kind: 'ja', to });
+  }
+  ret(k: number): void {
+    this.code.push({ kind: 'ret', k: k >>> 0 });
+  }
 
   get length(): number {
     return this.code.length;
@@ -73,14 +88,16 @@ export class Program {
       this.code.forEach((insn, i) => {
         if (insn.kind !== 'jmp' || insn.long) return;
         const next = pos[i] + 1;
-        const jt = at(insn.t, pos) - next, jf = at(insn.f, pos) - next;
+        const jt = at(insn.t, pos) - next,
+          jf = at(insn.f, pos) - next;
         if (jt < 0 || jf < 0) throw new Error('seccomp: backward jump');
         if (jt > 255 || jf > 255) insn.long = changed = true;
       });
       if (!changed) break;
     }
     const total = pos[this.code.length];
-    if (total > MAX_INSNS) throw new Error(`seccomp filter too long: ${total} instructions (the kernel takes ${MAX_INSNS})`);
+    if (total > MAX_INSNS)
+      throw new Error(`seccomp filter too long: ${total} instructions (the kernel takes ${MAX_INSNS})`);
     const buf = Buffer.alloc(total * 8);
     let o = 0;
     const put = (code: number, jt: number, jf: number, k: number) => {
@@ -93,10 +110,14 @@ export class Program {
     this.code.forEach((insn, i) => {
       const next = pos[i] + 1;
       switch (insn.kind) {
-        case 'ld': return put(CODE.ld, 0, 0, insn.k);
-        case 'and': return put(CODE.and, 0, 0, insn.k);
-        case 'ret': return put(CODE.ret, 0, 0, insn.k);
-        case 'ja': return put(CODE.ja, 0, 0, at(insn.to, pos) - next);
+        case 'ld':
+          return put(CODE.ld, 0, 0, insn.k);
+        case 'and':
+          return put(CODE.and, 0, 0, insn.k);
+        case 'ret':
+          return put(CODE.ret, 0, 0, insn.k);
+        case 'ja':
+          return put(CODE.ja, 0, 0, at(insn.to, pos) - next);
         case 'jmp':
           if (!insn.long) return put(CODE[insn.cond], at(insn.t, pos) - next, at(insn.f, pos) - next, insn.k);
           put(CODE[insn.cond], 0, 1, insn.k);

@@ -46,7 +46,8 @@ export interface Policy {
   syscalls: Map<number, Rule[]>;
 }
 
-const OFF_NR = 0, OFF_ARCH = 4;
+const OFF_NR = 0,
+  OFF_ARCH = 4;
 const argLo = (i: number) => 16 + 8 * i;
 const argHi = (i: number) => 20 + 8 * i;
 
@@ -146,7 +147,8 @@ function ruleBlock(p: Program, rules: Rule[], retLabel: (a: number) => Label, de
 /** Jumps to `pass` when the 64-bit (or low 32-bit) argument compares true, else to `fail`. */
 function check(p: Program, c: ArgCheck, pass: Label, fail: Label): void {
   const v = c.op === 'masked_eq' ? c.valueTwo : c.value;
-  const vlo = lo32(v), vhi = hi32(v);
+  const vlo = lo32(v),
+    vhi = hi32(v);
   const loadLo = () => {
     p.ld(argLo(c.index));
     if (c.op === 'masked_eq') p.and(lo32(c.value));
@@ -155,7 +157,8 @@ function check(p: Program, c: ArgCheck, pass: Label, fail: Label): void {
   const high = (onGreater: Label, onLess: Label): void => {
     if (c.low32) return;
     p.ld(argHi(c.index));
-    const sameHi = p.label(), notGreater = p.label();
+    const sameHi = p.label(),
+      notGreater = p.label();
     p.jump('jgt', vhi, onGreater, notGreater);
     p.bind(notGreater);
     p.jump('jeq', vhi, sameHi, onLess);

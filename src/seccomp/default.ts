@@ -50,8 +50,11 @@ const ALLOW = words(`
   vfork vmsplice wait4 waitid waitpid write writev
 `);
 
-const allow = (names: string, extra: Partial<ProfileSyscall> = {}): ProfileSyscall =>
-  ({ names: words(names), action: 'SCMP_ACT_ALLOW', ...extra });
+const allow = (names: string, extra: Partial<ProfileSyscall> = {}): ProfileSyscall => ({
+  names: words(names),
+  action: 'SCMP_ACT_ALLOW',
+  ...extra,
+});
 const withCap = (cap: string, names: string): ProfileSyscall => allow(names, { includes: { caps: [`CAP_${cap}`] } });
 
 /** CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET: clone may make none of them. */
@@ -64,19 +67,32 @@ export const DEFAULT_PROFILE: SeccompProfile = {
     { names: ALLOW, action: 'SCMP_ACT_ALLOW' },
     // Not in Docker's profile: no pushing input into a terminal (TIOCSTI) or TIOCLINUX tricks, as
     // flatpak refuses them; checked before the allow above.
-    ...[0x5412, 0x541c].map((cmd): ProfileSyscall =>
-      ({ names: ['ioctl'], action: 'SCMP_ACT_ERRNO', errnoRet: 1, args: [{ index: 1, value: cmd, op: 'SCMP_CMP_EQ' }] })),
+    ...[0x5412, 0x541c].map(
+      (cmd): ProfileSyscall => ({
+        names: ['ioctl'],
+        action: 'SCMP_ACT_ERRNO',
+        errnoRet: 1,
+        args: [{ index: 1, value: cmd, op: 'SCMP_CMP_EQ' }],
+      }),
+    ),
     allow('process_vm_readv process_vm_writev ptrace', { includes: { minKernel: '4.8' } }),
     allow('socket', { args: [{ index: 0, value: 40, op: 'SCMP_CMP_NE' }] }), // AF_VSOCK
     // PER_LINUX, PER_LINUX32, UNAME26, UNAME26|PER_LINUX32, and the query 0xffffffff.
-    ...[0, 8, 0x20000, 0x20008, 0xffffffff].map((v) => allow('personality', { args: [{ index: 0, value: v, op: 'SCMP_CMP_EQ' }] })),
+    ...[0, 8, 0x20000, 0x20008, 0xffffffff].map((v) =>
+      allow('personality', { args: [{ index: 0, value: v, op: 'SCMP_CMP_EQ' }] }),
+    ),
     allow('arch_prctl', { includes: { arches: ['amd64', 'x32'] } }),
     allow('modify_ldt', { includes: { arches: ['amd64', 'x32', 'x86'] } }),
-    allow('arm_fadvise64_64 arm_sync_file_range sync_file_range2 breakpoint cacheflush set_tls', { includes: { arches: ['arm', 'arm64'] } }),
+    allow('arm_fadvise64_64 arm_sync_file_range sync_file_range2 breakpoint cacheflush set_tls', {
+      includes: { arches: ['arm', 'arm64'] },
+    }),
     withCap('DAC_READ_SEARCH', 'open_by_handle_at'),
-    withCap('SYS_ADMIN', `bpf clone clone3 fanotify_init fsconfig fsmount fsopen fspick lookup_dcookie mount
+    withCap(
+      'SYS_ADMIN',
+      `bpf clone clone3 fanotify_init fsconfig fsmount fsopen fspick lookup_dcookie mount
       mount_setattr move_mount open_tree open_tree_attr perf_event_open quotactl quotactl_fd setdomainname
-      sethostname setns syslog umount umount2 unshare`),
+      sethostname setns syslog umount umount2 unshare`,
+    ),
     allow('clone', {
       args: [{ index: 0, value: CLONE_NS_FLAGS, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }],
       excludes: { caps: ['CAP_SYS_ADMIN'] },
@@ -100,7 +116,18 @@ export const DEFAULT_PROFILE: SeccompProfile = {
 
 /** The capabilities Docker grants a container, which the default policy assumes when none are given. */
 export const DOCKER_DEFAULT_CAPS = [
-  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID', 'CAP_SETUID',
-  'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_NET_RAW', 'CAP_SYS_CHROOT', 'CAP_MKNOD', 'CAP_AUDIT_WRITE',
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FOWNER',
+  'CAP_FSETID',
+  'CAP_KILL',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETPCAP',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_NET_RAW',
+  'CAP_SYS_CHROOT',
+  'CAP_MKNOD',
+  'CAP_AUDIT_WRITE',
   'CAP_SETFCAP',
 ];

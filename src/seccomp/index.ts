@@ -67,7 +67,9 @@ function prebuilt(): void {
   try {
     const p = JSON.parse(readFileSync(PREBUILT, 'utf8')) as { key: string; filter: string; flags: number };
     defaults.set(p.key, { filter: Buffer.from(p.filter, 'base64'), flags: p.flags });
-  } catch { /* not built: compile */ }
+  } catch {
+    /* not built: compile */
+  }
 }
 
 /** The BPF program and install flags of a profile for a process holding `caps` (SYS_ADMIN or CAP_SYS_ADMIN). */

@@ -8,33 +8,59 @@ import type { Step } from '../plan/steps.js';
 import { nativeArch, type Arch } from './arch.js';
 import { RET } from './compile.js';
 
-interface Call { name: string; args?: number[] }
+interface Call {
+  name: string;
+  args?: number[];
+}
 
-const PR_CAPBSET_DROP = 24, PR_CAP_AMBIENT = 47;
+const PR_CAPBSET_DROP = 24,
+  PR_CAP_AMBIENT = 47;
 
 /** What native/child.c calls for each step (a failed step: write to the error pipe, then exit_group). */
 function callsOf(o: Step): Call[] {
   switch (o.kind) {
-    case 'exec': return [{ name: 'execve' }];
-    case 'setgroups': return [{ name: 'setgroups' }];
-    case 'setresgid': return [{ name: 'setresgid', args: [o.gid, o.gid, o.gid] }];
-    case 'setresuid': return [{ name: 'setresuid', args: [o.uid, o.uid, o.uid] }];
-    case 'caps': return [{ name: 'capget' }, { name: 'capset' }, { name: 'prctl', args: [PR_CAPBSET_DROP] },
-      { name: 'prctl', args: [PR_CAP_AMBIENT] }];
-    case 'prctl': return [{ name: 'prctl', args: [o.option, ...o.args].slice(0, 5) }];
-    case 'chdir': return [{ name: 'chdir' }];
-    case 'chdirInRoot': return ['open', 'openat2', 'fchdir', 'getcwd', 'close'].map((name) => ({ name }));
-    case 'cloexecFrom': return [{ name: 'close_range' }];
-    case 'close': case 'closeSlots': return [{ name: 'close' }];
-    case 'closeInherited': return [{ name: 'close_range' }];
-    case 'setsid': return [{ name: 'setsid' }];
-    case 'umask': return [{ name: 'umask' }];
-    case 'setTty': return [{ name: 'ioctl' }];
-    case 'dup2': return [{ name: 'dup2' }, { name: 'dup3' }];
-    case 'setrlimit': return [{ name: 'prlimit64' }];
+    case 'exec':
+      return [{ name: 'execve' }];
+    case 'setgroups':
+      return [{ name: 'setgroups' }];
+    case 'setresgid':
+      return [{ name: 'setresgid', args: [o.gid, o.gid, o.gid] }];
+    case 'setresuid':
+      return [{ name: 'setresuid', args: [o.uid, o.uid, o.uid] }];
+    case 'caps':
+      return [
+        { name: 'capget' },
+        { name: 'capset' },
+        { name: 'prctl', args: [PR_CAPBSET_DROP] },
+        { name: 'prctl', args: [PR_CAP_AMBIENT] },
+      ];
+    case 'prctl':
+      return [{ name: 'prctl', args: [o.option, ...o.args].slice(0, 5) }];
+    case 'chdir':
+      return [{ name: 'chdir' }];
+    case 'chdirInRoot':
+      return ['open', 'openat2', 'fchdir', 'getcwd', 'close'].map((name) => ({ name }));
+    case 'cloexecFrom':
+      return [{ name: 'close_range' }];
+    case 'close':
+    case 'closeSlots':
+      return [{ name: 'close' }];
+    case 'closeInherited':
+      return [{ name: 'close_range' }];
+    case 'setsid':
+      return [{ name: 'setsid' }];
+    case 'umask':
+      return [{ name: 'umask' }];
+    case 'setTty':
+      return [{ name: 'ioctl' }];
+    case 'dup2':
+      return [{ name: 'dup2' }, { name: 'dup3' }];
+    case 'setrlimit':
+      return [{ name: 'prlimit64' }];
     case 'init':
       return ['clone', 'rt_sigprocmask', 'rt_sigtimedwait', 'wait4', 'kill', 'getpid'].map((name) => ({ name }));
-    default: return [];
+    default:
+      return [];
   }
 }
 
@@ -58,7 +84,8 @@ export function evaluate(filter: Buffer, arch: number, nr: number, args: number[
   for (let pc = 0, steps = 0; pc >= 0 && pc < insns && steps < 1 << 16; steps++) {
     const at = pc * 8;
     const code = le ? filter.readUInt16LE(at) : filter.readUInt16BE(at);
-    const jt = filter[at + 2], jf = filter[at + 3];
+    const jt = filter[at + 2],
+      jf = filter[at + 3];
     const k = le ? filter.readUInt32LE(at + 4) : filter.readUInt32BE(at + 4);
     pc++;
     switch (code) {
@@ -66,14 +93,28 @@ export function evaluate(filter: Buffer, arch: number, nr: number, args: number[
         if (k > 60 || k % 4) return undefined;
         a = le ? data.readUInt32LE(k) : data.readUInt32BE(k);
         break;
-      case 0x54: a = (a & k) >>> 0; break;
-      case 0x05: pc += k; break;
-      case 0x06: return k >>> 0;
-      case 0x15: pc += a === k ? jt : jf; break;
-      case 0x25: pc += a > k ? jt : jf; break;
-      case 0x35: pc += a >= k ? jt : jf; break;
-      case 0x45: pc += (a & k) !== 0 ? jt : jf; break;
-      default: return undefined;
+      case 0x54:
+        a = (a & k) >>> 0;
+        break;
+      case 0x05:
+        pc += k;
+        break;
+      case 0x06:
+        return k >>> 0;
+      case 0x15:
+        pc += a === k ? jt : jf;
+        break;
+      case 0x25:
+        pc += a > k ? jt : jf;
+        break;
+      case 0x35:
+        pc += a >= k ? jt : jf;
+        break;
+      case 0x45:
+        pc += (a & k) !== 0 ? jt : jf;
+        break;
+      default:
+        return undefined;
     }
   }
   return undefined;
@@ -82,7 +123,7 @@ export function evaluate(filter: Buffer, arch: number, nr: number, args: number[
 /** Lets the call through: allowed, or allowed and logged. */
 const passes = (ret: number) => {
   const action = ret & 0xffff0000;
-  return action === (RET.ALLOW >>> 0) || action === (RET.LOG >>> 0);
+  return action === RET.ALLOW >>> 0 || action === RET.LOG >>> 0;
 };
 
 /** Refuses a filter that blocks a syscall the plan still makes after installing it. */
@@ -102,6 +143,9 @@ export function checkFilterLetsPlanRun(steps: readonly Step[], arch: Arch = nati
   }
   if (blocked.size === 0) return;
   throw new NsboxError(
-    `seccomp profile ${step.source} blocks ${[...blocked].join(', ')}, which nsbox needs after installing the filter to `
-    + 'start the command (allow them in the profile)', { step: 'seccomp', field: 'seccomp' });
+    `seccomp profile ${step.source} blocks ${[...blocked].join(', ')}, which nsbox needs after installing` +
+      ' the filter to ' +
+      'start the command (allow them in the profile)',
+    { step: 'seccomp', field: 'seccomp' },
+  );
 }

@@ -40,8 +40,13 @@ export interface SeccompProfile {
 }
 
 const OPS: Record<string, CmpOp> = {
-  SCMP_CMP_EQ: 'eq', SCMP_CMP_NE: 'ne', SCMP_CMP_LT: 'lt', SCMP_CMP_LE: 'le',
-  SCMP_CMP_GT: 'gt', SCMP_CMP_GE: 'ge', SCMP_CMP_MASKED_EQ: 'masked_eq',
+  SCMP_CMP_EQ: 'eq',
+  SCMP_CMP_NE: 'ne',
+  SCMP_CMP_LT: 'lt',
+  SCMP_CMP_LE: 'le',
+  SCMP_CMP_GT: 'gt',
+  SCMP_CMP_GE: 'ge',
+  SCMP_CMP_MASKED_EQ: 'masked_eq',
 };
 
 /** SECCOMP_FILTER_FLAG_* the kernel takes at install time. */
@@ -66,29 +71,41 @@ function errnoOf(where: string, v: number | null | undefined): number {
 /** SECCOMP_RET_* for a profile action name. */
 function actionOf(where: string, name: unknown, errnoRet: number | null | undefined): number {
   switch (name) {
-    case 'SCMP_ACT_ALLOW': return RET.ALLOW;
-    case 'SCMP_ACT_ERRNO': return RET.ERRNO | errnoOf(where, errnoRet);
+    case 'SCMP_ACT_ALLOW':
+      return RET.ALLOW;
+    case 'SCMP_ACT_ERRNO':
+      return RET.ERRNO | errnoOf(where, errnoRet);
     case 'SCMP_ACT_KILL':
-    case 'SCMP_ACT_KILL_THREAD': return RET.KILL_THREAD;
-    case 'SCMP_ACT_KILL_PROCESS': return RET.KILL_PROCESS;
-    case 'SCMP_ACT_TRAP': return RET.TRAP;
-    case 'SCMP_ACT_LOG': return RET.LOG;
-    case 'SCMP_ACT_TRACE': return RET.TRACE | errnoOf(where, errnoRet);
-    case 'SCMP_ACT_NOTIFY': bad(where, 'SCMP_ACT_NOTIFY is not supported (nsbox has no seccomp agent)');
+    case 'SCMP_ACT_KILL_THREAD':
+      return RET.KILL_THREAD;
+    case 'SCMP_ACT_KILL_PROCESS':
+      return RET.KILL_PROCESS;
+    case 'SCMP_ACT_TRAP':
+      return RET.TRAP;
+    case 'SCMP_ACT_LOG':
+      return RET.LOG;
+    case 'SCMP_ACT_TRACE':
+      return RET.TRACE | errnoOf(where, errnoRet);
+    case 'SCMP_ACT_NOTIFY':
+      bad(where, 'SCMP_ACT_NOTIFY is not supported (nsbox has no seccomp agent)');
   }
   bad(where, `unknown action ${JSON.stringify(name)}`);
 }
 
 function value(where: string, v: unknown): bigint {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) bad(where, `must be a non-negative integer below 2^53, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+    bad(where, `must be a non-negative integer below 2^53, got ${JSON.stringify(v)}`);
   return BigInt(v);
 }
 
 function kernelAtLeast(min: string): boolean {
   const want = min.split('.').map(Number);
-  const have = release().split(/[.-]/).map((x) => parseInt(x, 10));
+  const have = release()
+    .split(/[.-]/)
+    .map((x) => parseInt(x, 10));
   for (let i = 0; i < want.length; i++) {
-    const h = have[i] || 0, w = want[i] || 0;
+    const h = have[i] || 0,
+      w = want[i] || 0;
     if (h !== w) return h > w;
   }
   return true;
@@ -98,7 +115,9 @@ function matches(f: ProfileFilter, arch: Arch, caps: Set<string>, want: 'all' | 
   const tests: boolean[] = [];
   if (f.arches?.length) tests.push(f.arches.some((a) => arch.aliases.includes(a)));
   if (f.caps?.length) {
-    const has = f.caps.map((c) => caps.has(c.toUpperCase().startsWith('CAP_') ? c.toUpperCase() : `CAP_${c.toUpperCase()}`));
+    const has = f.caps.map((c) =>
+      caps.has(c.toUpperCase().startsWith('CAP_') ? c.toUpperCase() : `CAP_${c.toUpperCase()}`),
+    );
     tests.push(want === 'all' ? has.every(Boolean) : has.some(Boolean));
   }
   if (f.minKernel) tests.push(kernelAtLeast(f.minKernel));
@@ -113,7 +132,8 @@ export function checkProfile(prof: unknown): asserts prof is SeccompProfile {
   actionOf('defaultAction', p.defaultAction, p.defaultErrnoRet);
   for (const f of p.flags ?? []) if (!(f in FILTER_FLAGS)) bad('flags', `unknown flag ${JSON.stringify(f)}`);
   if (p.listenerPath) bad('listenerPath', 'seccomp notify agents are not supported');
-  if (p.syscalls !== undefined && p.syscalls !== null && !Array.isArray(p.syscalls)) bad('syscalls', 'must be an array');
+  if (p.syscalls !== undefined && p.syscalls !== null && !Array.isArray(p.syscalls))
+    bad('syscalls', 'must be an array');
   (p.syscalls ?? []).forEach((s, i) => {
     const where = `syscalls[${i}]`;
     if (!s || typeof s !== 'object') bad(where, 'must be an object');
@@ -124,7 +144,8 @@ export function checkProfile(prof: unknown): asserts prof is SeccompProfile {
     actionOf(`${where}.action`, s.action, s.errnoRet);
     (s.args ?? []).forEach((a, j) => {
       const w = `${where}.args[${j}]`;
-      if (!Number.isInteger(a?.index) || a.index < 0 || a.index > 5) bad(`${w}.index`, `must be 0 to 5, got ${JSON.stringify(a?.index)}`);
+      if (!Number.isInteger(a?.index) || a.index < 0 || a.index > 5)
+        bad(`${w}.index`, `must be 0 to 5, got ${JSON.stringify(a?.index)}`);
       if (!(a.op in OPS)) bad(`${w}.op`, `unknown operator ${JSON.stringify(a.op)}`);
       value(`${w}.value`, a.value);
       if (a.op === 'SCMP_CMP_MASKED_EQ' || a.valueTwo !== undefined) value(`${w}.valueTwo`, a.valueTwo ?? 0);

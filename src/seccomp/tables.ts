@@ -4,15 +4,20 @@
 // [first number, names]: the names that follow the first are numbered one by one.
 
 // From 424 on, every architecture numbers new syscalls alike.
-const FROM_424: [number, string] = [424, `pidfd_send_signal io_uring_setup io_uring_enter io_uring_register open_tree move_mount fsopen fsconfig
+const FROM_424: [number, string] = [
+  424,
+  `pidfd_send_signal io_uring_setup io_uring_enter io_uring_register open_tree move_mount fsopen fsconfig
     fsmount fspick pidfd_open clone3 close_range openat2 pidfd_getfd faccessat2 process_madvise epoll_pwait2
     mount_setattr quotactl_fd landlock_create_ruleset landlock_add_rule landlock_restrict_self memfd_secret
     process_mrelease futex_waitv set_mempolicy_home_node cachestat fchmodat2 map_shadow_stack futex_wake
     futex_wait futex_requeue statmount listmount lsm_get_self_attr lsm_set_self_attr lsm_list_modules mseal
-    setxattrat getxattrat listxattrat removexattrat open_tree_attr file_getattr file_setattr listns`];
+    setxattrat getxattrat listxattrat removexattrat open_tree_attr file_getattr file_setattr listns`,
+];
 
 export const X86_64_RUNS: [number, string][] = [
-  [0, `read write open close stat fstat lstat poll lseek mmap mprotect munmap brk rt_sigaction rt_sigprocmask
+  [
+    0,
+    `read write open close stat fstat lstat poll lseek mmap mprotect munmap brk rt_sigaction rt_sigprocmask
     rt_sigreturn ioctl pread64 pwrite64 readv writev access pipe select sched_yield mremap msync mincore
     madvise shmget shmat shmctl dup dup2 pause nanosleep getitimer alarm setitimer getpid sendfile socket
     connect accept sendto recvfrom sendmsg recvmsg shutdown bind listen getsockname getpeername socketpair
@@ -44,12 +49,15 @@ export const X86_64_RUNS: [number, string][] = [
     fanotify_init fanotify_mark prlimit64 name_to_handle_at open_by_handle_at clock_adjtime syncfs sendmmsg
     setns getcpu process_vm_readv process_vm_writev kcmp finit_module sched_setattr sched_getattr renameat2
     seccomp getrandom memfd_create kexec_file_load bpf execveat userfaultfd membarrier mlock2
-    copy_file_range preadv2 pwritev2 pkey_mprotect pkey_alloc pkey_free statx io_pgetevents rseq uretprobe uprobe`],
+    copy_file_range preadv2 pwritev2 pkey_mprotect pkey_alloc pkey_free statx io_pgetevents rseq uretprobe uprobe`,
+  ],
   FROM_424,
 ];
 
 export const AARCH64_RUNS: [number, string][] = [
-  [0, `io_setup io_destroy io_submit io_cancel io_getevents setxattr lsetxattr fsetxattr getxattr lgetxattr
+  [
+    0,
+    `io_setup io_destroy io_submit io_cancel io_getevents setxattr lsetxattr fsetxattr getxattr lgetxattr
     fgetxattr listxattr llistxattr flistxattr removexattr lremovexattr fremovexattr getcwd lookup_dcookie
     eventfd2 epoll_create1 epoll_ctl epoll_pwait dup dup3 fcntl inotify_init1 inotify_add_watch
     inotify_rm_watch ioctl ioprio_set ioprio_get flock mknodat mkdirat unlinkat symlinkat linkat renameat
@@ -73,10 +81,14 @@ export const AARCH64_RUNS: [number, string][] = [
     getsockopt shutdown sendmsg recvmsg readahead brk munmap mremap add_key request_key keyctl clone execve
     mmap fadvise64 swapon swapoff mprotect msync mlock munlock mlockall munlockall mincore madvise
     remap_file_pages mbind get_mempolicy set_mempolicy migrate_pages move_pages rt_tgsigqueueinfo
-    perf_event_open accept4 recvmmsg`],
-  [260, `wait4 prlimit64 fanotify_init fanotify_mark name_to_handle_at open_by_handle_at clock_adjtime syncfs
+    perf_event_open accept4 recvmmsg`,
+  ],
+  [
+    260,
+    `wait4 prlimit64 fanotify_init fanotify_mark name_to_handle_at open_by_handle_at clock_adjtime syncfs
     setns sendmmsg process_vm_readv process_vm_writev kcmp finit_module sched_setattr sched_getattr
     renameat2 seccomp getrandom memfd_create bpf execveat userfaultfd membarrier mlock2 copy_file_range
-    preadv2 pwritev2 pkey_mprotect pkey_alloc pkey_free statx io_pgetevents rseq kexec_file_load`],
+    preadv2 pwritev2 pkey_mprotect pkey_alloc pkey_free statx io_pgetevents rseq kexec_file_load`,
+  ],
   FROM_424,
 ];

@@ -10,12 +10,22 @@
 // else) through its descriptor, and everything in it is reached through that descriptor
 // (/proc/self/fd/N/NAME: Node has no openat) with O_NOFOLLOW.
 import {
-  closeSync, constants as C, fstatSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync,
+  closeSync,
+  constants as C,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmSync,
+  writeSync,
 } from 'node:fs';
 import { NsboxError } from '../errors.js';
 import * as native from '../native.js';
 
-const LOCK_EX = 2, LOCK_NB = 4, LOCK_UN = 8;
+const LOCK_EX = 2,
+  LOCK_NB = 4,
+  LOCK_UN = 8;
 const O_DIR = C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW;
 export const O_READ = C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
 
@@ -56,7 +66,12 @@ function component(name: string): string {
 
 /** A state directory held open and checked; files in it are named relative to its descriptor. */
 export class Dir {
-  constructor(readonly path: string, readonly fd: number, readonly dev = 0, readonly ino = 0) {}
+  constructor(
+    readonly path: string,
+    readonly fd: number,
+    readonly dev = 0,
+    readonly ino = 0,
+  ) {}
 
   /** The path of `name` inside this directory, resolved through its descriptor. */
   at(name: string): string {
@@ -121,7 +136,9 @@ export function openRoot(create: boolean, path = stateRoot()): Dir | null {
     try {
       const st = lstatSync(path);
       if (st.dev === known.dev && st.ino === known.ino) return known;
-    } catch { /* removed */ }
+    } catch {
+      /* removed */
+    }
     roots.delete(path);
     known.close();
   }

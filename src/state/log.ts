@@ -11,7 +11,10 @@ export class LogWriter {
   private fd: number;
   private size = 0;
 
-  constructor(private dir: Dir, private limit: number) {
+  constructor(
+    private dir: Dir,
+    private limit: number,
+  ) {
     this.fd = dir.open('log', C.O_WRONLY | C.O_APPEND | C.O_CREAT);
     this.size = fstatSync(this.fd).size;
   }
@@ -72,7 +75,8 @@ export function readLog(dir: Dir, tail?: number): { data: Buffer; at: { ino: num
   if (tail <= 0) return { data: Buffer.alloc(0), at };
   let end = all.length;
   if (end > 0 && all[end - 1] === 10) end--;
-  let pos = end, lines = 0;
+  let pos = end,
+    lines = 0;
   while (pos > 0) {
     if (all[pos - 1] === 10 && ++lines === tail) break;
     pos--;
@@ -119,7 +123,9 @@ export function followLog(dir: Dir, at: { ino: number; size: number }, out: (b: 
       let ino = 0;
       try {
         ino = lstatSync(dir.at('log')).ino;
-      } catch { /* rotated right now, or removed */ }
+      } catch {
+        /* rotated right now, or removed */
+      }
       if (!ino || ino === cur?.ino) return;
       // Rotated: the old file was read to its end. Next comes log.1 if it is a later file (the log
       // rotated twice since), else the new log, each from its start.

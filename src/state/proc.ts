@@ -26,8 +26,13 @@ export function procStat(pid: number): ProcStat | null {
   const f = text.slice(close + 2).split(' ');
   // Fields after "(comm)": state is 3, ppid 4, utime 14, stime 15, starttime 22, rss 24.
   return {
-    state: f[0], ppid: Number(f[1]), utime: Number(f[11]), stime: Number(f[12]), start: Number(f[19]),
-    rssPages: Number(f[21]), comm: text.slice(text.indexOf('(') + 1, close),
+    state: f[0],
+    ppid: Number(f[1]),
+    utime: Number(f[11]),
+    stime: Number(f[12]),
+    start: Number(f[19]),
+    rssPages: Number(f[21]),
+    comm: text.slice(text.indexOf('(') + 1, close),
   };
 }
 
@@ -133,7 +138,8 @@ export function uptime(): number {
 /** Same file (device and inode)? For comparing namespace files and directories. */
 export function sameFile(a: string, b: string): boolean {
   try {
-    const x = statSync(a), y = statSync(b);
+    const x = statSync(a),
+      y = statSync(b);
     return x.dev === y.dev && x.ino === y.ino;
   } catch {
     return false;

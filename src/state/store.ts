@@ -2,7 +2,16 @@
 // creating -> created -> running -> stopped. The monitor (the process that started the
 // container) writes each step; any command that finds the monitor dead cleans up after it.
 import {
-  closeSync, constants as C, fstatSync, mkdirSync, readdirSync, readlinkSync, readSync, renameSync, rmSync, symlinkSync,
+  closeSync,
+  constants as C,
+  fstatSync,
+  mkdirSync,
+  readdirSync,
+  readlinkSync,
+  readSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
   unlinkSync,
 } from 'node:fs';
 import { NsboxError } from '../errors.js';
@@ -91,9 +100,21 @@ const isCount = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0;
 
 /** A state file as nsbox writes it; anything else is treated as no state. */
 function valid(st: ContainerState, id: string): boolean {
-  return !!st && typeof st === 'object' && st.id === id && typeof st.name === 'string' && isCount(st.pid) &&
-    isCount(st.pidStart) && !!st.monitor && isCount(st.monitor.pid) && isCount(st.monitor.start) &&
-    Array.isArray(st.command) && typeof st.status === 'string' && !!st.exec && Array.isArray(st.exec.creds);
+  return (
+    !!st &&
+    typeof st === 'object' &&
+    st.id === id &&
+    typeof st.name === 'string' &&
+    isCount(st.pid) &&
+    isCount(st.pidStart) &&
+    !!st.monitor &&
+    isCount(st.monitor.pid) &&
+    isCount(st.monitor.start) &&
+    Array.isArray(st.command) &&
+    typeof st.status === 'string' &&
+    !!st.exec &&
+    Array.isArray(st.exec.creds)
+  );
 }
 
 /** The state file of a directory: a regular file of ours, not through a symlink, bounded in size. */
@@ -171,27 +192,33 @@ export function createEntry(st: ContainerState, r: Dir | null = null): void {
   checkId(st.id);
   if (!r) r = openRoot(true)!;
   const root = r;
-  withLock(root, '.lock', () => withNames(root, (names) => {
-    const owner = nameTarget(names, st.name);
-    let taken = false;
-    if (owner !== null) taken = inEntry(owner, root, (d) => readStateIn(d, owner) !== null) ?? false;
-    if (taken) {
-      const hint = `remove it with: nsbox rm ${st.name}`;
-      throw new NsboxError(`the name "${st.name}" is already in use by container ${owner} (${hint})`, { step: 'name' });
-    }
-    try {
-      unlinkSync(names.at(st.name)); // a stale name (or whatever else is there: names/ is ours)
-    } catch { /* free */ }
-    mkdirSync(root.at(st.id), { mode: 0o700 }); // a new directory: EEXIST for anything already there
-    const d = openEntry(st.id, root);
-    try {
-      closeSync(d.open('lock', C.O_WRONLY | C.O_CREAT | C.O_EXCL));
-      writeAtomic(d, 'state.json', `${JSON.stringify(st, null, 1)}\n`);
-    } finally {
-      d.close();
-    }
-    symlinkSync(st.id, names.at(st.name));
-  }));
+  withLock(root, '.lock', () =>
+    withNames(root, (names) => {
+      const owner = nameTarget(names, st.name);
+      let taken = false;
+      if (owner !== null) taken = inEntry(owner, root, (d) => readStateIn(d, owner) !== null) ?? false;
+      if (taken) {
+        const hint = `remove it with: nsbox rm ${st.name}`;
+        throw new NsboxError(`the name "${st.name}" is already in use by container ${owner} (${hint})`, {
+          step: 'name',
+        });
+      }
+      try {
+        unlinkSync(names.at(st.name)); // a stale name (or whatever else is there: names/ is ours)
+      } catch {
+        /* free */
+      }
+      mkdirSync(root.at(st.id), { mode: 0o700 }); // a new directory: EEXIST for anything already there
+      const d = openEntry(st.id, root);
+      try {
+        closeSync(d.open('lock', C.O_WRONLY | C.O_CREAT | C.O_EXCL));
+        writeAtomic(d, 'state.json', `${JSON.stringify(st, null, 1)}\n`);
+      } finally {
+        d.close();
+      }
+      symlinkSync(st.id, names.at(st.name));
+    }),
+  );
 }
 
 /** Remove the container's name and directory (the caller holds its lock or knows it is dead). */
@@ -245,12 +272,16 @@ export function locked<T>(id: string, fn: (st: ContainerState | null) => T, r = 
 
 /** Update the state under the lock; a no-op when the container was removed. */
 export function update(id: string, change: (st: ContainerState) => void, r = root()): ContainerState | null {
-  return locked(id, (st) => {
-    if (!st) return null;
-    change(st);
-    writeState(st, r);
-    return st;
-  }, r);
+  return locked(
+    id,
+    (st) => {
+      if (!st) return null;
+      change(st);
+      writeState(st, r);
+      return st;
+    },
+    r,
+  );
 }
 
 export function isActive(st: ContainerState): boolean {
@@ -306,7 +337,9 @@ export function reap(st: ContainerState, r = root()): ContainerState | null {
     cleanNetwork(now.id);
     now.status = 'stopped';
     now.finishedAt = new Date().toISOString();
-    now.error = now.pid ? 'the monitor process died; the container was killed' : 'the monitor process died while creating the container';
+    now.error = now.pid
+      ? 'the monitor process died; the container was killed'
+      : 'the monitor process died while creating the container';
     if (now.autoRemove || !now.pid) {
       removeEntry(now, r);
       return null;
@@ -324,7 +357,9 @@ function signalRecorded(pid: number, start: number, sig: number): void {
   if (fd === null) return;
   try {
     native.pidfdSendSignal(fd, sig);
-  } catch { /* ended meanwhile */ }
+  } catch {
+    /* ended meanwhile */
+  }
   closeSync(fd);
 }
 
@@ -376,7 +411,9 @@ export function find(ref: string, r = root()): ContainerState {
       let ids: string[] = [];
       try {
         ids = readdirSync(r.self).filter((e) => ID_RE.test(e) && e.startsWith(ref));
-      } catch { /* no state yet */ }
+      } catch {
+        /* no state yet */
+      }
       if (ids.length > 1) throw new NsboxError(`container id prefix "${ref}" is ambiguous: ${ids.join(', ')}`);
       if (ids.length === 1) id = ids[0];
     }

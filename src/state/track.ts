@@ -38,11 +38,24 @@ export class Tracker {
     this.name = checkName(o.name ?? this.id); // before anything is made
     this.autoRemove = o.autoRemove;
     const st: ContainerState = {
-      id: this.id, name: this.name, status: 'creating', command: o.command,
+      id: this.id,
+      name: this.name,
+      status: 'creating',
+      command: o.command,
       rootfs: o.rootfs === 'host' || isImageArg(o.rootfs) ? o.rootfs : resolve(o.rootfs),
-      hostname: o.hostname ?? this.name, createdAt: new Date().toISOString(), pid: 0, pidStart: 0,
-      monitor: { pid: process.pid, start: selfStart() }, detached: o.detached, autoRemove: o.autoRemove,
-      init: o.init, tty: o.tty, signals: o.signals, config: o.config, exec: { env: [], cwd: '/', creds: [] }, logLimit: o.logLimit,
+      hostname: o.hostname ?? this.name,
+      createdAt: new Date().toISOString(),
+      pid: 0,
+      pidStart: 0,
+      monitor: { pid: process.pid, start: selfStart() },
+      detached: o.detached,
+      autoRemove: o.autoRemove,
+      init: o.init,
+      tty: o.tty,
+      signals: o.signals,
+      config: o.config,
+      exec: { env: [], cwd: '/', creds: [] },
+      logLimit: o.logLimit,
     };
     this.root = openRoot(true)!;
     createEntry(st, this.root);
@@ -63,43 +76,57 @@ export class Tracker {
     return {
       planned: (plan: Plan) => {
         const last = (kind: string) => [...plan.steps].reverse().find((s) => s.kind === kind);
-        const exec = last('exec'), cwd = last('chdirInRoot');
+        const exec = last('exec'),
+          cwd = last('chdirInRoot');
         this.exec = {
-          env: exec?.kind === 'exec' ? exec.env : [], cwd: cwd?.kind === 'chdirInRoot' ? cwd.path : '/',
+          env: exec?.kind === 'exec' ? exec.env : [],
+          cwd: cwd?.kind === 'chdirInRoot' ? cwd.path : '/',
           creds: credentialSteps(plan),
         };
       },
       started: (pid: number) => {
         const start = procStat(pid)?.start ?? 0;
-        update(this.id, (st) => {
-          st.status = 'created';
-          st.pid = pid;
-          st.pidStart = start;
-          if (this.exec) st.exec = this.exec;
-        }, this.root);
+        update(
+          this.id,
+          (st) => {
+            st.status = 'created';
+            st.pid = pid;
+            st.pidStart = start;
+            if (this.exec) st.exec = this.exec;
+          },
+          this.root,
+        );
       },
     };
   }
 
   running(): void {
-    update(this.id, (st) => {
-      st.status = 'running';
-      st.startedAt = new Date().toISOString();
-    }, this.root);
+    update(
+      this.id,
+      (st) => {
+        st.status = 'running';
+        st.startedAt = new Date().toISOString();
+      },
+      this.root,
+    );
   }
 
   stopped(exit: ExitStatus | null, error?: string): void {
     if (this.autoRemove) return this.remove({ id: this.id, name: this.name } as ContainerState);
-    update(this.id, (s) => {
-      s.status = 'stopped';
-      s.finishedAt = new Date().toISOString();
-      if (exit) s.exit = { code: exit.code, signal: exit.signal, status: exit.status, oomKilled: exit.oomKilled };
-      // `kill`/`stop` ended PID 1 for a signal it had no handler for: say that signal, as for a process.
-      if (s.exit?.signal === 'SIGKILL' && s.killedBy) {
-        s.exit = { ...s.exit, signal: signalName(s.killedBy), status: 128 + s.killedBy };
-      }
-      if (error) s.error = error;
-    }, this.root);
+    update(
+      this.id,
+      (s) => {
+        s.status = 'stopped';
+        s.finishedAt = new Date().toISOString();
+        if (exit) s.exit = { code: exit.code, signal: exit.signal, status: exit.status, oomKilled: exit.oomKilled };
+        // `kill`/`stop` ended PID 1 for a signal it had no handler for: say that signal, as for a process.
+        if (s.exit?.signal === 'SIGKILL' && s.killedBy) {
+          s.exit = { ...s.exit, signal: signalName(s.killedBy), status: 128 + s.killedBy };
+        }
+        if (error) s.error = error;
+      },
+      this.root,
+    );
   }
 
   /** The container never ran (set-up failed): leave nothing behind. */

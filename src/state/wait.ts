@@ -6,10 +6,12 @@ import type { ContainerState } from './store.js';
 
 /** Resolves when the process behind pidfd has ended; the pidfd is closed then. */
 export function waitFd(pidfd: number): Promise<void> {
-  return new Promise((resolve) => native.watchReadable(pidfd, () => {
-    closeSync(pidfd);
-    resolve();
-  }));
+  return new Promise((resolve) =>
+    native.watchReadable(pidfd, () => {
+      closeSync(pidfd);
+      resolve();
+    }),
+  );
 }
 
 /** Resolves when the container's monitor has ended, i.e. everything it had to record and clean is done. */

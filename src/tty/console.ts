@@ -14,12 +14,25 @@ export function consolePart(path: string): StartPart {
       const slot = b.slot('/dev/console');
       const { dev, a } = rootSlots(b);
       // Read-only: container root cannot chmod or chown the host's pty node through /dev/console.
-      b.add('host', op.openTree(path, slot), op.setattrSlot(slot, MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NOEXEC, 0,
-        false, 'make the bind of the terminal read-only'));
+      b.add(
+        'host',
+        op.openTree(path, slot),
+        op.setattrSlot(
+          slot,
+          MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NOEXEC,
+          0,
+          false,
+          'make the bind of the terminal read-only',
+        ),
+      );
       // Inside the /dev the plan mounted (its slot), not by a path through the rootfs; after setsid,
       // the controlling terminal.
-      b.add('system', op.mknodAt(dev, 'console', S_IFREG | 0o600, 0, 0, 'create /dev/console'),
-        op.openBeneath(dev, 'console', a, 0, 'open /dev/console'), op.moveMountTo(slot, a, `bind ${path} on /dev/console`));
+      b.add(
+        'system',
+        op.mknodAt(dev, 'console', S_IFREG | 0o600, 0, 0, 'create /dev/console'),
+        op.openBeneath(dev, 'console', a, 0, 'open /dev/console'),
+        op.moveMountTo(slot, a, `bind ${path} on /dev/console`),
+      );
       b.add('session', op.setTty(0));
     },
   };

@@ -66,7 +66,9 @@ export function relay(t: Terminal, input: boolean): Promise<void> {
   const resize = () => {
     try {
       copySize(t.master);
-    } catch { /* closed */ }
+    } catch {
+      /* closed */
+    }
   };
   const user = userTerminal();
   user?.on('resize', resize);

@@ -36,7 +36,8 @@ function bool(v: string | boolean, flag: string): boolean {
 /** The spec fields the options ask for. */
 export function identityFromOptions(o: Record<string, string | string[] | boolean>): IdentitySpec {
   const list = (k: string) => o[k] as string[] | undefined;
-  const uidMap = list('uidmap'), gidMap = list('gidmap');
+  const uidMap = list('uidmap'),
+    gidMap = list('gidmap');
   const spec: IdentitySpec = {
     user: o.user as string | undefined,
     groupAdd: list('group-add'),
@@ -46,6 +47,7 @@ export function identityFromOptions(o: Record<string, string | string[] | boolea
   };
   if (uidMap || gidMap) spec.userns = { uidMap, gidMap };
   else if (o.userns) spec.userns = true;
-  if (o['no-new-privileges'] !== undefined) spec.noNewPrivileges = bool(o['no-new-privileges'] as string | boolean, 'no-new-privileges');
+  if (o['no-new-privileges'] !== undefined)
+    spec.noNewPrivileges = bool(o['no-new-privileges'] as string | boolean, 'no-new-privileges');
   return spec;
 }

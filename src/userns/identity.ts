@@ -75,7 +75,16 @@ export const DEFAULT_ROOT_RANGE = { start: 1_000_000_000, count: 65536 };
 /** A full map for a container: ids 0-65535. */
 const FULL = 65536;
 
-export const IDENTITY_KEYS = ['userns', 'user', 'groupAdd', 'capAdd', 'capDrop', 'noNewPrivileges', 'privileged', 'capSets'] as const;
+export const IDENTITY_KEYS = [
+  'userns',
+  'user',
+  'groupAdd',
+  'capAdd',
+  'capDrop',
+  'noNewPrivileges',
+  'privileged',
+  'capSets',
+] as const;
 
 function fail(flag: string, message: string, code?: string): never {
   throw new NsboxError(message, { step: flag, code, field: fieldOf(flag), kind: code === 'EPERM' ? 'host' : 'spec' });
@@ -84,7 +93,10 @@ function fail(flag: string, message: string, code?: string): never {
 function mapList(list: (string | IdRange)[] | undefined, flag: string): IdRange[] | undefined {
   if (list === undefined) return undefined;
   if (!Array.isArray(list)) fail(flag, '{field}: expected a list of CONTAINER:HOST:SIZE');
-  return checkIdMap(list.map((r) => (typeof r === 'string' ? parseIdRange(r, flag) : { ...r })), flag);
+  return checkIdMap(
+    list.map((r) => (typeof r === 'string' ? parseIdRange(r, flag) : { ...r })),
+    flag,
+  );
 }
 
 const showMap = (m: IdRange[]) => m.map((r) => `${r.container}:${r.host}:${r.size}`).join(',');
@@ -112,25 +124,41 @@ function rootlessUserns(o: UsernsOptions): UsernsPlan {
   if (uidMap || gidMap) {
     const u = uidMap ?? [{ container: 0, host: me.uid, size: 1 }];
     const g = gidMap ?? [{ container: 0, host: me.gid, size: 1 }];
-    const own = u.length === 1 && u[0].host === me.uid && u[0].size === 1 && g.length === 1 && g[0].host === me.gid && g[0].size === 1;
+    const own =
+      u.length === 1 &&
+      u[0].host === me.uid &&
+      u[0].size === 1 &&
+      g.length === 1 &&
+      g[0].host === me.gid &&
+      g[0].size === 1;
     if (own) return { how: 'single', uidMap: u, gidMap: g, setgroups: false };
     if (!sub.newuidmap || !sub.newgidmap) {
-      fail('uidmap', `rootless: id maps beyond your own ids need newuidmap and newgidmap (Debian package uidmap) and ranges in /etc/subuid and /etc/subgid`, 'EPERM');
+      fail(
+        'uidmap',
+        'rootless: id maps beyond your own ids need newuidmap and newgidmap (Debian package uidmap)' +
+          ' and ranges in /etc/subuid and /etc/subgid',
+        'EPERM',
+      );
     }
     return { how: 'helper', uidMap: u, gidMap: g, setgroups: true, ...helpers };
   }
   if (missing) {
     return {
-      how: 'single', setgroups: false,
+      how: 'single',
+      setgroups: false,
       warning: `rootless with a single-id map (container root is uid ${me.uid}, no other ids): missing ${missing}`,
       uidMap: [{ container: 0, host: me.uid, size: 1 }],
       gidMap: [{ container: 0, host: me.gid, size: 1 }],
     };
   }
-  const full = (own: number, r: { start: number; count: number }) =>
-    [{ container: 0, host: own, size: 1 }, { container: 1, host: r.start, size: Math.min(r.count, FULL - 1) }];
+  const full = (own: number, r: { start: number; count: number }) => [
+    { container: 0, host: own, size: 1 },
+    { container: 1, host: r.start, size: Math.min(r.count, FULL - 1) },
+  ];
   return {
-    how: 'helper', setgroups: true, ...helpers,
+    how: 'helper',
+    setgroups: true,
+    ...helpers,
     uidMap: checkIdMap(full(me.uid, sub.uid[0]), 'uidmap'),
     gidMap: checkIdMap(full(me.gid, sub.gid[0]), 'gidmap'),
   };
@@ -142,7 +170,8 @@ const SET_NAMES = ['bounding', 'effective', 'permitted', 'inheritable', 'ambient
 function explicitCapSets(sets: NonNullable<IdentitySpec['capSets']>, have: bigint): CapSets {
   if (typeof sets !== 'object' || sets === null) fail('capSets', 'capSets must be an object of lists');
   const out = { bounding: 0n, effective: 0n, permitted: 0n, inheritable: 0n, ambient: 0n };
-  for (const k of Object.keys(sets)) if (!(SET_NAMES as readonly string[]).includes(k)) fail('capSets', `unknown capability set: ${k}`);
+  for (const k of Object.keys(sets))
+    if (!(SET_NAMES as readonly string[]).includes(k)) fail('capSets', `unknown capability set: ${k}`);
   for (const k of SET_NAMES) {
     const list = sets[k] ?? [];
     if (!Array.isArray(list)) fail('capSets', `capSets.${k} must be a list`);
@@ -150,7 +179,8 @@ function explicitCapSets(sets: NonNullable<IdentitySpec['capSets']>, have: bigin
     if (names.includes('ALL')) fail('capSets', `capSets.${k}: ALL is not a capability`);
     out[k] = capMask(names);
     const missing = names.find((c) => !(have & capMask([c])));
-    if (missing) fail('capSets', `capabilities.${k}: nsbox itself does not hold CAP_${missing}, so it cannot give it`, 'EPERM');
+    if (missing)
+      fail('capSets', `capabilities.${k}: nsbox itself does not hold CAP_${missing}, so it cannot give it`, 'EPERM');
   }
   return out;
 }
@@ -165,7 +195,11 @@ function resolveCapSets(spec: IdentitySpec, uid: number, userns: boolean): CapSe
   const added = (spec.capAdd ?? []).map((c) => normalizeCap(c, 'cap-add'));
   for (const c of added) {
     if (c !== 'ALL' && !(have & capMask([c]))) {
-      fail('cap-add', `{field} ${c}: nsbox itself does not hold CAP_${c}, so it cannot give it (try a user namespace)`, 'EPERM');
+      fail(
+        'cap-add',
+        `{field} ${c}: nsbox itself does not hold CAP_${c}, so it cannot give it (try a user namespace)`,
+        'EPERM',
+      );
     }
   }
   const set = capMask(wanted) & have;
@@ -181,25 +215,36 @@ export function resolveIdentity(spec: IdentitySpec, rootfs: string): Identity {
     if (spec[k] !== undefined && !Array.isArray(spec[k])) fail(k, `${k} must be a list`);
   }
   const rootless = isRootless();
-  if (spec.userns === false && rootless) fail('userns', 'rootless: without root every container needs a user namespace (userns cannot be false)', 'EPERM');
-  const opts: UsernsOptions | undefined = typeof spec.userns === 'object' && spec.userns ? spec.userns : spec.userns ? {} : undefined;
+  if (spec.userns === false && rootless)
+    fail('userns', 'rootless: without root every container needs a user namespace (userns cannot be false)', 'EPERM');
+  const opts: UsernsOptions | undefined =
+    typeof spec.userns === 'object' && spec.userns ? spec.userns : spec.userns ? {} : undefined;
   let userns: UsernsPlan | null = null;
   if (rootless) {
     checkRootless(spec as Parameters<typeof checkRootless>[0]);
     userns = rootlessUserns(opts ?? {});
-  }
-  else if (opts) userns = rootUserns(opts);
+  } else if (opts) userns = rootUserns(opts);
   const user = resolveUser(spec.user, spec.groupAdd, rootfs);
   if (userns) {
     const where = (kind: string, m: IdRange[]) => `${kind} map ${showMap(m)}`;
-    if (toHostId(userns.uidMap, user.uid) === undefined) fail('user', `{field}: uid ${user.uid} is not mapped in the user namespace (${where('uid', userns.uidMap)})`);
-    if (toHostId(userns.gidMap, user.gid) === undefined) fail('user', `{field}: gid ${user.gid} is not mapped in the user namespace (${where('gid', userns.gidMap)})`);
+    if (toHostId(userns.uidMap, user.uid) === undefined)
+      fail('user', `{field}: uid ${user.uid} is not mapped in the user namespace (${where('uid', userns.uidMap)})`);
+    if (toHostId(userns.gidMap, user.gid) === undefined)
+      fail('user', `{field}: gid ${user.gid} is not mapped in the user namespace (${where('gid', userns.gidMap)})`);
     if (!userns.setgroups && (spec.groupAdd?.length ?? 0) > 0) {
-      fail('group-add', '{field}: setgroups is denied in a single-id user namespace (rootless without subordinate ids)', 'EPERM');
+      fail(
+        'group-add',
+        '{field}: setgroups is denied in a single-id user namespace (rootless without subordinate ids)',
+        'EPERM',
+      );
     }
     if (!userns.setgroups) user.groups = [];
     const unmapped = user.groups.find((g) => toHostId(userns!.gidMap, g) === undefined);
-    if (unmapped !== undefined) fail('group-add', `{field}: gid ${unmapped} is not mapped in the user namespace (${where('gid', userns.gidMap)})`);
+    if (unmapped !== undefined)
+      fail(
+        'group-add',
+        `{field}: gid ${unmapped} is not mapped in the user namespace (${where('gid', userns.gidMap)})`,
+      );
   }
   const caps = resolveCapSets(spec, user.uid, !!userns);
   const noNewPrivileges = spec.noNewPrivileges ?? !spec.privileged;

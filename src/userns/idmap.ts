@@ -39,7 +39,8 @@ export function parseIdRange(text: string, flag: string): IdRange {
 function checkRange(r: IdRange, flag: string): IdRange {
   const label = `${r.container}:${r.host}:${r.size}`;
   for (const [k, v] of Object.entries(r)) {
-    if (!Number.isInteger(v) || v < 0 || v >= ID_LIMIT) fail(flag, `invalid {field} ${label}: ${k} must be an id below 4294967295`);
+    if (!Number.isInteger(v) || v < 0 || v >= ID_LIMIT)
+      fail(flag, `invalid {field} ${label}: ${k} must be an id below 4294967295`);
   }
   if (r.size < 1) fail(flag, `invalid {field} ${label}: size must be at least 1`);
   if (r.container + r.size > ID_LIMIT || r.host + r.size > ID_LIMIT) {
@@ -54,11 +55,13 @@ const show = (r: IdRange) => `${r.container}:${r.host}:${r.size}`;
 /** Checks a whole map: not empty, not too long, no two ranges sharing a container or host id. */
 export function checkIdMap(map: IdRange[], flag: string): IdRange[] {
   if (map.length === 0) fail(flag, '{field}: the map is empty');
-  if (map.length > MAX_LINES) fail(flag, `{field}: at most ${MAX_LINES} ranges (the kernel's limit), got ${map.length}`);
+  if (map.length > MAX_LINES)
+    fail(flag, `{field}: at most ${MAX_LINES} ranges (the kernel's limit), got ${map.length}`);
   map.forEach((r) => checkRange(r, flag));
   for (let i = 0; i < map.length; i++) {
     for (let j = i + 1; j < map.length; j++) {
-      const a = map[i], b = map[j];
+      const a = map[i],
+        b = map[j];
       if (overlap(a.container, a.size, b.container, b.size)) {
         fail(flag, `{field} ${show(a)} and ${show(b)} overlap inside the container`);
       }
@@ -100,7 +103,8 @@ export function readSubIds(file: string, names: (string | number)[]): SubRange[]
   for (const line of text.split('\n')) {
     const [owner, start, count] = line.trim().split(':');
     if (!owner || owner.startsWith('#') || !wanted.has(owner)) continue;
-    const s = toId(start ?? ''), c = toId(count ?? '');
+    const s = toId(start ?? ''),
+      c = toId(count ?? '');
     if (s !== undefined && c !== undefined && c > 0) out.push({ start: s, count: c });
   }
   return out;

@@ -31,20 +31,30 @@ export function checkUserNamespaces(): void {
     }
   };
   if (read('/proc/sys/user/max_user_namespaces') === '0') {
-    throw new NsboxError('rootless: user namespaces are disabled (sysctl user.max_user_namespaces=0): run as root, or raise it', { code: 'EPERM', step: 'userns' });
+    throw new NsboxError(
+      'rootless: user namespaces are disabled (sysctl user.max_user_namespaces=0): run as root, or raise it',
+      { code: 'EPERM', step: 'userns' },
+    );
   }
   if (read('/proc/sys/kernel/unprivileged_userns_clone') === '0') {
-    throw new NsboxError('rootless: this kernel forbids user namespaces to ordinary users (sysctl kernel.unprivileged_userns_clone=0): run as root, or set it to 1', { code: 'EPERM', step: 'userns' });
+    throw new NsboxError(
+      'rootless: this kernel forbids user namespaces to ordinary users' +
+        ' (sysctl kernel.unprivileged_userns_clone=0): run as root, or set it to 1',
+      { code: 'EPERM', step: 'userns' },
+    );
   }
 }
 
 /** The login name and ids of this process, as /etc/subuid names owners. */
 export function whoami(): { name: string; uid: number; gid: number } {
-  const uid = process.geteuid!(), gid = process.getegid!();
+  const uid = process.geteuid!(),
+    gid = process.getegid!();
   let name = String(uid);
   try {
     name = userInfo().username;
-  } catch { /* no passwd entry: owners by id only */ }
+  } catch {
+    /* no passwd entry: owners by id only */
+  }
   return { name, uid, gid };
 }
 
@@ -58,7 +68,9 @@ export function findHelper(name: string): string | undefined {
     try {
       accessSync(p, constants.X_OK);
       if (statSync(p).isFile()) return p;
-    } catch { /* next */ }
+    } catch {
+      /* next */
+    }
   }
   return undefined;
 }
@@ -93,8 +105,10 @@ export function missingForFullMap(s: SubIds, user: string): string | undefined {
 export function delegatedCgroup(): string | undefined {
   try {
     const path = /^0::(\/.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1];
-    const mount = readFileSync('/proc/self/mountinfo', 'utf8').split('\n')
-      .find((l) => l.split(' - ')[1]?.startsWith('cgroup2 '))?.split(' ')[4];
+    const mount = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .find((l) => l.split(' - ')[1]?.startsWith('cgroup2 '))
+      ?.split(' ')[4];
     if (path === undefined || !mount) return undefined;
     const dir = `${mount}${path === '/' ? '' : path}`;
     for (const f of ['', '/cgroup.procs', '/cgroup.subtree_control']) accessSync(`${dir}${f}`, constants.W_OK);
@@ -115,13 +129,22 @@ export function rootlessError(what: string, todo: string): NsboxError {
  */
 export function checkRootless(spec: { limits?: unknown }): void {
   const limits = spec.limits;
-  if (limits && typeof limits === 'object' && Object.values(limits).some((v) => v !== undefined) && !delegatedCgroup()) {
-    throw rootlessError('resource limits need a cgroup v2 subtree delegated to you, and this process has none',
-      'run as root, or start nsbox in a delegated cgroup (systemd-run --user --scope -p Delegate=yes ...)');
+  if (
+    limits &&
+    typeof limits === 'object' &&
+    Object.values(limits).some((v) => v !== undefined) &&
+    !delegatedCgroup()
+  ) {
+    throw rootlessError(
+      'resource limits need a cgroup v2 subtree delegated to you, and this process has none',
+      'run as root, or start nsbox in a delegated cgroup (systemd-run --user --scope -p Delegate=yes ...)',
+    );
   }
 }
 
-let warn = (msg: string) => { process.stderr.write(`nsbox: warning: ${msg}\n`); };
+let warn = (msg: string) => {
+  process.stderr.write(`nsbox: warning: ${msg}\n`);
+};
 
 /** Where one-line warnings go (default: stderr, prefixed `nsbox: warning:`). */
 export function onWarning(fn: (msg: string) => void): void {

@@ -36,7 +36,10 @@ function readEtc(rootfs: string, name: string): string {
 }
 
 function entries(text: string): string[][] {
-  return text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
+  return text
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => l.split(':'));
 }
 
 const isId = (s: string) => /^\d{1,10}$/.test(s) && Number(s) < 0xffffffff;
@@ -53,18 +56,27 @@ function groupId(spec: string, groups: string[][], flag: string, rootfs: string)
 }
 
 /** `UID`, `UID:GID`, `NAME` or `NAME:GROUP`; without a group, the user's own (or 0, as Docker does). */
-export function resolveUser(user: number | string | undefined, groupAdd: (number | string)[] = [], rootfs: string): User {
+export function resolveUser(
+  user: number | string | undefined,
+  groupAdd: (number | string)[] = [],
+  rootfs: string,
+): User {
   const text = user === undefined ? '0' : String(user);
   const [u, g, ...rest] = text.split(':');
-  if (u === '' || rest.length > 0 || g === '') fail('user', `invalid user: ${text} (expected UID[:GID] or NAME[:GROUP])`);
+  if (u === '' || rest.length > 0 || g === '')
+    fail('user', `invalid user: ${text} (expected UID[:GID] or NAME[:GROUP])`);
   const passwd = entries(readEtc(rootfs, 'passwd'));
   const groups = entries(readEtc(rootfs, 'group'));
   let entry = passwd.find((e) => e[0] === u);
   if (isId(u)) entry = passwd.find((e) => e[2] === u);
-  else if (!entry || !isId(entry[2] ?? '')) fail('user', `no user ${u} in ${rootfs === 'host' ? '' : rootfs}/etc/passwd`);
+  else if (!entry || !isId(entry[2] ?? ''))
+    fail('user', `no user ${u} in ${rootfs === 'host' ? '' : rootfs}/etc/passwd`);
   const uid = isId(u) ? Number(u) : Number(entry![2]);
-  const gid = g !== undefined ? groupId(g, groups, 'user', rootfs) : entry && isId(entry[3] ?? '') ? Number(entry[3]) : 0;
-  const own = entry ? groups.filter((e) => (e[3] ?? '').split(',').includes(entry![0]) && isId(e[2] ?? '')).map((e) => Number(e[2])) : [];
+  const gid =
+    g !== undefined ? groupId(g, groups, 'user', rootfs) : entry && isId(entry[3] ?? '') ? Number(entry[3]) : 0;
+  const own = entry
+    ? groups.filter((e) => (e[3] ?? '').split(',').includes(entry![0]) && isId(e[2] ?? '')).map((e) => Number(e[2]))
+    : [];
   const added = groupAdd.map((x) => groupId(String(x), groups, 'group-add', rootfs));
   const all = [...new Set([...own, ...added])];
   if (all.length > MAX_GROUPS) fail('group-add', `at most ${MAX_GROUPS} supplementary groups, got ${all.length}`);

@@ -18,18 +18,27 @@ import { hostileSuite } from './util.js';
 const s = hostileSuite();
 const h = hierarchies();
 const v1 = [...h.v1, ...h.named];
-const read = (f: string) => { try { return readFileSync(f, 'utf8'); } catch { return null; } };
+const read = (f: string) => {
+  try {
+    return readFileSync(f, 'utf8');
+  } catch {
+    return null;
+  }
+};
 
 /** Mount every v1 hierarchy of the host inside and say what its root shows. */
 const MOUNT_ALL = [
   'mkdir -p /tmp/cg',
-  ...v1.map((x) => `mount -t cgroup -o ${x.controllers.join(',')} cgroup /tmp/cg && ` +
-    `{ echo "${x.controllers.join(',')} $(ls /tmp/cg | grep -c release_agent) $(cat /tmp/cg/tasks | wc -l)"; ` +
-    'echo 1 > /tmp/cg/notify_on_release; umount /tmp/cg; }'),
+  ...v1.map(
+    (x) =>
+      `mount -t cgroup -o ${x.controllers.join(',')} cgroup /tmp/cg && ` +
+      `{ echo "${x.controllers.join(',')} $(ls /tmp/cg | grep -c release_agent) $(cat /tmp/cg/tasks | wc -l)"; ` +
+      'echo 1 > /tmp/cg/notify_on_release; umount /tmp/cg; }',
+  ),
 ].join('\n');
 
 describe.skipIf(v1.length === 0)('cgroup v1 release_agent with --cap-add SYS_ADMIN (CVE-2022-0492)', () => {
-  it('every v1 hierarchy mounted inside shows only the container\'s own cgroup: no release_agent, nothing of the host', async () => {
+  it("every v1 hierarchy mounted inside shows only the container's own cgroup: no release_agent, nothing of the host", async () => {
     const roots = v1.map((x) => x.mount.replace(/\/$/, ''));
     const before = roots.map((r) => [read(`${r}/release_agent`), read(`${r}/notify_on_release`)]);
     const r = await s.run(MOUNT_ALL, ['--cap-add', 'SYS_ADMIN']);
@@ -46,13 +55,20 @@ describe.skipIf(v1.length === 0)('cgroup v1 release_agent with --cap-add SYS_ADM
 
   it('--privileged too', async () => {
     const r = await s.run(MOUNT_ALL, ['--privileged']);
-    expect(r.stdout.trim().split('\n').map((l) => l.split(' ')[1])).toEqual(v1.map(() => '0'));
+    expect(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split(' ')[1]),
+    ).toEqual(v1.map(() => '0'));
   });
 
   it('a container without a cgroup namespace and with CAP_SYS_ADMIN is refused (library)', async () => {
     const { Container } = await import('../../dist/index.js');
-    expect(() => new Container({ rootfs: s.root(), command: ['true'], capAdd: ['SYS_ADMIN'], namespaces: { cgroup: false } }))
-      .toThrow(/needs its own cgroup namespace/);
+    expect(
+      () =>
+        new Container({ rootfs: s.root(), command: ['true'], capAdd: ['SYS_ADMIN'], namespaces: { cgroup: false } }),
+    ).toThrow(/needs its own cgroup namespace/);
   });
 
   it('with the defence off (no cgroup of its own, the cgroup namespace at the hierarchy root) the cpu root is in reach', async () => {
@@ -61,15 +77,26 @@ describe.skipIf(v1.length === 0)('cgroup v1 release_agent with --cap-add SYS_ADM
     const out = mkdtempSync(join(tmpdir(), 'nsbox-cgout-'));
     try {
       const spec = resolveSpec({
-        rootfs: s.root(), capAdd: ['SYS_ADMIN'], mounts: [{ type: 'bind', source: out, target: '/out' }],
-        command: ['sh', '-c', `mkdir -p /tmp/cg && mount -t cgroup -o ${cpu.controllers.join(',')} cgroup /tmp/cg && ls /tmp/cg > /out/ls; umount /tmp/cg`],
+        rootfs: s.root(),
+        capAdd: ['SYS_ADMIN'],
+        mounts: [{ type: 'bind', source: out, target: '/out' }],
+        command: [
+          'sh',
+          '-c',
+          `mkdir -p /tmp/cg && mount -t cgroup -o ${cpu.controllers.join(',')} cgroup /tmp/cg && ls /tmp/cg > /out/ls; umount /tmp/cg`,
+        ],
       });
-      const child = native.spawn({ flags: namespaceFlags(spec.namespaces), ops: encode(compile(spec, hostFacts()).steps).ops });
+      const child = native.spawn({
+        flags: namespaceFlags(spec.namespaces),
+        ops: encode(compile(spec, hostFacts()).steps).ops,
+      });
       const [failed, st] = await Promise.all([execResult(child.errFd), reaped(child.pidfd, () => {})]);
       expect(failed).toBeNull();
       expect(st.code).toBe(0);
       // Only where nsbox itself runs at the root of the cpu hierarchy (as on CI) does the root show.
-      const atRoot = readFileSync('/proc/self/cgroup', 'utf8').split('\n').some((l) => /^\d+:[^:]*\bcpu\b[^:]*:\/$/.test(l));
+      const atRoot = readFileSync('/proc/self/cgroup', 'utf8')
+        .split('\n')
+        .some((l) => /^\d+:[^:]*\bcpu\b[^:]*:\/$/.test(l));
       expect(readFileSync(join(out, 'ls'), 'utf8').includes('release_agent')).toBe(atRoot);
     } finally {
       rmSync(out, { recursive: true, force: true });
@@ -78,8 +105,11 @@ describe.skipIf(v1.length === 0)('cgroup v1 release_agent with --cap-add SYS_ADM
 });
 
 describe.skipIf(!h.v2)('cgroup v2 with --cap-add SYS_ADMIN', () => {
-  it('cgroup2 mounted inside shows the container\'s own cgroup, not the caller\'s (no host process, no cgroup.kill of ours)', async () => {
-    const r = await s.run('mkdir -p /tmp/u && mount -t cgroup2 none /tmp/u && cat /tmp/u/cgroup.procs', ['--cap-add', 'SYS_ADMIN']);
+  it("cgroup2 mounted inside shows the container's own cgroup, not the caller's (no host process, no cgroup.kill of ours)", async () => {
+    const r = await s.run('mkdir -p /tmp/u && mount -t cgroup2 none /tmp/u && cat /tmp/u/cgroup.procs', [
+      '--cap-add',
+      'SYS_ADMIN',
+    ]);
     expect(r.stderr).toBe('');
     const pids = r.stdout.trim().split('\n');
     expect(pids.length).toBeGreaterThan(0);

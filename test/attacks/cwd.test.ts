@@ -3,7 +3,17 @@
 // Node process has open (library), the cgroup fd of CLONE_INTO_CGROUP (v2, a limit given). The
 // plan closes every inherited fd before it resolves any path, opens the cwd in the root without
 // magic links, enters it with fchdir and checks getcwd.
-import { closeSync, constants, existsSync, mkdtempSync, openSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -40,26 +50,34 @@ describe('working directory through a leaked fd (runc CVE-2024-21626)', () => {
   it('the library: /appN -> /proc/self/fd/N as cwd never reaches the directory Node holds open', async () => {
     expect(dirFd).toBeLessThan(LINKS);
     for (const n of [dirFd, 3, 4, 5, dirFd + 1]) {
-      const r = await run({ rootfs: s.root(), command: ['sh', '-c', 'cat secret; touch pwned; pwd'], cwd: `/app${n}` }).then(
-        (x) => ({ ok: true as const, out: x.stdout }), (e: Error) => ({ ok: false as const, out: e.message }));
+      const r = await run({
+        rootfs: s.root(),
+        command: ['sh', '-c', 'cat secret; touch pwned; pwd'],
+        cwd: `/app${n}`,
+      }).then(
+        (x) => ({ ok: true as const, out: x.stdout }),
+        (e: Error) => ({ ok: false as const, out: e.message }),
+      );
       expect(r.out).not.toContain('HOST-DIR-SECRET');
       if (!r.ok) expect(r.out).toMatch(new RegExp(`^chdir to /app${n}: `));
     }
     expect(pwned()).toBe(false);
     // The fd is closed by then (ENOENT); one that is open (stdio) is a magic link, refused as one.
-    await expect(run({ rootfs: s.root(), command: ['true'], cwd: `/app${dirFd}` }))
-      .rejects.toThrow(`chdir to /app${dirFd}: No such file or directory (ENOENT)`);
+    await expect(run({ rootfs: s.root(), command: ['true'], cwd: `/app${dirFd}` })).rejects.toThrow(
+      `chdir to /app${dirFd}: No such file or directory (ENOENT)`,
+    );
     rmSync(join(s.root(), 'magic'), { force: true });
     symlinkSync('/proc/self/fd/1', join(s.root(), 'magic'));
-    await expect(run({ rootfs: s.root(), command: ['true'], cwd: '/magic' }))
-      .rejects.toThrow('chdir to /magic: it goes through a /proc magic link or too many symlinks (ELOOP)');
+    await expect(run({ rootfs: s.root(), command: ['true'], cwd: '/magic' })).rejects.toThrow(
+      'chdir to /magic: it goes through a /proc magic link or too many symlinks (ELOOP)',
+    );
   });
 
   it('with the defence off (plain chdir, inherited fds open) the same container lands in the host directory', async () => {
     const spec = resolveSpec({ rootfs: s.root(), command: ['sh', '-c', 'touch pwned'], cwd: `/app${dirFd}` });
     // The plan builder refuses such a plan (a path resolved with inherited fds open): edit the built one.
-    const steps = compile(spec, hostFacts()).steps
-      .filter((o: { kind: string }) => o.kind !== 'closeInherited')
+    const steps = compile(spec, hostFacts())
+      .steps.filter((o: { kind: string }) => o.kind !== 'closeInherited')
       .map((o: { kind: string; path?: string }) => (o.kind === 'chdirInRoot' ? op.chdir(o.path!) : o));
     const child = native.spawn({ flags: namespaceFlags(spec.namespaces), ops: encode(steps).ops });
     const [failed, status] = await Promise.all([execResult(child.errFd), reaped(child.pidfd, () => {})]);
@@ -88,14 +106,27 @@ describe('working directory through a leaked fd (runc CVE-2024-21626)', () => {
   });
 
   it('a directory given as stdio is refused (it would stay open: fchdir(0) leaves the root), run and exec', async () => {
-    expect(() => spawn({ rootfs: s.root(), command: ['true'], stdio: [dirFd, 'ignore', 'ignore'] }))
-      .toThrow(`stdio[0] (fd ${dirFd}) is a directory`);
+    expect(() => spawn({ rootfs: s.root(), command: ['true'], stdio: [dirFd, 'ignore', 'ignore'] })).toThrow(
+      `stdio[0] (fd ${dirFd}) is a directory`,
+    );
     const r = await collect('sh', ['-c', `exec "$0" "$1" "$2" true < "$3"`, process.execPath, CLI, s.root(), hostDir]);
-    expect(r).toMatchObject({ code: 125, stderr: 'nsbox: stdio[0] (fd 0) is a directory: the container could leave its root through it\n' });
+    expect(r).toMatchObject({
+      code: 125,
+      stderr: 'nsbox: stdio[0] (fd 0) is a directory: the container could leave its root through it\n',
+    });
     const name = `stdio-${process.pid}`;
-    expect((await nsbox(['run', '-d', '--name', name, s.root(), 'sh', '-c', 'while true; do sleep 1; done'])).code).toBe(0);
+    expect(
+      (await nsbox(['run', '-d', '--name', name, s.root(), 'sh', '-c', 'while true; do sleep 1; done'])).code,
+    ).toBe(0);
     try {
-      const e = await collect('sh', ['-c', `exec "$0" "$1" exec -i "$2" true < "$3"`, process.execPath, CLI, name, hostDir]);
+      const e = await collect('sh', [
+        '-c',
+        `exec "$0" "$1" exec -i "$2" true < "$3"`,
+        process.execPath,
+        CLI,
+        name,
+        hostDir,
+      ]);
       expect(e.code).toBe(125);
       expect(e.stderr).toMatch(/^nsbox: stdio\[0\] \(fd 0\) is a directory/);
     } finally {

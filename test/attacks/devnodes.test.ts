@@ -26,7 +26,10 @@ const ATTACK = [
 ].join('; ');
 
 describe('host device inodes', () => {
-  for (const [label, opts] of [['a default container', []], ['a user namespace', ['--userns']]] as const) {
+  for (const [label, opts] of [
+    ['a default container', []],
+    ['a user namespace', ['--userns']],
+  ] as const) {
     it(`chmod, chown and touch of the default devices in ${label} leave the host's nodes as they were`, async () => {
       const before = NODES.map((d) => hostStat(`/dev/${d}`));
       chmodSync(dirname(s.root()), 0o755); // reachable by the user namespace's root (an unprivileged host uid)
@@ -51,9 +54,13 @@ describe('host device inodes', () => {
 
   it('a --device bind is read-only: the device works, chmod cannot reach the host node', async () => {
     const before = hostStat('/dev/full');
-    const r = await s.run('chmod 600 /dev/myfull 2>&1; chown 1 /dev/myfull 2>&1; probe openw /dev/myfull; head -c 2 /dev/myfull | od -An -tx1',
-      ['--device', '/dev/full:/dev/myfull']);
-    expect(r.stdout).toMatch(/^chmod: \/dev\/myfull: Read-only file system\nchown: \/dev\/myfull: Read-only file system\nerr ENOSPC\n 00 00\n$/);
+    const r = await s.run(
+      'chmod 600 /dev/myfull 2>&1; chown 1 /dev/myfull 2>&1; probe openw /dev/myfull; head -c 2 /dev/myfull | od -An -tx1',
+      ['--device', '/dev/full:/dev/myfull'],
+    );
+    expect(r.stdout).toMatch(
+      /^chmod: \/dev\/myfull: Read-only file system\nchown: \/dev\/myfull: Read-only file system\nerr ENOSPC\n 00 00\n$/,
+    );
     expect(hostStat('/dev/full')).toBe(before);
   });
 

@@ -21,17 +21,24 @@ afterAll(() => rmSync(secretDir, { recursive: true, force: true }));
 
 describe('attacks on isolation', () => {
   it('cannot list or signal host processes (PID namespace)', async () => {
-    const r = await s.run(`ls /proc | grep -c "^[0-9]*$"; kill -0 ${process.pid} 2>&1; echo rc=$?; probe ptrace ${process.pid}`);
+    const r = await s.run(
+      `ls /proc | grep -c "^[0-9]*$"; kill -0 ${process.pid} 2>&1; echo rc=$?; probe ptrace ${process.pid}`,
+    );
     const [count, ...rest] = r.stdout.trim().split('\n');
     expect(Number(count)).toBeLessThan(6); // sh, ls, grep and a few: no host process
     expect(rest.join('\n')).toMatch(/No such process\nrc=1\nerr ESRCH$/);
   });
 
   it('cannot read a host file outside the rootfs: by path, through /proc/*/root, or by climbing ..', async () => {
-    const r = await s.run([
-      `cat ${secret} 2>&1`, `cat /proc/1/root${secret} 2>&1`, `cat /proc/self/root/../../../..${secret} 2>&1`,
-      `cd /../../../.. && cat .${secret} 2>&1`, `probe chrootesc ${secret}`,
-    ].join('; '));
+    const r = await s.run(
+      [
+        `cat ${secret} 2>&1`,
+        `cat /proc/1/root${secret} 2>&1`,
+        `cat /proc/self/root/../../../..${secret} 2>&1`,
+        `cd /../../../.. && cat .${secret} 2>&1`,
+        `probe chrootesc ${secret}`,
+      ].join('; '),
+    );
     expect(r.stdout).not.toContain('HOST-ONLY-SECRET');
     // The double-chroot escape (CAP_SYS_CHROOT is in the default set) climbs out only to the container's own root.
     expect(r.stdout.trim().split('\n').pop()).toBe('err ENOENT');
@@ -52,7 +59,11 @@ describe('attacks on isolation', () => {
     mkdirSync(join(shared, 'mnt'));
     symlinkSync(`../../../../../../../..${target}`, join(shared, 'mnt.link'));
     const { CLI } = await import('../helpers.js');
-    const racer = spawn(process.execPath, [CLI, '-v', `${shared}:/shared`, s.root(), 'probe', 'swap', '/shared/mnt', '/shared/mnt.link', '5'], { stdio: 'ignore' });
+    const racer = spawn(
+      process.execPath,
+      [CLI, '-v', `${shared}:/shared`, s.root(), 'probe', 'swap', '/shared/mnt', '/shared/mnt.link', '5'],
+      { stdio: 'ignore' },
+    );
     const racerDone = new Promise((r) => racer.once('close', r));
     try {
       const results = { mounted: 0, refused: 0 };

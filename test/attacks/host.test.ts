@@ -10,11 +10,20 @@ import { hostileSuite } from './util.js';
 const s = hostileSuite();
 
 describe('attacks on the host', () => {
-  let tcp: Server, abstract: Server, port = 0, hits = 0;
+  let tcp: Server,
+    abstract: Server,
+    port = 0,
+    hits = 0;
   const name = `nsbox-test-${process.pid}`;
   beforeAll(async () => {
-    tcp = createServer((c) => { hits++; c.end('host secret\n'); });
-    abstract = createServer((c) => { hits++; c.end('host secret\n'); });
+    tcp = createServer((c) => {
+      hits++;
+      c.end('host secret\n');
+    });
+    abstract = createServer((c) => {
+      hits++;
+      c.end('host secret\n');
+    });
     await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
     await new Promise<void>((r) => abstract.listen(`\0${name}`, r));
     port = (tcp.address() as { port: number }).port;
@@ -24,8 +33,10 @@ describe('attacks on the host', () => {
     abstract.close();
   });
 
-  it('cannot reach a port on the host\'s loopback, nor a host abstract unix socket (own network namespace)', async () => {
-    const r = await s.run(`nc -w 2 127.0.0.1 ${port} </dev/null; echo "tcp $?"; nc -w 2 localhost ${port} </dev/null; echo "tcp6 $?"; grep -ci ":$(printf %04X ${port})" /proc/net/tcp; true`);
+  it("cannot reach a port on the host's loopback, nor a host abstract unix socket (own network namespace)", async () => {
+    const r = await s.run(
+      `nc -w 2 127.0.0.1 ${port} </dev/null; echo "tcp $?"; nc -w 2 localhost ${port} </dev/null; echo "tcp6 $?"; grep -ci ":$(printf %04X ${port})" /proc/net/tcp; true`,
+    );
     expect(r.stdout).not.toContain('host secret');
     expect(r.stdout).toMatch(/^tcp 1\ntcp6 1\n0\n$/);
     expect(hits).toBe(0);
@@ -66,7 +77,10 @@ describe('attacks on the host', () => {
     const cmd = `${process.execPath} ${CLI} ${opts.join(' ')} ${s.root()} probe tiocsti 'echo INJECTED\n'; read -t 1 line; echo "got:$line"`;
     return new Promise((resolve, reject) => {
       // stdin stays open: script would pass its EOF on to the terminal and end the read early.
-      const p = spawn('script', ['-qec', cmd, '/dev/null'], { env: { ...process.env, SHELL: '/bin/bash' }, stdio: ['pipe', 'pipe', 'inherit'] });
+      const p = spawn('script', ['-qec', cmd, '/dev/null'], {
+        env: { ...process.env, SHELL: '/bin/bash' },
+        stdio: ['pipe', 'pipe', 'inherit'],
+      });
       let out = '';
       p.stdout!.on('data', (b) => (out += b));
       p.on('error', reject);
@@ -74,7 +88,7 @@ describe('attacks on the host', () => {
     });
   }
 
-  it('cannot push keystrokes into the caller\'s terminal (TIOCSTI)', async () => {
+  it("cannot push keystrokes into the caller's terminal (TIOCSTI)", async () => {
     expect(await inTerminal([])).toBe('err EPERM\ngot:\n'); // seccomp refuses the ioctl
     // Without the filter: still refused, as the container runs in a session of its own (setsid).
     expect(await inTerminal(['--seccomp', 'unconfined'])).toBe('err EPERM\ngot:\n');

@@ -13,7 +13,9 @@ const nr = (n: string) => nativeArch().byName.get(n)!;
 describe('attacks on the kernel', () => {
   it('cannot change a kernel setting through /proc/sys (read-only), the hostname included', async () => {
     const host = hostname();
-    const r = await s.run('echo pwned > /proc/sys/kernel/hostname; echo 1 > /proc/sys/vm/drop_caches; echo 1 > /proc/sys/kernel/panic; echo done');
+    const r = await s.run(
+      'echo pwned > /proc/sys/kernel/hostname; echo 1 > /proc/sys/vm/drop_caches; echo 1 > /proc/sys/kernel/panic; echo done',
+    );
     expect(r.stdout).toBe('done\n');
     expect(r.stderr.trim().split('\n')).toEqual(Array(3).fill(expect.stringMatching(/Read-only file system/)));
     expect(readFileSync('/proc/sys/kernel/hostname', 'utf8').trim()).toBe(host);
@@ -26,10 +28,14 @@ describe('attacks on the kernel', () => {
   });
 
   it('cannot load or remove a kernel module', async () => {
-    const r = await s.run([
-      'echo junk > /tmp/evil.ko',
-      `probe sc ${nr('init_module')} 0 0 0`, `probe sc ${nr('finit_module')} 3 0 0 3</tmp/evil.ko`, `probe sc ${nr('delete_module')} 0 0`,
-    ].join('; '));
+    const r = await s.run(
+      [
+        'echo junk > /tmp/evil.ko',
+        `probe sc ${nr('init_module')} 0 0 0`,
+        `probe sc ${nr('finit_module')} 3 0 0 3</tmp/evil.ko`,
+        `probe sc ${nr('delete_module')} 0 0`,
+      ].join('; '),
+    );
     expect(r.stdout).toBe('err EPERM\nerr EPERM\nerr EPERM\n');
   });
 
@@ -43,7 +49,9 @@ describe('attacks on the kernel', () => {
     afterAll(() => disk?.cleanup());
 
     it('cannot mount it, by its host name or through a node it makes', async () => {
-      const r = await s.run(`rm -f /tmp/disk; mount ${loop} /mnt 2>&1; probe mknod /tmp/disk b ${major} ${minor}; mount -t ext4 /tmp/disk /mnt 2>&1; probe sc ${nr('mount')} 0 0 0 0 0`);
+      const r = await s.run(
+        `rm -f /tmp/disk; mount ${loop} /mnt 2>&1; probe mknod /tmp/disk b ${major} ${minor}; mount -t ext4 /tmp/disk /mnt 2>&1; probe sc ${nr('mount')} 0 0 0 0 0`,
+      );
       const lines = r.stdout.trim().split('\n');
       expect(lines[0]).toMatch(/No such file or directory|can't find|permission denied/);
       expect(lines[1]).toBe('ok 0'); // CAP_MKNOD: making the node is allowed, as in docker
@@ -52,7 +60,9 @@ describe('attacks on the kernel', () => {
     });
 
     it('cannot read it through a node it makes (every mount is nodev)', async () => {
-      const r = await s.run(`rm -f /tmp/disk; probe mknod /tmp/disk b ${major} ${minor}; probe read /tmp/disk 16; probe openw /tmp/disk; dd if=/tmp/disk bs=16 count=1 2>&1 | head -1`);
+      const r = await s.run(
+        `rm -f /tmp/disk; probe mknod /tmp/disk b ${major} ${minor}; probe read /tmp/disk 16; probe openw /tmp/disk; dd if=/tmp/disk bs=16 count=1 2>&1 | head -1`,
+      );
       expect(r.stdout).not.toContain(Buffer.from(SECRET).toString('hex'));
       expect(r.stdout).not.toContain(SECRET);
       expect(r.stdout.split('\n').slice(0, 3)).toEqual(['ok 0', 'err EACCES', 'err EACCES']);
@@ -61,15 +71,35 @@ describe('attacks on the kernel', () => {
 
   it('cannot use keyrings, BPF, perf events, userfaultfd, kexec, reboot, swap, the clock or accounting', async () => {
     const calls: [string, string][] = [
-      ['add_key', '0 0 0 0 0'], ['keyctl', '0 0xfffffffd 1'], ['request_key', '0 0 0 0'], ['bpf', '0 0 0'],
-      ['perf_event_open', '0 0 0 0 0'], ['userfaultfd', '0'], ['kexec_load', '0 0 0 0'], ['kexec_file_load', '0 0 0 0 0'],
-      ['reboot', '0xfee1dead 0x28121969 0x4321fedc 0'], ['swapon', '0 0'], ['swapoff', '0'], ['clock_settime', '0 0'],
-      ['settimeofday', '0 0'], ['adjtimex', '0'], ['acct', '0'], ['iopl', '3'], ['ioperm', '0 1 1'], ['syslog', '3 0 0'],
+      ['add_key', '0 0 0 0 0'],
+      ['keyctl', '0 0xfffffffd 1'],
+      ['request_key', '0 0 0 0'],
+      ['bpf', '0 0 0'],
+      ['perf_event_open', '0 0 0 0 0'],
+      ['userfaultfd', '0'],
+      ['kexec_load', '0 0 0 0'],
+      ['kexec_file_load', '0 0 0 0 0'],
+      ['reboot', '0xfee1dead 0x28121969 0x4321fedc 0'],
+      ['swapon', '0 0'],
+      ['swapoff', '0'],
+      ['clock_settime', '0 0'],
+      ['settimeofday', '0 0'],
+      ['adjtimex', '0'],
+      ['acct', '0'],
+      ['iopl', '3'],
+      ['ioperm', '0 1 1'],
+      ['syslog', '3 0 0'],
       ['io_uring_setup', '1 0'],
     ];
     const known = calls.filter(([n]) => nr(n) !== undefined);
     const r = await s.run(known.map(([n, a]) => `echo "${n} $(probe sc ${nr(n)} ${a})"`).join('; '));
-    const got = Object.fromEntries(r.stdout.trim().split('\n').map((l) => l.split(' ')).map(([n, ...v]) => [n, v.join(' ')]));
+    const got = Object.fromEntries(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split(' '))
+        .map(([n, ...v]) => [n, v.join(' ')]),
+    );
     for (const [n] of known) {
       // adjtimex (read-only use) is allowed by docker; with a NULL buffer the kernel says EFAULT.
       expect(`${n}: ${got[n]}`).toBe(n === 'adjtimex' ? `${n}: err EFAULT` : `${n}: err EPERM`);
@@ -77,7 +107,9 @@ describe('attacks on the kernel', () => {
   });
 
   it('cannot read kernel memory or the kernel log (/proc/kcore, /dev/kmsg, /proc/kallsyms addresses)', async () => {
-    const r = await s.run('cat /proc/kcore 2>/dev/null | wc -c; rm -f /tmp/kmsg; probe mknod /tmp/kmsg c 1 11; probe read /tmp/kmsg 64; head -3 /proc/kallsyms | cut -d" " -f1');
+    const r = await s.run(
+      'cat /proc/kcore 2>/dev/null | wc -c; rm -f /tmp/kmsg; probe mknod /tmp/kmsg c 1 11; probe read /tmp/kmsg 64; head -3 /proc/kallsyms | cut -d" " -f1',
+    );
     const [kcore, mk, kmsg, ...syms] = r.stdout.trim().split('\n');
     expect(kcore.trim()).toBe('0');
     expect(mk).toBe('ok 0');

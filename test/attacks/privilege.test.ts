@@ -16,13 +16,18 @@ const NEWUSER = '0x10000000';
 
 describe('attacks on privilege', () => {
   it('cannot make a user namespace to regain capabilities (unshare -U, clone)', async () => {
-    const r = await s.run(`probe sc ${nr('unshare')} ${NEWUSER}; probe clone ${NEWUSER}; grep CapEff /proc/self/status`);
+    const r = await s.run(
+      `probe sc ${nr('unshare')} ${NEWUSER}; probe clone ${NEWUSER}; grep CapEff /proc/self/status`,
+    );
     const [unshare, clone, capEff] = r.stdout.trim().split('\n');
     expect(unshare).toBe('err EPERM');
     expect(clone).toBe('err EPERM');
     expect(capEff).toMatch(/CapEff:\s+00000000a80425fb/); // Docker's default set, nothing more
     // Without the filter the kernel would allow it (the attack is real): a new namespace with every capability.
-    const open = await s.run(`probe sc ${nr('unshare')} ${NEWUSER} && grep CapEff /proc/self/status`, ['--seccomp', 'unconfined']);
+    const open = await s.run(`probe sc ${nr('unshare')} ${NEWUSER} && grep CapEff /proc/self/status`, [
+      '--seccomp',
+      'unconfined',
+    ]);
     expect(open.stdout).toMatch(/^ok 0\n/);
   });
 
@@ -48,7 +53,10 @@ describe('attacks on privilege', () => {
     const env = { ...process.env, NSBOX_STATE_DIR: state };
     try {
       // The victim watches /proc for a process whose exe is a file from outside its root, and tries to write it.
-      const victim = spawn(process.execPath, [CLI, '--name', 'victim', s.root(), 'probe', 'exehunt', '6'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const victim = spawn(process.execPath, [CLI, '--name', 'victim', s.root(), 'probe', 'exehunt', '6'], {
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let out = '';
       victim.stdout!.on('data', (b) => (out += b));
       const done = new Promise<number | null>((r) => victim.on('close', r));
@@ -64,10 +72,11 @@ describe('attacks on privilege', () => {
       expect(m, out).not.toBeNull();
       expect(out).not.toMatch(/^hit /m);
       expect(Number(m![1])).toBe(0);
-      console.log(`CVE-2019-5736: ${execs} execs, ${m![2]} opens of /proc/PID/exe denied, ${m![3]} opened (all files inside the root)`);
+      console.log(
+        `CVE-2019-5736: ${execs} execs, ${m![2]} opens of /proc/PID/exe denied, ${m![3]} opened (all files inside the root)`,
+      );
     } finally {
       rmSync(state, { recursive: true, force: true });
     }
   });
 });
-

@@ -36,7 +36,9 @@ describe('/proc, /sys and /dev attached to real directories of the rootfs', () =
       try {
         const r = await s.run('true');
         expect(r.code).toBe(125);
-        expect(r.stderr).toBe(`nsbox: open /${d} in the rootfs: /${d} is a symlink in the rootfs (it must be a directory) (ELOOP)\n`);
+        expect(r.stderr).toBe(
+          `nsbox: open /${d} in the rootfs: /${d} is a symlink in the rootfs (it must be a directory) (ELOOP)\n`,
+        );
       } finally {
         unlinkSync(join(root, d));
         renameSync(join(root, `${d}.real`), join(root, d));
@@ -51,7 +53,11 @@ describe('/proc, /sys and /dev attached to real directories of the rootfs', () =
     cpSync(s.root(), victim, { recursive: true, verbatimSymlinks: true });
     mkdirSync(join(victim, 'fakeproc'));
     symlinkSync('fakeproc', join(victim, 'proc.link'));
-    const racer = spawn(process.execPath, [CLI, '-v', `${victim}:/victim`, s.root(), 'probe', 'swap', '/victim/proc', '/victim/proc.link', '6'], { stdio: 'ignore' });
+    const racer = spawn(
+      process.execPath,
+      [CLI, '-v', `${victim}:/victim`, s.root(), 'probe', 'swap', '/victim/proc', '/victim/proc.link', '6'],
+      { stdio: 'ignore' },
+    );
     const racerDone = new Promise((r) => racer.once('close', r));
     try {
       const seen = { started: 0, refused: 0 };
@@ -92,7 +98,10 @@ describe('/proc, /sys and /dev attached to real directories of the rootfs', () =
     symlinkSync('/proc/sys', join(s.root(), 'psys'));
     symlinkSync('/sys/kernel', join(s.root(), 'skern'));
     try {
-      for (const [opts, t] of [[['--tmpfs', '/psys'], '/psys'], [['-v', `${join(s.root(), 'tmp')}:/skern/mm`], '/skern/mm']] as const) {
+      for (const [opts, t] of [
+        [['--tmpfs', '/psys'], '/psys'],
+        [['-v', `${join(s.root(), 'tmp')}:/skern/mm`], '/skern/mm'],
+      ] as const) {
         const r = await s.run('true', [...opts]);
         expect(r.stderr).toBe(`nsbox: make the mount point ${t} in the root: it resolves into /proc or /sys (EXDEV)\n`);
       }

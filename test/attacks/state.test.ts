@@ -4,7 +4,16 @@
 // be, a name that walks out of names/: each is refused before anything is read, signalled or removed.
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
-  chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync,
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -34,11 +43,27 @@ function freshState(): string {
 function plant(state: string, id: string, pid: number, pidStart: number, recordedId = id): void {
   mkdirSync(`${state}/${id}`, { mode: 0o700 });
   writeFileSync(`${state}/${id}/lock`, '');
-  writeFileSync(`${state}/${id}/state.json`, JSON.stringify({
-    id: recordedId, name: 'planted', status: 'running', rootfs: '/', command: ['sleep'], hostname: 'planted',
-    createdAt: new Date().toISOString(), pid, pidStart, monitor: { pid: 0, start: 0 }, detached: true,
-    autoRemove: false, init: false, tty: false, exec: { env: [], cwd: '/', creds: [] }, logLimit: 1024,
-  }));
+  writeFileSync(
+    `${state}/${id}/state.json`,
+    JSON.stringify({
+      id: recordedId,
+      name: 'planted',
+      status: 'running',
+      rootfs: '/',
+      command: ['sleep'],
+      hostname: 'planted',
+      createdAt: new Date().toISOString(),
+      pid,
+      pidStart,
+      monitor: { pid: 0, start: 0 },
+      detached: true,
+      autoRemove: false,
+      init: false,
+      tty: false,
+      exec: { env: [], cwd: '/', creds: [] },
+      logLimit: 1024,
+    }),
+  );
 }
 
 const cli = (state: string, args: string[]) => nsbox(args, { env: { ...process.env, NSBOX_STATE_DIR: state } });
@@ -63,8 +88,10 @@ describe('a state directory someone else can write is refused', () => {
     plant(state, 'aaaaaaaaaaaa', victim.pid!, startOf(victim.pid!));
     // ps and inspect fail as nsbox errors (125); rm and kill, per container, with 1 as docker's.
     const cases = [
-      [['ps', '-a'], 125], [['inspect', 'planted'], 125],
-      [['rm', '-f', 'aaaaaaaaaaaa'], 1], [['kill', 'aaaaaaaaaaaa'], 1],
+      [['ps', '-a'], 125],
+      [['inspect', 'planted'], 125],
+      [['rm', '-f', 'aaaaaaaaaaaa'], 1],
+      [['kill', 'aaaaaaaaaaaa'], 1],
     ] as const;
     for (const [args, code] of cases) {
       const r = await cli(state, [...args]);
@@ -194,8 +221,14 @@ describe('names are checked before any file is touched', () => {
       process.env.NSBOX_STATE_DIR = state;
       try {
         const o = {
-          name, rootfs: ROOTFS, command: ['true'], detached: false, autoRemove: true,
-          init: false, tty: false, logLimit: 0,
+          name,
+          rootfs: ROOTFS,
+          command: ['true'],
+          detached: false,
+          autoRemove: true,
+          init: false,
+          tty: false,
+          logLimit: 0,
         };
         expect(() => new Tracker(o)).toThrow(/invalid container name/);
       } finally {

@@ -14,7 +14,9 @@ const cli = (args: string[]) => nsbox(args, { env });
 afterAll(() => rmSync(state, { recursive: true, force: true }));
 
 let before: ReturnType<typeof snapshot>;
-beforeEach(() => { before = snapshot(); });
+beforeEach(() => {
+  before = snapshot();
+});
 afterEach(async () => {
   await cli(['rm', '-f', 'esc']);
   await expectNothingLeft(before);
@@ -43,7 +45,10 @@ describe('what a container controls is printed escaped', () => {
     expect(ps.stdout).not.toMatch(RAW);
     // logs is the container's own output, asked for: its bytes as they are, as docker prints them.
     expect((await cli(['logs', 'esc'])).stdout).toBe('\x1b[31mred\n');
-    for (const args of [['inspect', 'esc'], ['ps', '--format', 'json']]) {
+    for (const args of [
+      ['inspect', 'esc'],
+      ['ps', '--format', 'json'],
+    ]) {
       const r = await cli(args);
       expect(r.stdout).not.toMatch(RAW);
       expect(JSON.parse(r.stdout)[0].command).toContain(GIVEN); // the value is kept, only written escaped

@@ -5,13 +5,23 @@ import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import { expectNothingLeft, nsbox, snapshot, type CliResult } from '../helpers.js';
 import { probeRootfs, type ProbeRoot } from '../tools/probe.js';
 
-export function hostileSuite(): { root: () => string; probe: () => string; run: (script: string, opts?: string[]) => Promise<CliResult> } {
+export function hostileSuite(): {
+  root: () => string;
+  probe: () => string;
+  run: (script: string, opts?: string[]) => Promise<CliResult>;
+} {
   let p: ProbeRoot;
   let before: ReturnType<typeof snapshot>;
-  beforeAll(() => { p = probeRootfs(); });
+  beforeAll(() => {
+    p = probeRootfs();
+  });
   afterAll(() => p?.cleanup());
-  beforeEach(() => { before = snapshot(); });
-  afterEach(async () => { await expectNothingLeft(before); });
+  beforeEach(() => {
+    before = snapshot();
+  });
+  afterEach(async () => {
+    await expectNothingLeft(before);
+  });
   return {
     root: () => p.root,
     probe: () => p.probe,

@@ -5,8 +5,12 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { expectNothingLeft, nsbox, ROOTFS, snapshot } from '../helpers.js';
 
 let before: ReturnType<typeof snapshot>;
-beforeEach(() => { before = snapshot(); });
-afterEach(async () => { await expectNothingLeft(before); });
+beforeEach(() => {
+  before = snapshot();
+});
+afterEach(async () => {
+  await expectNothingLeft(before);
+});
 
 /** What the host has, read independently of nsbox: v2 when cgroup2 is where memory is. */
 const mounts = readFileSync('/proc/self/mountinfo', 'utf8');
@@ -29,11 +33,13 @@ describe('which hierarchy', () => {
     expect(json.cgroup).toBe(expected);
   });
 
-  it('run --debug says where the container\'s cgroup is', async () => {
+  it("run --debug says where the container's cgroup is", async () => {
     const r = await nsbox(['--debug', '--memory', '32m', ROOTFS, 'true']);
     expect(r.code).toBe(0);
     const line = r.stderr.split('\n').find((l) => l.startsWith('nsbox: cgroup '))!;
-    expect(line).toMatch(new RegExp(`^nsbox: cgroup ${expected}: /sys/fs/cgroup/(\\S*/)?nsbox/[0-9a-f]{12}\\.\\d+\\.\\d+ \\(memory`));
+    expect(line).toMatch(
+      new RegExp(`^nsbox: cgroup ${expected}: /sys/fs/cgroup/(\\S*/)?nsbox/[0-9a-f]{12}\\.\\d+\\.\\d+ \\(memory`),
+    );
     const path = /: (\S+) \(memory/.exec(line)![1];
     expect(existsSync(path)).toBe(false); // removed at the end
   });

@@ -1,6 +1,14 @@
 // Pure parsing: sizes, CPU counts and lists, and the cgroup layouts of hybrid, pure v2 and v1 hosts.
 import { describe, expect, it } from 'vitest';
-import { formatBytes, onlineCpus, parseCpuList, parseSize, resolveLimits, sharesToWeight, weightToShares } from '../../dist/cgroups/limits.js';
+import {
+  formatBytes,
+  onlineCpus,
+  parseCpuList,
+  parseSize,
+  resolveLimits,
+  sharesToWeight,
+  weightToShares,
+} from '../../dist/cgroups/limits.js';
 import { parseHierarchies } from '../../dist/cgroups/hierarchy.js';
 import { place } from '../../dist/cgroups/cgroup.js';
 
@@ -32,8 +40,14 @@ describe('limits', () => {
   it('resolves every limit', () => {
     const ncpu = onlineCpus().size;
     expect(resolveLimits({ memory: '64m', cpus: '0.5', cpuShares: 512, cpusetCpus: '0', pids: '32' })).toEqual({
-      memoryBytes: 64 * 1024 * 1024, swapBytes: 0, cpuQuotaUs: 50_000, cpuPeriodUs: 100_000,
-      cpuShares: 512, cpuWeight: sharesToWeight(512), cpusetCpus: '0', pids: 32,
+      memoryBytes: 64 * 1024 * 1024,
+      swapBytes: 0,
+      cpuQuotaUs: 50_000,
+      cpuPeriodUs: 100_000,
+      cpuShares: 512,
+      cpuWeight: sharesToWeight(512),
+      cpusetCpus: '0',
+      pids: 32,
     });
     expect(resolveLimits({ memory: '64m', memorySwap: '96m' }).swapBytes).toBe(32 * 1024 * 1024);
     expect(resolveLimits({ memory: '64m', memorySwap: -1 }).swapBytes).toBe(-1);
@@ -45,7 +59,11 @@ describe('limits', () => {
   const bad: [string, object, RegExp][] = [
     ['a size with a bad unit', { memory: '12x' }, /^invalid memory limit: "12x" \(expected a size such as 64m/],
     ['a negative size', { memory: '-64m' }, /^invalid memory limit: "-64m"/],
-    ['a memory limit no process can start in', { memory: '1m' }, /^memory limit too low: 1m \(a container needs at least 6m/],
+    [
+      'a memory limit no process can start in',
+      { memory: '1m' },
+      /^memory limit too low: 1m \(a container needs at least 6m/,
+    ],
     ['swap below memory', { memory: '64m', memorySwap: '32m' }, /below the memory limit/],
     ['swap without memory', { memorySwap: '64m' }, /needs a memory limit too/],
     ['zero CPUs', { cpus: '0' }, /^CPU count must be at least 0.01: 0$/],
@@ -93,7 +111,11 @@ describe('hierarchies', () => {
   it('takes every controller from v1 on a hybrid host, under our own cgroup', () => {
     const h = parseHierarchies(HYBRID_MOUNTS, HYBRID_SELF);
     expect(h.byController.memory).toMatchObject({ version: 1, base: '/sys/fs/cgroup/memory/user.slice/user-0.slice' });
-    expect(h.byController.cpu).toMatchObject({ version: 1, mount: '/sys/fs/cgroup/cpu,cpuacct', controllers: ['cpu', 'cpuacct'] });
+    expect(h.byController.cpu).toMatchObject({
+      version: 1,
+      mount: '/sys/fs/cgroup/cpu,cpuacct',
+      controllers: ['cpu', 'cpuacct'],
+    });
     expect(h.byController.cpuacct).toBe(h.byController.cpu);
     expect(h.byController.freezer?.base).toBe('/sys/fs/cgroup/freezer');
     expect(h.v1.map((x) => x.mount)).not.toContain('/sys/fs/cgroup/systemd');
@@ -103,7 +125,10 @@ describe('hierarchies', () => {
   });
 
   it('takes every controller from v2 on a pure v2 host, beside our own cgroup', () => {
-    const h = parseHierarchies('30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate', '0::/user.slice/session-1.scope');
+    const h = parseHierarchies(
+      '30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate',
+      '0::/user.slice/session-1.scope',
+    );
     expect(h.v2).toMatchObject({ own: '/sys/fs/cgroup/user.slice/session-1.scope', base: '/sys/fs/cgroup/user.slice' });
     expect(h.v1).toEqual([]);
     const root = parseHierarchies('30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw', '0::/');
@@ -113,15 +138,20 @@ describe('hierarchies', () => {
   it('names the missing controller and the fix', () => {
     const h = parseHierarchies('30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw', '0::/a/b');
     h.v2!.controllers = ['pids'];
-    expect(() => place(resolveLimits({ memory: '64m' }), h))
-      .toThrow('cannot limit memory: the memory controller is not in /sys/fs/cgroup/a/cgroup.controllers: enable it with echo +memory > /sys/fs/cgroup/cgroup.subtree_control');
-    expect(() => place(resolveLimits({ pids: 5 }), parseHierarchies('', '')))
-      .toThrow('cannot limit processes: no cgroup filesystem is mounted');
+    expect(() => place(resolveLimits({ memory: '64m' }), h)).toThrow(
+      'cannot limit memory: the memory controller is not in /sys/fs/cgroup/a/cgroup.controllers: enable it with echo +memory > /sys/fs/cgroup/cgroup.subtree_control',
+    );
+    expect(() => place(resolveLimits({ pids: 5 }), parseHierarchies('', ''))).toThrow(
+      'cannot limit processes: no cgroup filesystem is mounted',
+    );
   });
 
   it('follows a mount of a sub-cgroup and skips hierarchies that do not show ours', () => {
-    const h = parseHierarchies(`1 0 0:1 /ctr /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
-2 0 0:2 /other /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids`, '4:memory:/ctr/x\n3:pids:/ctr');
+    const h = parseHierarchies(
+      `1 0 0:1 /ctr /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+2 0 0:2 /other /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids`,
+      '4:memory:/ctr/x\n3:pids:/ctr',
+    );
     expect(h.byController.memory?.own).toBe('/sys/fs/cgroup/memory/x');
     expect(h.byController.pids).toBeUndefined();
   });

@@ -12,8 +12,12 @@ import { CLI, expectNothingLeft, nsbox, nsboxCgroups, ROOTFS, snapshot } from '.
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const quiet: [number, number, number] = [0, 2, 2];
 let before: ReturnType<typeof snapshot>;
-beforeEach(() => { before = snapshot(); });
-afterEach(async () => { await expectNothingLeft(before); });
+beforeEach(() => {
+  before = snapshot();
+});
+afterEach(async () => {
+  await expectNothingLeft(before);
+});
 
 const mode = describeMode(hierarchies());
 beforeAll(() => {
@@ -28,10 +32,18 @@ describe('memory', () => {
   });
 
   it('reports oomKilled in the library result, and no OOM for a command that fits', async () => {
-    const oom = await run({ rootfs: ROOTFS, command: ['dd', 'if=/dev/zero', 'of=/dev/null', 'bs=100M', 'count=1'], limits: { memory: '32m' } });
+    const oom = await run({
+      rootfs: ROOTFS,
+      command: ['dd', 'if=/dev/zero', 'of=/dev/null', 'bs=100M', 'count=1'],
+      limits: { memory: '32m' },
+    });
     expect(oom.oomKilled).toBe(true);
     expect(oom.signal).toBe('SIGKILL');
-    const fits = await run({ rootfs: ROOTFS, command: ['dd', 'if=/dev/zero', 'of=/dev/null', 'bs=8M', 'count=1'], limits: { memory: '32m' } });
+    const fits = await run({
+      rootfs: ROOTFS,
+      command: ['dd', 'if=/dev/zero', 'of=/dev/null', 'bs=8M', 'count=1'],
+      limits: { memory: '32m' },
+    });
     expect(fits.oomKilled).toBe(false);
     expect(fits.code).toBe(0);
     expect(fits.peakMemoryBytes).toBeGreaterThan(8 * 1024 * 1024);
@@ -39,7 +51,14 @@ describe('memory', () => {
   });
 
   it('reports a process of the container killed while PID 1 lives on', async () => {
-    const r = await nsbox(['--memory', '32m', ROOTFS, 'sh', '-c', 'dd if=/dev/zero of=/dev/null bs=100M count=1 2>/dev/null; echo dd=$?']);
+    const r = await nsbox([
+      '--memory',
+      '32m',
+      ROOTFS,
+      'sh',
+      '-c',
+      'dd if=/dev/zero of=/dev/null bs=100M count=1 2>/dev/null; echo dd=$?',
+    ]);
     expect(r.stdout).toBe('dd=137\n');
     expect(r.stderr).toBe('nsbox: out of memory: a process in the container was killed (limit 32 MiB)\n');
     expect(r.code).toBe(0);
@@ -59,7 +78,10 @@ describe('cpu', () => {
 
   it('gives two busy loops under --cpus 0.5 half a CPU between them', async () => {
     const c = new Container({
-      rootfs: ROOTFS, command: ['sh', '-c', 'while :; do :; done & while :; do :; done'], limits: { cpus: 0.5 }, stdio: quiet,
+      rootfs: ROOTFS,
+      command: ['sh', '-c', 'while :; do :; done & while :; do :; done'],
+      limits: { cpus: 0.5 },
+      stdio: quiet,
     });
     try {
       await c.ready;
@@ -68,7 +90,9 @@ describe('cpu', () => {
       // measure once more; the quota is an upper bound, the lower bound only shows the loops ran.
       const shares = [await share(c, 2000)];
       if (shares[0] < 0.4) shares.push(await share(c, 2000));
-      console.log(`cpu share under --cpus 0.5 (${mode}, ${release()}): ${shares.map((s) => s.toFixed(3)).join(', then ')}`);
+      console.log(
+        `cpu share under --cpus 0.5 (${mode}, ${release()}): ${shares.map((s) => s.toFixed(3)).join(', then ')}`,
+      );
       expect(shares[0]).toBeLessThanOrEqual(0.6);
       const last = shares[shares.length - 1];
       expect(last).toBeGreaterThanOrEqual(0.4);
@@ -82,7 +106,12 @@ describe('cpu', () => {
 
 describe('pids', () => {
   it('contains a fork bomb under --pids-limit 32, and the container still ends', async () => {
-    const c = new Container({ rootfs: ROOTFS, command: ['sh', '-c', 'f() { while :; do f & done; }; f 2>/dev/null & exec sleep 1000'], limits: { pids: 32 }, stdio: quiet });
+    const c = new Container({
+      rootfs: ROOTFS,
+      command: ['sh', '-c', 'f() { while :; do f & done; }; f 2>/dev/null & exec sleep 1000'],
+      limits: { pids: 32 },
+      stdio: quiet,
+    });
     let most = 0;
     try {
       await c.ready;
@@ -103,7 +132,14 @@ describe('pids', () => {
 
   it('applies --pids-limit from the CLI', async () => {
     // busybox sh gives up when a fork fails, and with it the container.
-    const r = await nsbox(['--pids-limit', '4', ROOTFS, 'sh', '-c', 'sleep 1 & sleep 1 & sleep 1 & sleep 1 & sleep 1 & wait; exit 3']);
+    const r = await nsbox([
+      '--pids-limit',
+      '4',
+      ROOTFS,
+      'sh',
+      '-c',
+      'sleep 1 & sleep 1 & sleep 1 & sleep 1 & sleep 1 & wait; exit 3',
+    ]);
     expect(r.stderr).toMatch(/can't fork/);
     expect(r.code).not.toBe(3);
   });
@@ -135,7 +171,17 @@ describe('inside', () => {
     const script = `id -u; cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max`;
     const r = await nsbox(['--userns', '--memory', '32m', '--pids-limit', '20', ROOTFS, 'sh', '-c', script]);
     expect(r.stdout).toBe(`0\n${32 * 1024 * 1024}\n20\n`);
-    const oom = await nsbox(['--userns', '--memory', '32m', ROOTFS, 'dd', 'if=/dev/zero', 'of=/dev/null', 'bs=100M', 'count=1']);
+    const oom = await nsbox([
+      '--userns',
+      '--memory',
+      '32m',
+      ROOTFS,
+      'dd',
+      'if=/dev/zero',
+      'of=/dev/null',
+      'bs=100M',
+      'count=1',
+    ]);
     expect(oom.stderr).toBe('nsbox: container killed: out of memory (limit 32 MiB)\n');
     expect(oom.code).toBe(137);
   });
@@ -148,7 +194,20 @@ describe('inside', () => {
       else
         cat /sys/fs/cgroup/cpuset/cpuset.cpus /sys/fs/cgroup/cpu*/cpu.shares /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes
       fi`;
-    const r = await nsbox(['--cpuset-cpus', '0', '--cpu-shares', '512', '--memory', '32m', '--memory-swap', '48m', ROOTFS, 'sh', '-c', script]);
+    const r = await nsbox([
+      '--cpuset-cpus',
+      '0',
+      '--cpu-shares',
+      '512',
+      '--memory',
+      '32m',
+      '--memory-swap',
+      '48m',
+      ROOTFS,
+      'sh',
+      '-c',
+      script,
+    ]);
     expect(r.stderr).toBe('');
     const [allowed, cpus, weight, mem, swap] = r.stdout.trim().split('\n');
     expect(allowed).toMatch(/^Cpus_allowed_list:\s+0$/);
@@ -173,8 +232,14 @@ describe('end', () => {
 
   it('reads usage while running and in the final result', async () => {
     const c = new Container({
-      rootfs: ROOTFS, command: ['sh', '-c', 'trap "exit 0" TERM; dd if=/dev/zero of=/dev/null bs=20M count=1 2>/dev/null; while :; do :; done'],
-      limits: { memory: '64m' }, stdio: quiet,
+      rootfs: ROOTFS,
+      command: [
+        'sh',
+        '-c',
+        'trap "exit 0" TERM; dd if=/dev/zero of=/dev/null bs=20M count=1 2>/dev/null; while :; do :; done',
+      ],
+      limits: { memory: '64m' },
+      stdio: quiet,
     });
     await c.ready;
     await sleep(300);
@@ -196,7 +261,12 @@ describe('end', () => {
   });
 
   it('makes a cgroup for accounting with limits: {}, and none without limits', async () => {
-    const c = new Container({ rootfs: ROOTFS, command: ['sh', '-c', 'sleep 1 & sleep 1 & wait'], limits: {}, stdio: quiet });
+    const c = new Container({
+      rootfs: ROOTFS,
+      command: ['sh', '-c', 'sleep 1 & sleep 1 & wait'],
+      limits: {},
+      stdio: quiet,
+    });
     await c.ready;
     await sleep(300);
     expect(c.stats()!.pids).toBe(3);
@@ -207,7 +277,11 @@ describe('end', () => {
   });
 
   it('removes stale cgroups left by a SIGKILLed CLI on the next run', async () => {
-    const cli = spawnProcess(process.execPath, [CLI, '--memory', '32m', ROOTFS, 'sh', '-c', 'echo up; exec sleep 1000'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const cli = spawnProcess(
+      process.execPath,
+      [CLI, '--memory', '32m', ROOTFS, 'sh', '-c', 'echo up; exec sleep 1000'],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     await new Promise((r) => cli.stdout!.once('data', r)); // running, past its start
     const mine = nsboxCgroups().filter((c) => c.includes(`.${cli.pid}.`));
     expect(mine.length).toBeGreaterThan(0);
@@ -223,7 +297,10 @@ describe('end', () => {
 
 describe('bad values', () => {
   const cases: [string[], RegExp][] = [
-    [['--memory', '12x'], /^nsbox: invalid memory limit: "12x" \(expected a size such as 64m; units b, k, m, g, t\)\n$/],
+    [
+      ['--memory', '12x'],
+      /^nsbox: invalid memory limit: "12x" \(expected a size such as 64m; units b, k, m, g, t\)\n$/,
+    ],
     [['--memory', '-1'], /^nsbox: invalid memory limit: "-1"/],
     [['--memory', '100k'], /^nsbox: memory limit too low: 100k \(a container needs at least 6m to start\)\n$/],
     [['--cpus', '0'], /^nsbox: CPU count must be at least 0.01: 0\n$/],
@@ -243,7 +320,8 @@ describe('bad values', () => {
   }
 
   it('rejects bad limits in the library with the field named', () => {
-    expect(() => new Container({ rootfs: ROOTFS, command: ['true'], limits: { memory: '12x' } }))
-      .toThrow(expect.objectContaining({ name: 'NsboxError', step: 'limits.memory' }));
+    expect(() => new Container({ rootfs: ROOTFS, command: ['true'], limits: { memory: '12x' } })).toThrow(
+      expect.objectContaining({ name: 'NsboxError', step: 'limits.memory' }),
+    );
   });
 });

@@ -26,10 +26,28 @@ const COMMANDS: Record<string, string[]> = {
 /** A valid value per flag (where one is cheap to give): alone it must work, given twice it is refused
  *  unless the flag is repeatable. */
 const VALID: Record<string, string> = {
-  name: 'fuzz-valid-name', hostname: 'fuzzhost', env: 'A=1', workdir: '/', user: '0',
-  'group-add': '0', 'cap-add': 'CHOWN', 'cap-drop': 'CHOWN', memory: '64m', cpus: '1', 'cpu-shares': '512',
-  'cpu-weight': '100', 'cpuset-cpus': '0', 'pids-limit': '100', mount: 'type=tmpfs,dst=/mnt',
-  tmpfs: '/mnt', ulimit: 'nofile=100', seccomp: 'default', format: 'json', tail: '1', signal: 'TERM', time: '1',
+  name: 'fuzz-valid-name',
+  hostname: 'fuzzhost',
+  env: 'A=1',
+  workdir: '/',
+  user: '0',
+  'group-add': '0',
+  'cap-add': 'CHOWN',
+  'cap-drop': 'CHOWN',
+  memory: '64m',
+  cpus: '1',
+  'cpu-shares': '512',
+  'cpu-weight': '100',
+  'cpuset-cpus': '0',
+  'pids-limit': '100',
+  mount: 'type=tmpfs,dst=/mnt',
+  tmpfs: '/mnt',
+  ulimit: 'nofile=100',
+  seccomp: 'default',
+  format: 'json',
+  tail: '1',
+  signal: 'TERM',
+  time: '1',
 };
 /** Repeatable flags where the same value twice is fine (a mount target twice is a conflict). */
 const REPEATABLE = new Set(['env', 'group-add', 'cap-add', 'cap-drop', 'ulimit']);
@@ -74,9 +92,19 @@ function longName(cmd: string, flag: string, all: { flag: string }[]): string {
   if (flag.startsWith('--')) return flag.slice(2);
   // Short flags: the long one documented next to it (e.g. -m, --memory).
   const known: Record<string, string> = {
-    '-e': 'env', '-w': 'workdir', '-d': 'detach', '-t': cmd === 'stop' ? 'time' : 'tty', '-i': 'interactive',
-    '-u': 'user', '-m': 'memory', '-v': 'volume', '-a': 'all', '-q': 'quiet', '-f': cmd === 'logs' ? 'follow' : 'force',
-    '-n': 'tail', '-s': 'signal',
+    '-e': 'env',
+    '-w': 'workdir',
+    '-d': 'detach',
+    '-t': cmd === 'stop' ? 'time' : 'tty',
+    '-i': 'interactive',
+    '-u': 'user',
+    '-m': 'memory',
+    '-v': 'volume',
+    '-a': 'all',
+    '-q': 'quiet',
+    '-f': cmd === 'logs' ? 'follow' : 'force',
+    '-n': 'tail',
+    '-s': 'signal',
   };
   return known[flag] ?? all.find((a) => a.flag === flag)?.flag ?? flag;
 }
@@ -119,8 +147,15 @@ function invocations(cmd: string, opts: { flag: string; value: boolean }[]): Inv
 function validJunk(_cmd: string, long: string, value: string): boolean {
   const names = ['zero', 'fraction', 'nan', 'exponent', 'hex', 'hugeNumber', 'word'];
   const ok: Record<string, string[]> = {
-    name: names, hostname: names, 'network-alias': names, user: ['zero'], 'group-add': ['zero'], 'cpuset-cpus': ['zero'],
-    cpus: ['fraction'], tail: ['zero'], time: ['zero'],
+    name: names,
+    hostname: names,
+    'network-alias': names,
+    user: ['zero'],
+    'group-add': ['zero'],
+    'cpuset-cpus': ['zero'],
+    cpus: ['fraction'],
+    tail: ['zero'],
+    time: ['zero'],
   };
   // -e NAME passes this process's NAME, or nothing when it is unset (docker's way): any name is one.
   if (long === 'env') return value !== 'empty' && value !== 'equals';
@@ -164,8 +199,8 @@ describe('CLI fuzz', () => {
       list.push({ label: `run --name ${name}`, argv: ['run', '--name', v, ROOTFS, 'true'] });
       for (const cmd of ['inspect', 'logs', 'stats', 'exec', 'kill', 'stop', 'rm']) {
         // '-' reads as an option where a command takes options (not an error to pass over).
-        const argv = cmd === 'stats' ? [cmd, '--no-stream', '--', v]
-          : cmd === 'exec' ? [cmd, '--', v, 'true'] : [cmd, '--', v];
+        const argv =
+          cmd === 'stats' ? [cmd, '--no-stream', '--', v] : cmd === 'exec' ? [cmd, '--', v, 'true'] : [cmd, '--', v];
         list.push({ label: `${cmd} ${name}`, argv, accept: ['error', 'missing'] });
       }
     }
@@ -188,14 +223,16 @@ describe('CLI fuzz', () => {
     console.log(`fuzz cli total: ${JSON.stringify(counts(all))}`);
     // Container entries are 12 hex digits (names/ holds the links to them): say which name each had.
     const dir = process.env.NSBOX_STATE_DIR!;
-    const entries = readdirSync(dir).filter((e) => /^[0-9a-f]{12}$/.test(e)).map((e) => {
-      try {
-        const st = JSON.parse(readFileSync(`${dir}/${e}/state.json`, 'utf8')) as { name: string; status: string };
-        return `${e} ${st.status} name ${JSON.stringify(st.name.slice(0, 40))}`;
-      } catch {
-        return e;
-      }
-    });
+    const entries = readdirSync(dir)
+      .filter((e) => /^[0-9a-f]{12}$/.test(e))
+      .map((e) => {
+        try {
+          const st = JSON.parse(readFileSync(`${dir}/${e}/state.json`, 'utf8')) as { name: string; status: string };
+          return `${e} ${st.status} name ${JSON.stringify(st.name.slice(0, 40))}`;
+        } catch {
+          return e;
+        }
+      });
     expect(entries).toEqual([]);
     expect(await leftovers(before)).toEqual([]);
   }, 60_000);

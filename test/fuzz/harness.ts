@@ -43,9 +43,16 @@ function once(inv: Invocation, timeoutMs: number, env: NodeJS.ProcessEnv): Promi
     const p = spawn(process.execPath, ['--', CLI, ...inv.argv], { env, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     let timedOut = false;
-    p.stderr.on('data', (d) => { if (stderr.length < 64 * 1024) stderr += d; });
-    const timer = setTimeout(() => { timedOut = true; p.kill('SIGKILL'); }, timeoutMs);
-    p.on('error', (e) => { stderr += `spawn: ${e.message}`; });
+    p.stderr.on('data', (d) => {
+      if (stderr.length < 64 * 1024) stderr += d;
+    });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      p.kill('SIGKILL');
+    }, timeoutMs);
+    p.on('error', (e) => {
+      stderr += `spawn: ${e.message}`;
+    });
     p.on('close', (code) => {
       clearTimeout(timer);
       resolve({ ...inv, code, stderr, outcome: classify(code, stderr, timedOut) });
@@ -55,7 +62,8 @@ function once(inv: Invocation, timeoutMs: number, env: NodeJS.ProcessEnv): Promi
 
 /** Runs them all, `parallel` at a time. */
 export async function runAll(
-  list: Invocation[], opts: { parallel?: number; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+  list: Invocation[],
+  opts: { parallel?: number; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
 ): Promise<Result[]> {
   const out: Result[] = new Array(list.length);
   let next = 0;
@@ -78,14 +86,29 @@ export function counts(results: { outcome: string }[]): Record<string, number> {
 
 /** The ones whose outcome is wrong: a valid one that did not succeed, or anything else but a clean error. */
 export function wrong(results: Result[]): Result[] {
-  return results.filter((r) => (r.accept ? !r.accept.includes(r.outcome)
-    : r.valid ? r.outcome !== 'ok' && r.outcome !== 'missing' : r.outcome !== 'error'));
+  return results.filter((r) =>
+    r.accept
+      ? !r.accept.includes(r.outcome)
+      : r.valid
+        ? r.outcome !== 'ok' && r.outcome !== 'missing'
+        : r.outcome !== 'error',
+  );
 }
 
 /** Container names no container can have (paths, control characters, too long). */
 export const BAD_NAMES: Record<string, string> = {
-  empty: '', dot: '.', dotdot: '..', slash: 'a/b', up: '../../etc', absolute: '/etc/passwd', long: 'x'.repeat(5000),
-  escape: 'a\u001b]0;pwned\u0007', newline: 'a\nb', unicode: 'é∂😀', dash: '-', space: 'a b',
+  empty: '',
+  dot: '.',
+  dotdot: '..',
+  slash: 'a/b',
+  up: '../../etc',
+  absolute: '/etc/passwd',
+  long: 'x'.repeat(5000),
+  escape: 'a\u001b]0;pwned\u0007',
+  newline: 'a\nb',
+  unicode: 'é∂😀',
+  dash: '-',
+  space: 'a b',
 };
 
 /** Strings a flag's value may be, by name: none of them is a plausible value for most flags. */
@@ -142,7 +165,8 @@ export async function leftovers(before: ReturnType<typeof snapshot>): Promise<st
   for (let i = 0; i < 50; i++) {
     const now = snapshot();
     const procs = [...now.procs].filter((p) => !before.procs.has(p) && ours(p));
-    const cgroups = now.cgroups.filter((c) => !before.cgroups.includes(c))
+    const cgroups = now.cgroups
+      .filter((c) => !before.cgroups.includes(c))
       .filter((c) => cgroupProcs(c).every((p) => ours(p)));
     found = [
       ...procs.map((p) => `process ${p}`),

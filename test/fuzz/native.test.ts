@@ -15,7 +15,11 @@ describe('nsbox/native fuzz', () => {
     it(`malformed plans and arguments are refused (seed ${seed})`, () => {
       const dir = mkdtempSync(resolve(tmpdir(), 'nsbox-native-fuzz-'));
       try {
-        const out = execFileSync(process.execPath, [SCRIPT, String(seed)], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
+        const out = execFileSync(process.execPath, [SCRIPT, String(seed)], {
+          cwd: dir,
+          encoding: 'utf8',
+          timeout: 120_000,
+        });
         const r = JSON.parse(out.trim().split('\n').pop()!) as { counts: Record<string, number>; failures: string[] };
         console.log(`fuzz native seed ${seed}: ${JSON.stringify(r.counts)}`);
         expect(r.failures).toEqual([]);

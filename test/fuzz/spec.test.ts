@@ -9,10 +9,35 @@ import { ROOTFS, snapshot } from '../helpers.js';
 import { counts, leftovers } from './harness.js';
 
 const FIELDS = [
-  'rootfs', 'command', 'env', 'cwd', 'name', 'id', 'hostname', 'readOnly', 'namespaces', 'stdio', 'limits',
-  'userns', 'user', 'groupAdd', 'capAdd', 'capDrop', 'noNewPrivileges', 'privileged',
-  'seccomp', 'mounts', 'devices', 'ulimits', 'maskPaths',
-  'timeoutMs', 'cpuTimeLimitMs', 'signal', 'input', 'maxOutputBytes', 'encoding',
+  'rootfs',
+  'command',
+  'env',
+  'cwd',
+  'name',
+  'id',
+  'hostname',
+  'readOnly',
+  'namespaces',
+  'stdio',
+  'limits',
+  'userns',
+  'user',
+  'groupAdd',
+  'capAdd',
+  'capDrop',
+  'noNewPrivileges',
+  'privileged',
+  'seccomp',
+  'mounts',
+  'devices',
+  'ulimits',
+  'maskPaths',
+  'timeoutMs',
+  'cpuTimeLimitMs',
+  'signal',
+  'input',
+  'maxOutputBytes',
+  'encoding',
 ];
 /** Fields only run() takes. */
 const RUN_ONLY = new Set(['input', 'maxOutputBytes', 'encoding']);
@@ -21,9 +46,12 @@ const CORE_UNLIMITED = /^Max core file size\s+\S+\s+unlimited/m.test(readFileSyn
 
 /** Valid values of each limit (with memory: '64m'), on a host with at least 2 CPUs. */
 const LIMIT_OK: Record<string, string[]> = {
-  memory: ['undefinedValue', 'beyondTimer'], memorySwap: ['undefinedValue', 'negative', 'beyondTimer'],
+  memory: ['undefinedValue', 'beyondTimer'],
+  memorySwap: ['undefinedValue', 'negative', 'beyondTimer'],
   cpus: ['undefinedValue', 'fraction'],
-  cpuShares: ['undefinedValue', 'number'], cpuWeight: ['undefinedValue', 'number'], cpusetCpus: ['undefinedValue'],
+  cpuShares: ['undefinedValue', 'number'],
+  cpuWeight: ['undefinedValue', 'number'],
+  cpusetCpus: ['undefinedValue'],
   pids: ['undefinedValue', 'number'],
 };
 
@@ -93,18 +121,31 @@ const VALID: Record<string, string[]> = {
 /** Fields inside fields: [path, the object around it, the valid values]. */
 type Around = (v: unknown) => Record<string, unknown>;
 const BOOLEAN = ['undefinedValue', 'true', 'false'];
-const tmpfs = (k: string): Around => (v) => ({ mounts: [{ type: 'tmpfs', target: '/mnt', [k]: v }] });
+const tmpfs =
+  (k: string): Around =>
+  (v) => ({ mounts: [{ type: 'tmpfs', target: '/mnt', [k]: v }] });
 const NESTED: [string, Around, string[]][] = [
-  ...['memory', 'memorySwap', 'cpus', 'cpuShares', 'cpuWeight', 'cpusetCpus', 'pids'].map((k): [string, Around, string[]] =>
-    [`limits.${k}`, (v) => ({ limits: { memory: '64m', [k]: v } }), LIMIT_OK[k] ?? []]),
-  ...['pid', 'net', 'ipc', 'uts', 'cgroup'].map((k): [string, Around, string[]] =>
-    [`namespaces.${k}`, (v) => ({ namespaces: { [k]: v } }), BOOLEAN]),
+  ...['memory', 'memorySwap', 'cpus', 'cpuShares', 'cpuWeight', 'cpusetCpus', 'pids'].map(
+    (k): [string, Around, string[]] => [
+      `limits.${k}`,
+      (v) => ({ limits: { memory: '64m', [k]: v } }),
+      LIMIT_OK[k] ?? [],
+    ],
+  ),
+  ...['pid', 'net', 'ipc', 'uts', 'cgroup'].map((k): [string, Around, string[]] => [
+    `namespaces.${k}`,
+    (v) => ({ namespaces: { [k]: v } }),
+    BOOLEAN,
+  ]),
   ['userns.uidMap', (v) => ({ userns: { uidMap: v } }), ['undefinedValue']],
   ['userns.gidMap', (v) => ({ userns: { gidMap: v } }), ['undefinedValue']],
   ['ulimits.nproc', (v) => ({ ulimits: { nproc: v } }), ['zero', 'number']],
   // -1 is unlimited: taken where this process's own hard limit is unlimited.
-  ['ulimits.core', (v) => ({ ulimits: { core: { soft: 0, hard: v } } }),
-    ['undefinedValue', 'zero', 'number', 'beyondTimer', ...(CORE_UNLIMITED ? ['negative'] : [])]],
+  [
+    'ulimits.core',
+    (v) => ({ ulimits: { core: { soft: 0, hard: v } } }),
+    ['undefinedValue', 'zero', 'number', 'beyondTimer', ...(CORE_UNLIMITED ? ['negative'] : [])],
+  ],
   ['mounts[0].target', (v) => ({ mounts: [{ type: 'tmpfs', target: v }] }), []],
   ['mounts[0].size', tmpfs('size'), ['undefinedValue', 'number', 'beyondTimer']],
   ['mounts[0].mode', tmpfs('mode'), ['undefinedValue', 'zero', 'number']],
@@ -117,18 +158,38 @@ const NESTED: [string, Around, string[]][] = [
 
 type Outcome = 'error' | 'ok' | 'wrong-field' | 'not-nsbox-error' | 'start-failed' | 'hang';
 
-interface Case { field: string; value: string; outcome: Outcome; detail: string }
+interface Case {
+  field: string;
+  value: string;
+  outcome: Outcome;
+  detail: string;
+}
 
 const names = (e: NsboxError) => [e.field, e.step].filter(Boolean) as string[];
 /** The error names `field`, a part of it (limits.memory, command[0]) or what holds it (mounts for
  *  mounts[0].target; uidmap, the CLI's word, for userns.uidMap). */
 const namesField = (e: NsboxError, field: string) =>
-  names(e).some((n) => n === field || n.startsWith(`${field}.`) || n.startsWith(`${field}[`)
-    || field.startsWith(`${n}.`) || field.startsWith(`${n}[`) || n.toLowerCase() === field.split('.').pop()!.toLowerCase())
-  || (field === 'rootfs' && /rootfs/.test(e.message));
+  names(e).some(
+    (n) =>
+      n === field ||
+      n.startsWith(`${field}.`) ||
+      n.startsWith(`${field}[`) ||
+      field.startsWith(`${n}.`) ||
+      field.startsWith(`${n}[`) ||
+      n.toLowerCase() === field.split('.').pop()!.toLowerCase(),
+  ) ||
+  (field === 'rootfs' && /rootfs/.test(e.message));
 
-async function attempt(field: string, value: unknown, around?: (v: unknown) => Record<string, unknown>): Promise<[Outcome, string]> {
-  const spec: Record<string, unknown> = { rootfs: ROOTFS, command: ['true'], ...(around ? around(value) : { [field]: value }) };
+async function attempt(
+  field: string,
+  value: unknown,
+  around?: (v: unknown) => Record<string, unknown>,
+): Promise<[Outcome, string]> {
+  const spec: Record<string, unknown> = {
+    rootfs: ROOTFS,
+    command: ['true'],
+    ...(around ? around(value) : { [field]: value }),
+  };
   // Output ignored: pipes nobody reads would stay open (as child_process's do).
   if (!RUN_ONLY.has(field) && field !== 'stdio') spec.stdio = 'ignore';
   try {
@@ -138,7 +199,10 @@ async function attempt(field: string, value: unknown, around?: (v: unknown) => R
       const sb = spawn(spec as never);
       sb.stdout?.resume();
       sb.stderr?.resume();
-      done = Promise.all([sb.exited, ...[sb.stdout, sb.stderr].map((s) => s && new Promise((r) => s.once('close', r)))]);
+      done = Promise.all([
+        sb.exited,
+        ...[sb.stdout, sb.stderr].map((s) => s && new Promise((r) => s.once('close', r))),
+      ]);
     }
     const timeout = new Promise<'hang'>((r) => setTimeout(() => r('hang'), 20_000).unref());
     const r = await Promise.race([done, timeout]);
@@ -181,7 +245,8 @@ describe('library spec fuzz', () => {
       }
     }
     console.log(`fuzz spec: ${JSON.stringify(counts(all))}`);
-    const wrongOnes = all.filter((c) => (VALID[c.field]?.includes(c.value) ? c.outcome !== 'ok' : c.outcome !== 'error'))
+    const wrongOnes = all
+      .filter((c) => (VALID[c.field]?.includes(c.value) ? c.outcome !== 'ok' : c.outcome !== 'error'))
       .map((c) => `${c.field}=${c.value}: ${c.outcome} ${c.detail.slice(0, 200)}`);
     expect(wrongOnes).toEqual([]);
     // One line each.
@@ -196,12 +261,22 @@ describe('library spec fuzz', () => {
       [{ namespaces: { mnt: false } }, /unknown namespace: mnt/],
       [{ limits: { memroy: '64m' } }, /unknown limit: memroy/],
       [{ userns: { uidmap: [] } }, /unknown field userns.uidmap \(did you mean uidMap\?\)/],
-      [{ mounts: [{ type: 'tmpfs', target: '/mnt', sise: '1m' }] }, /unknown field mounts\[0\]\.sise \(did you mean size\?\)/],
-      [{ devices: [{ host: '/dev/null', paht: '/dev/x' }] }, /unknown field devices\[0\]\.paht \(did you mean path\?\)/],
+      [
+        { mounts: [{ type: 'tmpfs', target: '/mnt', sise: '1m' }] },
+        /unknown field mounts\[0\]\.sise \(did you mean size\?\)/,
+      ],
+      [
+        { devices: [{ host: '/dev/null', paht: '/dev/x' }] },
+        /unknown field devices\[0\]\.paht \(did you mean path\?\)/,
+      ],
     ];
     for (const [extra, msg] of cases) {
       let err: unknown;
-      try { spawn({ rootfs: ROOTFS, command: ['true'], ...extra } as never); } catch (e) { err = e; }
+      try {
+        spawn({ rootfs: ROOTFS, command: ['true'], ...extra } as never);
+      } catch (e) {
+        err = e;
+      }
       expect(err).toBeInstanceOf(NsboxError);
       expect((err as Error).message).toMatch(msg);
     }
@@ -210,8 +285,15 @@ describe('library spec fuzz', () => {
   it('the cases the review found', async () => {
     const refused = async (spec: unknown, field: string, msg: RegExp) => {
       let err: unknown;
-      try { await run(spec as never); } catch (e) { err = e; }
-      expect(err, JSON.stringify(spec, (_k, v) => (typeof v === 'bigint' ? String(v) : v))).toBeInstanceOf(NsboxError);
+      try {
+        await run(spec as never);
+      } catch (e) {
+        err = e;
+      }
+      expect(
+        err,
+        JSON.stringify(spec, (_k, v) => (typeof v === 'bigint' ? String(v) : v)),
+      ).toBeInstanceOf(NsboxError);
       expect((err as NsboxError).field).toBe(field);
       expect((err as Error).message).toMatch(msg);
     };
@@ -235,8 +317,15 @@ describe('library spec fuzz', () => {
   it('a throw after the clone kills and reaps the container: nothing runs on without a handle', async () => {
     const snap = snapshot();
     let started = 0;
-    const part = { started(pid: number) { started = pid; throw new Error('a part failed'); } };
-    expect(() => new Container({ rootfs: ROOTFS, command: ['sleep', '1000'], limits: {} }, [part])).toThrow('a part failed');
+    const part = {
+      started(pid: number) {
+        started = pid;
+        throw new Error('a part failed');
+      },
+    };
+    expect(() => new Container({ rootfs: ROOTFS, command: ['sleep', '1000'], limits: {} }, [part])).toThrow(
+      'a part failed',
+    );
     expect(started).toBeGreaterThan(0);
     expect(await leftovers(snap)).toEqual([]);
     // Reaped (its pidfd watched), not left a zombie.

@@ -116,8 +116,10 @@ describe('nsbox rmi and image prune', () => {
     r = await cli(['rmi', 'bb:1', 'plain:v1']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(
-      new RegExp('^Untagged: docker.io/library/bb:1\nDeleted: sha256:[0-9a-f]{64}\n' +
-        'Untagged: docker.io/library/plain:v1\nDeleted: sha256:'),
+      new RegExp(
+        '^Untagged: docker.io/library/bb:1\nDeleted: sha256:[0-9a-f]{64}\n' +
+          'Untagged: docker.io/library/plain:v1\nDeleted: sha256:',
+      ),
     );
     expect(layers()).toEqual([]);
     expect(readdirSync(`${store}/l`)).toEqual([]);

@@ -94,8 +94,7 @@ beforeAll(async () => {
     if (req.headers.authorization !== 'Bearer tok') {
       const repo = url.pathname.split('/').slice(2, 4).join('/');
       res.writeHead(401, {
-        'WWW-Authenticate':
-          `Bearer realm="http://127.0.0.1:${f.port}/token",service="mock",scope="repository:${repo}:pull"`,
+        'WWW-Authenticate': `Bearer realm="http://127.0.0.1:${f.port}/token",service="mock",scope="repository:${repo}:pull"`,
       });
       return void res.end();
     }
@@ -166,8 +165,10 @@ describe('nsbox pull', () => {
     const bad = await cli(['pull', '--platform', 'linux/s390x', `${reg.host}/library/multi:1`], store);
     expect(bad.code).toBe(125);
     expect(bad.stderr).toMatch(
-      new RegExp('^nsbox: .*multi:1 has no image for linux/s390x ' +
-        '\\(it has: linux/(amd64|arm64), linux/riscv64; see --platform\\)\n$'),
+      new RegExp(
+        '^nsbox: .*multi:1 has no image for linux/s390x ' +
+          '\\(it has: linux/(amd64|arm64), linux/riscv64; see --platform\\)\n$',
+      ),
     );
   });
 

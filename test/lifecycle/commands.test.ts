@@ -49,7 +49,9 @@ describe('run -d', () => {
     const id = await runD('--name', 'web', ROOTFS, ...LOOP);
     const r = await cli(['run', '-d', '--name', 'web', ROOTFS, ...LOOP]);
     expect(r.code).toBe(125);
-    expect(r.stderr).toBe(`nsbox: the name "web" is already in use by container ${id} (remove it with: nsbox rm web)\n`);
+    expect(r.stderr).toBe(
+      `nsbox: the name "web" is already in use by container ${id} (remove it with: nsbox rm web)\n`,
+    );
     // A foreground run is refused too, before anything starts.
     const f = await cli(['run', '--name', 'web', ROOTFS, 'true']);
     expect(f.code).toBe(125);
@@ -88,11 +90,26 @@ describe('states', () => {
     const { readState, removeEntry } = await import('../../dist/state/store.js');
     process.env.NSBOX_STATE_DIR = STATE;
     // This test process is the monitor here: the entry goes before the test ends, whatever happens.
-    const t = new Tracker({ rootfs: ROOTFS, command: ['true'], detached: false, autoRemove: false, init: false, tty: false, logLimit: 0 });
+    const t = new Tracker({
+      rootfs: ROOTFS,
+      command: ['true'],
+      detached: false,
+      autoRemove: false,
+      init: false,
+      tty: false,
+      logLimit: 0,
+    });
     try {
       expect(readState(t.id)!.status).toBe('creating');
       let seen: { status: string; pid: number } | null = null;
-      const c = new Container({ rootfs: ROOTFS, command: ['true'], id: t.id }, [t.part(), { beforeRelease: () => { seen = readState(t.id); } }]);
+      const c = new Container({ rootfs: ROOTFS, command: ['true'], id: t.id }, [
+        t.part(),
+        {
+          beforeRelease: () => {
+            seen = readState(t.id);
+          },
+        },
+      ]);
       expect(seen).toMatchObject({ status: 'created', pid: c.pid });
       await c.ready;
       t.running();
@@ -102,7 +119,7 @@ describe('states', () => {
       expect(readState(t.id)).toMatchObject({ status: 'stopped', exit: { code: 0 } });
       expect(await ok(['rm', t.id])).toBe(`${t.id}\n`);
     } finally {
-      removeEntry(readState(t.id) ?? { id: t.id, name: t.name } as never);
+      removeEntry(readState(t.id) ?? ({ id: t.id, name: t.name } as never));
       delete process.env.NSBOX_STATE_DIR;
     }
   });
@@ -116,7 +133,9 @@ describe('states', () => {
     expect(list[0].pid).toBeGreaterThan(1);
     expect((await ok(['ps', '-q'])).trim().split('\n').sort()).toEqual([a, b].sort());
     expect(JSON.parse(await ok(['list', '--format', 'json']))).toHaveLength(2);
-    expect((await cli(['ps', '--format', 'yaml'])).stderr).toBe("nsbox: invalid --format: yaml (table, json or a template such as '{{.Names}}')\n");
+    expect((await cli(['ps', '--format', 'yaml'])).stderr).toBe(
+      "nsbox: invalid --format: yaml (table, json or a template such as '{{.Names}}')\n",
+    );
   });
 });
 
@@ -140,8 +159,14 @@ describe('inspect and top', () => {
   it('top lists the processes with host pids and pids inside', async () => {
     await runD('--name', 'top', ROOTFS, 'sh', '-c', 'sleep 1000 & sleep 1000 & wait');
     const st = JSON.parse(await ok(['inspect', 'top']))[0];
-    await until(async () => (await ok(['top', 'top'])).split('\n').filter((l) => / sleep 1000$/.test(l)).length === 2, 'both sleeps');
-    const rows = (await ok(['top', 'top'])).trim().split('\n').map((l) => l.trim().split(/\s+/));
+    await until(
+      async () => (await ok(['top', 'top'])).split('\n').filter((l) => / sleep 1000$/.test(l)).length === 2,
+      'both sleeps',
+    );
+    const rows = (await ok(['top', 'top']))
+      .trim()
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/));
     expect(rows[0]).toEqual(['PID', 'CPID', 'PPID', 'UID', 'STAT', 'STARTED', 'TIME', 'COMMAND']);
     const body = rows.slice(1);
     expect(body[0].slice(0, 2)).toEqual([String(st.pid), '1']);
@@ -164,7 +189,16 @@ describe('logs', () => {
   });
 
   it('caps the log: at most about twice --log-size, the newest output kept', async () => {
-    const id = await runD('--name', 'big', '--log-size', '16k', ROOTFS, 'sh', '-c', 'i=0; while [ $i -lt 10000 ]; do echo "line $i"; i=$((i+1)); done');
+    const id = await runD(
+      '--name',
+      'big',
+      '--log-size',
+      '16k',
+      ROOTFS,
+      'sh',
+      '-c',
+      'i=0; while [ $i -lt 10000 ]; do echo "line $i"; i=$((i+1)); done',
+    );
     await until(() => stateJson(id).status === 'stopped', 'the container to stop');
     const out = await ok(['logs', 'big']);
     expect(out.length).toBeLessThanOrEqual(2 * 16 * 1024);
@@ -177,8 +211,16 @@ describe('logs', () => {
 
   it('-f follows new output across rotations until the container ends', async () => {
     const go = `/tmp/nsbox-go-${process.pid}`; // in the shared test rootfs: the container removes it
-    await runD('--name', 'follow', '--log-size', '4k', ROOTFS, 'sh', '-c',
-      `echo first; while [ ! -e ${go} ]; do sleep 0.05; done; rm ${go}; i=0; while [ $i -lt 800 ]; do echo "n $i"; i=$((i+1)); [ $((i % 50)) = 0 ] && sleep 0.05; done; sleep 0.5; echo last`);
+    await runD(
+      '--name',
+      'follow',
+      '--log-size',
+      '4k',
+      ROOTFS,
+      'sh',
+      '-c',
+      `echo first; while [ ! -e ${go} ]; do sleep 0.05; done; rm ${go}; i=0; while [ $i -lt 800 ]; do echo "n $i"; i=$((i+1)); [ $((i % 50)) = 0 ] && sleep 0.05; done; sleep 0.5; echo last`,
+    );
     const f = startCli(['logs', '-f', 'follow']);
     let out = '';
     f.stdout!.on('data', (d) => (out += d));
@@ -196,7 +238,10 @@ describe('logs', () => {
   it('says a foreground container has no log', async () => {
     const p = startCli(['run', '--name', 'fg', ROOTFS, 'sleep', '100']);
     const closed = new Promise((r) => p.on('close', r));
-    await until(async () => JSON.parse((await cli(['ps', '--format', 'json'])).stdout)[0]?.status === 'running', 'the foreground container to run');
+    await until(
+      async () => JSON.parse((await cli(['ps', '--format', 'json'])).stdout)[0]?.status === 'running',
+      'the foreground container to run',
+    );
     const r = await cli(['logs', 'fg']);
     expect(r.stderr).toBe('nsbox: container fg runs in the foreground: its output goes to its terminal\n');
     await ok(['kill', 'fg']);
@@ -253,7 +298,18 @@ describe('stats', () => {
     expect(s.memoryBytes).toBeGreaterThan(0);
     expect(s.cpuPercent).toBeGreaterThan(1); // a busy loop, over one second
     // With limits it has a cgroup of its own: usage and the limit come from there.
-    const lim = await runD('--name', 'limited', '--memory', '64m', '--pids-limit', '50', ROOTFS, 'sh', '-c', 'sleep 1000 & sleep 1000 & wait');
+    const lim = await runD(
+      '--name',
+      'limited',
+      '--memory',
+      '64m',
+      '--pids-limit',
+      '50',
+      ROOTFS,
+      'sh',
+      '-c',
+      'sleep 1000 & sleep 1000 & wait',
+    );
     const [l] = JSON.parse(await ok(['stats', '--no-stream', '--format', 'json', lim.slice(0, 6)]));
     expect(l).toMatchObject({ id: lim, name: 'limited', memoryLimitBytes: 64 * 2 ** 20, pids: 3 });
     expect(l.memoryBytes).toBeGreaterThan(0);

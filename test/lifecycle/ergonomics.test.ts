@@ -41,10 +41,24 @@ describe('environment', () => {
 
 describe('--read-only', () => {
   it('adds writable tmpfs /tmp and /run, as podman does, unless --read-only-tmpfs=false', async () => {
-    const out = await ok(['run', '--read-only', ROOTFS, 'sh', '-c',
-      'touch /tmp/x /run/y && echo ok; touch /z 2>/dev/null || echo root-ro; grep -c " /tmp \\| /run " /proc/self/mountinfo']);
+    const out = await ok([
+      'run',
+      '--read-only',
+      ROOTFS,
+      'sh',
+      '-c',
+      'touch /tmp/x /run/y && echo ok; touch /z 2>/dev/null || echo root-ro; grep -c " /tmp \\| /run " /proc/self/mountinfo',
+    ]);
     expect(out).toBe('ok\nroot-ro\n2\n');
-    const r = await cli(['run', '--read-only', '--read-only-tmpfs=false', ROOTFS, 'sh', '-c', 'touch /tmp/x || echo no-tmp']);
+    const r = await cli([
+      'run',
+      '--read-only',
+      '--read-only-tmpfs=false',
+      ROOTFS,
+      'sh',
+      '-c',
+      'touch /tmp/x || echo no-tmp',
+    ]);
     expect(r.stdout).toBe('no-tmp\n');
   });
 });
@@ -75,16 +89,29 @@ describe('the CLI forgives typing', () => {
 
 describe('ps, inspect and prune as podman users type them', () => {
   it('ps --filter and --format templates; inspect shows limits, mounts, cgroups and pid; prune removes the stopped', async () => {
-    const web = (await ok(['run', '-d', '--name', 'web', '--memory', '64m', '-v', `${dir}:/data:ro`, ROOTFS, 'sleep', '1000'])).trim();
+    const web = (
+      await ok(['run', '-d', '--name', 'web', '--memory', '64m', '-v', `${dir}:/data:ro`, ROOTFS, 'sleep', '1000'])
+    ).trim();
     const done = (await ok(['run', '-d', '--name', 'done', ROOTFS, 'true'])).trim();
-    await until(async () => (await ok(['ps', '-a', '--format', '{{.Names}} {{.State}}'])).includes('done stopped'), 'done to stop');
+    await until(
+      async () => (await ok(['ps', '-a', '--format', '{{.Names}} {{.State}}'])).includes('done stopped'),
+      'done to stop',
+    );
     expect(await ok(['ps', '--format', '{{.Names}} {{ .State }}'])).toBe('web running\n');
-    expect(await ok(['ps', '-a', '--filter', 'status=stopped', '--format', 'table {{.ID}}\\t{{.Names}}'])).toBe(`ID\tNAMES\n${done}\tdone\n`);
+    expect(await ok(['ps', '-a', '--filter', 'status=stopped', '--format', 'table {{.ID}}\\t{{.Names}}'])).toBe(
+      `ID\tNAMES\n${done}\tdone\n`,
+    );
     expect(await ok(['ps', '-a', '--filter', 'name=we', '--filter', 'name=do', '-q'])).toBe(`${web}\n${done}\n`);
-    expect((await cli(['ps', '--format', '{{.Bogus}}'])).stderr).toMatch(/^nsbox: invalid --format: unknown field \.Bogus/);
+    expect((await cli(['ps', '--format', '{{.Bogus}}'])).stderr).toMatch(
+      /^nsbox: invalid --format: unknown field \.Bogus/,
+    );
     expect((await cli(['ps', '--filter', 'colour=red'])).code).toBe(125);
     const [info] = JSON.parse(await ok(['inspect', 'web']));
-    expect(info).toMatchObject({ pid: expect.any(Number), limits: { memory: '64m' }, mounts: [{ source: dir, target: '/data', readOnly: true }] });
+    expect(info).toMatchObject({
+      pid: expect.any(Number),
+      limits: { memory: '64m' },
+      mounts: [{ source: dir, target: '/data', readOnly: true }],
+    });
     expect(Object.values(info.cgroups).some((p) => String(p).includes(web))).toBe(true);
     expect(await ok(['prune'])).toBe(`${done}\n`);
     expect(await ok(['ps', '-a', '-q'])).toBe(`${web}\n`);

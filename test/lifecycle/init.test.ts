@@ -9,7 +9,11 @@ lifecycleHooks();
 /** Zombies in the container, as its own ps sees them. */
 async function zombies(name: string): Promise<string[]> {
   const out = await ok(['exec', name, 'ps', '-o', 'stat,comm']);
-  return out.trim().split('\n').slice(1).filter((l) => l.trim().startsWith('Z'));
+  return out
+    .trim()
+    .split('\n')
+    .slice(1)
+    .filter((l) => l.trim().startsWith('Z'));
 }
 
 describe('--init', () => {
@@ -24,7 +28,11 @@ describe('--init', () => {
     await until(async () => (await zombies('control')).length === 2, 'zombies without init');
     // ... and by then, with init, they were reaped.
     expect(await zombies('reaped')).toEqual([]);
-    const ps = (await ok(['exec', 'reaped', 'ps', '-o', 'pid,comm'])).trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/));
+    const ps = (await ok(['exec', 'reaped', 'ps', '-o', 'pid,comm']))
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => l.trim().split(/\s+/));
     expect(ps[0]).toEqual(['1', 'init']);
     expect(ps[1]).toEqual(['2', 'sleep']);
   });
@@ -37,7 +45,19 @@ describe('--init', () => {
   });
 
   it('forwards signals to the command (PID 1 of a namespace would ignore them)', async () => {
-    const id = (await ok(['run', '-d', '--init', '--name', 'sig', ROOTFS, 'sh', '-c', 'trap "echo got-usr1" USR1; while true; do sleep 0.1; done'])).trim();
+    const id = (
+      await ok([
+        'run',
+        '-d',
+        '--init',
+        '--name',
+        'sig',
+        ROOTFS,
+        'sh',
+        '-c',
+        'trap "echo got-usr1" USR1; while true; do sleep 0.1; done',
+      ])
+    ).trim();
     await ok(['kill', '-s', 'USR1', 'sig']);
     await until(async () => (await ok(['logs', 'sig'])) === 'got-usr1\n', 'the trap to run');
     await ok(['kill', '-s', 'TERM', 'sig']);
@@ -50,7 +70,13 @@ describe('--init', () => {
     const pid = stateJson(id).pid;
     expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0+$/, '')).toBe('init');
     expect(readFileSync(`/proc/${pid}/environ`, 'utf8').replace(/\0/g, '')).toBe('');
-    const out = await ok(['exec', 'priv', 'sh', '-c', 'readlink /proc/1/exe || echo no-exe; cat /proc/1/environ || echo no-environ']);
+    const out = await ok([
+      'exec',
+      'priv',
+      'sh',
+      '-c',
+      'readlink /proc/1/exe || echo no-exe; cat /proc/1/environ || echo no-environ',
+    ]);
     expect(out).toBe('no-exe\nno-environ\n');
   });
 });

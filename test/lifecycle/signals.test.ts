@@ -14,12 +14,18 @@ const ended = (p: ReturnType<typeof startCli>) =>
     p.on('close', (code) => res({ code, stderr }));
   });
 // Running (not just listed while it is made): the CLI forwards signals from then on.
-const listed = (name: string) => until(async () => /running/.test((await ok(['ps'])).split('\n').find((l) => l.includes(name)) ?? ''),
-  `${name} to run`);
+const listed = (name: string) =>
+  until(
+    async () => /running/.test((await ok(['ps'])).split('\n').find((l) => l.includes(name)) ?? ''),
+    `${name} to run`,
+  );
 
 describe('the CLI in the foreground', () => {
   it('SIGTERM and SIGINT end a PID 1 without a handler: 143 and 130', async () => {
-    for (const [sig, status] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
+    for (const [sig, status] of [
+      ['SIGTERM', 143],
+      ['SIGINT', 130],
+    ] as const) {
       const p = startCli(['run', '--name', `fg-${status}`, ROOTFS, 'sleep', '1000']);
       const done = ended(p);
       await listed(`fg-${status}`);
@@ -29,7 +35,15 @@ describe('the CLI in the foreground', () => {
   });
 
   it('a PID 1 that handles the signal gets it and decides', async () => {
-    const p = startCli(['run', '--name', 'trap', ROOTFS, 'sh', '-c', 'trap "exit 3" TERM; echo ready; while :; do sleep 1; done']);
+    const p = startCli([
+      'run',
+      '--name',
+      'trap',
+      ROOTFS,
+      'sh',
+      '-c',
+      'trap "exit 3" TERM; echo ready; while :; do sleep 1; done',
+    ]);
     const done = ended(p);
     await listed('trap');
     await until(() => p.stdout!.read()?.toString().includes('ready'), 'the trap to be set');
@@ -44,7 +58,9 @@ describe('the CLI in the foreground', () => {
     p.kill('SIGTERM');
     p.stdin!.end('go\n');
     expect((await done).code).toBe(0);
-    expect((await cli(['run', '--signals', 'bogus', ROOTFS, 'true'])).stderr).toBe('nsbox: invalid --signals: bogus (one of process, docker)\n');
+    expect((await cli(['run', '--signals', 'bogus', ROOTFS, 'true'])).stderr).toBe(
+      'nsbox: invalid --signals: bogus (one of process, docker)\n',
+    );
   });
 });
 

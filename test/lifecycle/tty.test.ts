@@ -28,7 +28,10 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function start(args: string[]): void {
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   const script = join(dir, 'session.sh');
-  writeFileSync(script, `set -m\n${process.execPath} ${CLI} ${args.map(q).join(' ')}\necho "status=$?" > ${dir}/status\nstty -a > ${dir}/stty\nsleep 600\n`);
+  writeFileSync(
+    script,
+    `set -m\n${process.execPath} ${CLI} ${args.map(q).join(' ')}\necho "status=$?" > ${dir}/status\nstty -a > ${dir}/stty\nsleep 600\n`,
+  );
   rmSync(`${dir}/status`, { force: true });
   tmux('new-session', '-d', '-s', 't', '-x', '100', '-y', '30', `bash ${script}`);
 }
@@ -36,7 +39,14 @@ function start(args: string[]): void {
 const type = (keys: string) => tmux('send-keys', '-t', 't', '-l', keys);
 const key = (...keys: string[]) => tmux('send-keys', '-t', 't', ...keys);
 const shown = (text: string) => until(() => screen().includes(text), `"${text}" on the screen`);
-const ended = () => until(() => { try { return readFileSync(`${dir}/status`, 'utf8'); } catch { return ''; } }, 'the CLI to end');
+const ended = () =>
+  until(() => {
+    try {
+      return readFileSync(`${dir}/status`, 'utf8');
+    } catch {
+      return '';
+    }
+  }, 'the CLI to end');
 
 describe('run -it', () => {
   it('gives an interactive shell a terminal: commands, size, resize, Ctrl-C, exit status, terminal restored', async () => {
@@ -64,7 +74,14 @@ describe('run -it', () => {
   });
 
   it('-t without -i: output on a terminal, no input', async () => {
-    start(['run', '-t', ROOTFS, 'sh', '-c', 'test -t 0 && test -t 1 && echo both-tty; stty size; read -t 2 x; echo "read=$?"']);
+    start([
+      'run',
+      '-t',
+      ROOTFS,
+      'sh',
+      '-c',
+      'test -t 0 && test -t 1 && echo both-tty; stty size; read -t 2 x; echo "read=$?"',
+    ]);
     await shown('both-tty\n30 100');
     type('typed\n');
     expect(await ended()).toBe('status=0\n');
@@ -90,7 +107,11 @@ describe('exec -it', () => {
 
 describe('a terminal through script(1)', () => {
   it('run -t reads the window size of the calling terminal', () => {
-    const r = spawnSync('script', ['-qec', `stty cols 77 rows 11; ${process.execPath} ${CLI} run -t ${ROOTFS} stty size`, '/dev/null'], { encoding: 'utf8', env });
+    const r = spawnSync(
+      'script',
+      ['-qec', `stty cols 77 rows 11; ${process.execPath} ${CLI} run -t ${ROOTFS} stty size`, '/dev/null'],
+      { encoding: 'utf8', env },
+    );
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^11 77\r?\r\n$/m);
   });
@@ -100,7 +121,10 @@ describe('signals from the terminal, as for a plain process', () => {
   it('Ctrl-C ends a foreground container whose PID 1 has no handler (exit 130)', async () => {
     start(['run', '--name', 'ctrlc', ROOTFS, 'sh', '-c', 'echo started; exec sleep 1000']);
     await shown('started');
-    await until(async () => /running/.test((await ok(['ps'])).split('\n').find((l) => l.includes('ctrlc')) ?? ''), 'it to run');
+    await until(
+      async () => /running/.test((await ok(['ps'])).split('\n').find((l) => l.includes('ctrlc')) ?? ''),
+      'it to run',
+    );
     key('C-c');
     expect(await ended()).toBe('status=130\n');
   });

@@ -12,7 +12,10 @@ export const STATE = mkdtempSync(join(tmpdir(), 'nsbox-state-'));
 export const env: NodeJS.ProcessEnv = { ...process.env, NSBOX_STATE_DIR: STATE };
 
 /** `nsbox ARGS` against the test state directory. */
-export function cli(args: string[], opts: { input?: string; onStart?: (pid: number) => void } = {}): Promise<CliResult> {
+export function cli(
+  args: string[],
+  opts: { input?: string; onStart?: (pid: number) => void } = {},
+): Promise<CliResult> {
   return nsbox(args, { ...opts, env });
 }
 
@@ -40,7 +43,9 @@ export function stateEntries(): { ids: string[]; names: string[] } {
   try {
     ids = readdirSync(STATE).filter((e) => /^[0-9a-f]{12}$/.test(e));
     names = readdirSync(`${STATE}/names`);
-  } catch { /* not made yet */ }
+  } catch {
+    /* not made yet */
+  }
   return { ids, names };
 }
 
@@ -70,7 +75,9 @@ export function alive(pid: number): boolean {
 const seenIds = new Set<string>();
 const seenPidns = new Set<string>();
 mkdirSync(`${STATE}/names`, { recursive: true });
-const watcher = watch(STATE, (_e, f) => { if (f && /^[0-9a-f]{12}$/.test(String(f))) seenIds.add(String(f)); });
+const watcher = watch(STATE, (_e, f) => {
+  if (f && /^[0-9a-f]{12}$/.test(String(f))) seenIds.add(String(f));
+});
 watcher.unref();
 
 function noteRunning(): void {
@@ -85,7 +92,9 @@ function noteRunning(): void {
       const stat = readFileSync(`/proc/${st.pid}/stat`, 'utf8');
       const start = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
       if (start === st.pidStart && ns !== readlinkSync('/proc/self/ns/pid')) seenPidns.add(ns);
-    } catch { /* not yet, or gone */ }
+    } catch {
+      /* not yet, or gone */
+    }
   }
 }
 
@@ -95,7 +104,9 @@ function ourProcesses(): number[] {
     if (!/^\d+$/.test(e)) continue;
     try {
       if (seenPidns.has(readlinkSync(`/proc/${e}/ns/pid`))) out.push(Number(e));
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   return out;
 }
@@ -105,13 +116,15 @@ const ourCgroups = () => nsboxCgroups().filter((c) => seenIds.has(c.slice(c.last
 /** Every test starts and ends with an empty state directory and nothing of its containers left. */
 export function lifecycleHooks(): void {
   let mounts = 0;
-  beforeEach(() => { mounts = hostMounts().length; });
+  beforeEach(() => {
+    mounts = hostMounts().length;
+  });
   afterEach(async () => {
     noteRunning();
     const ids = (await cli(['ps', '-aq'])).stdout.trim().split('\n').filter(Boolean);
     if (ids.length) await cli(['rm', '-f', ...ids]);
     await until(() => ourMonitors().length === 0, 'the monitors to end');
-    await until(() => ourProcesses().length === 0, 'the containers\' processes to end');
+    await until(() => ourProcesses().length === 0, "the containers' processes to end");
     await until(() => ourCgroups().length === 0, `the containers' cgroups to go (${ourCgroups().join(', ')})`);
     expect(hostMounts().length).toBe(mounts);
     // Monitors of --rm containers remove their entries as they end.
@@ -132,8 +145,11 @@ export function ourMonitors(): number[] {
     if (!/^\d+$/.test(e)) continue;
     try {
       if (!readFileSync(`/proc/${e}/cmdline`, 'utf8').startsWith('nsbox-monitor')) continue;
-      if (readFileSync(`/proc/${e}/environ`, 'utf8').split('\0').includes(`NSBOX_STATE_DIR=${STATE}`)) out.push(Number(e));
-    } catch { /* gone */ }
+      if (readFileSync(`/proc/${e}/environ`, 'utf8').split('\0').includes(`NSBOX_STATE_DIR=${STATE}`))
+        out.push(Number(e));
+    } catch {
+      /* gone */
+    }
   }
   return out;
 }

@@ -8,7 +8,9 @@ import * as op from '../../dist/plan/ops.js';
 const header = readFileSync(resolve(__dirname, '../../native/plan.h'), 'utf8');
 
 it('has the op codes of native/plan.h', () => {
-  const codes = Object.fromEntries([...header.matchAll(/^\s*OP_([A-Z_0-9]+)\s*=\s*(\d+),/gm)].map((m) => [m[1], Number(m[2])]));
+  const codes = Object.fromEntries(
+    [...header.matchAll(/^\s*OP_([A-Z_0-9]+)\s*=\s*(\d+),/gm)].map((m) => [m[1], Number(m[2])]),
+  );
   expect(codes).toEqual(OP);
 });
 
@@ -24,5 +26,9 @@ it('flattens a fallback after its step and keeps the step behind each op', () =>
     { op: OP.OPEN_TREE, s: ['/sys'], n: [3, 1] },
     { op: OP.CAPS, n: [0, 2, 1, 0, 1, 0, 0, 0, 0, 0] },
   ]);
-  expect(steps.map((s: { desc: string }) => s.desc)).toEqual(['mount sysfs', 'open /sys for a bind mount', 'set capabilities']);
+  expect(steps.map((s: { desc: string }) => s.desc)).toEqual([
+    'mount sysfs',
+    'open /sys for a bind mount',
+    'set capabilities',
+  ]);
 });

@@ -13,7 +13,12 @@ export const FACTS = {
 };
 
 const identity = (over: Record<string, unknown> = {}) => ({
-  uid: 0, gid: 0, groups: [0], noNewPrivileges: true, userns: null, rootless: false,
+  uid: 0,
+  gid: 0,
+  groups: [0],
+  noNewPrivileges: true,
+  userns: null,
+  rootless: false,
   caps: { bounding: DOCKER_CAPS, effective: DOCKER_CAPS, permitted: DOCKER_CAPS, inheritable: 0n, ambient: 0n },
   ...over,
 });
@@ -21,13 +26,26 @@ const identity = (over: Record<string, unknown> = {}) => ({
 export function spec(over: Record<string, unknown> = {}) {
   const { hardening, identity: id, ...rest } = over as { hardening?: object; identity?: object };
   return {
-    id: '0123456789ab', name: 'web', hostname: 'web', rootfs: '/srv/rootfs', cwd: '/', command: ['sh', '-c', 'echo hi'],
-    readOnly: false, stdio: [0, 1, 2], namespaces: { pid: true, net: true, ipc: true, uts: true, cgroup: true },
-    limits: null, env: ['PATH=/usr/bin:/bin', 'HOME=/root', 'HOSTNAME=web'],
+    id: '0123456789ab',
+    name: 'web',
+    hostname: 'web',
+    rootfs: '/srv/rootfs',
+    cwd: '/',
+    command: ['sh', '-c', 'echo hi'],
+    readOnly: false,
+    stdio: [0, 1, 2],
+    namespaces: { pid: true, net: true, ipc: true, uts: true, cgroup: true },
+    limits: null,
+    env: ['PATH=/usr/bin:/bin', 'HOME=/root', 'HOSTNAME=web'],
     identity: identity(id),
     hardening: {
-      seccomp: { profile: {}, source: 'default' }, seccompStep: op.seccomp(Buffer.alloc(8), 0, 'default'),
-      mounts: [], devices: [], rlimits: [{ name: 'nofile', soft: 1024, hard: 524288 }], maskPaths: true, allDevices: false,
+      seccomp: { profile: {}, source: 'default' },
+      seccompStep: op.seccomp(Buffer.alloc(8), 0, 'default'),
+      mounts: [],
+      devices: [],
+      rlimits: [{ name: 'nofile', soft: 1024, hard: 524288 }],
+      maskPaths: true,
+      allDevices: false,
       ...hardening,
     },
     ...rest,
@@ -36,21 +54,43 @@ export function spec(over: Record<string, unknown> = {}) {
 
 const v1 = (controller: string, path: string) => ({
   hierarchy: { version: 1, mount: `/sys/fs/cgroup/${controller}`, controllers: [controller], own: '/', base: '' },
-  path, uses: [controller],
+  path,
+  uses: [controller],
 });
 
 /** The cgroup part of a container with limits on a hybrid (v1) host: it joins by itself, no wait. */
 export const v1Cgroup = {
-  steps: (b: unknown) => cgroupSteps(b, [v1('memory', '/sys/fs/cgroup/memory/nsbox/0123456789ab.1.2'),
-    v1('pids', '/sys/fs/cgroup/pids/nsbox/0123456789ab.1.2')], { cgroupns: true, selfJoin: true }),
+  steps: (b: unknown) =>
+    cgroupSteps(
+      b,
+      [
+        v1('memory', '/sys/fs/cgroup/memory/nsbox/0123456789ab.1.2'),
+        v1('pids', '/sys/fs/cgroup/pids/nsbox/0123456789ab.1.2'),
+      ],
+      { cgroupns: true, selfJoin: true },
+    ),
 };
 
 /** On a v2 host: CLONE_INTO_CGROUP puts the child in, the plan only roots the namespace and mounts it. */
 export const v2Cgroup = {
-  steps: (b: unknown) => cgroupSteps(b, [{
-    hierarchy: { version: 2, mount: '/sys/fs/cgroup', controllers: ['cpu', 'memory', 'pids'], own: '/', base: '' },
-    path: '/sys/fs/cgroup/nsbox/0123456789ab.1.2', uses: ['memory', 'pids'],
-  }], { cgroupns: true, selfJoin: false }),
+  steps: (b: unknown) =>
+    cgroupSteps(
+      b,
+      [
+        {
+          hierarchy: {
+            version: 2,
+            mount: '/sys/fs/cgroup',
+            controllers: ['cpu', 'memory', 'pids'],
+            own: '/',
+            base: '',
+          },
+          path: '/sys/fs/cgroup/nsbox/0123456789ab.1.2',
+          uses: ['memory', 'pids'],
+        },
+      ],
+      { cgroupns: true, selfJoin: false },
+    ),
 };
 
 /** A user namespace's part: the parent writes the maps while the child waits. */

@@ -23,7 +23,8 @@ export function hostDisk(secret: string, opts: { ext4?: boolean; size?: number }
   const loop = execFileSync('losetup', ['-f', '--show', img], { encoding: 'utf8' }).trim();
   const rdev = statSync(loop).rdev;
   return {
-    loop, dir,
+    loop,
+    dir,
     major: (rdev >>> 8) & 0xfff,
     minor: (rdev & 0xff) | ((rdev >>> 12) & 0xfff00),
     cleanup() {

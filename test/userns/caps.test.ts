@@ -11,21 +11,30 @@ beforeAll(() => {
   dir = scratch();
   rootfs = rootfsCopy(dir);
 });
-afterAll(() => { if (dir) rmSync(dir, { recursive: true, force: true }); });
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
 
 let before: ReturnType<typeof snapshot>;
-beforeEach(() => { before = snapshot(); });
-afterEach(async () => { await expectNothingLeft(before); });
+beforeEach(() => {
+  before = snapshot();
+});
+afterEach(async () => {
+  await expectNothingLeft(before);
+});
 
 /** Docker's default set: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP. */
 const DOCKER = [0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31].reduce((m, b) => m | (1n << BigInt(b)), 0n);
 const bit = (n: number) => 1n << BigInt(n);
-const SYS_ADMIN = 21, NET_BIND_SERVICE = 10, CHOWN = 0;
+const SYS_ADMIN = 21,
+  NET_BIND_SERVICE = 10,
+  CHOWN = 0;
 
 /** The Cap* lines of /proc/self/status inside, as numbers. */
 function caps(stdout: string): Record<string, bigint> {
   const out: Record<string, bigint> = {};
-  for (const m of stdout.matchAll(/^(Cap\w+|NoNewPrivs):\s*([0-9a-f]+)$/gm)) out[m[1]] = BigInt(m[1] === 'NoNewPrivs' ? m[2] : `0x${m[2]}`);
+  for (const m of stdout.matchAll(/^(Cap\w+|NoNewPrivs):\s*([0-9a-f]+)$/gm))
+    out[m[1]] = BigInt(m[1] === 'NoNewPrivs' ? m[2] : `0x${m[2]}`);
   return out;
 }
 const STATUS = 'grep -E "^(Cap|NoNewPrivs)" /proc/self/status';
@@ -35,7 +44,14 @@ describe('capabilities', () => {
   it("give container root Docker's default set, in bounding, permitted and effective only", async () => {
     const r = await nsbox([rootfs, 'sh', '-c', STATUS]);
     expect(r.code).toBe(0);
-    expect(caps(r.stdout)).toEqual({ CapInh: 0n, CapPrm: DOCKER, CapEff: DOCKER, CapBnd: DOCKER, CapAmb: 0n, NoNewPrivs: 1n });
+    expect(caps(r.stdout)).toEqual({
+      CapInh: 0n,
+      CapPrm: DOCKER,
+      CapEff: DOCKER,
+      CapBnd: DOCKER,
+      CapAmb: 0n,
+      NoNewPrivs: 1n,
+    });
   });
 
   it('refuse mount by default; --cap-add SYS_ADMIN allows it', async () => {
@@ -64,7 +80,11 @@ describe('capabilities', () => {
 
   it('--cap-drop ALL --cap-add X leaves only X', async () => {
     const r = await nsbox(['--cap-drop', 'ALL', '--cap-add', 'NET_BIND_SERVICE', rootfs, 'sh', '-c', STATUS]);
-    expect(caps(r.stdout)).toMatchObject({ CapPrm: bit(NET_BIND_SERVICE), CapEff: bit(NET_BIND_SERVICE), CapBnd: bit(NET_BIND_SERVICE) });
+    expect(caps(r.stdout)).toMatchObject({
+      CapPrm: bit(NET_BIND_SERVICE),
+      CapEff: bit(NET_BIND_SERVICE),
+      CapBnd: bit(NET_BIND_SERVICE),
+    });
   });
 
   it('--cap-add ALL and --privileged give every capability nsbox holds; --privileged also lifts no_new_privs', async () => {
@@ -80,12 +100,38 @@ describe('capabilities', () => {
     expect(unknown.stderr).toBe('nsbox: --cap-add: unknown capability: SYS_FOO\n');
     const missing = [...Array(41).keys()].find((n) => !(hostBounding & bit(n)));
     if (missing === undefined) return; // this host's root holds every capability
-    const names = ['CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'SETPCAP',
-      'LINUX_IMMUTABLE', 'NET_BIND_SERVICE', 'NET_BROADCAST', 'NET_ADMIN', 'NET_RAW', 'IPC_LOCK', 'IPC_OWNER', 'SYS_MODULE',
-      'SYS_RAWIO', 'SYS_CHROOT', 'SYS_PTRACE', 'SYS_PACCT', 'SYS_ADMIN', 'SYS_BOOT', 'SYS_NICE', 'SYS_RESOURCE'];
+    const names = [
+      'CHOWN',
+      'DAC_OVERRIDE',
+      'DAC_READ_SEARCH',
+      'FOWNER',
+      'FSETID',
+      'KILL',
+      'SETGID',
+      'SETUID',
+      'SETPCAP',
+      'LINUX_IMMUTABLE',
+      'NET_BIND_SERVICE',
+      'NET_BROADCAST',
+      'NET_ADMIN',
+      'NET_RAW',
+      'IPC_LOCK',
+      'IPC_OWNER',
+      'SYS_MODULE',
+      'SYS_RAWIO',
+      'SYS_CHROOT',
+      'SYS_PTRACE',
+      'SYS_PACCT',
+      'SYS_ADMIN',
+      'SYS_BOOT',
+      'SYS_NICE',
+      'SYS_RESOURCE',
+    ];
     const r = await nsbox(['--cap-add', names[missing], rootfs, 'true']);
     expect(r.code).toBe(125);
-    expect(r.stderr).toMatch(new RegExp(`^nsbox: --cap-add ${names[missing]}: nsbox itself does not hold CAP_${names[missing]}`));
+    expect(r.stderr).toMatch(
+      new RegExp(`^nsbox: --cap-add ${names[missing]}: nsbox itself does not hold CAP_${names[missing]}`),
+    );
   });
 });
 
@@ -98,7 +144,16 @@ describe('--user and --group-add', () => {
   });
 
   it('a capability added by name reaches a non-root user through the ambient set', async () => {
-    const r = await nsbox(['--user', '1000', '--cap-add', 'NET_BIND_SERVICE', rootfs, 'sh', '-c', `nc -l -p 80 -w 5 & i=0; until netstat -lnt | grep -q ":80 " || [ $i -ge 100 ]; do i=$((i+1)); sleep 0.05; done; netstat -lnt | grep -c ":80 "; ${STATUS}`]);
+    const r = await nsbox([
+      '--user',
+      '1000',
+      '--cap-add',
+      'NET_BIND_SERVICE',
+      rootfs,
+      'sh',
+      '-c',
+      `nc -l -p 80 -w 5 & i=0; until netstat -lnt | grep -q ":80 " || [ $i -ge 100 ]; do i=$((i+1)); sleep 0.05; done; netstat -lnt | grep -c ":80 "; ${STATUS}`,
+    ]);
     expect(r.stdout.split('\n')[0]).toBe('1');
     const b = bit(NET_BIND_SERVICE);
     expect(caps(r.stdout)).toMatchObject({ CapInh: b, CapPrm: b, CapEff: b, CapAmb: b, CapBnd: DOCKER });

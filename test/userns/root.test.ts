@@ -23,15 +23,32 @@ afterAll(() => {
 });
 
 let before: ReturnType<typeof snapshot>;
-beforeEach(() => { before = snapshot(); });
-afterEach(async () => { await expectNothingLeft(before); });
+beforeEach(() => {
+  before = snapshot();
+});
+afterEach(async () => {
+  await expectNothingLeft(before);
+});
 
-const mapLines = (text: string) => text.trim().split('\n').map((l) => l.trim().split(/\s+/).map(Number));
-const owner = (path: string) => { const st = statSync(path); return [st.uid, st.gid]; };
+const mapLines = (text: string) =>
+  text
+    .trim()
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/).map(Number));
+const owner = (path: string) => {
+  const st = statSync(path);
+  return [st.uid, st.gid];
+};
 
 describe('--userns as root', () => {
   it('makes container root host id 1000000000 by default, and id and uid_map say so', async () => {
-    const r = await nsbox(['--userns', rootfs, 'sh', '-c', 'id; echo --; cat /proc/self/uid_map; echo --; cat /proc/self/gid_map']);
+    const r = await nsbox([
+      '--userns',
+      rootfs,
+      'sh',
+      '-c',
+      'id; echo --; cat /proc/self/uid_map; echo --; cat /proc/self/gid_map',
+    ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const [id, uidMap, gidMap] = r.stdout.split('--\n');
@@ -41,7 +58,13 @@ describe('--userns as root', () => {
   });
 
   it('gives a file made by container root the mapped owner on the host', async () => {
-    const r = await nsbox(['--userns', rootfs, 'sh', '-c', 'touch /tmp/plain /tmp/given && chown 5:6 /tmp/given && chown 0:0 /tmp']);
+    const r = await nsbox([
+      '--userns',
+      rootfs,
+      'sh',
+      '-c',
+      'touch /tmp/plain /tmp/given && chown 5:6 /tmp/given && chown 0:0 /tmp',
+    ]);
     // /tmp belongs to host root, which the namespace does not map: container root may not take it.
     expect(r.stderr).toMatch(/chown: \/tmp: (Operation not permitted|Invalid argument)/);
     expect(r.code).toBe(1);
@@ -66,13 +89,28 @@ describe('--userns as root', () => {
   });
 
   it('writes explicit --uidmap and --gidmap ranges, and --user picks an id in them', async () => {
-    const r = await nsbox(['--uidmap', '0:500000:1000', '--uidmap', '1000:700000:10', '--gidmap', '0:600000:2000',
-      '--user', '1005:1500', rootfs, 'sh', '-c', 'id; cat /proc/self/uid_map; touch /tmp/mapped']);
+    const r = await nsbox([
+      '--uidmap',
+      '0:500000:1000',
+      '--uidmap',
+      '1000:700000:10',
+      '--gidmap',
+      '0:600000:2000',
+      '--user',
+      '1005:1500',
+      rootfs,
+      'sh',
+      '-c',
+      'id; cat /proc/self/uid_map; touch /tmp/mapped',
+    ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const [id, ...map] = r.stdout.trim().split('\n');
     expect(id).toBe('uid=1005 gid=1500');
-    expect(mapLines(map.join('\n'))).toEqual([[0, 500000, 1000], [1000, 700000, 10]]);
+    expect(mapLines(map.join('\n'))).toEqual([
+      [0, 500000, 1000],
+      [1000, 700000, 10],
+    ]);
     expect(owner(`${rootfs}/tmp/mapped`)).toEqual([700005, 601500]);
     rmSync(`${rootfs}/tmp/mapped`, { force: true });
   });
@@ -83,7 +121,13 @@ describe('--userns as root', () => {
   });
 
   it('mounts its own proc and sysfs, and devpts with the tty group', async () => {
-    const r = await nsbox(['--userns', rootfs, 'sh', '-c', 'grep -E " /(proc|sys|dev/pts) " /proc/self/mounts; ls /sys/class/net']);
+    const r = await nsbox([
+      '--userns',
+      rootfs,
+      'sh',
+      '-c',
+      'grep -E " /(proc|sys|dev/pts) " /proc/self/mounts; ls /sys/class/net',
+    ]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^\S+ \/proc proc rw,nosuid,nodev,noexec/m);
     expect(r.stdout).toMatch(/^\S+ \/sys sysfs ro,nosuid,nodev,noexec/m);
@@ -93,7 +137,9 @@ describe('--userns as root', () => {
 
   it('binds the host /sys read-only when sysfs cannot be mounted (host network namespace)', async () => {
     const r = await run({
-      rootfs, userns: true, namespaces: { net: false },
+      rootfs,
+      userns: true,
+      namespaces: { net: false },
       command: ['sh', '-c', 'grep " /sys " /proc/self/mounts; touch /sys/x 2>&1; ls /sys/class/net | grep -c .'],
     });
     expect(r.stderr.toString()).toBe('');
@@ -111,8 +157,14 @@ describe('map errors', () => {
     [['--uidmap', '0:100000:0'], /^nsbox: invalid --uidmap 0:100000:0: size must be at least 1$/],
     [['--uidmap', 'a:b:c'], /^nsbox: invalid --uidmap value: a:b:c/],
     [['--uidmap', '0:4294967290:10'], /goes past id 4294967294/],
-    [['--uidmap', '0:100000:10', '--uidmap', '5:200000:10'], /^nsbox: --uidmap 0:100000:10 and 5:200000:10 overlap inside the container$/],
-    [['--gidmap', '0:100000:10', '--gidmap', '20:100005:10'], /^nsbox: --gidmap 0:100000:10 and 20:100005:10 overlap on the host$/],
+    [
+      ['--uidmap', '0:100000:10', '--uidmap', '5:200000:10'],
+      /^nsbox: --uidmap 0:100000:10 and 5:200000:10 overlap inside the container$/,
+    ],
+    [
+      ['--gidmap', '0:100000:10', '--gidmap', '20:100005:10'],
+      /^nsbox: --gidmap 0:100000:10 and 20:100005:10 overlap on the host$/,
+    ],
     [['--uidmap', '1:100000:10'], /^nsbox: --user: uid 0 is not mapped in the user namespace \(uid map 1:100000:10\)$/],
     [['--userns', '--user', '70000'], /^nsbox: --user: uid 70000 is not mapped/],
     [['--userns', '--group-add', '70000'], /^nsbox: --group-add: gid 70000 is not mapped/],
@@ -131,8 +183,15 @@ describe('map errors', () => {
     const c = new Container({ rootfs, command: ['sleep', '30'], userns: true, stdio: [0, 1, 2] });
     await c.ready;
     try {
-      const plan = { how: 'direct' as const, uidMap: [{ container: 0, host: 1000000000, size: 1 }], gidMap: [{ container: 0, host: 1000000000, size: 1 }], setgroups: true };
-      expect(() => writeIdMaps(c.pid, plan)).toThrow(new RegExp(`^write /proc/${c.pid}/uid_map: Operation not permitted \\(EPERM\\)$`));
+      const plan = {
+        how: 'direct' as const,
+        uidMap: [{ container: 0, host: 1000000000, size: 1 }],
+        gidMap: [{ container: 0, host: 1000000000, size: 1 }],
+        setgroups: true,
+      };
+      expect(() => writeIdMaps(c.pid, plan)).toThrow(
+        new RegExp(`^write /proc/${c.pid}/uid_map: Operation not permitted \\(EPERM\\)$`),
+      );
       expect(readFileSync(`/proc/${c.pid}/uid_map`, 'utf8')).toMatch(/^\s*0\s+1000000000\s+65536\s*$/);
     } finally {
       c.kill('SIGKILL');

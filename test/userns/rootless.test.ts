@@ -5,7 +5,16 @@ import { rmSync, statSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { expectNothingLeft, snapshot } from '../helpers.js';
 import {
-  cliCopy, createUser, nsboxAs, removeUser, restoreSubIds, rootfsCopy, saveSubIds, scratch, setSubIds, type TestUser,
+  cliCopy,
+  createUser,
+  nsboxAs,
+  removeUser,
+  restoreSubIds,
+  rootfsCopy,
+  saveSubIds,
+  scratch,
+  setSubIds,
+  type TestUser,
 } from './setup.js';
 
 const NAME = 'nsboxtest';
@@ -34,12 +43,23 @@ afterAll(() => {
 });
 
 let before: ReturnType<typeof snapshot>;
-beforeEach(() => { before = snapshot(); });
-afterEach(async () => { await expectNothingLeft(before); });
+beforeEach(() => {
+  before = snapshot();
+});
+afterEach(async () => {
+  await expectNothingLeft(before);
+});
 
 const run = (args: string[]) => nsboxAs(user, cli, args);
-const mapLines = (text: string) => text.trim().split('\n').map((l) => l.trim().split(/\s+/).map(Number));
-const owner = (path: string) => { const st = statSync(path); return [st.uid, st.gid]; };
+const mapLines = (text: string) =>
+  text
+    .trim()
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/).map(Number));
+const owner = (path: string) => {
+  const st = statSync(path);
+  return [st.uid, st.gid];
+};
 const DOCKER = 0xa80425fbn;
 const capEff = (out: string) => BigInt(`0x${/CapEff:\s*([0-9a-f]+)/.exec(out)![1]}`);
 
@@ -50,14 +70,26 @@ describe('rootless with subordinate ids (newuidmap/newgidmap)', () => {
   });
 
   it('is not root on the host, but root inside with a 65536-id map', async () => {
-    expect(execFileSync('setpriv', ['--reuid', String(user.uid), '--regid', String(user.gid), '--clear-groups', 'id', '-u'], { encoding: 'utf8' }).trim()).toBe(String(user.uid));
+    expect(
+      execFileSync(
+        'setpriv',
+        ['--reuid', String(user.uid), '--regid', String(user.gid), '--clear-groups', 'id', '-u'],
+        { encoding: 'utf8' },
+      ).trim(),
+    ).toBe(String(user.uid));
     const r = await run([rootfs, 'sh', '-c', 'id; echo --; cat /proc/self/uid_map; echo --; cat /proc/self/gid_map']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const [id, uidMap, gidMap] = r.stdout.split('--\n');
     expect(id.trim()).toBe('uid=0(root) gid=0(root)');
-    expect(mapLines(uidMap)).toEqual([[0, user.uid, 1], [1, SUB, 65535]]);
-    expect(mapLines(gidMap)).toEqual([[0, user.gid, 1], [1, SUB, 65535]]);
+    expect(mapLines(uidMap)).toEqual([
+      [0, user.uid, 1],
+      [1, SUB, 65535],
+    ]);
+    expect(mapLines(gidMap)).toEqual([
+      [0, user.gid, 1],
+      [1, SUB, 65535],
+    ]);
   });
 
   it('owns what container root makes as the user, and what container uid 1000 makes as a subordinate id', async () => {
@@ -93,7 +125,10 @@ describe('rootless with subordinate ids (newuidmap/newgidmap)', () => {
       expect(e.code).toBe(5);
       const [id, ...map] = e.stdout.trim().split('\n');
       expect(id).toBe('uid=0(root) gid=0(root)');
-      expect(mapLines(map.join('\n'))).toEqual([[0, user.uid, 1], [1, SUB, 65535]]);
+      expect(mapLines(map.join('\n'))).toEqual([
+        [0, user.uid, 1],
+        [1, SUB, 65535],
+      ]);
       const u = await run(['exec', '--user', '1000', name, 'sh', '-c', 'id; grep CapEff /proc/self/status']);
       expect(u.stderr).toBe('');
       expect(u.stdout).toMatch(/^uid=1000\(user\) gid=1000\(user\)\nCapEff:\s*0+\n$/);
@@ -104,7 +139,12 @@ describe('rootless with subordinate ids (newuidmap/newgidmap)', () => {
   });
 
   it('has its own proc, sysfs and devpts, and lo up in its own network namespace', async () => {
-    const r = await run([rootfs, 'sh', '-c', 'grep -E " /(proc|sys|dev/pts) " /proc/self/mounts; ip -o link; hostname']);
+    const r = await run([
+      rootfs,
+      'sh',
+      '-c',
+      'grep -E " /(proc|sys|dev/pts) " /proc/self/mounts; ip -o link; hostname',
+    ]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/ \/proc proc rw,nosuid,nodev,noexec/);
     expect(r.stdout).toMatch(/ \/sys sysfs ro,nosuid,nodev,noexec/);
@@ -116,7 +156,14 @@ describe('rootless with subordinate ids (newuidmap/newgidmap)', () => {
     const d = await run([rootfs, 'sh', '-c', 'grep CapEff /proc/self/status; mount -t tmpfs none /tmp']);
     expect(capEff(d.stdout)).toBe(DOCKER);
     expect(d.code).not.toBe(0);
-    const a = await run(['--cap-add', 'SYS_ADMIN', rootfs, 'sh', '-c', 'mount -t tmpfs none /tmp && grep -c " /tmp " /proc/self/mounts']);
+    const a = await run([
+      '--cap-add',
+      'SYS_ADMIN',
+      rootfs,
+      'sh',
+      '-c',
+      'mount -t tmpfs none /tmp && grep -c " /tmp " /proc/self/mounts',
+    ]);
     expect(a.stderr).toBe('');
     expect(a.stdout).toBe('1\n');
     const none = await run(['--cap-drop', 'ALL', rootfs, 'grep', 'Cap[EPB]', '/proc/self/status']);
@@ -138,10 +185,16 @@ describe('rootless without subordinate ids', () => {
     expect(r.code).toBe(0);
     const warn = r.stderr.trim().split('\n');
     expect(warn).toHaveLength(1);
-    expect(warn[0]).toBe(`nsbox: warning: rootless with a single-id map (container root is uid ${user.uid}, no other ids): missing a range for ${NAME} in /etc/subuid and /etc/subgid (e.g. ${NAME}:100000:65536)`);
+    expect(warn[0]).toBe(
+      `nsbox: warning: rootless with a single-id map (container root is uid ${user.uid}, no other ids): missing a range for ${NAME} in /etc/subuid and /etc/subgid (e.g. ${NAME}:100000:65536)`,
+    );
     const [id, ...rest] = r.stdout.trim().split('\n');
     expect(id).toBe('uid=0(root) gid=0(root)');
-    expect(rest.map((l) => l.trim().split(/\s+/))).toEqual([['0', String(user.uid), '1'], ['0', String(user.gid), '1'], ['deny']]);
+    expect(rest.map((l) => l.trim().split(/\s+/))).toEqual([
+      ['0', String(user.uid), '1'],
+      ['0', String(user.gid), '1'],
+      ['deny'],
+    ]);
   });
 
   it('still runs with its own devpts (no tty group to map) and exit codes', async () => {
@@ -156,10 +209,14 @@ describe('rootless without subordinate ids', () => {
   it('says why --user and --group-add cannot work with one id', async () => {
     const u = await run(['--user', '1000', rootfs, 'true']);
     expect(u.code).toBe(125);
-    expect(u.stderr).toMatch(new RegExp(`^nsbox: --user: uid 1000 is not mapped in the user namespace \\(uid map 0:${user.uid}:1\\)$`, 'm'));
+    expect(u.stderr).toMatch(
+      new RegExp(`^nsbox: --user: uid 1000 is not mapped in the user namespace \\(uid map 0:${user.uid}:1\\)$`, 'm'),
+    );
     const g = await run(['--group-add', '5', rootfs, 'true']);
     expect(g.code).toBe(125);
-    expect(g.stderr).toMatch(/^nsbox: --group-add: setgroups is denied in a single-id user namespace \(rootless without subordinate ids\)$/m);
+    expect(g.stderr).toMatch(
+      /^nsbox: --group-add: setgroups is denied in a single-id user namespace \(rootless without subordinate ids\)$/m,
+    );
   });
 });
 
@@ -168,8 +225,23 @@ describe('rootless refusals', () => {
     const script = `import { Container } from '${cli.replace(/run\.js$/, 'index.js')}';
 try { new Container({ rootfs: '${rootfs}', command: ['true'], limits: { memory: '64m' } }); console.log('started'); }
 catch (e) { console.log(e.message); }`;
-    const out = execFileSync('setpriv', ['--reuid', String(user.uid), '--regid', String(user.gid), '--clear-groups',
-      process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8', cwd: '/' });
-    expect(out.trim()).toMatch(/^rootless: resource limits need a cgroup v2 subtree delegated to you.*; run as root, or start nsbox in a delegated cgroup/);
+    const out = execFileSync(
+      'setpriv',
+      [
+        '--reuid',
+        String(user.uid),
+        '--regid',
+        String(user.gid),
+        '--clear-groups',
+        process.execPath,
+        '--input-type=module',
+        '-e',
+        script,
+      ],
+      { encoding: 'utf8', cwd: '/' },
+    );
+    expect(out.trim()).toMatch(
+      /^rootless: resource limits need a cgroup v2 subtree delegated to you.*; run as root, or start nsbox in a delegated cgroup/,
+    );
   });
 });

@@ -74,7 +74,9 @@ export function setSubIds(saved: Map<string, string | null>, owners: string[], l
 export function createUser(name: string, dir: string): TestUser {
   try {
     execFileSync('userdel', [name], { stdio: 'ignore' });
-  } catch { /* there was none */ }
+  } catch {
+    /* there was none */
+  }
   execFileSync('useradd', ['-M', '-U', '-s', '/bin/sh', name]);
   const uid = Number(execFileSync('id', ['-u', name], { encoding: 'utf8' }));
   const gid = Number(execFileSync('id', ['-g', name], { encoding: 'utf8' }));
@@ -91,7 +93,17 @@ export function removeUser(u: TestUser | undefined): void {
 /** Runs `node CLI ARGS...` as the user (setpriv: its ids, no other groups, no capabilities). */
 export function nsboxAs(u: TestUser, cli: string, args: string[]): Promise<CliResult> {
   const env = { PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', XDG_RUNTIME_DIR: u.runtime, HOME: '/' };
-  const argv = ['--reuid', String(u.uid), '--regid', String(u.gid), '--clear-groups', '--inh-caps=-all', process.execPath, cli, ...args];
+  const argv = [
+    '--reuid',
+    String(u.uid),
+    '--regid',
+    String(u.gid),
+    '--clear-groups',
+    '--inh-caps=-all',
+    process.execPath,
+    cli,
+    ...args,
+  ];
   return collect('setpriv', argv, { env, cwd: '/' });
 }
 
