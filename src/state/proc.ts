@@ -3,38 +3,9 @@
 import { closeSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import * as native from '../native.js';
 
-export interface ProcStat {
-  state: string;
-  ppid: number;
-  /** Clock ticks since boot: with the pid, it names one process for good. */
-  start: number;
-  utime: number;
-  stime: number;
-  rssPages: number;
-  comm: string;
-}
-
-/** /proc/PID/stat, or null when there is no such process. */
-export function procStat(pid: number): ProcStat | null {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return null;
-  }
-  const close = text.lastIndexOf(')');
-  const f = text.slice(close + 2).split(' ');
-  // Fields after "(comm)": state is 3, ppid 4, utime 14, stime 15, starttime 22, rss 24.
-  return {
-    state: f[0],
-    ppid: Number(f[1]),
-    utime: Number(f[11]),
-    stime: Number(f[12]),
-    start: Number(f[19]),
-    rssPages: Number(f[21]),
-    comm: text.slice(text.indexOf('(') + 1, close),
-  };
-}
+// The one /proc/PID/stat parser is src/proc.ts.
+export { procStat, type ProcStat } from '../proc.js';
+import { procStat } from '../proc.js';
 
 /** The process that had this pid and start time still runs (a zombie counts as ended). */
 export function isAlive(pid: number, start: number): boolean {
