@@ -25,19 +25,25 @@ const importMetaUrl = {
 const banner = `
 const __nsboxUrl = (f) => require('node:url').pathToFileURL(require('node:path').join(__dirname, f)).href;`;
 
-const tmp = join(dist, `cli.cjs.${process.pid}.tmp`);
-await build({
-  entryPoints: [join(dist, 'main.js')],
-  outfile: tmp,
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node20',
-  banner: { js: banner },
-  plugins: [importMetaUrl],
-  logLevel: 'warning',
-});
-await rename(tmp, join(dist, 'cli.cjs'));
+/** One CommonJS file from a compiled entry point, written whole (temp file, then rename). */
+async function bundle(entry, out, mode) {
+  const tmp = join(dist, `${out}.${process.pid}.tmp`);
+  await build({
+    entryPoints: [join(dist, entry)],
+    outfile: tmp,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    banner: { js: banner },
+    plugins: [importMetaUrl],
+    logLevel: 'warning',
+  });
+  if (mode) await chmod(tmp, mode);
+  await rename(tmp, join(dist, out));
+}
+
+await bundle('main.js', 'cli.cjs');
 // The default seccomp filter for Docker's capabilities on this machine, so that a run need not compile it.
 const { prebuiltDefault } = await import(pathToFileURL(join(dist, 'seccomp', 'index.js')).href);
 await writeFile(join(dist, 'seccomp-default.json'), JSON.stringify(prebuiltDefault()));
@@ -56,20 +62,7 @@ if (!(await lstat(join(dist, 'run.js')).catch(() => null))?.isFile()) {
 
 // nsbox-runtime (src/oci/main.ts), the OCI runtime: one file too, dist/nsbox-runtime.cjs, and
 // dist/nsbox-runtime linking to it (the path podman's --runtime and containerd's runc-binary take).
-const rtTmp = join(dist, `nsbox-runtime.cjs.${process.pid}.tmp`);
-await build({
-  entryPoints: [join(dist, 'oci', 'main.js')],
-  outfile: rtTmp,
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node20',
-  banner: { js: banner },
-  plugins: [importMetaUrl],
-  logLevel: 'warning',
-});
-await chmod(rtTmp, 0o755);
-await rename(rtTmp, join(dist, 'nsbox-runtime.cjs'));
+await bundle(join('oci', 'main.js'), 'nsbox-runtime.cjs', 0o755);
 const rtLink = join(dist, `nsbox-runtime.${process.pid}.tmp`);
 await rm(rtLink, { force: true });
 await symlink('nsbox-runtime.cjs', rtLink);

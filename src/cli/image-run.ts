@@ -2,11 +2,10 @@
 // overlay part added. Kept out of run.ts so that a run from a directory loads none of it.
 import { NsboxError } from '../errors.js';
 import type { ContainerSpec } from '../spec.js';
-import { randomId } from '../spec.js';
 import type { StartPart } from '../plan/part.js';
 import type { Parsed } from './args.js';
 import { formatReference, parseReference } from '../images/reference.js';
-import { imageRun, overlayPart } from '../images/run.js';
+import { imageSpec } from '../images/library.js';
 import { Store, type ImageRecord } from '../images/store.js';
 
 export const IMAGE_RUN_OPTIONS = [
@@ -36,35 +35,12 @@ export async function ensureImage(ref: string, o: Parsed['options']): Promise<Im
   return pullShowing(ref, { ...pullOptions(o), store }, false, process.stderr);
 }
 
-/** The spec with the image's config applied, and the overlay part. */
+/** The spec with the image's config applied, and the overlay part (src/images/library.ts). */
 export function fromImage(
   spec: ContainerSpec,
   o: Parsed['options'],
   ref: string,
   removeOnExit: boolean,
 ): { spec: ContainerSpec; part: StartPart } {
-  const store = new Store();
-  const img = store.find(ref);
-  if (!img) throw new NsboxError(`image not found locally: ${ref}`, { step: 'image' });
-  const run = imageRun(store, img, {
-    args: spec.command,
-    entrypoint: o.entrypoint as string | undefined,
-    env: spec.env,
-    cwd: spec.cwd,
-    user: spec.user,
-  });
-  const id = spec.id ?? randomId();
-  const { rootfs, part } = overlayPart(store, img, id, run, removeOnExit, !!spec.userns);
-  return {
-    spec: {
-      ...spec,
-      id,
-      rootfs,
-      command: run.command,
-      env: run.env,
-      cwd: run.cwd,
-      ...(run.user ? { user: run.user, groupAdd: [...(spec.groupAdd ?? []), ...(run.groupAdd ?? [])] } : {}),
-    },
-    part,
-  };
+  return imageSpec(spec, ref, { entrypoint: o.entrypoint as string | undefined, removeOnExit, hint: '' });
 }

@@ -34,13 +34,26 @@ export function images(): ImageRecord[] {
  * Entrypoint, Cmd (replaced by a non-empty `command`), Env, WorkingDir and User; the part mounts
  * the overlay and removes the layer when the container ends.
  */
-export function imageSpec(spec: Omit<ContainerSpec, 'rootfs'>, ref: string): { spec: ContainerSpec; part: StartPart } {
+export function imageSpec(
+  spec: Omit<ContainerSpec, 'rootfs'>,
+  ref: string,
+  o: { entrypoint?: string; removeOnExit?: boolean; hint?: string } = {},
+): { spec: ContainerSpec; part: StartPart } {
   const store = new Store();
   const img = store.find(ref);
-  if (!img) throw new NsboxError(`image not found locally: ${ref} (await pull('${ref}') first)`, { step: 'image' });
-  const run = imageRun(store, img, { args: spec.command ?? [], env: spec.env, cwd: spec.cwd, user: spec.user });
+  if (!img)
+    throw new NsboxError(`image not found locally: ${ref}${o.hint ?? ` (await pull('${ref}') first)`}`, {
+      step: 'image',
+    });
+  const run = imageRun(store, img, {
+    args: spec.command ?? [],
+    entrypoint: o.entrypoint,
+    env: spec.env,
+    cwd: spec.cwd,
+    user: spec.user,
+  });
   const id = spec.id ?? randomId();
-  const { rootfs, part } = overlayPart(store, img, id, run, true, !!spec.userns);
+  const { rootfs, part } = overlayPart(store, img, id, run, o.removeOnExit ?? true, !!spec.userns);
   return {
     spec: {
       ...spec,
