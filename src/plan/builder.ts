@@ -126,38 +126,65 @@ function internal(message: string): never {
   throw new NsboxError(`plan: ${message}`, { kind: 'internal', step: 'plan' });
 }
 
-/** The order the set-up's safety rests on; a violation is a bug in nsbox, never the user's input. */
+const ROOT_PHASE = PHASES.indexOf('root');
+
+/**
+ * The order the set-up's safety rests on; a violation is a bug in nsbox, never the user's input.
+ * One pass over the steps (a start builds ~100): each invariant from the positions it notes.
+ */
 function check(plan: { step: Step; phase: Phase }[], kept: readonly number[]): void {
-  const all = plan.flatMap(({ step, phase }) => [step, ...(step.orElse ?? [])].map((s) => ({ step: s, phase })));
-  const closed = all.findIndex((x) => x.step.kind === 'closeInherited');
-  const firstPath = all.findIndex((x) => RESOLVES_PATH.has(x.step.kind) || OPENS_SLOT.has(x.step.kind));
+  let closed = -1,
+    firstPath = -1,
+    rootAt = -1,
+    lastMount = -1,
+    firstIdentity = -1,
+    lastSeccomp = -1;
+  let execs = 0,
+    nnp = false,
+    lastKind = '';
+  const seccompPhases: Phase[] = [];
+  const keptClosedAt = new Map<number, number>();
+  const all: { step: Step; phase: Phase }[] = [];
+  for (const x of plan) {
+    all.push(x);
+    for (const f of x.step.orElse ?? []) all.push({ step: f, phase: x.phase });
+  }
+  all.forEach(({ step, phase }, i) => {
+    const k = step.kind;
+    if (k === 'closeInherited' && closed < 0) closed = i;
+    if (firstPath < 0 && (RESOLVES_PATH.has(k) || OPENS_SLOT.has(k))) firstPath = i;
+    if (rootAt < 0 && PHASES.indexOf(phase) >= ROOT_PHASE) rootAt = i;
+    if (k === 'close')
+      for (const fd of step.fds) if (kept.includes(fd) && !keptClosedAt.has(fd)) keptClosedAt.set(fd, i);
+    if (k === 'seccomp') {
+      seccompPhases.push(phase);
+      lastSeccomp = i;
+    }
+    if (phase === 'nnp') nnp = true;
+    if (MOUNTS.has(k)) lastMount = i;
+    if (firstIdentity < 0 && IDENTITY.has(k)) firstIdentity = i;
+    if (k === 'exec') execs++;
+    lastKind = k;
+  });
   if (firstPath >= 0 && (closed < 0 || closed > firstPath)) {
     internal(`"${all[firstPath].step.desc}" resolves a path while inherited descriptors are open`);
   }
   // A kept fd (a namespace to join) is closed before the root is built, as the rest of what was
   // inherited is: only the host's own cgroup files may be written while it is open.
-  const rootAt = all.findIndex((x) => PHASES.indexOf(x.phase) >= PHASES.indexOf('root'));
   for (const fd of kept) {
-    const closedAt = all.findIndex((x) => x.step.kind === 'close' && x.step.fds.includes(fd));
-    if (closedAt < 0 || (rootAt >= 0 && closedAt > rootAt))
+    const at = keptClosedAt.get(fd);
+    if (at === undefined || (rootAt >= 0 && at > rootAt))
       internal(`inherited fd ${fd} is still open when the root is built`);
   }
-  const seccomp = all.filter((x) => x.step.kind === 'seccomp');
-  const nnp = all.some((x) => x.phase === 'nnp');
-  for (const s of seccomp) {
-    if (s.phase === 'privileged-seccomp' ? nnp : s.phase !== 'seccomp') {
-      internal(`the seccomp filter in phase ${s.phase}`);
-    }
+  for (const phase of seccompPhases) {
+    if (phase === 'privileged-seccomp' ? nnp : phase !== 'seccomp') internal(`the seccomp filter in phase ${phase}`);
   }
-  const lastSeccomp = all.map((x) => x.step.kind).lastIndexOf('seccomp');
-  if (lastSeccomp >= 0 && seccomp.every((s) => s.phase === 'seccomp')) {
+  if (lastSeccomp >= 0 && seccompPhases.every((p) => p === 'seccomp')) {
     const late = all.slice(lastSeccomp + 1).find((x) => !AFTER_SECCOMP.has(x.phase));
     if (late) internal(`"${late.step.desc}" after the seccomp filter`);
   }
-  const lastMount = all.map((x) => MOUNTS.has(x.step.kind)).lastIndexOf(true);
-  const firstIdentity = all.findIndex((x) => IDENTITY.has(x.step.kind));
-  if (firstIdentity >= 0 && lastMount > firstIdentity)
+  if (firstIdentity >= 0 && lastMount > firstIdentity) {
     internal(`"${all[lastMount].step.desc}" after the identity steps`);
-  const execs = all.filter((x) => x.step.kind === 'exec');
-  if (execs.length !== 1 || all[all.length - 1].step.kind !== 'exec') internal('a plan must end in one exec');
+  }
+  if (execs !== 1 || lastKind !== 'exec') internal('a plan must end in one exec');
 }
