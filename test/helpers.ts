@@ -38,6 +38,8 @@ export function collect(
     p.on('error', rej);
     p.on('close', (code, signal) => res({ code, signal, stdout, stderr }));
     if (opts.onStart) opts.onStart(p.pid!);
+    // The command may end (or refuse its arguments) without reading its input: no EPIPE then.
+    p.stdin.on('error', () => {});
     p.stdin.end(opts.input ?? '');
   });
 }
