@@ -9,18 +9,8 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "throw.h"
 
-static napi_value fail(napi_env env, const char *call, int err) {
-  char msg[512];
-  snprintf(msg, sizeof msg, "%s: %s (%s)", call, strerror(err), strerrorname_np(err) ? strerrorname_np(err) : "?");
-  napi_value m, e, v;
-  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
-  napi_create_error(env, NULL, m, &e);
-  napi_create_string_utf8(env, strerrorname_np(err) ? strerrorname_np(err) : "", NAPI_AUTO_LENGTH, &v);
-  napi_set_named_property(env, e, "code", v);
-  napi_throw(env, e);
-  return NULL;
-}
 
 /* bpfLoadDeviceProgram(insns: Buffer) -> fd. The verifier's log is in the error when it refuses. */
 static napi_value LoadDeviceProgram(napi_env env, napi_callback_info info) {
@@ -55,15 +45,15 @@ static napi_value LoadDeviceProgram(napi_env env, napi_callback_info info) {
       char call[600];
       size_t n = strlen(log);
       snprintf(call, sizeof call, "bpf(BPF_PROG_LOAD) [...%.500s]", n > 500 ? log + n - 500 : log);
-      return fail(env, call, e);
+      return throw_errno(env, call, e);
     }
-    return fail(env, "bpf(BPF_PROG_LOAD)", e);
+    return throw_errno(env, "bpf(BPF_PROG_LOAD)", e);
   }
   /* Close-on-exec, as every fd of ours must be. */
   if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
     int e = errno;
     close(fd);
-    return fail(env, "fcntl", e);
+    return throw_errno(env, "fcntl", e);
   }
   napi_value r;
   napi_create_int32(env, fd, &r);
@@ -85,7 +75,7 @@ static napi_value AttachDevice(napi_env env, napi_callback_info info) {
   attr.attach_bpf_fd = (uint32_t)prog;
   attr.attach_type = BPF_CGROUP_DEVICE;
   attr.attach_flags = BPF_F_ALLOW_MULTI;
-  if (syscall(SYS_bpf, BPF_PROG_ATTACH, &attr, sizeof attr) < 0) return fail(env, "bpf(BPF_PROG_ATTACH)", errno);
+  if (syscall(SYS_bpf, BPF_PROG_ATTACH, &attr, sizeof attr) < 0) return throw_errno(env, "bpf(BPF_PROG_ATTACH)", errno);
   return NULL;
 }
 

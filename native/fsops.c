@@ -14,23 +14,8 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+#include "throw.h"
 
-static napi_value fs_throw(napi_env env, const char *call, int err) {
-  char msg[256];
-  const char *name = strerrorname_np(err);
-  snprintf(msg, sizeof msg, "%s: %s (%s)", call, strerror(err), name ? name : "?");
-  napi_value m, e, v;
-  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
-  napi_create_error(env, NULL, m, &e);
-  napi_create_string_utf8(env, name ? name : "", NAPI_AUTO_LENGTH, &v);
-  napi_set_named_property(env, e, "code", v);
-  napi_create_int32(env, err, &v);
-  napi_set_named_property(env, e, "errno", v);
-  napi_create_string_utf8(env, call, NAPI_AUTO_LENGTH, &v);
-  napi_set_named_property(env, e, "syscall", v);
-  napi_throw(env, e);
-  return NULL;
-}
 
 #define MAXARGS 6
 #define STR_MAX 4096
@@ -61,7 +46,7 @@ static int str(napi_env env, napi_value v, char *buf) {
     return -1;
   }
   if (len >= STR_MAX) {
-    fs_throw(env, "path", ENAMETOOLONG);
+    throw_errno(env, "path", ENAMETOOLONG);
     return -1;
   }
   napi_get_value_string_utf8(env, v, buf, STR_MAX, &len);
@@ -80,7 +65,7 @@ static napi_value num(napi_env env, double d) {
 
 #define ARGS struct call c; get_args(env, info, &c)
 #define STR(i, k) if (str(env, c.a[i], c.s[k]) < 0) return NULL
-#define CHECK(rc, name) if ((rc) < 0) return fs_throw(env, name, errno)
+#define CHECK(rc, name) if ((rc) < 0) return throw_errno(env, name, errno)
 
 /* openIn(rootFd, path, flags, mode, resolve): openat2 resolving inside rootFd; returns an fd. */
 static napi_value OpenIn(napi_env env, napi_callback_info info) {
@@ -158,9 +143,9 @@ static napi_value FchmodFd(napi_env env, napi_callback_info info) {
   mode_t mode = (mode_t)i64(env, c.a[1]);
   struct stat st;
   CHECK(fstat(fd, &st), "fstat");
-  if (S_ISLNK(st.st_mode)) return fs_throw(env, "fchmod", ELOOP);
+  if (S_ISLNK(st.st_mode)) return throw_errno(env, "fchmod", ELOOP);
   if (fchmod(fd, mode) == 0) return NULL;
-  if (errno != EBADF) return fs_throw(env, "fchmod", errno);
+  if (errno != EBADF) return throw_errno(env, "fchmod", errno);
   char proc[64];
   snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
   CHECK(fchmodat(AT_FDCWD, proc, mode, 0), "fchmodat");
@@ -208,7 +193,7 @@ static napi_value StatAt(napi_env env, napi_callback_info info) {
   if (fstatat((int)i64(env, c.a[0]), c.s[0], &st, flags) < 0) {
     napi_value n;
     if (errno == ENOENT) return napi_get_null(env, &n), n;
-    return fs_throw(env, "fstatat", errno);
+    return throw_errno(env, "fstatat", errno);
   }
   napi_value r;
   napi_create_object(env, &r);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include "throw.h"
 
 /* OP_HOLD_OPEN: open the hold FIFO (a host path, before pivot_root) read-write into a slot. O_RDWR
  * never blocks on a FIFO, and keeps a reader open, so `start` can open it for writing at any time. */
@@ -48,17 +49,6 @@ int op_hold(struct plan *p, struct op *o, int step) {
   return 0;
 }
 
-static napi_value fail(napi_env env, const char *call, int err) {
-  char msg[256];
-  snprintf(msg, sizeof msg, "%s: %s", call, strerror(err));
-  napi_value m, e, v;
-  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
-  napi_create_error(env, NULL, m, &e);
-  napi_create_string_utf8(env, strerrorname_np(err) ? strerrorname_np(err) : "", NAPI_AUTO_LENGTH, &v);
-  napi_set_named_property(env, e, "code", v);
-  napi_throw(env, e);
-  return NULL;
-}
 
 /* sendFd(socketPath, fd): connect to a unix stream socket and send fd with SCM_RIGHTS (one byte of
  * data, as runc and crun send the terminal's master to --console-socket). */
@@ -74,15 +64,15 @@ static napi_value SendFd(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "sendFd: expected (socket path, fd)");
     return NULL;
   }
-  if (len == 0 || len >= sizeof path - 1) return fail(env, "console socket path", ENAMETOOLONG);
+  if (len == 0 || len >= sizeof path - 1) return throw_errno(env, "console socket path", ENAMETOOLONG);
   struct sockaddr_un sa = { .sun_family = AF_UNIX };
   memcpy(sa.sun_path, path, len + 1);
   int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (s < 0) return fail(env, "socket", errno);
+  if (s < 0) return throw_errno(env, "socket", errno);
   if (connect(s, (struct sockaddr *)&sa, sizeof sa) < 0) {
     int e = errno;
     close(s);
-    return fail(env, "connect to the console socket", e);
+    return throw_errno(env, "connect to the console socket", e);
   }
   char byte = 0, ctl[CMSG_SPACE(sizeof(int))];
   memset(ctl, 0, sizeof ctl);
@@ -97,7 +87,7 @@ static napi_value SendFd(napi_env env, napi_callback_info info) {
   do n = sendmsg(s, &msg, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
   int e = errno;
   close(s);
-  if (n < 0) return fail(env, "send the terminal to the console socket", e);
+  if (n < 0) return throw_errno(env, "send the terminal to the console socket", e);
   return NULL;
 }
 
@@ -114,7 +104,7 @@ static napi_value Mkfifo(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "mkfifo: expected (path, mode)");
     return NULL;
   }
-  if (mkfifo(path, mode) < 0) return fail(env, "mkfifo", errno);
+  if (mkfifo(path, mode) < 0) return throw_errno(env, "mkfifo", errno);
   return NULL;
 }
 

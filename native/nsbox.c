@@ -3,6 +3,7 @@
  * exposes single syscalls. */
 #define _GNU_SOURCE
 #include "plan.h"
+#include "throw.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -36,8 +37,8 @@ struct nsbox_clone_args {
 
 /* ---- errors and argument helpers ---- */
 
-static napi_value throw_errno(napi_env env, const char *call, int err) {
-  char msg[256];
+napi_value throw_errno(napi_env env, const char *call, int err) {
+  char msg[1024];
   const char *name = strerrorname_np(err);
   snprintf(msg, sizeof msg, "%s: %s (%s)", call, strerror(err), name ? name : "?");
   napi_value m, e, v;

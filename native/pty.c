@@ -12,22 +12,12 @@
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "throw.h"
 
 #ifndef TIOCGPTPEER
 #define TIOCGPTPEER _IO('T', 0x41)
 #endif
 
-static napi_value fail(napi_env env, const char *call, int err) {
-  char msg[160];
-  snprintf(msg, sizeof msg, "%s: %s", call, strerror(err));
-  napi_value e, m, c;
-  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
-  napi_create_error(env, NULL, m, &e);
-  napi_create_int32(env, err, &c);
-  napi_set_named_property(env, e, "errno", c);
-  napi_throw(env, e);
-  return NULL;
-}
 
 /* openptyIn(rootPath) -> { master, slave, path }: rootPath is a container's root, e.g. /proc/PID/root. */
 static napi_value OpenptyIn(napi_env env, napi_callback_info info) {
@@ -41,7 +31,7 @@ static napi_value OpenptyIn(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int rfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (rfd < 0) return fail(env, "open the container's root", errno);
+  if (rfd < 0) return throw_errno(env, "open the container's root", errno);
   struct open_how how = {
     .flags = O_RDWR | O_NOCTTY | O_CLOEXEC,
     .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS,
@@ -49,18 +39,18 @@ static napi_value OpenptyIn(napi_env env, napi_callback_info info) {
   int m = syscall(SYS_openat2, rfd, "/dev/pts/ptmx", &how, sizeof how);
   int e = errno;
   close(rfd);
-  if (m < 0) return fail(env, "open the container's /dev/pts/ptmx", e);
+  if (m < 0) return throw_errno(env, "open the container's /dev/pts/ptmx", e);
   int unlock = 0, n = -1;
   if (ioctl(m, TIOCSPTLCK, &unlock) < 0 || ioctl(m, TIOCGPTN, &n) < 0) {
     e = errno;
     close(m);
-    return fail(env, "unlock the container's pty", e);
+    return throw_errno(env, "unlock the container's pty", e);
   }
   int s = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (s < 0) {
     e = errno;
     close(m);
-    return fail(env, "open the container's pty slave", e);
+    return throw_errno(env, "open the container's pty slave", e);
   }
   char path[32];
   snprintf(path, sizeof path, "/dev/pts/%d", n);
