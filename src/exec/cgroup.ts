@@ -1,7 +1,7 @@
 // The cgroups a running process is in, as nsbox's cgroup code sees them: for exec to join them
 // and for stats to read them. From /proc/PID/cgroup (host paths: we are in the host's cgroup
 // namespace) and the hierarchies mounted here.
-import { closeSync, constants as fsConstants, openSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, constants as fsConstants, openSync, readdirSync, readFileSync } from 'node:fs';
 import { Cgroup, PARENT, type CgroupDir } from '../cgroups/cgroup.js';
 import { CONTROLLERS, hierarchies, type Hierarchy } from '../cgroups/hierarchy.js';
 import { NsboxError } from '../errors.js';
@@ -50,6 +50,10 @@ export interface CgroupJoin {
 export function joinCgroupsOf(pid: number): CgroupJoin {
   // Unreadable means unknown, not none: the command would escape the container's limits (fail closed).
   if (lines(pid).size === 0) {
+    // Gone meanwhile (an exec racing a stop): say so, as the other steps of exec do.
+    if (!existsSync(`/proc/${pid}`)) {
+      throw new NsboxError('the container is not running any more', { code: 'ESRCH', step: 'cgroup', kind: 'step' });
+    }
     throw new NsboxError(`cannot read the cgroups of process ${pid}`, { code: 'ESRCH', step: 'cgroup' });
   }
   const dirs = cgroupDirs(pid, true);
