@@ -34,16 +34,15 @@ const PRUNE_HELP = `Usage: nsbox prune            (also: nsbox container prune)
 
 Remove every stopped container (its state, name and log), printing each id removed.`;
 
+// -f for prune too: docker's `container prune -f` skips a prompt nsbox never shows.
+const OPTIONS = [
+  { long: 'force', short: 'f' },
+  { long: 'help', short: 'h' },
+];
+
 /** Every stopped container, removed; running ones are left alone. */
 async function prune(argv: string[]): Promise<number> {
-  const { options: o, positionals } = parseArgs(
-    argv,
-    [
-      { long: 'force', short: 'f' },
-      { long: 'help', short: 'h' },
-    ],
-    Infinity,
-  );
+  const { options: o, positionals } = parseArgs(argv, OPTIONS, Infinity);
   if (o.help) {
     process.stdout.write(`${PRUNE_HELP}\n`);
     return 0;
@@ -61,14 +60,7 @@ export async function command(name: string, argv: string[]): Promise<number> {
     if (argv[0] === 'prune') return prune(argv.slice(1));
     throw new NsboxError(`unknown container command: ${argv[0] ?? '(none)'} (container prune)`);
   }
-  const { options: o, positionals } = parseArgs(
-    argv,
-    [
-      { long: 'force', short: 'f' },
-      { long: 'help', short: 'h' },
-    ],
-    Infinity,
-  );
+  const { options: o, positionals } = parseArgs(argv, OPTIONS, Infinity);
   if (o.help) {
     process.stdout.write(`${RM_HELP}\n`);
     return 0;

@@ -2,6 +2,7 @@
 // --cap-drop on every set, and no_new_privs against a setuid-root binary.
 import { readFileSync, rmSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { CAP_NAMES } from '../../dist/userns/caps.js';
 import { expectNothingLeft, nsbox, snapshot } from '../helpers.js';
 import { rootfsCopy, scratch } from './setup.js';
 
@@ -100,33 +101,7 @@ describe('capabilities', () => {
     expect(unknown.stderr).toBe('nsbox: --cap-add: unknown capability: SYS_FOO\n');
     const missing = [...Array(41).keys()].find((n) => !(hostBounding & bit(n)));
     if (missing === undefined) return; // this host's root holds every capability
-    const names = [
-      'CHOWN',
-      'DAC_OVERRIDE',
-      'DAC_READ_SEARCH',
-      'FOWNER',
-      'FSETID',
-      'KILL',
-      'SETGID',
-      'SETUID',
-      'SETPCAP',
-      'LINUX_IMMUTABLE',
-      'NET_BIND_SERVICE',
-      'NET_BROADCAST',
-      'NET_ADMIN',
-      'NET_RAW',
-      'IPC_LOCK',
-      'IPC_OWNER',
-      'SYS_MODULE',
-      'SYS_RAWIO',
-      'SYS_CHROOT',
-      'SYS_PTRACE',
-      'SYS_PACCT',
-      'SYS_ADMIN',
-      'SYS_BOOT',
-      'SYS_NICE',
-      'SYS_RESOURCE',
-    ];
+    const names = CAP_NAMES;
     const r = await nsbox(['--cap-add', names[missing], rootfs, 'true']);
     expect(r.code).toBe(125);
     expect(r.stderr).toMatch(
