@@ -37,7 +37,7 @@ struct nsbox_clone_args {
 
 /* ---- errors and argument helpers ---- */
 
-napi_value throw_errno(napi_env env, const char *call, int err) {
+static napi_value errno_error(napi_env env, const char *call, int err) {
   char msg[1024];
   const char *name = strerrorname_np(err);
   snprintf(msg, sizeof msg, "%s: %s (%s)", call, strerror(err), name ? name : "?");
@@ -50,7 +50,11 @@ napi_value throw_errno(napi_env env, const char *call, int err) {
   napi_set_named_property(env, e, "errno", v);
   napi_create_string_utf8(env, call, NAPI_AUTO_LENGTH, &v);
   napi_set_named_property(env, e, "syscall", v);
-  napi_throw(env, e);
+  return e;
+}
+
+napi_value throw_errno(napi_env env, const char *call, int err) {
+  napi_throw(env, errno_error(env, call, err));
   return NULL;
 }
 
@@ -136,6 +140,8 @@ static void free_plan(struct plan *p) {
     free(o->envp);
   }
   free(p->ops);
+  free(p->cmd);
+  free(p->cmd_ptrs);
   free(p);
 }
 
@@ -198,14 +204,17 @@ static const struct op_args OP_ARGS[] = {
   [OP_MASK_AT] = { S(1, 1), N(2, 2), { SLOT, SLOT } },
   [OP_CLOSE_SLOTS] = { S(0, 0), N(0, 64), { SLOT } },
   [OP_HOLD_OPEN] = { S(1, 1), N(1, 1), { SLOT } },
-  [OP_HOLD] = { S(0, 0), N(1, 1), { SLOT } },
+  [OP_HOLD] = { S(0, 0), N(1, 2), { SLOT, U32 } },
+  [OP_HELD_CHDIR] = { S(0, 0), N(0, 0), { NONE } },
+  [OP_HELD_EXEC] = { S(0, 0), N(0, 0), { NONE } },
 };
 #define NKINDS (int)(sizeof OP_ARGS / sizeof OP_ARGS[0])
 /* A kind without a row (all zeros) would pass as an op without arguments: refuse it. */
 static bool known_kind(int k) {
   if (k < 0 || k >= NKINDS) return false;
   const struct op_args *a = &OP_ARGS[k];
-  return a->smax || a->nmax || k == OP_LOOPBACK_UP || k == OP_WAIT_SYNC || k == OP_SETSID || k == OP_INIT;
+  return a->smax || a->nmax || k == OP_LOOPBACK_UP || k == OP_WAIT_SYNC || k == OP_SETSID || k == OP_INIT
+    || k == OP_HELD_CHDIR || k == OP_HELD_EXEC;
 }
 
 /* The largest string one op may carry (an argument: the kernel takes 128 KiB; a file's data). */
@@ -341,6 +350,10 @@ static bool read_op(napi_env env, napi_value v, uint32_t i, uint32_t nops, struc
     for (int j = 0; j < argc; j++) o->argv[j] = o->s[j];
     for (int j = 0; j < envc; j++) o->envp[j] = o->s[argc + j];
   }
+  if (o->kind == OP_HOLD && o->nn > 1 && o->n[1] > HOLD_MAX_COMMAND) {
+    snprintf(what, sizeof what, "spawn: ops[%u]: a held command takes at most %d bytes", i, HOLD_MAX_COMMAND);
+    goto range;
+  }
   if (o->kind == OP_CLOSE && o->nn > 0 && o->n[0] != -1)
     for (int j = 0; j < o->nn; j++)
       if (o->n[j] < 0) {
@@ -396,6 +409,19 @@ static struct plan *read_plan(napi_env env, napi_value ops) {
       free_plan(p);
       return NULL;
     }
+    struct op *o = &p->ops[i];
+    /* A command received at release: its buffer and pointers now, as the child may not allocate. */
+    if (o->kind == OP_HOLD && o->nn > 1 && o->n[1] > 0 && !p->cmd) {
+      p->cmd_cap = (size_t)o->n[1];
+      p->cmd_nptrs = p->cmd_cap / 16 + 3; /* strings of 16 bytes on average, NULs included */
+      p->cmd = malloc(p->cmd_cap);
+      p->cmd_ptrs = calloc(p->cmd_nptrs, sizeof(char *));
+      if (!p->cmd || !p->cmd_ptrs) {
+        free_plan(p);
+        napi_throw_error(env, "ENOMEM", "spawn: out of memory");
+        return NULL;
+      }
+    }
   }
   return p;
 }
@@ -431,94 +457,180 @@ static pid_t spawn_vfork(struct plan *p, uint64_t flags, int *pidfd) {
   return pid;
 }
 
-/* spawn({ flags, cgroupFd?, sync?, ops }) -> { pid, pidfd, errFd, syncFd } */
-static napi_value Spawn(napi_env env, napi_callback_info info) {
-  napi_value a[1];
-  args(env, info, 1, a);
+/* One start: the plan and pipes made on the JavaScript thread, the clone on any thread, the result read
+ * back on the JavaScript thread. */
+struct job {
+  struct plan *p;
+  struct nsbox_clone_args ca;
+  int pidfd, errp[2], syncp[2];
+  bool sync;
+  pid_t pid;
+  int err;
+  napi_async_work work;
+  napi_deferred deferred;
+};
+
+static void free_job(struct job *j) {
+  if (j->p) free_plan(j->p);
+  free(j);
+}
+
+/* Reads a request into a job (the plan in C memory, the pipes made); NULL with a JavaScript error thrown. */
+static struct job *prepare(napi_env env, napi_value req) {
   napi_valuetype t;
-  napi_typeof(env, a[0], &t);
+  napi_typeof(env, req, &t);
   if (t != napi_object) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "spawn: expected { flags, ops, sync?, cgroupFd? }");
     return NULL;
   }
   int64_t fl, cgfd = -1;
-  if (!int_arg(env, prop(env, a[0], "flags"), "spawn: flags", 0, 4294967295.0, &fl)) return NULL;
-  napi_value cg = prop(env, a[0], "cgroupFd");
+  if (!int_arg(env, prop(env, req, "flags"), "spawn: flags", 0, 4294967295.0, &fl)) return NULL;
+  napi_value cg = prop(env, req, "cgroupFd");
   if (!is_undefined(env, cg) && !int_arg(env, cg, "spawn: cgroupFd", 0, INT_MAX_D, &cgfd)) return NULL;
   bool sync = false;
-  napi_value sv = prop(env, a[0], "sync");
+  napi_value sv = prop(env, req, "sync");
   if (!is_undefined(env, sv) && napi_get_value_bool(env, sv, &sync) != napi_ok) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "spawn: sync must be true or false");
     return NULL;
   }
-  struct plan *p = read_plan(env, prop(env, a[0], "ops"));
-  if (!p) return NULL;
   uint64_t flags = (uint64_t)fl;
   /* Only namespaces: CLONE_VM, CLONE_THREAD, CLONE_SETTLS... would make a child that shares or
    * corrupts this process. CLONE_NEWTIME is 0x80. */
   const uint64_t ns = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID
     | CLONE_NEWNET | 0x80;
   if (flags & ~ns) {
-    free_plan(p);
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "spawn: flags may hold only CLONE_NEW* namespace flags");
     return NULL;
   }
-
-  int errp[2], syncp[2] = { -1, -1 };
-  if (pipe2(errp, O_CLOEXEC) < 0) {
-    free_plan(p);
-    return throw_errno(env, "pipe2", errno);
+  struct job *j = calloc(1, sizeof *j);
+  if (!j) {
+    napi_throw_error(env, "ENOMEM", "spawn: out of memory");
+    return NULL;
   }
-  if (sync && pipe2(syncp, O_CLOEXEC) < 0) {
+  j->pidfd = -1;
+  j->syncp[0] = j->syncp[1] = -1;
+  j->sync = sync;
+  if (!(j->p = read_plan(env, prop(env, req, "ops")))) {
+    free_job(j);
+    return NULL;
+  }
+  if (pipe2(j->errp, O_CLOEXEC) < 0) {
+    free_job(j);
+    throw_errno(env, "pipe2", errno);
+    return NULL;
+  }
+  if (sync && pipe2(j->syncp, O_CLOEXEC) < 0) {
     int e = errno;
-    close(errp[0]);
-    close(errp[1]);
-    free_plan(p);
-    return throw_errno(env, "pipe2", e);
+    close(j->errp[0]);
+    close(j->errp[1]);
+    free_job(j);
+    throw_errno(env, "pipe2", e);
+    return NULL;
   }
-  p->err_fd = errp[1];
-  p->sync_fd = syncp[0];
-  p->sync_peer = syncp[1];
-
-  int pidfd = -1;
-  struct nsbox_clone_args ca = { 0 };
-  ca.flags = flags | CLONE_PIDFD;
-  ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
-  ca.exit_signal = SIGCHLD;
+  j->p->err_fd = j->errp[1];
+  j->p->sync_fd = j->syncp[0];
+  j->p->sync_peer = j->syncp[1];
+  j->ca.flags = flags | CLONE_PIDFD;
+  j->ca.pidfd = (uint64_t)(uintptr_t)&j->pidfd;
+  j->ca.exit_signal = SIGCHLD;
   if (cgfd >= 0) {
-    ca.flags |= NSBOX_CLONE_INTO_CGROUP;
-    ca.cgroup = (uint64_t)cgfd;
+    j->ca.flags |= NSBOX_CLONE_INTO_CGROUP;
+    j->ca.cgroup = (uint64_t)cgfd;
   }
+  return j;
+}
 
+/* The clone, on whichever thread calls it; returns once the child has exec'd or failed (the vfork
+ * path) or exists (clone3, a copy of our memory). Touches nothing but the job. */
+static void launch(struct job *j) {
   /* No signal handler of Node's may run in the child before it resets them. */
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  pid_t pid;
-  if (can_vfork(p, ca.flags)) {
-    pid = spawn_vfork(p, ca.flags, &pidfd);
+  if (can_vfork(j->p, j->ca.flags)) {
+    j->pid = spawn_vfork(j->p, j->ca.flags, &j->pidfd);
   } else {
-    pid = syscall(SYS_clone3, &ca, sizeof ca);
-    if (pid == 0) plan_run(p);
+    j->pid = syscall(SYS_clone3, &j->ca, sizeof j->ca);
+    if (j->pid == 0) plan_run(j->p);
   }
-  int e = errno;
+  j->err = errno;
   pthread_sigmask(SIG_SETMASK, &old, NULL);
+  /* The child ends of the pipes: the child has its own (exec'd, or copied with its memory). */
+  close(j->errp[1]);
+  if (j->sync) close(j->syncp[0]);
+}
 
-  close(errp[1]);
-  if (sync) close(syncp[0]);
-  free_plan(p);
-  if (pid < 0) {
-    close(errp[0]);
-    if (sync) close(syncp[1]);
-    return throw_errno(env, "clone3", e);
+/* The result of a launched job ({ pid, pidfd, errFd, syncFd }), or NULL with *error set; frees the job. */
+static napi_value finish(napi_env env, struct job *j, napi_value *error) {
+  napi_value r = NULL;
+  if (j->pid < 0) {
+    close(j->errp[0]);
+    if (j->sync) close(j->syncp[1]);
+    *error = errno_error(env, "clone3", j->err);
+  } else {
+    napi_create_object(env, &r);
+    napi_set_named_property(env, r, "pid", num(env, j->pid));
+    napi_set_named_property(env, r, "pidfd", num(env, j->pidfd));
+    napi_set_named_property(env, r, "errFd", num(env, j->errp[0]));
+    napi_set_named_property(env, r, "syncFd", num(env, j->syncp[1]));
   }
-  napi_value r;
-  napi_create_object(env, &r);
-  napi_set_named_property(env, r, "pid", num(env, pid));
-  napi_set_named_property(env, r, "pidfd", num(env, pidfd));
-  napi_set_named_property(env, r, "errFd", num(env, errp[0]));
-  napi_set_named_property(env, r, "syncFd", num(env, syncp[1]));
+  free_job(j);
   return r;
+}
+
+/* spawn({ flags, cgroupFd?, sync?, ops }) -> { pid, pidfd, errFd, syncFd }: the clone on this thread. */
+static napi_value Spawn(napi_env env, napi_callback_info info) {
+  napi_value a[1], error;
+  args(env, info, 1, a);
+  struct job *j = prepare(env, a[0]);
+  if (!j) return NULL;
+  launch(j);
+  napi_value r = finish(env, j, &error);
+  if (!r) napi_throw(env, error);
+  return r;
+}
+
+/* spawnAsync(req) -> Promise of what spawn returns: the clone (and, on the vfork path, the wait until the
+ * child has exec'd) on a thread of libuv's pool, so the event loop goes on meanwhile. The plan stays in
+ * the job until then. PR_SET_PDEATHSIG fires when the thread that cloned the child exits: libuv's pool
+ * threads live as long as the process (they are joined only at its exit), so a container still dies
+ * with the process that made it, and never earlier. */
+static void async_execute(napi_env env, void *data) {
+  (void)env;
+  launch(data);
+}
+
+static void async_complete(napi_env env, napi_status status, void *data) {
+  struct job *j = data;
+  napi_deferred d = j->deferred;
+  napi_async_work w = j->work;
+  napi_value error, r = finish(env, j, &error);
+  if (r) napi_resolve_deferred(env, d, r);
+  else napi_reject_deferred(env, d, error);
+  napi_delete_async_work(env, w);
+  (void)status; /* napi_cancelled only by napi_cancel_async_work, which nothing calls */
+}
+
+static napi_value SpawnAsync(napi_env env, napi_callback_info info) {
+  napi_value a[1], promise, name;
+  args(env, info, 1, a);
+  struct job *j = prepare(env, a[0]);
+  if (!j) return NULL;
+  napi_create_string_utf8(env, "nsbox.spawn", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_promise(env, &j->deferred, &promise) != napi_ok
+      || napi_create_async_work(env, NULL, name, async_execute, async_complete, j, &j->work) != napi_ok
+      || napi_queue_async_work(env, j->work) != napi_ok) {
+    close(j->errp[0]);
+    close(j->errp[1]);
+    if (j->sync) {
+      close(j->syncp[0]);
+      close(j->syncp[1]);
+    }
+    free_job(j);
+    napi_throw_error(env, NULL, "spawn: cannot queue the start");
+    return NULL;
+  }
+  return promise;
 }
 
 /* ---- waiting: libuv watches an fd; the callback runs once, when it is readable ---- */
@@ -799,6 +911,7 @@ void hold_register(napi_env env, napi_value exports);
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor d[] = {
     FN("spawn", Spawn),
+    FN("spawnAsync", SpawnAsync),
     FN("watchReadable", WatchReadable),
     FN("waitPidfd", WaitPidfd),
     FN("pidfdOpen", PidfdOpen),

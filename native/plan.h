@@ -56,8 +56,16 @@ enum op_kind {
   OP_CLOSE_SLOTS = 43,   /* n: slots...: close what they hold (no fd of a mount in reach of exec's path lookup) */
   /* Held before exec until started (native/hold.c). */
   OP_HOLD_OPEN = 44,     /* s: FIFO path   n: slot: open it read-write (before pivot_root) */
-  OP_HOLD = 45,          /* n: slot: report "held" on the error pipe, close it, wait for a byte on the FIFO */
+  OP_HOLD = 45,          /* n: slot[, cap]: report "held" on the error pipe, close it, wait for a byte on the FIFO;
+                            with cap > 0, keep the error pipe and read a command message (below) of at most cap bytes */
+  /* A command given at release to a container held with a command buffer (a sandbox pool). */
+  OP_HELD_CHDIR = 46,    /* chdir in the root to the message's cwd (as OP_CHDIR_IN_ROOT; nothing when it is empty) */
+  OP_HELD_EXEC = 47,     /* execve the message's command: its argv, env and candidate paths, as OP_EXEC */
 };
+
+/* The command message (little-endian): u32 length of the rest, then u32 argc, envc, ncand, then NUL-terminated
+ * strings: cwd, argv..., env..., candidate paths.... Read into the plan's buffer, allocated before clone. */
+#define HOLD_MAX_COMMAND (4 << 20)
 
 #define PLAN_SLOTS 1024
 
@@ -90,6 +98,12 @@ struct plan {
   int sync_peer;    /* the parent's write end: the child closes its copy first, so the parent's death reads as EOF */
   int err_fd;       /* write end, close-on-exec */
   int slots[PLAN_SLOTS];
+  /* OP_HOLD with a command buffer: the message, and pointers into it (argv, NULL, envp, NULL, candidates). */
+  char *cmd;
+  size_t cmd_cap;
+  char **cmd_ptrs;
+  size_t cmd_nptrs;
+  int cmd_argc, cmd_envc, cmd_ncand;
 };
 
 /* native/paths.c */
@@ -110,6 +124,8 @@ int check_path_op(struct op *o);
 /* native/hold.c */
 int op_hold_open(struct plan *p, struct op *o);
 int op_hold(struct plan *p, struct op *o, int step);
+int op_held_chdir(struct plan *p);
+int op_held_exec(struct plan *p);
 
 /* Runs in the child after clone(): raw syscalls only. Never returns. */
 void plan_run(struct plan *p) __attribute__((noreturn));

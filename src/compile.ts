@@ -64,7 +64,8 @@ export function compile(s: ResolvedSpec, facts: HostFacts, parts: readonly Start
   const seccomp = s.hardening.seccompStep;
   if (seccomp) b.add(s.identity.noNewPrivileges ? 'seccomp' : 'privileged-seccomp', seccomp);
   b.add('exec-fds', op.closeFds(3));
-  b.add('exec', op.exec(s.command[0], s.command, s.env, commandCandidates(s.command[0], s.env)));
+  const held = parts.some((p) => p.execsHeld);
+  b.add('exec', held ? op.heldExec() : op.exec(s.command[0], s.command, s.env, commandCandidates(s.command[0], s.env)));
   for (const p of parts) p.steps?.(b);
   const plan = b.build();
   // A filter that blocks what the child still runs after it would end the start in silence.

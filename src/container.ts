@@ -5,8 +5,10 @@ import { constants as osConstants } from 'node:os';
 import * as native from './native.js';
 import type { WaitStatus } from './native.js';
 import { NsboxError } from './errors.js';
-import { encode } from './plan/encode.js';
-import { spawnPlan, whenExecuted } from './plan/child.js';
+import { encode, type Encoded } from './plan/encode.js';
+import { reaped, whenExecuted, whenHeld } from './plan/child.js';
+import { HELD_COMMAND_BYTES, holdPart, sendCommand } from './plan/hold.js';
+import type { Step } from './plan/steps.js';
 import type { ExitStatus, StartPart, Usage } from './plan/part.js';
 import { compile, namespaceFlags } from './compile.js';
 import { hostFacts } from './host/facts.js';
@@ -58,37 +60,67 @@ function toExitStatus(w: WaitStatus, killedBy: number | null): ExitStatus {
   };
 }
 
+/** How a container starts (the library's sandboxes and pool; the CLI and the OCI runtime use the defaults). */
+export interface StartOptions {
+  /**
+   * Clone on a thread of libuv's pool, so the event loop runs on while the child sets itself up: `pid` is
+   * 0 until `spawned` settles, and a failed clone rejects `spawned`, `ready` and `exited` instead of throwing.
+   */
+  async?: boolean;
+  /**
+   * Hold it before exec on this FIFO (made by makeHoldFifo) with room for a command: `ready` settles once it
+   * is held, and go() gives it the command to run (a sandbox pool; src/plan/hold.ts).
+   */
+  heldFifo?: string;
+}
+
+/** The started child, once known. */
+interface Started {
+  ready: Promise<void>;
+  exited: Promise<ExitStatus>;
+}
+
 export class Container {
   readonly id: string;
   readonly name: string;
-  readonly pid: number;
+  /** PID 1's pid on the host (0 until `spawned` settles when started with `async`). */
+  pid = 0;
   /** The container's IPv4 address on its network (null for none, host, pasta). */
   readonly address: string | null;
-  /** Settles when the command is running (execve done), or rejects with the step that failed. */
+  /** Settles once the pid is known; rejects when the clone failed. */
+  readonly spawned: Promise<void>;
+  /** Settles when the command is running (execve done) or held, or rejects with the step that failed. */
   readonly ready: Promise<void>;
   /** Settles when PID 1 has ended; rejects like `ready` if set-up failed. */
   readonly exited: Promise<ExitStatus>;
-  private pidfd: number;
+  private pidfd = -1;
+  private errFd = -1;
   private done = false;
   private killedBy: number | null = null;
+  private pendingKill: number | null = null;
+  /** A held container's command, given by go(): its exec result. */
+  private given: { resolve(): void; reject(e: unknown): void; promise: Promise<void> } | null = null;
+  private readonly heldFifo: string | undefined;
+  private readonly plan: Encoded;
   /** What an exec into it starts from: the container's environment, working directory and credentials. */
   private execBase!: { env: string[]; cwd: string; creds: ReturnType<typeof credentials> };
   private readonly signals: SignalMode;
   private readonly ownPidns: boolean;
   private parts: StartPart[];
 
-  constructor(spec: ContainerSpec, parts: StartPart[] = []) {
+  constructor(spec: ContainerSpec, parts: StartPart[] = [], opts: StartOptions = {}) {
     const s = resolveSpec(spec);
     checkPrivilege(s);
     const facts = hostFacts();
     if (s.identity.userns) parts = [usernsPart(s.identity.userns), ...parts];
     if (s.init) parts = [...parts, initPart()];
+    if (opts.heldFifo) parts = [...parts, holdPart(opts.heldFifo, HELD_COMMAND_BYTES)];
     // The cgroup (made now, limits validated by resolveSpec): see src/cgroups/part.ts.
     // A caller may bring its own (an OCI runtime's, at the path its config names).
     const own = parts.find((p): p is CgroupPart => p instanceof CgroupPart);
     const cg = own ?? cgroupPart(s);
     if (cg && !own) parts = [...parts, cg];
-    let plan;
+    let plan: Encoded;
     let net: NetworkPart | null = null;
     try {
       // The devices allowed (a v1 devices cgroup or a v2 BPF program): see src/devices/cgroup.ts.
@@ -114,25 +146,53 @@ export class Container {
       cgroupFd = p.cgroupFd ?? cgroupFd;
     }
     for (const p of parts) flags &= ~(p.clearFlags ?? 0);
-    let started: ReturnType<typeof spawnPlan>;
-    try {
-      started = spawnPlan(plan, { flags, sync, cgroupFd }, () => {
-        this.done = true;
-      });
-    } catch (e) {
-      for (const p of parts) p.abort?.();
-      throw e;
-    }
-    const child = started.child;
     this.id = s.id;
     this.name = s.name;
     this.signals = s.signals;
     this.ownPidns = s.namespaces.pid;
     this.parts = parts;
-    this.pid = child.pid;
+    this.plan = plan;
+    this.heldFifo = opts.heldFifo;
     this.address = net?.address ?? null;
+    const req = { flags, sync, cgroupFd, ops: plan.ops };
+    const abort = (e: unknown) => {
+      for (const p of parts) p.abort?.();
+      throw e;
+    };
+    if (!opts.async) {
+      let child: native.SpawnedChild;
+      try {
+        child = native.spawn(req);
+      } catch (e) {
+        abort(e);
+      }
+      const st = this.started(child!, sync, true);
+      this.spawned = Promise.resolve();
+      this.ready = st.ready;
+      this.exited = st.exited;
+    } else {
+      const st = native.spawnAsync(req).then((child) => this.started(child, sync, false), abort);
+      this.spawned = st.then(() => {});
+      this.ready = st.then((x) => x.ready);
+      this.exited = st.then((x) => x.exited);
+      this.spawned.catch(() => {});
+    }
+    this.ready.catch(() => {});
+    this.exited.catch(() => {});
+  }
+
+  /**
+   * The child exists: watch it, tell the parts its pid, release it. When that fails it is killed; the error
+   * is thrown (`throwNow`, the caller gets no handle) or becomes `ready`'s and `exited`'s.
+   */
+  private started(child: native.SpawnedChild, sync: boolean, throwNow: boolean): Started {
+    const parts = this.parts;
+    this.pid = child.pid;
     this.pidfd = child.pidfd;
-    const exit = started.exit
+    this.errFd = child.errFd;
+    const exit = reaped(child.pidfd, () => {
+      this.done = true;
+    })
       .then((w) => toExitStatus(w, this.killedBy))
       .then(async (st) => {
         for (const p of parts) await p.afterExit?.(st);
@@ -140,34 +200,64 @@ export class Container {
       });
     try {
       for (const p of parts) p.started?.(child.pid);
+      if (sync) this.release(child, parts);
     } catch (e) {
-      // The caller gets no handle when this throws: nothing may run on (its exit still cleans up).
-      native.pidfdSendSignal(child.pidfd, osConstants.signals.SIGKILL);
+      // Nothing may run on (its exit still cleans up).
+      try {
+        native.pidfdSendSignal(child.pidfd, osConstants.signals.SIGKILL);
+      } catch {
+        /* ended already */
+      }
       exit.catch(() => {});
       closeSync(child.errFd);
       if (sync) closeSync(child.syncFd);
-      throw e;
+      if (throwNow) throw e;
+      return { ready: Promise.reject(e), exited: exit.then(() => Promise.reject(e)) };
     }
-    if (sync) {
-      try {
-        this.release(child, parts);
-      } catch (e) {
-        // The child is killed; its exit still runs afterExit (cleanup), but nobody awaits it.
-        closeSync(child.errFd);
-        exit.catch(() => {});
-        throw e;
-      }
+    if (this.pendingKill !== null) this.kill(this.pendingKill);
+    let ready: Promise<void>;
+    let executed: Promise<void>;
+    if (this.heldFifo) {
+      ready = whenHeld(child.errFd, this.plan);
+      let resolve!: () => void, reject!: (e: unknown) => void;
+      const promise = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      this.given = { resolve, reject, promise };
+      // Ended while held (killed, or never used): nothing ran.
+      exit.then(
+        () => reject(new NsboxError('the held sandbox ended before its command was given', { step: 'hold' })),
+        () => {},
+      );
+      executed = ready.then(() => promise);
+    } else {
+      ready = executed = whenExecuted(child.errFd, this.plan);
     }
-    this.ready = whenExecuted(child.errFd, plan);
-    this.exited = this.ready.then(
+    const exited = executed.then(
       () => exit,
       async (e) => {
         await exit;
         throw e;
       },
     );
-    this.ready.catch(() => {});
-    this.exited.catch(() => {});
+    return { ready, exited };
+  }
+
+  /**
+   * Give a held container (heldFifo) its command: the message from commandMessage(); resolves once it runs,
+   * or rejects with the failed step, said by `explain` (e.g. as a fresh start's exec would be).
+   */
+  go(message: Buffer, explain: (step: Step | undefined, errno: number) => NsboxError | undefined): Promise<void> {
+    const given = this.given;
+    if (!given || !this.heldFifo) throw new NsboxError('the sandbox is not held', { kind: 'internal', step: 'hold' });
+    this.given = null;
+    if (!sendCommand(this.heldFifo, message)) {
+      given.reject(new NsboxError('the held sandbox ended before its command was given', { step: 'hold' }));
+      return given.promise;
+    }
+    whenExecuted(this.errFd, this.plan, explain).then(given.resolve, given.reject);
+    return given.promise;
   }
 
   /** Run the parent-side steps, then let the child go on; on failure it is killed. */
@@ -184,7 +274,7 @@ export class Container {
   }
   /** Live usage, or null once the container has ended. Without a cgroup: PID 1 and its reaped children. */
   stats(): Usage | null {
-    if (this.done) return null;
+    if (this.done || this.pidfd < 0) return null;
     const part = this.parts.find((p) => p.stats);
     if (part) return part.stats!();
     const st = procStat(this.pid);
@@ -204,7 +294,7 @@ export class Container {
    * not share with us), its cgroups, root and working directory, environment and credentials.
    */
   exec(o: { command: string[]; env?: string[]; cwd?: string; stdio: [number, number, number] }): Exec {
-    if (this.done)
+    if (this.done || this.pidfd < 0)
       throw new NsboxError('the container is not running any more', { kind: 'step', code: 'ESRCH', step: 'exec' });
     const env = new Map(this.execBase.env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv]));
     for (const kv of o.env ?? []) env.set(kv.slice(0, kv.indexOf('=')), kv);
@@ -230,6 +320,11 @@ export class Container {
     if (this.done) return false;
     try {
       const sig = signalNumber(signal);
+      if (this.pidfd < 0) {
+        // Not cloned yet (async): delivered once it is.
+        this.pendingKill = sig;
+        return true;
+      }
       if (deliver(this.pidfd, this.pid, sig, this.signals, this.ownPidns)) this.killedBy ??= sig;
       return true;
     } catch (e) {

@@ -40,6 +40,8 @@ export interface WaitStatus {
 
 export interface Native {
   spawn(req: SpawnRequest): SpawnedChild;
+  /** spawn() with the clone (and the wait until a vfork'd child has exec'd) on a thread of libuv's pool. */
+  spawnAsync(req: SpawnRequest): Promise<SpawnedChild>;
   /** Calls cb once when fd is readable (libuv poll; keeps the loop alive until then). */
   watchReadable(fd: number, cb: (status: number) => void): void;
   /** waitid(P_PIDFD, WNOHANG): the status, or null while the process runs. */
@@ -76,6 +78,7 @@ export const native: Native = require('../build/Release/nsbox.node');
 
 export const {
   spawn,
+  spawnAsync,
   watchReadable,
   waitPidfd,
   pidfdOpen,

@@ -170,9 +170,13 @@ describe('spec validation', () => {
 describe('spawn', () => {
   it('gives streams, a pid and events', async () => {
     const sb = spawn({ rootfs: ROOTFS, command: ['sh', '-c', 'read x; echo "got $x"; echo $$'] });
-    expect(sb.pid).toBeGreaterThan(1);
     const events: string[] = [];
-    sb.on('spawn', () => events.push('spawn'));
+    let pid = 0;
+    // The clone runs off the JavaScript thread: the pid is known by 'spawn', as child_process has it.
+    sb.on('spawn', () => {
+      events.push('spawn');
+      pid = sb.pid;
+    });
     sb.on('exit', () => events.push('exit'));
     let out = '';
     sb.stdout!.on('data', (d) => (out += d));
@@ -182,6 +186,8 @@ describe('spawn', () => {
     expect(out).toBe('got hey\n1\n');
     expect(r.status).toBe('ok');
     expect(events).toEqual(['spawn', 'exit']);
+    expect(pid).toBeGreaterThan(1);
+    expect(sb.pid).toBe(pid);
   });
 
   it('supports ignore, inherit and fds', async () => {

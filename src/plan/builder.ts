@@ -163,7 +163,7 @@ function check(plan: { step: Step; phase: Phase }[], kept: readonly number[]): v
     if (phase === 'nnp') nnp = true;
     if (MOUNTS.has(k)) lastMount = i;
     if (firstIdentity < 0 && IDENTITY.has(k)) firstIdentity = i;
-    if (k === 'exec') execs++;
+    if (k === 'exec' || k === 'heldExec') execs++;
     lastKind = k;
   });
   if (firstPath >= 0 && (closed < 0 || closed > firstPath)) {
@@ -186,5 +186,5 @@ function check(plan: { step: Step; phase: Phase }[], kept: readonly number[]): v
   if (firstIdentity >= 0 && lastMount > firstIdentity) {
     internal(`"${all[lastMount].step.desc}" after the identity steps`);
   }
-  if (execs !== 1 || lastKind !== 'exec') internal('a plan must end in one exec');
+  if (execs !== 1 || (lastKind !== 'exec' && lastKind !== 'heldExec')) internal('a plan must end in one exec');
 }

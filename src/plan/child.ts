@@ -3,12 +3,18 @@
 import { closeSync, readSync } from 'node:fs';
 import * as native from '../native.js';
 import type { SpawnedChild, SpawnRequest, WaitStatus } from '../native.js';
-import { type NsboxError, stepError } from '../errors.js';
+import { NsboxError, stepError } from '../errors.js';
 import type { Encoded } from './encode.js';
 import type { Step } from './steps.js';
 
-/** Resolves with null once execve succeeded (EOF on the error pipe), or with the failed step and errno. */
-export function execResult(errFd: number): Promise<{ step: number; errno: number } | null> {
+/**
+ * Resolves with null once execve succeeded (EOF on the error pipe), or with the failed step and errno.
+ * `keep`: leave the pipe open after a report it says is not the last (a hold's, before its command).
+ */
+export function execResult(
+  errFd: number,
+  keep?: (r: { step: number; errno: number }) => boolean,
+): Promise<{ step: number; errno: number } | null> {
   return new Promise((resolve) => {
     native.watchReadable(errFd, () => {
       const buf = Buffer.alloc(8);
@@ -16,7 +22,7 @@ export function execResult(errFd: number): Promise<{ step: number; errno: number
       try {
         n = readSync(errFd, buf, 0, 8, null);
       } finally {
-        closeSync(errFd);
+        if (!(n === 8 && keep?.({ step: buf.readInt32LE(0), errno: buf.readInt32LE(4) }))) closeSync(errFd);
       }
       resolve(n === 8 ? { step: buf.readInt32LE(0), errno: buf.readInt32LE(4) } : null);
     });
@@ -56,6 +62,21 @@ export function spawnPlan(
 ): { child: SpawnedChild; exit: Promise<WaitStatus> } {
   const child = native.spawn({ ...req, ops: plan.ops });
   return { child, exit: reaped(child.pidfd, onReaped) };
+}
+
+const isHold = (plan: Encoded, f: { step: number; errno: number }) =>
+  f.errno === 0 && plan.steps[f.step]?.kind === 'hold';
+
+/**
+ * Resolves once a container held with a command buffer (src/plan/hold.ts) waits for it; the error pipe stays
+ * open for the command's own result (whenExecuted). Rejects with the step that failed, in words.
+ */
+export function whenHeld(errFd: number, plan: Encoded): Promise<void> {
+  return execResult(errFd, (f) => isHold(plan, f)).then((f) => {
+    if (f && isHold(plan, f)) return;
+    if (!f) throw new NsboxError('the sandbox ended before it was held', { step: 'hold' });
+    throw stepError(plan.steps[f.step], f.errno);
+  });
 }
 
 /**

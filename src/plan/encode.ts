@@ -50,6 +50,8 @@ export const OP = {
   CLOSE_SLOTS: 43,
   HOLD_OPEN: 44,
   HOLD: 45,
+  HELD_CHDIR: 46,
+  HELD_EXEC: 47,
 } as const;
 
 /** Slots of the plan's descriptor table (PLAN_SLOTS in native/plan.h). */
@@ -153,7 +155,11 @@ function encodeOne(s: Step): PlanOp {
     case 'holdOpen':
       return { op: OP.HOLD_OPEN, s: [s.path], n: [s.slot] };
     case 'hold':
-      return { op: OP.HOLD, n: [s.slot] };
+      return { op: OP.HOLD, n: s.command ? [s.slot, s.command] : [s.slot] };
+    case 'heldChdir':
+      return { op: OP.HELD_CHDIR };
+    case 'heldExec':
+      return { op: OP.HELD_EXEC };
   }
 }
 

@@ -85,7 +85,11 @@ export const usernsRoot = (dropGroups: boolean, gid0: boolean, uid0: boolean): S
 /** Held before exec: the FIFO opened on the host, then a wait for `start` (src/plan/hold.ts). */
 export const holdOpen = (path: string, slot: Slot): Step =>
   step({ kind: 'holdOpen', path, slot }, `open the hold FIFO ${path}`);
-export const hold = (slot: Slot): Step => step({ kind: 'hold', slot }, 'wait to be started');
+export const hold = (slot: Slot, command = 0): Step =>
+  step({ kind: 'hold', slot, command }, command ? 'wait for the command' : 'wait to be started');
+/** After a hold with a command: its working directory, then its exec. */
+export const heldChdir = (): Step => step({ kind: 'heldChdir' }, 'chdir to the working directory given');
+export const heldExec = (): Step => step({ kind: 'heldExec' }, 'exec the command given');
 
 /** `primary`, or when it fails, `fallback` in its place (the child skips the fallback when primary works). */
 export const orElse = (primary: Step, fallback: Step[]): Step => ({ ...primary, orElse: fallback });

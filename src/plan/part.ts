@@ -35,6 +35,8 @@ export interface StartPart {
   steps?(b: PlanBuilder): void;
   /** Told the finished plan (e.g. to note what exec must replay). */
   planned?(plan: Plan): void;
+  /** The command is given when the held container is released (src/plan/hold.ts): the plan ends in heldExec. */
+  execsHeld?: boolean;
   /** Extra clone flags. */
   flags?: number;
   /** Clone flags to leave out (e.g. a namespace the child unshares later in its plan). */

@@ -64,8 +64,13 @@ export type StepBody =
   | { kind: 'closeSlots'; slots: Slot[] }
   /** Open the hold FIFO (a host path) read-write into a slot. */
   | { kind: 'holdOpen'; path: string; slot: Slot }
-  /** Report "held" to the parent, then wait for a byte on the FIFO in `slot`. */
-  | { kind: 'hold'; slot: Slot };
+  /** Report "held" to the parent, then wait for a byte on the FIFO in `slot`, or with `command` (the bytes of
+   *  a buffer for it) keep reporting and read the command to run (a sandbox pool's; src/plan/hold.ts). */
+  | { kind: 'hold'; slot: Slot; command: number }
+  /** The working directory given with the held command (as chdirInRoot; none given: stay). */
+  | { kind: 'heldChdir' }
+  /** execve of the held command (as exec). */
+  | { kind: 'heldExec' };
 
 export type StepKind = StepBody['kind'];
 
@@ -103,6 +108,8 @@ export const RESOLVES_PATH: ReadonlySet<StepKind> = new Set<StepKind>([
   'symlinkAt',
   'maskAt',
   'holdOpen',
+  'heldChdir',
+  'heldExec',
 ]);
 
 /** Steps that open one of the plan's slots: the inherited fds must be closed before (they would be kept). */

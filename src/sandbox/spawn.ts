@@ -69,8 +69,16 @@ export interface SandboxEvents {
   error: [error: Error];
 }
 
+/** A pool's held container and its pipes, given its command (src/sandbox/pool.ts). */
+export interface Held {
+  container: Container;
+  stdio: Stdio;
+  /** Settles once the command runs; rejects with the step that failed. */
+  running: Promise<void>;
+  started: bigint;
+}
+
 export class Sandbox extends EventEmitter<SandboxEvents> {
-  readonly pid: number;
   readonly id: string;
   readonly name: string;
   /** The container's IPv4 address on its network (spec.network), or null. */
@@ -84,8 +92,31 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
   private killedFor: 'timeout' | 'cpu-limit' | 'abort' | null = null;
   private timers: NodeJS.Timeout[] = [];
 
-  constructor(spec: SandboxSpec) {
+  /** PID 1's pid on the host: known once the clone is done, at the latest when `spawn` is emitted (0 before). */
+  get pid(): number {
+    return this.container.pid;
+  }
+
+  constructor(spec: SandboxSpec, held?: Held) {
     super();
+    if (held) {
+      this.container = held.container;
+      this.id = this.container.id;
+      this.name = this.container.name;
+      this.address = this.container.address;
+      this.stdin = held.stdio.stdin;
+      this.stdout = held.stdio.stdout;
+      this.stderr = held.stdio.stderr;
+      this.exited = this.watch(
+        held.stdio,
+        held.started,
+        held.running,
+        spec.timeoutMs,
+        spec.cpuTimeLimitMs,
+        spec.signal,
+      );
+      return;
+    }
     // An image makes the spec whole: its copy-on-write root, command and config (src/images/library.ts).
     const img = imageSandboxSpec(spec);
     let containerSpec: ReturnType<typeof checkSandboxSpec>;
@@ -105,15 +136,19 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
       const limits = containerSpec.limits ?? (process.geteuid?.() === 0 ? {} : undefined);
       // checkSpecShape made sure of rootfs (from the spec or the image).
       const full = containerSpec as ContainerSpec;
-      this.container = new Container({ ...full, limits, stdio: stdio.childFds }, img ? [img.part] : []);
+      // The clone runs on libuv's pool: the child's ends of the pipes are closed once it has its own.
+      this.container = new Container({ ...full, limits, stdio: stdio.childFds }, img ? [img.part] : [], {
+        async: true,
+      });
     } catch (e) {
       img?.part.abort?.();
       stdio.destroy();
       throw e;
-    } finally {
-      stdio.closeChildEnds();
     }
-    this.pid = this.container.pid;
+    this.container.spawned.then(
+      () => stdio.closeChildEnds(),
+      () => stdio.closeChildEnds(),
+    );
     this.id = this.container.id;
     this.name = this.container.name;
     this.address = this.container.address;
@@ -121,7 +156,7 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
     this.stdout = stdio.stdout;
     this.stderr = stdio.stderr;
     try {
-      this.exited = this.watch(stdio, started, timeoutMs, cpuLimitMs, signal);
+      this.exited = this.watch(stdio, started, this.container.ready, timeoutMs, cpuLimitMs, signal);
     } catch (e) {
       // Nothing may run on without a handle: the caller gets none when this throws.
       for (const t of this.timers) clearTimeout(t);
@@ -134,16 +169,17 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
   private watch(
     stdio: Stdio,
     started: bigint,
+    running: Promise<void>,
     timeoutMs?: number,
     cpuLimitMs?: number,
     signal?: AbortSignal,
   ): Promise<Result> {
     if (timeoutMs !== undefined) this.timers.push(setTimeout(() => this.stop('timeout'), timeoutMs));
-    if (cpuLimitMs !== undefined) this.watchCpu(cpuLimitMs);
+    if (cpuLimitMs !== undefined) this.watchCpu(cpuLimitMs, running);
     const onAbort = () => this.stop('abort');
     signal?.addEventListener('abort', onAbort, { once: true });
 
-    this.container.ready.then(
+    running.then(
       () => this.emit('spawn'),
       () => {},
     );
@@ -182,7 +218,7 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
    * user and seccomp filter), feeding `input` and collecting its output as run() does.
    */
   exec(command: string[], options?: ExecOptions): Promise<RunResult<string>> {
-    return execIn(this.container, command, options);
+    return this.container.ready.then(() => execIn(this.container, command, options));
   }
 
   /** Send a signal to the container's PID 1 (SIGKILL ends the whole container). */
@@ -198,7 +234,7 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
   }
 
   /** Checks the container's CPU time no more often than it could possibly reach the limit. */
-  private watchCpu(limitMs: number): void {
+  private watchCpu(limitMs: number, running: Promise<void>): void {
     const check = () => {
       const u = this.container.stats();
       if (u === null) return; // ended
@@ -208,7 +244,7 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
       const wait = Math.max(5, Math.min(100, (limitMs - used) / CPUS));
       this.timers.push(setTimeout(check, wait).unref());
     };
-    this.container.ready.then(check, () => {});
+    running.then(check, () => {});
   }
 
   private result(st: ExitStatus, started: bigint): Result {

@@ -20,6 +20,7 @@ const PR_CAPBSET_DROP = 24,
 function callsOf(o: Step): Call[] {
   switch (o.kind) {
     case 'exec':
+    case 'heldExec':
       return [{ name: 'execve' }];
     case 'setgroups':
       return [{ name: 'setgroups' }];
@@ -39,6 +40,7 @@ function callsOf(o: Step): Call[] {
     case 'chdir':
       return [{ name: 'chdir' }];
     case 'chdirInRoot':
+    case 'heldChdir':
       return ['open', 'openat2', 'fchdir', 'getcwd', 'close'].map((name) => ({ name }));
     case 'cloexecFrom':
       return [{ name: 'close_range' }];
