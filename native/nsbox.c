@@ -436,10 +436,11 @@ static struct plan *read_plan(napi_env env, napi_value ops) {
 #define CHILD_STACK (256 * 1024)
 #define GUARD_PAGE 4096
 
-static int can_vfork(const struct plan *p, uint64_t flags) {
+static int can_vfork(const struct plan *p, uint64_t flags, bool hold_ok) {
   if (flags >> 32) return 0;
   for (int i = 0; i < p->nops; i++)
-    if (p->ops[i].kind == OP_WAIT_SYNC || p->ops[i].kind == OP_INIT || p->ops[i].kind == OP_HOLD) return 0;
+    if (p->ops[i].kind == OP_WAIT_SYNC || p->ops[i].kind == OP_INIT || (p->ops[i].kind == OP_HOLD && !hold_ok))
+      return 0;
   return 1;
 }
 
@@ -468,6 +469,8 @@ struct job {
   int err;
   napi_async_work work;
   napi_deferred deferred;
+  bool own_thread; /* spawnHeld: vfork'd from a thread of its own, which may wait through a hold */
+  int refs;        /* spawnHeld: that thread and JavaScript's handle */
 };
 
 static void free_job(struct job *j) {
@@ -547,7 +550,7 @@ static void launch(struct job *j) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  if (can_vfork(j->p, j->ca.flags)) {
+  if (can_vfork(j->p, j->ca.flags, j->own_thread)) {
     j->pid = spawn_vfork(j->p, j->ca.flags, &j->pidfd);
   } else {
     j->pid = syscall(SYS_clone3, &j->ca, sizeof j->ca);
@@ -631,6 +634,108 @@ static napi_value SpawnAsync(napi_env env, napi_callback_info info) {
     return NULL;
   }
   return promise;
+}
+
+/* spawnHeld(req) -> { errFd, handle }: for a plan held before exec (a sandbox pool's). A fork-like clone3
+ * would copy Node's page tables while holding its memory map's lock (every allocation of the JavaScript
+ * thread waits meanwhile) and leave each held child a copy-on-write image of Node. So the child is vfork'd
+ * (CLONE_VM, nothing copied) from a thread of its own, which sleeps until the child has exec'd or died, plan
+ * and stack kept alive until then, and then stays until the child has ended: PR_SET_PDEATHSIG fires when the
+ * thread that cloned the child exits, so it must outlive the child (it waits with WNOWAIT: JavaScript reaps).
+ * The pid is not known on this thread until exec: heldChild(handle) reads it from the pidfd, which the kernel
+ * wrote before the child ran, once the error pipe is readable (a report, or EOF). A plan with a wait for the
+ * parent, init or a clone3-only flag is cloned as spawn() does, on that thread. */
+static void job_unref(struct job *j) {
+  if (__atomic_sub_fetch(&j->refs, 1, __ATOMIC_ACQ_REL) == 0) free_job(j);
+}
+
+static void *held_thread(void *arg) {
+  struct job *j = arg;
+  launch(j);
+  pid_t pid = j->pid;
+  free_plan(j->p); /* exec'd or dead: the child no longer reads it */
+  j->p = NULL;
+  job_unref(j);
+  if (pid > 0) {
+    siginfo_t si;
+    while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) {}
+  }
+  return NULL;
+}
+
+static void job_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  job_unref(data);
+}
+
+static napi_value SpawnHeld(napi_env env, napi_callback_info info) {
+  napi_value a[1], r, handle;
+  args(env, info, 1, a);
+  struct job *j = prepare(env, a[0]);
+  if (!j) return NULL;
+  j->own_thread = true;
+  j->refs = 2;
+  pthread_attr_t attr;
+  pthread_t t;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 128 * 1024);
+  /* The thread starts with every signal blocked: Node's handlers run on its own threads only. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int rc = pthread_create(&t, &attr, held_thread, j);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    close(j->errp[0]);
+    close(j->errp[1]);
+    if (j->sync) {
+      close(j->syncp[0]);
+      close(j->syncp[1]);
+    }
+    free_job(j);
+    return throw_errno(env, "pthread_create", rc);
+  }
+  napi_create_object(env, &r);
+  napi_set_named_property(env, r, "errFd", num(env, j->errp[0]));
+  napi_set_named_property(env, r, "syncFd", num(env, j->syncp[1]));
+  napi_create_external(env, j, job_finalize, NULL, &handle);
+  napi_set_named_property(env, r, "handle", handle);
+  return r;
+}
+
+/* heldChild(handle) -> { pid, pidfd }: once spawnHeld's error pipe is readable; throws the clone's error. */
+static napi_value HeldChild(napi_env env, napi_callback_info info) {
+  napi_value a[1], r;
+  args(env, info, 1, a);
+  struct job *j;
+  if (napi_get_value_external(env, a[0], (void **)&j) != napi_ok || !j || !j->own_thread) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "heldChild: expected the handle from spawnHeld");
+    return NULL;
+  }
+  int pidfd = __atomic_load_n(&j->pidfd, __ATOMIC_ACQUIRE);
+  if (pidfd < 0) {
+    /* No child: the clone failed (the thread closed its end of the pipe after noting why). */
+    int pid = __atomic_load_n(&j->pid, __ATOMIC_ACQUIRE);
+    return throw_errno(env, "clone", pid < 0 ? j->err : EAGAIN);
+  }
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/self/fdinfo/%d", pidfd);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+  if (fd >= 0) close(fd);
+  long pid = -1;
+  if (n > 0) {
+    buf[n] = 0;
+    char *at = strstr(buf, "\nPid:");
+    if (at) pid = strtol(at + 5, NULL, 10);
+  }
+  napi_create_object(env, &r);
+  napi_set_named_property(env, r, "pid", num(env, (double)pid));
+  napi_set_named_property(env, r, "pidfd", num(env, pidfd));
+  return r;
 }
 
 /* ---- waiting: libuv watches an fd; the callback runs once, when it is readable ---- */
@@ -912,6 +1017,8 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor d[] = {
     FN("spawn", Spawn),
     FN("spawnAsync", SpawnAsync),
+    FN("spawnHeld", SpawnHeld),
+    FN("heldChild", HeldChild),
     FN("watchReadable", WatchReadable),
     FN("waitPidfd", WaitPidfd),
     FN("pidfdOpen", PidfdOpen),

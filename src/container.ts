@@ -7,7 +7,7 @@ import type { WaitStatus } from './native.js';
 import { NsboxError } from './errors.js';
 import { encode, type Encoded } from './plan/encode.js';
 import { reaped, whenExecuted, whenHeld } from './plan/child.js';
-import { HELD_COMMAND_BYTES, holdPart, sendCommand } from './plan/hold.js';
+import { HELD_COMMAND_BYTES, holdPart, openHeld, sendCommand } from './plan/hold.js';
 import type { Step } from './plan/steps.js';
 import type { ExitStatus, StartPart, Usage } from './plan/part.js';
 import { compile, namespaceFlags } from './compile.js';
@@ -60,6 +60,29 @@ function toExitStatus(w: WaitStatus, killedBy: number | null): ExitStatus {
   };
 }
 
+/** spawnHeld's child once the pid is known: at its first report (held, or a failed step) or its end. */
+function spawnHeld(req: native.SpawnRequest): Promise<native.SpawnedChild> {
+  let h: ReturnType<typeof native.spawnHeld>;
+  try {
+    h = native.spawnHeld(req);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  return new Promise((resolve, reject) => {
+    native.watchReadable(h.errFd, () => {
+      try {
+        resolve({ ...native.heldChild(h.handle), errFd: h.errFd, syncFd: h.syncFd });
+      } catch (e) {
+        closeSync(h.errFd);
+        reject(e);
+      }
+    });
+  });
+}
+
+const endedHeld = () =>
+  new NsboxError('the held sandbox ended before its command was given', { kind: 'step', step: 'hold' });
+
 /** How a container starts (the library's sandboxes and pool; the CLI and the OCI runtime use the defaults). */
 export interface StartOptions {
   /**
@@ -101,6 +124,8 @@ export class Container {
   /** A held container's command, given by go(): its exec result. */
   private given: { resolve(): void; reject(e: unknown): void; promise: Promise<void> } | null = null;
   private readonly heldFifo: string | undefined;
+  /** A held container's FIFO, open for writing (its path removed once held). */
+  private holdFd = -1;
   private readonly plan: Encoded;
   /** What an exec into it starts from: the container's environment, working directory and credentials. */
   private execBase!: { env: string[]; cwd: string; creds: ReturnType<typeof credentials> };
@@ -171,7 +196,8 @@ export class Container {
       this.ready = st.ready;
       this.exited = st.exited;
     } else {
-      const st = native.spawnAsync(req).then((child) => this.started(child, sync, false), abort);
+      const child = opts.heldFifo && !sync ? spawnHeld(req) : native.spawnAsync(req);
+      const st = child.then((c) => this.started(c, sync, false), abort);
       this.spawned = st.then(() => {});
       this.ready = st.then((x) => x.ready);
       this.exited = st.then((x) => x.exited);
@@ -218,16 +244,26 @@ export class Container {
     let ready: Promise<void>;
     let executed: Promise<void>;
     if (this.heldFifo) {
-      ready = whenHeld(child.errFd, this.plan);
+      const fifo = this.heldFifo;
+      ready = whenHeld(child.errFd, this.plan).then(() => {
+        const fd = openHeld(fifo);
+        if (fd === null) throw endedHeld();
+        this.holdFd = fd;
+      });
       let resolve!: () => void, reject!: (e: unknown) => void;
       const promise = new Promise<void>((res, rej) => {
         resolve = res;
         reject = rej;
       });
-      this.given = { resolve, reject, promise };
+      promise.catch(() => {});
+      const given = (this.given = { resolve, reject, promise });
       // Ended while held (killed, or never used): nothing ran.
       exit.then(
-        () => reject(new NsboxError('the held sandbox ended before its command was given', { step: 'hold' })),
+        () => {
+          if (this.holdFd >= 0) closeSync(this.holdFd);
+          this.holdFd = -1;
+          if (this.given === given) reject(endedHeld());
+        },
         () => {},
       );
       executed = ready.then(() => promise);
@@ -250,10 +286,12 @@ export class Container {
    */
   go(message: Buffer, explain: (step: Step | undefined, errno: number) => NsboxError | undefined): Promise<void> {
     const given = this.given;
-    if (!given || !this.heldFifo) throw new NsboxError('the sandbox is not held', { kind: 'internal', step: 'hold' });
+    if (!given || this.holdFd < 0) throw new NsboxError('the sandbox is not held', { kind: 'internal', step: 'hold' });
     this.given = null;
-    if (!sendCommand(this.heldFifo, message)) {
-      given.reject(new NsboxError('the held sandbox ended before its command was given', { step: 'hold' }));
+    const fd = this.holdFd;
+    this.holdFd = -1;
+    if (!sendCommand(fd, message)) {
+      given.reject(endedHeld());
       return given.promise;
     }
     whenExecuted(this.errFd, this.plan, explain).then(given.resolve, given.reject);
@@ -272,6 +310,11 @@ export class Container {
       closeSync(child.syncFd);
     }
   }
+  /** The environment and working directory its command starts with (and an exec's, by default). */
+  get defaults(): { env: readonly string[]; cwd: string } {
+    return { env: this.execBase.env, cwd: this.execBase.cwd };
+  }
+
   /** Live usage, or null once the container has ended. Without a cgroup: PID 1 and its reaped children. */
   stats(): Usage | null {
     if (this.done || this.pidfd < 0) return null;

@@ -10,6 +10,7 @@ export {
   type Status,
 } from './sandbox/spawn.js';
 export { run, type RunSpec, type RunResult } from './sandbox/run.js';
+export { SandboxPool, type PoolSpec, type PoolRunOptions, type PoolSpawnOptions } from './sandbox/pool.js';
 export type { ExecOptions } from './sandbox/exec.js';
 export type { StdioOption } from './sandbox/stdio.js';
 export { Container, type ExitStatus, type Usage } from './container.js';

@@ -42,6 +42,13 @@ export interface Native {
   spawn(req: SpawnRequest): SpawnedChild;
   /** spawn() with the clone (and the wait until a vfork'd child has exec'd) on a thread of libuv's pool. */
   spawnAsync(req: SpawnRequest): Promise<SpawnedChild>;
+  /**
+   * A plan held before exec, vfork'd from a thread of its own (native/nsbox.c): the pid is known through
+   * heldChild(handle) once errFd is readable.
+   */
+  spawnHeld(req: SpawnRequest): { errFd: number; syncFd: number; handle: object };
+  /** The pid and pidfd of spawnHeld's child; throws when the clone failed. */
+  heldChild(handle: object): { pid: number; pidfd: number };
   /** Calls cb once when fd is readable (libuv poll; keeps the loop alive until then). */
   watchReadable(fd: number, cb: (status: number) => void): void;
   /** waitid(P_PIDFD, WNOHANG): the status, or null while the process runs. */
@@ -79,6 +86,8 @@ export const native: Native = require('../build/Release/nsbox.node');
 export const {
   spawn,
   spawnAsync,
+  spawnHeld,
+  heldChild,
   watchReadable,
   waitPidfd,
   pidfdOpen,

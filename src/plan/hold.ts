@@ -9,7 +9,7 @@
 // it keeps reporting on the error pipe and reads the command message instead of one byte, then enters its
 // working directory and execs it with the very steps a fresh start uses (native/hold.c). What it reads is
 // only ever the command: nothing a fresh container could not have been given.
-import { closeSync, constants as fsConstants, openSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsConstants, openSync, rmSync, writeSync } from 'node:fs';
 import { NsboxError } from '../errors.js';
 import * as native from '../native.js';
 import * as op from './ops.js';
@@ -57,18 +57,27 @@ export function commandMessage(c: { cwd: string; argv: string[]; env: string[]; 
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
 /**
- * Write a command message to a held container's FIFO. False when nobody waits on it (dead). Past the FIFO's
- * buffer (64 KiB) the writes wait for the child to read, which it does at once (it waits in read()).
+ * Open a held container's FIFO for writing (it holds the reader) and remove it: from here on only the fd
+ * reaches the container. Null when nobody waits on it (dead).
  */
-export function sendCommand(fifo: string, message: Buffer): boolean {
-  let fd: number;
+export function openHeld(fifo: string): number | null {
   try {
-    fd = openSync(fifo, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOFOLLOW);
+    return openSync(fifo, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOFOLLOW);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENXIO' || code === 'ENOENT') return false;
+    if (code === 'ENXIO' || code === 'ENOENT') return null;
     throw new NsboxError(`cannot open ${fifo}: ${(e as Error).message}`, { step: 'hold' });
+  } finally {
+    rmSync(fifo, { force: true });
   }
+}
+
+/**
+ * Write a command message to a held container's FIFO (from openHeld), and close it. False when nobody reads
+ * it any more (dead). Past the FIFO's buffer (64 KiB) the writes wait for the child to read, which it does
+ * at once (it waits in read()).
+ */
+export function sendCommand(fd: number, message: Buffer): boolean {
   try {
     let at = 0;
     const deadline = Date.now() + 10_000;
@@ -87,7 +96,6 @@ export function sendCommand(fifo: string, message: Buffer): boolean {
     closeSync(fd);
   }
 }
-
 /** Make the FIFO (mode 0600: only root of the host may start the container). */
 export function makeHoldFifo(path: string): void {
   native.native.mkfifo(path, 0o600);

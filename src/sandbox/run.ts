@@ -1,7 +1,7 @@
 // run(spec): spawn, feed input, collect output up to a cap, and resolve with the Result.
 import { Readable } from 'node:stream';
 import { bad, integer, isPlainObject, kind } from '../check.js';
-import { spawn, type Result, type SandboxSpec } from './spawn.js';
+import { spawn, type Result, type Sandbox, type SandboxSpec } from './spawn.js';
 import { collect } from './output.js';
 
 export interface RunSpec extends Omit<SandboxSpec, 'stdio'> {
@@ -28,18 +28,20 @@ export const MAX_OUTPUT = 2 ** 32;
 
 const isStream = (v: unknown): v is { pipe: unknown } => typeof v === 'object' && v !== null && 'pipe' in v;
 
-export function run(spec: RunSpec & { encoding: 'buffer' }): Promise<RunResult<Buffer>>;
-export function run(spec: RunSpec): Promise<RunResult<string>>;
-export async function run(spec: RunSpec): Promise<RunResult<string | Buffer>> {
-  if (!isPlainObject(spec)) bad('spec', `must be an object, got ${kind(spec)}`);
-  const { input, maxOutputBytes, maxTotalOutputBytes, encoding = 'utf8', ...rest } = spec;
-  if ('stdio' in rest) bad('stdio', 'run() pipes stdin, stdout and stderr itself (use spawn() for other stdio)');
+/** run()'s own options, checked: what to feed and how much output to keep. */
+export interface RunIo {
+  input: RunSpec['input'];
+  max: number;
+  total: number;
+  encoding: BufferEncoding | 'buffer';
+}
+
+export function checkRunIo(o: Pick<RunSpec, 'input' | 'maxOutputBytes' | 'maxTotalOutputBytes' | 'encoding'>): RunIo {
+  const { input, maxOutputBytes, maxTotalOutputBytes, encoding = 'utf8' } = o;
   const max =
     maxOutputBytes === undefined ? DEFAULT_MAX_OUTPUT : integer(maxOutputBytes, 'maxOutputBytes', 0, MAX_OUTPUT);
-  const total = {
-    left:
-      maxTotalOutputBytes === undefined ? 2 * max : integer(maxTotalOutputBytes, 'maxTotalOutputBytes', 0, MAX_OUTPUT),
-  };
+  const total =
+    maxTotalOutputBytes === undefined ? 2 * max : integer(maxTotalOutputBytes, 'maxTotalOutputBytes', 0, MAX_OUTPUT);
   if (encoding !== 'buffer' && (typeof encoding !== 'string' || !Buffer.isEncoding(encoding))) {
     bad('encoding', `must be 'buffer' or a Buffer encoding such as 'utf8', got ${kind(encoding)}`);
   }
@@ -47,7 +49,23 @@ export async function run(spec: RunSpec): Promise<RunResult<string | Buffer>> {
   if (input !== undefined && typeof input !== 'string' && !(input instanceof Uint8Array) && !readable) {
     bad('input', `must be a string, a Buffer or a readable stream, got ${kind(input)}`);
   }
-  const sb = spawn({ ...rest, stdio: ['pipe', 'pipe', 'pipe'] });
+  return { input, max, total, encoding };
+}
+
+export function run(spec: RunSpec & { encoding: 'buffer' }): Promise<RunResult<Buffer>>;
+export function run(spec: RunSpec): Promise<RunResult<string>>;
+export async function run(spec: RunSpec): Promise<RunResult<string | Buffer>> {
+  if (!isPlainObject(spec)) bad('spec', `must be an object, got ${kind(spec)}`);
+  const { input, maxOutputBytes, maxTotalOutputBytes, encoding, ...rest } = spec;
+  if ('stdio' in rest) bad('stdio', 'run() pipes stdin, stdout and stderr itself (use spawn() for other stdio)');
+  const io = checkRunIo({ input, maxOutputBytes, maxTotalOutputBytes, encoding });
+  return runIn(spawn({ ...rest, stdio: ['pipe', 'pipe', 'pipe'] }), io);
+}
+
+/** Feed a piped sandbox its input, collect its output, and resolve with its Result and the output. */
+export async function runIn(sb: Sandbox, io: RunIo): Promise<RunResult<string | Buffer>> {
+  const { input, max, encoding } = io;
+  const total = { left: io.total };
   let out, err;
   try {
     out = collect(sb.stdout!, max, total);
