@@ -13,7 +13,7 @@ import { imageSandboxSpec } from '../images/library.js';
 import { commandMessage, makeHoldFifo } from '../plan/hold.js';
 import * as op from '../plan/ops.js';
 import type { Step } from '../plan/steps.js';
-import { commandCandidates, type ContainerSpec } from '../spec.js';
+import { commandCandidates, type ContainerSpec, resolveSpec } from '../spec.js';
 import { checkRunIo, runIn, type RunResult, type RunSpec } from './run.js';
 import { checkSandboxSpec, type PipedSandbox, Sandbox, type SandboxSpec, spawn } from './spawn.js';
 import { openStdio, type Stdio } from './stdio.js';
@@ -64,7 +64,10 @@ export class SandboxPool {
     for (const k of ['stdio', 'timeoutMs', 'cpuTimeLimitMs', 'signal', 'command'])
       if (k in rest) bad(k, `is given per use (pool.run(command, options)), not to the pool`);
     // The whole spec is checked now, as spawn() checks it; every fill then starts from it.
-    if (rest.image === undefined) checkSandboxSpec({ ...rest, command: ['true'] });
+    if (rest.image === undefined) {
+      const c = checkSandboxSpec({ ...rest, command: ['true'] });
+      resolveSpec({ ...c, stdio: [0, 1, 2] } as ContainerSpec); // the values too (limits, user, ...)
+    }
     this.spec = rest;
     this.dir = mkdtempSync(join(tmpdir(), 'nsbox-pool-'));
     this.fill();
