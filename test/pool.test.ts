@@ -8,7 +8,7 @@ import { stepText } from '../dist/plan/text.js';
 import { expectNothingLeft, ROOTFS, snapshot } from './helpers.js';
 
 let before: ReturnType<typeof snapshot>;
-let pools: SandboxPool[] = [];
+const pools: SandboxPool[] = [];
 beforeEach(() => {
   before = snapshot();
 });
@@ -185,8 +185,10 @@ describe('SandboxPool', () => {
     const p = pool(1);
     await held(p, 1);
     const big = 'x'.repeat(100_000);
-    const r = await p.run(['sh', '-c', 'echo ${#BIG} ${#1}', 'sh', big], { env: { BIG: big } });
-    expect(r.stdout).toBe('100000 100000\n');
+    const r = await p.run(['sh', '-c', 'printf %s "$BIG" | wc -c; printf %s "$1" | wc -c', 'sh', big], {
+      env: { BIG: big },
+    });
+    expect(r.stdout.split(/\s+/).filter(Boolean)).toEqual(['100000', '100000']);
   });
 });
 
