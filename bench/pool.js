@@ -1,0 +1,216 @@
+// The sandbox pool and run() beside bwrap (and crun, runc), in one interleaved run: latency of one /bin/true
+// with its output captured, and throughput at concurrency 1 and 2, all with a memory-limited cgroup.
+// Run as root: `node bench/pool.js`.
+//   --n N        latency samples per variant (default 60), after --warmup W (default 10)
+//   --count N    runs per throughput measurement (default 400)
+//   --size N     the pool's size (default 8)
+//   --no-oci     leave out crun and runc
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { serve, startWorker, timeMany, timeOnce } from './external.js';
+import { ms, summary, table } from './stats.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(HERE, '..');
+const ROOTFS = join(ROOT, '.rootfs', 'busybox');
+const LIMITS = { memory: 256 * 2 ** 20 };
+
+const option = (name, dflt) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i < 0 ? dflt : Number(process.argv[i + 1]);
+};
+const which = (cmd) => {
+  try {
+    return execFileSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).trim() || null;
+  } catch {
+    return null;
+  }
+};
+
+/** An OCI bundle for crun/runc: `runc spec` defaults, our rootfs, /bin/true, a cgroup ns, a memory limit. */
+function makeBundle(runc) {
+  const dir = mkdtempSync(join(tmpdir(), 'nsbox-bench-'));
+  execFileSync(runc, ['spec'], { cwd: dir });
+  const c = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  c.root = { path: ROOTFS, readonly: false };
+  c.process.terminal = false;
+  c.process.args = ['/bin/true'];
+  c.linux.namespaces = ['pid', 'mount', 'uts', 'ipc', 'network', 'cgroup'].map((type) => ({ type }));
+  c.linux.resources = { ...c.linux.resources, memory: { limit: LIMITS.memory } };
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(c, null, 1));
+  return dir;
+}
+
+/** In-process variants: start() resolves once one /bin/true has run. */
+function inproc(key, label, start) {
+  return {
+    key,
+    label,
+    async run() {
+      const t0 = performance.now();
+      await start();
+      return performance.now() - t0;
+    },
+    async many(count, c) {
+      const times = [];
+      let next = 0;
+      const t0 = performance.now();
+      const lane = async () => {
+        while (next++ < count) {
+          const t = performance.now();
+          await start();
+          times.push(performance.now() - t);
+        }
+      };
+      await Promise.all(Array.from({ length: c }, lane));
+      return { times, totalMs: performance.now() - t0 };
+    },
+  };
+}
+
+const ext = (key, label, argvFor) => ({
+  key,
+  label,
+  run: (i) => timeOnce(argvFor(i)),
+  many: (count, c) => timeMany(argvFor, count, c),
+});
+
+async function main() {
+  if (process.argv.includes('--worker')) return serve();
+  if (process.getuid?.() !== 0) throw new Error('the benchmark needs root');
+  if (!existsSync(join(ROOTFS, 'bin', 'busybox')))
+    execFileSync('sh', [join(ROOT, 'rootfs-scripts', 'busybox.sh'), ROOTFS], { stdio: 'inherit' });
+  const lib = await import(join(ROOT, 'dist', 'index.js'));
+  const n = option('n', 60),
+    warmup = option('warmup', 10),
+    count = option('count', 400),
+    size = option('size', 8);
+  const pool = new lib.SandboxPool({ rootfs: ROOTFS, size, limits: LIMITS });
+  const check = (r, what) => {
+    if (r.code !== 0) throw new Error(`${what}: /bin/true: ${r.status}`);
+  };
+  const list = [
+    ext('bwrap', 'bwrap --unshare-all ... /bin/true', () => [
+      'bwrap',
+      '--unshare-all',
+      '--bind',
+      ROOTFS,
+      '/',
+      '--proc',
+      '/proc',
+      '--dev',
+      '/dev',
+      '/bin/true',
+    ]),
+    inproc('run', 'run() + memory limit, output captured', async () =>
+      check(await lib.run({ rootfs: ROOTFS, command: ['/bin/true'], limits: LIMITS }), 'run'),
+    ),
+    inproc('pool', `pool.run() (size ${size}) + memory limit, output captured`, async () =>
+      check(await pool.run(['/bin/true']), 'pool.run'),
+    ),
+  ];
+  const runc = !process.argv.includes('--no-oci') && which('runc');
+  const bundle = runc ? makeBundle(runc) : null;
+  let worker = null;
+  if (bundle && which('crun')) {
+    // crun refuses a hybrid cgroup host; in a private mount ns without the cgroup2 mount it uses v1.
+    const prep = 'umount /sys/fs/cgroup/unified 2>/dev/null; ';
+    worker = startWorker([
+      ...['unshare', '-m', '--propagation', 'private', 'sh', '-c'],
+      `${prep}exec "$0" "$@"`,
+      process.execPath,
+      fileURLToPath(import.meta.url),
+      '--worker',
+    ]);
+    const argv = ['crun', 'run', '--bundle', bundle, 'nsbench-pool-crun-{i}'];
+    list.push({
+      key: 'crun',
+      label: 'crun run (in a prepared mount ns)',
+      run: async () => (await worker.request({ argv })).times[0],
+      many: (c, concurrency) => worker.request({ argv, count: c, concurrency }),
+    });
+  }
+  if (bundle) {
+    let j = 0;
+    list.push(ext('runc', 'runc run', () => ['runc', 'run', '--bundle', bundle, `nsbench-pool-runc-${j++}`]));
+  }
+  const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  console.log(`nsbox pool bench: ${execFileSync('nproc').toString().trim()} CPUs, node ${process.version}`);
+  console.log(`  load average at the start: ${load()}`);
+  try {
+    // Latency: round-robin, one at a time.
+    for (let i = 0; i < warmup; i++) for (const v of list) await v.run(i);
+    const samples = new Map(list.map((v) => [v.key, []]));
+    for (let i = 0; i < n; i++) for (const v of list) samples.get(v.key).push(await v.run(i));
+    const lat = new Map(list.map((v) => [v.key, summary(samples.get(v.key))]));
+    const med = (k) => lat.get(k).median;
+    console.log(`\nLatency of one /bin/true, ${n} interleaved samples each (ms)\n`);
+    table([
+      ['variant', 'median', 'p90', 'min', 'x bwrap'],
+      ...list.map((v) => {
+        const x = lat.get(v.key);
+        return [v.label, ms(x.median), ms(x.p90), ms(x.min), (x.median / med('bwrap')).toFixed(2)];
+      }),
+    ]);
+
+    // Throughput: interleaved rounds at concurrency 1 and 2.
+    const rounds = 4,
+      per = Math.ceil(count / rounds);
+    const acc = new Map();
+    for (let r = 0; r < rounds; r++) {
+      for (const c of [1, 2]) {
+        for (const v of list) {
+          const res = await v.many(per, c);
+          const a = acc.get(`${v.key}/${c}`) ?? { times: [], totalMs: 0 };
+          a.times.push(...res.times);
+          a.totalMs += res.totalMs;
+          acc.set(`${v.key}/${c}`, a);
+        }
+      }
+    }
+    const rate = (k, c) => {
+      const a = acc.get(`${k}/${c}`);
+      return a.times.length / (a.totalMs / 1000);
+    };
+    console.log(`\nThroughput: ${per * rounds} x /bin/true, in ${rounds} interleaved rounds\n`);
+    const rows = [['variant', 'concurrency', 'per second', 'median ms', 'x bwrap /s']];
+    for (const c of [1, 2]) {
+      for (const v of list) {
+        const s = summary(acc.get(`${v.key}/${c}`).times);
+        rows.push([
+          v.label,
+          String(c),
+          rate(v.key, c).toFixed(0),
+          ms(s.median),
+          (rate(v.key, c) / rate('bwrap', c)).toFixed(2),
+        ]);
+      }
+    }
+    table(rows);
+    const verdict = (ok) => (ok ? 'met' : 'missed');
+    const pl = med('pool') / med('bwrap'),
+      rl = med('run') / med('bwrap');
+    console.log('\nTargets (issue 16)');
+    console.log(`  pool.run() latency / bwrap    ${pl.toFixed(2)}x   (<= 0.25: ${verdict(pl <= 0.25)})`);
+    console.log(
+      `  pool.run() at concurrency 2   ${rate('pool', 2).toFixed(0)}/s (>= 1500: ${verdict(rate('pool', 2) >= 1500)})`,
+    );
+    console.log(`  run() latency / bwrap         ${rl.toFixed(2)}x   (<= 0.7: ${verdict(rl <= 0.7)})`);
+    console.log(
+      `  run() at concurrency 2        ${rate('run', 2).toFixed(0)}/s (>= 700: ${verdict(rate('run', 2) >= 700)})`,
+    );
+    console.log(`  load average at the end: ${load()}`);
+  } finally {
+    await pool.close();
+    if (worker) await worker.stop();
+    if (bundle) rmSync(bundle, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(`bench: ${e.stack ?? e}`);
+  process.exitCode = 1;
+});
