@@ -128,11 +128,11 @@ export class SandboxPool {
     const { timeoutMs, cpuTimeLimitMs, signal } = o;
     const entry = this.idleList.shift();
     this.failing = false;
-    if (!entry) this.refillSoon();
     if (!entry) {
+      this.refillSoon();
       // None held yet: a fresh start, the same sandbox made on the spot.
       const env = { ...this.spec.env, ...o.env };
-      return spawn({
+      return this.using(spawn({
         ...this.spec,
         command,
         env,
@@ -141,7 +141,7 @@ export class SandboxPool {
         cpuTimeLimitMs,
         signal,
         stdio: 'pipe',
-      });
+      }));
     }
     this.own.delete(this.ownPromise.get(entry.container)!);
     const vars = new Map(entry.container.defaults.env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv]));
@@ -170,7 +170,20 @@ export class SandboxPool {
       () => this.refillSoon(),
     );
     const held = { container: entry.container, stdio: entry.stdio, running, started };
-    return new Sandbox({ timeoutMs, cpuTimeLimitMs, signal } as SandboxSpec, held) as PipedSandbox;
+    return this.using(new Sandbox({ timeoutMs, cpuTimeLimitMs, signal } as SandboxSpec, held) as PipedSandbox);
+  }
+
+  /** Sandboxes handed out and still running. */
+  private inUse = 0;
+
+  private using(sb: PipedSandbox): PipedSandbox {
+    this.inUse++;
+    const done = () => {
+      this.inUse--;
+      this.refillSoon();
+    };
+    sb.exited.then(done, done);
+    return sb;
   }
 
   private readonly ownPromise = new WeakMap<Container, Promise<unknown>>();
@@ -178,15 +191,17 @@ export class SandboxPool {
   private refilling = false;
 
   /**
-   * Refill after this use has started, one sandbox a turn of the event loop: making one is synchronous work
-   * (its plan, its cgroup) that the uses' own events must not queue behind.
+   * Refill after uses have started, one sandbox a turn of the event loop: making one is synchronous work (its
+   * plan, its cgroup) that the uses' own events must not queue behind. While sandboxes are in use, only up to
+   * a quarter of the size (a burst takes held ones, and the rest are made when it is over); else to the full.
    */
   private refillSoon(): void {
     if (this.refilling) return;
     this.refilling = true;
     setImmediate(() => {
       this.refilling = false;
-      if (this.closed || this.failing || this.idleList.length + this.filling >= this.size) return;
+      const want = this.inUse > 0 ? Math.ceil(this.size / 4) : this.size;
+      if (this.closed || this.failing || this.idleList.length + this.filling >= want) return;
       this.fillOne();
       this.refillSoon();
     });
