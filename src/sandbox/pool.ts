@@ -132,16 +132,18 @@ export class SandboxPool {
       this.refillSoon();
       // None held yet: a fresh start, the same sandbox made on the spot.
       const env = { ...this.spec.env, ...o.env };
-      return this.using(spawn({
-        ...this.spec,
-        command,
-        env,
-        cwd: cwd ?? this.spec.cwd,
-        timeoutMs,
-        cpuTimeLimitMs,
-        signal,
-        stdio: 'pipe',
-      }));
+      return this.using(
+        spawn({
+          ...this.spec,
+          command,
+          env,
+          cwd: cwd ?? this.spec.cwd,
+          timeoutMs,
+          cpuTimeLimitMs,
+          signal,
+          stdio: 'pipe',
+        }),
+      );
     }
     this.own.delete(this.ownPromise.get(entry.container)!);
     const vars = new Map(entry.container.defaults.env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv]));
