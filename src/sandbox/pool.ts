@@ -70,6 +70,8 @@ export class SandboxPool {
     }
     this.spec = rest;
     this.dir = mkdtempSync(join(tmpdir(), 'nsbox-pool-'));
+    // Held sandboxes die with the process (their parent-death signal); their FIFOs go with it too.
+    process.once('exit', this.removeDir);
     this.fill();
   }
 
@@ -102,8 +104,11 @@ export class SandboxPool {
     this.closed = true;
     for (const e of this.idleList.splice(0)) this.destroy(e);
     while (this.own.size) await Promise.allSettled([...this.own]);
-    rmSync(this.dir, { recursive: true, force: true });
+    process.off('exit', this.removeDir);
+    this.removeDir();
   }
+
+  private readonly removeDir = () => rmSync(this.dir, { recursive: true, force: true });
 
   private checkOptions(o: unknown, keys: string[]): void {
     if (this.closed) bad('pool', 'is closed');
