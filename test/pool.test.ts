@@ -181,6 +181,13 @@ describe('SandboxPool', () => {
     expect(status).toMatch(/^NoNewPrivs:\s+1$/m);
   });
 
+  it('holds with init (cloned as a copy, not vfork) and as another user', async () => {
+    const p = pool(1, { init: true, user: '1000:1000' });
+    await held(p, 1);
+    const r = await p.run(['sh', '-c', 'echo $$ $(id -u); cat /proc/1/comm']);
+    expect(r.stdout).toBe('2 1000\ninit\n');
+  });
+
   it('gives a large command and environment whole', async () => {
     const p = pool(1);
     await held(p, 1);
