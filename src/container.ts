@@ -224,9 +224,11 @@ export class Container {
         for (const p of parts) await p.afterExit?.(st);
         return st;
       });
+    let released = false;
     try {
       for (const p of parts) p.started?.(child.pid);
-      if (sync) this.release(child, parts);
+      released = sync;
+      if (sync) this.release(child, parts); // closes syncFd, whatever happens
     } catch (e) {
       // Nothing may run on (its exit still cleans up).
       try {
@@ -236,7 +238,7 @@ export class Container {
       }
       exit.catch(() => {});
       closeSync(child.errFd);
-      if (sync) closeSync(child.syncFd);
+      if (sync && !released) closeSync(child.syncFd);
       if (throwNow) throw e;
       return { ready: Promise.reject(e), exited: exit.then(() => Promise.reject(e)) };
     }
@@ -258,14 +260,12 @@ export class Container {
       promise.catch(() => {});
       const given = (this.given = { resolve, reject, promise });
       // Ended while held (killed, or never used): nothing ran.
-      exit.then(
-        () => {
-          if (this.holdFd >= 0) closeSync(this.holdFd);
-          this.holdFd = -1;
-          if (this.given === given) reject(endedHeld());
-        },
-        () => {},
-      );
+      const ended = () => {
+        if (this.holdFd >= 0) closeSync(this.holdFd);
+        this.holdFd = -1;
+        if (this.given === given) reject(endedHeld());
+      };
+      exit.then(ended, ended);
       executed = ready.then(() => promise);
     } else {
       ready = executed = whenExecuted(child.errFd, this.plan);

@@ -170,7 +170,13 @@ export class SandboxPool {
           ? stepError(op.chdirInRoot(cwd), errno)
           : undefined;
     const started = process.hrtime.bigint();
-    const running = entry.container.go(message, explain);
+    let running: Promise<void>;
+    try {
+      running = entry.container.go(message, explain);
+    } catch (e) {
+      this.destroy(entry);
+      throw e;
+    }
     // Refill once this one runs: its start does not wait behind the making of the next.
     running.then(
       () => this.refillSoon(),
