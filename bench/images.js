@@ -5,13 +5,12 @@
 //   node bench/images.js [--rootfs DIR] [--n N (pulls, default 3)] [--runs N (default 20)]
 // DIR defaults to .rootfs/debian (made by rootfs-scripts/debian.sh when missing: needs Debian's mirror).
 import { execFileSync, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { gzipSync } from 'node:zlib';
 import { timeOnce } from './external.js';
+import { layout } from './image-layout.js';
 import { ms, summary, table } from './stats.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -26,67 +25,9 @@ const N = Number(opt('n', 3)),
 const work = mkdtempSync('/tmp/nsbox-bench-images-');
 const sh = (cmd, args, o = {}) =>
   execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 30, ...o });
-const sha = (b) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 if (!existsSync(`${rootfs}/usr/bin/true`))
   sh('sh', [join(ROOT, 'rootfs-scripts', 'debian.sh'), rootfs], { stdio: 'inherit' });
-
-/** An OCI layout of the root in 4 gzipped layers: all but /usr, /usr/lib, /usr/share, the rest of /usr. */
-function layout(dir) {
-  mkdirSync(`${dir}/blobs/sha256`, { recursive: true });
-  const blob = (b) => {
-    const d = sha(b);
-    writeFileSync(`${dir}/blobs/sha256/${d.slice(7)}`, b);
-    return { digest: d, size: b.length };
-  };
-  const parts = [
-    ['--exclude=./usr', '.'],
-    ['./usr/lib'],
-    ['./usr/share'],
-    ['--exclude=./usr/lib', '--exclude=./usr/share', './usr'],
-  ];
-  const tars = parts.map((p) => sh('tar', ['-C', rootfs, '--numeric-owner', '-c', ...p]));
-  const layers = tars.map((t) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...blob(gzipSync(t)) }));
-  const config = blob(
-    Buffer.from(
-      JSON.stringify({
-        architecture: 'amd64',
-        os: 'linux',
-        config: { Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['/bin/bash'] },
-        rootfs: { type: 'layers', diff_ids: tars.map(sha) },
-      }),
-    ),
-  );
-  const manifest = blob(
-    Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-        layers,
-      }),
-    ),
-  );
-  writeFileSync(`${dir}/oci-layout`, '{"imageLayoutVersion":"1.0.0"}');
-  writeFileSync(
-    `${dir}/index.json`,
-    JSON.stringify({
-      schemaVersion: 2,
-      manifests: [
-        {
-          mediaType: 'application/vnd.oci.image.manifest.v1+json',
-          ...manifest,
-          annotations: { 'org.opencontainers.image.ref.name': 'deb' },
-        },
-      ],
-    }),
-  );
-  return {
-    unpacked: tars.reduce((n, t) => n + t.length, 0),
-    compressed: layers.reduce((n, l) => n + l.size, 0),
-    layers: layers.length,
-  };
-}
 
 async function freePort() {
   const s = createServer();
@@ -121,7 +62,7 @@ try {
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  const info = layout(`${work}/oci`);
+  const info = layout(`${work}/oci`, rootfs);
   const ref = `127.0.0.1:${port}/library/deb:1`;
   sh('skopeo', ['--insecure-policy', 'copy', '--dest-tls-verify=false', `oci:${work}/oci:deb`, `docker://${ref}`]);
   console.log(

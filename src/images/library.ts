@@ -37,10 +37,10 @@ export function images(): ImageRecord[] {
 export function imageSpec(
   spec: Omit<ContainerSpec, 'rootfs'>,
   ref: string,
-  o: { entrypoint?: string; removeOnExit?: boolean; hint?: string } = {},
+  o: { entrypoint?: string; removeOnExit?: boolean; hint?: string; record?: ImageRecord } = {},
 ): { spec: ContainerSpec; part: StartPart } {
   const store = new Store();
-  const img = store.find(ref);
+  const img = o.record ?? store.find(ref);
   if (!img)
     throw new NsboxError(`image not found locally: ${ref}${o.hint ?? ` (await pull('${ref}') first)`}`, {
       step: 'image',

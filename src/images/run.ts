@@ -37,10 +37,14 @@ export interface ImageRun {
   stopSignal?: string;
 }
 
+function kernelAtLeast(major: number, minor: number, rel = release()): boolean {
+  const [maj, min] = rel.split('.').map((n) => parseInt(n, 10));
+  return maj > major || (maj === major && min >= minor);
+}
+
 /** The kernel takes lowerdir+ (one fsconfig call per layer, no length limit) from 6.8 on. */
 export function hasLowerdirPlus(rel = release()): boolean {
-  const [maj, min] = rel.split('.').map((n) => parseInt(n, 10));
-  return maj > 6 || (maj === 6 && min >= 8);
+  return kernelAtLeast(6, 8, rel);
 }
 
 /** A file of the image, read from the topmost layer that has it, resolved inside that layer. */
@@ -171,6 +175,9 @@ export function overlayPart(
   // Rootless: the layers are the user's (root in the container), and overlay is mounted in the user
   // namespace, keeping its whiteout and opaque markers in user.* xattrs (Linux 5.11+).
   const extra = rootless ? ['userxattr'] : [];
+  // A layer removed when the container ends needs no durability: `volatile` (5.10+) spares the
+  // sync of the whole upper filesystem that unmounting an overlay does, as podman does for --rm.
+  if (removeOnExit && kernelAtLeast(5, 10)) extra.push('volatile');
   const d = store.createContainer(id, img, run.stopSignal);
   const lower = [...img.layers].reverse().map((c) => store.layerLink(c)); // overlay lists the top first
   const cleanup = () => store.removeContainer(id);
