@@ -35,11 +35,16 @@ try {
   for (let i = 0; i < WARMUP + RUNS; i++) {
     const a = await timeOnce(argv('bench/run:1'));
     const b = await timeOnce(argv(rootfs));
-    if (i >= WARMUP) img.push(a), dir.push(b);
+    if (i < WARMUP) continue;
+    img.push(a);
+    dir.push(b);
   }
   const si = summary(img),
     sd = summary(dir);
-  console.log(`root: ${rootfs} (an image of ${info.layers} layers); ${RUNS} runs each, alternated; load ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
+  const load = loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
+  console.log(`root: ${rootfs} (an image of ${info.layers} layers); ${RUNS} runs each, alternated; load ${load}\n`);
   table([
     ['variant', 'median', 'p90', 'min', 'n'],
     ['nsbox run --rm IMAGE /bin/true', ms(si.median), ms(si.p90), ms(si.min), String(si.n)],
