@@ -1,6 +1,7 @@
 // Run from an image vs run from a directory (not a test), as root: the same root filesystem imported
-// as an image of 4 layers (bench/image-layout.js) into a scratch store, then `nsbox run --rm IMAGE /bin/true` and `nsbox run --rm DIR
-// /bin/true` alternated in one loop, so that a busy moment of the machine weighs on both alike.
+// as an image of 4 layers (bench/image-layout.js) into a scratch store, then `nsbox run --rm IMAGE
+// /bin/true` and `nsbox run --rm DIR /bin/true` alternated in one loop, so that a busy moment of the
+// machine weighs on both alike.
 //   node bench/image-run.js [--rootfs DIR (default .rootfs/busybox)] [--runs N (default 40)] [--warmup W (5)]
 // Prints medians, the difference (target: within 10 ms) and the ratio.
 import { execFileSync } from 'node:child_process';
