@@ -206,7 +206,8 @@ static napi_value StatAt(napi_env env, napi_callback_info info) {
   return r;
 }
 
-/* fsetxattr(fd, name, value: Buffer) */
+/* fsetxattr(fd, name, value: Buffer). An O_PATH fd (a symlink, a device node) takes no fsetxattr:
+ * then through its /proc/self/fd link, which names that very inode and is not followed further. */
 static napi_value Fsetxattr(napi_env env, napi_callback_info info) {
   ARGS;
   STR(1, 0);
@@ -216,7 +217,13 @@ static napi_value Fsetxattr(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "expected a Buffer");
     return NULL;
   }
-  CHECK(fsetxattr((int)i64(env, c.a[0]), c.s[0], data, len, 0), "fsetxattr");
+  int fd = (int)i64(env, c.a[0]);
+  int rc = fsetxattr(fd, c.s[0], data, len, 0);
+  if (rc < 0 && errno == EBADF && fd >= 0) {
+    snprintf(c.s[1], STR_MAX, "/proc/self/fd/%d", fd);
+    rc = setxattr(c.s[1], c.s[0], data, len, 0);
+  }
+  CHECK(rc, "fsetxattr");
   return NULL;
 }
 

@@ -101,6 +101,42 @@ describe('applying a layer', () => {
     closeSync(fd);
   });
 
+  it('applies pax xattrs (binary values, after chown) and skips overlay markers with one warning', async () => {
+    // security.capability v2: cap_net_raw (13) and cap_setuid (7, a byte of 0x80) permitted, effective.
+    const cap = Buffer.from([1, 0, 0, 2, 0x80, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    const odd = Buffer.from('a=b\nc\0d\xff', 'latin1');
+    const warnings: string[] = [];
+    const big = Buffer.alloc(300_000, 7); // spans many chunks: the xattrs after it still match their entry
+    const tar = tarball([
+      { path: 'bin/', type: 'Directory', xattrs: { 'user.dir': 'd' } },
+      { path: 'bin/big', data: big },
+      { path: 'bin/ping', data: 'ELF', mode: 0o755, uid: 1000, gid: 1000, xattrs: { 'security.capability': cap } },
+      { path: 'bin/odd', data: 'x', xattrs: { 'user.odd': odd, 'trusted.overlay.opaque': 'y' } },
+      { path: 'bin/link', type: 'SymbolicLink', linkpath: 'odd', xattrs: { 'trusted.link': 'on-the-link' } },
+    ]);
+    await apply(gzipSync(tar), { warn: (m: string) => warnings.push(m) });
+    const get = (p: string, name: string) => {
+      const fd = openSync(`${dir}/${p}`, 'r');
+      try {
+        return fsops.fgetxattr(fd, name);
+      } finally {
+        closeSync(fd);
+      }
+    };
+    expect(get('bin/ping', 'security.capability')).toEqual(cap);
+    expect(statSync(`${dir}/bin/ping`).uid).toBe(1000);
+    expect(get('bin/odd', 'user.odd')).toEqual(odd);
+    expect(get('bin/odd', 'trusted.overlay.opaque')).toBeNull();
+    expect(get('bin', 'user.dir')?.toString()).toBe('d');
+    expect(get('bin/big', 'user.dir')).toBeNull();
+    expect(get('bin/odd', 'trusted.link')).toBeNull(); // set on the symlink itself, not through it
+    expect(warnings).toEqual([
+      expect.stringMatching(
+        /1 extended attribute\(s\) not applied \(overlay's own .*trusted.overlay.opaque on bin\/odd/,
+      ),
+    ]);
+  });
+
   it('refuses ../ that climbs out of the layer', async () => {
     expect(await errorOf(apply(tarball([{ path: '../../outside/pwned', data: 'x' }])))).toMatch(
       /escapes the layer: \.\.\/\.\.\/outside\/pwned/,
