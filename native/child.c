@@ -326,6 +326,10 @@ static int run_op(struct plan *p, struct op *o) {
   case OP_SET_TTY: return ioctl((int)o->n[0], TIOCSCTTY, 0);
   case OP_HOLD_OPEN: return op_hold_open(p, o);
   case OP_HOLD: return op_hold(p, o, (int)(o - p->ops));
+  case OP_TAKE_FD:
+    if (p->slots[o->n[1]] >= 0) close(p->slots[o->n[1]]);
+    p->slots[o->n[1]] = (int)o->n[0];
+    return 0;
   case OP_USERNS_ROOT:
     if (o->nn < 3) break;
     if (o->n[0] && syscall(SYS_setgroups, 0, NULL) < 0) return -1;

@@ -57,6 +57,8 @@ enum op_kind {
   /* Held before exec until started (native/hold.c). */
   OP_HOLD_OPEN = 44,     /* s: FIFO path   n: slot: open it read-write (before pivot_root) */
   OP_HOLD = 45,          /* n: slot: report "held" on the error pipe, close it, wait for a byte on the FIFO */
+  /* Images (54-55). */
+  OP_TAKE_FD = 54,       /* n: fd, slot: an inherited fd kept open (an idmapped mount) becomes the slot's */
 };
 
 #define PLAN_SLOTS 1024

@@ -366,7 +366,9 @@ export function applyLayer(input: Readable, dir: string, o: ApplyOptions = {}): 
     if (base === OPAQUE) {
       const fd = fs.openAt(parent, '.', C.O_RDONLY | C.O_DIRECTORY);
       try {
-        fs.fsetxattr(fd, root ? 'trusted.overlay.opaque' : 'user.overlay.opaque', Buffer.from('y'));
+        // user.* too as root: an overlay mounted in a user namespace (--userns) reads only that one.
+        if (root) fs.fsetxattr(fd, 'trusted.overlay.opaque', Buffer.from('y'));
+        fs.fsetxattr(fd, 'user.overlay.opaque', Buffer.from('y'));
       } finally {
         closeSync(fd);
       }

@@ -63,7 +63,7 @@ export function removeContainerDir(dir: string): void {
     for (const d of [...ovl].reverse())
       gone(() => lstatSync(`${dir}/${d}`).isDirectory() && chmodSync(`${dir}/${d}`, 0o700));
   }
-  for (const d of [...ovl, 'work', 'merged', 'upper']) gone(() => rmdirSync(`${dir}/${d}`));
+  for (const d of [...ovl, 'work', 'merged', 'lower', 'upper']) gone(() => rmdirSync(`${dir}/${d}`));
   try {
     rmdirSync(dir);
   } catch (e) {

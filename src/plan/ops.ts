@@ -86,6 +86,9 @@ export const usernsRoot = (dropGroups: boolean, gid0: boolean, uid0: boolean): S
 export const holdOpen = (path: string, slot: Slot): Step =>
   step({ kind: 'holdOpen', path, slot }, `open the hold FIFO ${path}`);
 export const hold = (slot: Slot): Step => step({ kind: 'hold', slot }, 'wait to be started');
+/** An inherited fd (kept open by PlanBuilder.keepOpen) taken into a slot. */
+export const takeFd = (fd: number, slot: Slot, what: string): Step =>
+  step({ kind: 'takeFd', fd, slot }, `take ${what}`);
 
 /** `primary`, or when it fails, `fallback` in its place (the child skips the fallback when primary works). */
 export const orElse = (primary: Step, fallback: Step[]): Step => ({ ...primary, orElse: fallback });

@@ -65,7 +65,9 @@ export type StepBody =
   /** Open the hold FIFO (a host path) read-write into a slot. */
   | { kind: 'holdOpen'; path: string; slot: Slot }
   /** Report "held" to the parent, then wait for a byte on the FIFO in `slot`. */
-  | { kind: 'hold'; slot: Slot };
+  | { kind: 'hold'; slot: Slot }
+  /** An inherited fd, kept open through the closing of the others, becomes a slot's (an idmapped mount). */
+  | { kind: 'takeFd'; fd: number; slot: Slot };
 
 export type StepKind = StepBody['kind'];
 

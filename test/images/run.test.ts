@@ -2,7 +2,7 @@
 // mount namespace, removed with it, and the image left as it was.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostMounts, nsbox, ROOTFS } from '../helpers.js';
 import { makeLayout, skopeo } from './fixtures.js';
@@ -37,8 +37,8 @@ const layersPrint = () =>
     .join('\n');
 const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
-/** An OCI layout with busybox and then `n` small layers, each adding /l/fI, as an archive. */
-function manyLayers(n: number, name: string): string {
+/** An OCI layout with busybox and then `n` small layers, each adding /l/fI (or these layers), as an archive. */
+function manyLayers(n: number, name: string, extra?: Buffer[]): string {
   const dir = `${work}/${name}`;
   mkdirSync(`${dir}/blobs/sha256`, { recursive: true });
   const blob = (b: Buffer | string) => {
@@ -48,6 +48,7 @@ function manyLayers(n: number, name: string): string {
   };
   const tars = [execFileSync('tar', ['-C', ROOTFS, '-c', '.'], { maxBuffer: 1 << 28 })];
   for (let i = 0; i < n; i++) tars.push(tarball([{ path: `l/f${i}`, data: `${i}\n` }]));
+  tars.push(...(extra ?? []));
   const layers = tars.map((t) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...blob(t) }));
   const config = blob(
     JSON.stringify({
@@ -165,7 +166,7 @@ describe('nsbox run IMAGE', () => {
     expect(layersPrint()).toBe(before);
   });
 
-  it("stops with the image's StopSignal, and refuses --userns with a clear error", async () => {
+  it("stops with the image's StopSignal", async () => {
     await ok([
       'run',
       '-d',
@@ -183,12 +184,54 @@ describe('nsbox run IMAGE', () => {
     } finally {
       await cli(['rm', '-f', 'stopper']);
     }
-    const r = await cli(['run', '--userns', 'bb:1', 'true']);
-    expect([r.code, r.stderr]).toEqual([
-      125,
-      "nsbox: containers from images cannot use --userns as root yet (the layers belong to the host's ids)\n",
+  });
+
+  it("runs with --userns as root: the image's files are container root's through an idmapped store", async () => {
+    // An opaque directory and a whiteout, which an overlay in a user namespace reads from user.* xattrs.
+    const opq = manyLayers(0, 'opq', [
+      tarball([
+        { path: 'd/old', data: 'old\n' },
+        { path: 'etc/gone', data: 'x' },
+      ]),
+      tarball([{ path: 'd/.wh..wh..opq' }, { path: 'd/new', data: 'new\n' }, { path: 'etc/.wh.gone' }]),
     ]);
+    await ok(['import', opq]);
+    const map = ['--uidmap', '0:300000:65536'];
+    const refused = await cli(['run', '--rm', '--userns', ...map, 'opq:1', 'true']);
+    expect([refused.code, refused.stderr]).toEqual([
+      125,
+      `nsbox: --userns with an image: container root (host uid 300000) cannot reach the image store ${store}: ` +
+        `${work} is not searchable by others (chmod o+x ${work}, or set NSBOX_STORAGE_DIR)\n`,
+    ]);
+    chmodSync(work, 0o711); // mkdtemp made it 0700
+    const before = layersPrint(),
+      mounts = hostMounts();
+    const id = (await ok(['run', '-d', '--name', 'mapped', '--userns', ...map, 'opq:1', 'sleep', '1000'])).trim();
+    try {
+      const inside = await ok([
+        'exec',
+        'mapped',
+        'sh',
+        '-c',
+        'id -u; cat /proc/self/uid_map; ls -ln /bin/busybox; ls /d; test -e /etc/gone || echo gone; echo hi > /etc/new',
+      ]);
+      const [uid, uidMap, busybox, ...rest] = inside.trim().split('\n');
+      expect([uid, uidMap.trim().split(/\s+/)]).toEqual(['0', ['0', '300000', '65536']]);
+      expect(busybox).toMatch(/^-rwxr-xr-x\s+1 0\s+0\s/); // root's in the layers, container root's here
+      expect(rest).toEqual(['new', 'gone']);
+      const upper = `${store}/containers/${id}/upper/etc/new`;
+      expect([readFileSync(upper, 'utf8'), statSync(upper).uid]).toEqual(['hi\n', 300000]);
+      expect(hostMounts().filter((m) => m.startsWith(store) || (!mounts.includes(m) && m.includes('overlay')))).toEqual(
+        [],
+      );
+    } finally {
+      await cli(['rm', '-f', 'mapped']);
+    }
+    // A foreground run (mount(2) and lowerdir+ alike: the kernel picks), its layer gone after.
+    expect(await ok(['run', '--rm', '--userns', 'opq:1', 'cat', '/d/new'])).toBe('new\n');
     expect(readdirSync(`${store}/containers`)).toEqual([]);
+    expect(layersPrint()).toBe(before);
+    await ok(['rmi', 'opq:1']);
   });
 
   it("exports a running container's root as a tar that imports back as an image", async () => {
