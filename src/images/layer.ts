@@ -10,6 +10,7 @@ import { Parser, type ReadEntry } from 'tar';
 import { NsboxError } from '../errors.js';
 import { fsops as fs } from '../native.js';
 import { PaxScanner } from './pax.js';
+import { zstdInflater } from './zstd.js';
 
 export interface ApplyOptions {
   /** At most this many entries (default 1,000,000). */
@@ -65,38 +66,44 @@ function cleanPathIn(p: string): string[] {
   return out;
 }
 
-/** Peeks at the first bytes: gzip is inflated, zstd refused, anything else is taken as a plain tar. */
+/** Peeks at the first bytes: gzip and zstd are inflated, anything else is taken as a plain tar. */
 function decompress(input: Readable, name: string): Readable {
   let decided = false;
+  let inner: Transform | null = null;
   const sniff = new Transform({
     transform(chunk: Buffer, _enc, cb) {
-      if (!decided) {
-        decided = true;
-        if (chunk[0] === 0x28 && chunk[1] === 0xb5 && chunk[2] === 0x2f && chunk[3] === 0xfd) {
-          return cb(
-            new NsboxError(`layer ${name} is zstd-compressed, which nsbox does not read yet`, { step: 'layer' }),
-          );
-        }
-        if (chunk[0] === 0x1f && chunk[1] === 0x8b) {
-          const gz = createGunzip();
-          gz.on('data', (d: Buffer) => this.push(d));
-          gz.on('error', (e) =>
-            this.destroy(new NsboxError(`layer ${name}: bad gzip data: ${e.message}`, { step: 'layer' })),
-          );
-          (this as unknown as { gz: typeof gz }).gz = gz;
-        }
-      }
-      const gz = (this as unknown as { gz?: ReturnType<typeof createGunzip> }).gz;
-      if (gz) {
-        if (!gz.write(chunk)) gz.once('drain', () => cb());
+      const write = () => {
+        if (!inner) return cb(null, chunk);
+        if (!inner.write(chunk)) inner.once('drain', () => cb());
         else cb();
-      } else cb(null, chunk);
+      };
+      if (decided) return write();
+      decided = true;
+      const use = (t: Transform, kind: string) => {
+        inner = t;
+        t.on('data', (d: Buffer) => this.push(d));
+        t.on('error', (e) =>
+          this.destroy(
+            e instanceof NsboxError
+              ? e
+              : new NsboxError(`layer ${name}: bad ${kind} data: ${e.message}`, { step: 'layer' }),
+          ),
+        );
+      };
+      if (chunk[0] === 0x28 && chunk[1] === 0xb5 && chunk[2] === 0x2f && chunk[3] === 0xfd) {
+        zstdInflater(name).then((z) => {
+          use(z, 'zstd');
+          write();
+        }, cb);
+        return;
+      }
+      if (chunk[0] === 0x1f && chunk[1] === 0x8b) use(createGunzip(), 'gzip');
+      write();
     },
     flush(cb) {
-      const gz = (this as unknown as { gz?: ReturnType<typeof createGunzip> }).gz;
-      if (!gz) return cb();
-      gz.once('end', () => cb());
-      gz.end();
+      if (!inner) return cb();
+      inner.once('end', () => cb());
+      inner.end();
     },
   });
   input.on('error', (e) => sniff.destroy(e));
