@@ -14,7 +14,7 @@ type State =
   | { at: 'frame' } // a frame's magic next
   | { at: 'header'; need: number } // the rest of a frame header (need bytes in all, from its magic)
   | { at: 'block'; checksum: boolean } // a block header next
-  | { at: 'skip'; left: number; then: 'frame' | { checksum: boolean } };
+  | { at: 'skip'; left: number; next: 'frame' | { checksum: boolean } };
 
 export class ZstdGuard {
   private st: State = { at: 'frame' };
@@ -38,7 +38,7 @@ export class ZstdGuard {
         off += n;
         st.left -= n;
         if (st.left > 0) break;
-        this.st = st.then === 'frame' ? { at: 'frame' } : { at: 'block', checksum: st.then.checksum };
+        this.st = st.next === 'frame' ? { at: 'frame' } : { at: 'block', checksum: st.next.checksum };
         continue;
       }
       if (st.at === 'frame') {
@@ -46,7 +46,7 @@ export class ZstdGuard {
         const magic = b.readUInt32LE(off);
         if ((magic & 0xfffffff0) === 0x184d2a50) {
           // A skippable frame (zstd:chunked's metadata): its size follows.
-          this.st = { at: 'skip', left: 8 + b.readUInt32LE(off + 4), then: 'frame' };
+          this.st = { at: 'skip', left: 8 + b.readUInt32LE(off + 4), next: 'frame' };
           continue;
         }
         if (magic !== MAGIC) this.fail('bad zstd data (not a zstd frame)');
@@ -99,7 +99,7 @@ export class ZstdGuard {
       this.st = {
         at: 'skip',
         left: body + (last && st.checksum ? 4 : 0),
-        then: last ? 'frame' : { checksum: st.checksum },
+        next: last ? 'frame' : { checksum: st.checksum },
       };
     }
     this.buf = this.buf.subarray(off);
