@@ -2,7 +2,17 @@
 // mount namespace, removed with it, and the image left as it was.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostMounts, nsbox, ROOTFS } from '../helpers.js';
 import { makeLayout, skopeo } from './fixtures.js';
@@ -17,6 +27,7 @@ import {
   type TestUser,
 } from '../userns/setup.js';
 import { collect } from '../helpers.js';
+import { idmap } from '../../src/native.js';
 import { tarball } from './tarball.js';
 
 const work = mkdtempSync('/tmp/nsbox-run-test-');
@@ -35,6 +46,20 @@ const layersPrint = () =>
     .split('\n')
     .sort()
     .join('\n');
+/** Whether this kernel can idmap a mount of the store's filesystem (as root's --userns with an image needs). */
+function canIdmap(): boolean {
+  try {
+    const ns = idmap.usernsFd('0 300000 65536\n', '0 300000 65536\n');
+    try {
+      closeSync(idmap.idmappedTree(work, ns, 1));
+      return true;
+    } finally {
+      closeSync(ns);
+    }
+  } catch {
+    return false;
+  }
+}
 const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 /** An OCI layout with busybox and then `n` small layers, each adding /l/fI (or these layers), as an archive. */
@@ -204,6 +229,13 @@ describe('nsbox run IMAGE', () => {
         `${work} is not searchable by others (chmod o+x ${work}, or set NSBOX_STORAGE_DIR)\n`,
     ]);
     chmodSync(work, 0o711); // mkdtemp made it 0700
+    if (!canIdmap()) {
+      // An older kernel, or a filesystem that cannot be idmapped there: refused, and nothing left.
+      const r = await cli(['run', '--rm', '--userns', ...map, 'opq:1', 'true']);
+      expect([r.code, r.stderr]).toEqual([125, expect.stringMatching(/needs idmapped mounts of the image store/)]);
+      expect(readdirSync(`${store}/containers`)).toEqual([]);
+      return;
+    }
     const before = layersPrint(),
       mounts = hostMounts();
     const id = (await ok(['run', '-d', '--name', 'mapped', '--userns', ...map, 'opq:1', 'sleep', '1000'])).trim();
