@@ -151,8 +151,10 @@ export interface FsOps {
   statAt(dirFd: number, name: string): FsStat | null;
   /** fsetxattr; an O_PATH fd (a symlink, a device node) through its /proc/self/fd link. */
   fsetxattr(fd: number, name: string, value: Buffer): void;
-  /** null when the attribute is not set. */
+  /** null when the attribute is not set (O_PATH fds too). */
   fgetxattr(fd: number, name: string): Buffer | null;
+  /** The names of an fd's extended attributes (O_PATH fds too); [] where the filesystem has none. */
+  flistxattr(fd: number): string[];
   readlinkAt(dirFd: number, name: string): string;
 }
 

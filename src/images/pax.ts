@@ -3,6 +3,8 @@
 // binary) are taken here from the raw bytes: a small scanner walks the same tar stream, block by
 // block, and queues each entry's xattrs with its header checksum, which the entry must match.
 
+import { Header } from 'tar';
+
 const BLOCK = 512;
 /** As node-tar: a pax header larger than this is ignored. */
 const MAX_PAX = 1 << 20;
@@ -116,4 +118,27 @@ export class PaxScanner {
     this.queue.push({ cksum: octal(h, 148, 8), xattrs });
     this.skip = padded(size);
   }
+}
+
+/** `LEN key=value\n`, LEN counting the whole record, its own digits too. */
+function record(key: string, value: Buffer): Buffer {
+  const body = Buffer.concat([Buffer.from(` ${key}=`), value, Buffer.from('\n')]);
+  let len = body.length + 1;
+  while (String(len).length + body.length !== len) len = String(len).length + body.length;
+  return Buffer.concat([Buffer.from(String(len)), body]);
+}
+
+/**
+ * A pax extended header (its block, records and padding) for an entry: its path, link target and
+ * xattrs as SCHILY.xattr.NAME records, the values binary-safe (node-tar's Pax writes text only).
+ */
+export function paxXattrHeader(path: string, linkpath: string | undefined, xattrs: [string, Buffer][]): Buffer {
+  const recs = [record('path', Buffer.from(path))];
+  if (linkpath !== undefined) recs.push(record('linkpath', Buffer.from(linkpath)));
+  for (const [k, v] of xattrs) recs.push(record(`${PREFIX}${k}`, v));
+  const data = Buffer.concat(recs);
+  const block = Buffer.alloc(BLOCK);
+  const name = `PaxHeader/${path.replace(/\/$/, '').split('/').pop()}`.slice(0, 99);
+  new Header({ path: name, type: 'ExtendedHeader', size: data.length, mode: 0o644 } as never).encode(block, 0);
+  return Buffer.concat([block, data, Buffer.alloc((BLOCK - (data.length % BLOCK)) % BLOCK)]);
 }

@@ -5,8 +5,10 @@ import { createHash } from 'node:crypto';
 import {
   chmodSync,
   closeSync,
+  constants,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readdirSync,
   readFileSync,
   rmSync,
@@ -27,7 +29,7 @@ import {
   type TestUser,
 } from '../userns/setup.js';
 import { collect } from '../helpers.js';
-import { idmap } from '../../src/native.js';
+import { fsops, idmap } from '../../src/native.js';
 import { tarball } from './tarball.js';
 
 const work = mkdtempSync('/tmp/nsbox-run-test-');
@@ -296,6 +298,54 @@ describe('nsbox run IMAGE', () => {
     expect(await ok(['run', 'exported:1', 'cat', '/tmp/f', '/etc/motd'])).toBe('mine\nhello from layer 2\n');
     const stopped = await cli(['export', 'nothere']);
     expect(stopped.code).toBe(125);
+  });
+
+  it("keeps pax xattrs: a layer's user.* and security.capability, in the container and in its export", async () => {
+    const cap = Buffer.from([1, 0, 0, 2, 0x80, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    const top = tarball([
+      { path: 'bin/ping', data: '#!/bin/sh\n', mode: 0o755, xattrs: { 'security.capability': cap } },
+      { path: 'etc/x', data: 'x', xattrs: { 'user.note': 'kept' } },
+    ]);
+    await ok(['import', manyLayers(0, 'xattrs', [top])]);
+    /** The value of `name` on `path` in the layer of the image that has it. */
+    const inLayer = (path: string, name: string) => {
+      for (const l of readdirSync(`${store}/layers`)) {
+        let fd: number;
+        try {
+          fd = openSync(`${store}/layers/${l}/diff/${path}`, constants.O_RDONLY | constants.O_NOFOLLOW);
+        } catch {
+          continue;
+        }
+        try {
+          return fsops.fgetxattr(fd, name);
+        } finally {
+          closeSync(fd);
+        }
+      }
+      return undefined;
+    };
+    expect(inLayer('bin/ping', 'security.capability')).toEqual(cap);
+    expect(inLayer('etc/x', 'user.note')?.toString()).toBe('kept');
+    await ok(['run', '-d', '--name', 'xat', 'xattrs:1', 'sleep', '1000']);
+    try {
+      const r = await cli(['export', '-o', `${work}/xat.tar`, 'xat']);
+      expect([r.code, r.stderr]).toEqual([0, '']);
+    } finally {
+      await cli(['rm', '-f', 'xat']);
+    }
+    const out = readFileSync(`${work}/xat.tar`);
+    expect(
+      out.includes(Buffer.concat([Buffer.from(' SCHILY.xattr.security.capability='), cap, Buffer.from('\n')])),
+    ).toBe(true);
+    expect(out.includes(' SCHILY.xattr.user.note=kept\n')).toBe(true);
+    await ok(['rmi', 'xattrs:1']);
+    await ok(['image', 'prune']);
+    expect(inLayer('etc/x', 'user.note')).toBeUndefined();
+    // Imported back: the export's xattrs are applied again.
+    await ok(['import', '--name', 'xattrs:2', `${work}/xat.tar`]);
+    expect(inLayer('bin/ping', 'security.capability')).toEqual(cap);
+    expect(inLayer('etc/x', 'user.note')?.toString()).toBe('kept');
+    await ok(['rmi', 'xattrs:2']);
   });
 
   it('runs a 100-layer image (mount(2), short names) and a 50-layer one (fsconfig lowerdir+)', async () => {
