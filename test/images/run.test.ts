@@ -428,5 +428,25 @@ describe('nsbox run IMAGE', () => {
       .trim()
       .split('\n');
     expect(new Set(owners)).toEqual(new Set([String(user.uid)]));
+    // xattrs: user.* kept; security.* is root's to set, skipped with one warning.
+    const cap = Buffer.from([1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    writeFileSync(
+      `${userDir}/x.tar`,
+      tarball([
+        { path: 'bin/ping', data: 'x', mode: 0o755, xattrs: { 'security.capability': cap } },
+        { path: 'etc/x', data: 'x', xattrs: { 'user.k': 'v' } },
+      ]),
+    );
+    chmodSync(`${userDir}/x.tar`, 0o644);
+    r = await as(['import', '--name', 'x:1', `${userDir}/x.tar`]);
+    expect([r.code, r.stderr]).toEqual([
+      0,
+      'nsbox: warning: layer archive: 1 extended attribute(s) not applied (only root sets trusted.* and ' +
+        'security.*), e.g. security.capability on bin/ping\n',
+    ]);
+    const x = execFileSync('find', [`${store}/layers`, '-path', '*/diff/etc/x'], { encoding: 'utf8' }).trim();
+    const fd = openSync(x, 'r');
+    expect(fsops.fgetxattr(fd, 'user.k')?.toString()).toBe('v');
+    closeSync(fd);
   });
 });
