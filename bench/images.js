@@ -5,13 +5,13 @@
 //   node bench/images.js [--rootfs DIR] [--n N (pulls, default 3)] [--runs N (default 20)]
 // DIR defaults to .rootfs/debian (made by rootfs-scripts/debian.sh when missing: needs Debian's mirror).
 import { execFileSync, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { gzipSync } from 'node:zlib';
 import { timeOnce } from './external.js';
+import { layout } from './image-layout.js';
 import { ms, summary, table } from './stats.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -26,67 +26,9 @@ const N = Number(opt('n', 3)),
 const work = mkdtempSync('/tmp/nsbox-bench-images-');
 const sh = (cmd, args, o = {}) =>
   execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 30, ...o });
-const sha = (b) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 if (!existsSync(`${rootfs}/usr/bin/true`))
   sh('sh', [join(ROOT, 'rootfs-scripts', 'debian.sh'), rootfs], { stdio: 'inherit' });
-
-/** An OCI layout of the root in 4 gzipped layers: all but /usr, /usr/lib, /usr/share, the rest of /usr. */
-function layout(dir) {
-  mkdirSync(`${dir}/blobs/sha256`, { recursive: true });
-  const blob = (b) => {
-    const d = sha(b);
-    writeFileSync(`${dir}/blobs/sha256/${d.slice(7)}`, b);
-    return { digest: d, size: b.length };
-  };
-  const parts = [
-    ['--exclude=./usr', '.'],
-    ['./usr/lib'],
-    ['./usr/share'],
-    ['--exclude=./usr/lib', '--exclude=./usr/share', './usr'],
-  ];
-  const tars = parts.map((p) => sh('tar', ['-C', rootfs, '--numeric-owner', '-c', ...p]));
-  const layers = tars.map((t) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...blob(gzipSync(t)) }));
-  const config = blob(
-    Buffer.from(
-      JSON.stringify({
-        architecture: 'amd64',
-        os: 'linux',
-        config: { Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['/bin/bash'] },
-        rootfs: { type: 'layers', diff_ids: tars.map(sha) },
-      }),
-    ),
-  );
-  const manifest = blob(
-    Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-        layers,
-      }),
-    ),
-  );
-  writeFileSync(`${dir}/oci-layout`, '{"imageLayoutVersion":"1.0.0"}');
-  writeFileSync(
-    `${dir}/index.json`,
-    JSON.stringify({
-      schemaVersion: 2,
-      manifests: [
-        {
-          mediaType: 'application/vnd.oci.image.manifest.v1+json',
-          ...manifest,
-          annotations: { 'org.opencontainers.image.ref.name': 'deb' },
-        },
-      ],
-    }),
-  );
-  return {
-    unpacked: tars.reduce((n, t) => n + t.length, 0),
-    compressed: layers.reduce((n, l) => n + l.size, 0),
-    layers: layers.length,
-  };
-}
 
 async function freePort() {
   const s = createServer();
@@ -121,13 +63,13 @@ try {
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  const info = layout(`${work}/oci`);
+  const info = layout(`${work}/oci`, rootfs);
   const ref = `127.0.0.1:${port}/library/deb:1`;
   sh('skopeo', ['--insecure-policy', 'copy', '--dest-tls-verify=false', `oci:${work}/oci:deb`, `docker://${ref}`]);
   console.log(
     `image: ${info.layers} layers, ${(info.compressed / 1e6).toFixed(1)} MB gzipped, ` +
       `${(info.unpacked / 1e6).toFixed(1)} MB unpacked; ` +
-      `registry on 127.0.0.1:${port}; ${N} pulls and ${RUNS} runs each, medians (ms)\n`,
+      `registry on 127.0.0.1:${port}; ${N} pulls and ${RUNS} runs each, medians (ms); load ${loadavg()[0]}\n`,
   );
 
   const podmanArgs = (d) => [
@@ -143,8 +85,9 @@ try {
     '--runtime',
     'runc',
   ];
-  const rows = [['variant', 'median', 'p90', 'min', 'n']];
+  const rows = [['variant', 'median', 'p90', 'min', 'n', 'cpu']];
   const results = {};
+  const cpu = {};
   const measure = async (name, make, n) => {
     const samples = [];
     for (let i = 0; i < n; i++) {
@@ -155,7 +98,7 @@ try {
     }
     const s = summary(samples);
     results[name] = s.median;
-    rows.push([name, ms(s.median), ms(s.p90), ms(s.min), String(s.n)]);
+    rows.push([name, ms(s.median), ms(s.p90), ms(s.min), String(s.n), '']);
   };
   const fresh = (name) => {
     const d = `${work}/${name}`;
@@ -163,11 +106,16 @@ try {
     mkdirSync(d, { recursive: true });
     return d;
   };
+  /** User + system CPU ms of the children waited for so far (/proc/self/stat cutime, cstime). */
+  const childCpu = () => {
+    const f = readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
+    return (Number(f[13]) + Number(f[14])) * 10; // clock ticks of 10 ms
+  };
 
-  // Pull + unpack, each into an empty store.
-  await measure(
-    'nsbox pull',
-    (i) => {
+  // Pull + unpack, each into an empty store; the three tools alternated, so that a busy moment
+  // of the machine weighs on each alike. CPU time (user + system) is steadier than wall time.
+  const pulls = {
+    'nsbox pull': (i) => {
       const d = fresh(`nsbox-${i}`);
       process.env.NSBOX_STORAGE_DIR = d;
       return {
@@ -175,11 +123,7 @@ try {
         after: () => i < N - 1 && rmSync(d, { recursive: true, force: true }),
       };
     },
-    N,
-  );
-  await measure(
-    'skopeo copy + umoci unpack',
-    (i) => {
+    'skopeo copy + umoci unpack': (i) => {
       const d = fresh(`skopeo-${i}`);
       return {
         argv: [
@@ -191,11 +135,7 @@ try {
         after: () => rmSync(d, { recursive: true, force: true }),
       };
     },
-    N,
-  );
-  await measure(
-    'podman pull',
-    (i) => {
+    'podman pull': (i) => {
       const d = fresh(`podman-${i}`);
       return {
         argv: [...podmanArgs(d), 'pull', '-q', '--tls-verify=false', ref],
@@ -209,8 +149,24 @@ try {
         },
       };
     },
-    N,
-  );
+  };
+  const wall = Object.fromEntries(Object.keys(pulls).map((k) => [k, []]));
+  const cpus = Object.fromEntries(Object.keys(pulls).map((k) => [k, []]));
+  for (let i = 0; i < N; i++) {
+    for (const [name, make] of Object.entries(pulls)) {
+      const { argv, after } = make(i);
+      const c0 = childCpu();
+      wall[name].push(await timeOnce(argv));
+      cpus[name].push(childCpu() - c0);
+      after?.();
+    }
+  }
+  for (const name of Object.keys(pulls)) {
+    const s = summary(wall[name]);
+    results[name] = s.median;
+    cpu[name] = summary(cpus[name]).median;
+    rows.push([name, ms(s.median), ms(s.p90), ms(s.min), String(s.n), ms(cpu[name])]);
+  }
 
   // Runs: the nsbox store of the last pull; a podman store with the image pulled once.
   process.env.NSBOX_STORAGE_DIR = `${work}/nsbox-${N - 1}`;
@@ -228,7 +184,7 @@ try {
   ]) {
     const s = summary(samples);
     results[name] = s.median;
-    rows.push([name, ms(s.median), ms(s.p90), ms(s.min), String(s.n)]);
+    rows.push([name, ms(s.median), ms(s.p90), ms(s.min), String(s.n), '']);
   }
   const pd = fresh('podman-run');
   sh(podmanArgs(pd)[0], [...podmanArgs(pd).slice(1), 'pull', '-q', '--tls-verify=false', ref]);
@@ -257,14 +213,16 @@ try {
   }
 
   table(rows);
-  const r = (a, b) => (results[a] / results[b]).toFixed(2);
+  const r = (a, b, t = results) => (t[a] / t[b]).toFixed(2);
   console.log(
-    `\nnsbox pull / (skopeo + umoci): ${r('nsbox pull', 'skopeo copy + umoci unpack')}; ` +
-      `nsbox pull / podman pull: ${r('nsbox pull', 'podman pull')}`,
+    `\nnsbox pull / (skopeo + umoci): ${r('nsbox pull', 'skopeo copy + umoci unpack')} wall, ` +
+      `${r('nsbox pull', 'skopeo copy + umoci unpack', cpu)} cpu; ` +
+      `nsbox pull / podman pull: ${r('nsbox pull', 'podman pull')} wall, ${r('nsbox pull', 'podman pull', cpu)} cpu`,
   );
   console.log(
     `run from IMAGE - run from DIR: ` +
-      `${ms(results['nsbox run --rm IMAGE /bin/true'] - results['nsbox run --rm DIR /bin/true'])} ms; ` +
+      `${ms(results['nsbox run --rm IMAGE /bin/true'] - results['nsbox run --rm DIR /bin/true'])} ms ` +
+      `(IMAGE / DIR: ${r('nsbox run --rm IMAGE /bin/true', 'nsbox run --rm DIR /bin/true')}); ` +
       `nsbox / podman run: ${r('nsbox run --rm IMAGE /bin/true', 'podman run --rm IMAGE /bin/true')}`,
   );
 } finally {

@@ -328,6 +328,10 @@ static int run_op(struct plan *p, struct op *o) {
   case OP_HOLD: return op_hold(p, o, (int)(o - p->ops));
   case OP_HELD_CHDIR: return op_held_chdir(p);
   case OP_HELD_EXEC: return op_held_exec(p);
+  case OP_TAKE_FD:
+    if (p->slots[o->n[1]] >= 0) close(p->slots[o->n[1]]);
+    p->slots[o->n[1]] = (int)o->n[0];
+    return 0;
   case OP_USERNS_ROOT:
     if (o->nn < 3) break;
     if (o->n[0] && syscall(SYS_setgroups, 0, NULL) < 0) return -1;

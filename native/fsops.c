@@ -206,7 +206,8 @@ static napi_value StatAt(napi_env env, napi_callback_info info) {
   return r;
 }
 
-/* fsetxattr(fd, name, value: Buffer) */
+/* fsetxattr(fd, name, value: Buffer). An O_PATH fd (a symlink, a device node) takes no fsetxattr:
+ * then through its /proc/self/fd link, which names that very inode and is not followed further. */
 static napi_value Fsetxattr(napi_env env, napi_callback_info info) {
   ARGS;
   STR(1, 0);
@@ -216,7 +217,13 @@ static napi_value Fsetxattr(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "expected a Buffer");
     return NULL;
   }
-  CHECK(fsetxattr((int)i64(env, c.a[0]), c.s[0], data, len, 0), "fsetxattr");
+  int fd = (int)i64(env, c.a[0]);
+  int rc = fsetxattr(fd, c.s[0], data, len, 0);
+  if (rc < 0 && errno == EBADF && fd >= 0) {
+    snprintf(c.s[1], STR_MAX, "/proc/self/fd/%d", fd);
+    rc = setxattr(c.s[1], c.s[0], data, len, 0);
+  }
+  CHECK(rc, "fsetxattr");
   return NULL;
 }
 
@@ -231,16 +238,48 @@ static napi_value ReadlinkAt(napi_env env, napi_callback_info info) {
   return r;
 }
 
-/* fgetxattr(fd, name): the value as a Buffer, or null when the attribute is not set. */
+/* fgetxattr(fd, name): the value as a Buffer, or null when the attribute is not set. An O_PATH fd
+ * through its /proc/self/fd link, as Fsetxattr. */
 static napi_value Fgetxattr(napi_env env, napi_callback_info info) {
   ARGS;
   STR(1, 0);
-  ssize_t n = fgetxattr((int)i64(env, c.a[0]), c.s[0], c.s[1], STR_MAX);
+  int fd = (int)i64(env, c.a[0]);
+  ssize_t n = fgetxattr(fd, c.s[0], c.s[1], STR_MAX);
+  if (n < 0 && errno == EBADF && fd >= 0) {
+    char path[32];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    n = getxattr(path, c.s[0], c.s[1], STR_MAX);
+  }
   napi_value r;
   if (n < 0 && errno == ENODATA) return napi_get_null(env, &r), r;
   CHECK(n, "fgetxattr");
   void *data;
   napi_create_buffer_copy(env, (size_t)n, c.s[1], &data, &r);
+  return r;
+}
+
+/* flistxattr(fd): the names of its extended attributes (O_PATH fds through /proc/self/fd). */
+static napi_value Flistxattr(napi_env env, napi_callback_info info) {
+  ARGS;
+  int fd = (int)i64(env, c.a[0]);
+  ssize_t n = flistxattr(fd, c.s[0], STR_MAX);
+  if (n < 0 && errno == EBADF && fd >= 0) {
+    char path[32];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    n = listxattr(path, c.s[0], STR_MAX);
+  }
+  if (n < 0 && (errno == ENOTSUP || errno == EOPNOTSUPP)) n = 0;
+  CHECK(n, "flistxattr");
+  napi_value r;
+  napi_create_array(env, &r);
+  uint32_t i = 0;
+  for (ssize_t off = 0; off < n;) {
+    size_t len = strnlen(c.s[0] + off, (size_t)(n - off));
+    napi_value name;
+    napi_create_string_utf8(env, c.s[0] + off, len, &name);
+    napi_set_element(env, r, i++, name);
+    off += (ssize_t)len + 1;
+  }
   return r;
 }
 
@@ -251,7 +290,8 @@ void fsops_register(napi_env env, napi_value exports) {
     FN("openIn", OpenIn), FN("openAt", OpenAt), FN("mkdirAt", MkdirAt), FN("symlinkAt", SymlinkAt),
     FN("linkAt", LinkAt), FN("mknodAt", MknodAt), FN("lchownAt", LchownAt), FN("fchmodFd", FchmodFd),
     FN("utimensAt", UtimensAt), FN("unlinkAt", UnlinkAt), FN("renameAt", RenameAt), FN("statAt", StatAt),
-    FN("fsetxattr", Fsetxattr), FN("fgetxattr", Fgetxattr), FN("readlinkAt", ReadlinkAt),
+    FN("fsetxattr", Fsetxattr), FN("fgetxattr", Fgetxattr), FN("flistxattr", Flistxattr),
+    FN("readlinkAt", ReadlinkAt),
   };
   napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
 }

@@ -207,6 +207,7 @@ static const struct op_args OP_ARGS[] = {
   [OP_HOLD] = { S(0, 0), N(1, 2), { SLOT, U32 } },
   [OP_HELD_CHDIR] = { S(0, 0), N(0, 0), { NONE } },
   [OP_HELD_EXEC] = { S(0, 0), N(0, 0), { NONE } },
+  [OP_TAKE_FD] = { S(0, 0), N(2, 2), { FD, SLOT } },
 };
 #define NKINDS (int)(sizeof OP_ARGS / sizeof OP_ARGS[0])
 /* A kind without a row (all zeros) would pass as an op without arguments: refuse it. */
@@ -1012,6 +1013,7 @@ void bpf_register(napi_env env, napi_value exports);
 void pty_register(napi_env env, napi_value exports);
 void fsops_register(napi_env env, napi_value exports);
 void hold_register(napi_env env, napi_value exports);
+void idmap_register(napi_env env, napi_value exports);
 
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor d[] = {
@@ -1039,6 +1041,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   pty_register(env, exports); /* native/pty.c */
   fsops_register(env, exports); /* native/fsops.c */
   hold_register(env, exports); /* native/hold.c */
+  idmap_register(env, exports); /* native/idmap.c */
   return exports;
 }
 

@@ -61,6 +61,8 @@ enum op_kind {
   /* A command given at release to a container held with a command buffer (a sandbox pool). */
   OP_HELD_CHDIR = 46,    /* chdir in the root to the message's cwd (as OP_CHDIR_IN_ROOT; nothing when it is empty) */
   OP_HELD_EXEC = 47,     /* execve the message's command: its argv, env and candidate paths, as OP_EXEC */
+  /* Images (54-55). */
+  OP_TAKE_FD = 54,       /* n: fd, slot: an inherited fd kept open (an idmapped mount) becomes the slot's */
 };
 
 /* The command message (little-endian): u32 length of the rest, then u32 argc, envc, ncand, then NUL-terminated

@@ -8,7 +8,7 @@ uidmap:/usr/bin/newuidmap tmux:/usr/bin/tmux gcc:/usr/bin/cc libc6-dev:/usr/incl
 e2fsprogs:/sbin/mkfs.ext4 bsdutils:/usr/bin/script mount:/sbin/losetup strace:/usr/bin/strace
 passwd:/usr/sbin/useradd podman:/usr/bin/podman containerd:/usr/bin/ctr containernetworking-plugins:/usr/lib/cni/bridge iptables:/usr/sbin/iptables
 passt:/usr/bin/pasta slirp4netns:/usr/bin/slirp4netns
-skopeo:/usr/bin/skopeo umoci:/usr/bin/umoci docker-registry:/usr/bin/docker-registry'
+skopeo:/usr/bin/skopeo umoci:/usr/bin/umoci docker-registry:/usr/bin/docker-registry zstd:/usr/bin/zstd'
 
 need=''
 for d in $deps; do

@@ -161,10 +161,23 @@ export interface FsOps {
   renameAt(oldDirFd: number, oldName: string, newDirFd: number, newName: string): void;
   /** fstatat(AT_SYMLINK_NOFOLLOW) of the entry itself; null when missing. */
   statAt(dirFd: number, name: string): FsStat | null;
+  /** fsetxattr; an O_PATH fd (a symlink, a device node) through its /proc/self/fd link. */
   fsetxattr(fd: number, name: string, value: Buffer): void;
-  /** null when the attribute is not set. */
+  /** null when the attribute is not set (O_PATH fds too). */
   fgetxattr(fd: number, name: string): Buffer | null;
+  /** The names of an fd's extended attributes (O_PATH fds too); [] where the filesystem has none. */
+  flistxattr(fd: number): string[];
   readlinkAt(dirFd: number, name: string): string;
 }
 
 export const fsops: FsOps = native as unknown as FsOps;
+
+/** Idmapped mounts (native/idmap.c): root's containers from images in a user namespace. */
+export interface IdmapOps {
+  /** An fd of a new user namespace with these maps (uid_map / gid_map text). */
+  usernsFd(uidMap: string, gidMap: string): number;
+  /** A detached clone of the mount at `path`, its ids mapped through the namespace, with MOUNT_ATTR_* set. */
+  idmappedTree(path: string, usernsFd: number, attrs: number): number;
+}
+
+export const idmap: IdmapOps = native as unknown as IdmapOps;

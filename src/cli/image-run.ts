@@ -19,8 +19,17 @@ export const IMAGE_RUN_HELP = `      --pull POLICY      for an image: missing (d
       --entrypoint CMD   replace the image's entrypoint (and its Cmd)
       --platform OS/ARCH the platform to pull (default: this machine's)`;
 
+// The record ensureImage found, so that fromImage does not read the store's index a second time.
+let ensured: { ref: string; img: ImageRecord } | undefined;
+
 /** The image `ref` in the store, pulled first as `--pull` says. Progress goes to stderr. */
 export async function ensureImage(ref: string, o: Parsed['options']): Promise<ImageRecord> {
+  const img = await findOrPull(ref, o);
+  ensured = { ref, img };
+  return img;
+}
+
+async function findOrPull(ref: string, o: Parsed['options']): Promise<ImageRecord> {
   const policy = (o.pull as string | undefined) ?? 'missing';
   if (!['missing', 'always', 'never'].includes(policy))
     throw new NsboxError(`invalid --pull: ${policy} (missing, always or never)`);
@@ -42,5 +51,6 @@ export function fromImage(
   ref: string,
   removeOnExit: boolean,
 ): { spec: ContainerSpec; part: StartPart } {
-  return imageSpec(spec, ref, { entrypoint: o.entrypoint as string | undefined, removeOnExit, hint: '' });
+  const record = ensured?.ref === ref ? ensured.img : undefined;
+  return imageSpec(spec, ref, { entrypoint: o.entrypoint as string | undefined, removeOnExit, hint: '', record });
 }

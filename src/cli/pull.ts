@@ -29,6 +29,7 @@ export function pullOptions(o: Parsed['options']): PullOptions {
   return {
     platform: o.platform ? parsePlatform(o.platform as string) : undefined,
     tlsVerify: tv === 'false' ? false : undefined,
+    warn: (m) => process.stderr.write(`nsbox: warning: ${m}\n`),
   };
 }
 

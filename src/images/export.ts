@@ -15,6 +15,7 @@ import {
 import { Readable } from 'node:stream';
 import { Header, Pax } from 'tar';
 import { fsops } from '../native.js';
+import { paxXattrHeader } from './pax.js';
 
 const O_PATH = 0o10000000;
 const BLOCK = 512;
@@ -30,7 +31,26 @@ function innerMounts(pid: number): Set<string> {
   return out;
 }
 
-function header(path: string, st: Stats, type: string, extra: { linkpath?: string; size?: number } = {}): Buffer {
+/** An entry's extended attributes; none where they cannot be read (values over 4 KiB included). */
+function xattrsOf(fd: number): [string, Buffer][] {
+  try {
+    const out: [string, Buffer][] = [];
+    for (const name of fsops.flistxattr(fd)) {
+      const v = fsops.fgetxattr(fd, name);
+      if (v) out.push([name, v]);
+    }
+    return out;
+  } catch {
+    return [];
+  }
+}
+
+function header(
+  path: string,
+  st: Stats,
+  type: string,
+  extra: { linkpath?: string; size?: number; xattrs?: [string, Buffer][] } = {},
+): Buffer {
   const data = {
     path,
     type,
@@ -44,8 +64,11 @@ function header(path: string, st: Stats, type: string, extra: { linkpath?: strin
     devmin: (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00),
   } as never;
   const b = Buffer.alloc(BLOCK);
-  // A long path or link target goes in a pax header before the entry (the ustar fields truncate).
-  if (!new Header(data).encode(b, 0)) return b;
+  // A long path or link target goes in a pax header before the entry (the ustar fields truncate),
+  // with the xattrs (SCHILY.xattr.NAME records) when there are some.
+  const long = new Header(data).encode(b, 0);
+  if (extra.xattrs?.length) return Buffer.concat([paxXattrHeader(path, extra.linkpath, extra.xattrs), b]);
+  if (!long) return b;
   return Buffer.concat([new Pax(data).encode(), b]);
 }
 
@@ -74,17 +97,18 @@ export function exportRoot(pid: number): Readable {
       let st: Stats;
       try {
         st = fstatSync(f);
+        const xattrs = xattrsOf(f);
         if (st.isSymbolicLink()) {
-          yield header(rel, st, 'SymbolicLink', { linkpath: readlinkIn(root, rel) });
+          yield header(rel, st, 'SymbolicLink', { linkpath: readlinkIn(root, rel), xattrs });
         } else if (st.isDirectory()) {
-          yield header(`${rel}/`, st, 'Directory');
+          yield header(`${rel}/`, st, 'Directory', { xattrs });
           yield* walk(rel);
         } else if (st.isFile()) {
           const key = `${st.dev}:${st.ino}`;
           if (st.nlink > 1 && links.has(key)) yield header(rel, st, 'Link', { linkpath: links.get(key) });
           else {
             if (st.nlink > 1) links.set(key, rel);
-            yield* file(rel, st);
+            yield* file(rel, st, xattrs);
           }
         } else {
           const type = st.isCharacterDevice()
@@ -94,18 +118,18 @@ export function exportRoot(pid: number): Readable {
               : st.isFIFO()
                 ? 'FIFO'
                 : null;
-          if (type) yield header(rel, st, type);
+          if (type) yield header(rel, st, type, { xattrs });
         }
       } finally {
         closeSync(f);
       }
     }
   }
-  function* file(rel: string, st: Stats): Generator<Buffer> {
+  function* file(rel: string, st: Stats, xattrs: [string, Buffer][]): Generator<Buffer> {
     const fd = fsops.openIn(root, rel, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
     try {
       const size = fstatSync(fd).size;
-      yield header(rel, st, 'File', { size });
+      yield header(rel, st, 'File', { size, xattrs });
       const buf = Buffer.alloc(1 << 20);
       let left = size;
       while (left > 0) {

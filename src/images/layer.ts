@@ -9,6 +9,8 @@ import { createGunzip } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
 import { NsboxError } from '../errors.js';
 import { fsops as fs } from '../native.js';
+import { PaxScanner } from './pax.js';
+import { zstdInflater } from './zstd.js';
 
 export interface ApplyOptions {
   /** At most this many entries (default 1,000,000). */
@@ -64,38 +66,44 @@ function cleanPathIn(p: string): string[] {
   return out;
 }
 
-/** Peeks at the first bytes: gzip is inflated, zstd refused, anything else is taken as a plain tar. */
+/** Peeks at the first bytes: gzip and zstd are inflated, anything else is taken as a plain tar. */
 function decompress(input: Readable, name: string): Readable {
   let decided = false;
+  let inner: Transform | null = null;
   const sniff = new Transform({
     transform(chunk: Buffer, _enc, cb) {
-      if (!decided) {
-        decided = true;
-        if (chunk[0] === 0x28 && chunk[1] === 0xb5 && chunk[2] === 0x2f && chunk[3] === 0xfd) {
-          return cb(
-            new NsboxError(`layer ${name} is zstd-compressed, which nsbox does not read yet`, { step: 'layer' }),
-          );
-        }
-        if (chunk[0] === 0x1f && chunk[1] === 0x8b) {
-          const gz = createGunzip();
-          gz.on('data', (d: Buffer) => this.push(d));
-          gz.on('error', (e) =>
-            this.destroy(new NsboxError(`layer ${name}: bad gzip data: ${e.message}`, { step: 'layer' })),
-          );
-          (this as unknown as { gz: typeof gz }).gz = gz;
-        }
-      }
-      const gz = (this as unknown as { gz?: ReturnType<typeof createGunzip> }).gz;
-      if (gz) {
-        if (!gz.write(chunk)) gz.once('drain', () => cb());
+      const write = () => {
+        if (!inner) return cb(null, chunk);
+        if (!inner.write(chunk)) inner.once('drain', () => cb());
         else cb();
-      } else cb(null, chunk);
+      };
+      if (decided) return write();
+      decided = true;
+      const use = (t: Transform, kind: string) => {
+        inner = t;
+        t.on('data', (d: Buffer) => this.push(d));
+        t.on('error', (e) =>
+          this.destroy(
+            e instanceof NsboxError
+              ? e
+              : new NsboxError(`layer ${name}: bad ${kind} data: ${e.message}`, { step: 'layer' }),
+          ),
+        );
+      };
+      if (chunk[0] === 0x28 && chunk[1] === 0xb5 && chunk[2] === 0x2f && chunk[3] === 0xfd) {
+        zstdInflater(name).then((z) => {
+          use(z, 'zstd');
+          write();
+        }, cb);
+        return;
+      }
+      if (chunk[0] === 0x1f && chunk[1] === 0x8b) use(createGunzip(), 'gzip');
+      write();
     },
     flush(cb) {
-      const gz = (this as unknown as { gz?: ReturnType<typeof createGunzip> }).gz;
-      if (!gz) return cb();
-      gz.once('end', () => cb());
-      gz.end();
+      if (!inner) return cb();
+      inner.once('end', () => cb());
+      inner.end();
     },
   });
   input.on('error', (e) => sniff.destroy(e));
@@ -123,6 +131,8 @@ export function applyLayer(input: Readable, dir: string, o: ApplyOptions = {}): 
   let entries = 0,
     bytes = 0,
     failed: Error | null = null;
+  const pax = new PaxScanner();
+  const skipped = new Map<string, { n: number; example: string }>();
 
   const fail = (e: unknown, path?: string): void => {
     if (failed) return;
@@ -211,6 +221,53 @@ export function applyLayer(input: Readable, dir: string, o: ApplyOptions = {}): 
   };
   const setTimes = (fd: number, base: string, t: Times): void => fs.utimensAt(fd, base, ...t.a, ...t.m);
 
+  /** The pax header's xattrs of this entry, checked to belong to it (by its header checksum). */
+  const xattrsOf = (e: ReadEntry): [string, Buffer][] => {
+    const x = pax.queue.shift();
+    if (!pax.any) return [];
+    if (!x || x.cksum !== (e.header as unknown as { cksum?: number }).cksum)
+      throw new NsboxError(`layer ${name}: cannot match the pax extended attributes to ${e.path}`, { step: 'layer' });
+    return x.xattrs;
+  };
+  /**
+   * Sets xattrs on `fd` (after chown, which clears security.capability). overlay's own markers are
+   * never taken from an archive; rootless, trusted.* and security.* cannot be set. What cannot be
+   * applied (so, or where the filesystem has no xattrs) is skipped with one warning, as
+   * containers/storage skips ENOTSUP, and EPERM in a user namespace; any other error fails.
+   */
+  const setXattrs = (fd: number, list: [string, Buffer][], path: string): void => {
+    for (const [key, value] of list) {
+      let why: string | null = null;
+      if (/^(trusted|user)\.overlay\./.test(key)) why = "overlay's own attributes are not taken from a layer";
+      else if (!root && /^(trusted|security)\./.test(key)) why = 'only root sets trusted.* and security.*';
+      else {
+        try {
+          fs.fsetxattr(fd, key, value);
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code === 'ENOTSUP' || code === 'EOPNOTSUPP') why = 'not supported by the filesystem';
+          else if (code === 'EPERM' && !root) why = 'not permitted';
+          else throw err;
+        }
+      }
+      if (why) {
+        const s = skipped.get(why) ?? { n: 0, example: `${key} on ${path}` };
+        s.n++;
+        skipped.set(why, s);
+      }
+    }
+  };
+  /** xattrs of an entry that has no open fd of its own (symlink, device, hard link). */
+  const setXattrsAt = (parent: number, base: string, list: [string, Buffer][], path: string): void => {
+    if (list.length === 0) return;
+    const fd = fs.openAt(parent, base, O_PATH | C.O_NOFOLLOW);
+    try {
+      setXattrs(fd, list, path);
+    } finally {
+      closeSync(fd);
+    }
+  };
+
   const onEntry = (e: ReadEntry): void => {
     if (failed) return void e.resume();
     const path = String(e.path);
@@ -221,6 +278,7 @@ export function applyLayer(input: Readable, dir: string, o: ApplyOptions = {}): 
         });
       const parts = cleanPath(path);
       const mode = (e.mode ?? 0o644) & 0o7777;
+      const xattrs = xattrsOf(e);
       if (parts.length === 0) {
         // The root itself: metadata only; it never changes type.
         if (e.type !== 'Directory')
@@ -229,6 +287,7 @@ export function applyLayer(input: Readable, dir: string, o: ApplyOptions = {}): 
           });
         owner(rootFd, '', e);
         fs.fchmodFd(rootFd, mode);
+        setXattrs(rootFd, xattrs, path);
         dirTimes.push(['.', times(e)]);
         return void e.resume();
       }
@@ -240,13 +299,14 @@ export function applyLayer(input: Readable, dir: string, o: ApplyOptions = {}): 
           case 'File':
           case 'OldFile':
           case 'ContiguousFile':
-            return file(parent, base, path, mode, e);
+            return file(parent, base, path, mode, e, xattrs);
           case 'Directory': {
             if (!clear(parent, base, true, path)) fs.mkdirAt(parent, base, 0o700);
             const fd = fs.openAt(parent, base, C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW);
             try {
               owner(fd, '', e);
               fs.fchmodFd(fd, mode);
+              setXattrs(fd, xattrs, path);
             } finally {
               closeSync(fd);
             }
@@ -257,6 +317,7 @@ export function applyLayer(input: Readable, dir: string, o: ApplyOptions = {}): 
             clear(parent, base, false, path);
             fs.symlinkAt(String(e.linkpath ?? ''), parent, base);
             owner(parent, base, e);
+            setXattrsAt(parent, base, xattrs, path);
             setTimes(parent, base, times(e));
             break;
           case 'Link': {
@@ -270,6 +331,7 @@ export function applyLayer(input: Readable, dir: string, o: ApplyOptions = {}): 
             } finally {
               closeSync(tparent);
             }
+            setXattrsAt(parent, base, xattrs, path);
             break;
           }
           case 'CharacterDevice':
@@ -287,6 +349,7 @@ export function applyLayer(input: Readable, dir: string, o: ApplyOptions = {}): 
             const fd = fs.openAt(parent, base, O_PATH | C.O_NOFOLLOW);
             try {
               fs.fchmodFd(fd, mode);
+              setXattrs(fd, xattrs, path);
             } finally {
               closeSync(fd);
             }
@@ -310,7 +373,9 @@ export function applyLayer(input: Readable, dir: string, o: ApplyOptions = {}): 
     if (base === OPAQUE) {
       const fd = fs.openAt(parent, '.', C.O_RDONLY | C.O_DIRECTORY);
       try {
-        fs.fsetxattr(fd, root ? 'trusted.overlay.opaque' : 'user.overlay.opaque', Buffer.from('y'));
+        // user.* too as root: an overlay mounted in a user namespace (--userns) reads only that one.
+        if (root) fs.fsetxattr(fd, 'trusted.overlay.opaque', Buffer.from('y'));
+        fs.fsetxattr(fd, 'user.overlay.opaque', Buffer.from('y'));
       } finally {
         closeSync(fd);
       }
@@ -327,7 +392,14 @@ export function applyLayer(input: Readable, dir: string, o: ApplyOptions = {}): 
     e.resume();
   };
 
-  const file = (parent: number, base: string, path: string, mode: number, e: ReadEntry): void => {
+  const file = (
+    parent: number,
+    base: string,
+    path: string,
+    mode: number,
+    e: ReadEntry,
+    xattrs: [string, Buffer][],
+  ): void => {
     const size = e.size ?? 0;
     if (bytes + size > maxBytes)
       throw new NsboxError(`layer ${name} unpacks to more than ${maxBytes} bytes (refused as an archive bomb)`, {
@@ -352,8 +424,9 @@ export function applyLayer(input: Readable, dir: string, o: ApplyOptions = {}): 
     e.on('end', () => {
       try {
         if (!failed) {
-          owner(fd, '', e); // before the mode: chown clears setuid bits
+          owner(fd, '', e); // before the mode: chown clears setuid bits (and file capabilities)
           fs.fchmodFd(fd, mode);
+          setXattrs(fd, xattrs, path);
           setTimes(fd, '', times(e));
         }
       } catch (err) {
@@ -388,6 +461,8 @@ export function applyLayer(input: Readable, dir: string, o: ApplyOptions = {}): 
         err = new NsboxError(`layer ${name}: cannot set directory times: ${(e as Error).message}`, { step: 'layer' });
       }
       closeSync(rootFd);
+      for (const [why, s] of skipped)
+        o.warn?.(`layer ${name}: ${s.n} extended attribute(s) not applied (${why}), e.g. ${s.example}`);
       if (err) {
         src.destroy();
         input.destroy();
@@ -395,6 +470,10 @@ export function applyLayer(input: Readable, dir: string, o: ApplyOptions = {}): 
       } else resolve({ diffId: `sha256:${hash.digest('hex')}`, size: bytes, entries });
     };
     parser.on('entry', onEntry);
+    // An entry node-tar skips (an unknown type) has its place in the scanner's queue too.
+    parser.on('ignoredEntry', (e: ReadEntry) => {
+      if (!e.meta) pax.queue.shift();
+    });
     parser.on('error', (e: Error) =>
       finish(failed ?? new NsboxError(`layer ${name}: not a valid tar archive: ${e.message}`, { step: 'layer' })),
     );
@@ -417,6 +496,7 @@ export function applyLayer(input: Readable, dir: string, o: ApplyOptions = {}): 
     src.on('data', (chunk: Buffer) => {
       hash.update(chunk);
       total += chunk.length;
+      pax.feed(chunk);
       if (failed) {
         finish(failed);
         return;

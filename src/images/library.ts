@@ -6,6 +6,7 @@ import { randomId, type ContainerSpec } from '../spec.js';
 import type { ImportOptions } from './import.js';
 import type { PullOptions } from './pull.js';
 import { imageRun, overlayPart } from './run.js';
+import { rootUsernsMaps } from '../userns/identity.js';
 import { Store, type ImageRecord } from './store.js';
 
 export type { ImageRecord } from './store.js';
@@ -37,10 +38,10 @@ export function images(): ImageRecord[] {
 export function imageSpec(
   spec: Omit<ContainerSpec, 'rootfs'>,
   ref: string,
-  o: { entrypoint?: string; removeOnExit?: boolean; hint?: string } = {},
+  o: { entrypoint?: string; removeOnExit?: boolean; hint?: string; record?: ImageRecord } = {},
 ): { spec: ContainerSpec; part: StartPart } {
   const store = new Store();
-  const img = store.find(ref);
+  const img = o.record ?? store.find(ref);
   if (!img)
     throw new NsboxError(`image not found locally: ${ref}${o.hint ?? ` (await pull('${ref}') first)`}`, {
       step: 'image',
@@ -53,7 +54,9 @@ export function imageSpec(
     user: spec.user,
   });
   const id = spec.id ?? randomId();
-  const { rootfs, part } = overlayPart(store, img, id, run, o.removeOnExit ?? true, !!spec.userns);
+  // Root's --userns: the layers are seen through an idmapped mount with the container's maps.
+  const maps = spec.userns && process.geteuid?.() === 0 ? rootUsernsMaps(spec.userns) : null;
+  const { rootfs, part } = overlayPart(store, img, id, run, o.removeOnExit ?? true, maps ?? undefined);
   return {
     spec: {
       ...spec,

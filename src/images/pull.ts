@@ -42,6 +42,8 @@ export interface PullOptions {
   onProgress?: (p: PullProgress) => void;
   /** Layers downloaded at the same time (default 3). */
   concurrency?: number;
+  /** What a layer could not keep (device nodes rootless, extended attributes): told, not fatal. */
+  warn?: (message: string) => void;
 }
 
 interface Manifest {
@@ -148,6 +150,7 @@ export async function pull(ref: string, o: PullOptions = {}): Promise<ImageRecor
     names: r.tag ? [formatReference({ ...r, digest: undefined })] : [],
     digests: [`${repoName(r)}@${top.digest}`],
     concurrency: o.concurrency,
+    warn: o.warn,
     onLayer: (i, state) => {
       if (state === 'exists') progress(i, 'exists');
       else if (state === 'done') progress(i, 'done', m.layers![i].size ?? 0);

@@ -1,10 +1,22 @@
 // A container from an image: its config applied as docker applies it, and a part that mounts an
 // overlay (the image's layers read-only below, the container's own upper directory on top) inside
 // the container's mount namespace, so nothing of it shows on the host.
-import { closeSync, constants as C, fstatSync, openSync, readSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  constants as C,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  statSync,
+} from 'node:fs';
 import { constants, release } from 'node:os';
+import { dirname } from 'node:path';
 import { NsboxError } from '../errors.js';
-import { fsops, MOUNT_ATTR, MS } from '../native.js';
+import { fsops, idmap, MOUNT_ATTR, MS } from '../native.js';
+import { formatIdMap, toHostId, type IdRange } from '../userns/idmap.js';
 import * as op from '../plan/ops.js';
 import type { StartPart } from '../plan/part.js';
 import type { ImageConfig } from './commit.js';
@@ -37,10 +49,14 @@ export interface ImageRun {
   stopSignal?: string;
 }
 
+function kernelAtLeast(major: number, minor: number, rel = release()): boolean {
+  const [maj, min] = rel.split('.').map((n) => parseInt(n, 10));
+  return maj > major || (maj === major && min >= minor);
+}
+
 /** The kernel takes lowerdir+ (one fsconfig call per layer, no length limit) from 6.8 on. */
 export function hasLowerdirPlus(rel = release()): boolean {
-  const [maj, min] = rel.split('.').map((n) => parseInt(n, 10));
-  return maj > 6 || (maj === 6 && min >= 8);
+  return kernelAtLeast(6, 8, rel);
 }
 
 /** A file of the image, read from the topmost layer that has it, resolved inside that layer. */
@@ -144,10 +160,68 @@ export function imageRun(store: Store, img: ImageRecord, o: ImageRunOptions): Im
   return run;
 }
 
+/** The container's id maps, for root's --userns: its layers are seen through an idmapped mount. */
+export interface OverlayUserns {
+  uidMap: IdRange[];
+  gidMap: IdRange[];
+}
+
+/**
+ * Root with a user namespace: the store's root, idmapped through a namespace with the container's
+ * maps (so the layers' root-owned files are container root's), detached and read-only; the child
+ * inherits its fd and attaches it in its own mount namespace. The container's directories become
+ * container root's, and ROOT and ROOT/containers searchable (0711), for the overlay is mounted as
+ * container root. Fails closed where the kernel or the store's filesystem cannot idmap.
+ */
+function idmappedStore(
+  store: Store,
+  d: { dir: string; upper: string; work: string; merged: string },
+  u: OverlayUserns,
+) {
+  const uid = toHostId(u.uidMap, 0),
+    gid = toHostId(u.gidMap, 0);
+  if (uid === undefined || gid === undefined)
+    throw new NsboxError('a container from an image needs container root (id 0) in its --uidmap and --gidmap', {
+      step: 'image',
+    });
+  // The overlay is mounted as container root, which must be able to reach the store's directories.
+  for (let p = dirname(store.root); ; p = dirname(p)) {
+    const st = statSync(p);
+    if (!(st.mode & 0o001) && st.uid !== uid)
+      throw new NsboxError(
+        `--userns with an image: container root (host uid ${uid}) cannot reach the image store ${store.root}: ` +
+          `${p} is not searchable by others (chmod o+x ${p}, or set NSBOX_STORAGE_DIR)`,
+        { step: 'image' },
+      );
+    if (p === '/') break;
+  }
+  mkdirSync(`${d.dir}/lower`, { mode: 0o755 });
+  for (const p of [d.dir, d.upper, d.work, d.merged, `${d.dir}/lower`]) chownSync(p, uid, gid);
+  for (const p of [store.root, `${store.root}/containers`]) {
+    const st = statSync(p);
+    if ((st.mode & 0o111) !== 0o111) chmodSync(p, (st.mode & 0o7777) | 0o711);
+  }
+  let ns = -1;
+  try {
+    ns = idmap.usernsFd(formatIdMap(u.uidMap), formatIdMap(u.gidMap));
+    return idmap.idmappedTree(store.root, ns, MOUNT_ATTR.RDONLY | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOSUID);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new NsboxError(
+      `--userns with an image needs idmapped mounts of the image store (${store.root}), which this kernel ` +
+        `(${release()}) or that filesystem cannot do: ${err.message}`,
+      { step: 'image', code: err.code },
+    );
+  } finally {
+    if (ns >= 0) closeSync(ns);
+  }
+}
+
 /**
  * The container's copy-on-write directories, made now, and the part that mounts the overlay on
  * `rootfs` (its merged directory). `removeOnExit`: the directories go when PID 1 ends (library
- * containers; the CLI removes them with the container's state entry).
+ * containers; the CLI removes them with the container's state entry). `userns`: root's container
+ * in a user namespace, with its maps.
  */
 export function overlayPart(
   store: Store,
@@ -155,35 +229,41 @@ export function overlayPart(
   id: string,
   run: ImageRun,
   removeOnExit: boolean,
-  userns = false,
+  userns?: OverlayUserns,
 ): { rootfs: string; part: StartPart } {
-  // Root's layers belong to the host's ids: a user namespace would see them as nobody's (idmapped
-  // mounts would fix that). Fail before anything is made.
   const rootless = process.geteuid?.() !== 0;
-  if (userns && !rootless) {
-    throw new NsboxError(
-      "containers from images cannot use --userns as root yet (the layers belong to the host's ids)",
-      {
-        step: 'image',
-      },
-    );
-  }
-  // Rootless: the layers are the user's (root in the container), and overlay is mounted in the user
-  // namespace, keeping its whiteout and opaque markers in user.* xattrs (Linux 5.11+).
-  const extra = rootless ? ['userxattr'] : [];
+  const mapped = !!userns && !rootless;
+  // Overlay mounted in a user namespace keeps its whiteout and opaque markers in user.* xattrs
+  // (Linux 5.11+): rootless, the layers are the user's; root's --userns sees them idmapped.
+  const extra = rootless || mapped ? ['userxattr'] : [];
+  // A layer removed when the container ends needs no durability: `volatile` (5.10+) spares the
+  // sync of the whole upper filesystem that unmounting an overlay does, as podman does for --rm.
+  if (removeOnExit && kernelAtLeast(5, 10)) extra.push('volatile');
   const d = store.createContainer(id, img, run.stopSignal);
-  const lower = [...img.layers].reverse().map((c) => store.layerLink(c)); // overlay lists the top first
   const cleanup = () => store.removeContainer(id);
+  let tree = -1;
+  const closeTree = () => {
+    if (tree >= 0) closeSync(tree);
+    tree = -1;
+  };
+  try {
+    if (mapped) tree = idmappedStore(store, d, userns);
+  } catch (e) {
+    cleanup();
+    throw e;
+  }
+  // The layers' short links (l/SHORT -> ../layers/HEX/diff), through the idmapped store when mapped.
+  const base = mapped ? `${d.dir}/lower` : store.root;
+  const short = [...img.layers].reverse().map((c) => store.layerLink(c).slice(store.layerLink(c).lastIndexOf('/') + 1));
+  const lower = short.map((s) => `${base}/l/${s}`); // overlay lists the top first
   let data = '';
   // The addon takes at most 64 strings an op: longer chains go through mount(2) as well.
   if (!hasLowerdirPlus() || lower.length > FSMOUNT_LAYERS) {
-    // mount(2) takes one page of options: layers are named relative to ROOT/l (the child's cwd
+    // mount(2) takes one page of options: layers are named relative to BASE/l (the child's cwd
     // then), by 12 characters each, as containers/storage does.
-    const short = [...img.layers]
-      .reverse()
-      .map((c) => store.layerLink(c).slice(store.layerLink(c).lastIndexOf('/') + 1));
     data = [`lowerdir=${short.join(':')}`, `upperdir=${d.upper}`, `workdir=${d.work}`, ...extra].join(',');
     if (data.length >= PAGE) {
+      closeTree();
       cleanup();
       throw new NsboxError(
         `image ${img.id.slice(7, 19)} has too many layers (${lower.length}) for this kernel's overlay options ` +
@@ -194,10 +274,17 @@ export function overlayPart(
   }
   const part: StartPart = {
     steps(b) {
+      if (tree >= 0) {
+        // Taken into a slot before the root is built, attached where the overlay's lowers are named.
+        const slot = b.slot('the idmapped image store');
+        b.keepOpen(tree);
+        b.add('namespaces', op.takeFd(tree, slot, 'the idmapped image store'));
+        b.add('root', op.moveMount(slot, `${d.dir}/lower`, 'the idmapped image store'));
+      }
       if (data) {
         b.add(
           'root',
-          op.chdir(`${store.root}/l`),
+          op.chdir(`${base}/l`),
           op.mount('overlay', d.merged, 'overlay', MS.NODEV, data, 'mount the image overlay'),
         );
       } else {
@@ -220,10 +307,17 @@ export function overlayPart(
       const parts = run.cwd.split('/').filter(Boolean);
       for (let i = 1; i <= parts.length; i++) b.add('mounts', op.mkdir(`/${parts.slice(0, i).join('/')}`));
     },
+    // The child has its copy of the idmapped store's fd once it exists.
+    beforeRelease: closeTree,
+    started: closeTree,
     afterExit() {
+      closeTree();
       if (removeOnExit) cleanup();
     },
-    abort: cleanup,
+    abort() {
+      closeTree();
+      cleanup();
+    },
   };
   return { rootfs: d.merged, part };
 }

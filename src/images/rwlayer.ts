@@ -1,7 +1,7 @@
 // A container's own copy-on-write layer in the image store (ROOT/containers/ID), and what the run
 // path needs to tell an image argument from a directory. Small and free of heavy imports: the state
 // code calls removeRwLayer whenever a container's entry goes.
-import { readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, lstatSync, readFileSync, rmdirSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { NsboxError } from '../errors.js';
 
 /** NSBOX_STORAGE_DIR, else /var/lib/nsbox for root, else $XDG_DATA_HOME/nsbox (~/.local/share/nsbox). */
@@ -37,9 +37,38 @@ export function removeRwLayer(id: string): void {
     return;
   }
   try {
-    rmSync(`${root}/containers/${id}`, { recursive: true, force: true });
+    removeContainerDir(`${root}/containers/${id}`);
   } catch {
     /* rootless: files made as another id of the container (see Store.removeContainer) */
+  }
+}
+
+/**
+ * Removes ROOT/containers/ID. A container that wrote nothing leaves empty directories of a known
+ * shape: those go by one rmdir each (a run's exit path); anything else by a recursive removal.
+ */
+export function removeContainerDir(dir: string): void {
+  const gone = (f: () => void) => {
+    try {
+      f();
+    } catch {
+      /* not empty, or not there: the recursive removal below sees to it */
+    }
+  };
+  gone(() => unlinkSync(`${dir}/image`));
+  // Overlay's own directories (work/work, and incompat/volatile in it) are mode 000: rootless, the
+  // user makes them searchable first. The container cannot reach work/, so they are overlay's.
+  const ovl = ['work/work/incompat/volatile', 'work/work/incompat', 'work/work'];
+  if (process.geteuid?.() !== 0) {
+    for (const d of [...ovl].reverse())
+      gone(() => lstatSync(`${dir}/${d}`).isDirectory() && chmodSync(`${dir}/${d}`, 0o700));
+  }
+  for (const d of [...ovl, 'work', 'merged', 'lower', 'upper']) gone(() => rmdirSync(`${dir}/${d}`));
+  try {
+    rmdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 

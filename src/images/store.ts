@@ -25,7 +25,7 @@ import {
 } from 'node:fs';
 import { NsboxError } from '../errors.js';
 import { flock } from '../native.js';
-import { storageRoot } from './rwlayer.js';
+import { removeContainerDir, storageRoot } from './rwlayer.js';
 import { isSha256, parseReference, formatReference, repoName, type Reference } from './reference.js';
 
 export interface ImageRecord {
@@ -338,9 +338,14 @@ export class Store {
     img: ImageRecord,
     stopSignal?: string,
   ): { dir: string; upper: string; work: string; merged: string } {
-    this.init();
     const d = this.containerDirs(containerId);
-    mkdirSync(d.dir, { mode: 0o700 });
+    try {
+      mkdirSync(d.dir, { mode: 0o700 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      this.init(); // a new store (run's hot path skips init's scan of tmp/ otherwise)
+      mkdirSync(d.dir, { mode: 0o700 });
+    }
     for (const s of [d.upper, d.work, d.merged]) mkdirSync(s, { mode: 0o755 });
     writeFileSync(`${d.dir}/image`, `${JSON.stringify({ image: img.id, layers: img.layers, stopSignal })}\n`);
     return d;
@@ -348,7 +353,7 @@ export class Store {
   /** Best effort: rootless, files a container made as another of its ids are not ours to remove. */
   removeContainer(containerId: string): void {
     try {
-      rmSync(this.containerDirs(containerId).dir, { recursive: true, force: true });
+      removeContainerDir(this.containerDirs(containerId).dir);
     } catch (e) {
       process.emitWarning(`nsbox: could not remove the container's layer: ${(e as Error).message}`);
     }

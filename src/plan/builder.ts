@@ -156,6 +156,7 @@ function check(plan: { step: Step; phase: Phase }[], kept: readonly number[]): v
     if (rootAt < 0 && PHASES.indexOf(phase) >= ROOT_PHASE) rootAt = i;
     if (k === 'close')
       for (const fd of step.fds) if (kept.includes(fd) && !keptClosedAt.has(fd)) keptClosedAt.set(fd, i);
+    if (k === 'takeFd' && kept.includes(step.fd) && !keptClosedAt.has(step.fd)) keptClosedAt.set(step.fd, i);
     if (k === 'seccomp') {
       seccompPhases.push(phase);
       lastSeccomp = i;

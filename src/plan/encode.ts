@@ -52,6 +52,7 @@ export const OP = {
   HOLD: 45,
   HELD_CHDIR: 46,
   HELD_EXEC: 47,
+  TAKE_FD: 54,
 } as const;
 
 /** Slots of the plan's descriptor table (PLAN_SLOTS in native/plan.h). */
@@ -160,6 +161,8 @@ function encodeOne(s: Step): PlanOp {
       return { op: OP.HELD_CHDIR };
     case 'heldExec':
       return { op: OP.HELD_EXEC };
+    case 'takeFd':
+      return { op: OP.TAKE_FD, n: [s.fd, s.slot] };
   }
 }
 

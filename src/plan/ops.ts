@@ -90,6 +90,9 @@ export const hold = (slot: Slot, command = 0): Step =>
 /** After a hold with a command: its working directory, then its exec. */
 export const heldChdir = (): Step => step({ kind: 'heldChdir' }, 'chdir to the working directory given');
 export const heldExec = (): Step => step({ kind: 'heldExec' }, 'exec the command given');
+/** An inherited fd (kept open by PlanBuilder.keepOpen) taken into a slot. */
+export const takeFd = (fd: number, slot: Slot, what: string): Step =>
+  step({ kind: 'takeFd', fd, slot }, `take ${what}`);
 
 /** `primary`, or when it fails, `fallback` in its place (the child skips the fallback when primary works). */
 export const orElse = (primary: Step, fallback: Step[]): Step => ({ ...primary, orElse: fallback });

@@ -70,7 +70,9 @@ export type StepBody =
   /** The working directory given with the held command (as chdirInRoot; none given: stay). */
   | { kind: 'heldChdir' }
   /** execve of the held command (as exec). */
-  | { kind: 'heldExec' };
+  | { kind: 'heldExec' }
+  /** An inherited fd, kept open through the closing of the others, becomes a slot's (an idmapped mount). */
+  | { kind: 'takeFd'; fd: number; slot: Slot };
 
 export type StepKind = StepBody['kind'];
 

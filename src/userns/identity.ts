@@ -210,6 +210,12 @@ function resolveCapSets(spec: IdentitySpec, uid: number, userns: boolean): CapSe
 }
 
 /** Checks and completes this concern's fields of a spec; `rootfs` is resolved already. */
+/** Root's maps for `userns` (as resolveIdentity makes them), or null without a user namespace. */
+export function rootUsernsMaps(userns: IdentitySpec['userns']): UsernsPlan | null {
+  if (!userns) return null;
+  return rootUserns(typeof userns === 'object' ? userns : {});
+}
+
 export function resolveIdentity(spec: IdentitySpec, rootfs: string): Identity {
   for (const k of ['capAdd', 'capDrop', 'groupAdd'] as const) {
     if (spec[k] !== undefined && !Array.isArray(spec[k])) fail(k, `${k} must be a list`);

@@ -1,4 +1,5 @@
 // Applying layers: the normal cases, then hostile archives, each refused or contained.
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
@@ -101,6 +102,42 @@ describe('applying a layer', () => {
     closeSync(fd);
   });
 
+  it('applies pax xattrs (binary values, after chown) and skips overlay markers with one warning', async () => {
+    // security.capability v2: cap_net_raw (13) and cap_setuid (7, a byte of 0x80) permitted, effective.
+    const cap = Buffer.from([1, 0, 0, 2, 0x80, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    const odd = Buffer.from('a=b\nc\0d\xff', 'latin1');
+    const warnings: string[] = [];
+    const big = Buffer.alloc(300_000, 7); // spans many chunks: the xattrs after it still match their entry
+    const tar = tarball([
+      { path: 'bin/', type: 'Directory', xattrs: { 'user.dir': 'd' } },
+      { path: 'bin/big', data: big },
+      { path: 'bin/ping', data: 'ELF', mode: 0o755, uid: 1000, gid: 1000, xattrs: { 'security.capability': cap } },
+      { path: 'bin/odd', data: 'x', xattrs: { 'user.odd': odd, 'trusted.overlay.opaque': 'y' } },
+      { path: 'bin/link', type: 'SymbolicLink', linkpath: 'odd', xattrs: { 'trusted.link': 'on-the-link' } },
+    ]);
+    await apply(gzipSync(tar), { warn: (m: string) => warnings.push(m) });
+    const get = (p: string, name: string) => {
+      const fd = openSync(`${dir}/${p}`, 'r');
+      try {
+        return fsops.fgetxattr(fd, name);
+      } finally {
+        closeSync(fd);
+      }
+    };
+    expect(get('bin/ping', 'security.capability')).toEqual(cap);
+    expect(statSync(`${dir}/bin/ping`).uid).toBe(1000);
+    expect(get('bin/odd', 'user.odd')).toEqual(odd);
+    expect(get('bin/odd', 'trusted.overlay.opaque')).toBeNull();
+    expect(get('bin', 'user.dir')?.toString()).toBe('d');
+    expect(get('bin/big', 'user.dir')).toBeNull();
+    expect(get('bin/odd', 'trusted.link')).toBeNull(); // set on the symlink itself, not through it
+    expect(warnings).toEqual([
+      expect.stringMatching(
+        /1 extended attribute\(s\) not applied \(overlay's own .*trusted.overlay.opaque on bin\/odd/,
+      ),
+    ]);
+  });
+
   it('refuses ../ that climbs out of the layer', async () => {
     expect(await errorOf(apply(tarball([{ path: '../../outside/pwned', data: 'x' }])))).toMatch(
       /escapes the layer: \.\.\/\.\.\/outside\/pwned/,
@@ -188,10 +225,36 @@ describe('applying a layer', () => {
     expect(await errorOf(apply(many, { maxEntries: 20 }))).toMatch(/more than 20 entries/);
   });
 
-  it('refuses what is not a tar, and zstd', async () => {
+  it('refuses what is not a tar', async () => {
     expect(await errorOf(apply(Buffer.from('hello, this is not a tar archive'.repeat(40))))).toMatch(
       /not a valid tar archive|invalid/i,
     );
+  });
+
+  it('inflates zstd (frames of the zstd tool, a skippable frame between), its diff_id over the tar', async () => {
+    const big = Buffer.from(Array.from({ length: 40_000 }, (_, i) => `line ${i}\n`).join(''));
+    const tar = tarball([
+      { path: 'etc/big', data: big },
+      { path: 'etc/cap', data: 'x', xattrs: { 'user.k': 'v' } },
+    ]);
+    const half = tar.length / 2;
+    const zstd = (b: Buffer) => execFileSync('zstd', ['-q', '-c', '--check'], { input: b });
+    const skippable = Buffer.from([0x5a, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 1, 2, 3]);
+    const z = Buffer.concat([zstd(tar.subarray(0, half)), skippable, zstd(tar.subarray(half))]);
+    const r = await applyLayer(Readable.from([z.subarray(0, 5), z.subarray(5, 1000), z.subarray(1000)]), dir);
+    expect(r.diffId).toBe(`sha256:${createHash('sha256').update(tar).digest('hex')}`);
+    expect(readFileSync(`${dir}/etc/big`)).toEqual(big);
+    const fd = openSync(`${dir}/etc/cap`, 'r');
+    expect(fsops.fgetxattr(fd, 'user.k')?.toString()).toBe('v');
+    closeSync(fd);
+  });
+
+  it('refuses a zstd frame with a window above 128 MiB (memory) before inflating it, and truncated zstd', async () => {
+    // Frame header: no single segment, window descriptor 2^(10+18) = 256 MiB; then one raw last block.
+    const huge = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, 18 << 3, 0x09, 0, 0, 0]);
+    expect(await errorOf(apply(huge))).toMatch(/a zstd frame wants a 256 MiB window \(at most 128 MiB\)/);
+    const z = execFileSync('zstd', ['-q', '-c'], { input: tarball([{ path: 'f', data: 'x'.repeat(5000) }]) });
+    expect(await errorOf(apply(z.subarray(0, z.length - 3)))).toMatch(/zstd/);
     expect(await errorOf(apply(Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0])))).toMatch(/zstd/);
   });
 });

@@ -2,7 +2,19 @@
 // mount namespace, removed with it, and the image left as it was.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostMounts, nsbox, ROOTFS } from '../helpers.js';
 import { makeLayout, skopeo } from './fixtures.js';
@@ -17,6 +29,7 @@ import {
   type TestUser,
 } from '../userns/setup.js';
 import { collect } from '../helpers.js';
+import { fsops, idmap } from '../../src/native.js';
 import { tarball } from './tarball.js';
 
 const work = mkdtempSync('/tmp/nsbox-run-test-');
@@ -35,10 +48,24 @@ const layersPrint = () =>
     .split('\n')
     .sort()
     .join('\n');
+/** Whether this kernel can idmap a mount of the store's filesystem (as root's --userns with an image needs). */
+function canIdmap(): boolean {
+  try {
+    const ns = idmap.usernsFd('0 300000 65536\n', '0 300000 65536\n');
+    try {
+      closeSync(idmap.idmappedTree(work, ns, 1));
+      return true;
+    } finally {
+      closeSync(ns);
+    }
+  } catch {
+    return false;
+  }
+}
 const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
-/** An OCI layout with busybox and then `n` small layers, each adding /l/fI, as an archive. */
-function manyLayers(n: number, name: string): string {
+/** An OCI layout with busybox and then `n` small layers, each adding /l/fI (or these layers), as an archive. */
+function manyLayers(n: number, name: string, extra?: Buffer[]): string {
   const dir = `${work}/${name}`;
   mkdirSync(`${dir}/blobs/sha256`, { recursive: true });
   const blob = (b: Buffer | string) => {
@@ -48,6 +75,7 @@ function manyLayers(n: number, name: string): string {
   };
   const tars = [execFileSync('tar', ['-C', ROOTFS, '-c', '.'], { maxBuffer: 1 << 28 })];
   for (let i = 0; i < n; i++) tars.push(tarball([{ path: `l/f${i}`, data: `${i}\n` }]));
+  tars.push(...(extra ?? []));
   const layers = tars.map((t) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...blob(t) }));
   const config = blob(
     JSON.stringify({
@@ -165,7 +193,7 @@ describe('nsbox run IMAGE', () => {
     expect(layersPrint()).toBe(before);
   });
 
-  it("stops with the image's StopSignal, and refuses --userns with a clear error", async () => {
+  it("stops with the image's StopSignal", async () => {
     await ok([
       'run',
       '-d',
@@ -183,12 +211,61 @@ describe('nsbox run IMAGE', () => {
     } finally {
       await cli(['rm', '-f', 'stopper']);
     }
-    const r = await cli(['run', '--userns', 'bb:1', 'true']);
-    expect([r.code, r.stderr]).toEqual([
-      125,
-      "nsbox: containers from images cannot use --userns as root yet (the layers belong to the host's ids)\n",
+  });
+
+  it("runs with --userns as root: the image's files are container root's through an idmapped store", async () => {
+    // An opaque directory and a whiteout, which an overlay in a user namespace reads from user.* xattrs.
+    const opq = manyLayers(0, 'opq', [
+      tarball([
+        { path: 'd/old', data: 'old\n' },
+        { path: 'etc/gone', data: 'x' },
+      ]),
+      tarball([{ path: 'd/.wh..wh..opq' }, { path: 'd/new', data: 'new\n' }, { path: 'etc/.wh.gone' }]),
     ]);
+    await ok(['import', opq]);
+    const map = ['--uidmap', '0:300000:65536'];
+    const refused = await cli(['run', '--rm', '--userns', ...map, 'opq:1', 'true']);
+    expect([refused.code, refused.stderr]).toEqual([
+      125,
+      `nsbox: --userns with an image: container root (host uid 300000) cannot reach the image store ${store}: ` +
+        `${work} is not searchable by others (chmod o+x ${work}, or set NSBOX_STORAGE_DIR)\n`,
+    ]);
+    chmodSync(work, 0o711); // mkdtemp made it 0700
+    if (!canIdmap()) {
+      // An older kernel, or a filesystem that cannot be idmapped there: refused, and nothing left.
+      const r = await cli(['run', '--rm', '--userns', ...map, 'opq:1', 'true']);
+      expect([r.code, r.stderr]).toEqual([125, expect.stringMatching(/needs idmapped mounts of the image store/)]);
+      expect(readdirSync(`${store}/containers`)).toEqual([]);
+      return;
+    }
+    const before = layersPrint(),
+      mounts = hostMounts();
+    const id = (await ok(['run', '-d', '--name', 'mapped', '--userns', ...map, 'opq:1', 'sleep', '1000'])).trim();
+    try {
+      const inside = await ok([
+        'exec',
+        'mapped',
+        'sh',
+        '-c',
+        'id -u; cat /proc/self/uid_map; ls -ln /bin/busybox; ls /d; test -e /etc/gone || echo gone; echo hi > /etc/new',
+      ]);
+      const [uid, uidMap, busybox, ...rest] = inside.trim().split('\n');
+      expect([uid, uidMap.trim().split(/\s+/)]).toEqual(['0', ['0', '300000', '65536']]);
+      expect(busybox).toMatch(/^-rwxr-xr-x\s+1 0\s+0\s/); // root's in the layers, container root's here
+      expect(rest).toEqual(['new', 'gone']);
+      const upper = `${store}/containers/${id}/upper/etc/new`;
+      expect([readFileSync(upper, 'utf8'), statSync(upper).uid]).toEqual(['hi\n', 300000]);
+      expect(hostMounts().filter((m) => m.startsWith(store) || (!mounts.includes(m) && m.includes('overlay')))).toEqual(
+        [],
+      );
+    } finally {
+      await cli(['rm', '-f', 'mapped']);
+    }
+    // A foreground run (mount(2) and lowerdir+ alike: the kernel picks), its layer gone after.
+    expect(await ok(['run', '--rm', '--userns', 'opq:1', 'cat', '/d/new'])).toBe('new\n');
     expect(readdirSync(`${store}/containers`)).toEqual([]);
+    expect(layersPrint()).toBe(before);
+    await ok(['rmi', 'opq:1']);
   });
 
   it("exports a running container's root as a tar that imports back as an image", async () => {
@@ -221,6 +298,54 @@ describe('nsbox run IMAGE', () => {
     expect(await ok(['run', 'exported:1', 'cat', '/tmp/f', '/etc/motd'])).toBe('mine\nhello from layer 2\n');
     const stopped = await cli(['export', 'nothere']);
     expect(stopped.code).toBe(125);
+  });
+
+  it("keeps pax xattrs: a layer's user.* and security.capability, in the container and in its export", async () => {
+    const cap = Buffer.from([1, 0, 0, 2, 0x80, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    const top = tarball([
+      { path: 'bin/ping', data: '#!/bin/sh\n', mode: 0o755, xattrs: { 'security.capability': cap } },
+      { path: 'etc/x', data: 'x', xattrs: { 'user.note': 'kept' } },
+    ]);
+    await ok(['import', manyLayers(0, 'xattrs', [top])]);
+    /** The value of `name` on `path` in the layer of the image that has it. */
+    const inLayer = (path: string, name: string) => {
+      for (const l of readdirSync(`${store}/layers`)) {
+        let fd: number;
+        try {
+          fd = openSync(`${store}/layers/${l}/diff/${path}`, constants.O_RDONLY | constants.O_NOFOLLOW);
+        } catch {
+          continue;
+        }
+        try {
+          return fsops.fgetxattr(fd, name);
+        } finally {
+          closeSync(fd);
+        }
+      }
+      return undefined;
+    };
+    expect(inLayer('bin/ping', 'security.capability')).toEqual(cap);
+    expect(inLayer('etc/x', 'user.note')?.toString()).toBe('kept');
+    await ok(['run', '-d', '--name', 'xat', 'xattrs:1', 'sleep', '1000']);
+    try {
+      const r = await cli(['export', '-o', `${work}/xat.tar`, 'xat']);
+      expect([r.code, r.stderr]).toEqual([0, '']);
+    } finally {
+      await cli(['rm', '-f', 'xat']);
+    }
+    const out = readFileSync(`${work}/xat.tar`);
+    expect(
+      out.includes(Buffer.concat([Buffer.from(' SCHILY.xattr.security.capability='), cap, Buffer.from('\n')])),
+    ).toBe(true);
+    expect(out.includes(' SCHILY.xattr.user.note=kept\n')).toBe(true);
+    await ok(['rmi', 'xattrs:1']);
+    await ok(['image', 'prune']);
+    expect(inLayer('etc/x', 'user.note')).toBeUndefined();
+    // Imported back: the export's xattrs are applied again.
+    await ok(['import', '--name', 'xattrs:2', `${work}/xat.tar`]);
+    expect(inLayer('bin/ping', 'security.capability')).toEqual(cap);
+    expect(inLayer('etc/x', 'user.note')?.toString()).toBe('kept');
+    await ok(['rmi', 'xattrs:2']);
   });
 
   it('runs a 100-layer image (mount(2), short names) and a 50-layer one (fsconfig lowerdir+)', async () => {
@@ -303,5 +428,25 @@ describe('nsbox run IMAGE', () => {
       .trim()
       .split('\n');
     expect(new Set(owners)).toEqual(new Set([String(user.uid)]));
+    // xattrs: user.* kept; security.* is root's to set, skipped with one warning.
+    const cap = Buffer.from([1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    writeFileSync(
+      `${userDir}/x.tar`,
+      tarball([
+        { path: 'bin/ping', data: 'x', mode: 0o755, xattrs: { 'security.capability': cap } },
+        { path: 'etc/x', data: 'x', xattrs: { 'user.k': 'v' } },
+      ]),
+    );
+    chmodSync(`${userDir}/x.tar`, 0o644);
+    r = await as(['import', '--name', 'x:1', `${userDir}/x.tar`]);
+    expect([r.code, r.stderr]).toEqual([
+      0,
+      'nsbox: warning: layer archive: 1 extended attribute(s) not applied (only root sets trusted.* and ' +
+        'security.*), e.g. security.capability on bin/ping\n',
+    ]);
+    const x = execFileSync('find', [`${store}/layers`, '-path', '*/diff/etc/x'], { encoding: 'utf8' }).trim();
+    const fd = openSync(x, 'r');
+    expect(fsops.fgetxattr(fd, 'user.k')?.toString()).toBe('v');
+    closeSync(fd);
   });
 });

@@ -15,6 +15,23 @@ export interface TarEntry {
   devmaj?: number;
   devmin?: number;
   mtime?: Date;
+  /** Extended attributes, as a pax header's SCHILY.xattr.NAME records (values binary). */
+  xattrs?: Record<string, string | Buffer>;
+}
+
+/** A pax header block and its records: each `LEN key=value\n`, LEN counting the whole record. */
+function paxHeader(path: string, xattrs: Record<string, string | Buffer>): Buffer[] {
+  const recs = Object.entries(xattrs).map(([k, v]) => {
+    const body = Buffer.concat([Buffer.from(` SCHILY.xattr.${k}=`), Buffer.from(v), Buffer.from('\n')]);
+    let len = body.length + 1;
+    while (String(len).length + body.length !== len) len = String(len).length + body.length;
+    return Buffer.concat([Buffer.from(String(len)), body]);
+  });
+  const data = Buffer.concat(recs);
+  const h = new Header({ path: `PaxHeader/${path}`.slice(0, 99), type: 'ExtendedHeader', size: data.length });
+  const block = Buffer.alloc(512);
+  h.encode(block, 0);
+  return [block, data, Buffer.alloc((512 - (data.length % 512)) % 512)];
 }
 
 export function tarball(entries: TarEntry[], gzip = false): Buffer {
@@ -22,6 +39,7 @@ export function tarball(entries: TarEntry[], gzip = false): Buffer {
   for (const e of entries) {
     const data = typeof e.data === 'string' ? Buffer.from(e.data) : (e.data ?? Buffer.alloc(0));
     const type = e.type ?? 'File';
+    if (e.xattrs) out.push(...paxHeader(e.path, e.xattrs));
     const h = new Header({
       path: e.path,
       type,
