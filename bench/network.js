@@ -4,7 +4,7 @@
 //   rootless (an ordinary user): nsbox run ROOTFS true  vs  nsbox run -p PORT:80 ROOTFS true (pasta)
 // then where nsbox's time goes: each CNI plugin's ADD and DEL, timed in-process.
 // nsbox uses a bridge and subnet of the bench's own (nsbb0, 10.89.250.0/24); podman uses its default
-// network. iptables chains the run created (CNI-*, NETAVARK*) are removed at the end.
+// network. iptables chains the run created (CNI-*, NETAVARK*, NSBOX-*) are removed at the end.
 // Run as root: `node bench/network.js [--n 20] [--warmup 3] [--user nobody]`.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -38,7 +38,7 @@ function rules() {
   return out;
 }
 
-/** Remove the rules and chains (CNI-*, NETAVARK*) that appeared since `before`. */
+/** Remove the rules and chains (CNI-*, NETAVARK*, NSBOX-*) that appeared since `before`. */
 function restoreRules(before) {
   const had = new Set(before);
   const now = rules().filter((r) => !had.has(r));
@@ -54,37 +54,23 @@ function restoreRules(before) {
   }
   const chains = now
     .map((r) => r.split(' '))
-    .filter(([, c]) => /^:(CNI-|NETAVARK)/.test(c))
+    .filter(([, c]) => /^:(CNI-|NETAVARK|NSBOX-)/.test(c))
     .map(([t, c]) => [t, c.slice(1)]);
   for (const [t, c] of chains) ipt(['-t', t, '-F', c]);
   for (const [t, c] of chains) ipt(['-t', t, '-X', c]);
 }
 
-function conflist(ipam) {
-  return {
-    cniVersion: '1.0.0',
-    name: 'nsbox',
-    plugins: [
-      {
-        type: 'bridge',
-        bridge: BRIDGE,
-        isGateway: true,
-        ipMasq: true,
-        hairpinMode: true,
-        ipam: { type: 'host-local', dataDir: ipam, routes: [{ dst: '0.0.0.0/0' }], ranges: [[{ subnet: SUBNET }]] },
-      },
-      { type: 'portmap', capabilities: { portMappings: true } },
-      { type: 'firewall', backend: 'iptables', ingressPolicy: 'same-bridge' },
-      { type: 'tuning' },
-    ],
-  };
+/** The bench's default network: nsbox's own kind (src/network/config.ts) on the bench's bridge and subnet. */
+async function conflist() {
+  const { bridgeConfList } = await import(join(ROOT, 'dist', 'network', 'config.js'));
+  return bridgeConfList('nsbox', BRIDGE, SUBNET);
 }
 
 /** Each plugin's ADD and DEL, timed in this process (the CNI runner is what `run` uses). */
 async function pluginTimes(dir, n) {
-  const { execPlugin } = await import(join(ROOT, 'dist', 'network', 'cni.js'));
+  const { activeList, execPlugin } = await import(join(ROOT, 'dist', 'network', 'cni.js'));
   const { createNetns, removeNetns } = await import(join(ROOT, 'dist', 'network', 'netns.js'));
-  const list = conflist(join(dir, 'ipam'));
+  const list = activeList(await conflist(), 1);
   mkdirSync(join(dir, 'netns'), { recursive: true, mode: 0o700 });
   const t = {};
   const time = (key, f) => {
@@ -124,8 +110,8 @@ async function main() {
   const forwarding = execFileSync('sysctl', ['-n', 'net.ipv4.ip_forward'], { encoding: 'utf8' }).trim();
   mkdirSync(join(dir, 'net.d'));
   mkdirSync(join(dir, 'state'), { mode: 0o755 });
-  writeFileSync(join(dir, 'net.d', 'nsbox.conflist'), JSON.stringify(conflist(join(dir, 'ipam'))));
   Object.assign(process.env, { NSBOX_STATE_DIR: join(dir, 'state'), NSBOX_NETWORK_DIR: join(dir, 'net.d') });
+  writeFileSync(join(dir, 'net.d', 'nsbox.conflist'), JSON.stringify(await conflist()));
   const node = process.execPath;
   const variants = [
     { key: 'nsbox-none', label: 'nsbox run ROOTFS true', argv: [node, CLI, 'run', ROOTFS, 'true'] },

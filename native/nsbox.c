@@ -795,6 +795,7 @@ void bpf_register(napi_env env, napi_value exports);
 void pty_register(napi_env env, napi_value exports);
 void fsops_register(napi_env env, napi_value exports);
 void hold_register(napi_env env, napi_value exports);
+void net_register(napi_env env, napi_value exports);
 
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor d[] = {
@@ -819,6 +820,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   pty_register(env, exports); /* native/pty.c */
   fsops_register(env, exports); /* native/fsops.c */
   hold_register(env, exports); /* native/hold.c */
+  net_register(env, exports); /* native/net.c */
   return exports;
 }
 

@@ -69,6 +69,8 @@ export interface Native {
   /** Connect to a unix socket and send `fd` over it with SCM_RIGHTS (native/hold.c). */
   sendFd(socketPath: string, fd: number): void;
   mkfifo(path: string, mode: number): void;
+  /** Whether binding ADDRESS:PORT fails with EADDRINUSE (native/net.c). */
+  portInUse(family: 4 | 6, udp: boolean, address: string, port: number): boolean;
 }
 
 const require = createRequire(import.meta.url);
@@ -91,6 +93,7 @@ export const {
   openpty,
   openptyIn,
   setWinsize,
+  portInUse,
 } = native;
 
 export const CLONE = {

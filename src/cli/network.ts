@@ -18,6 +18,7 @@ import {
 } from '../network/config.js';
 import { allRecords, sweepStale } from '../network/record.js';
 import type { ConfList } from '../network/cni.js';
+import { removeForwardRules } from '../network/firewall.js';
 
 const HELP = `Usage: nsbox network COMMAND
 
@@ -35,7 +36,7 @@ function members(name: string) {
   return allRecords().filter((r) => r.network === name);
 }
 
-/** The bridge and the firewall plugin's isolation rules for it (the plugin leaves both). */
+/** The bridge and the firewall plugin's isolation rules for it (networks made before nsbox's own rules). */
 function removeBridge(bridge: string): void {
   const quiet = { stdio: 'ignore' as const };
   if (existsSync(`/sys/class/net/${bridge}`)) {
@@ -149,7 +150,10 @@ export async function command(_name: string, argv: string[]): Promise<number> {
         if (!removeNetworkFile(name) && name === DEFAULT_NETWORK)
           throw new NsboxError('the default network nsbox is built in: it cannot be removed');
         const bridge = list && bridgeOf(list);
-        if (bridge) removeBridge(bridge);
+        if (bridge) {
+          removeBridge(bridge);
+          removeForwardRules(bridge);
+        }
         process.stdout.write(`${name}\n`);
       }
       return 0;

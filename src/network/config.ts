@@ -31,7 +31,11 @@ export function checkNetworkName(name: string): void {
     throw new NsboxError(`invalid network name: ${name} (letters, digits, _ . -; at most 64)`, { step: 'network' });
 }
 
-/** A bridge network as nsbox makes them: NAT out, hairpin, ports, and no traffic to other bridges. */
+/**
+ * A bridge network as nsbox makes them: NAT out (bridge's ipMasq), hairpin, ports (portmap); the
+ * forwarding and the isolation from other nsbox bridges are per-network rules (src/network/firewall.ts)
+ * rather than the firewall plugin's per-container ones, and no tuning plugin (it would have nothing to do).
+ */
 export function bridgeConfList(name: string, bridge: string, subnet: string): ConfList {
   const gateway = gatewayOf(subnet);
   return {
@@ -52,9 +56,8 @@ export function bridgeConfList(name: string, bridge: string, subnet: string): Co
         },
       },
       { type: 'portmap', capabilities: { portMappings: true } },
-      { type: 'firewall', backend: 'iptables', ingressPolicy: 'same-bridge' },
-      { type: 'tuning' },
     ],
+    nsboxIsolate: true,
   };
 }
 

@@ -17,8 +17,10 @@ import type { ResolvedMount } from '../rootfs/mounts.js';
 import type { ResolvedSpec } from '../spec.js';
 import { isAlive, procStat } from '../state/proc.js';
 import { find } from '../state/store.js';
-import { addNetwork, resultAddress } from './cni.js';
-import { requireNetwork } from './config.js';
+import { activeList, addNetwork, resultAddress } from './cni.js';
+import { bridgeOf, requireNetwork, subnetsOf } from './config.js';
+import { ensureForwardRules, pluginPath } from './firewall.js';
+import { traced } from './trace.js';
 import { createNetns } from './netns.js';
 import { checkPortsFree, toCni } from './ports.js';
 import { hasPasta, startPasta } from './pasta.js';
@@ -66,6 +68,10 @@ function fail(msg: string): never {
  * files to the spec's mounts, and for host and container:NAME turns the new namespace off.
  */
 export function networkPart(s: ResolvedSpec): NetworkPart | null {
+  return s.network.mode === 'none' ? null : traced('network set-up', () => setUp(s));
+}
+
+function setUp(s: ResolvedSpec): NetworkPart | null {
   const n = s.network;
   if (n.mode === 'none') return null;
   if (!s.namespaces.net) fail(`--network ${n.mode} needs the network namespace (namespaces.net is false)`);
@@ -117,7 +123,7 @@ export function networkPart(s: ResolvedSpec): NetworkPart | null {
     closeJoin();
     if (done) return;
     done = true;
-    teardown(id);
+    traced('teardown', () => teardown(id));
   };
 
   // container:NAME: its namespace and its /etc files are shared (lo is up there already).
@@ -125,19 +131,29 @@ export function networkPart(s: ResolvedSpec): NetworkPart | null {
   try {
     makeNetDirs(id);
     if (n.mode === 'bridge') {
-      sweepStale();
-      const list = requireNetwork(n.target);
-      checkPortsFree(
-        n.ports,
-        allRecords().flatMap((r) => r.ports),
+      traced('sweep stale records', () => sweepStale());
+      const list = activeList(requireNetwork(n.target), n.ports.length);
+      traced('check ports', () =>
+        checkPortsFree(
+          n.ports,
+          allRecords().flatMap((r) => r.ports),
+        ),
       );
       rec.list = list;
       rec.netns = netnsPath(id);
-      writeRecord(rec);
-      createNetns(rec.netns);
+      traced('write record', () => writeRecord(rec));
+      const bridge = bridgeOf(list);
+      if (bridge) traced('forward rules', () => ensureForwardRules(list, bridge, subnetsOf(list)));
+      traced('namespace file', () => createNetns(rec.netns as string));
       const result = addNetwork(
         list,
-        { containerId: id, netns: rec.netns, ifname: rec.ifname, portMappings: n.ports.map(toCni) },
+        {
+          containerId: id,
+          netns: rec.netns,
+          ifname: rec.ifname,
+          portMappings: n.ports.map(toCni),
+          path: pluginPath(list, subnetsOf(list)),
+        },
         (r, added) => {
           rec.result = r;
           rec.added = added;
@@ -164,8 +180,8 @@ export function networkPart(s: ResolvedSpec): NetworkPart | null {
       );
     }
     writeRecord(rec);
-    if (filesVisible && !peer) writeFiles(rec);
-    refreshHosts(rec.network);
+    if (filesVisible && !peer) traced('write /etc files', () => writeFiles(rec));
+    traced('refresh hosts', () => refreshHosts(rec.network));
   } catch (e) {
     end();
     throw e;

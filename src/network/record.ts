@@ -15,6 +15,9 @@ import type { NetworkMode } from './spec.js';
 import type { PortSpec } from './ports.js';
 import { removeNetns } from './netns.js';
 import { stopHelper } from './pasta.js';
+import { traced } from './trace.js';
+import { pluginPath } from './firewall.js';
+import { subnetsOf } from './config.js';
 
 export interface NetRecord {
   id: string;
@@ -181,6 +184,7 @@ export function teardown(id: string, r = stateRoot()): Error | null {
           containerId: id,
           netns,
           ifname: rec.ifname,
+          path: pluginPath(rec.list, subnetsOf(rec.list), r),
           portMappings: rec.ports.map((p) => ({
             hostPort: p.host,
             containerPort: p.container,
@@ -197,9 +201,9 @@ export function teardown(id: string, r = stateRoot()): Error | null {
     }
   }
   if (rec?.helper) stopHelper(rec.helper);
-  removeNetns(netnsPath(id, r));
+  traced('remove namespace file', () => removeNetns(netnsPath(id, r)));
   if (ID_RE.test(id)) using(stateSub('net', false, r), (net) => rmSync(net.at(id), { recursive: true, force: true }));
-  if (rec?.network) refreshHosts(rec.network, r);
+  if (rec?.network) traced('refresh hosts', () => refreshHosts(rec.network, r));
   return err;
 }
 

@@ -50,7 +50,7 @@ describe('CNI plugins', () => {
     };
     const seen: number[] = [];
     const r = addNetwork(list(), a, (_r, n) => seen.push(n));
-    expect(seen.at(-1)).toBe(4);
+    expect(seen.at(-1)).toBe(2);
     const ip = resultAddress(r)!;
     expect(ip.startsWith('10.89.201.')).toBe(true);
     // The interface is in the namespace, with the address; the host has the veth and a lease.

@@ -14,6 +14,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
+import { removeForwardRules } from '../../src/network/firewall.js';
 import { CLI, collect, foreignPidnsProcesses, hostMounts, type CliResult } from '../helpers.js';
 export { ROOTFS } from '../helpers.js';
 
@@ -67,7 +68,7 @@ export function netEnv(n: number): NetEnv {
     destroy() {
       for (const f of readdirSync(netDir)) {
         const m = /"bridge":\s*"([^"]+)"/.exec(readFileSync(`${netDir}/${f}`, 'utf8'));
-        if (m) removeBridge(m[1]);
+        if (m) removeBridge(m[1], state);
       }
       rmSync(dir, { recursive: true, force: true });
       writeFileSync('/proc/sys/net/ipv4/ip_forward', forwarding);
@@ -89,17 +90,17 @@ export function bridgeList(name: string, bridge: string, subnet: string, ipam: s
         ipam: { type: 'host-local', dataDir: ipam, routes: [{ dst: '0.0.0.0/0' }], ranges: [[{ subnet }]] },
       },
       { type: 'portmap', capabilities: { portMappings: true } },
-      { type: 'firewall', backend: 'iptables', ingressPolicy: 'same-bridge' },
-      { type: 'tuning' },
     ],
+    nsboxIsolate: true,
   };
 }
 
 const ISOLATION = 'CNI firewall plugin rules (ingressPolicy: same-bridge)';
 
-/** The bridge and the firewall plugin's per-bridge isolation rules (what `nsbox network rm` removes too). */
-export function removeBridge(bridge: string): void {
+/** The bridge and its forwarding and isolation rules (what `nsbox network rm` removes too). */
+export function removeBridge(bridge: string, state?: string): void {
   if (existsSync(`/sys/class/net/${bridge}`)) execFileSync('ip', ['link', 'del', bridge]);
+  removeForwardRules(bridge, state);
   const del = (args: string[]) => {
     try {
       execFileSync(
@@ -170,9 +171,11 @@ export function restoreCniRules(before: string[]): void {
     }
   };
   const now = iptablesRules().filter((r) => !had.has(r));
+  // nsbox's per-network rules belong to their network (removed with it, by destroy()): another test
+  // file may still use the chains; they go here only once empty.
   for (const r of now) {
     const [table, ...rest] = r.split(' ');
-    if (rest[0] !== '-A') continue;
+    if (rest[0] !== '-A' || r.includes('NSBOX-')) continue;
     // iptables-save quotes comments; give the words back to iptables as one argument.
     const words = rest
       .join(' ')
@@ -186,6 +189,12 @@ export function restoreCniRules(before: string[]): void {
     .map(([t, c]) => [t, c.slice(1)]);
   for (const [t, c] of chains) ipt(['-t', t, '-F', c]);
   for (const [t, c] of chains) ipt(['-t', t, '-X', c]);
+  const rest = iptablesRules();
+  if (!rest.some((r) => /^filter -A NSBOX-/.test(r)) && rest.includes('filter :NSBOX-FORWARD - ')) {
+    ipt(['-D', 'FORWARD', '-m', 'comment', '--comment', 'nsbox network', '-j', 'NSBOX-FORWARD']);
+    ipt(['-X', 'NSBOX-FORWARD']);
+    ipt(['-X', 'NSBOX-ISOLATION']);
+  }
 }
 
 /**

@@ -1,0 +1,64 @@
+/* portInUse(family 4|6, udp, address, port): whether binding that address and port fails with
+ * EADDRINUSE, i.e. something on the host holds it (a published port must be free before the
+ * container starts). Binding asks the kernel directly; reading /proc/net/tcp walks every socket. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <node_api.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "throw.h"
+
+#define FN(name, fn) { name, NULL, fn, NULL, NULL, NULL, napi_default, NULL }
+
+static napi_value PortInUse(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value a[4], r;
+  napi_get_cb_info(env, info, &argc, a, NULL, NULL);
+  int32_t family = 0, port = 0;
+  bool udp = false;
+  char addr[64];
+  size_t len = 0;
+  if (argc < 4 || napi_get_value_int32(env, a[0], &family) != napi_ok || (family != 4 && family != 6)
+      || napi_get_value_bool(env, a[1], &udp) != napi_ok
+      || napi_get_value_string_utf8(env, a[2], addr, sizeof addr, &len) != napi_ok || len >= sizeof addr - 1
+      || napi_get_value_int32(env, a[3], &port) != napi_ok || port < 1 || port > 65535) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "portInUse: (4|6, udp, address, port)");
+    return NULL;
+  }
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
+  socklen_t sl;
+  if (family == 4) {
+    struct sockaddr_in *s = (struct sockaddr_in *)&ss;
+    s->sin_family = AF_INET;
+    s->sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, addr, &s->sin_addr) != 1) return throw_errno(env, "portInUse: address", EINVAL);
+    sl = sizeof *s;
+  } else {
+    struct sockaddr_in6 *s = (struct sockaddr_in6 *)&ss;
+    s->sin6_family = AF_INET6;
+    s->sin6_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET6, addr, &s->sin6_addr) != 1) return throw_errno(env, "portInUse: address", EINVAL);
+    sl = sizeof *s;
+  }
+  int fd = socket(family == 4 ? AF_INET : AF_INET6, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "socket", errno);
+  int one = 1;
+  /* TIME_WAIT leftovers do not hold a port against a new listener; a v6 check is for v6 alone. */
+  if (!udp) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (family == 6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  int rc = bind(fd, (struct sockaddr *)&ss, sl);
+  int e = errno;
+  close(fd);
+  if (rc < 0 && e != EADDRINUSE) return throw_errno(env, "bind", e);
+  napi_get_boolean(env, rc < 0, &r);
+  return r;
+}
+
+void net_register(napi_env env, napi_value exports) {
+  napi_property_descriptor d[] = { FN("portInUse", PortInUse) };
+  napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
+}
