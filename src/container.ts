@@ -62,8 +62,11 @@ export class Container {
   readonly id: string;
   readonly name: string;
   readonly pid: number;
+  private net: NetworkPart | null = null;
   /** The container's IPv4 address on its network (null for none, host, pasta). */
-  readonly address: string | null;
+  get address(): string | null {
+    return this.net?.address ?? null;
+  }
   /** Settles when the command is running (execve done), or rejects with the step that failed. */
   readonly ready: Promise<void>;
   /** Settles when PID 1 has ended; rejects like `ready` if set-up failed. */
@@ -130,7 +133,7 @@ export class Container {
     this.ownPidns = s.namespaces.pid;
     this.parts = parts;
     this.pid = child.pid;
-    this.address = net?.address ?? null;
+    this.net = net; // its address may come in beforeRelease (a network attached in the child's user namespace)
     this.pidfd = child.pidfd;
     const exit = started.exit
       .then((w) => toExitStatus(w, this.killedBy))

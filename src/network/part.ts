@@ -17,12 +17,12 @@ import type { ResolvedMount } from '../rootfs/mounts.js';
 import type { ResolvedSpec } from '../spec.js';
 import { isAlive, procStat } from '../state/proc.js';
 import { find } from '../state/store.js';
-import { activeList, addNetwork, resultAddress } from './cni.js';
+import { activeList, addNetwork, resultAddress, type ConfList } from './cni.js';
 import { bridgeOf, requireNetwork, subnetsOf } from './config.js';
 import { ensureForwardRules, pluginPath } from './firewall.js';
 import { traced } from './trace.js';
-import { createNetns } from './netns.js';
-import { checkPortsFree, toCni } from './ports.js';
+import { bindNetns, createNetns } from './netns.js';
+import { checkPortsFree, toCni, type PortSpec } from './ports.js';
 import { hasPasta, startPasta } from './pasta.js';
 import { hasSlirp, startSlirp } from './slirp.js';
 import {
@@ -77,9 +77,6 @@ function setUp(s: ResolvedSpec): NetworkPart | null {
   if (!s.namespaces.net) fail(`--network ${n.mode} needs the network namespace (namespaces.net is false)`);
   if (n.mode === 'host' && s.identity.userns) {
     fail("--network host cannot be used with a user namespace: its root has no power over the host's network");
-  }
-  if (n.mode === 'bridge' && s.identity.userns) {
-    fail('--network bridge and -p cannot be combined with --userns as root yet (--network slirp4netns: outbound only)');
   }
   if (n.mode === 'pasta' && process.geteuid?.() === 0) {
     fail('--network pasta is for rootless containers: pasta does not run as root (use bridge or slirp4netns)');
@@ -144,26 +141,14 @@ function setUp(s: ResolvedSpec): NetworkPart | null {
       traced('write record', () => writeRecord(rec));
       const bridge = bridgeOf(list);
       if (bridge) traced('forward rules', () => ensureForwardRules(list, bridge, subnetsOf(list)));
-      traced('namespace file', () => createNetns(rec.netns as string));
-      const result = addNetwork(
-        list,
-        {
-          containerId: id,
-          netns: rec.netns,
-          ifname: rec.ifname,
-          portMappings: n.ports.map(toCni),
-          path: pluginPath(list, subnetsOf(list)),
-        },
-        (r, added) => {
-          rec.result = r;
-          rec.added = added;
-          writeRecord(rec);
-        },
-      );
-      rec.result = result;
-      rec.address = resultAddress(result);
-      joinFd = openSync(rec.netns, 'r');
-      joinWhat = 'the network';
+      // In a user namespace, the container's clone makes its network namespace (owned by that user
+      // namespace: one made here could not be joined from it); it is attached while the child waits.
+      if (!u) {
+        traced('namespace file', () => createNetns(rec.netns as string));
+        attach(rec, n.ports);
+        joinFd = openSync(rec.netns, 'r');
+        joinWhat = 'the network';
+      }
     } else if (n.mode === 'container') {
       const found = findContainer(n.target);
       joinFd = openSync(`/proc/${found.pid}/ns/net`, 'r');
@@ -191,7 +176,9 @@ function setUp(s: ResolvedSpec): NetworkPart | null {
   if (n.mode === 'host' || n.mode === 'container') s.namespaces.net = false;
 
   const part: NetworkPart = {
-    address: rec.address,
+    get address() {
+      return rec.address;
+    },
     steps(b) {
       if (joinFd < 0) return;
       // Kept through the closing of inherited fds, joined, and closed at once: it is not one of the plan's own.
@@ -202,6 +189,14 @@ function setUp(s: ResolvedSpec): NetworkPart | null {
     afterExit: end,
     abort: end,
   };
+  if (n.mode === 'bridge' && u) {
+    part.beforeRelease = (pid) => {
+      traced('namespace file', () => bindNetns(pid, rec.netns as string));
+      attach(rec, n.ports);
+      writeRecord(rec);
+      traced('refresh hosts', () => refreshHosts(rec.network));
+    };
+  }
   if (mode === 'pasta' || mode === 'slirp4netns') {
     // While the child waits (its user namespace mapped): the helper joins its namespaces.
     part.beforeRelease = (pid) => {
@@ -211,6 +206,28 @@ function setUp(s: ResolvedSpec): NetworkPart | null {
     };
   }
   return part;
+}
+
+/** ADD through the record's network into its namespace file; the record follows each step (for DEL). */
+function attach(rec: NetRecord, ports: PortSpec[]): void {
+  const list = rec.list as ConfList;
+  const result = addNetwork(
+    list,
+    {
+      containerId: rec.id,
+      netns: rec.netns as string,
+      ifname: rec.ifname,
+      portMappings: ports.map(toCni),
+      path: pluginPath(list, subnetsOf(list)),
+    },
+    (r, added) => {
+      rec.result = r;
+      rec.added = added;
+      writeRecord(rec);
+    },
+  );
+  rec.result = result;
+  rec.address = resultAddress(result);
 }
 
 /** A running container by name or id, through the state directory. */

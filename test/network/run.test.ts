@@ -246,10 +246,6 @@ describe('--network and -p', () => {
         '--network pasta is for rootless containers: pasta does not run as root (use bridge or slirp4netns)',
       ],
       [
-        ['--userns', '-p', '80:80'],
-        '--network bridge and -p cannot be combined with --userns as root yet (--network slirp4netns: outbound only)',
-      ],
-      [
         ['--userns', '--network', 'host'],
         "--network host cannot be used with a user namespace: its root has no power over the host's network",
       ],
