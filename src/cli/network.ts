@@ -22,7 +22,9 @@ import { removeForwardRules } from '../network/firewall.js';
 
 const HELP = `Usage: nsbox network COMMAND
 
-  create [--subnet CIDR] NAME   a bridge network (default subnet: the first free 10.89.N.0/24)
+  create [--subnet CIDR]... [--ipv6] NAME
+                                a bridge network (default subnet: the first free 10.89.N.0/24);
+                                --ipv6 or an IPv6 --subnet: dual-stack (default fd89:0:0:N::/64 too)
   ls [-q]                       list networks
   inspect NAME...               the network's CNI configuration and its containers, as JSON
   rm NAME...                    remove networks no container uses (and their bridges)
@@ -82,7 +84,8 @@ export async function command(_name: string, argv: string[]): Promise<number> {
   const { options: o, positionals } = parseArgs(
     rest,
     [
-      { long: 'subnet', value: 'single' },
+      { long: 'subnet', value: 'multiple' },
+      { long: 'ipv6' },
       { long: 'quiet', short: 'q' },
       { long: 'help', short: 'h' },
     ],
@@ -96,7 +99,7 @@ export async function command(_name: string, argv: string[]): Promise<number> {
   switch (sub) {
     case 'create': {
       if (positionals.length !== 1) throw new NsboxError('network create needs one NAME');
-      const list = createNetwork(positionals[0], o.subnet as string | undefined);
+      const list = createNetwork(positionals[0], (o.subnet as string[] | undefined) ?? [], !!o.ipv6);
       process.stdout.write(`${list.name}\n`);
       return 0;
     }

@@ -222,11 +222,11 @@ export function delNetwork(
   if (first) throw first;
 }
 
-/** The first IPv4 address of a result (without its prefix length), or null. */
-export function resultAddress(r: CniResult | undefined): string | null {
+/** The first IPv4 (or with `v6`, IPv6) address of a result, without its prefix length, or null. */
+export function resultAddress(r: CniResult | undefined, v6 = false): string | null {
   for (const ip of r?.ips ?? []) {
     const addr = ip.address.split('/')[0];
-    if (!addr.includes(':')) return addr;
+    if (addr.includes(':') === v6) return addr;
   }
   return null;
 }

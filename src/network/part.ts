@@ -43,6 +43,8 @@ import {
 export interface NetworkPart extends StartPart {
   /** The container's IPv4 address on its network, once attached (null without one). */
   readonly address: string | null;
+  /** Its IPv6 address on a dual-stack network. */
+  readonly address6: string | null;
 }
 
 const FILES = ['hosts', 'resolv.conf', 'hostname'] as const;
@@ -179,6 +181,9 @@ function setUp(s: ResolvedSpec): NetworkPart | null {
     get address() {
       return rec.address;
     },
+    get address6() {
+      return rec.address6 ?? null;
+    },
     steps(b) {
       if (joinFd < 0) return;
       // Kept through the closing of inherited fds, joined, and closed at once: it is not one of the plan's own.
@@ -228,6 +233,7 @@ function attach(rec: NetRecord, ports: PortSpec[]): void {
   );
   rec.result = result;
   rec.address = resultAddress(result);
+  rec.address6 = resultAddress(result, true);
 }
 
 /** A running container by name or id, through the state directory. */

@@ -34,6 +34,8 @@ export interface NetRecord {
   added: number;
   result?: CniResult;
   address: string | null;
+  /** The IPv6 address on a dual-stack network. */
+  address6?: string | null;
   ports: PortSpec[];
   aliases: string[];
   addHosts: { name: string; ip: string }[];
@@ -114,8 +116,10 @@ export function allRecords(r = stateRoot()): NetRecord[] {
   return ids.map((id) => readRecord(id, r)).filter((x): x is NetRecord => x !== null);
 }
 
-const entryOf = (rec: NetRecord): HostEntry | null =>
-  rec.address ? { ip: rec.address, names: [rec.hostname, rec.name, ...rec.aliases] } : null;
+const entriesOf = (rec: NetRecord): HostEntry[] =>
+  [rec.address, rec.address6]
+    .filter((ip): ip is string => !!ip)
+    .map((ip) => ({ ip, names: [rec.hostname, rec.name, ...rec.aliases] }));
 
 function hostsFor(rec: NetRecord, members: NetRecord[]): string {
   if (rec.mode === 'host') {
@@ -127,11 +131,9 @@ function hostsFor(rec: NetRecord, members: NetRecord[]): string {
     }
     return `${host.replace(/\n?$/, '\n')}${rec.addHosts.map((h) => `${h.ip}\t${h.name}\n`).join('')}`;
   }
-  const self = entryOf(rec) ?? { ip: '127.0.1.1', names: [rec.hostname, rec.name] };
-  const peers = members
-    .filter((m) => m.id !== rec.id)
-    .map(entryOf)
-    .filter((e): e is HostEntry => e !== null);
+  const own = entriesOf(rec);
+  const self = own.length ? own : [{ ip: '127.0.1.1', names: [rec.hostname, rec.name] }];
+  const peers = members.filter((m) => m.id !== rec.id).flatMap(entriesOf);
   return hostsText(
     self,
     peers,

@@ -47,9 +47,9 @@ describe('network spec', () => {
   });
 
   it('writes hosts and resolv.conf text', () => {
-    expect(hostsText({ ip: '10.89.0.2', names: ['web', 'web', 'www'] }, [{ ip: '10.89.0.3', names: ['db'] }], [])).toBe(
-      '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n10.89.0.2\tweb www\n10.89.0.3\tdb\n',
-    );
+    expect(
+      hostsText([{ ip: '10.89.0.2', names: ['web', 'web', 'www'] }], [{ ip: '10.89.0.3', names: ['db'] }], []),
+    ).toBe('127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n10.89.0.2\tweb www\n10.89.0.3\tdb\n');
     expect(resolvText(['10.0.0.1'])).toMatch(/nameserver 10\.0\.0\.1\n$/);
     expect(resolvText(undefined)).not.toMatch(/nameserver 127\./);
     expect(resultAddress({ ips: [{ address: 'fd00::2/64' }, { address: '10.89.0.9/24' }] })).toBe('10.89.0.9');

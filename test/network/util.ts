@@ -45,6 +45,7 @@ export function netEnv(n: number): NetEnv {
   mkdirSync(state, { mode: 0o755 });
   // The bridge plugin (isGateway) turns forwarding on, as podman does: put it back at the end.
   const forwarding = readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8');
+  const forwarding6 = readFileSync('/proc/sys/net/ipv6/conf/all/forwarding', 'utf8');
   const bridge = `nsbt${n}`,
     subnet = `10.89.${n}.0/24`;
   writeFileSync(`${netDir}/nsbox.conflist`, JSON.stringify(bridgeList('nsbox', bridge, subnet, ipam)));
@@ -72,6 +73,7 @@ export function netEnv(n: number): NetEnv {
       }
       rmSync(dir, { recursive: true, force: true });
       writeFileSync('/proc/sys/net/ipv4/ip_forward', forwarding);
+      writeFileSync('/proc/sys/net/ipv6/conf/all/forwarding', forwarding6);
     },
   };
 }
@@ -116,12 +118,18 @@ export function removeBridge(bridge: string, state?: string): void {
   del(['CNI-ISOLATION-STAGE-2', '-o', bridge, '-j', 'DROP']);
 }
 
-/** Every iptables rule of the filter and nat tables, one string each (chains included). */
+/** Every iptables and ip6tables rule of the filter and nat tables, one string each (chains included);
+ *  an IPv6 one starts with "6:" ("6:nat -A ..."). */
 export function iptablesRules(): string[] {
   const out: string[] = [];
-  for (const t of ['filter', 'nat']) {
-    for (const l of String(execFileSync('iptables-save', ['-t', t])).split('\n')) {
-      if (l.startsWith('-A') || l.startsWith(':')) out.push(`${t} ${l.replace(/\[\d+:\d+\]/, '')}`);
+  for (const [save, pre] of [
+    ['iptables-save', ''],
+    ['ip6tables-save', '6:'],
+  ]) {
+    for (const t of ['filter', 'nat']) {
+      for (const l of String(execFileSync(save, ['-t', t])).split('\n')) {
+        if (l.startsWith('-A') || l.startsWith(':')) out.push(`${pre}${t} ${l.replace(/\[\d+:\d+\]/, '')}`);
+      }
     }
   }
   return out.sort();
@@ -136,7 +144,9 @@ export function leases(ipam: string): string[] {
   const out: string[] = [];
   if (!existsSync(ipam)) return out;
   for (const net of readdirSync(ipam)) {
-    for (const f of readdirSync(`${ipam}/${net}`)) if (/^\d+\.\d+\.\d+\.\d+$/.test(f)) out.push(`${net}/${f}`);
+    for (const f of readdirSync(`${ipam}/${net}`)) {
+      if (/^\d+\.\d+\.\d+\.\d+$/.test(f) || /^[0-9a-f:]+:[0-9a-f:]*$/.test(f)) out.push(`${net}/${f}`);
+    }
   }
   return out;
 }
@@ -163,9 +173,10 @@ export function sh(cmd: string): string {
  */
 export function restoreCniRules(before: string[]): void {
   const had = new Set(before);
-  const ipt = (args: string[]) => {
+  const ipt = (table: string, args: string[]) => {
+    const [exe, t] = table.startsWith('6:') ? ['ip6tables', table.slice(2)] : ['iptables', table];
     try {
-      execFileSync('iptables', ['-w', ...args], { stdio: 'ignore' });
+      execFileSync(exe, ['-w', '-t', t, ...args], { stdio: 'ignore' });
     } catch {
       /* gone meanwhile */
     }
@@ -181,19 +192,20 @@ export function restoreCniRules(before: string[]): void {
       .join(' ')
       .match(/"[^"]*"|\S+/g)!
       .map((w) => w.replace(/^"|"$/g, ''));
-    ipt(['-t', table, '-D', ...words.slice(1)]);
+    ipt(table, ['-D', ...words.slice(1)]);
   }
   const chains = now
     .map((r) => r.split(' '))
     .filter(([, c]) => c.startsWith(':CNI-'))
     .map(([t, c]) => [t, c.slice(1)]);
-  for (const [t, c] of chains) ipt(['-t', t, '-F', c]);
-  for (const [t, c] of chains) ipt(['-t', t, '-X', c]);
+  for (const [t, c] of chains) ipt(t, ['-F', c]);
+  for (const [t, c] of chains) ipt(t, ['-X', c]);
   const rest = iptablesRules();
-  if (!rest.some((r) => /^filter -A NSBOX-/.test(r)) && rest.includes('filter :NSBOX-FORWARD - ')) {
-    ipt(['-D', 'FORWARD', '-m', 'comment', '--comment', 'nsbox network', '-j', 'NSBOX-FORWARD']);
-    ipt(['-X', 'NSBOX-FORWARD']);
-    ipt(['-X', 'NSBOX-ISOLATION']);
+  for (const t of ['filter', '6:filter']) {
+    if (rest.some((r) => r.startsWith(`${t} -A NSBOX-`)) || !rest.includes(`${t} :NSBOX-FORWARD - `)) continue;
+    ipt(t, ['-D', 'FORWARD', '-m', 'comment', '--comment', 'nsbox network', '-j', 'NSBOX-FORWARD']);
+    ipt(t, ['-X', 'NSBOX-FORWARD']);
+    ipt(t, ['-X', 'NSBOX-ISOLATION']);
   }
 }
 
