@@ -71,6 +71,8 @@ export interface Native {
   mkfifo(path: string, mode: number): void;
   /** Whether binding ADDRESS:PORT fails with EADDRINUSE (native/net.c). */
   portInUse(family: 4 | 6, udp: boolean, address: string, port: number): boolean;
+  /** One request on a stream unix socket, the reply read until the peer closes (native/net.c). */
+  unixRequest(path: string, request: string, timeoutMs: number): string;
 }
 
 const require = createRequire(import.meta.url);
@@ -94,6 +96,7 @@ export const {
   openptyIn,
   setWinsize,
   portInUse,
+  unixRequest,
 } = native;
 
 export const CLONE = {

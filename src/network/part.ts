@@ -87,12 +87,9 @@ function setUp(s: ResolvedSpec): NetworkPart | null {
   // state directory (ours alone): it keeps its own /etc files then.
   const u = s.identity.userns;
   const filesVisible = !u || u.uidMap.find((r) => r.container === 0)?.host === process.geteuid?.();
-  // Rootless without pasta: slirp4netns stands in, for outbound traffic (it publishes no ports here).
+  // Rootless without pasta: slirp4netns stands in (ports through its API socket).
   let mode = n.mode;
-  if (mode === 'pasta' && n.implied && !hasPasta()) {
-    if (n.ports.length) fail('publishing ports rootless needs pasta (Debian: apt-get install passt)');
-    if (hasSlirp()) mode = 'slirp4netns';
-  }
+  if (mode === 'pasta' && n.implied && !hasPasta() && hasSlirp()) mode = 'slirp4netns';
   const id = s.id;
   const dir = netDir(id);
   const owner = { pid: process.pid, start: procStat(process.pid)?.start ?? 0 };
@@ -160,7 +157,7 @@ function setUp(s: ResolvedSpec): NetworkPart | null {
       peer = readRecord(found.id);
       // Its files, if it has them (not a host network, not a --userns container of root's).
       if (peer && (peer.mode === 'host' || !existsSync(`${filesOf(peer.id)}/hosts`))) peer = null;
-    } else if (mode === 'pasta') {
+    } else if (mode === 'pasta' || mode === 'slirp4netns') {
       checkPortsFree(
         n.ports,
         allRecords().flatMap((r) => r.ports),
@@ -206,7 +203,9 @@ function setUp(s: ResolvedSpec): NetworkPart | null {
     // While the child waits (its user namespace mapped): the helper joins its namespaces.
     part.beforeRelease = (pid) => {
       rec.helper =
-        mode === 'pasta' ? startPasta(pid, n.ports, `${dir}/pasta.pid`) : startSlirp(pid, `${dir}/slirp4netns.log`);
+        mode === 'pasta'
+          ? startPasta(pid, n.ports, `${dir}/pasta.pid`)
+          : startSlirp(pid, `${dir}/slirp4netns.log`, n.ports, `${dir}/slirp4netns.sock`);
       writeRecord(rec);
     };
   }
