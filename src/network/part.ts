@@ -125,10 +125,10 @@ function setUp(s: ResolvedSpec): NetworkPart | null {
   // container:NAME: its namespace and its /etc files are shared (lo is up there already).
   let peer: NetRecord | null = null;
   try {
-    makeNetDirs(id);
+    traced('make dirs', () => makeNetDirs(id));
     if (n.mode === 'bridge') {
       traced('sweep stale records', () => sweepStale());
-      const list = activeList(requireNetwork(n.target), n.ports.length);
+      const list = traced('load network', () => activeList(requireNetwork(n.target), n.ports.length));
       traced('check ports', () =>
         checkPortsFree(
           n.ports,
@@ -202,10 +202,11 @@ function setUp(s: ResolvedSpec): NetworkPart | null {
   if (mode === 'pasta' || mode === 'slirp4netns') {
     // While the child waits (its user namespace mapped): the helper joins its namespaces.
     part.beforeRelease = (pid) => {
-      rec.helper =
+      rec.helper = traced(`start ${mode}`, () =>
         mode === 'pasta'
           ? startPasta(pid, n.ports, `${dir}/pasta.pid`)
-          : startSlirp(pid, `${dir}/slirp4netns.log`, n.ports, `${dir}/slirp4netns.sock`);
+          : startSlirp(pid, `${dir}/slirp4netns.log`, n.ports, `${dir}/slirp4netns.sock`),
+      );
       writeRecord(rec);
     };
   }
