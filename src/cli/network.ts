@@ -128,7 +128,13 @@ export async function command(_name: string, argv: string[]): Promise<number> {
       const out = positionals.map((name) => ({
         ...requireNetwork(name),
         file: `${networkDir()}/${name}.conflist`,
-        containers: members(name).map((r) => ({ id: r.id, name: r.name, address: r.address, aliases: r.aliases })),
+        containers: members(name).map((r) => ({
+          id: r.id,
+          name: r.name,
+          address: r.address,
+          ...(r.address6 ? { address6: r.address6 } : {}),
+          aliases: r.aliases,
+        })),
       }));
       process.stdout.write(`${JSON.stringify(out, null, 1)}\n`);
       return 0;
