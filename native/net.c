@@ -18,6 +18,15 @@
 
 #define FN(name, fn) { name, NULL, fn, NULL, NULL, NULL, napi_default, NULL }
 
+/* An integer argument in [lo, hi] (no fraction, no NaN). */
+static bool int_in(napi_env env, napi_value v, double lo, double hi, int32_t *out) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok || d != d || d < lo || d > hi || d != (double)(int32_t)d)
+    return false;
+  *out = (int32_t)d;
+  return true;
+}
+
 static napi_value PortInUse(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value a[4], r;
@@ -26,10 +35,9 @@ static napi_value PortInUse(napi_env env, napi_callback_info info) {
   bool udp = false;
   char addr[64];
   size_t len = 0;
-  if (argc < 4 || napi_get_value_int32(env, a[0], &family) != napi_ok || (family != 4 && family != 6)
-      || napi_get_value_bool(env, a[1], &udp) != napi_ok
+  if (argc < 4 || !int_in(env, a[0], 4, 6, &family) || family == 5 || napi_get_value_bool(env, a[1], &udp) != napi_ok
       || napi_get_value_string_utf8(env, a[2], addr, sizeof addr, &len) != napi_ok || len >= sizeof addr - 1
-      || napi_get_value_int32(env, a[3], &port) != napi_ok || port < 1 || port > 65535) {
+      || !int_in(env, a[3], 1, 65535, &port)) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "portInUse: (4|6, udp, address, port)");
     return NULL;
   }
@@ -82,7 +90,7 @@ static napi_value UnixRequest(napi_env env, napi_callback_info info) {
   if (argc < 3 || napi_get_value_string_utf8(env, a[0], sa.sun_path, sizeof sa.sun_path, &plen) != napi_ok
       || plen == 0 || plen >= sizeof sa.sun_path - 1
       || napi_get_value_string_utf8(env, a[1], req, sizeof req, &qlen) != napi_ok || qlen >= sizeof req - 1
-      || napi_get_value_int32(env, a[2], &timeout) != napi_ok || timeout < 1) {
+      || !int_in(env, a[2], 1, 600000, &timeout)) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "unixRequest: (path < 107 bytes, request < 4 KiB, timeoutMs)");
     return NULL;
   }
