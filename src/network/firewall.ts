@@ -149,8 +149,7 @@ function makeV4Path(r: string): void {
   const dir = v4Dir(r);
   if (existsSync(`${dir}/iptables`)) return;
   const found = (tool: string) =>
-    (process.env.PATH || '/usr/sbin:/usr/bin:/sbin:/bin')
-      .split(':')
+    [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin', '/usr/local/sbin']
       .filter((d) => d.startsWith('/'))
       .map((d) => `${d}/${tool}`)
       .find((p) => {

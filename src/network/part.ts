@@ -18,7 +18,7 @@ import type { ResolvedSpec } from '../spec.js';
 import { isAlive, procStat } from '../state/proc.js';
 import { find } from '../state/store.js';
 import { activeList, addNetwork, resultAddress, type ConfList } from './cni.js';
-import { bridgeOf, requireNetwork, subnetsOf } from './config.js';
+import { bridgeOf, isV6, requireNetwork, subnetsOf } from './config.js';
 import { ensureForwardRules, pluginPath } from './firewall.js';
 import { traced } from './trace.js';
 import { bindNetns, createNetns } from './netns.js';
@@ -133,6 +133,7 @@ function setUp(s: ResolvedSpec): NetworkPart | null {
         checkPortsFree(
           n.ports,
           allRecords().flatMap((r) => r.ports),
+          subnetsOf(list).some(isV6),
         ),
       );
       rec.list = list;

@@ -58,8 +58,8 @@ export const toCni = (p: PortSpec): PortMapping => ({
 export const portText = (p: PortSpec): string =>
   `${p.hostIp ?? '0.0.0.0'}:${p.host}->${p.container}/${p.protocol ?? 'tcp'}`;
 
-/** Throws when a host port is listened on already (by anything, or published by another container). */
-export function checkPortsFree(ports: PortSpec[], published: PortSpec[]): void {
+/** Throws when a host port is held already (by anything, or published by another container). */
+export function checkPortsFree(ports: PortSpec[], published: PortSpec[], v6 = false): void {
   for (const p of ports) {
     const proto = p.protocol ?? 'tcp';
     const want = p.hostIp ?? '0.0.0.0';
@@ -71,11 +71,17 @@ export function checkPortsFree(ports: PortSpec[], published: PortSpec[]): void {
     );
     // Bound and let go at once: the kernel says whether anything holds it (reading /proc/net/tcp would walk
     // every socket of the host, tens of ms on a busy one).
-    if (clash || portInUse(4, proto === 'udp', want, p.host)) {
-      throw new NsboxError(
-        `host port ${want}:${p.host}/${proto} is already in use${clash ? ' by another container' : ''}`,
-        { code: 'EADDRINUSE', step: 'ports' },
-      );
+    const udp = proto === 'udp';
+    let where: string | null = null;
+    if (clash || portInUse(4, udp, want, p.host)) where = want;
+    // A dual-stack network's port without a host IP is published on IPv6 too.
+    else if (v6 && !p.hostIp && portInUse(6, udp, '::', p.host)) where = '[::]';
+    if (where) {
+      const by = clash ? ' by another container' : '';
+      throw new NsboxError(`host port ${where}:${p.host}/${proto} is already in use${by}`, {
+        code: 'EADDRINUSE',
+        step: 'ports',
+      });
     }
   }
 }

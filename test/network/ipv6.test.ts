@@ -85,6 +85,20 @@ describe('IPv6', () => {
     expect(out).not.toContain('inet6');
   });
 
+  it('-p on a dual-stack network: a port something holds on IPv6 only is refused too', async () => {
+    const server = (await import('node:net')).createServer();
+    await new Promise<void>((r) => server.listen({ port: 28481, host: '::', ipv6Only: true }, r));
+    try {
+      const r = await e.cli(['run', '--network', 'dual', '-p', '28481:80', ROOTFS, 'true']);
+      expect(r.stderr).toBe('nsbox: host port [::]:28481/tcp is already in use\n');
+      expect(r.code).toBe(125);
+      // The IPv4-only default network does not publish on IPv6: the same port is free there.
+      await e.ok(['run', '--network', 'bridge', '-p', '28481:80', ROOTFS, 'true']);
+    } finally {
+      server.close();
+    }
+  });
+
   it('refuses a bad IPv6 subnet in one line', async () => {
     const cases: [string[], string][] = [
       [['--subnet', 'fd89:204::1/64'], 'invalid subnet: fd89:204::1/64 (host bits set; did you mean fd89:204::/64?)'],
