@@ -204,12 +204,13 @@ async function main() {
     for (const v of variants) {
       const s = summary(times[v.key]);
       const pair = v.pair && variants.find((x) => x.key === v.pair);
-      const ratio = pair ? added(v) / added(pair) : NaN;
+      // A ratio only of two positive additions (on a busy machine a median difference can come out below 0).
+      const ratio = pair && added(v) > 0 && added(pair) > 0 ? added(v) / added(pair) : NaN;
       rows.push([
         v.label,
         ms(s.median),
         ms(s.p90),
-        Number.isFinite(added(v)) ? `+${ms(added(v))}` : '',
+        Number.isFinite(added(v)) ? `${added(v) >= 0 ? '+' : ''}${ms(added(v))}` : '',
         Number.isFinite(ratio) ? ratio.toFixed(2) : '',
       ]);
     }
