@@ -3,7 +3,8 @@
 //                              podman run --network bridge -p ...      vs  podman run --network none
 //   user-mode + a port (root): nsbox run --network slirp4netns -p ...  vs  podman run --network slirp4netns -p ...
 //   rootless (an ordinary user): nsbox run -p PORT:80 (pasta)         vs  nsbox run
-//                              (podman 4.3 has no pasta, and rootless podman needs a user set up for it: not run)
+//                              (podman 4.3 has no pasta, and rootless podman fails on this hybrid-cgroup host:
+//                              crun refuses it, runc needs cgroups; not run)
 // with the ratio of nsbox's added time to podman's, and where nsbox's bridge time goes: every step of
 // the measured runs themselves (NSBOX_NET_TRACE=1: each plugin's ADD and DEL, nsbox's own work).
 // nsbox uses a bridge and subnet of the bench's own (nsbb0, 10.89.250.0/24); podman its default
