@@ -23,17 +23,37 @@ const COMMENT = ['-m', 'comment', '--comment', 'nsbox network'];
 
 export type Family = 4 | 6;
 
+/** A tool's path: on PATH, else in the sbin directories (a PATH without them is common for root's tools). */
+function found(tool: string): string | undefined {
+  return [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin', '/usr/local/sbin']
+    .filter((d) => d.startsWith('/'))
+    .map((d) => `${d}/${tool}`)
+    .find((p) => {
+      try {
+        accessSync(p, constants.X_OK);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+}
+
+let lastError = '';
+
 function ipt(family: Family, args: string[]): boolean {
-  const exe = family === 6 ? 'ip6tables' : 'iptables';
+  const name = family === 6 ? 'ip6tables' : 'iptables';
+  const exe = found(name) ?? name;
   const r = childProcess().spawnSync(exe, ['-w', ...args], { encoding: 'utf8' });
-  if (r.error) throw new NsboxError(`${exe}: ${r.error.message}`, { step: 'network' });
+  if (r.error) throw new NsboxError(`${name}: ${r.error.message}`, { step: 'network' });
+  lastError = r.stderr.trim().split('\n')[0] ?? '';
   return r.status === 0;
 }
 
+/** A rule or chain the network cannot go without: its failure is the start's. */
 function must(family: Family, args: string[]): void {
   if (!ipt(family, args)) {
-    const exe = family === 6 ? 'ip6tables' : 'iptables';
-    throw new NsboxError(`${exe} ${args.join(' ')} failed`, { step: 'network' });
+    const name = family === 6 ? 'ip6tables' : 'iptables';
+    throw new NsboxError(`${name} ${args.join(' ')} failed: ${lastError || 'no reason given'}`, { step: 'network' });
   }
 }
 
@@ -148,18 +168,6 @@ const v4Only = (list: ConfList, subnets: string[]) =>
 function makeV4Path(r: string): void {
   const dir = v4Dir(r);
   if (existsSync(`${dir}/iptables`)) return;
-  const found = (tool: string) =>
-    [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin', '/usr/local/sbin']
-      .filter((d) => d.startsWith('/'))
-      .map((d) => `${d}/${tool}`)
-      .find((p) => {
-        try {
-          accessSync(p, constants.X_OK);
-          return true;
-        } catch {
-          return false;
-        }
-      });
   if (!found('iptables')) return;
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   // iptables last: its presence says the directory is complete.
