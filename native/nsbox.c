@@ -1014,6 +1014,7 @@ void pty_register(napi_env env, napi_value exports);
 void fsops_register(napi_env env, napi_value exports);
 void hold_register(napi_env env, napi_value exports);
 void idmap_register(napi_env env, napi_value exports);
+void net_register(napi_env env, napi_value exports);
 
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor d[] = {
@@ -1042,6 +1043,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   fsops_register(env, exports); /* native/fsops.c */
   hold_register(env, exports); /* native/hold.c */
   idmap_register(env, exports); /* native/idmap.c */
+  net_register(env, exports); /* native/net.c */
   return exports;
 }
 

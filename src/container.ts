@@ -108,8 +108,11 @@ export class Container {
   readonly name: string;
   /** PID 1's pid on the host (0 until `spawned` settles when started with `async`). */
   pid = 0;
+  private net: NetworkPart | null = null;
   /** The container's IPv4 address on its network (null for none, host, pasta). */
-  readonly address: string | null;
+  get address(): string | null {
+    return this.net?.address ?? null;
+  }
   /** Settles once the pid is known; rejects when the clone failed. */
   readonly spawned: Promise<void>;
   /** Settles when the command is running (execve done) or held, or rejects with the step that failed. */
@@ -178,7 +181,7 @@ export class Container {
     this.parts = parts;
     this.plan = plan;
     this.heldFifo = opts.heldFifo;
-    this.address = net?.address ?? null;
+    this.net = net; // its address may come in beforeRelease (a network attached in the child's user namespace)
     const req = { flags, sync, cgroupFd, ops: plan.ops };
     const abort = (e: unknown) => {
       for (const p of parts) p.abort?.();

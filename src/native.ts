@@ -78,6 +78,10 @@ export interface Native {
   /** Connect to a unix socket and send `fd` over it with SCM_RIGHTS (native/hold.c). */
   sendFd(socketPath: string, fd: number): void;
   mkfifo(path: string, mode: number): void;
+  /** Whether binding ADDRESS:PORT fails with EADDRINUSE (native/net.c). */
+  portInUse(family: 4 | 6, udp: boolean, address: string, port: number): boolean;
+  /** One request on a stream unix socket, the reply read until the peer closes (native/net.c). */
+  unixRequest(path: string, request: string, timeoutMs: number): string;
 }
 
 const require = createRequire(import.meta.url);
@@ -103,6 +107,8 @@ export const {
   openpty,
   openptyIn,
   setWinsize,
+  portInUse,
+  unixRequest,
 } = native;
 
 export const CLONE = {

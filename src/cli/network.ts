@@ -18,10 +18,13 @@ import {
 } from '../network/config.js';
 import { allRecords, sweepStale } from '../network/record.js';
 import type { ConfList } from '../network/cni.js';
+import { removeForwardRules } from '../network/firewall.js';
 
 const HELP = `Usage: nsbox network COMMAND
 
-  create [--subnet CIDR] NAME   a bridge network (default subnet: the first free 10.89.N.0/24)
+  create [--subnet CIDR]... [--ipv6] NAME
+                                a bridge network (default subnet: the first free 10.89.N.0/24);
+                                --ipv6 or an IPv6 --subnet: dual-stack (default fd89:0:0:N::/64 too)
   ls [-q]                       list networks
   inspect NAME...               the network's CNI configuration and its containers, as JSON
   rm NAME...                    remove networks no container uses (and their bridges)
@@ -35,7 +38,7 @@ function members(name: string) {
   return allRecords().filter((r) => r.network === name);
 }
 
-/** The bridge and the firewall plugin's isolation rules for it (the plugin leaves both). */
+/** The bridge and the firewall plugin's isolation rules for it (networks made before nsbox's own rules). */
 function removeBridge(bridge: string): void {
   const quiet = { stdio: 'ignore' as const };
   if (existsSync(`/sys/class/net/${bridge}`)) {
@@ -81,7 +84,8 @@ export async function command(_name: string, argv: string[]): Promise<number> {
   const { options: o, positionals } = parseArgs(
     rest,
     [
-      { long: 'subnet', value: 'single' },
+      { long: 'subnet', value: 'multiple' },
+      { long: 'ipv6' },
       { long: 'quiet', short: 'q' },
       { long: 'help', short: 'h' },
     ],
@@ -95,7 +99,7 @@ export async function command(_name: string, argv: string[]): Promise<number> {
   switch (sub) {
     case 'create': {
       if (positionals.length !== 1) throw new NsboxError('network create needs one NAME');
-      const list = createNetwork(positionals[0], o.subnet as string | undefined);
+      const list = createNetwork(positionals[0], (o.subnet as string[] | undefined) ?? [], !!o.ipv6);
       process.stdout.write(`${list.name}\n`);
       return 0;
     }
@@ -124,7 +128,13 @@ export async function command(_name: string, argv: string[]): Promise<number> {
       const out = positionals.map((name) => ({
         ...requireNetwork(name),
         file: `${networkDir()}/${name}.conflist`,
-        containers: members(name).map((r) => ({ id: r.id, name: r.name, address: r.address, aliases: r.aliases })),
+        containers: members(name).map((r) => ({
+          id: r.id,
+          name: r.name,
+          address: r.address,
+          ...(r.address6 ? { address6: r.address6 } : {}),
+          aliases: r.aliases,
+        })),
       }));
       process.stdout.write(`${JSON.stringify(out, null, 1)}\n`);
       return 0;
@@ -149,7 +159,10 @@ export async function command(_name: string, argv: string[]): Promise<number> {
         if (!removeNetworkFile(name) && name === DEFAULT_NETWORK)
           throw new NsboxError('the default network nsbox is built in: it cannot be removed');
         const bridge = list && bridgeOf(list);
-        if (bridge) removeBridge(bridge);
+        if (bridge) {
+          removeBridge(bridge);
+          removeForwardRules(bridge);
+        }
         process.stdout.write(`${name}\n`);
       }
       return 0;

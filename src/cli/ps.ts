@@ -189,6 +189,7 @@ function inspect(argv: string[]): number {
       mode: net.mode,
       name: net.network ?? null,
       address: net.address,
+      ...(net.address6 ? { address6: net.address6 } : {}),
       ports: net.ports.map(portText),
       aliases: net.aliases,
     };

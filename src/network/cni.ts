@@ -5,6 +5,7 @@
 import { createRequire } from 'node:module';
 import { accessSync, constants } from 'node:fs';
 import { NsboxError } from '../errors.js';
+import { traced } from './trace.js';
 
 // node:child_process (and node:net with it) costs ~3 ms to load: only when a network is used.
 const require = createRequire(import.meta.url);
@@ -32,6 +33,8 @@ export interface ConfList {
   name: string;
   plugins: PluginConf[];
   disableCheck?: boolean;
+  /** nsbox's own bridge networks: forwarding and isolation by per-network rules (src/network/firewall.ts). */
+  nsboxIsolate?: boolean;
 }
 
 export interface PluginConf {
@@ -49,6 +52,8 @@ export interface Attachment {
   portMappings?: PortMapping[];
   /** Extra CNI_ARGS, e.g. IgnoreUnknown=1;K8S_POD_NAME=x. */
   args?: string;
+  /** PATH for the plugins (default: ours). */
+  path?: string;
 }
 
 export interface CniResult {
@@ -68,15 +73,21 @@ export function cniPath(): string[] {
   return env ? env.split(':').filter((d) => d.startsWith('/')) : DEFAULT_CNI_PATH;
 }
 
+const found = new Map<string, string>();
+
 /** The plugin's executable; a type that is not a plain name is refused (a conflist is untrusted). */
 export function findPlugin(type: unknown, path = cniPath()): string {
   if (typeof type !== 'string' || !TYPE_RE.test(type)) {
     throw new NsboxError(`invalid CNI plugin type: ${JSON.stringify(type)}`, { step: 'network' });
   }
+  const key = `${type}\0${path.join(':')}`;
+  const known = found.get(key);
+  if (known) return known;
   for (const dir of path) {
     const p = `${dir.replace(/\/+$/, '')}/${type}`;
     try {
       accessSync(p, constants.X_OK);
+      found.set(key, p);
       return p;
     } catch {
       /* next */
@@ -86,6 +97,19 @@ export function findPlugin(type: unknown, path = cniPath()): string {
     `CNI plugin "${type}" not found in ${path.join(':')} (install containernetworking-plugins, or set CNI_PATH)`,
     { code: 'ENOENT', step: 'network' },
   );
+}
+
+/**
+ * The chain as run for one container: a plugin that can do nothing is left out (each exec costs a Go
+ * start, and portmap's DEL a dozen iptables runs): `tuning` with no settings, `portmap` without ports.
+ * The record keeps this list, so DEL runs the same chain.
+ */
+export function activeList(list: ConfList, ports: number): ConfList {
+  const idle = (p: PluginConf) =>
+    (p.type === 'tuning' && Object.keys(p).every((k) => k === 'type')) ||
+    (p.type === 'portmap' && ports === 0 && Object.keys(p).every((k) => k === 'type' || k === 'capabilities'));
+  const plugins = list.plugins.filter((p) => !idle(p));
+  return plugins.length === list.plugins.length || plugins.length === 0 ? list : { ...list, plugins };
 }
 
 /** The config one plugin of a list gets on stdin. */
@@ -123,11 +147,13 @@ export function execPlugin(
     CNI_NETNS: a.netns,
     CNI_IFNAME: a.ifname,
     CNI_PATH: path.join(':'),
-    PATH: process.env.PATH || '/usr/sbin:/usr/bin:/sbin:/bin',
+    PATH: a.path || process.env.PATH || '/usr/sbin:/usr/bin:/sbin:/bin',
   };
   if (a.args) env.CNI_ARGS = a.args;
   const input = JSON.stringify(pluginConfig(list, plugin, a, prevResult));
-  const r = childProcess().spawnSync(exe, [], { input, env, encoding: 'utf8', timeout: 60_000, maxBuffer: 4 << 20 });
+  const r = traced(`${plugin.type} ${command}`, () =>
+    childProcess().spawnSync(exe, [], { input, env, encoding: 'utf8', timeout: 60_000, maxBuffer: 4 << 20 }),
+  );
   const where = `CNI plugin ${plugin.type} (network ${list.name}, ${command})`;
   if (r.error) throw new NsboxError(`${where}: ${r.error.message}`, { step: 'network' });
   if (r.status !== 0) {
@@ -196,11 +222,11 @@ export function delNetwork(
   if (first) throw first;
 }
 
-/** The first IPv4 address of a result (without its prefix length), or null. */
-export function resultAddress(r: CniResult | undefined): string | null {
+/** The first IPv4 (or with `v6`, IPv6) address of a result, without its prefix length, or null. */
+export function resultAddress(r: CniResult | undefined, v6 = false): string | null {
   for (const ip of r?.ips ?? []) {
     const addr = ip.address.split('/')[0];
-    if (!addr.includes(':')) return addr;
+    if (addr.includes(':') === v6) return addr;
   }
   return null;
 }

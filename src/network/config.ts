@@ -31,9 +31,18 @@ export function checkNetworkName(name: string): void {
     throw new NsboxError(`invalid network name: ${name} (letters, digits, _ . -; at most 64)`, { step: 'network' });
 }
 
-/** A bridge network as nsbox makes them: NAT out, hairpin, ports, and no traffic to other bridges. */
-export function bridgeConfList(name: string, bridge: string, subnet: string): ConfList {
-  const gateway = gatewayOf(subnet);
+/**
+ * A bridge network as nsbox makes them: NAT out (bridge's ipMasq), hairpin, ports (portmap); the
+ * forwarding and the isolation from other nsbox bridges are per-network rules (src/network/firewall.ts)
+ * rather than the firewall plugin's per-container ones, and no tuning plugin (it would have nothing to do).
+ * `subnets`: an IPv4 one, and an IPv6 one for a dual-stack network (host-local gives an address of each).
+ */
+export function bridgeConfList(name: string, bridge: string, subnets: string | string[]): ConfList {
+  const all = typeof subnets === 'string' ? [subnets] : subnets;
+  const routes = [
+    ...(all.some((x) => !isV6(x)) ? [{ dst: '0.0.0.0/0' }] : []),
+    ...(all.some(isV6) ? [{ dst: '::/0' }] : []),
+  ];
   return {
     cniVersion: '1.0.0',
     name,
@@ -47,49 +56,93 @@ export function bridgeConfList(name: string, bridge: string, subnet: string): Co
         ipam: {
           type: 'host-local',
           dataDir: ipamDir(),
-          routes: [{ dst: '0.0.0.0/0' }],
-          ranges: [[{ subnet, gateway }]],
+          routes,
+          ranges: all.map((subnet) => [{ subnet, gateway: gatewayOf(subnet) }]),
         },
       },
       { type: 'portmap', capabilities: { portMappings: true } },
-      { type: 'firewall', backend: 'iptables', ingressPolicy: 'same-bridge' },
-      { type: 'tuning' },
     ],
+    nsboxIsolate: true,
   };
 }
 
-/** a.b.c.d/n: the network's first address is its gateway. */
-export function parseSubnet(cidr: string): { base: number; bits: number } {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(cidr);
-  const parts = m ? m.slice(1, 5).map(Number) : [];
-  const bits = m ? Number(m[5]) : -1;
-  if (!m || parts.some((p) => p > 255) || bits < 8 || bits > 30) {
-    throw new NsboxError(`invalid subnet: ${cidr} (an IPv4 CIDR such as 10.89.1.0/24, prefix 8 to 30)`, {
-      step: 'subnet',
-    });
-  }
-  const ip = parts.reduce((a, p) => a * 256 + p, 0);
-  const size = 2 ** (32 - bits);
-  if (ip % size !== 0)
-    throw new NsboxError(
-      `invalid subnet: ${cidr} (host bits set; did you mean ${ipString(ip - (ip % size))}/${bits}?)`,
-      { step: 'subnet' },
-    );
-  return { base: ip, bits };
+export const isV6 = (cidr: string): boolean => cidr.includes(':');
+
+/** A subnet as its first address (a number of 32 or 128 bits) and prefix length. */
+export interface Subnet {
+  v6: boolean;
+  base: bigint;
+  bits: number;
 }
 
-export const ipString = (n: number): string => [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join('.');
+/** a.b.c.d/n (prefix 8 to 30) or an IPv6 CIDR (prefix 16 to 120): the network's first address is its gateway. */
+export function parseSubnet(cidr: string): Subnet {
+  const slash = cidr.lastIndexOf('/');
+  const addr = slash < 0 ? cidr : cidr.slice(0, slash);
+  const bits = slash < 0 || !/^\d{1,3}$/.test(cidr.slice(slash + 1)) ? -1 : Number(cidr.slice(slash + 1));
+  const v6 = isV6(cidr);
+  const ip = v6 ? parseIPv6(addr) : parseIPv4(addr);
+  const [lo, hi, width] = v6 ? [16, 120, 128] : [8, 30, 32];
+  if (ip === null || bits < lo || bits > hi) {
+    const what = v6
+      ? `an IPv6 CIDR such as fd89:0:0:1::/64, prefix ${lo} to ${hi}`
+      : `an IPv4 CIDR such as 10.89.1.0/24, prefix ${lo} to ${hi}`;
+    throw new NsboxError(`invalid subnet: ${cidr} (${what})`, { step: 'subnet' });
+  }
+  const size = 1n << BigInt(width - bits);
+  if (ip % size !== 0n)
+    throw new NsboxError(
+      `invalid subnet: ${cidr} (host bits set; did you mean ${ipText(ip - (ip % size), v6)}/${bits}?)`,
+      { step: 'subnet' },
+    );
+  return { v6, base: ip, bits };
+}
+
+function parseIPv4(a: string): bigint | null {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(a);
+  if (!m || m.slice(1).some((p) => Number(p) > 255)) return null;
+  return m.slice(1).reduce((n, p) => n * 256n + BigInt(p), 0n);
+}
+
+function parseIPv6(a: string): bigint | null {
+  if (!/^[0-9a-fA-F:]+$/.test(a) || a.split('::').length > 2) return null;
+  const [head, tail] = a.includes('::') ? a.split('::') : [a, null];
+  const words = (x: string) => (x === '' ? [] : x.split(':'));
+  const h = words(head),
+    t = tail === null ? [] : words(tail);
+  const fill = 8 - h.length - t.length;
+  if (tail === null ? h.length !== 8 : fill < 1) return null;
+  const all = [...h, ...Array(tail === null ? 0 : fill).fill('0'), ...t];
+  if (all.some((w) => !/^[0-9a-fA-F]{1,4}$/.test(w))) return null;
+  return all.reduce((n, w) => (n << 16n) | BigInt(parseInt(w, 16)), 0n);
+}
+
+/** An address as text: dotted for IPv4; IPv6 with its longest run of zero words as ::. */
+export function ipText(n: bigint, v6: boolean): string {
+  if (!v6) return [24n, 16n, 8n, 0n].map((s) => String((n >> s) & 255n)).join('.');
+  const w = Array.from({ length: 8 }, (_, i) => Number((n >> BigInt(112 - 16 * i)) & 0xffffn));
+  let best = -1,
+    len = 0;
+  for (let i = 0; i < 8; i++) {
+    let j = i;
+    while (j < 8 && w[j] === 0) j++;
+    if (j - i > len && j - i > 1) [best, len] = [i, j - i];
+  }
+  const hex = (xs: number[]) => xs.map((x) => x.toString(16)).join(':');
+  return best < 0 ? hex(w) : `${hex(w.slice(0, best))}::${hex(w.slice(best + len))}`;
+}
 
 function gatewayOf(cidr: string): string {
-  return ipString(parseSubnet(cidr).base + 1);
+  const s = parseSubnet(cidr);
+  return ipText(s.base + 1n, s.v6);
 }
 
 function overlaps(a: string, b: string): boolean {
   const x = parseSubnet(a),
     y = parseSubnet(b);
-  const bits = Math.min(x.bits, y.bits),
-    size = 2 ** (32 - bits);
-  return Math.floor(x.base / size) === Math.floor(y.base / size);
+  if (x.v6 !== y.v6) return false;
+  const shift = BigInt((x.v6 ? 128 : 32) - Math.min(x.bits, y.bits));
+  return x.base >> shift === y.base >> shift;
 }
 
 /** The network's conflist, or null. A file that is not a valid list is an error naming it. */
@@ -168,32 +221,40 @@ const subnetsOf = (l: ConfList): string[] => {
 };
 export { bridgeOf, subnetsOf };
 
-/** `network create`: a bridge on a subnet of its own (the first free 10.89.N.0/24 unless given). */
-export function createNetwork(name: string, subnet?: string): ConfList {
+/**
+ * `network create`: a bridge on subnets of its own: the given ones, else the first free 10.89.N.0/24;
+ * with `ipv6` (or an IPv6 subnet given) dual-stack, the IPv6 one by default fd89:0:0:N::/64.
+ */
+export function createNetwork(name: string, subnets: string[] = [], ipv6 = false): ConfList {
   checkNetworkName(name);
   if (loadNetwork(name)) throw new NsboxError(`network ${name} already exists`, { step: 'network' });
   const all = listNetworks();
   const used = all.flatMap(subnetsOf);
-  if (subnet !== undefined) {
-    parseSubnet(subnet);
-    const want = subnet;
+  for (const want of subnets) {
+    parseSubnet(want);
     const clash = all.find((l) => subnetsOf(l).some((s) => overlaps(s, want)));
-    if (clash) throw new NsboxError(`subnet ${subnet} overlaps network ${clash.name}'s`, { step: 'subnet' });
-  } else {
-    for (let n = 1; n < 256 && subnet === undefined; n++) {
-      const s = `10.89.${n}.0/24`;
-      if (!used.some((u) => overlaps(u, s))) subnet = s;
-    }
-    if (subnet === undefined)
-      throw new NsboxError('no free subnet in 10.89.0.0/16: give one with --subnet', { step: 'subnet' });
+    if (clash) throw new NsboxError(`subnet ${want} overlaps network ${clash.name}'s`, { step: 'subnet' });
   }
+  const given = (v6: boolean) => subnets.filter((x) => isV6(x) === v6);
+  if (given(false).length > 1 || given(true).length > 1)
+    throw new NsboxError('at most one IPv4 and one IPv6 --subnet', { step: 'subnet' });
+  const free = (make: (n: number) => string, what: string): string => {
+    for (let n = 1; n < 256; n++) {
+      const s = make(n);
+      if (![...used, ...subnets].some((u) => overlaps(u, s))) return s;
+    }
+    throw new NsboxError(`no free subnet in ${what}: give one with --subnet`, { step: 'subnet' });
+  };
+  const chosen = [given(false)[0] ?? free((n) => `10.89.${n}.0/24`, '10.89.0.0/16')];
+  if (ipv6 || given(true).length)
+    chosen.push(given(true)[0] ?? free((n) => `fd89:0:0:${n.toString(16)}::/64`, 'fd89::/48'));
   const bridges = new Set(all.map(bridgeOf));
   let bridge = '';
   for (let n = 1; !bridge; n++) {
     const b = `nsbox${n}`;
     if (!bridges.has(b) && !existsSync(`/sys/class/net/${b}`)) bridge = b;
   }
-  const list = bridgeConfList(name, bridge, subnet as string);
+  const list = bridgeConfList(name, bridge, chosen);
   mkdirSync(networkDir(), { recursive: true, mode: 0o755 });
   writeFileSync(`${networkDir()}/${name}.conflist`, `${JSON.stringify(list, null, 2)}\n`, { flag: 'wx', mode: 0o644 });
   return list;

@@ -12,10 +12,9 @@ export interface HostEntry {
   names: string[];
 }
 
-export function hostsText(self: HostEntry | null, peers: HostEntry[], extra: HostEntry[]): string {
+export function hostsText(self: HostEntry[], peers: HostEntry[], extra: HostEntry[]): string {
   const lines = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback'];
-  for (const e of [...(self ? [self] : []), ...peers, ...extra])
-    lines.push(`${e.ip}\t${[...new Set(e.names)].join(' ')}`);
+  for (const e of [...self, ...peers, ...extra]) lines.push(`${e.ip}\t${[...new Set(e.names)].join(' ')}`);
   return `${lines.join('\n')}\n`;
 }
 

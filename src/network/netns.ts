@@ -1,7 +1,7 @@
 // A network namespace bound to a file: made before the container, it outlives the container's
 // processes so CNI's DEL can still enter it, and goes when the file is unmounted. Not `ip netns`:
 // no dependency on iproute2 or its /run/netns conventions.
-import { closeSync, openSync, rmSync } from 'node:fs';
+import { closeSync, openSync, rmSync, statSync } from 'node:fs';
 import { NsboxError } from '../errors.js';
 import * as native from '../native.js';
 import { CLONE, MNT_DETACH, MS } from '../native.js';
@@ -28,6 +28,30 @@ export function createNetns(path: string): void {
     } finally {
       closeSync(home);
     }
+  }
+}
+
+/**
+ * Bind the network namespace of a process (a container in a user namespace of its own, held before
+ * its command: its namespace is owned by that user namespace, made by its clone) to `path`, so that
+ * the plugins can enter it and DEL can after the process is gone. Refused when it is our own
+ * namespace: the plugins would configure the host's.
+ */
+export function bindNetns(pid: number, path: string): void {
+  const ns = `/proc/${pid}/ns/net`;
+  const theirs = statSync(ns),
+    ours = statSync('/proc/thread-self/ns/net');
+  if (theirs.ino === ours.ino && theirs.dev === ours.dev) {
+    throw new NsboxError(`process ${pid} has no network namespace of its own`, { step: 'network' });
+  }
+  closeSync(openSync(path, 'wx', 0o600));
+  try {
+    native.mount(ns, path, null, MS.BIND);
+  } catch (e) {
+    rmSync(path, { force: true });
+    throw new NsboxError(`bind the network namespace of ${pid} to ${path}: ${(e as Error).message}`, {
+      step: 'network',
+    });
   }
 }
 

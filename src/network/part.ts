@@ -17,10 +17,12 @@ import type { ResolvedMount } from '../rootfs/mounts.js';
 import type { ResolvedSpec } from '../spec.js';
 import { isAlive, procStat } from '../state/proc.js';
 import { find } from '../state/store.js';
-import { addNetwork, resultAddress } from './cni.js';
-import { requireNetwork } from './config.js';
-import { createNetns } from './netns.js';
-import { checkPortsFree, toCni } from './ports.js';
+import { activeList, addNetwork, resultAddress, type ConfList } from './cni.js';
+import { bridgeOf, isV6, requireNetwork, subnetsOf } from './config.js';
+import { ensureForwardRules, pluginPath } from './firewall.js';
+import { traced } from './trace.js';
+import { bindNetns, createNetns } from './netns.js';
+import { checkPortsFree, toCni, type PortSpec } from './ports.js';
 import { hasPasta, startPasta } from './pasta.js';
 import { hasSlirp, startSlirp } from './slirp.js';
 import {
@@ -41,6 +43,8 @@ import {
 export interface NetworkPart extends StartPart {
   /** The container's IPv4 address on its network, once attached (null without one). */
   readonly address: string | null;
+  /** Its IPv6 address on a dual-stack network. */
+  readonly address6: string | null;
 }
 
 const FILES = ['hosts', 'resolv.conf', 'hostname'] as const;
@@ -66,14 +70,15 @@ function fail(msg: string): never {
  * files to the spec's mounts, and for host and container:NAME turns the new namespace off.
  */
 export function networkPart(s: ResolvedSpec): NetworkPart | null {
+  return s.network.mode === 'none' ? null : traced('network set-up', () => setUp(s));
+}
+
+function setUp(s: ResolvedSpec): NetworkPart | null {
   const n = s.network;
   if (n.mode === 'none') return null;
   if (!s.namespaces.net) fail(`--network ${n.mode} needs the network namespace (namespaces.net is false)`);
   if (n.mode === 'host' && s.identity.userns) {
     fail("--network host cannot be used with a user namespace: its root has no power over the host's network");
-  }
-  if (n.mode === 'bridge' && s.identity.userns) {
-    fail('--network bridge and -p cannot be combined with --userns as root yet (--network slirp4netns: outbound only)');
   }
   if (n.mode === 'pasta' && process.geteuid?.() === 0) {
     fail('--network pasta is for rootless containers: pasta does not run as root (use bridge or slirp4netns)');
@@ -82,12 +87,9 @@ export function networkPart(s: ResolvedSpec): NetworkPart | null {
   // state directory (ours alone): it keeps its own /etc files then.
   const u = s.identity.userns;
   const filesVisible = !u || u.uidMap.find((r) => r.container === 0)?.host === process.geteuid?.();
-  // Rootless without pasta: slirp4netns stands in, for outbound traffic (it publishes no ports here).
+  // Rootless without pasta: slirp4netns stands in (ports through its API socket).
   let mode = n.mode;
-  if (mode === 'pasta' && n.implied && !hasPasta()) {
-    if (n.ports.length) fail('publishing ports rootless needs pasta (Debian: apt-get install passt)');
-    if (hasSlirp()) mode = 'slirp4netns';
-  }
+  if (mode === 'pasta' && n.implied && !hasPasta() && hasSlirp()) mode = 'slirp4netns';
   const id = s.id;
   const dir = netDir(id);
   const owner = { pid: process.pid, start: procStat(process.pid)?.start ?? 0 };
@@ -117,37 +119,36 @@ export function networkPart(s: ResolvedSpec): NetworkPart | null {
     closeJoin();
     if (done) return;
     done = true;
-    teardown(id);
+    traced('teardown', () => teardown(id));
   };
 
   // container:NAME: its namespace and its /etc files are shared (lo is up there already).
   let peer: NetRecord | null = null;
   try {
-    makeNetDirs(id);
+    traced('make dirs', () => makeNetDirs(id));
     if (n.mode === 'bridge') {
-      sweepStale();
-      const list = requireNetwork(n.target);
-      checkPortsFree(
-        n.ports,
-        allRecords().flatMap((r) => r.ports),
+      traced('sweep stale records', () => sweepStale());
+      const list = traced('load network', () => activeList(requireNetwork(n.target), n.ports.length));
+      traced('check ports', () =>
+        checkPortsFree(
+          n.ports,
+          allRecords().flatMap((r) => r.ports),
+          subnetsOf(list).some(isV6),
+        ),
       );
       rec.list = list;
       rec.netns = netnsPath(id);
-      writeRecord(rec);
-      createNetns(rec.netns);
-      const result = addNetwork(
-        list,
-        { containerId: id, netns: rec.netns, ifname: rec.ifname, portMappings: n.ports.map(toCni) },
-        (r, added) => {
-          rec.result = r;
-          rec.added = added;
-          writeRecord(rec);
-        },
-      );
-      rec.result = result;
-      rec.address = resultAddress(result);
-      joinFd = openSync(rec.netns, 'r');
-      joinWhat = 'the network';
+      traced('write record', () => writeRecord(rec));
+      const bridge = bridgeOf(list);
+      if (bridge) traced('forward rules', () => ensureForwardRules(list, bridge, subnetsOf(list)));
+      // In a user namespace, the container's clone makes its network namespace (owned by that user
+      // namespace: one made here could not be joined from it); it is attached while the child waits.
+      if (!u) {
+        traced('namespace file', () => createNetns(rec.netns as string));
+        attach(rec, n.ports);
+        joinFd = openSync(rec.netns, 'r');
+        joinWhat = 'the network';
+      }
     } else if (n.mode === 'container') {
       const found = findContainer(n.target);
       joinFd = openSync(`/proc/${found.pid}/ns/net`, 'r');
@@ -157,15 +158,15 @@ export function networkPart(s: ResolvedSpec): NetworkPart | null {
       peer = readRecord(found.id);
       // Its files, if it has them (not a host network, not a --userns container of root's).
       if (peer && (peer.mode === 'host' || !existsSync(`${filesOf(peer.id)}/hosts`))) peer = null;
-    } else if (mode === 'pasta') {
+    } else if (mode === 'pasta' || mode === 'slirp4netns') {
       checkPortsFree(
         n.ports,
         allRecords().flatMap((r) => r.ports),
       );
     }
     writeRecord(rec);
-    if (filesVisible && !peer) writeFiles(rec);
-    refreshHosts(rec.network);
+    if (filesVisible && !peer) traced('write /etc files', () => writeFiles(rec));
+    traced('refresh hosts', () => refreshHosts(rec.network));
   } catch (e) {
     end();
     throw e;
@@ -175,7 +176,12 @@ export function networkPart(s: ResolvedSpec): NetworkPart | null {
   if (n.mode === 'host' || n.mode === 'container') s.namespaces.net = false;
 
   const part: NetworkPart = {
-    address: rec.address,
+    get address() {
+      return rec.address;
+    },
+    get address6() {
+      return rec.address6 ?? null;
+    },
     steps(b) {
       if (joinFd < 0) return;
       // Kept through the closing of inherited fds, joined, and closed at once: it is not one of the plan's own.
@@ -186,15 +192,49 @@ export function networkPart(s: ResolvedSpec): NetworkPart | null {
     afterExit: end,
     abort: end,
   };
+  if (n.mode === 'bridge' && u) {
+    part.beforeRelease = (pid) => {
+      traced('namespace file', () => bindNetns(pid, rec.netns as string));
+      attach(rec, n.ports);
+      writeRecord(rec);
+      traced('refresh hosts', () => refreshHosts(rec.network));
+    };
+  }
   if (mode === 'pasta' || mode === 'slirp4netns') {
     // While the child waits (its user namespace mapped): the helper joins its namespaces.
     part.beforeRelease = (pid) => {
-      rec.helper =
-        mode === 'pasta' ? startPasta(pid, n.ports, `${dir}/pasta.pid`) : startSlirp(pid, `${dir}/slirp4netns.log`);
+      rec.helper = traced(`start ${mode}`, () =>
+        mode === 'pasta'
+          ? startPasta(pid, n.ports, `${dir}/pasta.pid`)
+          : startSlirp(pid, `${dir}/slirp4netns.log`, n.ports, `${dir}/slirp4netns.sock`),
+      );
       writeRecord(rec);
     };
   }
   return part;
+}
+
+/** ADD through the record's network into its namespace file; the record follows each step (for DEL). */
+function attach(rec: NetRecord, ports: PortSpec[]): void {
+  const list = rec.list as ConfList;
+  const result = addNetwork(
+    list,
+    {
+      containerId: rec.id,
+      netns: rec.netns as string,
+      ifname: rec.ifname,
+      portMappings: ports.map(toCni),
+      path: pluginPath(list, subnetsOf(list)),
+    },
+    (r, added) => {
+      rec.result = r;
+      rec.added = added;
+      writeRecord(rec);
+    },
+  );
+  rec.result = result;
+  rec.address = resultAddress(result);
+  rec.address6 = resultAddress(result, true);
 }
 
 /** A running container by name or id, through the state directory. */

@@ -1,6 +1,6 @@
 // Published ports: `-p [IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp]`, and whether a host port is free.
-import { readFileSync } from 'node:fs';
 import { NsboxError } from '../errors.js';
+import { portInUse } from '../native.js';
 import type { PortMapping } from './cni.js';
 
 export interface PortSpec {
@@ -58,32 +58,8 @@ export const toCni = (p: PortSpec): PortMapping => ({
 export const portText = (p: PortSpec): string =>
   `${p.hostIp ?? '0.0.0.0'}:${p.host}->${p.container}/${p.protocol ?? 'tcp'}`;
 
-/** Local addresses bound in the host's namespace for a protocol (from /proc/net: no socket is made). */
-function boundPorts(protocol: 'tcp' | 'udp'): Map<number, string[]> {
-  const out = new Map<number, string[]>();
-  for (const v of ['', '6']) {
-    let text = '';
-    try {
-      text = readFileSync(`/proc/net/${protocol}${v}`, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f.length < 4) continue;
-      // tcp: only listening sockets (state 0A) hold a port against a new listener; udp: any bound one.
-      if (protocol === 'tcp' && f[3] !== '0A') continue;
-      const [addr, hex] = f[1].split(':');
-      const p = parseInt(hex, 16);
-      const ip = v === '' ? [0, 2, 4, 6].map((i) => parseInt(addr.slice(6 - i, 8 - i), 16)).join('.') : addr;
-      out.set(p, [...(out.get(p) ?? []), ip]);
-    }
-  }
-  return out;
-}
-
-/** Throws when a host port is listened on already (by anything, or published by another container). */
-export function checkPortsFree(ports: PortSpec[], published: PortSpec[]): void {
+/** Throws when a host port is held already (by anything, or published by another container). */
+export function checkPortsFree(ports: PortSpec[], published: PortSpec[], v6 = false): void {
   for (const p of ports) {
     const proto = p.protocol ?? 'tcp';
     const want = p.hostIp ?? '0.0.0.0';
@@ -93,13 +69,19 @@ export function checkPortsFree(ports: PortSpec[], published: PortSpec[]): void {
         (q.protocol ?? 'tcp') === proto &&
         (want === '0.0.0.0' || (q.hostIp ?? '0.0.0.0') === '0.0.0.0' || q.hostIp === want),
     );
-    const holders = boundPorts(proto).get(p.host) ?? [];
-    const taken = holders.some((ip) => want === '0.0.0.0' || ip === '0.0.0.0' || ip === want || /^0+$/.test(ip));
-    if (clash || taken) {
-      throw new NsboxError(
-        `host port ${want}:${p.host}/${proto} is already in use${clash ? ' by another container' : ''}`,
-        { code: 'EADDRINUSE', step: 'ports' },
-      );
+    // Bound and let go at once: the kernel says whether anything holds it (reading /proc/net/tcp would walk
+    // every socket of the host, tens of ms on a busy one).
+    const udp = proto === 'udp';
+    let where: string | null = null;
+    if (clash || portInUse(4, udp, want, p.host)) where = want;
+    // A dual-stack network's port without a host IP is published on IPv6 too.
+    else if (v6 && !p.hostIp && portInUse(6, udp, '::', p.host)) where = '[::]';
+    if (where) {
+      const by = clash ? ' by another container' : '';
+      throw new NsboxError(`host port ${where}:${p.host}/${proto} is already in use${by}`, {
+        code: 'EADDRINUSE',
+        step: 'ports',
+      });
     }
   }
 }

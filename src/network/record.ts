@@ -15,6 +15,9 @@ import type { NetworkMode } from './spec.js';
 import type { PortSpec } from './ports.js';
 import { removeNetns } from './netns.js';
 import { stopHelper } from './pasta.js';
+import { traced } from './trace.js';
+import { pluginPath } from './firewall.js';
+import { subnetsOf } from './config.js';
 
 export interface NetRecord {
   id: string;
@@ -31,6 +34,8 @@ export interface NetRecord {
   added: number;
   result?: CniResult;
   address: string | null;
+  /** The IPv6 address on a dual-stack network. */
+  address6?: string | null;
   ports: PortSpec[];
   aliases: string[];
   addHosts: { name: string; ip: string }[];
@@ -111,8 +116,10 @@ export function allRecords(r = stateRoot()): NetRecord[] {
   return ids.map((id) => readRecord(id, r)).filter((x): x is NetRecord => x !== null);
 }
 
-const entryOf = (rec: NetRecord): HostEntry | null =>
-  rec.address ? { ip: rec.address, names: [rec.hostname, rec.name, ...rec.aliases] } : null;
+const entriesOf = (rec: NetRecord): HostEntry[] =>
+  [rec.address, rec.address6]
+    .filter((ip): ip is string => !!ip)
+    .map((ip) => ({ ip, names: [rec.hostname, rec.name, ...rec.aliases] }));
 
 function hostsFor(rec: NetRecord, members: NetRecord[]): string {
   if (rec.mode === 'host') {
@@ -124,11 +131,9 @@ function hostsFor(rec: NetRecord, members: NetRecord[]): string {
     }
     return `${host.replace(/\n?$/, '\n')}${rec.addHosts.map((h) => `${h.ip}\t${h.name}\n`).join('')}`;
   }
-  const self = entryOf(rec) ?? { ip: '127.0.1.1', names: [rec.hostname, rec.name] };
-  const peers = members
-    .filter((m) => m.id !== rec.id)
-    .map(entryOf)
-    .filter((e): e is HostEntry => e !== null);
+  const own = entriesOf(rec);
+  const self = own.length ? own : [{ ip: '127.0.1.1', names: [rec.hostname, rec.name] }];
+  const peers = members.filter((m) => m.id !== rec.id).flatMap(entriesOf);
   return hostsText(
     self,
     peers,
@@ -181,6 +186,7 @@ export function teardown(id: string, r = stateRoot()): Error | null {
           containerId: id,
           netns,
           ifname: rec.ifname,
+          path: pluginPath(rec.list, subnetsOf(rec.list), r),
           portMappings: rec.ports.map((p) => ({
             hostPort: p.host,
             containerPort: p.container,
@@ -197,9 +203,9 @@ export function teardown(id: string, r = stateRoot()): Error | null {
     }
   }
   if (rec?.helper) stopHelper(rec.helper);
-  removeNetns(netnsPath(id, r));
+  traced('remove namespace file', () => removeNetns(netnsPath(id, r)));
   if (ID_RE.test(id)) using(stateSub('net', false, r), (net) => rmSync(net.at(id), { recursive: true, force: true }));
-  if (rec?.network) refreshHosts(rec.network, r);
+  if (rec?.network) traced('refresh hosts', () => refreshHosts(rec.network, r));
   return err;
 }
 

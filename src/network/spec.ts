@@ -72,8 +72,7 @@ export function resolveNetwork(spec: string | NetworkSpec | undefined, rootless:
     kind = 'pasta';
   }
   const implied = kind === 'pasta' && mode !== 'pasta';
-  if (ports.length && kind === 'slirp4netns') fail('publishing ports with slirp4netns is not supported: use pasta');
-  if (ports.length && kind !== 'bridge' && kind !== 'pasta')
+  if (ports.length && kind !== 'bridge' && kind !== 'pasta' && kind !== 'slirp4netns')
     fail(`published ports need a network of the container's own (not --network ${mode})`);
   const aliases = strings(n.aliases, 'aliases');
   for (const a of aliases) if (!NAME_RE.test(a)) fail(`invalid network alias: ${a}`);

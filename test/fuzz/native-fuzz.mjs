@@ -88,6 +88,8 @@ const calls = {
   waitPidfd: (a) => n.waitPidfd(a), pidfdOpen: (a) => n.pidfdOpen(a), pidfdSendSignal: (a) => n.pidfdSendSignal(a, 0),
   setns: (a) => n.setns(a, 0), flock: (a) => n.flock(a, 4), setWinsize: (a) => n.setWinsize(a, 1, 1),
   watchReadable: (a) => n.watchReadable(a, 5),
+  // A bind to loopback let go at once; a connect to no socket.
+  portInUse: (a) => n.portInUse(4, false, '127.0.0.1', a), unixRequest: (a) => n.unixRequest(a, '{}', 100),
   // Flags out of range: refused before any string is looked at.
   mountFlags: (a) => n.mount(null, a, 'tmpfs', 1e300),
 };

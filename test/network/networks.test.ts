@@ -14,7 +14,8 @@ describe('nsbox network', () => {
   it('create writes a bridge conflist on a free subnet; ls and inspect show it; rm removes it', async () => {
     expect(await e.ok(['network', 'create', '--subnet', '10.89.207.0/24', 'n1'])).toBe('n1\n');
     const list = JSON.parse(readFileSync(`${e.netDir}/n1.conflist`, 'utf8'));
-    expect(list.plugins.map((p: { type: string }) => p.type)).toEqual(['bridge', 'portmap', 'firewall', 'tuning']);
+    expect(list.plugins.map((p: { type: string }) => p.type)).toEqual(['bridge', 'portmap']);
+    expect(list.nsboxIsolate).toBe(true);
     expect(list.plugins[0].ipam.ranges[0][0]).toEqual({ subnet: '10.89.207.0/24', gateway: '10.89.207.1' });
     // Without --subnet: the first 10.89.N.0/24 no network uses.
     await e.ok(['network', 'create', 'n2']);

@@ -86,8 +86,44 @@ describe('rootless -p through pasta', () => {
     }
     for (let i = 0; i < 50 && pastas().length; i++) await new Promise((res) => setTimeout(res, 100));
     expect(pastas()).toEqual([]);
-    const p = await nsboxAs(user, cli, ['run', '--network', 'slirp4netns', '-p', '8080:80', rootfs, 'true']);
-    expect(p.stderr).toBe('nsbox: publishing ports with slirp4netns is not supported: use pasta\n');
+  });
+
+  it('--network slirp4netns -p: published through its API socket, answers on the host, gone after', async () => {
+    // Its own marker: the rootfs copy is shared with the other tests.
+    const script =
+      'rm -f /tmp/sl-done; httpd -p 80 -h /www; ' +
+      'i=0; while [ $i -lt 100 ] && [ ! -e /tmp/sl-done ]; do sleep 0.1; i=$((i+1)); done';
+    const args = ['run', '--name', 'sl', '--network', 'slirp4netns', '-p', '127.0.0.1:28282:80'];
+    const run = nsboxAs(user, cli, [...args, rootfs, 'sh', '-c', script]);
+    let text = '';
+    for (let i = 0; i < 80 && !text; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      try {
+        text = await (await fetch('http://127.0.0.1:28282/', { signal: AbortSignal.timeout(2000) })).text();
+      } catch {
+        /* not yet */
+      }
+    }
+    expect(text).toBe('hello rootless\n');
+    expect((await nsboxAs(user, cli, ['port', 'sl'])).stdout).toBe('80/tcp -> 127.0.0.1:28282\n');
+    // The same host port again: refused before the container starts.
+    const again = await nsboxAs(user, cli, [
+      'run',
+      '--network',
+      'slirp4netns',
+      '-p',
+      '127.0.0.1:28282:80',
+      rootfs,
+      'true',
+    ]);
+    expect(again.stderr).toBe('nsbox: host port 127.0.0.1:28282/tcp is already in use by another container\n');
+    expect(again.code).toBe(125);
+    await nsboxAs(user, cli, ['exec', 'sl', 'touch', '/tmp/sl-done']);
+    const r = await run;
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    for (let i = 0; i < 50 && pastas().length; i++) await new Promise((res) => setTimeout(res, 100));
+    expect(pastas()).toEqual([]);
   });
 
   it('a bridge network needs root: a clear error', async () => {

@@ -206,6 +206,15 @@ describe('--network and -p', () => {
     expect(await e.ok(['network', 'ls', '-q'])).toBe('nsbox\n');
   });
 
+  it("the network's isolation rules are made again when something removed them", async () => {
+    const jump = ['NSBOX-FORWARD', '-i', e.bridge, '!', '-o', e.bridge];
+    const rule = [...jump, '-m', 'comment', '--comment', 'nsbox network', '-j', 'NSBOX-ISOLATION'];
+    sh(`iptables -w -D ${rule.map((w) => `'${w}'`).join(' ')}`);
+    expect(iptablesRules().some((r) => r.includes(`-i ${e.bridge} ! -o ${e.bridge}`))).toBe(false);
+    await e.ok(['run', '--network', 'bridge', ROOTFS, 'true']);
+    expect(iptablesRules().some((r) => r.includes(`-i ${e.bridge} ! -o ${e.bridge}`))).toBe(true);
+  });
+
   it('a conflist dropped in the directory is a network: ptp, no bridge', async () => {
     const list = {
       cniVersion: '1.0.0',
@@ -244,10 +253,6 @@ describe('--network and -p', () => {
       [
         ['--network', 'pasta'],
         '--network pasta is for rootless containers: pasta does not run as root (use bridge or slirp4netns)',
-      ],
-      [
-        ['--userns', '-p', '80:80'],
-        '--network bridge and -p cannot be combined with --userns as root yet (--network slirp4netns: outbound only)',
       ],
       [
         ['--userns', '--network', 'host'],

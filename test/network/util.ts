@@ -14,6 +14,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
+import { removeForwardRules } from '../../src/network/firewall.js';
 import { CLI, collect, foreignPidnsProcesses, hostMounts, type CliResult } from '../helpers.js';
 export { ROOTFS } from '../helpers.js';
 
@@ -44,6 +45,7 @@ export function netEnv(n: number): NetEnv {
   mkdirSync(state, { mode: 0o755 });
   // The bridge plugin (isGateway) turns forwarding on, as podman does: put it back at the end.
   const forwarding = readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8');
+  const forwarding6 = readFileSync('/proc/sys/net/ipv6/conf/all/forwarding', 'utf8');
   const bridge = `nsbt${n}`,
     subnet = `10.89.${n}.0/24`;
   writeFileSync(`${netDir}/nsbox.conflist`, JSON.stringify(bridgeList('nsbox', bridge, subnet, ipam)));
@@ -67,10 +69,11 @@ export function netEnv(n: number): NetEnv {
     destroy() {
       for (const f of readdirSync(netDir)) {
         const m = /"bridge":\s*"([^"]+)"/.exec(readFileSync(`${netDir}/${f}`, 'utf8'));
-        if (m) removeBridge(m[1]);
+        if (m) removeBridge(m[1], state);
       }
       rmSync(dir, { recursive: true, force: true });
       writeFileSync('/proc/sys/net/ipv4/ip_forward', forwarding);
+      writeFileSync('/proc/sys/net/ipv6/conf/all/forwarding', forwarding6);
     },
   };
 }
@@ -89,17 +92,17 @@ export function bridgeList(name: string, bridge: string, subnet: string, ipam: s
         ipam: { type: 'host-local', dataDir: ipam, routes: [{ dst: '0.0.0.0/0' }], ranges: [[{ subnet }]] },
       },
       { type: 'portmap', capabilities: { portMappings: true } },
-      { type: 'firewall', backend: 'iptables', ingressPolicy: 'same-bridge' },
-      { type: 'tuning' },
     ],
+    nsboxIsolate: true,
   };
 }
 
 const ISOLATION = 'CNI firewall plugin rules (ingressPolicy: same-bridge)';
 
-/** The bridge and the firewall plugin's per-bridge isolation rules (what `nsbox network rm` removes too). */
-export function removeBridge(bridge: string): void {
+/** The bridge and its forwarding and isolation rules (what `nsbox network rm` removes too). */
+export function removeBridge(bridge: string, state?: string): void {
   if (existsSync(`/sys/class/net/${bridge}`)) execFileSync('ip', ['link', 'del', bridge]);
+  removeForwardRules(bridge, state);
   const del = (args: string[]) => {
     try {
       execFileSync(
@@ -115,12 +118,18 @@ export function removeBridge(bridge: string): void {
   del(['CNI-ISOLATION-STAGE-2', '-o', bridge, '-j', 'DROP']);
 }
 
-/** Every iptables rule of the filter and nat tables, one string each (chains included). */
+/** Every iptables and ip6tables rule of the filter and nat tables, one string each (chains included);
+ *  an IPv6 one starts with "6:" ("6:nat -A ..."). */
 export function iptablesRules(): string[] {
   const out: string[] = [];
-  for (const t of ['filter', 'nat']) {
-    for (const l of String(execFileSync('iptables-save', ['-t', t])).split('\n')) {
-      if (l.startsWith('-A') || l.startsWith(':')) out.push(`${t} ${l.replace(/\[\d+:\d+\]/, '')}`);
+  for (const [save, pre] of [
+    ['iptables-save', ''],
+    ['ip6tables-save', '6:'],
+  ]) {
+    for (const t of ['filter', 'nat']) {
+      for (const l of String(execFileSync(save, ['-t', t])).split('\n')) {
+        if (l.startsWith('-A') || l.startsWith(':')) out.push(`${pre}${t} ${l.replace(/\[\d+:\d+\]/, '')}`);
+      }
     }
   }
   return out.sort();
@@ -135,7 +144,9 @@ export function leases(ipam: string): string[] {
   const out: string[] = [];
   if (!existsSync(ipam)) return out;
   for (const net of readdirSync(ipam)) {
-    for (const f of readdirSync(`${ipam}/${net}`)) if (/^\d+\.\d+\.\d+\.\d+$/.test(f)) out.push(`${net}/${f}`);
+    for (const f of readdirSync(`${ipam}/${net}`)) {
+      if (/^\d+\.\d+\.\d+\.\d+$/.test(f) || /^[0-9a-f:]+:[0-9a-f:]*$/.test(f)) out.push(`${net}/${f}`);
+    }
   }
   return out;
 }
@@ -162,30 +173,40 @@ export function sh(cmd: string): string {
  */
 export function restoreCniRules(before: string[]): void {
   const had = new Set(before);
-  const ipt = (args: string[]) => {
+  const ipt = (table: string, args: string[]) => {
+    const [exe, t] = table.startsWith('6:') ? ['ip6tables', table.slice(2)] : ['iptables', table];
     try {
-      execFileSync('iptables', ['-w', ...args], { stdio: 'ignore' });
+      execFileSync(exe, ['-w', '-t', t, ...args], { stdio: 'ignore' });
     } catch {
       /* gone meanwhile */
     }
   };
   const now = iptablesRules().filter((r) => !had.has(r));
+  // nsbox's per-network rules belong to their network (removed with it, by destroy()): another test
+  // file may still use the chains; they go here only once empty.
   for (const r of now) {
     const [table, ...rest] = r.split(' ');
-    if (rest[0] !== '-A') continue;
+    if (rest[0] !== '-A' || r.includes('NSBOX-')) continue;
     // iptables-save quotes comments; give the words back to iptables as one argument.
     const words = rest
       .join(' ')
       .match(/"[^"]*"|\S+/g)!
       .map((w) => w.replace(/^"|"$/g, ''));
-    ipt(['-t', table, '-D', ...words.slice(1)]);
+    ipt(table, ['-D', ...words.slice(1)]);
   }
   const chains = now
     .map((r) => r.split(' '))
     .filter(([, c]) => c.startsWith(':CNI-'))
     .map(([t, c]) => [t, c.slice(1)]);
-  for (const [t, c] of chains) ipt(['-t', t, '-F', c]);
-  for (const [t, c] of chains) ipt(['-t', t, '-X', c]);
+  for (const [t, c] of chains) ipt(t, ['-F', c]);
+  for (const [t, c] of chains) ipt(t, ['-X', c]);
+  const rest = iptablesRules();
+  for (const t of ['filter', '6:filter']) {
+    if (rest.some((r) => r.startsWith(`${t} -A NSBOX-`)) || !rest.includes(`${t} :NSBOX-FORWARD - `)) continue;
+    ipt(t, ['-D', 'FORWARD', '-m', 'comment', '--comment', 'nsbox network', '-j', 'NSBOX-FORWARD']);
+    ipt(t, ['-X', 'NSBOX-FORWARD']);
+    ipt(t, ['-X', 'NSBOX-ISOLATION']);
+  }
 }
 
 /**
