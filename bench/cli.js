@@ -39,7 +39,9 @@ const sh = (argv) => execFileSync(argv[0], argv.slice(1), { env, encoding: 'utf8
 
 function cleanup() {
   try {
-    const ids = sh(cli(ROOT, ['ps', '-aq'])).split('\n').filter(Boolean);
+    const ids = sh(cli(ROOT, ['ps', '-aq']))
+      .split('\n')
+      .filter(Boolean);
     for (let i = 0; i < ids.length; i += 50) sh(cli(ROOT, ['rm', '-f', ...ids.slice(i, i + 50)]));
   } finally {
     rmSync(state, { recursive: true, force: true });

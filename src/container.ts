@@ -139,7 +139,7 @@ export class Container {
         return st;
       });
     try {
-      for (const p of parts) p.started?.(child.pid);
+      for (const p of parts) p.started?.(child.pid, sync);
     } catch (e) {
       // The caller gets no handle when this throws: nothing may run on (its exit still cleans up).
       native.pidfdSendSignal(child.pidfd, osConstants.signals.SIGKILL);

@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { cliMessage, exitStatusOf, NsboxError } from './errors.js';
 import { escapeText } from './cli/escape.js';
+import { writeOut } from './cli/out.js';
 
 const VERSION = '0.1.0';
 
@@ -97,11 +98,11 @@ function unknownCommand(word: string): void {
 
 async function main(argv: string[]): Promise<number> {
   if (argv.length === 1 && (argv[0] === '--help' || argv[0] === '-h')) {
-    process.stdout.write(`${(await runCli()).RUN_HELP}\n${COMMANDS}\n`);
+    writeOut(`${(await runCli()).RUN_HELP}\n${COMMANDS}\n`);
     return 0;
   }
   if (argv.length === 1 && (argv[0] === 'version' || argv[0] === '--version' || argv[0] === '-V')) {
-    process.stdout.write(`nsbox ${VERSION}\n`);
+    writeOut(`nsbox ${VERSION}\n`);
     return 0;
   }
   if (argv[0] === 'run') return (await runCli()).runCommand(argv.slice(1), VERSION);

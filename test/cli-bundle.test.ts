@@ -27,7 +27,12 @@ describe('every command from the bundle', () => {
     const listed = r.stdout
       .split('Commands (each has --help):\n')[1]
       .split('\n')
-      .flatMap((l) => l.trim().split(/\s{2,}/)[0].split(', '))
+      .flatMap((l) =>
+        l
+          .trim()
+          .split(/\s{2,}/)[0]
+          .split(', '),
+      )
       .map((w) => w.split(' ')[0])
       .filter((w) => w && w !== 'version');
     expect(listed.sort()).toEqual([...COMMANDS].sort());
@@ -77,7 +82,8 @@ describe('a command reads only its own files', () => {
     expect(await bundleFilesRead([ROOTFS, 'true'])).toEqual(['foreground', 'main', 'run']);
     // node-tar (an archive reader) is in no file `run` reads.
     const runFiles = readdirSync(join(ROOT, 'dist', 'bundle')).filter((f) => /^(run|foreground)-.*\.cjs$/.test(f));
-    for (const f of runFiles) expect(readFileSync(join(ROOT, 'dist', 'bundle', f), 'utf8')).not.toMatch(/node-tar|TAR_/);
+    for (const f of runFiles)
+      expect(readFileSync(join(ROOT, 'dist', 'bundle', f), 'utf8')).not.toMatch(/node-tar|TAR_/);
   });
 });
 

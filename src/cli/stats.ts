@@ -6,6 +6,7 @@ import { NsboxError } from '../errors.js';
 import { parseArgs } from './args.js';
 import { table } from './ps.js';
 import { safeJson } from './escape.js';
+import { writeOut } from './out.js';
 import { Cgroup, PARENT, type CgroupDir } from '../cgroups/cgroup.js';
 import { cgroupDirs } from '../exec/cgroup.js';
 import { CLK_TCK, descendants, nsId, procStat, uptime } from '../state/proc.js';
@@ -183,7 +184,7 @@ export async function command(_name: string, argv: string[]): Promise<number> {
     const rows = take();
     const text = render(rows, format === 'json');
     if (o['no-stream']) {
-      process.stdout.write(text);
+      writeOut(text);
       return 0;
     }
     process.stdout.write(process.stdout.isTTY && format === 'table' ? `\x1b[2J\x1b[H${text}` : text);

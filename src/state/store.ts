@@ -388,7 +388,9 @@ export function list(r = root()): ContainerState[] {
     st = reap(st, r);
     if (st) out.push(st);
   }
-  return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+  // Code-unit order (ISO times sort so): localeCompare would load ICU's collator, ~10 ms of a `ps`.
+  const cmp = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0);
+  return out.sort((a, b) => cmp(a.createdAt, b.createdAt) || cmp(a.id, b.id));
 }
 
 /**
