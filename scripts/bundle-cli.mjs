@@ -5,9 +5,9 @@
 //   1. esbuild splits the ES modules at every dynamic import() (main.ts imports each command so):
 //      an entry per command module, chunks for what entries share;
 //   2. each output becomes a CommonJS module (import() becomes a require() boot.cjs resolves);
-//   3. what an entry needs (itself and its static chunks) but for what is surely loaded when it is
-//      imported goes into one file named after the entry, as functions boot.cjs calls once each, in
-//      the order require() asks for them.
+//   3. what an entry needs (itself, its static chunks, and what it may import later but for node-tar)
+//      but for what is surely loaded when it is imported goes into one file named after the entry, as
+//      functions boot.cjs calls once each, in the order require() asks for them.
 // After a bare `tsc` (dist/main.js newer than the bundle) dist/run.cjs runs dist/main.js instead.
 import { build, transform } from 'esbuild';
 import { chmod, copyFile, lstat, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
@@ -82,6 +82,8 @@ async function bundleCli() {
     });
     outputs.set(name(f.path), {
       code: cjs.code,
+      // node-tar: read only when an archive is (a pull, an import, an export), not with every command.
+      package: Object.keys(meta.inputs).some((i) => i.includes('node_modules/')),
       imports: imports.filter((i) => i.kind === 'import-statement').map((i) => name(i.path)),
       dynamic: imports.filter((i) => i.kind === 'dynamic-import').map((i) => name(i.path)),
     });
@@ -96,6 +98,23 @@ async function bundleCli() {
     walk(start);
     return seen;
   };
+  // A command's file holds what it may import later too, so that a process reads no file after its
+  // start (a monitor that runs for days outlives a rebuild or an upgrade of dist/); but not the code of
+  // packages (node-tar), which only commands that read archives load, as they start.
+  const withPackages = (n) => [...closure(n)].some((c) => outputs.get(c).package);
+  const whole = (start) => {
+    const seen = new Set();
+    const walk = (n) => {
+      for (const c of closure(n)) {
+        if (seen.has(c)) continue;
+        seen.add(c);
+        if (c === 'main') continue; // the command table: a file each
+        for (const d of outputs.get(c).dynamic) if (!withPackages(d)) walk(d);
+      }
+    };
+    walk(start);
+    return seen;
+  };
   // What is surely loaded when an entry is imported: what every file that may import it came with.
   const entries = ['main'];
   for (const o of outputs.values()) for (const d of o.dynamic) if (!entries.includes(d)) entries.push(d);
@@ -106,8 +125,8 @@ async function bundleCli() {
     for (const e of entries.slice(1)) {
       let now = null;
       for (const g of entries) {
-        const full = new Set([...loaded.get(g), ...closure(g)]);
-        if (![...closure(g)].some((n) => outputs.get(n).dynamic.includes(e))) continue;
+        const full = new Set([...loaded.get(g), ...whole(g)]);
+        if (![...whole(g)].some((n) => outputs.get(n).dynamic.includes(e))) continue;
         now = now === null ? full : new Set([...now].filter((n) => full.has(n)));
       }
       now ??= new Set();
@@ -121,7 +140,7 @@ async function bundleCli() {
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp);
   for (const entry of entries) {
-    const parts = [...closure(entry)].filter((n) => !loaded.get(entry).has(n));
+    const parts = [...whole(entry)].filter((n) => !loaded.get(entry).has(n));
     // The require('./NAME.js') of the output files, as boot.cjs resolves them: by name.
     const fns = parts.map((n) => {
       const code = outputs.get(n).code.replace(/require\("\.\/([\w-]+)\.js"\)/g, 'require("./$1")');
