@@ -2,11 +2,11 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 
-/** Runs argv once; resolves with the wall time in ms. Fails on a non-zero exit. */
-export function timeOnce(argv) {
+/** Runs argv once (in `env`, default this one's); resolves with the wall time in ms. Fails on a non-zero exit. */
+export function timeOnce(argv, env = process.env) {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const p = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env });
     let err = '';
     p.stderr.on('data', (d) => (err += d));
     p.on('error', reject);

@@ -166,9 +166,9 @@ async function variants(lib) {
 /** What `node dist/run.js` runs: the bundle, or (after a bare tsc) the ES modules. */
 function cliKind() {
   try {
-    const bundle = statSync(join(ROOT, 'dist', 'cli.cjs')).mtimeMs;
+    const bundle = statSync(join(ROOT, 'dist', 'bundle', 'main.cjs')).mtimeMs;
     return bundle >= statSync(join(ROOT, 'dist', 'main.js')).mtimeMs
-      ? 'bundle dist/cli.cjs'
+      ? 'bundle dist/bundle/'
       : 'ES modules (bundle older than dist/main.js: run `npm run build`)';
   } catch {
     return 'ES modules (no bundle: run `npm run build`)';

@@ -1,41 +1,72 @@
 #!/usr/bin/env -S node --
 'use strict';
-// dist/run.cjs: starts the bundled CLI (dist/cli.cjs) from a V8 code cache, so that Node does not
-// compile its 200 KB again at every start (~8 ms here). The cache is written next to the bundle by
-// the first run that finds it missing or stale (V8 checks it against the source and its own
-// version), when that directory is writable; otherwise the CLI simply compiles as usual.
+// dist/run.cjs: starts the bundled CLI (dist/bundle/, see scripts/bundle-cli.mjs). Each file there holds
+// the modules of one command family as functions; require('./NAME') of a module not defined yet reads
+// dist/bundle/NAME.cjs, so a command reads and compiles only its own files. Each file is compiled from
+// a V8 code cache (NAME.cjs.cache) so that Node does not compile it again at every start: written,
+// when dist/bundle/ is writable, by the first run that finds it missing or stale (V8 checks it against
+// the source and its own version); otherwise the CLI simply compiles as usual.
 const fs = require('node:fs');
 const path = require('node:path');
-const vm = require('node:vm');
-const { createRequire } = require('node:module');
 
-const file = path.join(__dirname, 'cli.cjs');
+const dir = path.join(__dirname, 'bundle');
 // After a bare `tsc` (dist/main.js newer than the bundle), run the compiled modules instead.
-if (fs.statSync(path.join(__dirname, 'main.js')).mtimeMs > fs.statSync(file).mtimeMs) {
+let bundleTime = 0;
+try {
+  bundleTime = fs.statSync(path.join(dir, 'main.cjs')).mtimeMs;
+} catch { /* not bundled */ }
+if (fs.statSync(path.join(__dirname, 'main.js')).mtimeMs > bundleTime) {
   import(require('node:url').pathToFileURL(path.join(__dirname, 'main.js')).href);
   return;
 }
-const cacheFile = `${file}.cache`;
-let cachedData;
-try {
-  cachedData = fs.readFileSync(cacheFile);
-} catch { /* first run */ }
-const source = fs.readFileSync(file, 'utf8').replace(/^#!.*/, '');
-const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
-  filename: file,
-  cachedData,
-});
-if (cachedData === undefined || script.cachedDataRejected) {
-  // After the run, so that the functions it compiled are in the cache too.
-  process.once('exit', () => {
-    const tmp = `${cacheFile}.${process.pid}.tmp`;
+
+const vm = require('node:vm');
+const nodeRequire = require('node:module').createRequire(path.join(__dirname, 'main.js'));
+const defs = new Map();
+const modules = new Map();
+const uncached = [];
+
+function define(name, fn) {
+  if (!defs.has(name)) defs.set(name, fn);
+}
+
+function loadFile(name) {
+  const file = path.join(dir, `${name}.cjs`);
+  const source = fs.readFileSync(file, 'utf8');
+  let cachedData;
+  try {
+    cachedData = fs.readFileSync(`${file}.cache`);
+  } catch { /* first run */ }
+  const script = new vm.Script(source, { filename: file, cachedData });
+  if (cachedData === undefined || script.cachedDataRejected) uncached.push({ file, script });
+  script.runInThisContext()(define, nodeRequire, __dirname);
+}
+
+function bundleRequire(id) {
+  if (!id.startsWith('./')) return nodeRequire(id);
+  const name = id.slice(2);
+  let m = modules.get(name);
+  if (m) return m.exports;
+  if (!defs.has(name)) loadFile(name);
+  m = { exports: {} };
+  modules.set(name, m);
+  defs.get(name).call(m.exports, m.exports, bundleRequire, m);
+  return m.exports;
+}
+
+// After the command, so that it does not delay it, and with the functions it compiled, so that the next
+// run of it finds them compiled. Not after a failure or a --help, which compile less than a command does.
+process.once('exit', (code) => {
+  if (uncached.length === 0 || code !== 0 || process.argv.some((a) => a === '--help' || a === '-h')) return;
+  for (const { file, script } of uncached) {
+    const tmp = `${file}.cache.${process.pid}.tmp`;
     try {
       fs.writeFileSync(tmp, script.createCachedData());
-      fs.renameSync(tmp, cacheFile);
+      fs.renameSync(tmp, `${file}.cache`);
     } catch {
       try { fs.unlinkSync(tmp); } catch { /* not written */ }
     }
-  });
-}
-const mod = { exports: {} };
-script.runInThisContext()(mod.exports, createRequire(file), mod, file, __dirname);
+  }
+});
+
+bundleRequire('./main');

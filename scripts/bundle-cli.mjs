@@ -1,11 +1,17 @@
-// Bundles the compiled CLI (dist/main.js and everything it imports) into one CommonJS file,
-// dist/cli.cjs, started by dist/run.cjs (scripts/boot.cjs: from a V8 code cache), and points
-// dist/run.js at that. Node starts a CommonJS file without its ES module
-// loader and reads one file instead of ~50: `node dist/run.js` starts ~25 ms sooner.
-// After a bare `tsc` (dist/main.js newer than the bundle) the bundle runs dist/main.js instead.
-import { build } from 'esbuild';
-import { chmod, copyFile, lstat, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
-import { dirname, join, relative, resolve } from 'node:path';
+// Bundles the compiled CLI (dist/main.js and everything it imports) into CommonJS files in dist/bundle/,
+// one per command family, started by dist/run.cjs (scripts/boot.cjs), which dist/run.js links to.
+// Node starts CommonJS without its ES module loader, and a command reads only what it uses: `ps` does
+// not read the container start path, `run` does not read node-tar. How:
+//   1. esbuild splits the ES modules at every dynamic import() (main.ts imports each command so):
+//      an entry per command module, chunks for what entries share;
+//   2. each output becomes a CommonJS module (import() becomes a require() boot.cjs resolves);
+//   3. what an entry needs (itself, its static chunks, and what it may import later but for node-tar)
+//      but for what is surely loaded when it is imported goes into one file named after the entry, as
+//      functions boot.cjs calls once each, in the order require() asks for them.
+// After a bare `tsc` (dist/main.js newer than the bundle) dist/run.cjs runs dist/main.js instead.
+import { build, transform } from 'esbuild';
+import { chmod, copyFile, lstat, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const dist = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'dist');
@@ -22,8 +28,8 @@ const importMetaUrl = {
   },
 };
 
-const banner = `
-const __nsboxUrl = (f) => require('node:url').pathToFileURL(require('node:path').join(__dirname, f)).href;`;
+const urlHelper =
+  "const __nsboxUrl = (f) => require('node:url').pathToFileURL(require('node:path').join(__dirname, f)).href;";
 
 /** One CommonJS file from a compiled entry point, written whole (temp file, then rename). */
 async function bundle(entry, out, mode) {
@@ -35,7 +41,7 @@ async function bundle(entry, out, mode) {
     platform: 'node',
     format: 'cjs',
     target: 'node20',
-    banner: { js: banner },
+    banner: { js: `\n${urlHelper}` },
     plugins: [importMetaUrl],
     logLevel: 'warning',
   });
@@ -43,11 +49,118 @@ async function bundle(entry, out, mode) {
   await rename(tmp, join(dist, out));
 }
 
-await bundle('main.js', 'cli.cjs');
+/** dist/bundle/: a file per entry of the split (see the top of this file). */
+async function bundleCli() {
+  const r = await build({
+    entryPoints: { main: join(dist, 'main.js') },
+    bundle: true,
+    splitting: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    outdir: join(dist, 'bundle'),
+    entryNames: '[name]',
+    chunkNames: '[name]-[hash]',
+    write: false,
+    metafile: true,
+    plugins: [importMetaUrl],
+    logLevel: 'warning',
+  });
+  const name = (p) => basename(p).replace(/\.js$/, '');
+  const outputs = new Map(); // name -> { code, imports, dynamic }
+  for (const f of r.outputFiles) {
+    const meta = r.metafile.outputs[relative(process.cwd(), f.path)] ?? r.metafile.outputs[f.path];
+    if (!meta) throw new Error(`bundle-cli: no metafile entry for ${f.path}`);
+    const imports = meta.imports.filter((i) => !i.external);
+    // import('./x.js') becomes require('./x.js') in a promise: boot.cjs resolves it.
+    const cjs = await transform(f.text.replace(/^#!.*/, ''), {
+      format: 'cjs',
+      platform: 'node',
+      target: 'node20',
+      supported: { 'dynamic-import': false },
+      sourcefile: name(f.path),
+    });
+    outputs.set(name(f.path), {
+      code: cjs.code,
+      // node-tar: read only when an archive is (a pull, an import, an export), not with every command.
+      package: Object.keys(meta.inputs).some((i) => i.includes('node_modules/')),
+      imports: imports.filter((i) => i.kind === 'import-statement').map((i) => name(i.path)),
+      dynamic: imports.filter((i) => i.kind === 'dynamic-import').map((i) => name(i.path)),
+    });
+  }
+  const closure = (start) => {
+    const seen = new Set();
+    const walk = (n) => {
+      if (seen.has(n)) return;
+      seen.add(n);
+      for (const i of outputs.get(n).imports) walk(i);
+    };
+    walk(start);
+    return seen;
+  };
+  // A command's file holds what it may import later too, so that a process reads no file after its
+  // start (a monitor that runs for days outlives a rebuild or an upgrade of dist/); but not the code of
+  // packages (node-tar), which only commands that read archives load, as they start.
+  const withPackages = (n) => [...closure(n)].some((c) => outputs.get(c).package);
+  const whole = (start) => {
+    const seen = new Set();
+    const walk = (n) => {
+      for (const c of closure(n)) {
+        if (seen.has(c)) continue;
+        seen.add(c);
+        if (c === 'main') continue; // the command table: a file each
+        for (const d of outputs.get(c).dynamic) if (!withPackages(d)) walk(d);
+      }
+    };
+    walk(start);
+    return seen;
+  };
+  // What is surely loaded when an entry is imported: what every file that may import it came with.
+  const entries = ['main'];
+  for (const o of outputs.values()) for (const d of o.dynamic) if (!entries.includes(d)) entries.push(d);
+  const all = new Set(outputs.keys());
+  const loaded = new Map(entries.map((e) => [e, e === 'main' ? new Set() : all]));
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const e of entries.slice(1)) {
+      let now = null;
+      for (const g of entries) {
+        const full = new Set([...loaded.get(g), ...whole(g)]);
+        if (![...whole(g)].some((n) => outputs.get(n).dynamic.includes(e))) continue;
+        now = now === null ? full : new Set([...now].filter((n) => full.has(n)));
+      }
+      now ??= new Set();
+      if (now.size !== loaded.get(e).size) {
+        loaded.set(e, now);
+        changed = true;
+      }
+    }
+  }
+  const tmp = join(dist, `bundle.${process.pid}.tmp`);
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp);
+  for (const entry of entries) {
+    const parts = [...whole(entry)].filter((n) => !loaded.get(entry).has(n));
+    // The require('./NAME.js') of the output files, as boot.cjs resolves them: by name.
+    const fns = parts.map((n) => {
+      const code = outputs.get(n).code.replace(/require\("\.\/([\w-]+)\.js"\)/g, 'require("./$1")');
+      return `define(${JSON.stringify(n)}, function (exports, require, module) {\n${code}});\n`;
+    });
+    const text = `(function (define, require, __dirname) {\n'use strict';\n${urlHelper}\n${fns.join('')}})`;
+    await writeFile(join(tmp, `${entry}.cjs`), text);
+  }
+  const old = join(dist, `bundle.${process.pid}.old`);
+  await rename(join(dist, 'bundle'), old).catch(() => {});
+  await rename(tmp, join(dist, 'bundle'));
+  await rm(old, { recursive: true, force: true });
+}
+
+await bundleCli();
+await rm(join(dist, 'cli.cjs'), { force: true }); // the single bundle of earlier builds
+await rm(join(dist, 'cli.cjs.cache'), { force: true });
 // The default seccomp filter for Docker's capabilities on this machine, so that a run need not compile it.
 const { prebuiltDefault } = await import(pathToFileURL(join(dist, 'seccomp', 'index.js')).href);
 await writeFile(join(dist, 'seccomp-default.json'), JSON.stringify(prebuiltDefault()));
-await rm(join(dist, 'cli.cjs.cache'), { force: true });
 await copyFile(join(dirname(fileURLToPath(import.meta.url)), 'boot.cjs'), join(dist, 'run.cjs'));
 await chmod(join(dist, 'run.cjs'), 0o755);
 // dist/run.js links to run.cjs (no ES module loader at start); `npm pack` drops symlinks, so while
@@ -60,7 +173,7 @@ if (!(await lstat(join(dist, 'run.js')).catch(() => null))?.isFile()) {
   await rename(link, join(dist, 'run.js'));
 }
 
-// nsbox-runtime (src/oci/main.ts), the OCI runtime: one file too, dist/nsbox-runtime.cjs, and
+// nsbox-runtime (src/oci/main.ts), the OCI runtime: one file, dist/nsbox-runtime.cjs, and
 // dist/nsbox-runtime linking to it (the path podman's --runtime and containerd's runc-binary take).
 await bundle(join('oci', 'main.js'), 'nsbox-runtime.cjs', 0o755);
 const rtLink = join(dist, `nsbox-runtime.${process.pid}.tmp`);

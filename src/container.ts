@@ -229,7 +229,7 @@ export class Container {
       });
     let released = false;
     try {
-      for (const p of parts) p.started?.(child.pid);
+      for (const p of parts) p.started?.(child.pid, sync);
       released = sync;
       if (sync) this.release(child, parts); // closes syncFd, whatever happens
     } catch (e) {

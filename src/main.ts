@@ -1,17 +1,19 @@
 #!/usr/bin/env node
-// The nsbox CLI. `nsbox [run] [OPTIONS] ROOTFS CMD [ARG...]`; loads only what the command needs.
-// Built into dist/main.js, then bundled into dist/cli.cjs (started by dist/run.cjs, dist/run.js) by
-// scripts/bundle-cli.mjs.
+// The nsbox CLI. `nsbox [run] [OPTIONS] ROOTFS CMD [ARG...]`; loads only what the command needs: every
+// command, `run` too, is a dynamic import, which scripts/bundle-cli.mjs makes a file of its own in
+// dist/bundle/ (started by dist/run.cjs, dist/run.js), read only when the command is used.
 import { existsSync } from 'node:fs';
-import { NsboxError } from './errors.js';
-import { reportError, RUN_HELP, runCommand } from './cli/run.js';
+import { cliMessage, exitStatusOf, NsboxError } from './errors.js';
 import { escapeText } from './cli/escape.js';
+import { writeOut } from './cli/out.js';
 
 const VERSION = '0.1.0';
 
 type Subcommand = { command(name: string, argv: string[]): Promise<number> };
 
-/** Container life-cycle commands, each imported only when used so `run` stays quick to load. */
+const runCli = () => import('./cli/run.js');
+
+/** Container life-cycle commands, each imported only when used so that each stays quick to load. */
 const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
   ps: () => import('./cli/ps.js'),
   list: () => import('./cli/ps.js'),
@@ -96,17 +98,17 @@ function unknownCommand(word: string): void {
 
 async function main(argv: string[]): Promise<number> {
   if (argv.length === 1 && (argv[0] === '--help' || argv[0] === '-h')) {
-    process.stdout.write(`${RUN_HELP}\n${COMMANDS}\n`);
+    writeOut(`${(await runCli()).RUN_HELP}\n${COMMANDS}\n`);
     return 0;
   }
   if (argv.length === 1 && (argv[0] === 'version' || argv[0] === '--version' || argv[0] === '-V')) {
-    process.stdout.write(`nsbox ${VERSION}\n`);
+    writeOut(`nsbox ${VERSION}\n`);
     return 0;
   }
-  if (argv[0] === 'run') return runCommand(argv.slice(1), VERSION);
+  if (argv[0] === 'run') return (await runCli()).runCommand(argv.slice(1), VERSION);
   if (Object.hasOwn(SUBCOMMANDS, argv[0] ?? '')) return (await SUBCOMMANDS[argv[0]]()).command(argv[0], argv.slice(1));
   if (argv[0] !== undefined) unknownCommand(argv[0]);
-  return runCommand(argv, VERSION);
+  return (await runCli()).runCommand(argv, VERSION);
 }
 
 main(process.argv.slice(2)).then(
@@ -114,8 +116,10 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e) => {
-    if (e instanceof NsboxError) process.exitCode = reportError(e);
-    else {
+    if (e instanceof NsboxError) {
+      process.stderr.write(`nsbox: ${escapeText(cliMessage(e))}\n`);
+      process.exitCode = exitStatusOf(e);
+    } else {
       const text = String(e?.stack ?? e)
         .split('\n')
         .map(escapeText)

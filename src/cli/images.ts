@@ -99,7 +99,7 @@ function images(argv: string[]): number {
   const format = (o.format as string | undefined) ?? 'table';
   if (format !== 'table' && format !== 'json') throw new NsboxError(`invalid --format: ${format} (table or json)`);
   const store = new Store();
-  let list = store.images().sort((a, b) => b.added.localeCompare(a.added));
+  let list = store.images().sort((a, b) => (b.added < a.added ? -1 : b.added > a.added ? 1 : 0)); // no ICU
   if (positionals.length) {
     const want = parseReference(positionals[0]);
     list = list.filter((i) =>

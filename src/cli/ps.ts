@@ -16,7 +16,8 @@ import {
 } from '../state/proc.js';
 import { containerAlive, find, list, type ContainerState } from '../state/store.js';
 import { escapeText, safeJson } from './escape.js';
-import { readRecord } from '../network/record.js';
+import { writeOut } from './out.js';
+import { allRecords, readRecord } from '../network/record.js';
 import { portText } from '../network/ports.js';
 
 const PS_HELP = `Usage: nsbox ps [-a] [-q] [--filter KEY=VALUE]... [--format table|json|TEMPLATE]
@@ -159,17 +160,19 @@ function ps(argv: string[], all: boolean): number {
   // A status filter names stopped containers too, as with -a.
   const any = all || o.all || (o.filter as string[] | undefined)?.some((f) => f.startsWith('status='));
   const shown = list().filter((st) => (any || st.status !== 'stopped') && filter(st));
-  if (o.quiet) process.stdout.write(shown.map((s) => `${s.id}\n`).join(''));
-  else if (format.includes('{{')) process.stdout.write(templateRows(format, shown));
-  else if (format === 'json') process.stdout.write(`${safeJson(shown.map(summary), 1)}\n`);
+  if (o.quiet) writeOut(shown.map((s) => `${s.id}\n`).join(''));
+  else if (format.includes('{{')) writeOut(templateRows(format, shown));
+  else if (format === 'json') writeOut(`${safeJson(shown.map(summary), 1)}\n`);
   else {
     const rows = [['CONTAINER ID', 'NAME', 'IMAGE', 'STATUS', 'PID', 'CREATED', 'PORTS', 'COMMAND']];
+    // The network records in one pass (only containers with a network have one), not a lookup each.
+    const nets = new Map(allRecords().map((r) => [r.id, r]));
     for (const st of shown) {
-      const ports = readRecord(st.id)?.ports.map(portText).join(', ') || '-';
+      const ports = nets.get(st.id)?.ports.map(portText).join(', ') || '-';
       const pid = st.status === 'stopped' ? '-' : String(st.pid || '-');
       rows.push([st.id, st.name, st.rootfs, statusText(st), pid, ago(st.createdAt), ports, st.command.join(' ')]);
     }
-    process.stdout.write(table(rows));
+    writeOut(table(rows));
   }
   return 0;
 }

@@ -73,7 +73,7 @@ async function kill(argv: string[]): Promise<number> {
     } catch (e) {
       if (!(e instanceof NsboxError)) throw e;
       process.stderr.write(`nsbox: ${escapeText(e.message)}\n`);
-      code = 1;
+      code = 125;
     }
   }
   return code;
@@ -119,7 +119,8 @@ async function stop(argv: string[]): Promise<number> {
 
 /**
  * Runs `fn` on every container named, at once; prints each name done and a one-line error for each
- * that failed. Exit status 1 when any failed, as docker's stop and rm.
+ * that failed. Exit status 125 when any failed, as every command's for an error of nsbox's (a container
+ * that does not exist too, as podman's stop and kill).
  */
 export async function forEachContainer(refs: string[], fn: (ref: string) => Promise<unknown>): Promise<number> {
   const results = await Promise.allSettled(refs.map(fn));
@@ -128,7 +129,7 @@ export async function forEachContainer(refs: string[], fn: (ref: string) => Prom
     if (r.status === 'fulfilled') process.stdout.write(`${escapeText(refs[i])}\n`);
     else if (r.reason instanceof NsboxError) {
       process.stderr.write(`nsbox: ${escapeText(r.reason.message)}\n`);
-      code = 1;
+      code = 125;
     } else throw r.reason;
   });
   return code;

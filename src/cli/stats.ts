@@ -1,20 +1,23 @@
 // `nsbox stats [--no-stream] [--format json] [NAME...]`: CPU, memory and pids of running
-// containers, from their cgroups, refreshed every second.
-import { readFileSync } from 'node:fs';
+// containers, from their cgroups, refreshed every second. The first sample's CPU % is the average since
+// the container started (as podman's), so --no-stream answers at once instead of after a second.
+import { readdirSync, readFileSync } from 'node:fs';
 import { NsboxError } from '../errors.js';
 import { parseArgs } from './args.js';
 import { table } from './ps.js';
 import { safeJson } from './escape.js';
+import { writeOut } from './out.js';
 import { Cgroup, PARENT, type CgroupDir } from '../cgroups/cgroup.js';
 import { cgroupDirs } from '../exec/cgroup.js';
-import { CLK_TCK, descendants, nsId, procStat, processesIn } from '../state/proc.js';
+import { CLK_TCK, descendants, nsId, procStat, uptime } from '../state/proc.js';
 import { containerAlive, find, list, type ContainerState } from '../state/store.js';
 
 const STATS_HELP = `Usage: nsbox stats [--no-stream] [--format table|json] [NAME|ID...]
 
 Live CPU, memory and pids of running containers (all of them when none is named), read from
-their cgroups and refreshed every second until interrupted.
-      --no-stream   print one sample (CPU taken over one second) and exit
+their cgroups and refreshed every second until interrupted. The first sample's CPU % is the
+average since the container started; the next ones are over the last second.
+      --no-stream   print one sample and exit
       --format F    table (default) or json (one JSON array per sample)`;
 
 export interface Sample {
@@ -42,8 +45,27 @@ function memoryLimit(dirs: CgroupDir[]): number | null {
   }
 }
 
+/**
+ * Host pids by PID namespace, from one pass over /proc: a round of samples of many containers
+ * without a cgroup of their own reads /proc once, not once per container.
+ */
+export class PidIndex {
+  private byNs: Map<string, number[]> | null = null;
+  in(ns: string): number[] {
+    if (!this.byNs) {
+      this.byNs = new Map();
+      for (const e of readdirSync('/proc')) {
+        if (e.charCodeAt(0) > 57) continue;
+        const id = nsId(Number(e), 'pid');
+        if (id) (this.byNs.get(id) ?? this.byNs.set(id, []).get(id)!).push(Number(e));
+      }
+    }
+    return this.byNs.get(ns) ?? [];
+  }
+}
+
 /** Its own cgroup (under nsbox's parent, with memory) counts everything in it; else its processes, from /proc. */
-export function sample(st: ContainerState): Sample | null {
+export function sample(st: ContainerState, index = new PidIndex()): Sample | null {
   if (!containerAlive(st)) return null;
   const own = cgroupDirs(st.pid).filter((d) => d.path.includes(`/${PARENT}/`));
   if (own.some((d) => d.uses.includes('memory'))) {
@@ -58,7 +80,7 @@ export function sample(st: ContainerState): Sample | null {
     };
   }
   const pidns = nsId(st.pid, 'pid');
-  const pids = pidns && pidns !== nsId('self', 'pid') ? processesIn('pid', pidns) : descendants(st.pid);
+  const pids = pidns && pidns !== nsId('self', 'pid') ? index.in(pidns) : descendants(st.pid);
   let ticks = 0,
     pages = 0;
   for (const p of pids) {
@@ -137,28 +159,35 @@ export async function command(_name: string, argv: string[]): Promise<number> {
     const now = performance.now();
     const rows: { s: Sample; cpu: number }[] = [];
     const next = new Map<string, { cpuUs: number; at: number }>();
+    const index = new PidIndex();
+    let up: number | undefined;
     for (const st of pick()) {
-      const s = sample(st);
+      const s = sample(st, index);
       if (!s) continue;
       const p = prev.get(s.id);
-      const cpu = p ? (100 * (s.cpuUs - p.cpuUs)) / ((now - p.at) * 1000) : 0;
+      let cpu: number;
+      if (p) cpu = (100 * (s.cpuUs - p.cpuUs)) / ((now - p.at) * 1000);
+      else {
+        // The first sample: the average since PID 1 started.
+        up ??= uptime();
+        const secs = up - st.pidStart / CLK_TCK;
+        cpu = secs > 0 ? (100 * s.cpuUs) / (secs * 1e6) : 0;
+      }
       rows.push({ s, cpu: Math.max(0, cpu) });
       next.set(s.id, { cpuUs: s.cpuUs, at: now });
     }
     prev = next;
     return rows;
   };
-  take();
-  await new Promise((r) => setTimeout(r, 1000));
-  for (;;) {
+  for (let first = true; ; first = false) {
+    if (!first) await new Promise((r) => setTimeout(r, 1000));
     const rows = take();
     const text = render(rows, format === 'json');
     if (o['no-stream']) {
-      process.stdout.write(text);
+      writeOut(text);
       return 0;
     }
     process.stdout.write(process.stdout.isTTY && format === 'table' ? `\x1b[2J\x1b[H${text}` : text);
     if (named.length && rows.length === 0) return 0;
-    await new Promise((r) => setTimeout(r, 1000));
   }
 }

@@ -45,8 +45,9 @@ export interface StartPart {
   cgroupFd?: number;
   /** Parent-side work between clone and the child's go-ahead (e.g. writing uid_map). */
   beforeRelease?(pid: number): void;
-  /** Told the pid once the child exists, without holding it back (no wait step, so the fast start). */
-  started?(pid: number): void;
+  /** Told the pid once the child exists, without holding it back (no wait step, so the fast start);
+   *  `held`: the child waits for beforeRelease steps (else, cloned with CLONE_VFORK, it has exec'd). */
+  started?(pid: number, held: boolean): void;
   /** Parent-side work after PID 1 ended (e.g. reading OOM events, removing the cgroup); may set
    *  status.oomKilled and status.usage. */
   afterExit?(status: ExitStatus): void | Promise<void>;

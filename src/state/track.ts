@@ -67,10 +67,13 @@ export class Tracker {
   }
 
   private exec: ContainerState['exec'] | undefined;
+  private pid: { pid: number; start: number } | null = null;
 
   /**
-   * Notes what exec needs from the plan, and records it with the pid once the container exists
-   * (created), without holding the child back: no wait step, so the start can take the fast path.
+   * Notes what exec needs from the plan, and the pid once the container exists, without holding the
+   * child back (no wait step, so the start can take the fast path). A held start records it as
+   * created now (the parent's steps come before the command); else it is written with `running`, one
+   * state write on the way to the command, not two.
    */
   part(): StartPart {
     return {
@@ -84,15 +87,14 @@ export class Tracker {
           creds: credentialSteps(plan),
         };
       },
-      started: (pid: number) => {
-        const start = procStat(pid)?.start ?? 0;
+      started: (pid: number, held: boolean) => {
+        this.pid = { pid, start: procStat(pid)?.start ?? 0 };
+        if (!held) return;
         update(
           this.id,
           (st) => {
             st.status = 'created';
-            st.pid = pid;
-            st.pidStart = start;
-            if (this.exec) st.exec = this.exec;
+            this.record(st);
           },
           this.root,
         );
@@ -100,12 +102,22 @@ export class Tracker {
     };
   }
 
+  private record(st: ContainerState): void {
+    if (this.pid) {
+      st.pid = this.pid.pid;
+      st.pidStart = this.pid.start;
+    }
+    if (this.exec) st.exec = this.exec;
+  }
+
+  /** The command runs (execve done): its pid, what exec needs and the time, in one write. */
   running(): void {
     update(
       this.id,
       (st) => {
         st.status = 'running';
         st.startedAt = new Date().toISOString();
+        this.record(st);
       },
       this.root,
     );

@@ -4,8 +4,8 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { CLI, snapshot } from '../helpers.js';
 
-/** ok: exit 0; error: exit 125 with one line `nsbox: ...`; missing: exit 1, `nsbox: no such container`
- *  (as docker); bad-error: exit 125 otherwise (several lines, raw control characters). */
+/** ok: exit 0; error: exit 125 with one line `nsbox: ...`; missing: that error being `nsbox: no such
+ *  container` (every command); bad-error: exit 125 otherwise (several lines, raw control characters). */
 export type Outcome = 'ok' | 'error' | 'missing' | 'bad-error' | 'stack' | 'hang' | 'other-exit';
 
 export interface Invocation {
@@ -33,8 +33,8 @@ export function classify(code: number | null, stderr: string, timedOut: boolean)
   if (code === 0) return 'ok';
   const lines = stderr.split('\n').filter((l) => l !== '');
   const clean = lines.length === 1 && lines[0].startsWith('nsbox: ') && !/[\u0000-\u001f\u007f-\u009f]/.test(lines[0]);
+  if (code === 125 && clean && /^nsbox: no such container: /.test(lines[0])) return 'missing';
   if (code === 125) return clean ? 'error' : 'bad-error';
-  if (code === 1 && clean && /no such container/.test(lines[0])) return 'missing';
   return 'other-exit';
 }
 

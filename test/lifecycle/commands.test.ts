@@ -260,7 +260,7 @@ describe('kill, stop, rm', () => {
     await until(() => stateJson(id2).status === 'stopped', 'the container to stop');
     expect(stateJson(id2).exit).toMatchObject({ code: null, signal: 'SIGKILL', status: 137 });
     const r = await cli(['kill', 'k2']);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(125);
     expect(r.stderr).toBe('nsbox: container k2 is not running\n');
     expect((await cli(['kill', '-s', 'NOPE', 'k2'])).stderr).toBe('nsbox: invalid signal: NOPE\n');
   });
@@ -280,7 +280,7 @@ describe('kill, stop, rm', () => {
     const id = await runD('--name', 'r', ROOTFS, ...LOOP);
     const pid = stateJson(id).pid;
     const r = await cli(['rm', 'r']);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(125);
     expect(r.stderr).toBe('nsbox: container r is running: stop it first, or use rm -f\n');
     expect(alive(pid)).toBe(true);
     expect(await ok(['rm', '-f', 'r'])).toBe('r\n');

@@ -1,0 +1,92 @@
+// The CLI against Node's floor (issue 16, target 3): `node -e 0` beside `nsbox run ROOTFS /bin/true`,
+// `exec`, `ps` and `stats --no-stream` with many containers present, in one interleaved run (round-robin,
+// warm-up first). Prints medians, p90 and each one's difference to the floor. Run as root:
+//   node bench/cli.js [--n 30] [--containers 100] [--compare OTHER_CHECKOUT] [--nice]
+//   --containers N   detached `sleep` containers present for exec, ps and stats (default 100)
+//   --compare DIR    also time DIR/dist/run.js (e.g. a build of main) for the same commands
+//   --nice           run at nice -20 (children too): steadier figures on a busy machine
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { setPriority, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { timeOnce } from './external.js';
+import { ms, summary, table } from './stats.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const ROOTFS = join(ROOT, '.rootfs', 'busybox');
+
+function option(name, dflt) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i < 0 ? dflt : process.argv[i + 1];
+}
+
+const N = Number(option('n', 30));
+const COUNT = Number(option('containers', 100));
+const compare = option('compare', null);
+if (process.argv.includes('--nice')) setPriority(0, -20);
+if (!existsSync(join(ROOT, 'dist', 'run.js'))) throw new Error('dist/ is missing: run `npm install` first');
+if (!existsSync(`${ROOTFS}/bin/busybox`)) execFileSync('sh', [join(ROOT, 'rootfs-scripts', 'busybox.sh'), ROOTFS]);
+
+// Containers of this bench only: a state directory of its own.
+const state = mkdtempSync(join(tmpdir(), 'nsbox-bench-cli-'));
+chmodSync(state, 0o755);
+const env = { ...process.env, NSBOX_STATE_DIR: state };
+const empty = join(state, 'empty.cjs');
+writeFileSync(empty, '');
+const cli = (dir, args) => [process.execPath, '--', join(dir, 'dist', 'run.js'), ...args];
+const sh = (argv) => execFileSync(argv[0], argv.slice(1), { env, encoding: 'utf8' });
+
+function cleanup() {
+  try {
+    const ids = sh(cli(ROOT, ['ps', '-aq']))
+      .split('\n')
+      .filter(Boolean);
+    for (let i = 0; i < ids.length; i += 50) sh(cli(ROOT, ['rm', '-f', ...ids.slice(i, i + 50)]));
+  } finally {
+    rmSync(state, { recursive: true, force: true });
+  }
+}
+process.on('SIGINT', () => {
+  cleanup();
+  process.exit(130);
+});
+
+try {
+  process.stderr.write(`starting ${COUNT} detached containers...`);
+  for (let i = 0; i < COUNT; i++) sh(cli(ROOT, ['run', '-d', '--name', `c${i}`, ROOTFS, 'sleep', '100000']));
+  process.stderr.write(' done\n');
+  const variants = [
+    ['node -e 0 (the floor)', [process.execPath, '-e', '0']],
+    ['node EMPTY.cjs', [process.execPath, empty]],
+  ];
+  const add = (dir, tag) => {
+    variants.push(
+      [`${tag}version`, cli(dir, ['version'])],
+      [`${tag}run ROOTFS /bin/true`, cli(dir, [ROOTFS, '/bin/true'])],
+      [`${tag}exec c0 /bin/true`, cli(dir, ['exec', 'c0', '/bin/true'])],
+      [`${tag}ps (${COUNT} running)`, cli(dir, ['ps'])],
+      [`${tag}stats --no-stream c0`, cli(dir, ['stats', '--no-stream', 'c0'])],
+      [`${tag}stats --no-stream (${COUNT})`, cli(dir, ['stats', '--no-stream'])],
+    );
+  };
+  add(ROOT, '');
+  if (compare) add(resolve(compare), 'compare: ');
+  const times = variants.map(() => []);
+  const once = (argv) => timeOnce(argv, env);
+  for (const [, argv] of variants) for (let w = 0; w < 3; w++) await once(argv); // warm-up, code caches
+  for (let i = 0; i < N; i++) {
+    for (const [k, [, argv]] of variants.entries()) times[k].push(await once(argv));
+  }
+  const floor = summary(times[0]).median;
+  const rows = [['command', 'median ms', 'p90 ms', 'min ms', 'median - floor', 'x floor']];
+  for (const [k, [label]] of variants.entries()) {
+    const s = summary(times[k]);
+    rows.push([label, ms(s.median), ms(s.p90), ms(s.min), ms(s.median - floor), (s.median / floor).toFixed(2)]);
+  }
+  console.log(`nsbox CLI beside node -e 0; N=${N} each, interleaved; ${COUNT} containers present`);
+  console.log(`load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}\n`);
+  table(rows);
+} finally {
+  cleanup();
+}
