@@ -431,7 +431,7 @@ static pid_t spawn_vfork(struct plan *p, uint64_t flags, int *pidfd) {
   return pid;
 }
 
-/* spawn({ flags, cgroupFd?, sync?, ops }) -> { pid, pidfd, errFd, syncFd } */
+/* spawn({ flags, cgroupFd?, sync?, parent?, ops }) -> { pid, pidfd, errFd, syncFd } */
 static napi_value Spawn(napi_env env, napi_callback_info info) {
   napi_value a[1];
   args(env, info, 1, a);
@@ -449,6 +449,12 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   napi_value sv = prop(env, a[0], "sync");
   if (!is_undefined(env, sv) && napi_get_value_bool(env, sv, &sync) != napi_ok) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "spawn: sync must be true or false");
+    return NULL;
+  }
+  bool parent = false;
+  napi_value pv = prop(env, a[0], "parent");
+  if (!is_undefined(env, pv) && napi_get_value_bool(env, pv, &parent) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "spawn: parent must be true or false");
     return NULL;
   }
   struct plan *p = read_plan(env, prop(env, a[0], "ops"));
@@ -482,7 +488,8 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
 
   int pidfd = -1;
   struct nsbox_clone_args ca = { 0 };
-  ca.flags = flags | CLONE_PIDFD;
+  /* parent: the child is our parent's (a detached container's is nsbox-monitor's: native/monitor.c). */
+  ca.flags = flags | CLONE_PIDFD | (parent ? CLONE_PARENT : 0);
   ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
   ca.exit_signal = SIGCHLD;
   if (cgfd >= 0) {

@@ -109,6 +109,7 @@ export class Container {
     const sync = parts.some((p) => p.beforeRelease);
     let flags = namespaceFlags(s.namespaces);
     let cgroupFd: number | undefined;
+    const parent = parts.some((p) => p.adopted);
     for (const p of parts) {
       flags |= p.flags ?? 0;
       cgroupFd = p.cgroupFd ?? cgroupFd;
@@ -116,7 +117,7 @@ export class Container {
     for (const p of parts) flags &= ~(p.clearFlags ?? 0);
     let started: ReturnType<typeof spawnPlan>;
     try {
-      started = spawnPlan(plan, { flags, sync, cgroupFd }, () => {
+      started = spawnPlan(plan, { flags, sync, cgroupFd, parent }, () => {
         this.done = true;
       });
     } catch (e) {

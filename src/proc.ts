@@ -44,3 +44,17 @@ export function procStat(pid: number | 'self'): ProcStat | null {
   }
   return parseStat(text);
 }
+
+let owner: { pid: number; start: number } | undefined;
+
+/** The process that owns what this one makes for a container (its cgroups, its network record): this
+ *  process, or the container's nsbox-monitor when this is a detached container's set-up step. Stale
+ *  clean-ups undo what an owner that died left. */
+export function ownerProcess(): { pid: number; start: number } {
+  owner ??= { pid: process.pid, start: procStat('self')?.start ?? 0 };
+  return owner;
+}
+
+export function setOwnerProcess(o: { pid: number; start: number }): void {
+  owner = o;
+}

@@ -15,7 +15,8 @@ import { CLONE } from '../native.js';
 import * as op from '../plan/ops.js';
 import type { ResolvedMount } from '../rootfs/mounts.js';
 import type { ResolvedSpec } from '../spec.js';
-import { isAlive, procStat } from '../state/proc.js';
+import { isAlive } from '../state/proc.js';
+import { ownerProcess } from '../proc.js';
 import { find } from '../state/store.js';
 import { addNetwork, resultAddress } from './cni.js';
 import { requireNetwork } from './config.js';
@@ -90,7 +91,7 @@ export function networkPart(s: ResolvedSpec): NetworkPart | null {
   }
   const id = s.id;
   const dir = netDir(id);
-  const owner = { pid: process.pid, start: procStat(process.pid)?.start ?? 0 };
+  const owner = ownerProcess(); // a detached container's: its monitor
   const rec: NetRecord = {
     id,
     name: s.name,

@@ -22,6 +22,7 @@ import * as native from '../native.js';
 import { checkName } from '../spec.js';
 import { checkOwned, type Dir, Lock, O_READ, openRoot, withLock, writeAtomic } from './dir.js';
 import { isAlive, openPidfd, procStat } from './proc.js';
+import { exitOf, markStopped, readExit } from './exit.js';
 
 export type Status = 'creating' | 'created' | 'running' | 'stopped';
 
@@ -335,11 +336,16 @@ export function reap(st: ContainerState, r = root()): ContainerState | null {
     signalRecorded(now.pid, now.pidStart, 9);
     cleanCgroups(now.id);
     cleanNetwork(now.id);
-    now.status = 'stopped';
-    now.finishedAt = new Date().toISOString();
-    now.error = now.pid
-      ? 'the monitor process died; the container was killed'
-      : 'the monitor process died while creating the container';
+    // The monitor recorded the end before it died (or before its clean-up step was killed): that end.
+    const rec = inEntry(now.id, r, readExit);
+    if (rec) markStopped(now, exitOf(rec), rec.finishedAt);
+    else {
+      now.status = 'stopped';
+      now.finishedAt = new Date().toISOString();
+      now.error = now.pid
+        ? 'the monitor process died; the container was killed'
+        : 'the monitor process died while creating the container';
+    }
     if (now.autoRemove || !now.pid) {
       removeEntry(now, r);
       return null;
