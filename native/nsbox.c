@@ -491,7 +491,7 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   /* parent: the child is our parent's (a detached container's is nsbox-monitor's: native/monitor.c). */
   ca.flags = flags | CLONE_PIDFD | (parent ? CLONE_PARENT : 0);
   ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
-  ca.exit_signal = SIGCHLD;
+  ca.exit_signal = parent ? 0 : SIGCHLD; /* clone3 takes CLONE_PARENT only without one: the parent's is used */
   if (cgfd >= 0) {
     ca.flags |= NSBOX_CLONE_INTO_CGROUP;
     ca.cgroup = (uint64_t)cgfd;
