@@ -152,7 +152,12 @@ async function cleanup(mounts0) {
     });
   const left = { monitors: monitors().length, cgroups: cgroupsOf(new Set(ids)).length, mounts: mounts() - mounts0 };
   const entries = readdirSync(STATE).filter((e) => /^[0-9a-f]{12}$/.test(e)).length;
-  const sleeps = execFileSync('pgrep', ['-f', '^sleep 100000$']).toString().trim().split('\n').filter(Boolean);
+  let sleeps = [];
+  try {
+    sleeps = execFileSync('pgrep', ['-f', '^sleep 100000$']).toString().trim().split('\n').filter(Boolean);
+  } catch {
+    /* none: pgrep exits 1 */
+  }
   console.log(`left after rm -f: ${JSON.stringify({ ...left, entries, 'sleep 100000': sleeps.length })}`);
   if (!left.monitors && !left.cgroups && !entries) rmSync(STATE, { recursive: true, force: true });
 }

@@ -288,7 +288,12 @@ int main(int argc, char **argv) {
 
   int pidfd = -1;
   pid_t pid = setup(argc - optind, argv + optind, tty, &pidfd);
-  if (pid < 0) return 1; /* nothing to watch: the set-up step undid what it made */
+  if (pid < 0) {
+    /* Nothing to watch: the set-up step undid what it made, and waited for a container that failed to end.
+     * Reap it (our child): left to the host's init, a zombie could linger in its PID namespace. */
+    while (waitpid(-1, NULL, WNOHANG) > 0) {}
+    return 1;
+  }
   if (chdir("/") < 0) { /* pin no mount */ }
   if (dir_fd >= 0) open_log(0);
   for (int i = 0; i < 2; i++)

@@ -87,6 +87,13 @@ async function main(argv: string[]): Promise<number> {
     await c.exited.catch(() => {}); // its parts clean up once it has ended
     return 1;
   }
+  // The monitor died before PID 1 set its parent-death signal (the plan does it before exec): PID 1 is
+  // nobody's now. End it here, as the signal would have.
+  if (process.ppid !== monitor.pid) {
+    c.kill('SIGKILL');
+    tracker.failed();
+    throw new NsboxError('the container monitor died while the container started');
+  }
   tracker.running();
   writeSync(MONITOR_FD, `${c.pid} ${tracker.id}\n`);
   closeSync(MONITOR_FD);
