@@ -85,7 +85,6 @@ const cgroupsOf = (ids) => {
 };
 
 async function main() {
-  const mounts0 = mounts();
   const t0 = Date.now();
   const first = [];
   for (let i = 0; i < SAMPLES; i++) first.push((await start()).ms);
