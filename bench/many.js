@@ -62,6 +62,8 @@ function monitors() {
 }
 
 const rssKb = (pid) => Number(/^VmRSS:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+// Proportional set size: the binary's pages shared by every monitor count once in all, not once each.
+const pssKb = (pid) => Number(/^Pss:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0);
 const cpuTicks = (pid) => {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const v = f.slice(f.lastIndexOf(')') + 2).split(' ');
@@ -107,6 +109,7 @@ async function main() {
 
   const mons = monitors();
   const rss = mons.reduce((s, p) => s + rssKb(p), 0);
+  const pss = mons.reduce((s, p) => s + pssKb(p), 0);
   const c0 = mons.reduce((s, p) => s + cpuTicks(p), 0);
   await new Promise((r) => setTimeout(r, 10_000));
   const c1 = mons.reduce((s, p) => s + cpuTicks(p), 0);
@@ -119,6 +122,7 @@ async function main() {
   const rows = [
     ['containers running', String(count), '', ''],
     ['monitor RSS per container', `${(rss / mons.length / 1024).toFixed(2)} MiB`, `${mons.length} monitors`, ''],
+    ['monitor PSS per container', `${(pss / mons.length / 1024).toFixed(2)} MiB`, '(shared pages split)', ''],
     ['monitors CPU over 10 s idle', `${((c1 - c0) * 10).toFixed(0)} ms`, 'all monitors', ''],
     [
       'run -d (median)',
@@ -151,17 +155,22 @@ async function cleanup(mounts0) {
     });
   const left = { monitors: monitors().length, cgroups: cgroupsOf(new Set(ids)).length, mounts: mounts() - mounts0 };
   const entries = readdirSync(STATE).filter((e) => /^[0-9a-f]{12}$/.test(e)).length;
-  let sleeps = [];
-  try {
-    sleeps = execFileSync('pgrep', ['-f', '^sleep 100000$']).toString().trim().split('\n').filter(Boolean);
-  } catch {
-    /* none: pgrep exits 1 */
-  }
+  const sleeps = sleepers().filter((p) => !sleepers0.has(p));
   console.log(`left after rm -f: ${JSON.stringify({ ...left, entries, 'sleep 100000': sleeps.length })}`);
   if (!left.monitors && !left.cgroups && !entries) rmSync(STATE, { recursive: true, force: true });
 }
 
+/** `sleep 100000` processes: ours are those that were not there before the run. */
+function sleepers() {
+  try {
+    return execFileSync('pgrep', ['-f', '^sleep 100000$']).toString().trim().split('\n').filter(Boolean);
+  } catch {
+    return []; // none: pgrep exits 1
+  }
+}
+
 const mounts0 = mounts();
+const sleepers0 = new Set(sleepers());
 try {
   await main();
 } finally {
