@@ -4,7 +4,6 @@
 import {
   closeSync,
   constants as C,
-  fstatSync,
   mkdirSync,
   readdirSync,
   readlinkSync,
@@ -130,8 +129,7 @@ function readStateIn(d: Dir, id: string): ContainerState | null {
     throw e;
   }
   try {
-    checkOwned(fd, `${d.path}/state.json`, 'file');
-    const size = fstatSync(fd).size;
+    const size = checkOwned(fd, `${d.path}/state.json`, 'file').size;
     if (size > STATE_MAX) return null;
     const buf = Buffer.alloc(size);
     let n = 0;
@@ -394,7 +392,10 @@ export function list(r = root()): ContainerState[] {
     st = reap(st, r);
     if (st) out.push(st);
   }
-  return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+  // Code-point order (ISO times and hex ids sort right so): localeCompare's ICU collation took a tenth
+  // of `ps` with 1,000 containers.
+  const cmp = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0);
+  return out.sort((a, b) => cmp(a.createdAt, b.createdAt) || cmp(a.id, b.id));
 }
 
 /**
