@@ -1,6 +1,6 @@
 // The native monitor of detached containers (native/monitor.c): what it costs, what it records, its log
 // format as `logs` reads it, and what happens when it is killed.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { hierarchies } from '../../src/cgroups/hierarchy.js';
 import { alive, cli, lifecycleHooks, ok, ourMonitors, ROOTFS, STATE, stateEntries, stateJson, until } from './util.js';
@@ -75,6 +75,33 @@ describe('the monitor', () => {
     const [row] = JSON.parse(await ok(['ps', '-a', '--format', 'json']));
     expect(row).toMatchObject({ id, status: 'stopped', error: 'the monitor process died; the container was killed' });
     await ok(['rm', 'orphan']); // the hooks check that its cgroups and processes are gone
+  });
+
+  it('SIGKILLed after it recorded the end: the next command takes that end; a symlinked record is not read', async () => {
+    const [a, b] = [
+      await runD('--name', 'a', ROOTFS, 'sleep', '1000'),
+      await runD('--name', 'b', ROOTFS, 'sleep', '1000'),
+    ];
+    for (const id of [a, b]) {
+      const st = stateJson(id);
+      process.kill(st.monitor.pid, 'SIGKILL');
+      await until(() => !alive(st.pid), 'the container to die with its monitor');
+    }
+    // As the monitor writes it when PID 1 has ended, before it runs the clean-up step.
+    const record =
+      '{"status":768,"finishedAt":"2026-01-02T03:04:05.000000006Z","userUs":1,"systemUs":2,"maxRssKb":3}\n';
+    writeFileSync(`${STATE}/${a}/exit`, record);
+    writeFileSync(`${STATE}/a-record`, record);
+    symlinkSync(`${STATE}/a-record`, `${STATE}/${b}/exit`);
+    const rows = JSON.parse(await ok(['ps', '-a', '--format', 'json']));
+    expect(rows.find((r: { id: string }) => r.id === a)).toMatchObject({ status: 'stopped' });
+    expect(stateJson(a)).toMatchObject({ exit: { code: 3, signal: null, status: 3, oomKilled: false } });
+    expect(stateJson(a).finishedAt).toBe('2026-01-02T03:04:05.000000006Z');
+    expect(stateJson(a).error).toBeUndefined();
+    expect(stateJson(b)).toMatchObject({ error: 'the monitor process died; the container was killed' });
+    expect(stateJson(b).exit).toBeUndefined();
+    rmSync(`${STATE}/a-record`);
+    await ok(['rm', 'a', 'b']);
   });
 });
 
