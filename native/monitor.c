@@ -257,8 +257,22 @@ static pid_t setup(int argc, char **argv, int tty, int *pidfd) {
   } else {
     dir_fd = d;
   }
-  close(ROOT_FD);
   return cpid;
+}
+
+/* At most a few clean-up steps (a Node process each, ~50 MB for a moment) at once per state root: 1,000
+ * containers ending together (rm -f of all, a host-wide kill) would otherwise start 1,000 of them. A slot is a
+ * record lock on one byte of ROOT/.cleanup, held by this process until it exits (a killed monitor frees it). */
+static void take_cleanup_slot(void) {
+  int fd = openat(ROOT_FD, ".cleanup", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return; /* no slot to be had: run it anyway */
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  int slots = cpus > 2 ? (int)cpus * 2 : 4;
+  struct flock l = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_len = 1 };
+  for (l.l_start = 0; l.l_start < slots; l.l_start++)
+    if (fcntl(fd, F_SETLK, &l) == 0) return;
+  l.l_start = getpid() % slots;
+  while (fcntl(fd, F_SETLKW, &l) < 0 && errno == EINTR) {}
 }
 
 static long parse_size(const char *s) {
@@ -282,6 +296,7 @@ int main(int argc, char **argv) {
   }
   if (!node_path || !cli_path) return say("usage: nsbox-monitor -n NODE -c CLI [-t] [-s LIMIT] -- RUN-ARGS"), 2;
   if (fcntl(REPORT_FD, F_GETFD) < 0 || !checked_dir(ROOT_FD)) return say("nsbox-monitor: fds 3 and 4 expected"), 2;
+  fcntl(ROOT_FD, F_SETFD, FD_CLOEXEC); /* kept for the clean-up slot; no step inherits it */
   /* A record is at most a read: it fits the log whatever the limit. */
   read_size = limit / 4 < BUF_MAX ? (size_t)limit / 4 : BUF_MAX;
   signal(SIGPIPE, SIG_IGN);
@@ -319,6 +334,7 @@ int main(int argc, char **argv) {
       close(pidfd);
       drain(); /* what PID 1 and its namespace wrote is in the pipes now */
       if (dir_fd >= 0) write_exit(status, &ru);
+      take_cleanup_slot();
       char *args[] = { (char *)node_path, "--", (char *)cli_path, "nsbox-cleanup", id, NULL };
       if (start(args, &cleanup) < 0 || cleanup < 0) break;
       waiting = cleanup;
