@@ -131,7 +131,11 @@ export function lifecycleHooks(): void {
     await until(() => stateEntries().ids.length === 0 && stateEntries().names.length === 0, 'an empty state directory');
     expect(stateEntries()).toEqual({ ids: [], names: [] });
     // No temporary file, no half-removed entry (.cleanup: the monitors' clean-up slots, native/monitor.c).
-    expect(readdirSync(STATE).filter((f) => f !== '.cleanup').sort()).toEqual(['.lock', 'names']);
+    expect(
+      readdirSync(STATE)
+        .filter((f) => f !== '.cleanup')
+        .sort(),
+    ).toEqual(['.lock', 'names']);
   });
   afterAll(() => {
     watcher.close();
