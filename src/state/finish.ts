@@ -5,11 +5,15 @@
 import { cgroupsNamed } from '../exec/cgroup.js';
 import { teardown } from '../network/record.js';
 import { exitOf, markStopped, readExit } from './exit.js';
+import { isAlive } from './proc.js';
 import { openEntry, readState, removeEntry, root, update } from './store.js';
 
 export async function finish(id: string): Promise<void> {
   const r = root();
   if (!r) return;
+  // Only once PID 1 has ended (its monitor reaped it): typed by hand on a running container, it does nothing.
+  const st0 = readState(id, r);
+  if (!st0 || isAlive(st0.pid, st0.pidStart)) return;
   let rec = null;
   try {
     const d = openEntry(id, r);
