@@ -327,13 +327,15 @@ int main(int argc, char **argv) {
       if (streams[i].fd >= 0 && p[1 + i].revents) pump(&streams[i]);
     if (!p[0].revents) continue;
     if (!exited) {
-      int status;
+      /* Readable: PID 1 has ended. Blocking (a tracer may hold the zombie a moment): no spinning in poll. */
+      int status = 0;
       struct rusage ru;
-      if (wait4(pid, &status, WNOHANG, &ru) <= 0) continue;
+      pid_t got;
+      while ((got = wait4(pid, &status, 0, &ru)) < 0 && errno == EINTR) {}
       exited = 1;
       close(pidfd);
       drain(); /* what PID 1 and its namespace wrote is in the pipes now */
-      if (dir_fd >= 0) write_exit(status, &ru);
+      if (got == pid && dir_fd >= 0) write_exit(status, &ru); /* else the clean-up step says it is unknown */
       take_cleanup_slot();
       char *args[] = { (char *)node_path, "--", (char *)cli_path, "nsbox-cleanup", id, NULL };
       if (start(args, &cleanup) < 0 || cleanup < 0) break;
