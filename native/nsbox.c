@@ -497,6 +497,12 @@ static struct job *prepare(napi_env env, napi_value req) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "spawn: sync must be true or false");
     return NULL;
   }
+  bool parent = false;
+  napi_value pv = prop(env, req, "parent");
+  if (!is_undefined(env, pv) && napi_get_value_bool(env, pv, &parent) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "spawn: parent must be true or false");
+    return NULL;
+  }
   uint64_t flags = (uint64_t)fl;
   /* Only namespaces: CLONE_VM, CLONE_THREAD, CLONE_SETTLS... would make a child that shares or
    * corrupts this process. CLONE_NEWTIME is 0x80. */
@@ -534,9 +540,10 @@ static struct job *prepare(napi_env env, napi_value req) {
   j->p->err_fd = j->errp[1];
   j->p->sync_fd = j->syncp[0];
   j->p->sync_peer = j->syncp[1];
-  j->ca.flags = flags | CLONE_PIDFD;
+  /* parent: the child is our parent's (a detached container's is nsbox-monitor's: native/monitor.c). */
+  j->ca.flags = flags | CLONE_PIDFD | (parent ? CLONE_PARENT : 0);
   j->ca.pidfd = (uint64_t)(uintptr_t)&j->pidfd;
-  j->ca.exit_signal = SIGCHLD;
+  j->ca.exit_signal = parent ? 0 : SIGCHLD; /* clone3 takes CLONE_PARENT only without one: the parent's is used */
   if (cgfd >= 0) {
     j->ca.flags |= NSBOX_CLONE_INTO_CGROUP;
     j->ca.cgroup = (uint64_t)cgfd;

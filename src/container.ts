@@ -6,7 +6,7 @@ import * as native from './native.js';
 import type { WaitStatus } from './native.js';
 import { NsboxError } from './errors.js';
 import { encode, type Encoded } from './plan/encode.js';
-import { reaped, whenExecuted, whenHeld } from './plan/child.js';
+import { ended, reaped, whenExecuted, whenHeld } from './plan/child.js';
 import { HELD_COMMAND_BYTES, holdPart, openHeld, sendCommand } from './plan/hold.js';
 import type { Step } from './plan/steps.js';
 import type { ExitStatus, StartPart, Usage } from './plan/part.js';
@@ -122,6 +122,7 @@ export class Container {
   private pidfd = -1;
   private errFd = -1;
   private done = false;
+  private adopted = false;
   private killedBy: number | null = null;
   private pendingKill: number | null = null;
   /** A held container's command, given by go(): its exec result. */
@@ -169,6 +170,7 @@ export class Container {
     const sync = parts.some((p) => p.beforeRelease);
     let flags = namespaceFlags(s.namespaces);
     let cgroupFd: number | undefined;
+    const parent = parts.some((p) => p.adopted);
     for (const p of parts) {
       flags |= p.flags ?? 0;
       cgroupFd = p.cgroupFd ?? cgroupFd;
@@ -182,7 +184,8 @@ export class Container {
     this.plan = plan;
     this.heldFifo = opts.heldFifo;
     this.net = net; // its address may come in beforeRelease (a network attached in the child's user namespace)
-    const req = { flags, sync, cgroupFd, ops: plan.ops };
+    this.adopted = parent;
+    const req = { flags, sync, cgroupFd, parent, ops: plan.ops };
     const abort = (e: unknown) => {
       for (const p of parts) p.abort?.();
       throw e;
@@ -219,9 +222,11 @@ export class Container {
     this.pid = child.pid;
     this.pidfd = child.pidfd;
     this.errFd = child.errFd;
-    const exit = reaped(child.pidfd, () => {
+    const onEnded = () => {
       this.done = true;
-    })
+    };
+    // Adopted (CLONE_PARENT): the monitor reaps it; we only learn that it ended.
+    const exit = (this.adopted ? ended(child.pidfd, onEnded) : reaped(child.pidfd, onEnded))
       .then((w) => toExitStatus(w, this.killedBy))
       .then(async (st) => {
         for (const p of parts) await p.afterExit?.(st);

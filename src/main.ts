@@ -36,8 +36,9 @@ const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
   import: () => import('./cli/images.js'),
   pull: () => import('./cli/images.js'),
   export: () => import('./cli/export.js'),
-  // Internal: the monitor of a detached container (started by run -d, from this same file).
-  'nsbox-monitor': () => import('./cli/monitor.js'),
+  // Internal: a detached container's set-up and clean-up steps, run by its nsbox-monitor (native/monitor.c).
+  'nsbox-setup': () => import('./cli/setup.js'),
+  'nsbox-cleanup': () => import('./cli/cleanup.js'),
 };
 
 const COMMANDS = `

@@ -18,6 +18,8 @@ export interface SpawnRequest {
   cgroupFd?: number;
   /** The child waits at each OP_WAIT_SYNC step for a byte on syncFd. */
   sync?: boolean;
+  /** CLONE_PARENT: the child is our parent's (nsbox-monitor's), which reaps it; we cannot. */
+  parent?: boolean;
   ops: PlanOp[];
 }
 
@@ -86,6 +88,11 @@ export interface Native {
 
 const require = createRequire(import.meta.url);
 export const native: Native = require('../build/Release/nsbox.node');
+
+/** The detached containers' monitor (native/monitor.c), built beside the addon. */
+export function monitorPath(): string {
+  return new URL('../build/Release/nsbox-monitor', import.meta.url).pathname;
+}
 
 export const {
   spawn,

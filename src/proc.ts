@@ -1,6 +1,6 @@
 // The one parser of /proc/PID/stat: what the kernel says about a process. Its start time names a
 // process for good (with the pid), since pids are reused.
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 
 export interface ProcStat {
   state: string;
@@ -34,13 +34,36 @@ export function parseStat(text: string): ProcStat {
   };
 }
 
-/** /proc/PID/stat, or null when there is no such process. */
+const statBuf = Buffer.alloc(4096); // /proc/PID/stat is one line of well under 1 KiB
+
+/** /proc/PID/stat, or null when there is no such process. One read into a reused buffer: `ps` and
+ *  `stats` ask for every container's processes. */
 export function procStat(pid: number | 'self'): ProcStat | null {
-  let text: string;
+  let fd: number;
   try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    fd = openSync(`/proc/${pid}/stat`, 'r');
   } catch {
     return null;
   }
-  return parseStat(text);
+  try {
+    return parseStat(statBuf.toString('utf8', 0, readSync(fd, statBuf, 0, statBuf.length, 0)));
+  } catch {
+    return null; // ended between the open and the read (ESRCH)
+  } finally {
+    closeSync(fd);
+  }
+}
+
+let owner: { pid: number; start: number } | undefined;
+
+/** The process that owns what this one makes for a container (its cgroups, its network record): this
+ *  process, or the container's nsbox-monitor when this is a detached container's set-up step. Stale
+ *  clean-ups undo what an owner that died left. */
+export function ownerProcess(): { pid: number; start: number } {
+  owner ??= { pid: process.pid, start: procStat('self')?.start ?? 0 };
+  return owner;
+}
+
+export function setOwnerProcess(o: { pid: number; start: number }): void {
+  owner = o;
 }

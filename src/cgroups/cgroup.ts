@@ -6,7 +6,7 @@ import { dirname } from 'node:path';
 import type { Usage } from '../plan/part.js';
 import { NsboxError } from '../errors.js';
 import * as native from '../native.js';
-import { procStat } from '../proc.js';
+import { ownerProcess, procStat } from '../proc.js';
 import { describe, errnoOf, readFile, readKeyed, readNumber, readPids, sleep, writeFile } from './files.js';
 import type { Controller, Hierarchies, Hierarchy } from './hierarchy.js';
 import type { ResolvedLimits } from './limits.js';
@@ -29,13 +29,11 @@ function startTime(pid: number | 'self'): string | undefined {
   return !st || st.state === 'Z' || st.state === 'X' ? undefined : String(st.start);
 }
 
-let ownStart: string | undefined;
-
-/** The name of a container's cgroup directory in any hierarchy: `<id>.<our pid>.<our start time>`,
- *  so the stale cleanup can tell when its maker is gone. */
+/** The name of a container's cgroup directory in any hierarchy: `<id>.<owner pid>.<owner start time>`
+ *  (src/proc.ts: us, or a detached container's monitor), so the stale cleanup can tell when it is gone. */
 export function cgroupName(id: string): string {
-  ownStart ??= startTime('self') ?? '0';
-  return `${id}.${process.pid}.${ownStart}`;
+  const o = ownerProcess();
+  return `${id}.${o.pid}.${o.start}`;
 }
 
 /** Which hierarchy serves which controller for a container with these limits. */

@@ -1,12 +1,14 @@
-// `run -d`: start a monitor process for the container, detached from this terminal, wait until
-// the container runs (or failed to start), and print its id.
+// `run -d`: start the container's monitor (native/monitor.c, a small process that stays while the
+// container runs), detached from this terminal; it runs the set-up step (src/cli/setup.ts), which
+// reports here once the container runs (or failed to start). Prints the id.
 import { spawn } from 'node:child_process';
 import { closeSync, constants as C, fstatSync, readSync, rmSync, unlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { NsboxError, type ErrorOptions } from '../errors.js';
 import type { Parsed } from './args.js';
 import { openRoot } from '../state/dir.js';
-import { parseLogSize } from '../state/log.js';
+import { DEFAULT_LOG_LIMIT, parseLogSize } from '../state/log.js';
+import { monitorPath } from '../native.js';
 
 /** What the monitor writes on its fd 3, once: the id, or why the container did not start. */
 export interface MonitorReport {
@@ -22,10 +24,9 @@ export async function runDetached(
 ): Promise<number> {
   if (o.interactive) throw new NsboxError('-i needs an attached terminal: it cannot be combined with -d');
   const size = o['log-size'];
-  if (size !== undefined && parseLogSize(size as string) === null) {
-    throw new NsboxError(`invalid --log-size: ${size} (a size like 512k or 1m, at least 1k)`);
-  }
-  // The monitor is this same CLI file (the bundle when there is one) with an internal command.
+  const limit = size === undefined ? DEFAULT_LOG_LIMIT : parseLogSize(size as string);
+  if (limit === null) throw new NsboxError(`invalid --log-size: ${size} (a size like 512k or 1m, at least 1k)`);
+  // The steps the monitor runs are this same CLI file (the bundle when there is one) with internal commands.
   const cli = process.argv[1] ?? fileURLToPath(new URL('../main.js', import.meta.url));
   // The monitor's stderr goes to a file that is unlinked at once: read only if it fails to report.
   const root = openRoot(true)!;
@@ -33,10 +34,12 @@ export async function runDetached(
   rmSync(root.at(errName), { force: true }); // left by a killed run with our pid
   const errFd = root.open(errName, C.O_RDWR | C.O_CREAT | C.O_EXCL);
   unlinkSync(root.at(errName));
-  // '--': Node 20 would read a --env-file of ours itself (it scans all of argv for it before the script).
-  const child = spawn(process.execPath, ['--', cli, 'nsbox-monitor', ...argv], {
+  // It is given the state root open (fd 4): the container's directory is opened from it, never by path.
+  const args = ['-n', process.execPath, '-c', cli, '-s', String(limit), ...(o.tty ? ['-t'] : []), '--', ...argv];
+  const child = spawn(monitorPath(), args, {
+    argv0: 'nsbox-monitor',
     detached: true,
-    stdio: ['ignore', 'ignore', errFd, 'pipe'],
+    stdio: ['ignore', 'ignore', errFd, 'pipe', root.fd],
   });
   const pipe = child.stdio[3] as import('node:stream').Readable;
   let text = '';

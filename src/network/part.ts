@@ -15,7 +15,8 @@ import { CLONE } from '../native.js';
 import * as op from '../plan/ops.js';
 import type { ResolvedMount } from '../rootfs/mounts.js';
 import type { ResolvedSpec } from '../spec.js';
-import { isAlive, procStat } from '../state/proc.js';
+import { isAlive } from '../state/proc.js';
+import { ownerProcess } from '../proc.js';
 import { find } from '../state/store.js';
 import { activeList, addNetwork, resultAddress, type ConfList } from './cni.js';
 import { bridgeOf, isV6, requireNetwork, subnetsOf } from './config.js';
@@ -92,7 +93,7 @@ function setUp(s: ResolvedSpec): NetworkPart | null {
   if (mode === 'pasta' && n.implied && !hasPasta() && hasSlirp()) mode = 'slirp4netns';
   const id = s.id;
   const dir = netDir(id);
-  const owner = { pid: process.pid, start: procStat(process.pid)?.start ?? 0 };
+  const owner = ownerProcess(); // a detached container's: its monitor
   const rec: NetRecord = {
     id,
     name: s.name,

@@ -61,7 +61,18 @@ export function spawnPlan(
   onReaped: () => void,
 ): { child: SpawnedChild; exit: Promise<WaitStatus> } {
   const child = native.spawn({ ...req, ops: plan.ops });
-  return { child, exit: reaped(child.pidfd, onReaped) };
+  return { child, exit: req.parent ? ended(child.pidfd, onReaped) : reaped(child.pidfd, onReaped) };
+}
+
+/** A child of our parent's (CLONE_PARENT) has ended: its status is its reaper's to read, not ours. */
+export function ended(pidfd: number, onEnded: () => void): Promise<WaitStatus> {
+  return new Promise((resolve) =>
+    native.watchReadable(pidfd, () => {
+      onEnded();
+      closeSync(pidfd);
+      resolve({ code: null, signal: null, userUs: 0, systemUs: 0, maxRssKb: 0 });
+    }),
+  );
 }
 
 const isHold = (plan: Encoded, f: { step: number; errno: number }) =>

@@ -41,6 +41,9 @@ export interface StartPart {
   flags?: number;
   /** Clone flags to leave out (e.g. a namespace the child unshares later in its plan). */
   clearFlags?: number;
+  /** The child is made our parent's (CLONE_PARENT), which reaps it: `afterExit` is then not run by us
+   *  once it started (nsbox-monitor runs the clean-up step), only when its start fails. */
+  adopted?: boolean;
   /** A cgroup v2 directory fd for CLONE_INTO_CGROUP. */
   cgroupFd?: number;
   /** Parent-side work between clone and the child's go-ahead (e.g. writing uid_map). */

@@ -19,6 +19,7 @@ import {
   renameSync,
   rmSync,
   writeSync,
+  type Stats,
 } from 'node:fs';
 import { NsboxError } from '../errors.js';
 import * as native from '../native.js';
@@ -47,13 +48,14 @@ function refuse(path: string, why: string): never {
   throw new NsboxError(`refusing the state ${path}: ${why}`, { code: 'EPERM', step: 'state' });
 }
 
-/** The open file is of the kind expected, ours, and writable by nobody else. */
-export function checkOwned(fd: number, path: string, kind: 'directory' | 'file'): void {
+/** The open file is of the kind expected, ours, and writable by nobody else; its stat. */
+export function checkOwned(fd: number, path: string, kind: 'directory' | 'file'): Stats {
   const st = fstatSync(fd);
   if (kind === 'directory' ? !st.isDirectory() : !st.isFile()) refuse(path, `not a ${kind}`);
   const uid = process.geteuid!();
   if (st.uid !== uid) refuse(path, `owned by uid ${st.uid}, not by this user (uid ${uid})`);
   if (st.mode & 0o022) refuse(path, `writable by group or others (mode ${(st.mode & 0o7777).toString(8)})`);
+  return st;
 }
 
 /** One path component: nothing that walks elsewhere. */
@@ -115,8 +117,7 @@ function openDir(at: string, shown: string, mode?: number): Dir {
     throw e;
   }
   try {
-    checkOwned(fd, shown, 'directory');
-    const st = fstatSync(fd);
+    const st = checkOwned(fd, shown, 'directory');
     return new Dir(shown, fd, st.dev, st.ino);
   } catch (e) {
     closeSync(fd);

@@ -1,42 +1,42 @@
-// A detached container's output: `log`, and `log.1` holding the previous `log` once that
-// reached the limit, so at most twice the limit is kept.
+// A detached container's output, as its nsbox-monitor (native/monitor.c) writes it: `log`, and `log.1`
+// holding the previous `log` once that reached the limit, so at most twice the limit is kept. Each line of
+// the files is a record in the CRI log format (as conmon writes it for Kubernetes):
+//   2026-12-03T10:21:25.004827173Z stdout F text     (F: the text ends a line; P: a piece of a longer one)
 // Files are reached through the container's open, checked directory (see dir.ts), never a symlink.
-import { closeSync, constants as C, fstatSync, lstatSync, readSync, renameSync, watch, writeSync } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, readSync, watch } from 'node:fs';
 import { parseBytes } from '../size.js';
 import { type Dir, O_READ } from './dir.js';
 
 export const DEFAULT_LOG_LIMIT = 1 << 20;
 
-export class LogWriter {
-  private fd: number;
-  private size = 0;
+export type Stream = 'stdout' | 'stderr';
 
-  constructor(
-    private dir: Dir,
-    private limit: number,
-  ) {
-    this.fd = dir.open('log', C.O_WRONLY | C.O_APPEND | C.O_CREAT);
-    this.size = fstatSync(this.fd).size;
-  }
+export interface LogRecord {
+  /** RFC 3339 in UTC with nanoseconds: strings of one length, so they compare as the times do. */
+  time: string;
+  stream: Stream;
+  /** The text ends a line (F); else it is a piece of one (P). */
+  full: boolean;
+  text: Buffer;
+}
 
-  write(chunk: Buffer): void {
-    if (chunk.length > this.limit) chunk = chunk.subarray(chunk.length - this.limit);
-    if (this.size + chunk.length > this.limit) {
-      closeSync(this.fd);
-      renameSync(this.dir.at('log'), this.dir.at('log.1'));
-      this.fd = this.dir.open('log', C.O_WRONLY | C.O_CREAT | C.O_TRUNC);
-      this.size = 0;
+const HEAD = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z) (stdout|stderr) ([FP]) /;
+
+/** Records of `data` (whole lines only); `used` is how many bytes they took (a last line being written is left). */
+export function parseRecords(data: Buffer): { records: LogRecord[]; used: number } {
+  const records: LogRecord[] = [];
+  let pos = 0;
+  for (;;) {
+    const nl = data.indexOf(10, pos);
+    if (nl < 0) break;
+    const m = HEAD.exec(data.toString('latin1', pos, Math.min(nl, pos + 48)));
+    if (m) {
+      const text = data.subarray(pos + m[0].length, nl);
+      records.push({ time: m[1], stream: m[2] as Stream, full: m[3] === 'F', text });
     }
-    let off = 0;
-    while (off < chunk.length) off += writeSync(this.fd, chunk, off);
-    this.size += chunk.length;
+    pos = nl + 1;
   }
-
-  /** Closes the log and the directory it was given. */
-  close(): void {
-    closeSync(this.fd);
-    this.dir.close();
-  }
+  return { records, used: pos };
 }
 
 /** Bytes of `path` from `from` on, or null when there is no such file. */
@@ -64,35 +64,29 @@ function readFrom(dir: Dir, name: string, from: number): { data: Buffer; ino: nu
   }
 }
 
-/** Everything kept, oldest first; with `tail`, only the last that many lines. `at` is where
- *  `log` ended when read, for followLog to go on from. */
-export function readLog(dir: Dir, tail?: number): { data: Buffer; at: { ino: number; size: number } } {
-  const old = readFrom(dir, 'log.1', 0)?.data ?? Buffer.alloc(0);
+/** Every record kept, oldest first. `at` is where the whole records of `log` ended, for followLog. */
+export function readLog(dir: Dir): { records: LogRecord[]; at: { ino: number; size: number } } {
+  const old = parseRecords(readFrom(dir, 'log.1', 0)?.data ?? Buffer.alloc(0)).records;
   const cur = readFrom(dir, 'log', 0);
-  const all = Buffer.concat([old, cur?.data ?? Buffer.alloc(0)]);
-  const at = { ino: cur?.ino ?? 0, size: cur?.size ?? 0 };
-  if (tail === undefined) return { data: all, at };
-  if (tail <= 0) return { data: Buffer.alloc(0), at };
-  let end = all.length;
-  if (end > 0 && all[end - 1] === 10) end--;
-  let pos = end,
-    lines = 0;
-  while (pos > 0) {
-    if (all[pos - 1] === 10 && ++lines === tail) break;
-    pos--;
-  }
-  return { data: all.subarray(pos), at };
+  const now = parseRecords(cur?.data ?? Buffer.alloc(0));
+  return { records: [...old, ...now.records], at: { ino: cur?.ino ?? 0, size: now.used } };
 }
 
-/** Read fd from pos to its end. */
-function readRest(fd: number, pos: number, out: (b: Buffer) => void): number {
-  const buf = Buffer.alloc(65536);
-  for (;;) {
-    const n = readSync(fd, buf, 0, buf.length, pos);
-    if (n === 0) return pos;
-    out(Buffer.from(buf.subarray(0, n)));
-    pos += n;
-  }
+/** The records of the last `n` lines to end (a line: a stream's P records up to its F, or to the end). */
+export function tailRecords(records: LogRecord[], n: number): LogRecord[] {
+  if (n <= 0) return [];
+  const open: Record<Stream, number> = { stdout: -1, stderr: -1 };
+  const ends: number[] = []; // per line: the index of its last record
+  const lineOf = records.map((r, i) => {
+    if (open[r.stream] < 0) open[r.stream] = ends.push(i) - 1;
+    const line = open[r.stream];
+    ends[line] = i;
+    if (r.full) open[r.stream] = -1;
+    return line;
+  });
+  if (ends.length <= n) return records;
+  const from = [...ends].sort((a, b) => b - a)[n - 1];
+  return records.filter((_, i) => ends[lineOf[i]] >= from);
 }
 
 function openIno(dir: Dir, name: string): { fd: number; ino: number } | null {
@@ -111,15 +105,33 @@ function openIno(dir: Dir, name: string): { fd: number; ino: number } | null {
 
 /**
  * Follow `log` from `at` as it grows (inotify on the directory, no polling), across rotations,
- * calling out() with new bytes; stop() reads what is left and stops. The open file is read
+ * calling out() with new records; stop() reads what is left and stops. The open file is read
  * to its end even once rotated or removed.
  */
-export function followLog(dir: Dir, at: { ino: number; size: number }, out: (b: Buffer) => void): { stop(): void } {
+export function followLog(
+  dir: Dir,
+  at: { ino: number; size: number },
+  out: (r: LogRecord[]) => void,
+): { stop(): void } {
   let cur = openIno(dir, 'log');
   let pos = cur && cur.ino === at.ino ? at.size : 0;
+  let rest = Buffer.alloc(0);
+  const buf = Buffer.alloc(65536);
+  const readRest = () => {
+    for (;;) {
+      const n = readSync(cur!.fd, buf, 0, buf.length, pos);
+      if (n === 0) return;
+      pos += n;
+      const data = rest.length ? Buffer.concat([rest, buf.subarray(0, n)]) : buf.subarray(0, n);
+      const got = parseRecords(data);
+      // The records point into `buf`, reused by the next read: copied out first.
+      out(got.records.map((r) => ({ ...r, text: Buffer.from(r.text) })));
+      rest = Buffer.from(data.subarray(got.used));
+    }
+  };
   const drain = () => {
     for (;;) {
-      if (cur) pos = readRest(cur.fd, pos, out);
+      if (cur) readRest();
       let ino = 0;
       try {
         ino = lstatSync(dir.at('log')).ino;
@@ -135,6 +147,7 @@ export function followLog(dir: Dir, at: { ino: number; size: number }, out: (b: 
       if (cur) closeSync(cur.fd);
       cur = next;
       pos = 0;
+      rest = Buffer.alloc(0);
     }
   };
   const w = watch(dir.self, () => drain());
@@ -154,4 +167,33 @@ export function followLog(dir: Dir, at: { ino: number; size: number }, out: (b: 
 export function parseLogSize(v: string): number | null {
   const n = parseBytes(v); // the one size grammar (src/size.ts)
   return n !== null && n >= 1024 ? n : null;
+}
+
+const UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3 };
+
+/**
+ * A --since/--until value as docker takes it, as a record time (RFC 3339, nanoseconds, UTC): an RFC 3339
+ * time or date, Unix seconds (with a fraction), or a duration before now (10m, 1h30m, 2.5s). Null if none.
+ */
+export function parseLogTime(v: string, now = Date.now()): string | null {
+  let ms: number;
+  let nanos = '';
+  if (/^\d+(\.\d{1,9})?$/.test(v)) {
+    const [s, f = ''] = v.split('.');
+    ms = Number(s) * 1000;
+    nanos = f.padEnd(9, '0');
+  } else if (/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(v)) {
+    let d = 0;
+    for (const m of v.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) d += Number(m[1]) * UNITS[m[2]];
+    ms = Math.floor(now - d);
+  } else if (/^\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?)?$/i.test(v)) {
+    // Without a zone: local time, as docker takes it. An exact fraction is kept to the nanosecond.
+    const f = /:\d\d\.(\d+)/.exec(v)?.[1];
+    ms = Date.parse(v.length === 10 ? `${v}T00:00:00` : v.replace(' ', 'T'));
+    if (f) nanos = f.slice(0, 9).padEnd(9, '0');
+  } else return null;
+  if (!Number.isFinite(ms)) return null;
+  const iso = new Date(Math.floor(ms / 1000) * 1000).toISOString(); // whole seconds, then the fraction
+  if (!nanos) nanos = String(Math.round((ms % 1000) * 1e6)).padStart(9, '0');
+  return `${iso.slice(0, 19)}.${nanos}Z`;
 }

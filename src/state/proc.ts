@@ -41,25 +41,59 @@ export function nsId(pid: number | 'self', ns: NsName): string | null {
   }
 }
 
+/**
+ * One scan of /proc serves every question asked in the same synchronous run (e.g. `stats` sampling each
+ * of 1,000 containers): asking once per container would read every process's entry N times over.
+ * Forgotten at the next microtask, so a later question sees processes started since.
+ */
+function scanned<T>(build: () => T): () => T {
+  let v: T | null = null;
+  return () => {
+    if (v === null) {
+      v = build();
+      queueMicrotask(() => (v = null));
+    }
+    return v;
+  };
+}
+
+const pids = () =>
+  readdirSync('/proc')
+    .filter((e) => e.charCodeAt(0) <= 57)
+    .map(Number)
+    .filter((p) => p > 0);
+
+const byNs = Object.fromEntries(
+  NAMESPACES.map((ns) => [
+    ns,
+    scanned(() => {
+      const m = new Map<string, number[]>();
+      for (const pid of pids()) {
+        const id = nsId(pid, ns);
+        if (id) (m.get(id) ?? m.set(id, []).get(id)!).push(pid);
+      }
+      return m;
+    }),
+  ]),
+) as Record<NsName, () => Map<string, number[]>>;
+
 /** Host pids of every process whose namespace `ns` is `id`. */
 export function processesIn(ns: NsName, id: string): number[] {
-  const out: number[] = [];
-  for (const e of readdirSync('/proc')) {
-    if (e.charCodeAt(0) > 57) continue;
-    const pid = Number(e);
-    if (pid && nsId(pid, ns) === id) out.push(pid);
-  }
-  return out.sort((a, b) => a - b);
+  return [...(byNs[ns]().get(id) ?? [])].sort((a, b) => a - b);
 }
+
+const childrenOf = scanned(() => {
+  const children = new Map<number, number[]>();
+  for (const pid of pids()) {
+    const st = procStat(pid);
+    if (st) (children.get(st.ppid) ?? children.set(st.ppid, []).get(st.ppid)!).push(pid);
+  }
+  return children;
+});
 
 /** Host pids of pid and all its descendants. */
 export function descendants(pid: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const e of readdirSync('/proc')) {
-    if (e.charCodeAt(0) > 57) continue;
-    const st = procStat(Number(e));
-    if (st) (children.get(st.ppid) ?? children.set(st.ppid, []).get(st.ppid)!).push(Number(e));
-  }
+  const children = childrenOf();
   const out: number[] = [];
   const todo = [pid];
   while (todo.length) {

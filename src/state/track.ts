@@ -6,7 +6,8 @@ import type { ExitStatus, StartPart } from '../plan/part.js';
 import type { Plan } from '../plan/builder.js';
 import { credentialSteps } from '../exec/creds.js';
 import { checkName, randomId } from '../spec.js';
-import { signalName, type SignalMode } from '../signals.js';
+import type { SignalMode } from '../signals.js';
+import { markStopped } from './exit.js';
 import { procStat } from './proc.js';
 import { openRoot, type Dir } from './dir.js';
 import { createEntry, openEntry, removeEntry, selfStart, update, type ContainerState } from './store.js';
@@ -24,6 +25,8 @@ export interface TrackOptions {
   signals?: SignalMode;
   /** What `inspect` shows of the container's set-up: its limits and mounts, as given. */
   config?: ContainerState['config'];
+  /** The process that holds the container (default: this one): a detached container's nsbox-monitor. */
+  monitor?: { pid: number; start: number };
 }
 
 export class Tracker {
@@ -47,7 +50,7 @@ export class Tracker {
       createdAt: new Date().toISOString(),
       pid: 0,
       pidStart: 0,
-      monitor: { pid: process.pid, start: selfStart() },
+      monitor: o.monitor ?? { pid: process.pid, start: selfStart() },
       detached: o.detached,
       autoRemove: o.autoRemove,
       init: o.init,
@@ -125,20 +128,7 @@ export class Tracker {
 
   stopped(exit: ExitStatus | null, error?: string): void {
     if (this.autoRemove) return this.remove({ id: this.id, name: this.name } as ContainerState);
-    update(
-      this.id,
-      (s) => {
-        s.status = 'stopped';
-        s.finishedAt = new Date().toISOString();
-        if (exit) s.exit = { code: exit.code, signal: exit.signal, status: exit.status, oomKilled: exit.oomKilled };
-        // `kill`/`stop` ended PID 1 for a signal it had no handler for: say that signal, as for a process.
-        if (s.exit?.signal === 'SIGKILL' && s.killedBy) {
-          s.exit = { ...s.exit, signal: signalName(s.killedBy), status: 128 + s.killedBy };
-        }
-        if (error) s.error = error;
-      },
-      this.root,
-    );
+    update(this.id, (s) => markStopped(s, exit, new Date().toISOString(), error), this.root);
   }
 
   /** The container never ran (set-up failed): leave nothing behind. */
