@@ -199,6 +199,7 @@ static const struct op_args OP_ARGS[] = {
   [OP_CLOSE_SLOTS] = { S(0, 0), N(0, 64), { SLOT } },
   [OP_HOLD_OPEN] = { S(1, 1), N(1, 1), { SLOT } },
   [OP_HOLD] = { S(0, 0), N(1, 1), { SLOT } },
+  [OP_KEEP_ON_EXEC] = { S(0, 0), N(1, 16), { FD } },
 };
 #define NKINDS (int)(sizeof OP_ARGS / sizeof OP_ARGS[0])
 /* A kind without a row (all zeros) would pass as an op without arguments: refuse it. */

@@ -57,6 +57,8 @@ enum op_kind {
   /* Held before exec until started (native/hold.c). */
   OP_HOLD_OPEN = 44,     /* s: FIFO path   n: slot: open it read-write (before pivot_root) */
   OP_HOLD = 45,          /* n: slot: report "held" on the error pipe, close it, wait for a byte on the FIFO */
+  /* An OCI runtime's --preserve-fds. */
+  OP_KEEP_ON_EXEC = 50,  /* n: fds...: clear close-on-exec on each (after OP_CLOSE_FDS marked them all) */
 };
 
 #define PLAN_SLOTS 1024

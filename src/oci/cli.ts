@@ -8,8 +8,8 @@ import {
   chownSync,
   closeSync,
   existsSync,
+  fstatSync,
   mkdirSync,
-  openSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -17,7 +17,6 @@ import { constants as osConstants, userInfo } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { NsboxError } from '../errors.js';
 import * as native from '../native.js';
-import { CLONE } from '../native.js';
 import { Container } from '../container.js';
 import { holdPart, makeHoldFifo, release } from '../plan/hold.js';
 import type { StartPart } from '../plan/part.js';
@@ -37,6 +36,8 @@ import type { IdRange } from '../userns/idmap.js';
 import { credentialSteps } from '../exec/creds.js';
 import { execIn } from './exec.js';
 import { runHookIn, runHooks } from './hooks.js';
+import { joinedRoot, joinNamespaces } from './join.js';
+import * as op from '../plan/ops.js';
 
 export const VERSION = '0.1.0';
 const OCI_VERSION = '1.0.2';
@@ -139,42 +140,6 @@ export function parseSignal(s: string | undefined): number {
   return n;
 }
 
-const NS_FLAG: Record<string, number> = {
-  network: CLONE.NEWNET,
-  ipc: CLONE.NEWIPC,
-  uts: CLONE.NEWUTS,
-  pid: CLONE.NEWPID,
-  cgroup: CLONE.NEWCGROUP,
-};
-
-/**
- * Join the namespaces given by path in this thread before the clone, so the child starts in them
- * (setns of these types is allowed in a threaded process; create exits right after). The spec then
- * shares "the host's", which is now the joined one.
- */
-function joinNamespaces(c: OciConfig): void {
-  for (const j of c.joins) {
-    let fd: number;
-    try {
-      fd = openSync(j.path, 'r');
-    } catch (e) {
-      throw new NsboxError(`config.json: namespace ${j.type}: cannot open ${j.path}: ${(e as Error).message}`, {
-        field: 'namespaces',
-      });
-    }
-    try {
-      native.setns(fd, NS_FLAG[j.type]);
-    } catch (e) {
-      throw new NsboxError(`config.json: cannot join the ${j.type} namespace ${j.path}: ${(e as Error).message}`, {
-        field: 'namespaces',
-        code: (e as NsboxError).code,
-      });
-    } finally {
-      closeSync(fd);
-    }
-  }
-}
-
 /** The container's cgroup, at the config's cgroupsPath (or ROOT-independent /nsbox-runtime/ID). */
 function makeCgroup(c: OciConfig, id: string): Cgroup {
   const limits = resolveLimits(c.spec.limits ?? {});
@@ -214,6 +179,23 @@ function holdForUserns(
   chmodSync(dir, 0o711);
 }
 
+/** --preserve-fds N: the caller's fds 3..3+N-1, passed on as they are (runc's rule), each checked open. */
+function preservedFds(n: number): number[] {
+  if (n > 16) throw new NsboxError(`--preserve-fds ${n}: at most 16 fds`, { field: 'preserve-fds' });
+  const fds = Array.from({ length: n }, (_, i) => 3 + i);
+  for (const fd of fds) {
+    let dir: boolean;
+    try {
+      dir = fstatSync(fd).isDirectory();
+    } catch {
+      throw new NsboxError(`--preserve-fds ${n}: fd ${fd} is not open`, { field: 'preserve-fds' });
+    }
+    // As for stdio: fchdir to it would leave the container's root.
+    if (dir) throw new NsboxError(`--preserve-fds ${n}: fd ${fd} is a directory`, { field: 'preserve-fds' });
+  }
+  return fds;
+}
+
 interface CreateOptions {
   bundle: string;
   pidFile?: string;
@@ -229,7 +211,7 @@ interface Created {
 /** create: the container held before exec, its state saved. On failure nothing is left. */
 async function create(store: Store, id: string, o: CreateOptions): Promise<Created> {
   const bundle = resolve(o.bundle);
-  if (o.preserveFds > 0) throw new NsboxError('--preserve-fds is not supported', { field: 'preserve-fds' });
+  const preserved = preservedFds(o.preserveFds);
   const c = loadConfig(bundle, debug);
   if (c.terminal && !o.consoleSocket)
     throw new NsboxError('process.terminal needs --console-socket', { field: 'console-socket' });
@@ -268,11 +250,18 @@ async function create(store: Store, id: string, o: CreateOptions): Promise<Creat
   let cg: Cgroup | undefined;
   let tty: { master: number; slave: number; path: string } | undefined;
   let container: Container | undefined;
+  let joins: ReturnType<typeof joinNamespaces> = null;
   try {
     store.write(saved);
     makeHoldFifo(store.fifo(id));
     if (typeof c.spec.userns === 'object') holdForUserns(dir, store.fifo(id), c.spec.userns);
-    joinNamespaces(c);
+    const root = joinedRoot(c);
+    if (root)
+      holdForUserns(dir, store.fifo(id), {
+        uidMap: [{ container: 0, host: root.uid, size: 1 }],
+        gidMap: [{ container: 0, host: root.gid, size: 1 }],
+      });
+    joins = joinNamespaces(c);
     cg = makeCgroup(c, id);
     saved.cgroup = saveCgroup(cg);
     store.write(saved);
@@ -288,7 +277,17 @@ async function create(store: Store, id: string, o: CreateOptions): Promise<Creat
       },
     };
     const parts: StartPart[] = [ociPart(c), holdPart(store.fifo(id)), remember];
-    parts.push(new CgroupPart(cg, c.spec.namespaces?.cgroup !== false, !!c.spec.userns));
+    const joinedUser = c.joins.some((j) => j.type === 'user');
+    parts.push(new CgroupPart(cg, c.spec.namespaces?.cgroup !== false, !!c.spec.userns || joinedUser));
+    if (joins) parts.push(joins);
+    if (preserved.length) {
+      parts.push({
+        steps(b) {
+          for (const fd of preserved) b.passOn(fd);
+          b.add('exec-fds', op.keepOnExec(preserved));
+        },
+      });
+    }
     let stdio: [number, number, number] = [0, 1, 2];
     if (c.terminal) {
       tty = native.openpty();
@@ -333,6 +332,7 @@ async function create(store: Store, id: string, o: CreateOptions): Promise<Creat
     rmSync(dir, { recursive: true, force: true });
     throw e;
   } finally {
+    joins?.done();
     lock.unlock();
   }
 }

@@ -15,6 +15,7 @@ import {
 import { hostname as osHostname } from 'node:os';
 import { posix, resolve } from 'node:path';
 import { NsboxError } from '../errors.js';
+import { MS } from '../native.js';
 import type { ContainerSpec, Namespaces } from '../spec.js';
 import type { Limits } from '../cgroups/limits.js';
 import type { MountSpec } from '../rootfs/mounts.js';
@@ -51,6 +52,8 @@ export interface OciConfig {
   oomScoreAdj?: number;
   umask?: number;
   domainname?: string;
+  /** linux.rootfsPropagation as mount(2) flags for the container's / (undefined: private, nsbox's own). */
+  rootfsPropagation?: number;
   /** Namespaces joined by path. */
   joins: { type: NsType; path: string }[];
   /** From the hierarchy's root, e.g. /machine.slice/libpod-ID.scope; undefined: the runtime's default. */
@@ -224,6 +227,12 @@ const IGNORED_OPTIONS = new Set([
   'U',
   'copy-symlink',
 ]);
+const PROPAGATION: Record<string, number> = {
+  private: MS.PRIVATE,
+  slave: MS.SLAVE,
+  shared: MS.SHARED,
+  unbindable: MS.UNBINDABLE,
+};
 /** sysctls a container may set, and the namespace that makes them its own (as runc checks). */
 const SYSCTL_NS: [RegExp, keyof Namespaces][] = [
   [/^kernel\.(msgmax|msgmnb|msgmni|sem|shmall|shmmax|shmmni|shm_rmid_forced)$/, 'ipc'],
@@ -374,12 +383,13 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
       r.fail('$.linux.personality', 'only the LINUX domain without flags is supported');
     }
   }
-  if (linux.rootfsPropagation !== undefined) {
+  let rootfsPropagation: number | undefined;
+  if (linux.rootfsPropagation !== undefined && linux.rootfsPropagation !== '') {
     const p = r.str(linux.rootfsPropagation, '$.linux.rootfsPropagation');
-    if (!['private', 'rprivate', 'slave', 'rslave', 'shared', 'rshared', 'unbindable', 'runbindable'].includes(p)) {
-      r.fail('$.linux.rootfsPropagation', `unknown propagation ${JSON.stringify(p)}`);
-    }
-    debug(`config.json: $.linux.rootfsPropagation: ${p} ignored (the root's mounts are private)`);
+    const kind = PROPAGATION[p.replace(/^r/, '')];
+    if (kind === undefined) r.fail('$.linux.rootfsPropagation', `unknown propagation ${JSON.stringify(p)}`);
+    // The root's mounts are private already (a slave of nothing is private too).
+    if (kind !== MS.PRIVATE && kind !== MS.SLAVE) rootfsPropagation = kind | (p.startsWith('r') ? MS.REC : 0);
   }
 
   // Namespaces: the listed ones are new (or joined by path), the rest the host's.
@@ -394,12 +404,16 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
     if (isNew.has(type) || joins.some((j) => j.type === type)) r.fail(`${p}.type`, `namespace ${type} listed twice`);
     if (n.path !== undefined && n.path !== '') {
       const path = r.abs(n.path, `${p}.path`);
-      if (type === 'user' || type === 'mount' || type === 'time')
-        r.fail(`${p}.path`, `joining a ${type} namespace is not supported`);
+      if (type === 'time') r.fail(`${p}.path`, 'joining a time namespace is not supported');
       joins.push({ type, path });
     } else isNew.add(type);
   });
-  if (!isNew.has('mount')) r.fail('$.linux.namespaces', 'a new mount namespace is required (nsbox always makes one)');
+  const joined = (t: NsType) => joins.some((j) => j.type === t);
+  if (!isNew.has('mount') && !joined('mount'))
+    r.fail('$.linux.namespaces', "a mount namespace is required (new, or joined by path): nsbox never uses the host's");
+  // A new pid namespace would be the host user namespace's, where root of the joined one cannot mount /proc.
+  if (joined('user') && !joined('pid'))
+    r.fail('$.linux.namespaces', 'with a joined user namespace, the pid namespace must be joined by path too');
   if (isNew.has('time')) r.fail('$.linux.namespaces', 'time namespaces are not supported');
   spec.namespaces = {
     pid: isNew.has('pid'),
@@ -427,7 +441,10 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
     spec.userns = false;
     for (const k of ['uidMappings', 'gidMappings'] as const) {
       if (linux[k] !== undefined && r.arr(linux[k], `$.linux.${k}`).length)
-        r.fail(`$.linux.${k}`, 'given without a user namespace');
+        r.fail(
+          `$.linux.${k}`,
+          joined('user') ? 'given with a joined user namespace' : 'given without a user namespace',
+        );
     }
   }
 
@@ -482,6 +499,7 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
     oomScoreAdj,
     umask,
     domainname: domainname || undefined,
+    rootfsPropagation,
     joins,
     cgroupsPath,
     annotations,

@@ -72,6 +72,9 @@ export function ociPart(c: OciConfig): StartPart {
         );
       if (oom !== undefined)
         b.add('mounts', op.writeFile('/proc/self/oom_score_adj', String(oom), `set oom_score_adj ${oom}`));
+      // After every mount: the container's / shared (a new peer group in its namespace) or unbindable.
+      if (c.rootfsPropagation !== undefined)
+        b.add('protect', op.mount('', '/', '', c.rootfsPropagation, '', 'set the propagation of /'));
       const slots2 = rootSlots(b);
       b.add('protect', ...maskOps(masked, slots2), ...readonlyOps(readonly, slots2));
       if (c.umask !== undefined) b.add('cwd', op.umask(c.umask));

@@ -50,6 +50,7 @@ export const OP = {
   CLOSE_SLOTS: 43,
   HOLD_OPEN: 44,
   HOLD: 45,
+  KEEP_ON_EXEC: 50,
 } as const;
 
 /** Slots of the plan's descriptor table (PLAN_SLOTS in native/plan.h). */
@@ -154,6 +155,8 @@ function encodeOne(s: Step): PlanOp {
       return { op: OP.HOLD_OPEN, s: [s.path], n: [s.slot] };
     case 'hold':
       return { op: OP.HOLD, n: [s.slot] };
+    case 'keepOnExec':
+      return { op: OP.KEEP_ON_EXEC, n: [...s.fds] };
   }
 }
 

@@ -86,6 +86,8 @@ export const usernsRoot = (dropGroups: boolean, gid0: boolean, uid0: boolean): S
 export const holdOpen = (path: string, slot: Slot): Step =>
   step({ kind: 'holdOpen', path, slot }, `open the hold FIFO ${path}`);
 export const hold = (slot: Slot): Step => step({ kind: 'hold', slot }, 'wait to be started');
+export const keepOnExec = (fds: number[]): Step =>
+  step({ kind: 'keepOnExec', fds }, `keep fds ${fds.join(', ')} open across exec`);
 
 /** `primary`, or when it fails, `fallback` in its place (the child skips the fallback when primary works). */
 export const orElse = (primary: Step, fallback: Step[]): Step => ({ ...primary, orElse: fallback });

@@ -37,6 +37,9 @@ export interface StartPart {
   planned?(plan: Plan): void;
   /** Extra clone flags. */
   flags?: number;
+  /** The child joins a user namespace itself (no mknod there: the host's device nodes are bound instead);
+   *  setgroups: false where that namespace denies it (the groups are left then, as runc leaves them). */
+  joinsUserns?: { setgroups: boolean };
   /** Clone flags to leave out (e.g. a namespace the child unshares later in its plan). */
   clearFlags?: number;
   /** A cgroup v2 directory fd for CLONE_INTO_CGROUP. */

@@ -65,7 +65,9 @@ export type StepBody =
   /** Open the hold FIFO (a host path) read-write into a slot. */
   | { kind: 'holdOpen'; path: string; slot: Slot }
   /** Report "held" to the parent, then wait for a byte on the FIFO in `slot`. */
-  | { kind: 'hold'; slot: Slot };
+  | { kind: 'hold'; slot: Slot }
+  /** Inherited fds the command keeps (clears close-on-exec after cloexecFrom set it). */
+  | { kind: 'keepOnExec'; fds: number[] };
 
 export type StepKind = StepBody['kind'];
 

@@ -1,0 +1,162 @@
+// What the runtime spec states beyond the life cycle (runtime-tools' validation checks the same):
+// rootfsPropagation, --preserve-fds, namespaces joined by path (mount, user), linux.devices made as
+// the config describes them, the mounts' sources as given.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hostMounts, ROOTFS } from '../helpers.js';
+import { type Cfg, harness } from './harness.js';
+
+const root = process.getuid?.() === 0;
+const h = harness('nsbox-oci-conf-');
+const { rt, bundle, scratch, state } = h;
+const ourMounts = () => hostMounts().filter((m) => m.startsWith(scratch) || m.startsWith(ROOTFS));
+
+beforeAll(() => h.init());
+afterAll(async () => {
+  for (const id of existsSync(state) ? readdirSync(state) : []) await rt(['delete', '--force', id]);
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+/** A process holding namespaces (unshare ARGS sleep), once it is in them. */
+async function holder(args: string[], ns: string): Promise<{ p: ChildProcess; pid: number }> {
+  const p = spawn('unshare', [...args, 'sleep', '1000'], { stdio: 'ignore' });
+  const self = readlinkSync(`/proc/self/ns/${ns}`);
+  for (let i = 0; i < 200; i++) {
+    // With --fork, sleep is unshare's child.
+    const kids = (() => {
+      try {
+        return readFileSync(`/proc/${p.pid}/task/${p.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+      } catch {
+        return [];
+      }
+    })();
+    const pid = args.includes('--fork') ? Number(kids[0]) : p.pid!;
+    try {
+      if (
+        pid &&
+        readlinkSync(`/proc/${pid}/ns/${ns}`) !== self &&
+        readFileSync(`/proc/${pid}/comm`, 'utf8') === 'sleep\n'
+      )
+        return { p, pid };
+    } catch {
+      /* not yet */
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  p.kill('SIGKILL');
+  throw new Error('unshare did not start');
+}
+
+describe.skipIf(!root)('nsbox-runtime and the runtime spec', () => {
+  it("sets linux.rootfsPropagation on the container's / (shared, unbindable; private by default)", async () => {
+    const tag = async (id: string, prop?: string) => {
+      const { dir, out } = await bundle(
+        id,
+        ['sh', '-c', 'awk \'$5 == "/"\' /proc/self/mountinfo > /out/mi'],
+        (c: Cfg) => {
+          if (prop) c.linux.rootfsPropagation = prop;
+        },
+      );
+      const r = await rt(['run', '--bundle', dir, id]);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      return readFileSync(`${out}/mi`, 'utf8');
+    };
+    expect(await tag('prop-rshared', 'rshared')).toMatch(/ shared:\d+ /);
+    expect(await tag('prop-unbindable', 'unbindable')).toMatch(/ unbindable /);
+    const plain = await tag('prop-none');
+    expect(plain).not.toMatch(/shared:|unbindable/);
+    expect(await tag('prop-slave', 'rslave')).not.toMatch(/shared:|master:|unbindable/);
+  });
+
+  it('passes --preserve-fds N: fds 3..3+N-1 reach the command open, no others', async () => {
+    const { dir, out } = await bundle('preserve', [
+      'sh',
+      '-c',
+      'echo to-three >&3; echo to-four >&4; ls /proc/self/fd > /out/fds',
+    ]);
+    const [f3, f4] = [`${scratch}/fd3`, `${scratch}/fd4`];
+    const fds = [openSync(f3, 'w'), openSync(f4, 'w')];
+    try {
+      const r = await rt(['run', '--preserve-fds', '2', '--bundle', dir, 'preserve'], { extra: fds });
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+    } finally {
+      fds.forEach((fd) => closeSync(fd));
+    }
+    expect(readFileSync(f3, 'utf8')).toBe('to-three\n');
+    expect(readFileSync(f4, 'utf8')).toBe('to-four\n');
+    // ls's own directory fd besides 0-4.
+    expect(
+      readFileSync(`${out}/fds`, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map(Number)
+        .filter((n) => n > 4).length,
+    ).toBeLessThanOrEqual(1);
+    const d = openSync(scratch, 'r');
+    const bad = await rt(['create', '--preserve-fds', '1', '--bundle', dir, 'preserve-bad'], { extra: [d] });
+    closeSync(d);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/--preserve-fds 1: fd 3 is a directory/);
+    expect(existsSync(`${state}/preserve-bad`)).toBe(false);
+  });
+
+  it('joins a mount namespace by path (the set-up is done in it, as runc does)', async () => {
+    const hold = await holder(['--mount'], 'mnt');
+    try {
+      const { dir, out } = await bundle('mntns', ['sh', '-c', 'readlink /proc/self/ns/mnt > /out/ns'], (c: Cfg) => {
+        c.linux.namespaces = c.linux.namespaces.map((n: Cfg) =>
+          n.type === 'mount' ? { type: 'mount', path: `/proc/${hold.pid}/ns/mnt` } : n,
+        );
+      });
+      const r = await rt(['run', '--bundle', dir, 'mntns']);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(readFileSync(`${out}/ns`, 'utf8').trim()).toBe(readlinkSync(`/proc/${hold.pid}/ns/mnt`));
+    } finally {
+      hold.p.kill('SIGKILL');
+    }
+    expect(ourMounts()).toEqual([]);
+  });
+
+  it('joins a user namespace (and its pid namespace) by path: the user one first, the new ones made in it', async () => {
+    const hold = await holder(['--user', '--map-root-user', '--pid', '--fork'], 'user');
+    try {
+      const { dir, out } = await bundle(
+        'userjoin',
+        [
+          'sh',
+          '-c',
+          '(readlink /proc/self/ns/user; readlink /proc/self/ns/pid) > /out/ns; cat /proc/self/uid_map >> /out/ns; id -u >> /out/ns',
+        ],
+        (c: Cfg) => {
+          c.linux.namespaces = c.linux.namespaces
+            .filter((n: Cfg) => n.type !== 'pid' && n.type !== 'cgroup')
+            .concat([
+              { type: 'user', path: `/proc/${hold.pid}/ns/user` },
+              { type: 'pid', path: `/proc/${hold.pid}/ns/pid` },
+            ]);
+          delete c.linux.resources;
+        },
+      );
+      const r = await rt(['run', '--bundle', dir, 'userjoin']);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      const [user, pid, map, uid] = readFileSync(`${out}/ns`, 'utf8').trim().split('\n');
+      expect(user).toBe(readlinkSync(`/proc/${hold.pid}/ns/user`));
+      expect(pid).toBe(readlinkSync(`/proc/${hold.pid}/ns/pid`));
+      expect(map.trim().split(/\s+/)).toEqual(['0', '0', '1']);
+      expect(uid).toBe('0');
+    } finally {
+      hold.p.kill('SIGKILL');
+    }
+    const bad = await bundle('userjoin-nopid', ['true'], (c: Cfg) => {
+      c.linux.namespaces.push({ type: 'user', path: '/proc/self/ns/user' });
+    });
+    const r = await rt(['create', '--bundle', bad.dir, 'userjoin-nopid']);
+    expect(r.stderr).toMatch(/pid namespace must be joined/);
+    expect(existsSync(`${state}/userjoin-nopid`)).toBe(false);
+  });
+});
