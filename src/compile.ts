@@ -51,6 +51,7 @@ export function compile(s: ResolvedSpec, facts: HostFacts, parts: readonly Start
       userns: !!s.identity.userns || joinsUserns,
       ttyGid: joinsUserns ? null : ttyGid(s.identity),
       mounts: [...s.hardening.mounts, ...deviceMounts(s.hardening.devices)],
+      made: s.hardening.devices.filter((d) => d.made),
       maskPaths: s.hardening.maskPaths,
       nodev: !s.hardening.allDevices,
     },

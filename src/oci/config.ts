@@ -54,6 +54,8 @@ export interface OciConfig {
   domainname?: string;
   /** linux.rootfsPropagation as mount(2) flags for the container's / (undefined: private, nsbox's own). */
   rootfsPropagation?: number;
+  /** linux.devices of type p: FIFOs made in /dev. */
+  fifos: { path: string; mode: number; uid: number; gid: number }[];
   /** Namespaces joined by path. */
   joins: { type: NsType; path: string }[];
   /** From the hierarchy's root, e.g. /machine.slice/libpod-ID.scope; undefined: the runtime's default. */
@@ -477,7 +479,11 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
   if (linux.cgroupsPath !== undefined && linux.cgroupsPath !== '')
     cgroupsPath = parseCgroupsPath(r, r.str(linux.cgroupsPath, '$.linux.cgroupsPath'));
   if (linux.resources !== undefined) spec.limits = parseResources(r, linux.resources);
-  if (linux.devices !== undefined) spec.devices = parseDevices(r, linux.devices, linux.resources);
+  const fifos: OciConfig['fifos'] = [];
+  if (linux.devices !== undefined) {
+    const userns = !!spec.userns || joined('user');
+    spec.devices = parseDevices(r, linux.devices, userns, fifos);
+  }
   if (linux.seccomp !== undefined) spec.seccomp = parseSeccomp(r, linux.seccomp);
   else debug('config.json: no $.linux.seccomp: the container runs without a seccomp filter');
 
@@ -500,6 +506,7 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
     umask,
     domainname: domainname || undefined,
     rootfsPropagation,
+    fifos,
     joins,
     cgroupsPath,
     annotations,
@@ -651,45 +658,39 @@ const DEFAULT_DEVICES = [
   '/dev/ptmx',
 ];
 
-/** What resources.devices lets a container do with one device: the last matching rule's access. */
-function allowed(r: Reader, rules: Json | undefined, type: string, major: number, minor: number): string {
-  if (rules === undefined) return 'rwm';
-  let access = new Set<string>();
-  r.arr(rules, '$.linux.resources.devices').forEach((x, i) => {
-    const p = `$.linux.resources.devices[${i}]`;
-    const d = r.obj(x, p, ['allow', 'type', 'major', 'minor', 'access']);
-    const t = d.type === undefined ? 'a' : r.str(d.type, `${p}.type`);
-    const num = (v: Json | undefined, k: string) =>
-      v === undefined || v === null ? -1 : r.int(v, `${p}.${k}`, -1, 2 ** 32);
-    const [maj, min] = [num(d.major, 'major'), num(d.minor, 'minor')];
-    const acc = d.access === undefined ? 'rwm' : r.str(d.access, `${p}.access`);
-    if (!/^[rwm]*$/.test(acc)) r.fail(`${p}.access`, `must be letters of rwm, got ${JSON.stringify(acc)}`);
-    if ((t !== 'a' && t !== type) || (maj !== -1 && maj !== major) || (min !== -1 && min !== minor)) return;
-    const allow = r.bool(d.allow, `${p}.allow`);
-    for (const c of acc) allow ? access.add(c) : access.delete(c);
-    if (!allow && acc === '') access = new Set();
-  });
-  return ['r', 'w', 'm'].filter((c) => access.has(c)).join('');
-}
-
-/** linux.devices: the host's node of that type and number, bound in (nsbox makes no device nodes). */
-function parseDevices(r: Reader, v: Json, resources: Json | undefined): DeviceSpec[] {
-  const rules =
-    resources !== undefined && resources !== null && typeof resources === 'object' && !Array.isArray(resources)
-      ? resources.devices
-      : undefined;
+/**
+ * linux.devices: made in /dev with the config's number, mode and owner (as runc makes them); in a user
+ * namespace, where mknod is refused, or outside /dev, the host's node of that number bound in.
+ */
+function parseDevices(r: Reader, v: Json, userns: boolean, fifos: OciConfig['fifos']): DeviceSpec[] {
   const out: DeviceSpec[] = [];
   r.arr(v, '$.linux.devices').forEach((x, i) => {
     const p = `$.linux.devices[${i}]`;
     const d = r.obj(x, p, ['path', 'type', 'major', 'minor', 'fileMode', 'uid', 'gid']);
     const path = posix.normalize(r.abs(d.path, `${p}.path`));
     const type = r.str(d.type, `${p}.type`);
-    if (!['c', 'u', 'b'].includes(type))
-      r.fail(`${p}.type`, `only c, u and b devices are supported, got ${JSON.stringify(type)}`);
+    if (!['c', 'u', 'b', 'p'].includes(type))
+      r.fail(`${p}.type`, `only c, u, b and p devices are supported, got ${JSON.stringify(type)}`);
+    const mode = d.fileMode === undefined ? 0o666 : r.int(d.fileMode, `${p}.fileMode`, 0, 0o7777) & 0o777;
+    const uid = d.uid === undefined ? 0 : r.int(d.uid, `${p}.uid`, 0, MAX_ID);
+    const gid = d.gid === undefined ? 0 : r.int(d.gid, `${p}.gid`, 0, MAX_ID);
+    const underDev = path.startsWith('/dev/') && !/^\/dev\/(pts|shm|mqueue)(\/|$)/.test(path);
+    if (type === 'p') {
+      if (!underDev) r.fail(`${p}.path`, 'a FIFO must be under /dev');
+      fifos.push({ path, mode, uid, gid });
+      return;
+    }
     const major = r.int(d.major, `${p}.major`, 0, 2 ** 32),
       minor = r.int(d.minor, `${p}.minor`, 0, 2 ** 32);
     if (DEFAULT_DEVICES.includes(path)) return; // nsbox's own
     const kind = type === 'b' ? 'block' : 'char';
+    // Allowed whatever resources.devices says, as runc allows the devices it makes.
+    const access = 'rwm';
+    if (!userns && underDev) {
+      if (major > 0xfff || minor > 0xfffff) r.fail(p, `device number ${major}:${minor} out of range`);
+      out.push({ host: '', path, access, node: { type: type === 'b' ? 'b' : 'c', major, minor, mode, uid, gid } });
+      return;
+    }
     // The same path on the host, udev's /dev/char|block/M:m link, else any node of that number in /dev.
     const host = [path, `/dev/${kind}/${major}:${minor}`, ...devEntries()].find((h) => {
       try {
@@ -703,13 +704,8 @@ function parseDevices(r: Reader, v: Json, resources: Json | undefined): DeviceSp
       }
     });
     if (!host) r.fail(p, `no ${kind} device ${major}:${minor} on the host to give as ${path}`);
-    const access = allowed(r, rules, type === 'u' ? 'c' : type, major, minor);
-    if (!access) {
-      r.debug(`config.json: ${p}: ${path} is not allowed by $.linux.resources.devices: left out`);
-      return;
-    }
     if (d.fileMode !== undefined || d.uid !== undefined || d.gid !== undefined)
-      r.debug(`config.json: ${p}: fileMode, uid, gid: the host node's apply`);
+      r.debug(`config.json: ${p}: fileMode, uid, gid: the host node's apply (it is bound in)`);
     out.push({ host, path, access });
   });
   return out;
@@ -756,6 +752,7 @@ function parseMounts(r: Reader, v: Json, bundle: string): OciMount[] {
         spec: {
           type: 'tmpfs',
           target: dest,
+          source: m.source === undefined || m.source === '' ? undefined : r.str(m.source, `${p}.source`),
           size,
           mode: modeText === undefined ? undefined : parseInt(modeText, 8),
           readOnly: flags.ro,

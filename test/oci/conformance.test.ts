@@ -159,4 +159,33 @@ describe.skipIf(!root)('nsbox-runtime and the runtime spec', () => {
     expect(r.stderr).toMatch(/pid namespace must be joined/);
     expect(existsSync(`${state}/userjoin-nopid`)).toBe(false);
   });
+
+  it("makes linux.devices with their number, mode and owner (runtime-tools' set), FIFOs and subdirectories too", async () => {
+    const { dir, out } = await bundle(
+      'devs',
+      [
+        'sh',
+        '-c',
+        'stat -c "%n %F %t:%T %a %u:%g" /dev/test1 /dev/test2 /dev/test3 /dev/sub/null > /out/s; echo x > /dev/sub/null',
+      ],
+      (c: Cfg) => {
+        c.linux.devices = [
+          { path: '/dev/test1', type: 'c', major: 10, minor: 666, fileMode: 432, uid: 0, gid: 0 },
+          { path: '/dev/test2', type: 'b', major: 8, minor: 666, fileMode: 432, uid: 0, gid: 0 },
+          { path: '/dev/test3', type: 'p', major: 8, minor: 666, fileMode: 432 },
+          { path: '/dev/sub/null', type: 'c', major: 1, minor: 3, fileMode: 0o606, uid: 1, gid: 2 },
+        ];
+      },
+    );
+    const r = await rt(['run', '--bundle', dir, 'devs']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(readFileSync(`${out}/s`, 'utf8').split('\n')).toEqual([
+      '/dev/test1 character special file a:29a 660 0:0',
+      '/dev/test2 block special file 8:29a 660 0:0',
+      '/dev/test3 fifo 0:0 660 0:0',
+      '/dev/sub/null character special file 1:3 606 1:2',
+      '',
+    ]);
+  });
 });
