@@ -358,7 +358,10 @@ async function start(store: Store, id: string): Promise<void> {
   if (!release(store.fifo(id)))
     throw new NsboxError(`cannot start container "${id}": it is no longer waiting to start`, { field: 'id' });
   rmSync(store.fifo(id), { force: true });
-  await runHooks('poststart', s.hooks?.poststart, store.state(s)).catch((e) => log('warning', (e as Error).message));
+  // Started: running, though a short command may have ended already (runc's poststart says running too).
+  await runHooks('poststart', s.hooks?.poststart, { ...store.state(s), status: 'running', pid: s.pid }).catch((e) =>
+    log('warning', (e as Error).message),
+  );
 }
 
 function kill(store: Store, id: string, signal: number, all: boolean): void {

@@ -89,12 +89,23 @@ class Reader {
     throw new NsboxError(`config.json: ${path}: ${message}`, { field: path, kind: 'spec' });
   }
 
-  obj(v: Json | undefined, path: string, known: readonly string[], harmless: readonly string[] = []): Obj {
+  /**
+   * An object with the keys nsbox applies (`known`), those it may ignore (`harmless`) and the spec's
+   * keys it cannot apply (`refused`: an error). Any other key is not the spec's (a later version's, or
+   * a vendor's): ignored, as the spec's extensibility rule says, with a --debug line.
+   */
+  obj(
+    v: Json | undefined,
+    path: string,
+    known: readonly string[],
+    harmless: readonly string[] = [],
+    refused: readonly string[] = [],
+  ): Obj {
     if (v === null || typeof v !== 'object' || Array.isArray(v)) this.fail(path, 'must be an object');
     for (const k of Object.keys(v)) {
       if (known.includes(k)) continue;
-      if (harmless.includes(k)) this.debug(`config.json: ${path}.${k}: ignored`);
-      else this.fail(`${path}.${k}`, 'not supported by nsbox-runtime');
+      if (refused.includes(k)) this.fail(`${path}.${k}`, 'not supported by nsbox-runtime');
+      this.debug(`config.json: ${path}.${k}: ${harmless.includes(k) ? 'ignored' : 'unknown property, ignored'}`);
     }
     return v;
   }
@@ -373,6 +384,7 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
       'mountLabel',
     ],
     ['personality'],
+    ['timeOffsets', 'netDevices', 'intelRdt', 'memoryPolicy'],
   );
   if (linux.mountLabel !== undefined)
     debug(`config.json: $.linux.mountLabel: ignored (${r.str(linux.mountLabel, '$.linux.mountLabel')})`);

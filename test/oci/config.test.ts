@@ -288,6 +288,7 @@ describe('hostile or unsupported input: an error naming the JSON path', () => {
     ['$.linux.devices[0].path', (c: Cfg) => (c.linux.devices = [{ path: '/opt/p', type: 'p' }])],
     ['$.linux.cgroupsPath', (c: Cfg) => (c.linux.cgroupsPath = '/a/../../b')],
     ['$.linux.intelRdt', (c: Cfg) => (c.linux.intelRdt = {})],
+    ['$.linux.netDevices', (c: Cfg) => (c.linux.netDevices = { eth1: {} })],
     ['$.hostname', (c: Cfg) => (c.linux.namespaces = c.linux.namespaces.filter((n: Cfg) => n.type !== 'uts'))],
   ])('%s', (path, f) => {
     const msg = error(f);
@@ -305,6 +306,20 @@ describe('hostile or unsupported input: an error naming the JSON path', () => {
       (l) => lines.push(l),
     );
     expect(lines.join('\n')).toMatch(/apparmorProfile: ignored[\s\S]*selinuxLabel: ignored[\s\S]*mountLabel: ignored/);
+  });
+
+  it('ignores properties the spec does not define (its extensibility rule), with a debug line', () => {
+    const lines: string[] = [];
+    const c = parse(
+      with_((c) => {
+        c.unknown = 'unknown';
+        c.process.futureField = 1;
+        c.linux.resources.memory = { limit: 1 << 30, futureKnob: true };
+      }),
+      (l) => lines.push(l),
+    );
+    expect(c.spec.limits?.memory).toBe(1 << 30);
+    expect(lines.join('\n')).toMatch(/\$\.unknown: unknown property, ignored[\s\S]*\$\.process\.futureField/);
   });
 
   it('refuses a config.json that is not a regular file, too large or not JSON', () => {
