@@ -29,7 +29,8 @@ import { Lock, writeAtomic } from './files.js';
 import { openPidfd, procStat } from '../state/proc.js';
 import { loadConfig, type OciConfig } from './config.js';
 import { ociPart } from './part.js';
-import { checkId, freezer, loadCgroup, processes, saveCgroup, Store, type Saved } from './state.js';
+import { checkId, defaultRoot, freezer, processes, Store, type Saved } from './state.js';
+import { loadCgroup, saveCgroup } from './cgroup.js';
 import { defaultSpec, features } from './features.js';
 import { randomId } from '../spec.js';
 import type { IdRange } from '../userns/idmap.js';
@@ -236,6 +237,7 @@ async function create(store: Store, id: string, o: CreateOptions): Promise<Creat
     created: new Date().toISOString(),
     owner: userInfo().username,
     annotations: c.annotations,
+    command: c.spec.command,
     pid: 0,
     pidStart: 0,
     creator: { pid: process.pid, start: me.start },
@@ -505,9 +507,7 @@ export async function main(argv: string[]): Promise<number> {
     },
     { h: 'help', v: 'version' },
   );
-  const root =
-    (g.flags.root as string | undefined) ??
-    (process.getuid?.() === 0 ? '/run/nsbox-runtime' : `${process.env.XDG_RUNTIME_DIR ?? '/tmp'}/nsbox-runtime`);
+  const root = (g.flags.root as string | undefined) ?? defaultRoot();
   const logFormat = (g.flags['log-format'] as string | undefined) ?? 'text';
   if (logFormat !== 'text' && logFormat !== 'json')
     throw new NsboxError(`invalid --log-format: ${logFormat} (text or json)`);

@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hostMounts, ROOTFS } from '../helpers.js';
+import { CLI, collect, hostMounts, ROOTFS } from '../helpers.js';
 import { type Cfg, harness } from './harness.js';
 
 const root = process.getuid?.() === 0;
@@ -187,5 +187,26 @@ describe.skipIf(!root)('nsbox-runtime and the runtime spec', () => {
       '/dev/sub/null character special file 1:3 606 1:2',
       '',
     ]);
+  });
+
+  it("nsbox ps lists the runtime's containers (NSBOX_RUNTIME_ROOT, or its default --root), marked oci", async () => {
+    const { dir } = await bundle('listed', ['sleep', '1000']);
+    expect((await rt(['create', '--bundle', dir, 'listed'])).code).toBe(0);
+    try {
+      const env = { ...process.env, NSBOX_RUNTIME_ROOT: state };
+      const r = await collect(process.execPath, ['--', CLI, 'ps', '--format', 'json'], { env });
+      expect(r.code).toBe(0);
+      const rows = JSON.parse(r.stdout).filter((x: Cfg) => x.runtime === 'oci');
+      expect(rows).toEqual([
+        expect.objectContaining({ id: 'listed', name: 'listed', status: 'created', command: ['sleep', '1000'] }),
+      ]);
+      const t = await collect(process.execPath, ['--', CLI, 'ps', '--filter', 'status=created'], { env });
+      expect(t.stdout).toMatch(/\nlisted +listed +\S+ +created +\d+/);
+      // Its own state directory, no NSBOX_RUNTIME_ROOT: nsbox's containers only.
+      const own = await collect(process.execPath, ['--', CLI, 'ps', '--format', 'json']);
+      expect(JSON.parse(own.stdout).some((x: Cfg) => x.runtime === 'oci')).toBe(false);
+    } finally {
+      expect((await rt(['delete', '--force', 'listed'])).code).toBe(0);
+    }
   });
 });
