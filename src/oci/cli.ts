@@ -158,6 +158,24 @@ function makeCgroup(c: OciConfig, id: string): Cgroup {
 }
 
 /**
+ * The cgroup; run by an ordinary user (rootless) where the hierarchy is not writable, none when the
+ * config sets no limit (runc's rule): pause, resume and kill --all then act on PID 1 alone or refuse.
+ */
+function rootlessCgroup(c: OciConfig, id: string): Cgroup | undefined {
+  try {
+    return makeCgroup(c, id);
+  } catch (e) {
+    const code = (e as NsboxError).code;
+    const limits = c.spec.limits ?? {};
+    const none = Object.values(limits).every((v) => v === undefined);
+    if (process.geteuid?.() === 0 || !none || (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS')) throw e;
+    debug(`no cgroup (rootless, no limits in config.json): ${(e as Error).message}`);
+    c.spec.limits = undefined;
+    return undefined;
+  }
+}
+
+/**
  * In a user namespace the child opens the FIFO as the namespace's root: the FIFO becomes that host
  * uid's (as runc's exec.fifo), and the way to it (--root and the container's directory) searchable, not
  * readable (0711).
@@ -264,8 +282,8 @@ async function create(store: Store, id: string, o: CreateOptions): Promise<Creat
         gidMap: [{ container: 0, host: root.gid, size: 1 }],
       });
     joins = joinNamespaces(c);
-    cg = makeCgroup(c, id);
-    saved.cgroup = saveCgroup(cg);
+    cg = rootlessCgroup(c, id);
+    saved.cgroup = cg ? saveCgroup(cg) : null;
     store.write(saved);
     // What exec replays: the container's environment, credential steps and ids, from its plan.
     const remember: StartPart = {
@@ -280,7 +298,7 @@ async function create(store: Store, id: string, o: CreateOptions): Promise<Creat
     };
     const parts: StartPart[] = [ociPart(c), holdPart(store.fifo(id)), remember];
     const joinedUser = c.joins.some((j) => j.type === 'user');
-    parts.push(new CgroupPart(cg, c.spec.namespaces?.cgroup !== false, !!c.spec.userns || joinedUser));
+    if (cg) parts.push(new CgroupPart(cg, c.spec.namespaces?.cgroup !== false, !!c.spec.userns || joinedUser));
     if (joins) parts.push(joins);
     if (preserved.length) {
       parts.push({
@@ -647,7 +665,10 @@ export async function main(argv: string[]): Promise<number> {
 
 /** Errors as runc reports them: one line on stderr and in the --log file; exit 1. */
 export function report(e: unknown): number {
-  const msg = e instanceof NsboxError ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e);
+  // A system call's error (a file that cannot be written...) is the caller's to fix: one line; a bug keeps its stack.
+  const sys = e instanceof Error && typeof (e as NodeJS.ErrnoException).syscall === 'string';
+  const msg =
+    e instanceof NsboxError || sys ? (e as Error).message : e instanceof Error ? (e.stack ?? e.message) : String(e);
   log('error', msg);
   return 1;
 }
