@@ -209,4 +209,37 @@ describe.skipIf(!root)('nsbox-runtime and the runtime spec', () => {
       expect((await rt(['delete', '--force', 'listed'])).code).toBe(0);
     }
   });
+
+  it('binds the terminal onto /dev/console when process.terminal is true (its master sent to --console-socket)', async () => {
+    const sock = `${scratch}/console.sock`;
+    const got = `${scratch}/console.out`;
+    // A receiver of the master (SCM_RIGHTS), reading the container's terminal to its end.
+    const py = [
+      'import socket,sys,os',
+      's=socket.socket(socket.AF_UNIX);s.bind(sys.argv[1]);s.listen(1);print("ready",flush=True)',
+      'c,_=s.accept();_,fds,_,_=socket.recv_fds(c,16,1);out=b""',
+      'while True:',
+      '  try: d=os.read(fds[0],4096)',
+      '  except OSError: break',
+      '  if not d: break',
+      '  out+=d',
+      'open(sys.argv[2],"wb").write(out)',
+    ].join('\n');
+    const rx = spawn('python3', ['-c', py, sock, got], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise((r) => rx.stdout!.once('data', r));
+    const { dir } = await bundle(
+      'console',
+      ['sh', '-c', 'stat -c "%F %t" /dev/console; stat -L -c "%t:%T" /dev/console /proc/self/fd/0'],
+      (c: Cfg) => {
+        c.process.terminal = true;
+      },
+    );
+    const r = await rt(['run', '--console-socket', sock, '--bundle', dir, 'console']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    await new Promise((res) => rx.on('exit', res));
+    const [kind, a, b] = readFileSync(got, 'utf8').trim().split(/\r?\n/);
+    expect(kind).toBe('character special file 88');
+    expect(a).toBe(b);
+  });
 });
