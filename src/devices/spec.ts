@@ -8,7 +8,8 @@ export interface DeviceSpec {
   /** Where it appears inside (default: the same path; with `node`, a path under /dev). */
   path?: string;
   /** Made in the container's /dev with this number, owner and mode instead of binding the host's node
-   *  (an OCI config's linux.devices; not in a user namespace, where mknod is refused). */
+   *  (an OCI config's linux.devices; not in a user namespace, where mknod is refused). Without `path`:
+   *  no node, only the devices cgroup's rule (an OCI config's resources.devices allow rules; -1: any). */
   node?: DeviceNode;
   /** Any of r (read), w (write), m (mknod); default rwm. */
   access?: string;
@@ -38,6 +39,8 @@ export interface ResolvedDevice extends DeviceRule {
   path: string;
   /** Made with mknod (`node`): its permission bits and owner. */
   made?: { mode: number; uid: number; gid: number };
+  /** A rule of the devices cgroup only (`node` without `path`): nothing is made or bound. */
+  ruleOnly?: boolean;
 }
 
 /**
@@ -104,7 +107,10 @@ function madeDevice(d: DeviceSpec, n: DeviceNode): ResolvedDevice {
     if (!Number.isInteger(x) || x < 0 || x > max) fail(`${what}: node.${k} must be a whole number from 0 to ${max}`);
     return x;
   };
-  const [major, minor] = [int(n.major, -1, 0xfff, 'major'), int(n.minor, -1, 0xfffff, 'minor')];
+  const rule = d.path === undefined;
+  const num = (v: number, k: string, max: number) => (rule && v === -1 ? -1 : int(v, -1, max, k));
+  const [major, minor] = [num(n.major, 'major', 0xfff), num(n.minor, 'minor', 0xfffff)];
+  if (rule) return { type: n.type, major, minor, access, host: '', path: '', ruleOnly: true };
   const made = {
     mode: int(n.mode, 0o666, 0o777, 'mode'),
     uid: int(n.uid, 0, 2 ** 32 - 2, 'uid'),
@@ -136,7 +142,7 @@ export function ruleText(r: DeviceRule): string {
 /** Devices as file binds: the host node, opened before pivot_root, attached at its path inside. */
 export function deviceMounts(devices: ResolvedDevice[]): ResolvedMount[] {
   return devices
-    .filter((d) => !d.made)
+    .filter((d) => !d.made && !d.ruleOnly)
     .map((d) => ({
       type: 'bind',
       source: d.host,

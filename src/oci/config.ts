@@ -490,12 +490,18 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
   let cgroupsPath: string | undefined;
   if (linux.cgroupsPath !== undefined && linux.cgroupsPath !== '')
     cgroupsPath = parseCgroupsPath(r, r.str(linux.cgroupsPath, '$.linux.cgroupsPath'));
-  if (linux.resources !== undefined) spec.limits = parseResources(r, linux.resources);
+  let ruleDevices: DeviceSpec[] = [];
+  if (linux.resources !== undefined) {
+    const { devices, ...limits } = parseResources(r, linux.resources);
+    spec.limits = limits;
+    ruleDevices = devices ?? [];
+  }
   const fifos: OciConfig['fifos'] = [];
   if (linux.devices !== undefined) {
     const userns = !!spec.userns || joined('user');
     spec.devices = parseDevices(r, linux.devices, userns, fifos);
   }
+  if (ruleDevices.length) spec.devices = [...(spec.devices ?? []), ...ruleDevices];
   if (linux.seccomp !== undefined) spec.seccomp = parseSeccomp(r, linux.seccomp);
   else debug('config.json: no $.linux.seccomp: the container runs without a seccomp filter');
 
@@ -566,19 +572,45 @@ function parseCgroupsPath(r: Reader, s: string): string {
   return path;
 }
 
-function parseResources(r: Reader, v: Json): Limits {
+/**
+ * resources.devices: nsbox starts from "deny all" with its default devices allowed; the config's allow
+ * rules for character or block devices are added (podman's --device, runtime-tools' rules). Deny rules
+ * and "all devices" are left out with a --debug line: what they would change is stricter or wider than
+ * nsbox's base (a wider one, privileged's, is not given by this path).
+ */
+function deviceRules(r: Reader, v: Json): DeviceSpec[] {
+  const out: DeviceSpec[] = [];
+  r.arr(v, '$.linux.resources.devices').forEach((x, i) => {
+    const p = `$.linux.resources.devices[${i}]`;
+    const d = r.obj(x, p, ['allow', 'type', 'major', 'minor', 'access']);
+    const allow = r.bool(d.allow, `${p}.allow`);
+    const type = d.type === undefined || d.type === null ? 'a' : r.str(d.type, `${p}.type`);
+    if (!['a', 'c', 'b'].includes(type)) r.fail(`${p}.type`, `must be a, c or b, got ${JSON.stringify(type)}`);
+    const num = (v: Json | undefined, k: string) =>
+      v === undefined || v === null ? -1 : r.int(v, `${p}.${k}`, -1, k === 'major' ? 0xfff : 0xfffff);
+    const [major, minor] = [num(d.major, 'major'), num(d.minor, 'minor')];
+    const access = d.access === undefined ? 'rwm' : r.str(d.access, `${p}.access`);
+    if (!/^(?!.*(.).*\1)[rwm]{0,3}$/.test(access))
+      r.fail(`${p}.access`, `must be letters of rwm, got ${JSON.stringify(access)}`);
+    if (!allow || type === 'a' || access === '') {
+      r.debug(`config.json: ${p}: ${allow ? 'all devices' : 'a deny rule'}: nsbox's base rules apply`);
+      return;
+    }
+    out.push({ host: '', access, node: { type: type as 'c' | 'b', major, minor } });
+  });
+  return out;
+}
+
+function parseResources(r: Reader, v: Json): Limits & { devices?: DeviceSpec[] } {
   const res = r.obj(
     v,
     '$.linux.resources',
     ['memory', 'cpu', 'pids', 'devices', 'blockIO', 'hugepageLimits', 'unified', 'network', 'rdma'],
     [],
   );
-  const l: Limits = {};
+  const l: Limits & { devices?: DeviceSpec[] } = {};
   const p = '$.linux.resources';
-  if (res.devices !== undefined) {
-    r.arr(res.devices, `${p}.devices`);
-    r.debug(`config.json: ${p}.devices: nsbox's own device rules apply (the default devices, and linux.devices)`);
-  }
+  if (res.devices !== undefined) l.devices = deviceRules(r, res.devices);
   if (res.memory !== undefined) {
     const m = r.obj(res.memory, `${p}.memory`, [
       'limit',

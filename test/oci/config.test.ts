@@ -185,6 +185,21 @@ describe('fields', () => {
         c.linux.uidMappings = c.linux.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
       }),
     );
+    const rules = parse(
+      with_((c) => {
+        c.linux.resources.devices = [
+          { allow: false, access: 'rwm' },
+          { allow: true, type: 'c', major: 10, minor: 200, access: 'rw' },
+          { allow: true, type: 'b', major: 8, access: 'r' },
+          { allow: false, type: 'c', major: 1, minor: 3, access: 'w' },
+          { allow: true, access: 'rwm' },
+        ];
+      }),
+    );
+    expect(rules.spec.devices).toEqual([
+      { host: '', access: 'rw', node: { type: 'c', major: 10, minor: 200 } },
+      { host: '', access: 'r', node: { type: 'b', major: 8, minor: -1 } },
+    ]);
     // /dev/mynull is found as /dev/char/1:3 or /dev/null
     expect(u.spec.devices).toEqual([{ host: expect.stringMatching(/^\/dev\//), path: '/dev/mynull', access: 'rwm' }]);
   });
