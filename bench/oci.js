@@ -124,8 +124,13 @@ try {
     rows.push([v.label, ...cells, ratio]);
   });
   const w = rows[0].map((_, j) => Math.max(...rows.map((r) => String(r[j]).length)));
-  console.log(`median of ${N} interleaved rounds, ms; load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-  for (const r of rows) console.log(r.map((c, j) => (j ? String(c).padStart(w[j]) : String(c).padEnd(w[j]))).join('  '));
+  console.log(
+    `median of ${N} interleaved rounds, ms; load ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
+  );
+  for (const r of rows)
+    console.log(r.map((c, j) => (j ? String(c).padStart(w[j]) : String(c).padEnd(w[j]))).join('  '));
   if (podman) {
     const g = ['--root', join(dir, 'pm'), '--runroot', join(dir, 'pmrun'), '--storage-driver', 'vfs'];
     time([podman, ...g, 'rmi', '-af'], { anyStatus: true });
