@@ -636,6 +636,9 @@ export async function main(argv: string[]): Promise<number> {
         { p: 'process', d: 'detach', t: 'tty', e: 'env', u: 'user', c: 'cap' },
       );
       const id = needId(f.rest, cmd);
+      const keep = f.flags['preserve-fds'];
+      if (keep !== undefined && keep !== '0')
+        throw new NsboxError(`exec --preserve-fds ${keep}: not supported (create takes it)`, { field: 'preserve-fds' });
       return execIn(store, id, {
         process: f.flags.process as string | undefined,
         args: f.rest.slice(1),
