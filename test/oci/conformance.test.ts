@@ -226,6 +226,7 @@ describe.skipIf(!root)('nsbox-runtime and the runtime spec', () => {
       'open(sys.argv[2],"wb").write(out)',
     ].join('\n');
     const rx = spawn('python3', ['-c', py, sock, got], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const done = new Promise((res) => rx.on('exit', res)); // before it can end
     await new Promise((r) => rx.stdout!.once('data', r));
     const { dir } = await bundle(
       'console',
@@ -237,7 +238,7 @@ describe.skipIf(!root)('nsbox-runtime and the runtime spec', () => {
     const r = await rt(['run', '--console-socket', sock, '--bundle', dir, 'console']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    await new Promise((res) => rx.on('exit', res));
+    await done;
     const [kind, a, b] = readFileSync(got, 'utf8').trim().split(/\r?\n/);
     expect(kind).toBe('character special file 88');
     expect(a).toBe(b);
