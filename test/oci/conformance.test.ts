@@ -213,7 +213,7 @@ describe.skipIf(!root)('nsbox-runtime and the runtime spec', () => {
   it('binds the terminal onto /dev/console when process.terminal is true (its master sent to --console-socket)', async () => {
     const sock = `${scratch}/console.sock`;
     const got = `${scratch}/console.out`;
-    // A receiver of the master (SCM_RIGHTS), reading the container's terminal to its end.
+    // A receiver of the master (SCM_RIGHTS; python3, as Node has no recvmsg), reading the terminal to its end.
     const py = [
       'import socket,sys,os',
       's=socket.socket(socket.AF_UNIX);s.bind(sys.argv[1]);s.listen(1);print("ready",flush=True)',
