@@ -76,7 +76,7 @@ export function joinNamespaces(c: OciConfig): (StartPart & { done(): void }) | n
   // With a joined user namespace the new ones are unshared after the joins (the cgroup namespace by
   // the cgroup part, which unshares it later anyway).
   const unshare = user
-    ? (CLONE.NEWNS * (c.joins.some((j) => j.type === 'mount') ? 0 : 1)) |
+    ? (c.joins.some((j) => j.type === 'mount') ? 0 : CLONE.NEWNS) |
       (ns.net ? CLONE.NEWNET : 0) |
       (ns.ipc ? CLONE.NEWIPC : 0) |
       (ns.uts ? CLONE.NEWUTS : 0)
@@ -87,7 +87,7 @@ export function joinNamespaces(c: OciConfig): (StartPart & { done(): void }) | n
     steps(b) {
       for (const fd of fds) b.keepOpen(fd);
       inChild.forEach((j, i) => {
-        const join = op.setns(fds[i], FLAG[j.type], `the ${j.type} namespace ${j.path}:`);
+        const join = op.setns(fds[i], FLAG[j.type], `${j.path} as the ${j.type}`);
         if (j.type === 'user') {
           // Root of the joined namespace, as runc's init becomes; its groups are left as the kernel allows.
           b.add('userns', join, op.usernsRoot(false, true, true));

@@ -119,6 +119,17 @@ describe.skipIf(!root)('nsbox-runtime and the runtime spec', () => {
       hold.p.kill('SIGKILL');
     }
     expect(ourMounts()).toEqual([]);
+    // A path of another type: the child's join fails, named, and create leaves nothing.
+    const bad = await bundle('mntns-bad', ['true'], (c: Cfg) => {
+      c.linux.namespaces = c.linux.namespaces.map((n: Cfg) =>
+        n.type === 'mount' ? { type: 'mount', path: '/proc/self/ns/net' } : n,
+      );
+    });
+    const r = await rt(['create', '--bundle', bad.dir, 'mntns-bad']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/join \/proc\/self\/ns\/net as the mount namespace: .*EINVAL/);
+    expect(existsSync(`${state}/mntns-bad`)).toBe(false);
+    expect(existsSync('/sys/fs/cgroup/pids/nsbox-runtime/mntns-bad')).toBe(false);
   });
 
   it('joins a user namespace (and its pid namespace) by path: the user one first, the new ones made in it', async () => {
