@@ -338,6 +338,10 @@ static int run_op(struct plan *p, struct op *o) {
     if (o->n[1] && syscall(SYS_setresgid, 0, 0, 0) < 0) return -1;
     if (o->n[2] && syscall(SYS_setresuid, 0, 0, 0) < 0) return -1;
     return 0;
+  case OP_KEEP_ON_EXEC:
+    for (int i = 0; i < o->nn; i++)
+      if (fcntl((int)o->n[i], F_SETFD, 0) < 0) return -1;
+    return 0;
   case OP_CLOSE:
     if (o->nn > 0 && o->n[0] == -1) return close_others(p, o);
     for (int i = 0; i < o->nn; i++)

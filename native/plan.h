@@ -63,6 +63,8 @@ enum op_kind {
   OP_HELD_EXEC = 47,     /* execve the message's command: its argv, env and candidate paths, as OP_EXEC */
   /* Images (54-55). */
   OP_TAKE_FD = 54,       /* n: fd, slot: an inherited fd kept open (an idmapped mount) becomes the slot's */
+  /* An OCI runtime's --preserve-fds. */
+  OP_KEEP_ON_EXEC = 50,  /* n: fds...: clear close-on-exec on each (after OP_CLOSE_FDS marked them all) */
 };
 
 /* The command message (little-endian): u32 length of the rest, then u32 argc, envc, ncand, then NUL-terminated

@@ -40,14 +40,18 @@ export function compile(s: ResolvedSpec, facts: HostFacts, parts: readonly Start
   if (dies) b.add('start', pdeath());
   b.add('stdio', ...op.stdioOps(s.stdio));
   b.add('descriptors', op.closeOthers([]));
+  // A user namespace joined by path: its maps are not the spec's (devpts gets no gid= then).
+  const joined = parts.find((p) => p.joinsUserns)?.joinsUserns;
+  const joinsUserns = !!joined;
   rootSteps(
     b,
     {
       rootfs: s.rootfs,
       readOnly: s.readOnly,
-      userns: !!s.identity.userns,
-      ttyGid: ttyGid(s.identity),
+      userns: !!s.identity.userns || joinsUserns,
+      ttyGid: joinsUserns ? null : ttyGid(s.identity),
       mounts: [...s.hardening.mounts, ...deviceMounts(s.hardening.devices)],
+      made: s.hardening.devices.filter((d) => d.made),
       maskPaths: s.hardening.maskPaths,
       nodev: !s.hardening.allDevices,
     },
@@ -58,7 +62,10 @@ export function compile(s: ResolvedSpec, facts: HostFacts, parts: readonly Start
   b.add('session', op.setsid());
   b.add('rlimits', ...rlimitOps(s.hardening.rlimits));
   // A change of uid clears the parent-death signal: set it again.
-  b.add('identity', ...identityOps(s.identity), ...(dies ? [pdeath()] : []));
+  const identity = identityOps(s.identity).filter(
+    (x) => !(joined && !joined.setgroups && x.kind === 'setgroups' && x.gids.length === 0),
+  );
+  b.add('identity', ...identity, ...(dies ? [pdeath()] : []));
   b.add('nnp', ...noNewPrivsOps(s.identity));
   b.add('cwd', op.chdirInRoot(s.cwd));
   const seccomp = s.hardening.seccompStep;

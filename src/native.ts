@@ -137,8 +137,10 @@ export const MS = {
   BIND: 4096,
   MOVE: 8192,
   REC: 16384,
+  UNBINDABLE: 1 << 17,
   PRIVATE: 1 << 18,
   SLAVE: 1 << 19,
+  SHARED: 1 << 20,
   STRICTATIME: 1 << 24,
 } as const;
 

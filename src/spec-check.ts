@@ -51,7 +51,7 @@ const LIBRARY_KEYS = [
 
 const MOUNT_KEYS: Record<string, readonly string[]> = {
   bind: ['type', 'source', 'target', 'readOnly'],
-  tmpfs: ['type', 'target', 'size', 'mode', 'readOnly', 'exec', 'suid', 'dev'],
+  tmpfs: ['type', 'target', 'source', 'size', 'mode', 'readOnly', 'exec', 'suid', 'dev'],
 };
 
 /** At most this many arguments plus environment entries: execve refuses far fewer (E2BIG). */
@@ -84,7 +84,7 @@ function mount(v: unknown, field: string): void {
   if (!keys) bad(`${field}.type`, `must be "bind" or "tmpfs", got ${kind(m.type)}`);
   knownKeys(m, keys, field);
   cString(m.target, `${field}.target`);
-  if (m.type === 'bind') cString(m.source, `${field}.source`);
+  if (m.type === 'bind' || m.source !== undefined) cString(m.source, `${field}.source`);
   for (const k of ['readOnly', 'exec', 'suid', 'dev']) boolean(m[k], `${field}.${k}`);
   if (m.size !== undefined) numberOrString(m.size, `${field}.size`);
   if (m.mode !== undefined) integer(m.mode, `${field}.mode`, 0, 0o7777);
@@ -93,8 +93,9 @@ function mount(v: unknown, field: string): void {
 function device(v: unknown, field: string): void {
   const d = object(v, field);
   if (!d) bad(field, 'must be an object');
-  knownKeys(d, ['host', 'path', 'access'], field);
-  cString(d.host, `${field}.host`);
+  knownKeys(d, ['host', 'path', 'access', 'node'], field);
+  if (d.node === undefined) cString(d.host, `${field}.host`);
+  else knownKeys(object(d.node, `${field}.node`)!, ['type', 'major', 'minor', 'mode', 'uid', 'gid'], `${field}.node`);
   optString(d.path, `${field}.path`);
   optString(d.access, `${field}.access`, { max: 3 });
 }

@@ -19,6 +19,7 @@ import { escapeText, safeJson } from './escape.js';
 import { writeOut } from './out.js';
 import { allRecords, readRecord } from '../network/record.js';
 import { portText } from '../network/ports.js';
+import { defaultRoot, Store } from '../oci/state.js';
 
 const PS_HELP = `Usage: nsbox ps [-a] [-q] [--filter KEY=VALUE]... [--format table|json|TEMPLATE]
        nsbox list            (the same as ps -a)
@@ -66,8 +67,53 @@ export function table(cells: string[][]): string {
   return `${rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n')}\n`;
 }
 
+/**
+ * nsbox-runtime's containers under its default --root (those podman and containerd run with it): listed
+ * beside nsbox's own, marked runtime "oci"; they are driven through the runtime, not nsbox's commands.
+ * NSBOX_RUNTIME_ROOT names another --root; with a state directory of its own (NSBOX_STATE_DIR) and no
+ * NSBOX_RUNTIME_ROOT, nsbox lists only its own.
+ */
+function ociContainers(): ContainerState[] {
+  const at = process.env.NSBOX_RUNTIME_ROOT || (process.env.NSBOX_STATE_DIR ? undefined : defaultRoot());
+  if (!at?.startsWith('/')) return [];
+  const store = new Store(at);
+  const out: ContainerState[] = [];
+  for (const id of store.ids()) {
+    let s: ReturnType<Store['read']>;
+    try {
+      s = store.read(id);
+    } catch {
+      continue; // a damaged state file is the runtime's to report
+    }
+    if (!s) continue;
+    const status = store.status(s);
+    const st = {
+      id,
+      name: id,
+      status,
+      rootfs: s.rootfs,
+      command: s.command ?? [],
+      hostname: '',
+      createdAt: s.created,
+      pid: status === 'stopped' ? 0 : s.pid,
+      pidStart: s.pidStart,
+      monitor: { pid: 0, start: 0 },
+      detached: true,
+      autoRemove: false,
+      init: false,
+      tty: false,
+      exec: { env: s.exec.env, cwd: s.exec.cwd, creds: s.exec.creds },
+      logLimit: 0,
+      runtime: 'oci',
+    };
+    out.push(st as unknown as ContainerState);
+  }
+  return out;
+}
+
 function summary(st: ContainerState) {
   return {
+    runtime: (st as { runtime?: string }).runtime ?? 'nsbox',
     id: st.id,
     name: st.name,
     status: st.status,
@@ -114,7 +160,7 @@ function templateRows(format: string, shown: ContainerState[]): string {
   return lines.map((l) => `${l}\n`).join('');
 }
 
-const STATES = ['creating', 'created', 'running', 'stopped'];
+const STATES = ['creating', 'created', 'running', 'paused', 'stopped'];
 
 /** --filter KEY=VALUE, as docker: the same key any of its values, different keys all. */
 function filterOf(list: string[] | undefined): (st: ContainerState) => boolean {
@@ -159,7 +205,7 @@ function ps(argv: string[], all: boolean): number {
   const filter = filterOf(o.filter as string[] | undefined);
   // A status filter names stopped containers too, as with -a.
   const any = all || o.all || (o.filter as string[] | undefined)?.some((f) => f.startsWith('status='));
-  const shown = list().filter((st) => (any || st.status !== 'stopped') && filter(st));
+  const shown = [...list(), ...ociContainers()].filter((st) => (any || st.status !== 'stopped') && filter(st));
   if (o.quiet) writeOut(shown.map((s) => `${s.id}\n`).join(''));
   else if (format.includes('{{')) writeOut(templateRows(format, shown));
   else if (format === 'json') writeOut(`${safeJson(shown.map(summary), 1)}\n`);

@@ -3,10 +3,14 @@ import { realpathSync, statSync } from 'node:fs';
 import { checkTarget, type ResolvedMount } from '../rootfs/mounts.js';
 
 export interface DeviceSpec {
-  /** A device node on the host, e.g. /dev/fuse. */
+  /** A device node on the host, e.g. /dev/fuse (unused with `node`). */
   host: string;
-  /** Where it appears inside (default: the same path). */
+  /** Where it appears inside (default: the same path; with `node`, a path under /dev). */
   path?: string;
+  /** Made in the container's /dev with this number, owner and mode instead of binding the host's node
+   *  (an OCI config's linux.devices; not in a user namespace, where mknod is refused). Without `path`:
+   *  no node, only the devices cgroup's rule (an OCI config's resources.devices allow rules; -1: any). */
+  node?: DeviceNode;
   /** Any of r (read), w (write), m (mknod); default rwm. */
   access?: string;
 }
@@ -19,10 +23,24 @@ export interface DeviceRule {
   access: string;
 }
 
+export interface DeviceNode {
+  type: 'c' | 'b';
+  major: number;
+  minor: number;
+  /** Permission bits, default 0666. */
+  mode?: number;
+  uid?: number;
+  gid?: number;
+}
+
 export interface ResolvedDevice extends DeviceRule {
   type: 'c' | 'b';
   host: string;
   path: string;
+  /** Made with mknod (`node`): its permission bits and owner. */
+  made?: { mode: number; uid: number; gid: number };
+  /** A rule of the devices cgroup only (`node` without `path`): nothing is made or bound. */
+  ruleOnly?: boolean;
 }
 
 /**
@@ -55,6 +73,7 @@ export function resolveDevices(list: DeviceSpec[] | undefined): ResolvedDevice[]
   if (list === undefined) return [];
   if (!Array.isArray(list)) fail('devices must be an array');
   return list.map((d) => {
+    if (d?.node !== undefined) return madeDevice(d, d.node);
     if (!d || typeof d.host !== 'string' || !d.host.startsWith('/'))
       fail(`device ${d?.host}: the host path must be absolute`);
     const access = d.access ?? 'rwm';
@@ -77,6 +96,31 @@ export function resolveDevices(list: DeviceSpec[] | undefined): ResolvedDevice[]
   });
 }
 
+function madeDevice(d: DeviceSpec, n: DeviceNode): ResolvedDevice {
+  const access = d.access ?? 'rwm';
+  const what = `device ${d.path}`;
+  if (!/^(?!.*(.).*\1)[rwm]{1,3}$/.test(access))
+    fail(`${what}: access must be letters of rwm, got ${JSON.stringify(access)}`);
+  if (n.type !== 'c' && n.type !== 'b') fail(`${what}: node.type must be c or b`);
+  const int = (v: number | undefined, dflt: number, max: number, k: string) => {
+    const x = v ?? dflt;
+    if (!Number.isInteger(x) || x < 0 || x > max) fail(`${what}: node.${k} must be a whole number from 0 to ${max}`);
+    return x;
+  };
+  const rule = d.path === undefined;
+  const num = (v: number, k: string, max: number) => (rule && v === -1 ? -1 : int(v, -1, max, k));
+  const [major, minor] = [num(n.major, 'major', 0xfff), num(n.minor, 'minor', 0xfffff)];
+  if (rule) return { type: n.type, major, minor, access, host: '', path: '', ruleOnly: true };
+  const made = {
+    mode: int(n.mode, 0o666, 0o777, 'mode'),
+    uid: int(n.uid, 0, 2 ** 32 - 2, 'uid'),
+    gid: int(n.gid, 0, 2 ** 32 - 2, 'gid'),
+  };
+  const path = checkTarget(d.path ?? '', what);
+  if (!path.startsWith('/dev/')) fail(`${what}: a device made with node must be under /dev`);
+  return { type: n.type, major, minor, access, host: '', path, made };
+}
+
 /** `HOST[:CONTAINER][:rwm]` as docker's --device takes it. */
 export function parseDevice(arg: string): DeviceSpec {
   const parts = arg.split(':');
@@ -97,12 +141,14 @@ export function ruleText(r: DeviceRule): string {
 
 /** Devices as file binds: the host node, opened before pivot_root, attached at its path inside. */
 export function deviceMounts(devices: ResolvedDevice[]): ResolvedMount[] {
-  return devices.map((d) => ({
-    type: 'bind',
-    source: d.host,
-    target: d.path,
-    dir: false,
-    readOnly: false,
-    device: true,
-  }));
+  return devices
+    .filter((d) => !d.made && !d.ruleOnly)
+    .map((d) => ({
+      type: 'bind',
+      source: d.host,
+      target: d.path,
+      dir: false,
+      readOnly: false,
+      device: true,
+    }));
 }

@@ -8,16 +8,16 @@ import {
   chownSync,
   closeSync,
   existsSync,
+  fstatSync,
   mkdirSync,
-  openSync,
   rmSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
 import { constants as osConstants, userInfo } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { NsboxError } from '../errors.js';
 import * as native from '../native.js';
-import { CLONE } from '../native.js';
 import { Container } from '../container.js';
 import { holdPart, makeHoldFifo, release } from '../plan/hold.js';
 import type { StartPart } from '../plan/part.js';
@@ -30,13 +30,16 @@ import { Lock, writeAtomic } from './files.js';
 import { openPidfd, procStat } from '../state/proc.js';
 import { loadConfig, type OciConfig } from './config.js';
 import { ociPart } from './part.js';
-import { checkId, freezer, loadCgroup, processes, saveCgroup, Store, type Saved } from './state.js';
+import { checkId, defaultRoot, freezer, processes, Store, type Saved } from './state.js';
+import { loadCgroup, saveCgroup } from './cgroup.js';
 import { defaultSpec, features } from './features.js';
 import { randomId } from '../spec.js';
 import type { IdRange } from '../userns/idmap.js';
 import { credentialSteps } from '../exec/creds.js';
 import { execIn } from './exec.js';
 import { runHookIn, runHooks } from './hooks.js';
+import { joinedRoot, joinNamespaces } from './join.js';
+import * as op from '../plan/ops.js';
 
 export const VERSION = '0.1.0';
 const OCI_VERSION = '1.0.2';
@@ -93,6 +96,21 @@ export function parseFlags(
 
 let globals: Globals = { root: '/run/nsbox-runtime', logFormat: 'text', debug: false };
 
+/**
+ * Output without Node's stdout and stderr streams (making one costs ~6 ms of a runtime call's start):
+ * written whole to the fd, the stream only where the fd is non-blocking.
+ */
+function out(fd: 1 | 2, text: string): void {
+  const b = Buffer.from(text);
+  let off = 0;
+  try {
+    while (off < b.length) off += writeSync(fd, b, off);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+    (fd === 1 ? process.stdout : process.stderr).write(b.subarray(off));
+  }
+}
+
 /** A line in the --log file (runc's text or JSON form), and on stderr for errors and --debug. */
 export function log(level: 'debug' | 'warning' | 'error', msg: string): void {
   if (level === 'debug' && !globals.debug) return;
@@ -108,8 +126,7 @@ export function log(level: 'debug' | 'warning' | 'error', msg: string): void {
       /* the log is best-effort */
     }
   }
-  if (level !== 'debug' || !globals.log)
-    process.stderr.write(`nsbox-runtime: ${level === 'error' ? '' : `${level}: `}${msg}\n`);
+  if (level !== 'debug' || !globals.log) out(2, `nsbox-runtime: ${level === 'error' ? '' : `${level}: `}${msg}\n`);
 }
 
 const debug = (line: string) => log('debug', line);
@@ -139,42 +156,6 @@ export function parseSignal(s: string | undefined): number {
   return n;
 }
 
-const NS_FLAG: Record<string, number> = {
-  network: CLONE.NEWNET,
-  ipc: CLONE.NEWIPC,
-  uts: CLONE.NEWUTS,
-  pid: CLONE.NEWPID,
-  cgroup: CLONE.NEWCGROUP,
-};
-
-/**
- * Join the namespaces given by path in this thread before the clone, so the child starts in them
- * (setns of these types is allowed in a threaded process; create exits right after). The spec then
- * shares "the host's", which is now the joined one.
- */
-function joinNamespaces(c: OciConfig): void {
-  for (const j of c.joins) {
-    let fd: number;
-    try {
-      fd = openSync(j.path, 'r');
-    } catch (e) {
-      throw new NsboxError(`config.json: namespace ${j.type}: cannot open ${j.path}: ${(e as Error).message}`, {
-        field: 'namespaces',
-      });
-    }
-    try {
-      native.setns(fd, NS_FLAG[j.type]);
-    } catch (e) {
-      throw new NsboxError(`config.json: cannot join the ${j.type} namespace ${j.path}: ${(e as Error).message}`, {
-        field: 'namespaces',
-        code: (e as NsboxError).code,
-      });
-    } finally {
-      closeSync(fd);
-    }
-  }
-}
-
 /** The container's cgroup, at the config's cgroupsPath (or ROOT-independent /nsbox-runtime/ID). */
 function makeCgroup(c: OciConfig, id: string): Cgroup {
   const limits = resolveLimits(c.spec.limits ?? {});
@@ -189,6 +170,24 @@ function makeCgroup(c: OciConfig, id: string): Cgroup {
       throw new NsboxError(`cgroup ${hier.mount}${at} already exists`, { field: 'cgroupsPath' });
   }
   return Cgroup.create(id, limits, placement, at);
+}
+
+/**
+ * The cgroup; run by an ordinary user (rootless) where the hierarchy is not writable, none when the
+ * config sets no limit (runc's rule): pause, resume and kill --all then act on PID 1 alone or refuse.
+ */
+function rootlessCgroup(c: OciConfig, id: string): Cgroup | undefined {
+  try {
+    return makeCgroup(c, id);
+  } catch (e) {
+    const code = (e as NsboxError).code;
+    const limits = c.spec.limits ?? {};
+    const none = Object.values(limits).every((v) => v === undefined);
+    if (process.geteuid?.() === 0 || !none || (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS')) throw e;
+    debug(`no cgroup (rootless, no limits in config.json): ${(e as Error).message}`);
+    c.spec.limits = undefined;
+    return undefined;
+  }
 }
 
 /**
@@ -214,6 +213,23 @@ function holdForUserns(
   chmodSync(dir, 0o711);
 }
 
+/** --preserve-fds N: the caller's fds 3..3+N-1, passed on as they are (runc's rule), each checked open. */
+function preservedFds(n: number): number[] {
+  if (n > 16) throw new NsboxError(`--preserve-fds ${n}: at most 16 fds`, { field: 'preserve-fds' });
+  const fds = Array.from({ length: n }, (_, i) => 3 + i);
+  for (const fd of fds) {
+    let dir: boolean;
+    try {
+      dir = fstatSync(fd).isDirectory();
+    } catch {
+      throw new NsboxError(`--preserve-fds ${n}: fd ${fd} is not open`, { field: 'preserve-fds' });
+    }
+    // As for stdio: fchdir to it would leave the container's root.
+    if (dir) throw new NsboxError(`--preserve-fds ${n}: fd ${fd} is a directory`, { field: 'preserve-fds' });
+  }
+  return fds;
+}
+
 interface CreateOptions {
   bundle: string;
   pidFile?: string;
@@ -229,7 +245,7 @@ interface Created {
 /** create: the container held before exec, its state saved. On failure nothing is left. */
 async function create(store: Store, id: string, o: CreateOptions): Promise<Created> {
   const bundle = resolve(o.bundle);
-  if (o.preserveFds > 0) throw new NsboxError('--preserve-fds is not supported', { field: 'preserve-fds' });
+  const preserved = preservedFds(o.preserveFds);
   const c = loadConfig(bundle, debug);
   if (c.terminal && !o.consoleSocket)
     throw new NsboxError('process.terminal needs --console-socket', { field: 'console-socket' });
@@ -254,6 +270,7 @@ async function create(store: Store, id: string, o: CreateOptions): Promise<Creat
     created: new Date().toISOString(),
     owner: userInfo().username,
     annotations: c.annotations,
+    command: c.spec.command,
     pid: 0,
     pidStart: 0,
     creator: { pid: process.pid, start: me.start },
@@ -268,13 +285,20 @@ async function create(store: Store, id: string, o: CreateOptions): Promise<Creat
   let cg: Cgroup | undefined;
   let tty: { master: number; slave: number; path: string } | undefined;
   let container: Container | undefined;
+  let joins: ReturnType<typeof joinNamespaces> = null;
   try {
     store.write(saved);
     makeHoldFifo(store.fifo(id));
     if (typeof c.spec.userns === 'object') holdForUserns(dir, store.fifo(id), c.spec.userns);
-    joinNamespaces(c);
-    cg = makeCgroup(c, id);
-    saved.cgroup = saveCgroup(cg);
+    const root = joinedRoot(c);
+    if (root)
+      holdForUserns(dir, store.fifo(id), {
+        uidMap: [{ container: 0, host: root.uid, size: 1 }],
+        gidMap: [{ container: 0, host: root.gid, size: 1 }],
+      });
+    joins = joinNamespaces(c);
+    cg = rootlessCgroup(c, id);
+    saved.cgroup = cg ? saveCgroup(cg) : null;
     store.write(saved);
     // What exec replays: the container's environment, credential steps and ids, from its plan.
     const remember: StartPart = {
@@ -288,7 +312,17 @@ async function create(store: Store, id: string, o: CreateOptions): Promise<Creat
       },
     };
     const parts: StartPart[] = [ociPart(c), holdPart(store.fifo(id)), remember];
-    parts.push(new CgroupPart(cg, c.spec.namespaces?.cgroup !== false, !!c.spec.userns));
+    const joinedUser = c.joins.some((j) => j.type === 'user');
+    if (cg) parts.push(new CgroupPart(cg, c.spec.namespaces?.cgroup !== false, !!c.spec.userns || joinedUser));
+    if (joins) parts.push(joins);
+    if (preserved.length) {
+      parts.push({
+        steps(b) {
+          for (const fd of preserved) b.passOn(fd);
+          b.add('exec-fds', op.keepOnExec(preserved));
+        },
+      });
+    }
     let stdio: [number, number, number] = [0, 1, 2];
     if (c.terminal) {
       tty = native.openpty();
@@ -333,6 +367,7 @@ async function create(store: Store, id: string, o: CreateOptions): Promise<Creat
     rmSync(dir, { recursive: true, force: true });
     throw e;
   } finally {
+    joins?.done();
     lock.unlock();
   }
 }
@@ -358,7 +393,10 @@ async function start(store: Store, id: string): Promise<void> {
   if (!release(store.fifo(id)))
     throw new NsboxError(`cannot start container "${id}": it is no longer waiting to start`, { field: 'id' });
   rmSync(store.fifo(id), { force: true });
-  await runHooks('poststart', s.hooks?.poststart, store.state(s)).catch((e) => log('warning', (e as Error).message));
+  // Started: running, though a short command may have ended already (runc's poststart says running too).
+  await runHooks('poststart', s.hooks?.poststart, { ...store.state(s), status: 'running', pid: s.pid }).catch((e) =>
+    log('warning', (e as Error).message),
+  );
 }
 
 function kill(store: Store, id: string, signal: number, all: boolean): void {
@@ -449,11 +487,11 @@ function list(store: Store, json: boolean, quiet: boolean): void {
     .filter((s): s is Saved => !!s)
     .map((s) => store.state(s));
   if (quiet) {
-    for (const s of states) process.stdout.write(`${s.id}\n`);
+    for (const s of states) out(1, `${s.id}\n`);
     return;
   }
   if (json) {
-    process.stdout.write(`${JSON.stringify(states)}\n`);
+    out(1, `${JSON.stringify(states)}\n`);
     return;
   }
   const rows = [
@@ -462,7 +500,8 @@ function list(store: Store, json: boolean, quiet: boolean): void {
   ];
   const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   for (const r of rows)
-    process.stdout.write(
+    out(
+      1,
       `${r
         .map((c, i) => c.padEnd(w[i]))
         .join('   ')
@@ -474,11 +513,11 @@ function ps(store: Store, id: string, format: string): void {
   const s = store.get(id);
   const pids = store.status(s) === 'stopped' ? [] : processes(s);
   if (format === 'json') {
-    process.stdout.write(`${JSON.stringify(pids)}\n`);
+    out(1, `${JSON.stringify(pids)}\n`);
     return;
   }
-  process.stdout.write('PID   CMD\n');
-  for (const pid of pids) process.stdout.write(`${String(pid).padEnd(5)} ${procStat(pid)?.comm ?? '?'}\n`);
+  out(1, 'PID   CMD\n');
+  for (const pid of pids) out(1, `${String(pid).padEnd(5)} ${procStat(pid)?.comm ?? '?'}\n`);
 }
 
 const HELP = `nsbox-runtime ${VERSION}: an OCI runtime (runc's command line) made of nsbox
@@ -502,9 +541,7 @@ export async function main(argv: string[]): Promise<number> {
     },
     { h: 'help', v: 'version' },
   );
-  const root =
-    (g.flags.root as string | undefined) ??
-    (process.getuid?.() === 0 ? '/run/nsbox-runtime' : `${process.env.XDG_RUNTIME_DIR ?? '/tmp'}/nsbox-runtime`);
+  const root = (g.flags.root as string | undefined) ?? defaultRoot();
   const logFormat = (g.flags['log-format'] as string | undefined) ?? 'text';
   if (logFormat !== 'text' && logFormat !== 'json')
     throw new NsboxError(`invalid --log-format: ${logFormat} (text or json)`);
@@ -515,12 +552,12 @@ export async function main(argv: string[]): Promise<number> {
     debug: !!g.flags.debug,
   };
   if (g.flags.version) {
-    process.stdout.write(`nsbox-runtime version ${VERSION}\nspec: ${OCI_VERSION}\n`);
+    out(1, `nsbox-runtime version ${VERSION}\nspec: ${OCI_VERSION}\n`);
     return 0;
   }
   const [cmd, ...args] = g.rest;
   if (g.flags.help || !cmd) {
-    process.stdout.write(`${HELP}\n`);
+    out(1, `${HELP}\n`);
     return cmd || g.flags.help ? 0 : 1;
   }
   debug(`${cmd} ${args.join(' ')}`);
@@ -565,7 +602,7 @@ export async function main(argv: string[]): Promise<number> {
       await start(store, needId(args, cmd));
       return 0;
     case 'state':
-      process.stdout.write(`${JSON.stringify(store.state(store.get(needId(args, cmd))), null, 2)}\n`);
+      out(1, `${JSON.stringify(store.state(store.get(needId(args, cmd))), null, 2)}\n`);
       return 0;
     case 'kill': {
       const f = parseFlags(args, { all: 'bool', signal: 'string' }, { a: 'all', s: 'signal' });
@@ -615,6 +652,9 @@ export async function main(argv: string[]): Promise<number> {
         { p: 'process', d: 'detach', t: 'tty', e: 'env', u: 'user', c: 'cap' },
       );
       const id = needId(f.rest, cmd);
+      const keep = f.flags['preserve-fds'];
+      if (keep !== undefined && keep !== '0')
+        throw new NsboxError(`exec --preserve-fds ${keep}: not supported (create takes it)`, { field: 'preserve-fds' });
       return execIn(store, id, {
         process: f.flags.process as string | undefined,
         args: f.rest.slice(1),
@@ -628,7 +668,7 @@ export async function main(argv: string[]): Promise<number> {
       });
     }
     case 'features':
-      process.stdout.write(`${JSON.stringify(features(), null, 2)}\n`);
+      out(1, `${JSON.stringify(features(), null, 2)}\n`);
       return 0;
     case 'spec': {
       const f = parseFlags(args, { bundle: 'string', rootless: 'bool' }, { b: 'bundle' });
@@ -644,7 +684,10 @@ export async function main(argv: string[]): Promise<number> {
 
 /** Errors as runc reports them: one line on stderr and in the --log file; exit 1. */
 export function report(e: unknown): number {
-  const msg = e instanceof NsboxError ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e);
+  // A system call's error (a file that cannot be written...) is the caller's to fix: one line; a bug keeps its stack.
+  const sys = e instanceof Error && typeof (e as NodeJS.ErrnoException).syscall === 'string';
+  const msg =
+    e instanceof NsboxError || sys ? (e as Error).message : e instanceof Error ? (e.stack ?? e.message) : String(e);
   log('error', msg);
   return 1;
 }

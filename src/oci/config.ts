@@ -15,6 +15,7 @@ import {
 import { hostname as osHostname } from 'node:os';
 import { posix, resolve } from 'node:path';
 import { NsboxError } from '../errors.js';
+import { MS } from '../native.js';
 import type { ContainerSpec, Namespaces } from '../spec.js';
 import type { Limits } from '../cgroups/limits.js';
 import type { MountSpec } from '../rootfs/mounts.js';
@@ -51,6 +52,10 @@ export interface OciConfig {
   oomScoreAdj?: number;
   umask?: number;
   domainname?: string;
+  /** linux.rootfsPropagation as mount(2) flags for the container's / (undefined: private, nsbox's own). */
+  rootfsPropagation?: number;
+  /** linux.devices of type p: FIFOs made in /dev. */
+  fifos: { path: string; mode: number; uid: number; gid: number }[];
   /** Namespaces joined by path. */
   joins: { type: NsType; path: string }[];
   /** From the hierarchy's root, e.g. /machine.slice/libpod-ID.scope; undefined: the runtime's default. */
@@ -84,12 +89,23 @@ class Reader {
     throw new NsboxError(`config.json: ${path}: ${message}`, { field: path, kind: 'spec' });
   }
 
-  obj(v: Json | undefined, path: string, known: readonly string[], harmless: readonly string[] = []): Obj {
+  /**
+   * An object with the keys nsbox applies (`known`), those it may ignore (`harmless`) and the spec's
+   * keys it cannot apply (`refused`: an error). Any other key is not the spec's (a later version's, or
+   * a vendor's): ignored, as the spec's extensibility rule says, with a --debug line.
+   */
+  obj(
+    v: Json | undefined,
+    path: string,
+    known: readonly string[],
+    harmless: readonly string[] = [],
+    refused: readonly string[] = [],
+  ): Obj {
     if (v === null || typeof v !== 'object' || Array.isArray(v)) this.fail(path, 'must be an object');
     for (const k of Object.keys(v)) {
       if (known.includes(k)) continue;
-      if (harmless.includes(k)) this.debug(`config.json: ${path}.${k}: ignored`);
-      else this.fail(`${path}.${k}`, 'not supported by nsbox-runtime');
+      if (refused.includes(k)) this.fail(`${path}.${k}`, 'not supported by nsbox-runtime');
+      this.debug(`config.json: ${path}.${k}: ${harmless.includes(k) ? 'ignored' : 'unknown property, ignored'}`);
     }
     return v;
   }
@@ -224,6 +240,12 @@ const IGNORED_OPTIONS = new Set([
   'U',
   'copy-symlink',
 ]);
+const PROPAGATION: Record<string, number> = {
+  private: MS.PRIVATE,
+  slave: MS.SLAVE,
+  shared: MS.SHARED,
+  unbindable: MS.UNBINDABLE,
+};
 /** sysctls a container may set, and the namespace that makes them its own (as runc checks). */
 const SYSCTL_NS: [RegExp, keyof Namespaces][] = [
   [/^kernel\.(msgmax|msgmnb|msgmni|sem|shmall|shmmax|shmmni|shm_rmid_forced)$/, 'ipc'],
@@ -362,6 +384,7 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
       'mountLabel',
     ],
     ['personality'],
+    ['timeOffsets', 'netDevices', 'intelRdt', 'memoryPolicy'],
   );
   if (linux.mountLabel !== undefined)
     debug(`config.json: $.linux.mountLabel: ignored (${r.str(linux.mountLabel, '$.linux.mountLabel')})`);
@@ -374,12 +397,13 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
       r.fail('$.linux.personality', 'only the LINUX domain without flags is supported');
     }
   }
-  if (linux.rootfsPropagation !== undefined) {
+  let rootfsPropagation: number | undefined;
+  if (linux.rootfsPropagation !== undefined && linux.rootfsPropagation !== '') {
     const p = r.str(linux.rootfsPropagation, '$.linux.rootfsPropagation');
-    if (!['private', 'rprivate', 'slave', 'rslave', 'shared', 'rshared', 'unbindable', 'runbindable'].includes(p)) {
-      r.fail('$.linux.rootfsPropagation', `unknown propagation ${JSON.stringify(p)}`);
-    }
-    debug(`config.json: $.linux.rootfsPropagation: ${p} ignored (the root's mounts are private)`);
+    const kind = PROPAGATION[p.replace(/^r/, '')];
+    if (kind === undefined) r.fail('$.linux.rootfsPropagation', `unknown propagation ${JSON.stringify(p)}`);
+    // The root's mounts are private already (a slave of nothing is private too).
+    if (kind !== MS.PRIVATE && kind !== MS.SLAVE) rootfsPropagation = kind | (p.startsWith('r') ? MS.REC : 0);
   }
 
   // Namespaces: the listed ones are new (or joined by path), the rest the host's.
@@ -394,12 +418,16 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
     if (isNew.has(type) || joins.some((j) => j.type === type)) r.fail(`${p}.type`, `namespace ${type} listed twice`);
     if (n.path !== undefined && n.path !== '') {
       const path = r.abs(n.path, `${p}.path`);
-      if (type === 'user' || type === 'mount' || type === 'time')
-        r.fail(`${p}.path`, `joining a ${type} namespace is not supported`);
+      if (type === 'time') r.fail(`${p}.path`, 'joining a time namespace is not supported');
       joins.push({ type, path });
     } else isNew.add(type);
   });
-  if (!isNew.has('mount')) r.fail('$.linux.namespaces', 'a new mount namespace is required (nsbox always makes one)');
+  const joined = (t: NsType) => joins.some((j) => j.type === t);
+  if (!isNew.has('mount') && !joined('mount'))
+    r.fail('$.linux.namespaces', "a mount namespace is required (new, or joined by path): nsbox never uses the host's");
+  // A new pid namespace would be the host user namespace's, where root of the joined one cannot mount /proc.
+  if (joined('user') && !joined('pid'))
+    r.fail('$.linux.namespaces', 'with a joined user namespace, the pid namespace must be joined by path too');
   if (isNew.has('time')) r.fail('$.linux.namespaces', 'time namespaces are not supported');
   spec.namespaces = {
     pid: isNew.has('pid'),
@@ -427,7 +455,10 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
     spec.userns = false;
     for (const k of ['uidMappings', 'gidMappings'] as const) {
       if (linux[k] !== undefined && r.arr(linux[k], `$.linux.${k}`).length)
-        r.fail(`$.linux.${k}`, 'given without a user namespace');
+        r.fail(
+          `$.linux.${k}`,
+          joined('user') ? 'given with a joined user namespace' : 'given without a user namespace',
+        );
     }
   }
 
@@ -459,8 +490,18 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
   let cgroupsPath: string | undefined;
   if (linux.cgroupsPath !== undefined && linux.cgroupsPath !== '')
     cgroupsPath = parseCgroupsPath(r, r.str(linux.cgroupsPath, '$.linux.cgroupsPath'));
-  if (linux.resources !== undefined) spec.limits = parseResources(r, linux.resources);
-  if (linux.devices !== undefined) spec.devices = parseDevices(r, linux.devices, linux.resources);
+  let ruleDevices: DeviceSpec[] = [];
+  if (linux.resources !== undefined) {
+    const { devices, ...limits } = parseResources(r, linux.resources);
+    spec.limits = limits;
+    ruleDevices = devices ?? [];
+  }
+  const fifos: OciConfig['fifos'] = [];
+  if (linux.devices !== undefined) {
+    const userns = !!spec.userns || joined('user');
+    spec.devices = parseDevices(r, linux.devices, userns, fifos);
+  }
+  if (ruleDevices.length) spec.devices = [...(spec.devices ?? []), ...ruleDevices];
   if (linux.seccomp !== undefined) spec.seccomp = parseSeccomp(r, linux.seccomp);
   else debug('config.json: no $.linux.seccomp: the container runs without a seccomp filter');
 
@@ -482,6 +523,8 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
     oomScoreAdj,
     umask,
     domainname: domainname || undefined,
+    rootfsPropagation,
+    fifos,
     joins,
     cgroupsPath,
     annotations,
@@ -529,19 +572,45 @@ function parseCgroupsPath(r: Reader, s: string): string {
   return path;
 }
 
-function parseResources(r: Reader, v: Json): Limits {
+/**
+ * resources.devices: nsbox starts from "deny all" with its default devices allowed; the config's allow
+ * rules for character or block devices are added (podman's --device, runtime-tools' rules). Deny rules
+ * and "all devices" are left out with a --debug line: what they would change is stricter or wider than
+ * nsbox's base (a wider one, privileged's, is not given by this path).
+ */
+function deviceRules(r: Reader, v: Json): DeviceSpec[] {
+  const out: DeviceSpec[] = [];
+  r.arr(v, '$.linux.resources.devices').forEach((x, i) => {
+    const p = `$.linux.resources.devices[${i}]`;
+    const d = r.obj(x, p, ['allow', 'type', 'major', 'minor', 'access']);
+    const allow = r.bool(d.allow, `${p}.allow`);
+    const type = d.type === undefined || d.type === null ? 'a' : r.str(d.type, `${p}.type`);
+    if (!['a', 'c', 'b'].includes(type)) r.fail(`${p}.type`, `must be a, c or b, got ${JSON.stringify(type)}`);
+    const num = (v: Json | undefined, k: string) =>
+      v === undefined || v === null ? -1 : r.int(v, `${p}.${k}`, -1, k === 'major' ? 0xfff : 0xfffff);
+    const [major, minor] = [num(d.major, 'major'), num(d.minor, 'minor')];
+    const access = d.access === undefined ? 'rwm' : r.str(d.access, `${p}.access`);
+    if (!/^(?!.*(.).*\1)[rwm]{0,3}$/.test(access))
+      r.fail(`${p}.access`, `must be letters of rwm, got ${JSON.stringify(access)}`);
+    if (!allow || type === 'a' || access === '') {
+      r.debug(`config.json: ${p}: ${allow ? 'all devices' : 'a deny rule'}: nsbox's base rules apply`);
+      return;
+    }
+    out.push({ host: '', access, node: { type: type as 'c' | 'b', major, minor } });
+  });
+  return out;
+}
+
+function parseResources(r: Reader, v: Json): Limits & { devices?: DeviceSpec[] } {
   const res = r.obj(
     v,
     '$.linux.resources',
     ['memory', 'cpu', 'pids', 'devices', 'blockIO', 'hugepageLimits', 'unified', 'network', 'rdma'],
     [],
   );
-  const l: Limits = {};
+  const l: Limits & { devices?: DeviceSpec[] } = {};
   const p = '$.linux.resources';
-  if (res.devices !== undefined) {
-    r.arr(res.devices, `${p}.devices`);
-    r.debug(`config.json: ${p}.devices: nsbox's own device rules apply (the default devices, and linux.devices)`);
-  }
+  if (res.devices !== undefined) l.devices = deviceRules(r, res.devices);
   if (res.memory !== undefined) {
     const m = r.obj(res.memory, `${p}.memory`, [
       'limit',
@@ -633,45 +702,39 @@ const DEFAULT_DEVICES = [
   '/dev/ptmx',
 ];
 
-/** What resources.devices lets a container do with one device: the last matching rule's access. */
-function allowed(r: Reader, rules: Json | undefined, type: string, major: number, minor: number): string {
-  if (rules === undefined) return 'rwm';
-  let access = new Set<string>();
-  r.arr(rules, '$.linux.resources.devices').forEach((x, i) => {
-    const p = `$.linux.resources.devices[${i}]`;
-    const d = r.obj(x, p, ['allow', 'type', 'major', 'minor', 'access']);
-    const t = d.type === undefined ? 'a' : r.str(d.type, `${p}.type`);
-    const num = (v: Json | undefined, k: string) =>
-      v === undefined || v === null ? -1 : r.int(v, `${p}.${k}`, -1, 2 ** 32);
-    const [maj, min] = [num(d.major, 'major'), num(d.minor, 'minor')];
-    const acc = d.access === undefined ? 'rwm' : r.str(d.access, `${p}.access`);
-    if (!/^[rwm]*$/.test(acc)) r.fail(`${p}.access`, `must be letters of rwm, got ${JSON.stringify(acc)}`);
-    if ((t !== 'a' && t !== type) || (maj !== -1 && maj !== major) || (min !== -1 && min !== minor)) return;
-    const allow = r.bool(d.allow, `${p}.allow`);
-    for (const c of acc) allow ? access.add(c) : access.delete(c);
-    if (!allow && acc === '') access = new Set();
-  });
-  return ['r', 'w', 'm'].filter((c) => access.has(c)).join('');
-}
-
-/** linux.devices: the host's node of that type and number, bound in (nsbox makes no device nodes). */
-function parseDevices(r: Reader, v: Json, resources: Json | undefined): DeviceSpec[] {
-  const rules =
-    resources !== undefined && resources !== null && typeof resources === 'object' && !Array.isArray(resources)
-      ? resources.devices
-      : undefined;
+/**
+ * linux.devices: made in /dev with the config's number, mode and owner (as runc makes them); in a user
+ * namespace, where mknod is refused, or outside /dev, the host's node of that number bound in.
+ */
+function parseDevices(r: Reader, v: Json, userns: boolean, fifos: OciConfig['fifos']): DeviceSpec[] {
   const out: DeviceSpec[] = [];
   r.arr(v, '$.linux.devices').forEach((x, i) => {
     const p = `$.linux.devices[${i}]`;
     const d = r.obj(x, p, ['path', 'type', 'major', 'minor', 'fileMode', 'uid', 'gid']);
     const path = posix.normalize(r.abs(d.path, `${p}.path`));
     const type = r.str(d.type, `${p}.type`);
-    if (!['c', 'u', 'b'].includes(type))
-      r.fail(`${p}.type`, `only c, u and b devices are supported, got ${JSON.stringify(type)}`);
+    if (!['c', 'u', 'b', 'p'].includes(type))
+      r.fail(`${p}.type`, `only c, u, b and p devices are supported, got ${JSON.stringify(type)}`);
+    const mode = d.fileMode === undefined ? 0o666 : r.int(d.fileMode, `${p}.fileMode`, 0, 0o7777) & 0o777;
+    const uid = d.uid === undefined ? 0 : r.int(d.uid, `${p}.uid`, 0, MAX_ID);
+    const gid = d.gid === undefined ? 0 : r.int(d.gid, `${p}.gid`, 0, MAX_ID);
+    const underDev = path.startsWith('/dev/') && !/^\/dev\/(pts|shm|mqueue)(\/|$)/.test(path);
+    if (type === 'p') {
+      if (!underDev) r.fail(`${p}.path`, 'a FIFO must be under /dev');
+      fifos.push({ path, mode, uid, gid });
+      return;
+    }
     const major = r.int(d.major, `${p}.major`, 0, 2 ** 32),
       minor = r.int(d.minor, `${p}.minor`, 0, 2 ** 32);
     if (DEFAULT_DEVICES.includes(path)) return; // nsbox's own
     const kind = type === 'b' ? 'block' : 'char';
+    // Allowed whatever resources.devices says, as runc allows the devices it makes.
+    const access = 'rwm';
+    if (!userns && underDev) {
+      if (major > 0xfff || minor > 0xfffff) r.fail(p, `device number ${major}:${minor} out of range`);
+      out.push({ host: '', path, access, node: { type: type === 'b' ? 'b' : 'c', major, minor, mode, uid, gid } });
+      return;
+    }
     // The same path on the host, udev's /dev/char|block/M:m link, else any node of that number in /dev.
     const host = [path, `/dev/${kind}/${major}:${minor}`, ...devEntries()].find((h) => {
       try {
@@ -685,13 +748,8 @@ function parseDevices(r: Reader, v: Json, resources: Json | undefined): DeviceSp
       }
     });
     if (!host) r.fail(p, `no ${kind} device ${major}:${minor} on the host to give as ${path}`);
-    const access = allowed(r, rules, type === 'u' ? 'c' : type, major, minor);
-    if (!access) {
-      r.debug(`config.json: ${p}: ${path} is not allowed by $.linux.resources.devices: left out`);
-      return;
-    }
     if (d.fileMode !== undefined || d.uid !== undefined || d.gid !== undefined)
-      r.debug(`config.json: ${p}: fileMode, uid, gid: the host node's apply`);
+      r.debug(`config.json: ${p}: fileMode, uid, gid: the host node's apply (it is bound in)`);
     out.push({ host, path, access });
   });
   return out;
@@ -738,6 +796,7 @@ function parseMounts(r: Reader, v: Json, bundle: string): OciMount[] {
         spec: {
           type: 'tmpfs',
           target: dest,
+          source: m.source === undefined || m.source === '' ? undefined : r.str(m.source, `${p}.source`),
           size,
           mode: modeText === undefined ? undefined : parseInt(modeText, 8),
           readOnly: flags.ro,

@@ -19,6 +19,8 @@ import { rootSlots } from '../rootfs/root.js';
 import { NsboxError } from '../errors.js';
 import type { OciConfig } from './config.js';
 
+const S_IFIFO = 0o010000;
+
 /** The OCI part: checked now (before anything is made), steps added when the plan is compiled. */
 export function ociPart(c: OciConfig): StartPart {
   let mounts: ResolvedMount[];
@@ -62,6 +64,24 @@ export function ociPart(c: OciConfig): StartPart {
         }
       });
       b.add('mounts', ...attachOps(mounts, slots, s1));
+      if (c.fifos.length) {
+        const { dev } = rootSlots(b);
+        const dir = b.slot('a directory of /dev');
+        for (const f of c.fifos) {
+          const rel = f.path.slice('/dev/'.length);
+          const slash = rel.lastIndexOf('/');
+          if (slash >= 0)
+            b.add(
+              'mounts',
+              op.openBeneath(dev, rel.slice(0, slash), dir, op.OPEN_AT.DIR, `make /dev/${rel.slice(0, slash)}`),
+            );
+          const at = slash < 0 ? dev : dir;
+          b.add(
+            'mounts',
+            op.mknodAt(at, rel.slice(slash + 1), S_IFIFO | f.mode, 0, 0, `make the FIFO ${f.path}`, f.uid, f.gid),
+          );
+        }
+      }
       // /proc is mounted by now and /proc/sys not yet read-only.
       for (const [k, v] of c.sysctl)
         b.add('mounts', op.writeFile(`/proc/sys/${k.replaceAll('.', '/')}`, v, `set sysctl ${k}`));
@@ -72,6 +92,9 @@ export function ociPart(c: OciConfig): StartPart {
         );
       if (oom !== undefined)
         b.add('mounts', op.writeFile('/proc/self/oom_score_adj', String(oom), `set oom_score_adj ${oom}`));
+      // After every mount: the container's / shared (a new peer group in its namespace) or unbindable.
+      if (c.rootfsPropagation !== undefined)
+        b.add('protect', op.mount('', '/', '', c.rootfsPropagation, '', 'set the propagation of /'));
       const slots2 = rootSlots(b);
       b.add('protect', ...maskOps(masked, slots2), ...readonlyOps(readonly, slots2));
       if (c.umask !== undefined) b.add('cwd', op.umask(c.umask));

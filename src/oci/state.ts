@@ -3,8 +3,6 @@
 // process, the FIFO and the freezer, so it cannot go stale when nobody is left to update it.
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { NsboxError } from '../errors.js';
-import { Cgroup, type CgroupDir } from '../cgroups/cgroup.js';
-import type { Controller, Hierarchy } from '../cgroups/hierarchy.js';
 import { isAlive, procStat } from '../state/proc.js';
 import { writeAtomic } from './files.js';
 import type { SavedStep } from '../plan/json.js';
@@ -25,6 +23,8 @@ export interface Saved {
   created: string;
   owner: string;
   annotations: Record<string, string>;
+  /** process.args (for `nsbox ps`). */
+  command?: string[];
   /** 0 until the process exists. */
   pid: number;
   pidStart: number;
@@ -47,6 +47,11 @@ export interface OciState {
   created: string;
   owner: string;
   annotations: Record<string, string>;
+}
+
+/** The runtime's --root when none is given (runc's place, under nsbox's name). */
+export function defaultRoot(): string {
+  return process.getuid?.() === 0 ? '/run/nsbox-runtime' : `${process.env.XDG_RUNTIME_DIR ?? '/tmp'}/nsbox-runtime`;
 }
 
 /** runc's rule for ids: letters, digits, _ + - . (and not . or ..). */
@@ -140,20 +145,6 @@ export class Store {
       annotations: s.annotations,
     };
   }
-}
-
-export function saveCgroup(cg: Cgroup): SavedCgroup {
-  return { name: cg.name, dirs: cg.dirs.map((d) => ({ path: d.path, version: d.hierarchy.version, uses: d.uses })) };
-}
-
-/** The container's cgroup again, from its saved paths (enough to kill, freeze, read and remove it). */
-export function loadCgroup(s: SavedCgroup): Cgroup {
-  const dirs: CgroupDir[] = s.dirs.map((d) => ({
-    path: d.path,
-    uses: d.uses as Controller[],
-    hierarchy: { version: d.version, mount: '', controllers: d.uses, own: '', base: '' } as unknown as Hierarchy,
-  }));
-  return new Cgroup(s.name, dirs);
 }
 
 function read(path: string): string | undefined {

@@ -55,6 +55,7 @@ export class PlanBuilder {
   private nextSlot = 0;
   private readonly named = new Map<string, Slot>();
   private readonly kept: number[] = [];
+  private readonly passed: number[] = [];
 
   /** Add steps to a phase, after those already there. */
   add(phase: Phase, ...steps: Step[]): this {
@@ -99,12 +100,19 @@ export class PlanBuilder {
     return this;
   }
 
+  /** An inherited fd the command gets, as its stdio (an OCI runtime's --preserve-fds; never a directory). */
+  passOn(fd: number): this {
+    this.passed.push(fd);
+    return this;
+  }
+
   /** The steps in phase order, checked. */
   build(): Plan {
     const out: { step: Step; phase: Phase }[] = [];
     for (const phase of PHASES) {
       for (const s of this.steps.get(phase) ?? []) {
-        const step = s.kind === 'closeInherited' && this.kept.length ? { ...s, keep: [...s.keep, ...this.kept] } : s;
+        const keep = [...this.kept, ...this.passed];
+        const step = s.kind === 'closeInherited' && keep.length ? { ...s, keep: [...s.keep, ...keep] } : s;
         out.push({ step, phase });
       }
     }

@@ -53,6 +53,7 @@ export const OP = {
   HELD_CHDIR: 46,
   HELD_EXEC: 47,
   TAKE_FD: 54,
+  KEEP_ON_EXEC: 50,
 } as const;
 
 /** Slots of the plan's descriptor table (PLAN_SLOTS in native/plan.h). */
@@ -163,6 +164,8 @@ function encodeOne(s: Step): PlanOp {
       return { op: OP.HELD_EXEC };
     case 'takeFd':
       return { op: OP.TAKE_FD, n: [s.fd, s.slot] };
+    case 'keepOnExec':
+      return { op: OP.KEEP_ON_EXEC, n: [...s.fds] };
   }
 }
 

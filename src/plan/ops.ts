@@ -93,6 +93,8 @@ export const heldExec = (): Step => step({ kind: 'heldExec' }, 'exec the command
 /** An inherited fd (kept open by PlanBuilder.keepOpen) taken into a slot. */
 export const takeFd = (fd: number, slot: Slot, what: string): Step =>
   step({ kind: 'takeFd', fd, slot }, `take ${what}`);
+export const keepOnExec = (fds: number[]): Step =>
+  step({ kind: 'keepOnExec', fds }, `keep fds ${fds.join(', ')} open across exec`);
 
 /** `primary`, or when it fails, `fallback` in its place (the child skips the fallback when primary works). */
 export const orElse = (primary: Step, fallback: Step[]): Step => ({ ...primary, orElse: fallback });

@@ -39,6 +39,9 @@ export interface StartPart {
   execsHeld?: boolean;
   /** Extra clone flags. */
   flags?: number;
+  /** The child joins a user namespace itself (no mknod there: the host's device nodes are bound instead);
+   *  setgroups: false where that namespace denies it (the groups are left then, as runc leaves them). */
+  joinsUserns?: { setgroups: boolean };
   /** Clone flags to leave out (e.g. a namespace the child unshares later in its plan). */
   clearFlags?: number;
   /** The child is made our parent's (CLONE_PARENT), which reaps it: `afterExit` is then not run by us

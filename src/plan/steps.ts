@@ -72,7 +72,9 @@ export type StepBody =
   /** execve of the held command (as exec). */
   | { kind: 'heldExec' }
   /** An inherited fd, kept open through the closing of the others, becomes a slot's (an idmapped mount). */
-  | { kind: 'takeFd'; fd: number; slot: Slot };
+  | { kind: 'takeFd'; fd: number; slot: Slot }
+  /** Inherited fds the command keeps (clears close-on-exec after cloexecFrom set it). */
+  | { kind: 'keepOnExec'; fds: number[] };
 
 export type StepKind = StepBody['kind'];
 

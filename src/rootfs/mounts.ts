@@ -21,6 +21,8 @@ export interface BindMountSpec {
 export interface TmpfsMountSpec {
   type: 'tmpfs';
   target: string;
+  /** The name /proc/self/mountinfo shows as its source (default "tmpfs", as Docker's). */
+  source?: string;
   /** Bytes, or a size such as '64m' (default: the kernel's, half of RAM). */
   size?: number | string;
   /** Octal mode of the root directory, default 1777. */
@@ -114,7 +116,10 @@ export function resolveMounts(list: MountSpec[] | undefined): ResolvedMount[] {
       }
       out.push({ type: 'bind', source, target, dir, readOnly: !!m.readOnly });
     } else if (m.type === 'tmpfs') {
-      const options: string[] = [];
+      const name = m.source ?? 'tmpfs';
+      if (typeof name !== 'string' || !/^[^\s,\0]{1,64}$/.test(name))
+        fail(`tmpfs ${target}: invalid source name ${JSON.stringify(name)}`);
+      const options: string[] = [`source=${name}`];
       if (m.size !== undefined) options.push(`size=${parseSize(m.size, `tmpfs ${target}`)}`);
       const mode = m.mode ?? 0o1777;
       if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) fail(`tmpfs ${target}: invalid mode ${mode}`);

@@ -6,6 +6,8 @@ import type { PlanBuilder } from '../plan/builder.js';
 import * as op from '../plan/ops.js';
 import type { Step } from '../plan/steps.js';
 import { attachOps, openSourcesOps, protectOps, type ResolvedMount } from './mounts.js';
+import type { ResolvedDevice } from '../devices/spec.js';
+import { NsboxError } from '../errors.js';
 
 export interface RootOptions {
   /** An absolute directory, or 'host'. */
@@ -24,6 +26,8 @@ export interface RootOptions {
   maskPaths?: boolean;
   /** Default true: the rootfs is nodev, so a node made in it opens nothing (false: --privileged). */
   nodev?: boolean;
+  /** Devices made in /dev by number (src/devices/spec.ts `node`), after the default ones. */
+  made?: ResolvedDevice[];
 }
 
 /** Where the tmpfs for a 'host' root is staged, inside the child's own mount namespace. */
@@ -45,6 +49,7 @@ const DEV_LINKS: [string, string][] = [
   ['pts/ptmx', 'ptmx'],
 ];
 const S_IFCHR = 0o020000,
+  S_IFBLK = 0o060000,
   S_IFREG = 0o100000;
 const HARD = MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC;
 
@@ -159,6 +164,44 @@ function devOps(s: ReturnType<typeof rootSlots>, hostDevs: number[] | null, ttyG
   return ops;
 }
 
+/** Devices made by number in /dev (its subdirectories made as needed), each bound onto itself as the default ones. */
+function madeOps(b: PlanBuilder, s: ReturnType<typeof rootSlots>, o: RootOptions): Step[] {
+  const made = o.made ?? [];
+  if (made.length === 0) return [];
+  if (o.userns)
+    throw new NsboxError(`device ${made[0].path}: device nodes cannot be made in a user namespace`, {
+      field: 'devices',
+    });
+  const { dev, a } = s;
+  const c = b.slot('a directory of /dev');
+  return made.flatMap((d) => {
+    const rel = d.path.slice('/dev/'.length);
+    const slash = rel.lastIndexOf('/');
+    const at = slash < 0 ? dev : c;
+    const name = rel.slice(slash + 1);
+    const m = d.made!;
+    return [
+      ...(slash < 0
+        ? []
+        : [op.openBeneath(dev, rel.slice(0, slash), c, op.OPEN_AT.DIR, `make /dev/${rel.slice(0, slash)}`)]),
+      op.mknodAt(
+        at,
+        name,
+        (d.type === 'b' ? S_IFBLK : S_IFCHR) | m.mode,
+        d.major,
+        d.minor,
+        `mknod ${d.path}`,
+        m.uid,
+        m.gid,
+      ),
+      op.openBeneath(at, name, a, 0, `open ${d.path}`),
+      op.cloneTree(a, s.b, false, `make a bind of ${d.path}`),
+      op.setattrSlot(s.b, 0, MOUNT_ATTR.NODEV, false, `let ${d.path} open as a device`),
+      op.moveMountTo(s.b, a, `bind ${d.path} onto itself`),
+    ];
+  });
+}
+
 /**
  * The root's steps, by phase. Host paths are only touched before pivot_root (binds are opened as
  * detached trees first, proc and sysfs made); after it, /proc, /sys and /dev must be real
@@ -201,7 +244,9 @@ export function rootSteps(b: PlanBuilder, o: RootOptions, facts: HostFacts): voi
   const sysAttrs = HARD | MOUNT_ATTR.RDONLY;
   b.add('host', op.fsmount('proc', ['source=proc'], proc, HARD, 'mount proc'));
   const sysfs = op.fsmount('sysfs', ['source=sysfs'], sys, sysAttrs, 'mount sysfs');
-  b.add('host', o.userns ? op.orElse(sysfs, [op.openTree('/sys', sys, true)]) : sysfs);
+  // Without a user namespace, made after /dev's mounts: mountinfo lists mounts in the order they were
+  // made, and an OCI config's default mounts are /proc, /dev..., then /sys (the runtime spec's "in order").
+  if (o.userns) b.add('host', op.orElse(sysfs, [op.openTree('/sys', sys, true)]));
   // Host sources of volumes are opened here, before pivot_root, each into a slot of its own.
   const mounts = o.mounts ?? [];
   const volSlots = mounts.map((m) => b.slot(`the mount on ${m.target}`));
@@ -214,13 +259,15 @@ export function rootSteps(b: PlanBuilder, o: RootOptions, facts: HostFacts): voi
       why: notSymlink('/proc'),
     },
     op.attach(proc, a, 'mount proc on /proc'),
+    ...devOps(slots, hostDevs, o.ttyGid === undefined ? 5 : o.ttyGid),
+    ...madeOps(b, slots, o),
+    ...(o.userns ? [] : [sysfs]),
     {
       ...op.openAt('/sys', a, op.OPEN_AT.DIR | op.OPEN_AT.NOSYMLINKS, 'open /sys in the rootfs'),
       why: notSymlink('/sys'),
     },
     op.attach(sys, a, 'mount sysfs on /sys'),
     op.setattrSlot(sys, sysAttrs, 0, true, 'make /sys read-only'),
-    ...devOps(slots, hostDevs, o.ttyGid === undefined ? 5 : o.ttyGid),
   );
   b.add('mounts', ...attachOps(mounts, volSlots, a));
   if (o.maskPaths !== false) b.add('protect', ...protectOps(slots));

@@ -125,6 +125,7 @@ describe('fields', () => {
           exec: true,
           suid: true,
           dev: false,
+          source: 'tmpfs',
         },
         nosuid: false,
         noexec: false,
@@ -154,22 +155,53 @@ describe('fields', () => {
     });
   });
 
-  it("maps linux.devices onto the host's nodes, with the access resources.devices allows", () => {
-    const c = parse(
+  it('maps linux.devices to nodes made by number (allowed, as runc allows them), host nodes in a user namespace', () => {
+    const devices = [
+      { path: '/dev/mynull', type: 'c', major: 1, minor: 3, fileMode: 0o640, uid: 1, gid: 2 },
+      { path: '/dev/zero', type: 'c', major: 1, minor: 5 },
+      { path: '/dev/x/blk', type: 'b', major: 8, minor: 666 },
+      { path: '/dev/fifo', type: 'p' },
+    ];
+    const c = parse(with_((c) => (c.linux.devices = devices)));
+    expect(c.spec.devices).toEqual([
+      {
+        host: '',
+        path: '/dev/mynull',
+        access: 'rwm',
+        node: { type: 'c', major: 1, minor: 3, mode: 0o640, uid: 1, gid: 2 },
+      },
+      {
+        host: '',
+        path: '/dev/x/blk',
+        access: 'rwm',
+        node: { type: 'b', major: 8, minor: 666, mode: 0o666, uid: 0, gid: 0 },
+      },
+    ]);
+    expect(c.fifos).toEqual([{ path: '/dev/fifo', mode: 0o666, uid: 0, gid: 0 }]);
+    const u = parse(
       with_((c) => {
-        c.linux.devices = [
-          { path: '/dev/mynull', type: 'c', major: 1, minor: 3 },
-          { path: '/dev/zero', type: 'c', major: 1, minor: 5 },
-          { path: '/dev/full2', type: 'c', major: 1, minor: 7 },
-        ];
+        c.linux.devices = [devices[0]];
+        c.linux.namespaces.push({ type: 'user' });
+        c.linux.uidMappings = c.linux.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+      }),
+    );
+    const rules = parse(
+      with_((c) => {
         c.linux.resources.devices = [
           { allow: false, access: 'rwm' },
-          { allow: true, type: 'c', major: 1, minor: 3, access: 'rw' },
+          { allow: true, type: 'c', major: 10, minor: 200, access: 'rw' },
+          { allow: true, type: 'b', major: 8, access: 'r' },
+          { allow: false, type: 'c', major: 1, minor: 3, access: 'w' },
+          { allow: true, access: 'rwm' },
         ];
       }),
     );
-    // /dev/mynull is found as /dev/char/1:3 (or not at all without udev's links); /dev/full2 is not allowed
-    expect(c.spec.devices).toEqual([{ host: expect.stringMatching(/^\/dev\//), path: '/dev/mynull', access: 'rw' }]);
+    expect(rules.spec.devices).toEqual([
+      { host: '', access: 'rw', node: { type: 'c', major: 10, minor: 200 } },
+      { host: '', access: 'r', node: { type: 'b', major: 8, minor: -1 } },
+    ]);
+    // /dev/mynull is found as /dev/char/1:3 or /dev/null
+    expect(u.spec.devices).toEqual([{ host: expect.stringMatching(/^\/dev\//), path: '/dev/mynull', access: 'rwm' }]);
   });
 
   it('maps systemd cgroupsPath to a path, and keeps a plain one', () => {
@@ -238,7 +270,8 @@ describe('hostile or unsupported input: an error naming the JSON path', () => {
     ['$.linux.namespaces', (c: Cfg) => (c.linux.namespaces = [{ type: 'pid' }])],
     ['$.linux.namespaces[6].type', (c: Cfg) => c.linux.namespaces.push({ type: 'bogus' })],
     ['$.linux.namespaces[6].type', (c: Cfg) => c.linux.namespaces.push({ type: 'pid' })],
-    ['$.linux.namespaces[6].path', (c: Cfg) => c.linux.namespaces.push({ type: 'user', path: '/proc/1/ns/user' })],
+    ['$.linux.namespaces[6].path', (c: Cfg) => c.linux.namespaces.push({ type: 'time', path: '/proc/1/ns/time' })],
+    ['$.linux.namespaces', (c: Cfg) => c.linux.namespaces.push({ type: 'user', path: '/proc/1/ns/user' })],
     ['$.linux.uidMappings', (c: Cfg) => (c.linux.uidMappings = [{ containerID: 0, hostID: 1, size: 1 }])],
     [
       '$.linux.gidMappings',
@@ -264,11 +297,13 @@ describe('hostile or unsupported input: an error naming the JSON path', () => {
     ],
     [
       '$.linux.devices[0]',
-      (c: Cfg) => (c.linux.devices = [{ path: '/dev/nope', type: 'b', major: 4095, minor: 4095 }]),
+      (c: Cfg) => (c.linux.devices = [{ path: '/opt/nope', type: 'b', major: 4095, minor: 4095 }]),
     ],
-    ['$.linux.devices[0].type', (c: Cfg) => (c.linux.devices = [{ path: '/dev/p', type: 'p', major: 0, minor: 0 }])],
+    ['$.linux.devices[0].type', (c: Cfg) => (c.linux.devices = [{ path: '/dev/s', type: 's', major: 0, minor: 0 }])],
+    ['$.linux.devices[0].path', (c: Cfg) => (c.linux.devices = [{ path: '/opt/p', type: 'p' }])],
     ['$.linux.cgroupsPath', (c: Cfg) => (c.linux.cgroupsPath = '/a/../../b')],
     ['$.linux.intelRdt', (c: Cfg) => (c.linux.intelRdt = {})],
+    ['$.linux.netDevices', (c: Cfg) => (c.linux.netDevices = { eth1: {} })],
     ['$.hostname', (c: Cfg) => (c.linux.namespaces = c.linux.namespaces.filter((n: Cfg) => n.type !== 'uts'))],
   ])('%s', (path, f) => {
     const msg = error(f);
@@ -286,6 +321,20 @@ describe('hostile or unsupported input: an error naming the JSON path', () => {
       (l) => lines.push(l),
     );
     expect(lines.join('\n')).toMatch(/apparmorProfile: ignored[\s\S]*selinuxLabel: ignored[\s\S]*mountLabel: ignored/);
+  });
+
+  it('ignores properties the spec does not define (its extensibility rule), with a debug line', () => {
+    const lines: string[] = [];
+    const c = parse(
+      with_((c) => {
+        c.unknown = 'unknown';
+        c.process.futureField = 1;
+        c.linux.resources.memory = { limit: 1 << 30, futureKnob: true };
+      }),
+      (l) => lines.push(l),
+    );
+    expect(c.spec.limits?.memory).toBe(1 << 30);
+    expect(lines.join('\n')).toMatch(/\$\.unknown: unknown property, ignored[\s\S]*\$\.process\.futureField/);
   });
 
   it('refuses a config.json that is not a regular file, too large or not JSON', () => {

@@ -382,10 +382,11 @@ describe.skipIf(!root)('nsbox-runtime', () => {
     expect(lines[0]).toMatchObject({ level: 'debug', msg: expect.stringMatching(/^run --bundle/) });
   });
 
-  it("gives linux.devices as the host's nodes, under a devices cgroup that is the container's own", async () => {
+  it("gives linux.devices (made by number), under a devices cgroup that is the container's own", async () => {
     const { dir, out } = bundle('dev', ['sh', '-c', 'echo x > /dev/mynull && echo ok > /out/dev; sleep 1000'], (c) => {
       c.linux.devices = [{ path: '/dev/mynull', type: 'c', major: 1, minor: 3 }];
       c.linux.resources.devices.push({ allow: true, type: 'c', major: 1, minor: 3, access: 'rw' });
+      c.linux.resources.devices.push({ allow: true, type: 'b', major: 8, minor: 666, access: 'r' });
       for (const k of ['bounding', 'effective', 'permitted']) c.process.capabilities[k].push('CAP_SYS_ADMIN');
     });
     expect((await rt('create', '--bundle', dir, 'dev')).code).toBe(0);
@@ -393,7 +394,8 @@ describe.skipIf(!root)('nsbox-runtime', () => {
     for (let i = 0; i < 200 && !existsSync(`${out}/dev`); i++) await new Promise((r) => setTimeout(r, 20));
     expect(readFileSync(`${out}/dev`, 'utf8')).toBe('ok\n');
     const own = '/sys/fs/cgroup/devices/nsbox-runtime/dev';
-    if (existsSync('/sys/fs/cgroup/devices')) expect(readFileSync(`${own}/devices.list`, 'utf8')).toMatch(/c 1:3 rw/);
+    if (existsSync('/sys/fs/cgroup/devices'))
+      expect(readFileSync(`${own}/devices.list`, 'utf8')).toMatch(/c 1:3 rwm[\s\S]*b 8:666 r\n/);
     expect((await rt('delete', '--force', 'dev')).code).toBe(0);
     expect(existsSync(own)).toBe(false);
   });

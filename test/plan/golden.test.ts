@@ -5,6 +5,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compile } from '../../dist/compile.js';
+import { MS } from '../../dist/native.js';
 import { execPlan } from '../../dist/exec/exec.js';
 import { PlanBuilder } from '../../dist/plan/builder.js';
 import * as op from '../../dist/plan/ops.js';
@@ -59,7 +60,18 @@ const FIXTURES: Record<string, () => ReturnType<typeof compile>> = {
     compile(
       spec({
         hardening: {
-          devices: [{ host: '/dev/fuse', path: '/dev/fuse', type: 'c', major: 10, minor: 229, access: 'rwm' }],
+          devices: [
+            { host: '/dev/fuse', path: '/dev/fuse', type: 'c', major: 10, minor: 229, access: 'rwm' },
+            {
+              host: '',
+              path: '/dev/x/made',
+              type: 'c',
+              major: 10,
+              minor: 666,
+              access: 'rwm',
+              made: { mode: 0o640, uid: 0, gid: 5 },
+            },
+          ],
         },
       }),
       FACTS,
@@ -82,6 +94,8 @@ const FIXTURES: Record<string, () => ReturnType<typeof compile>> = {
           sysctl: [['net.ipv4.ping_group_range', '0 0']],
           umask: 0o27,
           domainname: 'example.org',
+          fifos: [{ path: '/dev/in/fifo', mode: 0o600, uid: 0, gid: 5 }],
+          rootfsPropagation: MS.SHARED | MS.REC,
         } as never,
         FACTS,
       ),
