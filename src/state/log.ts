@@ -192,7 +192,8 @@ export function parseLogTime(v: string, now = Date.now()): string | null {
     ms = Date.parse(v.length === 10 ? `${v}T00:00:00` : v.replace(' ', 'T'));
     if (f) nanos = f.slice(0, 9).padEnd(9, '0');
   } else return null;
-  if (!Number.isFinite(ms)) return null;
+  // Date's range (±8.64e15 ms); beyond it there is no such time.
+  if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15) return null;
   const iso = new Date(Math.floor(ms / 1000) * 1000).toISOString(); // whole seconds, then the fraction
   if (!nanos) nanos = String(Math.round((ms % 1000) * 1e6)).padStart(9, '0');
   return `${iso.slice(0, 19)}.${nanos}Z`;

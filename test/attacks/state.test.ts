@@ -86,12 +86,12 @@ describe('a state directory someone else can write is refused', () => {
     const state = freshState();
     chmodSync(state, 0o777);
     plant(state, 'aaaaaaaaaaaa', victim.pid!, startOf(victim.pid!));
-    // ps and inspect fail as nsbox errors (125); rm and kill, per container, with 1 as docker's.
+    // Every command fails as an nsbox error (125), as podman's do.
     const cases = [
       [['ps', '-a'], 125],
       [['inspect', 'planted'], 125],
-      [['rm', '-f', 'aaaaaaaaaaaa'], 1],
-      [['kill', 'aaaaaaaaaaaa'], 1],
+      [['rm', '-f', 'aaaaaaaaaaaa'], 125],
+      [['kill', 'aaaaaaaaaaaa'], 125],
     ] as const;
     for (const [args, code] of cases) {
       const r = await cli(state, [...args]);

@@ -156,6 +156,9 @@ function validJunk(_cmd: string, long: string, value: string): boolean {
     cpus: ['fraction'],
     tail: ['zero'],
     time: ['zero'],
+    // Unix seconds, as docker takes them.
+    since: ['zero', 'fraction'],
+    until: ['zero', 'fraction'],
   };
   // -e NAME passes this process's NAME, or nothing when it is unset (docker's way): any name is one.
   if (long === 'env') return value !== 'empty' && value !== 'equals';
