@@ -225,6 +225,7 @@ int op_setattr_slot(struct plan *p, struct op *o) {
   int fd = p->slots[o->n[0]];
   if (fd < 0) return 0;
   struct mount_attr a = { .attr_set = (uint64_t)o->n[1], .attr_clr = (uint64_t)o->n[2] };
+  if (o->nn > 4) a.propagation = (uint64_t)o->n[4]; /* MS_SHARED, MS_SLAVE, MS_PRIVATE or MS_UNBINDABLE */
   return syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | (o->n[3] ? AT_RECURSIVE : 0), &a, sizeof a) < 0 ? -1 : 0;
 }
 

@@ -44,7 +44,7 @@ enum op_kind {
   OP_MOVE_MOUNT_TO = 32, /* n: mount slot, target slot: attach one onto the other, close both */
   OP_FSMOUNT = 33,       /* s: fstype, options ("k=v" or "flag")...   n: slot, MOUNT_ATTR_* */
   OP_CLONE_TREE = 34,    /* n: from slot, to slot, recursive: open_tree(CLONE) of an O_PATH fd */
-  OP_SETATTR_SLOT = 35,  /* n: slot, attr_set, attr_clr, recursive */
+  OP_SETATTR_SLOT = 35,  /* n: slot, attr_set, attr_clr, recursive[, propagation] */
   OP_USERNS_ROOT = 36,   /* n: drop groups, gid 0, uid 0 (each 0/1): become root of a new user namespace */
   /* Paths relative to a mount held in a slot, never by a path from the root (native/paths.c). */
   OP_CHDIR_IN_ROOT = 37, /* s: path   n: make: open it in the root (no magic links), fchdir, check getcwd */
@@ -61,10 +61,10 @@ enum op_kind {
   /* A command given at release to a container held with a command buffer (a sandbox pool). */
   OP_HELD_CHDIR = 46,    /* chdir in the root to the message's cwd (as OP_CHDIR_IN_ROOT; nothing when it is empty) */
   OP_HELD_EXEC = 47,     /* execve the message's command: its argv, env and candidate paths, as OP_EXEC */
-  /* Images (54-55). */
-  OP_TAKE_FD = 54,       /* n: fd, slot: an inherited fd kept open (an idmapped mount) becomes the slot's */
   /* An OCI runtime's --preserve-fds. */
   OP_KEEP_ON_EXEC = 50,  /* n: fds...: clear close-on-exec on each (after OP_CLOSE_FDS marked them all) */
+  /* Images (54-55). */
+  OP_TAKE_FD = 54,       /* n: fd, slot: an inherited fd kept open (an idmapped mount) becomes the slot's */
 };
 
 /* The command message (little-endian): u32 length of the rest, then u32 argc, envc, ncand, then NUL-terminated

@@ -36,6 +36,8 @@ export interface OciMount {
   spec: MountSpec;
   nosuid: boolean;
   noexec: boolean;
+  /** A propagation option (shared, slave, unbindable; private is what it is anyway) and whether recursive. */
+  propagation?: { kind: number; recursive: boolean };
 }
 
 export interface OciConfig {
@@ -768,7 +770,11 @@ function parseMounts(r: Reader, v: Json, bundle: string): OciMount[] {
     if (STANDARD_MOUNTS.has(`${type} ${dest}`)) return; // nsbox makes these itself
     const flags = { ro: false, nosuid: false, noexec: false, suid: false, exec: false };
     const data: string[] = [];
+    let propagation: OciMount['propagation'];
     for (const o of options) {
+      const prop = PROPAGATION[o.replace(/^r/, '')];
+      if (prop !== undefined && prop !== MS.PRIVATE) propagation = { kind: prop, recursive: o.startsWith('r') };
+      else if (prop === MS.PRIVATE) propagation = undefined;
       if (o in flags) flags[o as keyof typeof flags] = true;
       else if (o === 'bind' || o === 'rbind' || IGNORED_OPTIONS.has(o)) continue;
       else if (/^(size|mode|nr_inodes|nr_blocks)=/.test(o) && type === 'tmpfs') data.push(o);
@@ -785,6 +791,7 @@ function parseMounts(r: Reader, v: Json, bundle: string): OciMount[] {
         spec: { type: 'bind', source: src, target: dest, readOnly: flags.ro },
         nosuid: flags.nosuid,
         noexec: flags.noexec,
+        propagation,
       });
     } else if (type === 'tmpfs') {
       const size = data.find((o) => o.startsWith('size='))?.slice(5);
@@ -806,6 +813,7 @@ function parseMounts(r: Reader, v: Json, bundle: string): OciMount[] {
         },
         nosuid: flags.nosuid,
         noexec: flags.noexec,
+        propagation,
       });
     } else {
       r.fail(`${p}.type`, `mount type ${JSON.stringify(type)} on ${dest} is not supported (bind and tmpfs are)`);

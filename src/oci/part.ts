@@ -32,6 +32,7 @@ export function ociPart(c: OciConfig): StartPart {
   const attrsOf = new Map(
     c.mounts.map((m) => [m.spec.target, (m.nosuid ? MOUNT_ATTR.NOSUID : 0) | (m.noexec ? MOUNT_ATTR.NOEXEC : 0)]),
   );
+  const propagationOf = new Map(c.mounts.map((m) => [m.spec.target, m.propagation]));
   // Beyond the defaults nsbox applies anyway (src/rootfs/mounts.ts), done the same way: relative to
   // the mounted /proc and /sys, a missing path skipped, any other failure an error.
   const masked = c.maskedPaths.filter((p) => !MASKED_PATHS.includes(p));
@@ -64,6 +65,18 @@ export function ociPart(c: OciConfig): StartPart {
         }
       });
       b.add('mounts', ...attachOps(mounts, slots, s1));
+      // Propagation once attached (the kernel sets it only on a mount of this namespace): the mount reopened
+      // at its target, in the root.
+      mounts.forEach((m) => {
+        const p = propagationOf.get(m.target);
+        if (!p) return;
+        const how = op.OPEN_AT.MUST_EXIST | op.OPEN_AT.NOT_KERNFS;
+        b.add(
+          'mounts',
+          op.openAt(m.target, s1, how, `open the mount on ${m.target}`),
+          op.setattrSlot(s1, 0, 0, p.recursive, `set the propagation of ${m.target}`, p.kind),
+        );
+      });
       if (c.fifos.length) {
         const { dev } = rootSlots(b);
         const dir = b.slot('a directory of /dev');

@@ -137,7 +137,10 @@ function encodeOne(s: Step): PlanOp {
     case 'cloneTree':
       return { op: OP.CLONE_TREE, n: [s.from, s.to, bit(s.recursive)] };
     case 'setattrSlot':
-      return { op: OP.SETATTR_SLOT, n: [s.slot, s.set, s.clear, bit(s.recursive)] };
+      return {
+        op: OP.SETATTR_SLOT,
+        n: [s.slot, s.set, s.clear, bit(s.recursive), ...(s.propagation ? [s.propagation] : [])],
+      };
     case 'usernsRoot':
       return { op: OP.USERNS_ROOT, n: [bit(s.dropGroups), bit(s.gid0), bit(s.uid0)] };
     case 'chdirInRoot':

@@ -117,8 +117,14 @@ export const fsmount = (fstype: string, options: string[], slot: Slot, attrs: nu
   step({ kind: 'fsmount', fstype, options, slot, attrs }, desc);
 export const cloneTree = (from: Slot, to: Slot, recursive: boolean, desc: string): Step =>
   step({ kind: 'cloneTree', from, to, recursive }, desc);
-export const setattrSlot = (slot: Slot, set: number, clear: number, recursive: boolean, desc: string): Step =>
-  step({ kind: 'setattrSlot', slot, set, clear, recursive }, desc);
+export const setattrSlot = (
+  slot: Slot,
+  set: number,
+  clear: number,
+  recursive: boolean,
+  desc: string,
+  propagation?: number,
+): Step => step({ kind: 'setattrSlot', slot, set, clear, recursive, ...(propagation ? { propagation } : {}) }, desc);
 
 // Paths relative to a mount the plan holds in a slot (native/paths.c): resolved beneath it with no
 // symlink, magic link or mount crossing, so nothing in the rootfs, nor a rename in it while the

@@ -47,7 +47,7 @@ export type StepBody =
   | { kind: 'attach'; from: Slot; to: Slot }
   | { kind: 'fsmount'; fstype: string; options: string[]; slot: Slot; attrs: number }
   | { kind: 'cloneTree'; from: Slot; to: Slot; recursive: boolean }
-  | { kind: 'setattrSlot'; slot: Slot; set: number; clear: number; recursive: boolean }
+  | { kind: 'setattrSlot'; slot: Slot; set: number; clear: number; recursive: boolean; propagation?: number }
   | { kind: 'usernsRoot'; dropGroups: boolean; gid0: boolean; uid0: boolean }
   // Paths relative to a mount the plan holds in a slot (native/paths.c): resolved beneath it with no
   // symlink, magic link or mount crossing, so nothing in the rootfs, nor a rename in it, can move them.

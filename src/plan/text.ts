@@ -50,7 +50,8 @@ function detail(s: Step): string {
     case 'setattrSlot':
       return (
         ` [${s.slot}]${opt('+', names(s.set, ATTR_NAMES))}${opt('-', names(s.clear, ATTR_NAMES))}` +
-        (s.recursive ? ' rec' : '')
+        (s.recursive ? ' rec' : '') +
+        (s.propagation ? ` ${PROPAGATION_NAMES[s.propagation] ?? s.propagation}` : '')
       );
     case 'fsmount':
       return ` [${s.slot}]${opt('', s.options.join(','))}${opt('', names(s.attrs, ATTR_NAMES))}`;
@@ -91,6 +92,14 @@ function detail(s: Step): string {
       return '';
   }
 }
+
+/** mount_setattr's propagation values (MS_* of mount(2)). */
+const PROPAGATION_NAMES: Record<number, string> = {
+  [1 << 17]: 'unbindable',
+  [1 << 18]: 'private',
+  [1 << 19]: 'slave',
+  [1 << 20]: 'shared',
+};
 
 export function stepText(s: Step): string {
   const line = `${s.desc}${detail(s)}`;

@@ -2,7 +2,9 @@
 // rootfsPropagation, --preserve-fds, namespaces joined by path (mount, user), linux.devices made as
 // the config describes them, the mounts' sources as given.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, collect, hostMounts, ROOTFS } from '../helpers.js';
 import { type Cfg, harness } from './harness.js';
@@ -68,6 +70,34 @@ describe.skipIf(!root)('nsbox-runtime and the runtime spec', () => {
     const plain = await tag('prop-none');
     expect(plain).not.toMatch(/shared:|unbindable/);
     expect(await tag('prop-slave', 'rslave')).not.toMatch(/shared:|master:|unbindable/);
+  });
+
+  it("sets a mount's own propagation option (shared, rshared, unbindable; private by default)", async () => {
+    const id = 'prop-mounts';
+    const src = mkdtempSync(join(tmpdir(), 'nsbox-oci-prop-'));
+    try {
+      const { dir, out } = await bundle(
+        id,
+        ['sh', '-c', "awk '$5 ~ /^\\/mnt\\//' /proc/self/mountinfo > /out/mi"],
+        (c: Cfg) => {
+          c.mounts.push(
+            { destination: '/mnt/a', type: 'tmpfs', source: 'tmpfs', options: ['rshared'] },
+            { destination: '/mnt/b', type: 'bind', source: src, options: ['rbind', 'unbindable'] },
+            { destination: '/mnt/c', type: 'tmpfs', source: 'tmpfs', options: ['shared', 'private'] },
+          );
+        },
+      );
+      const r = await rt(['run', '--bundle', dir, id]);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      const lines = readFileSync(`${out}/mi`, 'utf8').trim().split('\n');
+      const of = (m: string) => lines.find((l) => l.split(' ')[4] === m) ?? '';
+      expect(of('/mnt/a')).toMatch(/ shared:\d+ /);
+      expect(of('/mnt/b')).toMatch(/ unbindable /);
+      expect(of('/mnt/c')).not.toMatch(/shared:|unbindable/); // the last option wins, as mount(8) reads them
+    } finally {
+      rmSync(src, { recursive: true, force: true });
+    }
   });
 
   it('passes --preserve-fds N: fds 3..3+N-1 reach the command open, no others', async () => {
