@@ -86,7 +86,8 @@ describe('fields', () => {
       memory: 64 << 20,
       memorySwap: 128 << 20,
       cpuShares: 512,
-      cpus: 0.5,
+      cpuQuota: 50000,
+      cpuPeriod: 100000,
       cpusetCpus: '0',
       pids: 50,
     });
@@ -280,8 +281,10 @@ describe('hostile or unsupported input: an error naming the JSON path', () => {
         c.linux.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
       },
     ],
-    ['$.linux.resources.blockIO', (c: Cfg) => (c.linux.resources.blockIO = { weight: 10 })],
-    ['$.linux.resources.unified', (c: Cfg) => (c.linux.resources.unified = { 'memory.high': '1' })],
+    ['$.linux.resources.blockIO.weight', (c: Cfg) => (c.linux.resources.blockIO = { weight: 5 })],
+    ['$.linux.resources.unified.memory.high', (c: Cfg) => (c.linux.resources.unified = { 'memory.high': 1 })],
+    ['$.linux.resources.memory.swappiness', (c: Cfg) => (c.linux.resources.memory = { swappiness: 101 })],
+    ['$.linux.resources.memory.swap', (c: Cfg) => (c.linux.resources.memory = { swap: 1 << 30 })],
     ['$.linux.resources.memory.limit', (c: Cfg) => (c.linux.resources.memory = { limit: '1g' })],
     ['$.linux.sysctl["kernel.panic"]', (c: Cfg) => (c.linux.sysctl = { 'kernel.panic': '1' })],
     [
