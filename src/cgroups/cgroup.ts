@@ -157,16 +157,22 @@ function inheritCpuset(dir: string, cpus?: string, mems?: string): void {
   }
 }
 
-function writeLimits(d: CgroupDir, l: ResolvedLimits): void {
+/** `update`: the limits of a running container (v1 cpuset files too, which a new cgroup inherits). */
+function writeLimits(d: CgroupDir, l: ResolvedLimits, update = false): void {
   const v2 = d.hierarchy.version === 2;
   const set = (file: string, value: string | number, what: string) =>
     writeFile(`${d.path}/${file}`, String(value), `cannot set the ${what}`);
   if (d.uses.includes('memory') && l.memoryBytes !== undefined) {
     const swap = l.swapBytes ?? 0;
     const swapFile = v2 ? 'memory.swap.max' : 'memory.memsw.limit_in_bytes';
+    const current = readNumber(`${d.path}/${swapFile}`);
+    const memsw = v2 ? (swap < 0 ? 'max' : swap) : swap < 0 ? -1 : l.memoryBytes + swap;
+    // v1: memory.limit_in_bytes may not exceed memsw, so a raise writes memsw first.
+    const first = !v2 && current !== undefined && l.memoryBytes > current;
+    if (first) set(swapFile, memsw, 'swap limit');
     set(v2 ? 'memory.max' : 'memory.limit_in_bytes', l.memoryBytes, 'memory limit');
-    if (readFile(`${d.path}/${swapFile}`) !== undefined) {
-      set(swapFile, v2 ? (swap < 0 ? 'max' : swap) : swap < 0 ? -1 : l.memoryBytes + swap, 'swap limit');
+    if (current !== undefined) {
+      if (!first) set(swapFile, memsw, 'swap limit');
     } else if (swap !== 0) {
       throw new NsboxError(
         `cannot limit swap: this kernel has no ${swapFile} (swap accounting is off; boot with swapaccount=1)`,
@@ -182,7 +188,10 @@ function writeLimits(d: CgroupDir, l: ResolvedLimits): void {
     if (!v2 && quota !== undefined) set('cpu.cfs_quota_us', quota, 'CPU quota');
     if (l.cpuShares !== undefined) set(v2 ? 'cpu.weight' : 'cpu.shares', v2 ? l.cpuWeight! : l.cpuShares, 'CPU weight');
   }
-  if (d.uses.includes('cpuset') && l.cpusetCpus !== undefined && v2) set('cpuset.cpus', l.cpusetCpus, 'CPU set');
+  if (d.uses.includes('cpuset') && l.cpusetCpus !== undefined && (v2 || update))
+    set('cpuset.cpus', l.cpusetCpus, 'CPU set');
+  if (d.uses.includes('cpuset') && l.cpusetMems !== undefined && !v2 && update)
+    set('cpuset.mems', l.cpusetMems, 'memory nodes');
   if (d.uses.includes('pids') && l.pids !== undefined) set('pids.max', l.pids, 'pids limit');
   const dir = { path: d.path, v2, uses: d.uses };
   writeExtra(dir, l);
@@ -227,6 +236,11 @@ export class Cgroup {
       throw e;
     }
     return cg;
+  }
+
+  /** New limits for a cgroup in use (`nsbox-runtime update`): only those given are written. */
+  update(l: ResolvedLimits): void {
+    for (const d of this.dirs) writeLimits(d, l, true);
   }
 
   get v2(): CgroupDir | undefined {
