@@ -2,7 +2,7 @@
 // (v1 or v2, whichever hierarchy has the controller on this host), and each field the host cannot
 // apply a one-line error that leaves no container, state or cgroup. Adapts to the host's hierarchy:
 // run here (hybrid v1) and in the pure-v2 guest.
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Cfg, harness } from './harness.js';
 
@@ -196,5 +196,44 @@ describe.skipIf(!root)('linux.resources', () => {
       expect((await rt(['delete', '--force', 'weight'])).code).toBe(0);
     } else expect(res.stderr).toMatch(/blockIO\.weight|block I\/O/);
     nothingLeft('weight');
+  });
+
+  it('update sets new limits on a running container, by flags and by -r, and refuses what it cannot', async () => {
+    const res = await create('upd', { memory: { limit: 64 << 20 } });
+    expect(res.code).toBe(0);
+    expect((await rt(['start', 'upd'])).code).toBe(0);
+    const u = await rt([
+      'update',
+      '--memory',
+      '128m',
+      '--cpu-quota',
+      '30000',
+      '--cpu-period',
+      '100000',
+      '--cpuset-cpus',
+      '0',
+      '--pids-limit',
+      '77',
+      'upd',
+    ]);
+    expect(u.stderr).toBe('');
+    const f = (c: string, file: string) => read(c, 'upd', file);
+    const mem = where('memory');
+    expect(f('memory', mem?.v2 ? 'memory.max' : 'memory.limit_in_bytes')).toBe(String(128 << 20));
+    expect(f('cpu', where('cpu')?.v2 ? 'cpu.max' : 'cpu.cfs_quota_us')).toMatch(/^30000( 100000)?$/);
+    expect(f('cpuset', 'cpuset.cpus')).toBe('0');
+    expect(f('pids', 'pids.max')).toBe('77');
+    writeFileSync(`${scratch}/res.json`, JSON.stringify({ memory: { reservation: 16 << 20 }, pids: { limit: 66 } }));
+    expect((await rt(['update', '-r', `${scratch}/res.json`, 'upd'])).code).toBe(0);
+    expect(f('memory', mem?.v2 ? 'memory.low' : 'memory.soft_limit_in_bytes')).toBe(String(16 << 20));
+    expect(f('pids', 'pids.max')).toBe('66');
+    // A bad value changes nothing and says what.
+    const bad = await rt(['update', '--memory', '1m', 'upd']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/memory limit too low/);
+    expect(f('memory', mem?.v2 ? 'memory.max' : 'memory.limit_in_bytes')).toBe(String(128 << 20));
+    expect((await rt(['update', '--memory', '32m', 'nope'])).stderr).toMatch(/does not exist/);
+    expect((await rt(['delete', '--force', 'upd'])).code).toBe(0);
+    nothingLeft('upd');
   });
 });
