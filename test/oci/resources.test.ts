@@ -4,6 +4,7 @@
 // run here (hybrid v1) and in the pure-v2 guest.
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI, collect, ROOTFS } from '../helpers.js';
 import { type Cfg, harness } from './harness.js';
 
 const root = process.getuid?.() === 0;
@@ -235,5 +236,22 @@ describe.skipIf(!root)('linux.resources', () => {
     expect((await rt(['update', '--memory', '32m', 'nope'])).stderr).toMatch(/does not exist/);
     expect((await rt(['delete', '--force', 'upd'])).code).toBe(0);
     nothingLeft('upd');
+  });
+
+  it("nsbox run's podman-named flags map to the same files", async () => {
+    const mem = where('memory');
+    const flags = ['--memory', '64m', '--memory-reservation', '32m', '--cpuset-mems', '0'];
+    const files = [
+      mem?.v2 ? 'memory.low' : 'memory/memory.soft_limit_in_bytes',
+      mem?.v2 ? 'cpuset.mems' : 'cpuset/cpuset.mems',
+    ];
+    if (!mem?.v2) {
+      flags.push('--memory-swappiness', '5');
+      files.push('memory/memory.swappiness');
+    }
+    const cat = files.map((f) => `/sys/fs/cgroup/${f}`).join(' ');
+    const r = await collect(process.execPath, ['--', CLI, 'run', ...flags, ROOTFS, 'sh', '-c', `cat ${cat}`]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim().split('\n')).toEqual([String(32 << 20), '0', ...(mem?.v2 ? [] : ['5'])]);
   });
 });
