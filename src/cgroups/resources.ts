@@ -350,7 +350,9 @@ export function writeUnified(d: Dir, unified: Record<string, string>): void {
     const c = k.split('.')[0];
     if (!available.includes(c))
       fail('unified', `cannot apply unified ${k}: the ${c} controller is not enabled in ${d.path}`);
-    writeFile(need(d, k, `unified ${k}`, `not a file of the ${c} controller`), v, `cannot apply unified ${k}`);
+    const file = need(d, k, `unified ${k}`, `not a file of the ${c} controller`);
+    // One write per line, as runc: files such as io.max take one device per write.
+    for (const line of v.split('\n').filter((x) => x.trim() !== '')) writeFile(file, line, `cannot apply unified ${k}`);
   }
 }
 
