@@ -129,7 +129,10 @@ export function checkSpecShape(spec: unknown, extra: readonly string[] = []): as
     if (fds!.length !== 3) bad('stdio', `must be three fds (stdin, stdout, stderr), got ${fds!.length}`);
   }
   if (s.limits !== undefined && !isPlainObject(s.limits)) bad('limits', `must be an object, got ${kind(s.limits)}`);
-  for (const [k, v] of Object.entries(s.limits ?? {})) if (v !== undefined) numberOrString(v, `limits.${k}`);
+  // Structured limits (blockIO, hugepages, unified...) are checked by resolveLimits.
+  const structured = ['oomKillDisable', 'blockIO', 'hugepages', 'netPriorities', 'rdma', 'unified'];
+  for (const [k, v] of Object.entries(s.limits ?? {}))
+    if (v !== undefined && !structured.includes(k)) numberOrString(v, `limits.${k}`);
   if (s.userns !== undefined && typeof s.userns !== 'boolean') {
     const o = object(s.userns, 'userns')!;
     knownKeys(o, ['uidMap', 'gidMap'], 'userns');

@@ -10,6 +10,7 @@ import { ownerProcess, procStat } from '../proc.js';
 import { describe, errnoOf, readFile, readKeyed, readNumber, readPids, sleep, writeFile } from './files.js';
 import type { Controller, Hierarchies, Hierarchy } from './hierarchy.js';
 import type { ResolvedLimits } from './limits.js';
+import { extraControllers, unifiedControllers, writeExtra, writeUnified } from './resources.js';
 
 export interface CgroupDir {
   hierarchy: Hierarchy;
@@ -21,7 +22,8 @@ export interface CgroupDir {
 export const PARENT = 'nsbox';
 /** `<container id>.<owner pid>.<owner start time>`: the owner is the process that made it. */
 const NAME_RE = /^[0-9a-zA-Z_-]+\.(\d+)\.(\d+)$/;
-const V2_ENABLE: Controller[] = ['cpu', 'cpuset', 'memory', 'pids'];
+/** Not v2 controllers: cpu.stat and cgroup.freeze are in every v2 cgroup. */
+const V2_CORE = new Set<string>(['cpuacct', 'freezer']);
 
 /** Start time of a process (clock ticks after boot), or undefined when it is gone (or a zombie). */
 function startTime(pid: number | 'self'): string | undefined {
@@ -40,18 +42,29 @@ export function cgroupName(id: string): string {
 export function place(l: ResolvedLimits, h: Hierarchies): Map<Hierarchy, Controller[]> {
   const required: [Controller, string][] = [];
   if (l.memoryBytes !== undefined) required.push(['memory', 'memory']);
-  if (l.cpuQuotaUs !== undefined || l.cpuShares !== undefined) required.push(['cpu', 'CPU time']);
+  if (l.cpuQuotaUs !== undefined || l.cpuPeriodUs !== undefined || l.cpuShares !== undefined)
+    required.push(['cpu', 'CPU time']);
   if (l.cpusetCpus !== undefined) required.push(['cpuset', 'CPUs']);
   if (l.pids !== undefined) required.push(['pids', 'processes']);
+  required.push(...extraControllers(l));
   for (const [c, what] of required) if (!h.byController[c]) throw missing(c, what, h);
   const out = new Map<Hierarchy, Controller[]>();
   const add = (hier: Hierarchy | undefined, c: Controller) => {
-    if (hier) out.set(hier, [...(out.get(hier) ?? []), c]);
+    if (hier && !out.get(hier)?.includes(c)) out.set(hier, [...(out.get(hier) ?? []), c]);
   };
   const wanted = new Set<Controller>(['memory', 'pids', ...required.map(([c]) => c)]);
   for (const c of wanted) add(h.byController[c], c);
+  if (l.unified && Object.keys(l.unified).length) {
+    // As runc: unified keys are v2 files; each one's controller must be there.
+    if (!h.v2) throw new NsboxError('cannot apply unified: this host has no cgroup v2 hierarchy', { step: 'cgroup' });
+    for (const c of unifiedControllers(l.unified)) {
+      if (!h.v2.controllers.includes(c)) throw missing(c as Controller, `unified ${c}.*`, h);
+      add(h.v2, c as Controller);
+    }
+  }
   // CPU usage: cpu.stat is in every v2 cgroup; v1 has cpuacct. Killing: cgroup.kill on v2, freezer on v1.
-  if (h.v2 && out.has(h.v2)) add(h.v2, 'cpuacct');
+  const v2Main = h.v2 && ['memory', 'pids', 'cpu'].some((c) => out.get(h.v2!)?.includes(c as Controller));
+  if (h.v2 && out.has(h.v2) && (v2Main || h.v1.length === 0)) add(h.v2, 'cpuacct');
   else if (out.size > 0) {
     add(h.byController.cpuacct, 'cpuacct');
     add(h.byController.freezer, 'freezer');
@@ -132,27 +145,34 @@ export function removeParent(path: string): void {
   }
 }
 
-/** A new v1 cpuset cgroup has no CPUs or memory nodes: take the parent's. */
-function inheritCpuset(dir: string, cpus?: string): void {
+/** A new v1 cpuset cgroup has no CPUs or memory nodes: take the parent's (or the limits'). */
+function inheritCpuset(dir: string, cpus?: string, mems?: string): void {
   const parent = dirname(dir);
   for (const f of ['cpuset.mems', 'cpuset.cpus']) {
     const own = readFile(`${dir}/${f}`)?.trim();
-    const value = f === 'cpuset.cpus' && cpus !== undefined ? cpus : readFile(`${parent}/${f}`)?.trim();
+    const mine = f === 'cpuset.cpus' ? cpus : mems;
+    const value = mine !== undefined ? mine : readFile(`${parent}/${f}`)?.trim();
     if (!value || own === value) continue;
     writeFile(`${dir}/${f}`, value, `cannot set ${f}`);
   }
 }
 
-function writeLimits(d: CgroupDir, l: ResolvedLimits): void {
+/** `update`: the limits of a running container (v1 cpuset files too, which a new cgroup inherits). */
+function writeLimits(d: CgroupDir, l: ResolvedLimits, update = false): void {
   const v2 = d.hierarchy.version === 2;
   const set = (file: string, value: string | number, what: string) =>
     writeFile(`${d.path}/${file}`, String(value), `cannot set the ${what}`);
   if (d.uses.includes('memory') && l.memoryBytes !== undefined) {
     const swap = l.swapBytes ?? 0;
     const swapFile = v2 ? 'memory.swap.max' : 'memory.memsw.limit_in_bytes';
+    const current = readNumber(`${d.path}/${swapFile}`);
+    const memsw = v2 ? (swap < 0 ? 'max' : swap) : swap < 0 ? -1 : l.memoryBytes + swap;
+    // v1: memory.limit_in_bytes may not exceed memsw, so a raise writes memsw first.
+    const first = !v2 && current !== undefined && l.memoryBytes > current;
+    if (first) set(swapFile, memsw, 'swap limit');
     set(v2 ? 'memory.max' : 'memory.limit_in_bytes', l.memoryBytes, 'memory limit');
-    if (readFile(`${d.path}/${swapFile}`) !== undefined) {
-      set(swapFile, v2 ? (swap < 0 ? 'max' : swap) : swap < 0 ? -1 : l.memoryBytes + swap, 'swap limit');
+    if (current !== undefined) {
+      if (!first) set(swapFile, memsw, 'swap limit');
     } else if (swap !== 0) {
       throw new NsboxError(
         `cannot limit swap: this kernel has no ${swapFile} (swap accounting is off; boot with swapaccount=1)`,
@@ -161,17 +181,21 @@ function writeLimits(d: CgroupDir, l: ResolvedLimits): void {
     }
   }
   if (d.uses.includes('cpu')) {
-    if (l.cpuQuotaUs !== undefined) {
-      if (v2) set('cpu.max', `${l.cpuQuotaUs} ${l.cpuPeriodUs}`, 'CPU quota');
-      else {
-        set('cpu.cfs_period_us', l.cpuPeriodUs!, 'CPU period');
-        set('cpu.cfs_quota_us', l.cpuQuotaUs, 'CPU quota');
-      }
-    }
+    const { cpuQuotaUs: quota, cpuPeriodUs: period } = l;
+    if (v2 && (quota !== undefined || period !== undefined))
+      set('cpu.max', `${quota ?? 'max'}${period === undefined ? '' : ` ${period}`}`, 'CPU quota');
+    if (!v2 && period !== undefined) set('cpu.cfs_period_us', period, 'CPU period');
+    if (!v2 && quota !== undefined) set('cpu.cfs_quota_us', quota, 'CPU quota');
     if (l.cpuShares !== undefined) set(v2 ? 'cpu.weight' : 'cpu.shares', v2 ? l.cpuWeight! : l.cpuShares, 'CPU weight');
   }
-  if (d.uses.includes('cpuset') && l.cpusetCpus !== undefined && v2) set('cpuset.cpus', l.cpusetCpus, 'CPU set');
+  if (d.uses.includes('cpuset') && l.cpusetCpus !== undefined && (v2 || update))
+    set('cpuset.cpus', l.cpusetCpus, 'CPU set');
+  if (d.uses.includes('cpuset') && l.cpusetMems !== undefined && !v2 && update)
+    set('cpuset.mems', l.cpusetMems, 'memory nodes');
   if (d.uses.includes('pids') && l.pids !== undefined) set('pids.max', l.pids, 'pids limit');
+  const dir = { path: d.path, v2, uses: d.uses };
+  writeExtra(dir, l);
+  if (v2 && l.unified) writeUnified(dir, l.unified);
 }
 
 export class Cgroup {
@@ -186,7 +210,7 @@ export class Cgroup {
     const cg = new Cgroup(at ?? cgroupName(id), []);
     try {
       for (const [hier, uses] of placement) {
-        const v2ctl = V2_ENABLE.filter((c) => uses.includes(c));
+        const v2ctl = uses.filter((c) => !V2_CORE.has(c));
         const prepare = (dir: string) => {
           if (hier.version === 2) enable(dir, v2ctl);
           else if (hier.controllers.includes('cpuset')) inheritCpuset(dir);
@@ -203,7 +227,8 @@ export class Cgroup {
         const d: CgroupDir = { hierarchy: hier, path: at ? `${hier.mount}${at}` : `${parent}/${cg.name}`, uses };
         mkdirIn(parent, d.path, () => prepare(parent));
         cg.dirs.push(d);
-        if (hier.version === 1 && hier.controllers.includes('cpuset')) inheritCpuset(d.path, l.cpusetCpus);
+        if (hier.version === 1 && hier.controllers.includes('cpuset'))
+          inheritCpuset(d.path, l.cpusetCpus, l.cpusetMems);
         writeLimits(d, l);
       }
     } catch (e) {
@@ -211,6 +236,11 @@ export class Cgroup {
       throw e;
     }
     return cg;
+  }
+
+  /** New limits for a cgroup in use (`nsbox-runtime update`): only those given are written. */
+  update(l: ResolvedLimits): void {
+    for (const d of this.dirs) writeLimits(d, l, true);
   }
 
   get v2(): CgroupDir | undefined {

@@ -4,8 +4,21 @@ import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 /** The controllers nsbox uses. cpuacct and freezer are v1 names; on v2 they are core files. */
-export type Controller = 'cpu' | 'cpuacct' | 'cpuset' | 'memory' | 'pids' | 'freezer';
+export type Controller =
+  | 'cpu'
+  | 'cpuacct'
+  | 'cpuset'
+  | 'memory'
+  | 'pids'
+  | 'freezer'
+  | 'io'
+  | 'hugetlb'
+  | 'net_cls'
+  | 'net_prio'
+  | 'rdma';
 export const CONTROLLERS: Controller[] = ['cpu', 'cpuacct', 'cpuset', 'memory', 'pids', 'freezer'];
+/** Used only when a limit asks for them. 'io' is v2's name; on v1 it is the blkio hierarchy. */
+export const MORE_CONTROLLERS: Controller[] = ['io', 'hugetlb', 'net_cls', 'net_prio', 'rdma'];
 
 const V1_CONTROLLERS = new Set([
   'cpu',
@@ -122,8 +135,8 @@ export function parseHierarchies(mountinfo: string, selfCgroup: string): Hierarc
     const named = controllers.every((c) => c.startsWith('name='));
     (named ? h.named : h.v1).push({ version: 1, mount: m.mountpoint, controllers, own, base: own });
   }
-  for (const c of CONTROLLERS) {
-    const v1 = h.v1.find((x) => x.controllers.includes(c));
+  for (const c of [...CONTROLLERS, ...MORE_CONTROLLERS]) {
+    const v1 = h.v1.find((x) => x.controllers.includes(c === 'io' ? 'blkio' : c));
     if (h.v2?.controllers.includes(c)) h.byController[c] = h.v2;
     else if (v1) h.byController[c] = v1;
   }

@@ -4,8 +4,16 @@ import { readFileSync } from 'node:fs';
 import { cpus as osCpus } from 'node:os';
 import { NsboxError } from '../errors.js';
 import { parseBytes, SIZE_HELP } from '../size.js';
+import { EXTRA_KEYS, resolveExtra, type ExtraLimits } from './resources.js';
 
-export interface Limits {
+export interface Limits extends Omit<ExtraLimits, 'memoryReservation' | 'memorySwappiness'> {
+  /** Soft memory limit (a size), reclaimed down to under pressure: v1 soft_limit_in_bytes, v2 memory.low. */
+  memoryReservation?: number | string;
+  /** 0-100, cgroup v1 only. */
+  memorySwappiness?: number | string;
+  /** CFS quota and period in microseconds, exactly (an OCI config's cpu.quota/period); not with `cpus`. */
+  cpuQuota?: number;
+  cpuPeriod?: number;
   /** Memory limit: bytes, or a size such as '64m' (units b, k, m, g, t; binary). */
   memory?: number | string;
   /** Memory plus swap, as docker: a size at least `memory`, or -1 for unlimited swap. Default: no swap. */
@@ -22,7 +30,7 @@ export interface Limits {
   pids?: number | string;
 }
 
-export interface ResolvedLimits {
+export interface ResolvedLimits extends ExtraLimits {
   memoryBytes?: number;
   /** Swap allowed beyond memoryBytes: bytes, or -1 for unlimited. Set when memoryBytes is. */
   swapBytes?: number;
@@ -98,7 +106,18 @@ export function resolveLimits(l: Limits | undefined): ResolvedLimits {
   const r: ResolvedLimits = {};
   if (l === undefined) return r;
   if (l === null || typeof l !== 'object') fail('limits', 'limits must be an object');
-  const known = new Set(['memory', 'memorySwap', 'cpus', 'cpuShares', 'cpuWeight', 'cpusetCpus', 'pids']);
+  const known = new Set<string>([
+    'memory',
+    'memorySwap',
+    'cpus',
+    'cpuShares',
+    'cpuWeight',
+    'cpusetCpus',
+    'pids',
+    'cpuQuota',
+    'cpuPeriod',
+    ...EXTRA_KEYS,
+  ]);
   for (const k of Object.keys(l)) if (!known.has(k)) fail(k, `unknown limit: ${k}`);
 
   if (l.memory !== undefined) {
@@ -125,6 +144,19 @@ export function resolveLimits(l: Limits | undefined): ResolvedLimits {
     if (host > 0 && n > host) fail('cpus', `CPU count ${l.cpus} is more than the host has (${host})`);
     r.cpuPeriodUs = CPU_PERIOD_US;
     r.cpuQuotaUs = Math.round(n * CPU_PERIOD_US);
+  }
+  if (l.cpuQuota !== undefined || l.cpuPeriod !== undefined) {
+    if (l.cpus !== undefined) fail('cpuQuota', 'give a CPU count or a CPU quota and period, not both');
+    if (l.cpuPeriod !== undefined) {
+      if (!Number.isInteger(l.cpuPeriod) || l.cpuPeriod < 1000 || l.cpuPeriod > 1_000_000)
+        fail('cpuPeriod', `CPU period must be from 1000 to 1000000 microseconds: ${l.cpuPeriod}`);
+      r.cpuPeriodUs = l.cpuPeriod;
+    }
+    if (l.cpuQuota !== undefined) {
+      if (!Number.isInteger(l.cpuQuota) || l.cpuQuota < 1000)
+        fail('cpuQuota', `CPU quota must be at least 1000 microseconds: ${l.cpuQuota}`);
+      r.cpuQuotaUs = l.cpuQuota;
+    }
   }
   if (l.cpuShares !== undefined && l.cpuWeight !== undefined)
     fail('cpuShares', 'give CPU shares or a CPU weight, not both');
@@ -154,6 +186,16 @@ export function resolveLimits(l: Limits | undefined): ResolvedLimits {
     if (n < 1 || n > 4194304) fail('pids', `pids limit must be from 1 to 4194304: ${l.pids}`);
     r.pids = n;
   }
+  const extra: ExtraLimits = {};
+  for (const k of EXTRA_KEYS) if (l[k] !== undefined) Object.assign(extra, { [k]: l[k] });
+  if (typeof l.memoryReservation === 'string')
+    extra.memoryReservation = parseSize(l.memoryReservation, 'memory reservation', 'memoryReservation');
+  if (typeof l.memorySwappiness === 'string') {
+    const what = 'memory swappiness';
+    extra.memorySwappiness = parseNumber(l.memorySwappiness, INT_RE, what, 'memorySwappiness', 'a number 0-100');
+  }
+  if (extra.memorySwappiness === -1) delete extra.memorySwappiness; // podman's "unset"
+  Object.assign(r, resolveExtra(extra));
   return r;
 }
 

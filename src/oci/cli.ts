@@ -32,6 +32,7 @@ import { loadConfig, type OciConfig } from './config.js';
 import { ociPart } from './part.js';
 import { checkId, defaultRoot, freezer, processes, Store, type Saved } from './state.js';
 import { loadCgroup, saveCgroup } from './cgroup.js';
+import { UPDATE_FLAGS, update } from './update.js';
 import { defaultSpec, features } from './features.js';
 import { randomId } from '../spec.js';
 import type { IdRange } from '../userns/idmap.js';
@@ -165,6 +166,11 @@ function makeCgroup(c: OciConfig, id: string): Cgroup {
   // v1: a devices directory of its own too, so the devices rules live and go with this cgroup.
   const devices = h.v1.find((x) => x.controllers.includes('devices'));
   if (devices && !placement.has(devices)) placement.set(devices, []);
+  // As runc: a directory for each controller `update` may set later, where the host has it.
+  for (const ctl of ['cpu', 'cpuset', 'io'] as const) {
+    const hier = h.byController[ctl];
+    if (hier && !placement.get(hier)?.includes(ctl)) placement.set(hier, [...(placement.get(hier) ?? []), ctl]);
+  }
   for (const hier of placement.keys()) {
     if (existsSync(`${hier.mount}${at}`))
       throw new NsboxError(`cgroup ${hier.mount}${at} already exists`, { field: 'cgroupsPath' });
@@ -522,7 +528,7 @@ function ps(store: Store, id: string, format: string): void {
 
 const HELP = `nsbox-runtime ${VERSION}: an OCI runtime (runc's command line) made of nsbox
 Usage: nsbox-runtime [--root DIR] [--log FILE] [--log-format text|json] [--debug] COMMAND [OPTIONS] ID
-Commands: create, start, run, state, kill, delete, pause, resume, ps, list, spec, features`;
+Commands: create, start, run, state, kill, delete, pause, resume, ps, list, exec, update, spec, features`;
 
 /** One command; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -666,6 +672,11 @@ export async function main(argv: string[]): Promise<number> {
         env: (f.flags.env as string[] | undefined) ?? [],
         user: f.flags.user as string | undefined,
       });
+    }
+    case 'update': {
+      const f = parseFlags(args, UPDATE_FLAGS, { r: 'resources' });
+      update(store, needId(f.rest, cmd), f.flags, debug);
+      return 0;
     }
     case 'features':
       out(1, `${JSON.stringify(features(), null, 2)}\n`);

@@ -17,17 +17,17 @@ import { posix, resolve } from 'node:path';
 import { NsboxError } from '../errors.js';
 import { MS } from '../native.js';
 import type { ContainerSpec, Namespaces } from '../spec.js';
-import type { Limits } from '../cgroups/limits.js';
 import type { MountSpec } from '../rootfs/mounts.js';
 import type { UlimitSpec } from '../hardening/rlimits.js';
 import type { DeviceSpec } from '../devices/spec.js';
 import type { SeccompProfile } from '../seccomp/profile.js';
+import { parseResources } from './resources.js';
 
 /** A config.json larger than this is refused (runc's own limit is none; a real one is a few KiB). */
 export const MAX_CONFIG = 4 << 20;
 
-type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
-type Obj = { [k: string]: Json };
+export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+export type Obj = { [k: string]: Json };
 
 export type NsType = 'pid' | 'network' | 'mount' | 'ipc' | 'uts' | 'user' | 'cgroup' | 'time';
 
@@ -84,7 +84,7 @@ export type Hooks = Partial<Record<(typeof HOOK_KINDS)[number], Hook[]>>;
 
 export type Debug = (line: string) => void;
 
-class Reader {
+export class Reader {
   constructor(readonly debug: Debug) {}
 
   fail(path: string, message: string): never {
@@ -494,7 +494,7 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
     cgroupsPath = parseCgroupsPath(r, r.str(linux.cgroupsPath, '$.linux.cgroupsPath'));
   let ruleDevices: DeviceSpec[] = [];
   if (linux.resources !== undefined) {
-    const { devices, ...limits } = parseResources(r, linux.resources);
+    const { devices, ...limits } = parseResources(r, linux.resources, deviceRules);
     spec.limits = limits;
     ruleDevices = devices ?? [];
   }
@@ -601,88 +601,6 @@ function deviceRules(r: Reader, v: Json): DeviceSpec[] {
     out.push({ host: '', access, node: { type: type as 'c' | 'b', major, minor } });
   });
   return out;
-}
-
-function parseResources(r: Reader, v: Json): Limits & { devices?: DeviceSpec[] } {
-  const res = r.obj(
-    v,
-    '$.linux.resources',
-    ['memory', 'cpu', 'pids', 'devices', 'blockIO', 'hugepageLimits', 'unified', 'network', 'rdma'],
-    [],
-  );
-  const l: Limits & { devices?: DeviceSpec[] } = {};
-  const p = '$.linux.resources';
-  if (res.devices !== undefined) l.devices = deviceRules(r, res.devices);
-  if (res.memory !== undefined) {
-    const m = r.obj(res.memory, `${p}.memory`, [
-      'limit',
-      'swap',
-      'reservation',
-      'kernel',
-      'kernelTCP',
-      'swappiness',
-      'disableOOMKiller',
-      'useHierarchy',
-      'checkBeforeUpdate',
-    ]);
-    for (const k of [
-      'reservation',
-      'kernel',
-      'kernelTCP',
-      'swappiness',
-      'disableOOMKiller',
-      'useHierarchy',
-      'checkBeforeUpdate',
-    ]) {
-      if (m[k] !== undefined) r.debug(`config.json: ${p}.memory.${k}: ignored`);
-    }
-    if (m.limit !== undefined) {
-      const limit = r.int(m.limit, `${p}.memory.limit`, -1, Number.MAX_SAFE_INTEGER);
-      if (limit > 0) l.memory = limit;
-    }
-    if (m.swap !== undefined) {
-      const swap = r.int(m.swap, `${p}.memory.swap`, -1, Number.MAX_SAFE_INTEGER);
-      if (l.memory !== undefined && (swap === -1 || swap > 0)) l.memorySwap = swap;
-    }
-  }
-  if (res.cpu !== undefined) {
-    const c = r.obj(res.cpu, `${p}.cpu`, [
-      'shares',
-      'quota',
-      'period',
-      'cpus',
-      'mems',
-      'realtimeRuntime',
-      'realtimePeriod',
-      'idle',
-      'burst',
-    ]);
-    if (c.shares !== undefined) {
-      const shares = r.int(c.shares, `${p}.cpu.shares`, 0, 262144);
-      if (shares > 0) l.cpuShares = Math.max(2, shares);
-    }
-    const quota = c.quota === undefined ? 0 : r.int(c.quota, `${p}.cpu.quota`, -1, Number.MAX_SAFE_INTEGER);
-    const period = c.period === undefined ? 100_000 : r.int(c.period, `${p}.cpu.period`, 0, 1_000_000);
-    if (quota > 0) {
-      if (period < 1000) r.fail(`${p}.cpu.period`, 'must be at least 1000');
-      l.cpus = quota / period;
-    }
-    if (c.cpus !== undefined && c.cpus !== '') l.cpusetCpus = r.str(c.cpus, `${p}.cpu.cpus`);
-    if (c.mems !== undefined && c.mems !== '') r.fail(`${p}.cpu.mems`, 'not supported');
-    for (const k of ['realtimeRuntime', 'realtimePeriod', 'idle', 'burst'])
-      if (c[k] !== undefined) r.debug(`config.json: ${p}.cpu.${k}: ignored`);
-  }
-  if (res.pids !== undefined) {
-    const pids = r.int(r.obj(res.pids, `${p}.pids`, ['limit']).limit, `${p}.pids.limit`, -1, Number.MAX_SAFE_INTEGER);
-    if (pids > 0) l.pids = pids;
-  }
-  for (const k of ['blockIO', 'hugepageLimits', 'network', 'rdma', 'unified']) {
-    const x = res[k];
-    if (x === undefined || x === null) continue;
-    const empty = Array.isArray(x) ? x.length === 0 : typeof x === 'object' && Object.keys(x).length === 0;
-    if (!empty) r.fail(`${p}.${k}`, 'not supported by nsbox-runtime (a limit that cannot be applied is an error)');
-  }
-  return l;
 }
 
 const devEntries = (): string[] => {

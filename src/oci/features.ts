@@ -89,7 +89,7 @@ export function features(): object {
     linux: {
       namespaces: ['cgroup', 'ipc', 'mount', 'network', 'pid', 'user', 'uts'],
       capabilities: allCaps().map((c) => `CAP_${c}`),
-      cgroup: { v1: true, v2: true, systemd: false, systemdUser: false },
+      cgroup: { v1: true, v2: true, systemd: false, systemdUser: false, rdma: true },
       seccomp: {
         enabled: true,
         actions: [

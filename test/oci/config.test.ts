@@ -86,10 +86,57 @@ describe('fields', () => {
       memory: 64 << 20,
       memorySwap: 128 << 20,
       cpuShares: 512,
-      cpus: 0.5,
+      cpuQuota: 50000,
+      cpuPeriod: 100000,
       cpusetCpus: '0',
       pids: 50,
     });
+  });
+
+  it('maps every linux.resources field to the cgroup layer; zeros leave defaults; kernel memory is ignored', () => {
+    const lines: string[] = [];
+    const dev = { major: 8, minor: 0 };
+    const c = parse(
+      with_((c) => {
+        c.linux.resources = {
+          memory: { limit: 64 << 20, reservation: 32 << 20, swappiness: 10, disableOOMKiller: true, kernel: 1 },
+          cpu: { shares: 0, quota: 0, period: 50000, mems: '0', realtimeRuntime: 1000, realtimePeriod: 0, idle: 1 },
+          blockIO: {
+            weight: 500,
+            leafWeight: 0,
+            weightDevice: [{ ...dev, weight: 300 }],
+            throttleReadBpsDevice: [{ ...dev, rate: 1024 }],
+            throttleWriteIOPSDevice: [],
+          },
+          hugepageLimits: [{ pageSize: '2MB', limit: 4 << 20 }],
+          network: { classID: 7, priorities: [{ name: 'eth0', priority: 5 }] },
+          rdma: { mlx5_0: { hcaHandles: 3 } },
+          unified: { 'memory.high': '1000000' },
+        };
+      }),
+      (l) => lines.push(l),
+    );
+    expect(c.spec.limits).toEqual({
+      memory: 64 << 20,
+      memoryReservation: 32 << 20,
+      memorySwappiness: 10,
+      oomKillDisable: true,
+      cpuPeriod: 50000,
+      cpusetMems: '0',
+      cpuRtRuntime: 1000,
+      cpuIdle: 1,
+      blockIO: {
+        weight: 500,
+        weightDevice: [{ ...dev, weight: 300 }],
+        throttleReadBpsDevice: [{ ...dev, rate: 1024 }],
+      },
+      hugepages: [{ pageSize: '2MB', limit: 4 << 20 }],
+      netClassId: 7,
+      netPriorities: [{ name: 'eth0', priority: 5 }],
+      rdma: { mlx5_0: { hcaHandles: 3 } },
+      unified: { 'memory.high': '1000000' },
+    });
+    expect(lines.join('\n')).toMatch(/memory\.kernel: deprecated, ignored/);
   });
 
   it('maps bind mounts with their options, relative to the bundle', () => {
@@ -280,8 +327,10 @@ describe('hostile or unsupported input: an error naming the JSON path', () => {
         c.linux.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
       },
     ],
-    ['$.linux.resources.blockIO', (c: Cfg) => (c.linux.resources.blockIO = { weight: 10 })],
-    ['$.linux.resources.unified', (c: Cfg) => (c.linux.resources.unified = { 'memory.high': '1' })],
+    ['$.linux.resources.blockIO.weight', (c: Cfg) => (c.linux.resources.blockIO = { weight: 5 })],
+    ['$.linux.resources.unified.memory.high', (c: Cfg) => (c.linux.resources.unified = { 'memory.high': 1 })],
+    ['$.linux.resources.memory.swappiness', (c: Cfg) => (c.linux.resources.memory = { swappiness: 101 })],
+    ['$.linux.resources.memory.swap', (c: Cfg) => (c.linux.resources.memory = { swap: 1 << 30 })],
     ['$.linux.resources.memory.limit', (c: Cfg) => (c.linux.resources.memory = { limit: '1g' })],
     ['$.linux.sysctl["kernel.panic"]', (c: Cfg) => (c.linux.sysctl = { 'kernel.panic': '1' })],
     [
