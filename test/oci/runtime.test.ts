@@ -391,7 +391,7 @@ describe.skipIf(!root)('nsbox-runtime', () => {
     });
     expect((await rt('create', '--bundle', dir, 'dev')).code).toBe(0);
     expect((await rt('start', 'dev')).code).toBe(0);
-    for (let i = 0; i < 200 && !existsSync(`${out}/dev`); i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 1000 && !existsSync(`${out}/dev`); i++) await new Promise((r) => setTimeout(r, 20));
     expect(readFileSync(`${out}/dev`, 'utf8')).toBe('ok\n');
     const own = '/sys/fs/cgroup/devices/nsbox-runtime/dev';
     if (existsSync('/sys/fs/cgroup/devices'))
