@@ -322,6 +322,7 @@ static int run_op(struct plan *p, struct op *o) {
   }
   case OP_INIT: return init_loop();
   case OP_UMASK: umask((mode_t)o->n[0]); return 0;
+  case OP_PERSONALITY: return syscall(SYS_personality, (unsigned long)o->n[0]) < 0 ? -1 : 0;
   case OP_WRITE_FILE: return write_file(o->s[0], o->s[1]);
   case OP_SET_TTY: return ioctl((int)o->n[0], TIOCSCTTY, 0);
   case OP_HOLD_OPEN: return op_hold_open(p, o);

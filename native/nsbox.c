@@ -209,6 +209,7 @@ static const struct op_args OP_ARGS[] = {
   [OP_HELD_EXEC] = { S(0, 0), N(0, 0), { NONE } },
   [OP_TAKE_FD] = { S(0, 0), N(2, 2), { FD, SLOT } },
   [OP_KEEP_ON_EXEC] = { S(0, 0), N(1, 16), { FD } },
+  [OP_PERSONALITY] = { S(0, 0), N(1, 1), { U32 } },
 };
 #define NKINDS (int)(sizeof OP_ARGS / sizeof OP_ARGS[0])
 /* A kind without a row (all zeros) would pass as an op without arguments: refuse it. */

@@ -63,6 +63,7 @@ enum op_kind {
   OP_HELD_EXEC = 47,     /* execve the message's command: its argv, env and candidate paths, as OP_EXEC */
   /* An OCI runtime's --preserve-fds. */
   OP_KEEP_ON_EXEC = 50,  /* n: fds...: clear close-on-exec on each (after OP_CLOSE_FDS marked them all) */
+  OP_PERSONALITY = 51,   /* n: persona: personality(2) (linux.personality's LINUX32), kept across exec */
   /* Images (54-55). */
   OP_TAKE_FD = 54,       /* n: fd, slot: an inherited fd kept open (an idmapped mount) becomes the slot's */
 };

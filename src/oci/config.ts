@@ -51,6 +51,11 @@ export interface OciConfig {
   maskedPaths: string[];
   readonlyPaths: string[];
   sysctl: [string, string][];
+  /** A new time namespace: made by the child before exec (exec enters it), with these offsets written first
+   *  (/proc/self/timens_offsets: "CLOCK SECS NANOS" lines). null: no new time namespace. */
+  timeNs: string | null;
+  /** linux.personality's domain when it is not plain LINUX. */
+  personality?: 'LINUX32';
   oomScoreAdj?: number;
   umask?: number;
   domainname?: string;
@@ -385,19 +390,20 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
       'readonlyPaths',
       'mountLabel',
     ],
-    ['personality'],
-    ['timeOffsets', 'netDevices', 'intelRdt', 'memoryPolicy'],
+    ['personality', 'timeOffsets'],
+    ['netDevices', 'intelRdt', 'memoryPolicy'],
   );
   if (linux.mountLabel !== undefined)
     debug(`config.json: $.linux.mountLabel: ignored (${r.str(linux.mountLabel, '$.linux.mountLabel')})`);
+  let personality: 'LINUX32' | undefined;
   if (linux.personality !== undefined) {
     const p = r.obj(linux.personality, '$.linux.personality', ['domain', 'flags']);
-    if (
-      r.str(p.domain, '$.linux.personality.domain') !== 'LINUX' ||
-      (p.flags !== undefined && r.arr(p.flags, '$.linux.personality.flags').length)
-    ) {
-      r.fail('$.linux.personality', 'only the LINUX domain without flags is supported');
-    }
+    const domain = r.str(p.domain, '$.linux.personality.domain');
+    if (domain !== 'LINUX' && domain !== 'LINUX32')
+      r.fail('$.linux.personality.domain', `unknown domain ${JSON.stringify(domain)} (LINUX, LINUX32)`);
+    if (p.flags !== undefined && r.arr(p.flags, '$.linux.personality.flags').length)
+      r.fail('$.linux.personality.flags', 'not supported (as runc)');
+    if (domain === 'LINUX32') personality = domain;
   }
   let rootfsPropagation: number | undefined;
   if (linux.rootfsPropagation !== undefined && linux.rootfsPropagation !== '') {
@@ -430,7 +436,9 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
   // A new pid namespace would be the host user namespace's, where root of the joined one cannot mount /proc.
   if (joined('user') && !joined('pid'))
     r.fail('$.linux.namespaces', 'with a joined user namespace, the pid namespace must be joined by path too');
-  if (isNew.has('time')) r.fail('$.linux.namespaces', 'time namespaces are not supported');
+  const timeNs = isNew.has('time') ? parseTimeOffsets(r, linux.timeOffsets) : null;
+  if (!isNew.has('time') && linux.timeOffsets !== undefined)
+    r.fail('$.linux.timeOffsets', 'needs a new time namespace in $.linux.namespaces');
   spec.namespaces = {
     pid: isNew.has('pid'),
     net: isNew.has('network'),
@@ -522,6 +530,8 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
     maskedPaths: paths('maskedPaths'),
     readonlyPaths: paths('readonlyPaths'),
     sysctl,
+    timeNs,
+    personality,
     oomScoreAdj,
     umask,
     domainname: domainname || undefined,
@@ -738,6 +748,24 @@ function parseMounts(r: Reader, v: Json, bundle: string): OciMount[] {
     }
   });
   return out;
+}
+
+/** linux.timeOffsets ({ monotonic|boottime: { secs, nanosecs } }) as timens_offsets lines. */
+function parseTimeOffsets(r: Reader, v: Json | undefined): string {
+  if (v === undefined) return '';
+  const o = r.obj(v, '$.linux.timeOffsets', ['monotonic', 'boottime']);
+  const CLOCK = { monotonic: 1, boottime: 7 }; // CLOCK_MONOTONIC, CLOCK_BOOTTIME
+  let text = '';
+  for (const k of ['monotonic', 'boottime'] as const) {
+    if (o[k] === undefined) continue;
+    const p = `$.linux.timeOffsets.${k}`;
+    const t = r.obj(o[k], p, ['secs', 'nanosecs']);
+    // The kernel refuses an offset that would take a clock below 0 or past its range (EINVAL at the write).
+    const secs = t.secs === undefined ? 0 : r.int(t.secs, `${p}.secs`, -(2 ** 53) + 1, 2 ** 53 - 1);
+    const ns = t.nanosecs === undefined ? 0 : r.int(t.nanosecs, `${p}.nanosecs`, 0, 999_999_999);
+    text += `${CLOCK[k]} ${secs} ${ns}\n`;
+  }
+  return text;
 }
 
 /** The OCI seccomp object is the Docker profile's shape (src/seccomp/profile.ts checks the rest). */

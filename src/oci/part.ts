@@ -20,6 +20,8 @@ import { NsboxError } from '../errors.js';
 import type { OciConfig } from './config.js';
 
 const S_IFIFO = 0o010000;
+const CLONE_NEWTIME = 0x80;
+const PER_LINUX32 = 0x0008;
 
 /** The OCI part: checked now (before anything is made), steps added when the plan is compiled. */
 export function ociPart(c: OciConfig): StartPart {
@@ -103,6 +105,14 @@ export function ociPart(c: OciConfig): StartPart {
           'mounts',
           op.writeFile('/proc/sys/kernel/domainname', c.domainname, `set the domain name ${c.domainname}`),
         );
+      // A new time namespace: unshared now, for the children and for exec, which enters it (Linux 5.18+);
+      // its offsets must be written before any process is in it.
+      if (typeof c.timeNs === 'string') {
+        b.add('mounts', op.unshare(CLONE_NEWTIME, 'a time namespace'));
+        if (c.timeNs)
+          b.add('mounts', op.writeFile('/proc/self/timens_offsets', c.timeNs, 'set the time namespace offsets'));
+      }
+      if (c.personality) b.add('mounts', op.personality(PER_LINUX32, 'LINUX32'));
       if (oom !== undefined)
         b.add('mounts', op.writeFile('/proc/self/oom_score_adj', String(oom), `set oom_score_adj ${oom}`));
       // After every mount: the container's / shared (a new peer group in its namespace) or unbindable.

@@ -54,6 +54,7 @@ export const OP = {
   HELD_EXEC: 47,
   TAKE_FD: 54,
   KEEP_ON_EXEC: 50,
+  PERSONALITY: 51,
 } as const;
 
 /** Slots of the plan's descriptor table (PLAN_SLOTS in native/plan.h). */
@@ -167,6 +168,8 @@ function encodeOne(s: Step): PlanOp {
       return { op: OP.HELD_EXEC };
     case 'takeFd':
       return { op: OP.TAKE_FD, n: [s.fd, s.slot] };
+    case 'personality':
+      return { op: OP.PERSONALITY, n: [s.persona] };
     case 'keepOnExec':
       return { op: OP.KEEP_ON_EXEC, n: [...s.fds] };
   }

@@ -93,6 +93,8 @@ export const heldExec = (): Step => step({ kind: 'heldExec' }, 'exec the command
 /** An inherited fd (kept open by PlanBuilder.keepOpen) taken into a slot. */
 export const takeFd = (fd: number, slot: Slot, what: string): Step =>
   step({ kind: 'takeFd', fd, slot }, `take ${what}`);
+export const personality = (persona: number, name: string): Step =>
+  step({ kind: 'personality', persona }, `set the personality ${name}`);
 export const keepOnExec = (fds: number[]): Step =>
   step({ kind: 'keepOnExec', fds }, `keep fds ${fds.join(', ')} open across exec`);
 

@@ -74,7 +74,9 @@ export type StepBody =
   /** An inherited fd, kept open through the closing of the others, becomes a slot's (an idmapped mount). */
   | { kind: 'takeFd'; fd: number; slot: Slot }
   /** Inherited fds the command keeps (clears close-on-exec after cloexecFrom set it). */
-  | { kind: 'keepOnExec'; fds: number[] };
+  | { kind: 'keepOnExec'; fds: number[] }
+  /** personality(2): the execution domain the command runs in (PER_LINUX32: uname says i686). */
+  | { kind: 'personality'; persona: number };
 
 export type StepKind = StepBody['kind'];
 

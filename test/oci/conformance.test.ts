@@ -100,6 +100,53 @@ describe.skipIf(!root)('nsbox-runtime and the runtime spec', () => {
     }
   });
 
+  it('makes a time namespace with linux.timeOffsets (boottime and monotonic), entered at exec', async () => {
+    const year = 365 * 24 * 3600;
+    const { dir, out } = await bundle(
+      'time-ns',
+      ['sh', '-c', 'cat /proc/self/timens_offsets > /out/offsets; cat /proc/uptime > /out/uptime'],
+      (c: Cfg) => {
+        c.linux.namespaces.push({ type: 'time' });
+        c.linux.timeOffsets = { boottime: { secs: year, nanosecs: 0 }, monotonic: { secs: 1000, nanosecs: 5 } };
+      },
+    );
+    const r = await rt(['run', '--bundle', dir, 'time-ns']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const offsets = readFileSync(`${out}/offsets`, 'utf8').trim().split('\n');
+    expect(offsets.map((l) => l.trim().split(/\s+/))).toEqual([
+      ['monotonic', '1000', '5'],
+      ['boottime', String(year), '0'],
+    ]);
+    // /proc/uptime is boottime in the reader's time namespace: a year on.
+    expect(Number(readFileSync(`${out}/uptime`, 'utf8').split(' ')[0])).toBeGreaterThan(year);
+    // Offsets without a time namespace are refused, naming the field, and leave nothing.
+    const bad = await bundle('time-bad', ['true'], (c: Cfg) => {
+      c.linux.timeOffsets = { boottime: { secs: 5, nanosecs: 0 } };
+    });
+    const rb = await rt(['create', '--bundle', bad.dir, 'time-bad']);
+    expect(rb.code).not.toBe(0);
+    expect(rb.stderr).toMatch(/linux\.timeOffsets: needs a new time namespace/);
+    expect(existsSync(`${state}/time-bad`)).toBe(false);
+  });
+
+  it('runs the command in linux.personality LINUX32 (uname says i686); an unknown domain is refused', async () => {
+    const { dir, out } = await bundle('pers', ['sh', '-c', 'uname -m > /out/m'], (c: Cfg) => {
+      c.linux.personality = { domain: 'LINUX32' };
+    });
+    const r = await rt(['run', '--bundle', dir, 'pers']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(readFileSync(`${out}/m`, 'utf8').trim()).toMatch(/^i[3-6]86$/);
+    const bad = await bundle('pers-bad', ['true'], (c: Cfg) => {
+      c.linux.personality = { domain: 'SVR4' };
+    });
+    const rb = await rt(['create', '--bundle', bad.dir, 'pers-bad']);
+    expect(rb.code).not.toBe(0);
+    expect(rb.stderr).toMatch(/linux\.personality\.domain: unknown domain "SVR4"/);
+    expect(existsSync(`${state}/pers-bad`)).toBe(false);
+  });
+
   it('passes --preserve-fds N: fds 3..3+N-1 reach the command open, no others', async () => {
     const { dir, out } = await bundle('preserve', [
       'sh',
