@@ -95,6 +95,11 @@ export interface StartOptions {
    * is held, and go() gives it the command to run (a sandbox pool; src/plan/hold.ts).
    */
   heldFifo?: string;
+  /**
+   * The command's environment is the spec's `env` alone, with HOME added when it has none (an OCI runtime's,
+   * as runc's: no PATH or HOSTNAME of nsbox's own; the command is still looked up on a default PATH).
+   */
+  envExact?: boolean;
 }
 
 /** The started child, once known. */
@@ -138,7 +143,12 @@ export class Container {
   private parts: StartPart[];
 
   constructor(spec: ContainerSpec, parts: StartPart[] = [], opts: StartOptions = {}) {
-    const s = resolveSpec(spec);
+    let s = resolveSpec(spec);
+    if (opts.envExact) {
+      const env = Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`);
+      if (!spec.env || !('HOME' in spec.env)) env.push(`HOME=${s.identity.uid === 0 ? '/root' : '/'}`);
+      s = { ...s, env };
+    }
     checkPrivilege(s);
     const facts = hostFacts();
     if (s.identity.userns) parts = [usernsPart(s.identity.userns), ...parts];

@@ -337,7 +337,7 @@ async function create(store: Store, id: string, o: CreateOptions): Promise<Creat
       parts.push(consolePart(tty.path));
     }
     const name = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/.test(id) ? id : undefined;
-    container = new Container({ ...c.spec, id: randomId(), name, stdio }, parts);
+    container = new Container({ ...c.spec, id: randomId(), name, stdio }, parts, { envExact: true });
     cg = undefined; // the container's now: removed when it ends (or by delete)
     if (tty) {
       native.native.sendFd(o.consoleSocket!, tty.master);

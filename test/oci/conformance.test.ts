@@ -147,6 +147,18 @@ describe.skipIf(!root)('nsbox-runtime and the runtime spec', () => {
     expect(existsSync(`${state}/pers-bad`)).toBe(false);
   });
 
+  it("gives the command process.env alone, with HOME added when missing, as runc (no PATH or HOSTNAME of nsbox's)", async () => {
+    const { dir, out } = await bundle('env-exact', ['sh', '-c', 'cat /proc/1/environ > /out/env; true'], (c: Cfg) => {
+      c.process.env = ['A=1', 'B=two words'];
+    });
+    const r = await rt(['run', '--bundle', dir, 'env-exact']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    // PID 1 is sh (`; true`: not replaced by cat): its environ is what exec gave it, before the shell's own.
+    const env = readFileSync(`${out}/env`, 'utf8').split('\0').filter(Boolean);
+    expect(env.sort()).toEqual(['A=1', 'B=two words', 'HOME=/root']);
+  });
+
   it('passes --preserve-fds N: fds 3..3+N-1 reach the command open, no others', async () => {
     const { dir, out } = await bundle('preserve', [
       'sh',
