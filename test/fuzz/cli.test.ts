@@ -153,6 +153,9 @@ function validJunk(_cmd: string, long: string, value: string): boolean {
     user: ['zero'],
     'group-add': ['zero'],
     'cpuset-cpus': ['zero'],
+    'cpuset-mems': ['zero'],
+    'memory-reservation': ['zero'], // no reservation, as podman takes 0
+    'memory-swappiness': ['zero'],
     cpus: ['fraction'],
     tail: ['zero'],
     time: ['zero'],
