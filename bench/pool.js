@@ -5,6 +5,7 @@
 //   --count N    runs per throughput measurement (default 400)
 //   --size N     the pool's size (default 16), also the length of a burst
 //   --no-oci     leave out crun and runc
+//   --compare DIR  also run() and pool.run() of DIR/dist (another checkout, e.g. a build of main), interleaved
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -89,6 +90,10 @@ async function main() {
     count = option('count', 400),
     size = option('size', 16);
   const pool = new lib.SandboxPool({ rootfs: ROOTFS, size, limits: LIMITS });
+  const at = process.argv.indexOf('--compare');
+  const compareDir = at > 0 ? resolve(process.argv[at + 1]) : null;
+  const old = compareDir ? await import(join(compareDir, 'dist', 'index.js')) : null;
+  const oldPool = old ? new old.SandboxPool({ rootfs: ROOTFS, size, limits: LIMITS }) : null;
   const check = (r, what) => {
     if (r.code !== 0) throw new Error(`${what}: /bin/true: ${r.status}`);
   };
@@ -112,6 +117,16 @@ async function main() {
       check(await pool.run(['/bin/true']), 'pool.run'),
     ),
   ];
+  if (old) {
+    list.push(
+      inproc('run-compare', 'compare: run() + memory limit', async () =>
+        check(await old.run({ rootfs: ROOTFS, command: ['/bin/true'], limits: LIMITS }), 'compare run'),
+      ),
+      inproc('pool-compare', `compare: pool.run() (size ${size})`, async () =>
+        check(await oldPool.run(['/bin/true']), 'compare pool.run'),
+      ),
+    );
+  }
   const runc = !process.argv.includes('--no-oci') && which('runc');
   const bundle = runc ? makeBundle(runc) : null;
   let worker = null;
@@ -223,6 +238,7 @@ async function main() {
     console.log(`  load average at the end: ${load()}`);
   } finally {
     await pool.close();
+    await oldPool?.close();
     if (worker) await worker.stop();
     if (bundle) rmSync(bundle, { recursive: true, force: true });
   }

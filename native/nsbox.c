@@ -5,6 +5,7 @@
 #include "plan.h"
 #include "throw.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/mount.h>
@@ -132,7 +133,8 @@ static int is_undefined(napi_env env, napi_value v) {
 static void free_plan(struct plan *p) {
   for (int i = 0; i < p->nops; i++) {
     struct op *o = &p->ops[i];
-    for (int j = 0; j < o->ns; j++) free(o->s[j]);
+    if (!p->wire)
+      for (int j = 0; j < o->ns; j++) free(o->s[j]);
     free(o->s);
     free(o->n);
     free(o->b);
@@ -140,6 +142,7 @@ static void free_plan(struct plan *p) {
     free(o->envp);
   }
   free(p->ops);
+  free(p->wire);
   free(p->cmd);
   free(p->cmd_ptrs);
   free(p);
@@ -237,6 +240,112 @@ static void range(double *min, double *max, enum num_kind k) {
   }
 }
 
+/* ---- checks shared by both readers: an op's kind, its counts, each number's range, the rest ---- */
+
+static bool refuse(napi_env env, const char *what) {
+  napi_throw_range_error(env, "ERR_OUT_OF_RANGE", what);
+  return false;
+}
+
+static bool refuse_type(napi_env env, const char *what) {
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
+  return false;
+}
+
+static bool nomem(napi_env env) {
+  napi_throw_error(env, "ENOMEM", "spawn: out of memory");
+  return false;
+}
+
+static bool check_kind(napi_env env, uint32_t i, int64_t k) {
+  if (known_kind((int)k)) return true;
+  char what[96];
+  snprintf(what, sizeof what, "spawn: ops[%u].op: unknown op %d", i, (int)k);
+  return refuse(env, what);
+}
+
+static bool check_count(napi_env env, uint32_t i, int kind, const char *things, int min, int max, uint64_t len) {
+  if ((int64_t)len >= min && (int64_t)len <= max) return true;
+  char what[128];
+  snprintf(what, sizeof what, "spawn: ops[%u] (op %d) takes %d to %d %s, got %llu", i, kind, min, max, things,
+           (unsigned long long)len);
+  return refuse(env, what);
+}
+
+/* n[j] of op i: a whole number in the range its kind takes (OP_ARGS), into o->n[j]. */
+static bool check_number(napi_env env, uint32_t i, uint32_t j, struct op *o, double d) {
+  const struct op_args *want = &OP_ARGS[o->kind];
+  double min, max;
+  int at = j < 10 ? (int)j : 9;
+  while (at > 0 && want->n[at] == NONE) at--;
+  range(&min, &max, want->n[at]);
+  if (!(d >= min && d <= max) || d != (double)(int64_t)d) {
+    char what[160];
+    snprintf(what, sizeof what, "spawn: ops[%u].n[%u] (op %d) must be a whole number from %.0f to %.0f", i, j,
+             o->kind, min, max);
+    return refuse(env, what);
+  }
+  o->n[j] = (int64_t)d;
+  return true;
+}
+
+/* Zeros past the end: the child reads a fixed number of some ops' numbers (prctl's five). */
+static bool alloc_numbers(napi_env env, struct op *o, uint32_t len) {
+  if (!(o->n = calloc(len + 10, sizeof(int64_t)))) return nomem(env);
+  o->nn = (int)len;
+  return true;
+}
+
+/* What holds across an op's arguments, once its strings, numbers and bytes are read. */
+static bool check_op(napi_env env, uint32_t i, struct op *o) {
+  char what[128];
+  if (o->kind == OP_SECCOMP && (!o->b || o->blen == 0 || o->blen % 8 || o->blen / 8 > 4096)) {
+    snprintf(what, sizeof what, "spawn: ops[%u]: a seccomp program is 1 to 4096 instructions of 8 bytes", i);
+    return refuse(env, what);
+  }
+  if (o->kind != OP_SECCOMP && o->b) {
+    snprintf(what, sizeof what, "spawn: ops[%u] (op %d) takes no bytes", i, o->kind);
+    return refuse(env, what);
+  }
+  if (o->kind == OP_EXEC) {
+    int64_t argc = o->n[0], envc = o->n[1];
+    if (argc < 1 || argc + envc > o->ns) {
+      snprintf(what, sizeof what, "spawn: ops[%u]: exec needs argc >= 1 and argc + envc <= %d strings", i, o->ns);
+      return refuse(env, what);
+    }
+    o->argv = calloc(argc + 1, sizeof(char *));
+    o->envp = calloc(envc + 1, sizeof(char *));
+    if (!o->argv || !o->envp) return nomem(env);
+    for (int j = 0; j < argc; j++) o->argv[j] = o->s[j];
+    for (int j = 0; j < envc; j++) o->envp[j] = o->s[argc + j];
+  }
+  if (o->kind == OP_HOLD && o->nn > 1 && o->n[1] > HOLD_MAX_COMMAND) {
+    snprintf(what, sizeof what, "spawn: ops[%u]: a held command takes at most %d bytes", i, HOLD_MAX_COMMAND);
+    return refuse(env, what);
+  }
+  if (o->kind == OP_CLOSE && o->nn > 0 && o->n[0] != -1)
+    for (int j = 0; j < o->nn; j++)
+      if (o->n[j] < 0) {
+        snprintf(what, sizeof what, "spawn: ops[%u].n[%d]: an fd is never negative", i, j);
+        return refuse(env, what);
+      }
+  if (check_path_op(o) < 0) {
+    snprintf(what, sizeof what, "spawn: ops[%u] (op %d): arguments out of range", i, o->kind);
+    return refuse(env, what);
+  }
+  return true;
+}
+
+static bool bad_string(napi_env env, uint32_t i, uint32_t j) {
+  char what[128];
+  snprintf(what, sizeof what, "spawn: ops[%u].s[%u] must be a string without NUL bytes, at most %d bytes", i, j,
+           MAX_STRING);
+  napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", what);
+  return false;
+}
+
+/* ---- a plan given as an array of { op, s?, n?, b?, alt? } (nsbox/native's public form) ---- */
+
 /* Reads op `i` into o; false with a JavaScript error thrown when it is not what its kind takes. */
 static bool read_op(napi_env env, napi_value v, uint32_t i, uint32_t nops, struct op *o) {
   char what[96];
@@ -244,17 +353,11 @@ static bool read_op(napi_env env, napi_value v, uint32_t i, uint32_t nops, struc
   napi_typeof(env, v, &t);
   if (t != napi_object) {
     snprintf(what, sizeof what, "spawn: ops[%u] must be an object", i);
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
-    return false;
+    return refuse_type(env, what);
   }
   int64_t k;
   snprintf(what, sizeof what, "spawn: ops[%u].op", i);
-  if (!int_arg(env, prop(env, v, "op"), what, 0, INT_MAX_D, &k)) return false;
-  if (!known_kind((int)k)) {
-    snprintf(what, sizeof what, "spawn: ops[%u].op: unknown op %d", i, (int)k);
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", what);
-    return false;
-  }
+  if (!int_arg(env, prop(env, v, "op"), what, 0, INT_MAX_D, &k) || !check_kind(env, i, k)) return false;
   o->kind = (int)k;
   const struct op_args *want = &OP_ARGS[o->kind];
 
@@ -262,54 +365,46 @@ static bool read_op(napi_env env, napi_value v, uint32_t i, uint32_t nops, struc
   bool arr;
   napi_value a = prop(env, v, "s");
   if (!is_undefined(env, a)) {
-    if (napi_is_array(env, a, &arr) != napi_ok || !arr) goto type_s;
+    if (napi_is_array(env, a, &arr) != napi_ok || !arr) {
+      snprintf(what, sizeof what, "spawn: ops[%u].s must be an array of strings", i);
+      return refuse_type(env, what);
+    }
     napi_get_array_length(env, a, &len);
   }
-  if ((int64_t)len < want->smin || (int64_t)len > want->smax) {
-    snprintf(what, sizeof what, "spawn: ops[%u] (op %d) takes %d to %d strings, got %u", i, o->kind, want->smin,
-             want->smax, len);
-    goto range;
-  }
-  o->s = calloc(len + 1, sizeof(char *));
-  if (!o->s) goto nomem;
+  if (!check_count(env, i, o->kind, "strings", want->smin, want->smax, len)) return false;
+  if (!(o->s = calloc(len + 1, sizeof(char *)))) return nomem(env);
   for (uint32_t j = 0; j < len; j++) {
     napi_value e;
     size_t sl;
     napi_get_element(env, a, j, &e);
     if (napi_get_value_string_utf8(env, e, NULL, 0, &sl) != napi_ok || sl > MAX_STRING
-        || !(o->s[j] = get_string(env, e))) {
-      snprintf(what, sizeof what, "spawn: ops[%u].s[%u] must be a string without NUL bytes, at most %d bytes", i, j,
-               MAX_STRING);
-      napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", what);
-      return false;
-    }
+        || !(o->s[j] = get_string(env, e)))
+      return bad_string(env, i, j);
     o->ns = (int)j + 1;
   }
 
   len = 0;
   a = prop(env, v, "n");
   if (!is_undefined(env, a)) {
-    if (napi_is_array(env, a, &arr) != napi_ok || !arr) goto type_n;
+    if (napi_is_array(env, a, &arr) != napi_ok || !arr) {
+      snprintf(what, sizeof what, "spawn: ops[%u].n must be an array of numbers", i);
+      return refuse_type(env, what);
+    }
     napi_get_array_length(env, a, &len);
   }
-  if ((int64_t)len < want->nmin || (int64_t)len > want->nmax) {
-    snprintf(what, sizeof what, "spawn: ops[%u] (op %d) takes %d to %d numbers, got %u", i, o->kind, want->nmin,
-             want->nmax, len);
-    goto range;
-  }
-  /* Zeros past the end: the child reads a fixed number of some ops' numbers (prctl's five). */
-  o->n = calloc(len + 10, sizeof(int64_t));
-  if (!o->n) goto nomem;
-  o->nn = (int)len;
+  if (!check_count(env, i, o->kind, "numbers", want->nmin, want->nmax, len) || !alloc_numbers(env, o, len))
+    return false;
   for (uint32_t j = 0; j < len; j++) {
     napi_value e;
-    double min, max;
-    int at = j < 10 ? (int)j : 9;
-    while (at > 0 && want->n[at] == NONE) at--;
-    range(&min, &max, want->n[at]);
+    napi_valuetype et;
+    double d;
     napi_get_element(env, a, j, &e);
-    snprintf(what, sizeof what, "spawn: ops[%u].n[%u] (op %d)", i, j, o->kind);
-    if (!int_arg(env, e, what, min, max, &o->n[j])) return false;
+    napi_typeof(env, e, &et);
+    if (et != napi_number || napi_get_value_double(env, e, &d) != napi_ok) {
+      snprintf(what, sizeof what, "spawn: ops[%u].n[%u] (op %d) must be a number", i, j, o->kind);
+      return refuse_type(env, what);
+    }
+    if (!check_number(env, i, j, o, d)) return false;
   }
 
   a = prop(env, v, "alt");
@@ -326,73 +421,15 @@ static bool read_op(napi_env env, napi_value v, uint32_t i, uint32_t nops, struc
     if (napi_is_buffer(env, a, &isbuf) != napi_ok || !isbuf
         || napi_get_buffer_info(env, a, &data, &o->blen) != napi_ok) {
       snprintf(what, sizeof what, "spawn: ops[%u].b must be a Buffer", i);
-      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
-      return false;
+      return refuse_type(env, what);
     }
-    o->b = malloc(o->blen ? o->blen : 1);
-    if (!o->b) goto nomem;
+    if (!(o->b = malloc(o->blen ? o->blen : 1))) return nomem(env);
     memcpy(o->b, data, o->blen);
   }
-  if (o->kind == OP_SECCOMP && (!o->b || o->blen == 0 || o->blen % 8 || o->blen / 8 > 4096)) {
-    snprintf(what, sizeof what, "spawn: ops[%u]: a seccomp program is 1 to 4096 instructions of 8 bytes", i);
-    goto range;
-  }
-  if (o->kind != OP_SECCOMP && o->b) {
-    snprintf(what, sizeof what, "spawn: ops[%u] (op %d) takes no bytes", i, o->kind);
-    goto range;
-  }
-  if (o->kind == OP_EXEC) {
-    int64_t argc = o->n[0], envc = o->n[1];
-    if (argc < 1 || argc + envc > o->ns) {
-      snprintf(what, sizeof what, "spawn: ops[%u]: exec needs argc >= 1 and argc + envc <= %d strings", i, o->ns);
-      goto range;
-    }
-    o->argv = calloc(argc + 1, sizeof(char *));
-    o->envp = calloc(envc + 1, sizeof(char *));
-    if (!o->argv || !o->envp) goto nomem;
-    for (int j = 0; j < argc; j++) o->argv[j] = o->s[j];
-    for (int j = 0; j < envc; j++) o->envp[j] = o->s[argc + j];
-  }
-  if (o->kind == OP_HOLD && o->nn > 1 && o->n[1] > HOLD_MAX_COMMAND) {
-    snprintf(what, sizeof what, "spawn: ops[%u]: a held command takes at most %d bytes", i, HOLD_MAX_COMMAND);
-    goto range;
-  }
-  if (o->kind == OP_CLOSE && o->nn > 0 && o->n[0] != -1)
-    for (int j = 0; j < o->nn; j++)
-      if (o->n[j] < 0) {
-        snprintf(what, sizeof what, "spawn: ops[%u].n[%d]: an fd is never negative", i, j);
-        goto range;
-      }
-  if (check_path_op(o) < 0) {
-    snprintf(what, sizeof what, "spawn: ops[%u] (op %d): arguments out of range", i, o->kind);
-    goto range;
-  }
-  return true;
-type_s:
-  snprintf(what, sizeof what, "spawn: ops[%u].s must be an array of strings", i);
-  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
-  return false;
-type_n:
-  snprintf(what, sizeof what, "spawn: ops[%u].n must be an array of numbers", i);
-  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
-  return false;
-range:
-  napi_throw_range_error(env, "ERR_OUT_OF_RANGE", what);
-  return false;
-nomem:
-  napi_throw_error(env, "ENOMEM", "spawn: out of memory");
-  return false;
+  return check_op(env, i, o);
 }
 
-/* The plan in C memory, or NULL with a JavaScript error thrown. */
-static struct plan *read_plan(napi_env env, napi_value ops) {
-  uint32_t len;
-  bool arr = false;
-  if (napi_is_array(env, ops, &arr) != napi_ok || !arr) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "spawn: ops must be an array");
-    return NULL;
-  }
-  napi_get_array_length(env, ops, &len);
+static struct plan *new_plan(napi_env env, uint64_t len) {
   if (len == 0 || len > MAX_OPS) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "spawn: a plan has 1 to 65536 ops");
     return NULL;
@@ -400,33 +437,174 @@ static struct plan *read_plan(napi_env env, napi_value ops) {
   struct plan *p = calloc(1, sizeof *p);
   if (!p || !(p->ops = calloc(len, sizeof(struct op)))) {
     free(p);
-    napi_throw_error(env, "ENOMEM", "spawn: out of memory");
+    nomem(env);
     return NULL;
   }
   p->nops = (int)len;
   for (int i = 0; i < PLAN_SLOTS; i++) p->slots[i] = -1;
+  return p;
+}
+
+/* A command received at release: its buffer and pointers now, as the child may not allocate. */
+static bool plan_op_read(napi_env env, struct plan *p, struct op *o) {
+  if (o->kind == OP_HOLD && o->nn > 1 && o->n[1] > 0 && !p->cmd) {
+    p->cmd_cap = (size_t)o->n[1];
+    p->cmd_nptrs = p->cmd_cap / 16 + 3; /* strings of 16 bytes on average, NULs included */
+    p->cmd = malloc(p->cmd_cap);
+    p->cmd_ptrs = calloc(p->cmd_nptrs, sizeof(char *));
+    if (!p->cmd || !p->cmd_ptrs) return nomem(env);
+  }
+  return true;
+}
+
+/* The plan in C memory, or NULL with a JavaScript error thrown. */
+static struct plan *read_plan(napi_env env, napi_value ops) {
+  uint32_t len;
+  bool arr = false;
+  if (napi_is_array(env, ops, &arr) != napi_ok || !arr) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "spawn: ops must be an array or a Buffer");
+    return NULL;
+  }
+  napi_get_array_length(env, ops, &len);
+  struct plan *p = new_plan(env, len);
+  if (!p) return NULL;
   for (uint32_t i = 0; i < len; i++) {
     napi_value v;
     napi_get_element(env, ops, i, &v);
-    if (!read_op(env, v, i, len, &p->ops[i])) {
+    if (!read_op(env, v, i, len, &p->ops[i]) || !plan_op_read(env, p, &p->ops[i])) {
       free_plan(p);
       return NULL;
     }
-    struct op *o = &p->ops[i];
-    /* A command received at release: its buffer and pointers now, as the child may not allocate. */
-    if (o->kind == OP_HOLD && o->nn > 1 && o->n[1] > 0 && !p->cmd) {
-      p->cmd_cap = (size_t)o->n[1];
-      p->cmd_nptrs = p->cmd_cap / 16 + 3; /* strings of 16 bytes on average, NULs included */
-      p->cmd = malloc(p->cmd_cap);
-      p->cmd_ptrs = calloc(p->cmd_nptrs, sizeof(char *));
-      if (!p->cmd || !p->cmd_ptrs) {
-        free_plan(p);
-        napi_throw_error(env, "ENOMEM", "spawn: out of memory");
-        return NULL;
-      }
-    }
   }
   return p;
+}
+
+/* ---- a plan given as one Buffer (src/plan/wire.ts), all little-endian:
+ *   u32 nops, then per op: u32 kind, alt, ns, nn, nb; ns strings of (u32 len, len bytes, a NUL);
+ *   nn numbers as f64; nb - 1 bytes (nb is 0 for an op without bytes, so that empty bytes stay refusable).
+ * One copy of the whole; strings point into it. Every count and length is checked against what is left
+ * before it is used, and the op against OP_ARGS exactly as the array's. ---- */
+
+struct cursor {
+  const uint8_t *at;
+  size_t left;
+};
+
+static const uint8_t *take(struct cursor *c, size_t n) {
+  if (n > c->left) return NULL;
+  const uint8_t *r = c->at;
+  c->at += n;
+  c->left -= n;
+  return r;
+}
+
+static bool take_u32(struct cursor *c, uint32_t *v) {
+  const uint8_t *b = take(c, 4);
+  if (b) {
+    memcpy(v, b, 4);
+    *v = le32toh(*v);
+  }
+  return b != NULL;
+}
+
+static bool truncated(napi_env env, uint32_t i) {
+  char what[96];
+  snprintf(what, sizeof what, "spawn: ops[%u]: the plan's bytes end inside it", i);
+  return refuse(env, what);
+}
+
+static bool read_wire_op(napi_env env, struct cursor *c, uint32_t i, uint32_t nops, struct op *o) {
+  uint32_t kind, alt, ns, nn, nb;
+  if (!take_u32(c, &kind) || !take_u32(c, &alt) || !take_u32(c, &ns) || !take_u32(c, &nn) || !take_u32(c, &nb))
+    return truncated(env, i);
+  if (!check_kind(env, i, kind > INT_MAX_D ? -1 : (int64_t)kind)) return false;
+  o->kind = (int)kind;
+  const struct op_args *want = &OP_ARGS[o->kind];
+  if (alt > nops - i - 1) {
+    char what[96];
+    snprintf(what, sizeof what, "spawn: ops[%u].alt must be a whole number from 0 to %u", i, nops - i - 1);
+    return refuse(env, what);
+  }
+  o->alt = (int)alt;
+  if (!check_count(env, i, o->kind, "strings", want->smin, want->smax, ns)) return false;
+  if ((uint64_t)ns * 5 > c->left) return truncated(env, i); /* each string is at least its length and NUL */
+  if (!(o->s = calloc((size_t)ns + 1, sizeof(char *)))) return nomem(env);
+  for (uint32_t j = 0; j < ns; j++) {
+    uint32_t sl;
+    if (!take_u32(c, &sl)) return truncated(env, i);
+    if (sl > MAX_STRING) return bad_string(env, i, j);
+    const uint8_t *s = take(c, (size_t)sl + 1);
+    if (!s) return truncated(env, i);
+    if (s[sl] != 0 || memchr(s, 0, sl)) return bad_string(env, i, j);
+    o->s[j] = (char *)s;
+    o->ns = (int)j + 1;
+  }
+  if (!check_count(env, i, o->kind, "numbers", want->nmin, want->nmax, nn)) return false;
+  if ((uint64_t)nn * 8 > c->left) return truncated(env, i);
+  if (!alloc_numbers(env, o, nn)) return false;
+  for (uint32_t j = 0; j < nn; j++) {
+    uint64_t u;
+    double d;
+    memcpy(&u, take(c, 8), 8); /* nn * 8 bytes are there: checked above */
+    u = le64toh(u);
+    memcpy(&d, &u, 8);
+    if (!check_number(env, i, j, o, d)) return false;
+  }
+  if (nb) {
+    size_t blen = nb - 1;
+    const uint8_t *b = take(c, blen);
+    if (!b) return truncated(env, i);
+    if (!(o->b = malloc(blen ? blen : 1))) return nomem(env);
+    memcpy(o->b, b, blen);
+    o->blen = blen;
+  }
+  return check_op(env, i, o);
+}
+
+/* The plan in C memory from a Buffer, or NULL with a JavaScript error thrown. */
+static struct plan *read_wire(napi_env env, const void *data, size_t size) {
+  uint32_t nops;
+  struct cursor c = { data, size };
+  if (!take_u32(&c, &nops)) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "spawn: a plan's bytes start with its number of ops");
+    return NULL;
+  }
+  if (nops > MAX_OPS || (uint64_t)nops * 20 > c.left) { /* each op is at least its 5 u32s */
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "spawn: a plan has 1 to 65536 ops, 20 bytes each at least");
+    return NULL;
+  }
+  struct plan *p = new_plan(env, nops);
+  if (!p) return NULL;
+  if (!(p->wire = malloc(c.left ? c.left : 1))) {
+    free_plan(p);
+    nomem(env);
+    return NULL;
+  }
+  memcpy(p->wire, c.at, c.left);
+  c.at = (const uint8_t *)p->wire;
+  for (uint32_t i = 0; i < nops; i++)
+    if (!read_wire_op(env, &c, i, nops, &p->ops[i]) || !plan_op_read(env, p, &p->ops[i])) {
+      free_plan(p);
+      return NULL;
+    }
+  if (c.left) {
+    char what[96];
+    snprintf(what, sizeof what, "spawn: %zu bytes after the plan's last op", c.left);
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", what);
+    free_plan(p);
+    return NULL;
+  }
+  return p;
+}
+
+/* ops: a Buffer (src/plan/wire.ts) or an array of op objects. */
+static struct plan *read_ops(napi_env env, napi_value ops) {
+  bool isbuf = false;
+  void *data;
+  size_t size;
+  if (napi_is_buffer(env, ops, &isbuf) == napi_ok && isbuf && napi_get_buffer_info(env, ops, &data, &size) == napi_ok)
+    return read_wire(env, data, size);
+  return read_plan(env, ops);
 }
 
 /* posix_spawn-style start: the child runs the plan on a stack of its own inside our memory
@@ -522,7 +700,7 @@ static struct job *prepare(napi_env env, napi_value req) {
   j->pidfd = -1;
   j->syncp[0] = j->syncp[1] = -1;
   j->sync = sync;
-  if (!(j->p = read_plan(env, prop(env, req, "ops")))) {
+  if (!(j->p = read_ops(env, prop(env, req, "ops")))) {
     free_job(j);
     return NULL;
   }

@@ -109,6 +109,7 @@ struct plan {
   char **cmd_ptrs;
   size_t cmd_nptrs;
   int cmd_argc, cmd_envc, cmd_ncand;
+  void *wire;       /* a plan read from a Buffer: the copy its ops' strings point into */
 };
 
 /* native/paths.c */

@@ -55,9 +55,13 @@ function bundleRequire(id) {
 }
 
 // After the command, so that it does not delay it, and with the functions it compiled, so that the next
-// run of it finds them compiled. Not after a failure or a --help, which compile less than a command does.
+// run of it finds them compiled. Not after a failure, a --help or a `run -d` (its container is built by
+// the monitor's set-up step): those compile less than a command does, and a cache once written stays.
+const HELP = new Set(['--help', '-h']);
+const DETACH = new Set(['-d', '--detach']);
 process.once('exit', (code) => {
-  if (uncached.length === 0 || code !== 0 || process.argv.some((a) => a === '--help' || a === '-h')) return;
+  if (uncached.length === 0 || code !== 0 || process.argv.some((a) => HELP.has(a))) return;
+  if (!process.argv.includes('nsbox-setup') && process.argv.some((a) => DETACH.has(a))) return;
   for (const { file, script } of uncached) {
     const tmp = `${file}.cache.${process.pid}.tmp`;
     try {

@@ -6,6 +6,7 @@ import * as native from './native.js';
 import type { WaitStatus } from './native.js';
 import { NsboxError } from './errors.js';
 import { encode, type Encoded } from './plan/encode.js';
+import { wire } from './plan/wire.js';
 import { ended, reaped, whenExecuted, whenHeld } from './plan/child.js';
 import { HELD_COMMAND_BYTES, holdPart, openHeld, sendCommand } from './plan/hold.js';
 import type { Step } from './plan/steps.js';
@@ -195,7 +196,7 @@ export class Container {
     this.heldFifo = opts.heldFifo;
     this.net = net; // its address may come in beforeRelease (a network attached in the child's user namespace)
     this.adopted = parent;
-    const req = { flags, sync, cgroupFd, parent, ops: plan.ops };
+    const req = { flags, sync, cgroupFd, parent, ops: wire(plan.ops) };
     const abort = (e: unknown) => {
       for (const p of parts) p.abort?.();
       throw e;

@@ -20,7 +20,8 @@ export interface SpawnRequest {
   sync?: boolean;
   /** CLONE_PARENT: the child is our parent's (nsbox-monitor's), which reaps it; we cannot. */
   parent?: boolean;
-  ops: PlanOp[];
+  /** The plan: op objects, or the same as one Buffer (src/plan/wire.ts), which the addon copies in at once. */
+  ops: PlanOp[] | Buffer;
 }
 
 export interface SpawnedChild {
@@ -85,6 +86,8 @@ export interface Native {
   /** One request on a stream unix socket, the reply read until the peer closes (native/net.c). */
   unixRequest(path: string, request: string, timeoutMs: number): string;
 }
+
+export { wire } from './plan/wire.js';
 
 const require = createRequire(import.meta.url);
 export const native: Native = require('../build/Release/nsbox.node');

@@ -34,6 +34,22 @@ describe('nsbox/native', () => {
     expect(execFileSync('hostname', { encoding: 'utf8' }).trim()).not.toBe('inner-thread');
   });
 
+  it('takes a plan as one Buffer (wire) as it takes the ops, and refuses its bytes cut short', () => {
+    const out = inNode(`import { spawn, wire } from 'nsbox/native';
+      import { readSync } from 'node:fs';
+      const ops = [{ op: 7, s: ['/'] }, { op: 9, n: [1, 1], s: ['true', 'A=1', '/bin/true'] }];
+      const c = spawn({ flags: 0, ops: wire(ops) });
+      console.log(readSync(c.errFd, Buffer.alloc(8)));
+      const w = wire(ops);
+      for (const b of [w.subarray(0, w.length - 1), Buffer.concat([w, Buffer.alloc(1)])])
+        try { spawn({ flags: 0, ops: b }); console.log('taken'); } catch (e) { console.log(e.name, e.message); }`);
+    expect(out.trim().split('\n')).toEqual([
+      '0',
+      "RangeError spawn: ops[1]: the plan's bytes end inside it",
+      "RangeError spawn: 1 bytes after the plan's last op",
+    ]);
+  });
+
   it('throws errors with the errno name', () => {
     const out = inNode(`import { mount } from 'nsbox/native';
       try { mount('none', '/nonexistent-dir', 'tmpfs'); } catch (e) { console.log(e.code, e.syscall, e.message); }`);

@@ -395,6 +395,13 @@ export class Cgroup {
   removeNow(): boolean {
     let done = true;
     for (const d of this.dirs) {
+      // Most often it has no sub-cgroup: one rmdir, without listing its (v1: dozens of) files first.
+      try {
+        rmdirSync(d.path);
+        continue;
+      } catch (e) {
+        if (errnoOf(e) === 'ENOENT') continue;
+      }
       for (const p of treeOf(d.path).reverse()) {
         try {
           rmdirSync(p);

@@ -8,17 +8,6 @@ import { formatReference, parseReference } from '../images/reference.js';
 import { imageSpec } from '../images/library.js';
 import { Store, type ImageRecord } from '../images/store.js';
 
-export const IMAGE_RUN_OPTIONS = [
-  { long: 'pull', value: 'single' as const },
-  { long: 'entrypoint', value: 'single' as const },
-  { long: 'platform', value: 'single' as const },
-  { long: 'tls-verify', value: 'optional' as const },
-];
-
-export const IMAGE_RUN_HELP = `      --pull POLICY      for an image: missing (default), always or never
-      --entrypoint CMD   replace the image's entrypoint (and its Cmd)
-      --platform OS/ARCH the platform to pull (default: this machine's)`;
-
 // The record ensureImage found, so that fromImage does not read the store's index a second time.
 let ensured: { ref: string; img: ImageRecord } | undefined;
 

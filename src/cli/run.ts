@@ -6,7 +6,7 @@ import { parseArgs, type OptionDef, type Parsed } from './args.js';
 import { IDENTITY_HELP, IDENTITY_OPTIONS, identityFromOptions } from '../userns/cli.js';
 import { LIMIT_HELP, LIMIT_OPTIONS, limitsFromOptions, reportOom } from '../cgroups/cli.js';
 import { SECURITY_HELP, SECURITY_OPTIONS, securityFromOptions } from './security.js';
-import { fromImage, IMAGE_RUN_HELP, IMAGE_RUN_OPTIONS } from './image-run.js';
+import { IMAGE_RUN_HELP, IMAGE_RUN_OPTIONS } from './image-options.js';
 import { setCgroupDebug } from '../cgroups/part.js';
 import { SIGNAL_MODES, type SignalMode } from '../signals.js';
 import { applyEnv } from './env.js';
@@ -96,6 +96,14 @@ export function parseRunArgs(argv: string[]): { o: Parsed['options']; rootfs: st
 }
 
 /** The container that `run` with these options describes. */
+let imageRun: typeof import('./image-run.js') | undefined;
+
+/** The image code (src/cli/image-run.ts), loaded only for a run from an image: containerFromArgs needs it then. */
+export async function loadImageRun(): Promise<typeof import('./image-run.js')> {
+  imageRun ??= await import('./image-run.js');
+  return imageRun;
+}
+
 export function containerFromArgs(
   o: Parsed['options'],
   rootfs: string,
@@ -122,8 +130,9 @@ export function containerFromArgs(
     stdio: launch.stdio,
   };
   if (!isImageArg(rootfs)) return new Container(spec, launch.parts);
+  if (!imageRun) throw new Error('containerFromArgs: loadImageRun() first');
   // A foreground run removes its copy-on-write layer when it ends; a detached one with its state.
-  const img = fromImage(spec, o, rootfs, !o.detach);
+  const img = imageRun.fromImage(spec, o, rootfs, !o.detach);
   try {
     return new Container(img.spec, [...(launch.parts ?? []), img.part]);
   } catch (e) {
@@ -211,7 +220,7 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
   if (command.length === 0 && !image) throw new NsboxError('no command given (see --help)');
   if (o.name !== undefined) checkName(o.name); // before anything names a file after it
   checkImageOptions(o, image);
-  if (image) await (await import('./image-run.js')).ensureImage(rootfs, o);
+  if (image) await (await loadImageRun()).ensureImage(rootfs, o);
   const limits = limitsFromOptions(o); // bad values fail before anything is made
   signalMode(o.signals);
   if (o.debug) setCgroupDebug((line) => process.stderr.write(`nsbox: ${line}\n`));

@@ -9,7 +9,8 @@ import { cliMessage, NsboxError } from '../errors.js';
 import type { SignalMode } from '../signals.js';
 import { configOf } from './run.js';
 import type { MonitorReport } from './detach.js';
-import { containerFromArgs, parseRunArgs } from './run.js';
+import { containerFromArgs, loadImageRun, parseRunArgs } from './run.js';
+import { isImageArg } from '../images/rwlayer.js';
 import { consolePart } from '../tty/console.js';
 import { DEFAULT_LOG_LIMIT, parseLogSize } from '../state/log.js';
 import { Tracker } from '../state/track.js';
@@ -47,6 +48,7 @@ function monitorProcess(): { pid: number; start: number } {
 
 async function main(argv: string[]): Promise<number> {
   const { o, rootfs, command } = parseRunArgs(argv);
+  if (isImageArg(rootfs)) await loadImageRun();
   const monitor = monitorProcess();
   // Cgroups and network records name their owner: the monitor, which outlives this step.
   setOwnerProcess(monitor);

@@ -55,6 +55,13 @@ export function removeContainerDir(dir: string): void {
       /* not empty, or not there: the recursive removal below sees to it */
     }
   };
+  // Most containers (a rootfs, not an image) never had one: one syscall says so.
+  try {
+    rmdirSync(dir);
+    return;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+  }
   gone(() => unlinkSync(`${dir}/image`));
   // Overlay's own directories (work/work, and incompat/volatile in it) are mode 000: rootless, the
   // user makes them searchable first. The container cannot reach work/, so they are overlay's.

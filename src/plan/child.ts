@@ -5,6 +5,7 @@ import * as native from '../native.js';
 import type { SpawnedChild, SpawnRequest, WaitStatus } from '../native.js';
 import { NsboxError, stepError } from '../errors.js';
 import type { Encoded } from './encode.js';
+import { wire } from './wire.js';
 import type { Step } from './steps.js';
 
 /**
@@ -60,7 +61,7 @@ export function spawnPlan(
   req: Omit<SpawnRequest, 'ops'>,
   onReaped: () => void,
 ): { child: SpawnedChild; exit: Promise<WaitStatus> } {
-  const child = native.spawn({ ...req, ops: plan.ops });
+  const child = native.spawn({ ...req, ops: wire(plan.ops) });
   return { child, exit: req.parent ? ended(child.pidfd, onReaped) : reaped(child.pidfd, onReaped) };
 }
 

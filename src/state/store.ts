@@ -9,6 +9,7 @@ import {
   readlinkSync,
   readSync,
   renameSync,
+  rmdirSync,
   rmSync,
   symlinkSync,
   unlinkSync,
@@ -250,7 +251,23 @@ function removeDir(id: string, r: Dir): void {
   } catch {
     return; // already gone
   }
-  rmSync(r.at(trash), { recursive: true, force: true });
+  // A foreground run's entry holds just these two: three syscalls, not a recursive walk. Anything
+  // else there (a log, a file of another version) is left to the recursive removal.
+  const dir = r.at(trash);
+  try {
+    for (const f of ['state.json', 'lock']) {
+      try {
+        unlinkSync(`${dir}/${f}`);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+    }
+    rmdirSync(dir);
+    return;
+  } catch {
+    /* not only those */
+  }
+  rmSync(dir, { recursive: true, force: true });
 }
 
 /** Run fn under the container's lock, with its current state (null if it was removed meanwhile). */

@@ -125,9 +125,16 @@ export function capNames(mask: bigint): string[] {
   return CAP_NAMES.filter((_, i) => (mask >> BigInt(i)) & 1n).map((n) => `CAP_${n}`);
 }
 
+const capLine = (status: string, line: string) =>
+  BigInt(`0x${new RegExp(`${line}:\\s*([0-9a-f]+)`).exec(status)?.[1] ?? '0'}`);
+
 /** A capability set line of /proc/self/status, e.g. CapBnd. */
 export function ownCaps(line: 'CapEff' | 'CapPrm' | 'CapBnd'): bigint {
+  return capLine(readFileSync('/proc/self/status', 'utf8'), line);
+}
+
+/** What a child without a user namespace can have: our permitted set within the bounding set (one read). */
+export function ownUsableCaps(): bigint {
   const status = readFileSync('/proc/self/status', 'utf8');
-  const hex = new RegExp(`${line}:\\s*([0-9a-f]+)`).exec(status)?.[1] ?? '0';
-  return BigInt(`0x${hex}`);
+  return capLine(status, 'CapPrm') & capLine(status, 'CapBnd');
 }

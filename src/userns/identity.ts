@@ -2,7 +2,7 @@
 // no_new_privs, resolved from the spec before anything is created.
 import { NsboxError } from '../errors.js';
 import { fieldOf } from './fields.js';
-import { allCaps, capMask, normalizeCap, ownCaps, resolveCaps } from './caps.js';
+import { allCaps, capMask, normalizeCap, ownUsableCaps, resolveCaps } from './caps.js';
 import { checkIdMap, parseIdRange, readSubIds, toHostId, type IdRange } from './idmap.js';
 import { checkRootless, checkUserNamespaces, isRootless, missingForFullMap, subIds, whoami } from './rootless.js';
 import { resolveUser } from './users.js';
@@ -187,11 +187,11 @@ function explicitCapSets(sets: NonNullable<IdentitySpec['capSets']>, have: bigin
 
 function resolveCapSets(spec: IdentitySpec, uid: number, userns: boolean): CapSets {
   if (spec.capSets !== undefined) {
-    return explicitCapSets(spec.capSets, userns ? capMask(allCaps()) : ownCaps('CapPrm') & ownCaps('CapBnd'));
+    return explicitCapSets(spec.capSets, userns ? capMask(allCaps()) : ownUsableCaps());
   }
   const wanted = resolveCaps(spec.capAdd, spec.capDrop, !!spec.privileged);
   // A new user namespace starts with every capability; without one the child has only ours.
-  const have = userns ? capMask(allCaps()) : ownCaps('CapPrm') & ownCaps('CapBnd');
+  const have = userns ? capMask(allCaps()) : ownUsableCaps();
   const added = (spec.capAdd ?? []).map((c) => normalizeCap(c, 'cap-add'));
   for (const c of added) {
     if (c !== 'ALL' && !(have & capMask([c]))) {

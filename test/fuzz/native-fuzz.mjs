@@ -1,6 +1,7 @@
 // Run by test/fuzz/native.test.ts in a process of its own (a crash must not take vitest down):
 // malformed plans and arguments for nsbox/native. Prints one JSON line of counts and failures.
 import * as n from '../../dist/native.js';
+import { wire } from '../../dist/plan/wire.js';
 
 let seed = Number(process.argv[2] ?? 1);
 const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
@@ -82,6 +83,59 @@ for (let i = 0; i < 3000; i++) {
   expectRefused(() => `plan ${show(ops)}`, () => n.spawn({ flags: NS, ops }));
 }
 
+// The same malformed plans as one Buffer (src/plan/wire.ts): what the bytes cannot carry wire() refuses,
+// the rest the addon's checks on the bytes refuse as they do on the objects.
+seed += 7;
+for (let i = 0; i < 2000; i++) {
+  const ops = Array.from({ length: Math.floor(rnd() * 4) }, () => structuredClone(pick(TEMPLATES)));
+  const bad = pick(MUTATIONS)(structuredClone(pick(TEMPLATES)));
+  ops.splice(Math.floor(rnd() * (ops.length + 1)), 0, bad);
+  expectRefused(() => `wire plan ${show(ops)}`, () => n.spawn({ flags: NS, ops: wire(ops) }));
+}
+
+/** The offsets of a wire plan's length and count fields (u32), with what each may be set to and still be refused. */
+function fields(buf) {
+  const f = [{ at: 0, to: [buf.readUInt32LE(0) + 1, 0, 65537, 2 ** 32 - 1] }];
+  let at = 4;
+  for (let i = 0, nops = buf.readUInt32LE(0); i < nops; i++) {
+    const [ns, nn, blen] = [8, 12, 16].map((d) => buf.readUInt32LE(at + d));
+    f.push({ at: at + 8, to: [2 ** 32 - 1, 2 ** 31, (1 << 22) + 1] }, { at: at + 12, to: [2 ** 32 - 1, 65] });
+    if (blen) f.push({ at: at + 16, to: [blen + 1, blen - 1, 2 ** 32 - 1, ...(blen > 1 ? [1] : [])] });
+    at += 20;
+    for (let j = 0; j < ns; j++) {
+      const len = buf.readUInt32LE(at);
+      f.push({ at, to: [len + 1, len + 2, 2 ** 32 - 1, (1 << 20) + 1, ...(len ? [len - 1] : [])] });
+      at += 5 + len;
+    }
+    at += nn * 8 + Math.max(blen - 1, 0);
+  }
+  return f;
+}
+
+// Well-formed plans as bytes, cut short anywhere, with bytes after the end, or with one length or count
+// made wrong or oversized: all refused (never read past the Buffer, never a child).
+const WELL = TEMPLATES.filter((o) => o.op !== 9);
+for (let i = 0; i < 60; i++) {
+  const buf = wire(Array.from({ length: 1 + Math.floor(rnd() * 4) }, () => pick(WELL)));
+  for (let cut = 0; cut < buf.length; cut += 1 + Math.floor(rnd() * 3)) {
+    const b = Buffer.from(buf.subarray(0, cut));
+    expectRefused(() => `wire cut at ${cut} of ${buf.toString('hex')}`, () => n.spawn({ flags: NS, ops: b }));
+  }
+  for (const extra of [1, 4, 20]) {
+    const b = Buffer.concat([buf, Buffer.alloc(extra)]);
+    expectRefused(() => `wire +${extra} bytes ${buf.toString('hex')}`, () => n.spawn({ flags: NS, ops: b }));
+  }
+  for (const { at, to } of fields(buf))
+    for (const v of to) {
+      const b = Buffer.from(buf);
+      b.writeUInt32LE(v >>> 0, at);
+      expectRefused(() => `wire u32 at ${at} = ${v} in ${buf.toString('hex')}`, () => n.spawn({ flags: NS, ops: b }));
+    }
+}
+for (const b of [Buffer.alloc(0), Buffer.alloc(3), Buffer.from([1, 0, 0, 0]), new Uint8Array(24)]) {
+  expectRefused(() => `wire ${Buffer.from(b).toString('hex')}`, () => n.spawn({ flags: NS, ops: b }));
+}
+
 // Single syscalls with junk numbers and strings: refused, or a plain errno error (never a crash).
 // None that could change this host when given a valid value (sethostname, umount, pivot_root).
 const calls = {
@@ -109,8 +163,10 @@ for (const [name, f] of Object.entries(calls)) {
 // The control: a well-formed plan (exec of a path that does not exist) is taken and fails in the child.
 try {
   const c = n.spawn({ flags: NS, ops: [{ op: 9, n: [1, 0], s: ['fz-none', '/fz-none'] }] });
-  counts.wellFormedTaken = 1;
   n.pidfdSendSignal(c.pidfd, 9);
+  const w = n.spawn({ flags: NS, ops: wire([{ op: 9, n: [1, 0], s: ['fz-none', '/fz-none'] }]) });
+  n.pidfdSendSignal(w.pidfd, 9);
+  counts.wellFormedTaken = 1;
 } catch (e) {
   failures.push(`a well-formed plan was refused: ${e.message}`);
 }
