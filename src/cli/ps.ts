@@ -216,7 +216,16 @@ function ps(argv: string[], all: boolean): number {
     for (const st of shown) {
       const ports = nets.get(st.id)?.ports.map(portText).join(', ') || '-';
       const pid = st.status === 'stopped' ? '-' : String(st.pid || '-');
-      rows.push([st.id.slice(0, 12), st.name, st.rootfs, statusText(st), pid, ago(st.createdAt), ports, st.command.join(' ')]);
+      rows.push([
+        st.id.slice(0, 12),
+        st.name,
+        st.rootfs,
+        statusText(st),
+        pid,
+        ago(st.createdAt),
+        ports,
+        st.command.join(' '),
+      ]);
     }
     writeOut(table(rows));
   }
