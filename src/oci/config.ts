@@ -21,6 +21,7 @@ import type { MountSpec } from '../rootfs/mounts.js';
 import type { UlimitSpec } from '../hardening/rlimits.js';
 import type { DeviceSpec } from '../devices/spec.js';
 import type { SeccompProfile } from '../seccomp/profile.js';
+import type { IdRange } from '../userns/idmap.js';
 import { parseResources } from './resources.js';
 
 /** A config.json larger than this is refused (runc's own limit is none; a real one is a few KiB). */
@@ -38,6 +39,8 @@ export interface OciMount {
   noexec: boolean;
   /** A propagation option (shared, slave, unbindable; private is what it is anyway) and whether recursive. */
   propagation?: { kind: number; recursive: boolean };
+  /** An idmapped bind (the mount's uidMappings/gidMappings, or the idmap option with the container's maps). */
+  idmap?: { uid: IdRange[]; gid: IdRange[] };
 }
 
 export interface OciConfig {
@@ -478,7 +481,11 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
   const domainname = top.domainname === undefined ? undefined : r.str(top.domainname, '$.domainname');
   if (domainname && !isNew.has('uts')) r.fail('$.domainname', 'needs a new uts namespace');
 
-  const mounts = parseMounts(r, top.mounts ?? [], bundle);
+  // The container's own maps (parsed above as IdRange lists), for the idmap option without mappings.
+  const userMaps = spec.userns
+    ? { uid: spec.userns.uidMap as IdRange[], gid: spec.userns.gidMap as IdRange[] }
+    : undefined;
+  const mounts = parseMounts(r, top.mounts ?? [], bundle, userMaps);
   const paths = (key: 'maskedPaths' | 'readonlyPaths') =>
     r.arr(linux[key] ?? [], `$.linux.${key}`).map((x, i) => posix.normalize(r.abs(x, `$.linux.${key}[${i}]`)));
 
@@ -685,12 +692,27 @@ function parseDevices(r: Reader, v: Json, userns: boolean, fifos: OciConfig['fif
   return out;
 }
 
-function parseMounts(r: Reader, v: Json, bundle: string): OciMount[] {
+function parseMounts(r: Reader, v: Json, bundle: string, userMaps?: OciMount['idmap']): OciMount[] {
   const out: OciMount[] = [];
   r.arr(v, '$.mounts').forEach((x, i) => {
     const p = `$.mounts[${i}]`;
     const m = r.obj(x, p, ['destination', 'type', 'source', 'options', 'uidMappings', 'gidMappings']);
-    if (m.uidMappings !== undefined || m.gidMappings !== undefined) r.fail(p, 'idmapped mounts are not supported');
+    const ranges = (key: 'uidMappings' | 'gidMappings') =>
+      r.arr(m[key], `${p}.${key}`).map((y, j) => {
+        const q = `${p}.${key}[${j}]`;
+        const e = r.obj(y, q, ['containerID', 'hostID', 'size']);
+        return {
+          container: r.int(e.containerID, `${q}.containerID`, 0, MAX_ID),
+          host: r.int(e.hostID, `${q}.hostID`, 0, MAX_ID),
+          size: r.int(e.size, `${q}.size`, 1, MAX_ID + 1),
+        };
+      });
+    let idmap: OciMount['idmap'];
+    if (m.uidMappings !== undefined || m.gidMappings !== undefined) {
+      if (m.uidMappings === undefined || m.gidMappings === undefined)
+        r.fail(p, 'an idmapped mount needs both uidMappings and gidMappings');
+      idmap = { uid: ranges('uidMappings'), gid: ranges('gidMappings') };
+    }
     const dest = posix.normalize(r.abs(m.destination, `${p}.destination`)).replace(/(.)\/+$/, '$1');
     const options = m.options === undefined ? [] : r.strs(m.options, `${p}.options`);
     const bind = options.includes('bind') || options.includes('rbind');
@@ -699,15 +721,25 @@ function parseMounts(r: Reader, v: Json, bundle: string): OciMount[] {
     const flags = { ro: false, nosuid: false, noexec: false, suid: false, exec: false };
     const data: string[] = [];
     let propagation: OciMount['propagation'];
+    let wantsIdmap = false;
     for (const o of options) {
       const prop = PROPAGATION[o.replace(/^r/, '')];
       if (prop !== undefined && prop !== MS.PRIVATE) propagation = { kind: prop, recursive: o.startsWith('r') };
       else if (prop === MS.PRIVATE) propagation = undefined;
       if (o in flags) flags[o as keyof typeof flags] = true;
+      else if (o === 'idmap') wantsIdmap = true;
+      else if (o === 'ridmap') r.fail(`${p}.options`, `recursive idmapped mounts are not supported (on ${dest})`);
       else if (o === 'bind' || o === 'rbind' || IGNORED_OPTIONS.has(o)) continue;
       else if (/^(size|mode|nr_inodes|nr_blocks)=/.test(o) && type === 'tmpfs') data.push(o);
       else r.fail(`${p}.options`, `unsupported mount option ${JSON.stringify(o)} (on ${dest})`);
     }
+    if (wantsIdmap && !idmap) {
+      if (!userMaps) r.fail(`${p}.options`, `idmap without mappings needs a user namespace with maps (on ${dest})`);
+      idmap = userMaps;
+    }
+    if (idmap && !(bind || type === 'bind')) r.fail(p, `only bind mounts can be idmapped (on ${dest})`);
+    if (idmap && options.includes('rbind'))
+      r.fail(`${p}.options`, `recursive idmapped mounts are not supported: use bind, not rbind (on ${dest})`);
     if (bind || type === 'bind') {
       const src = resolve(bundle, r.str(m.source, `${p}.source`));
       try {
@@ -720,6 +752,7 @@ function parseMounts(r: Reader, v: Json, bundle: string): OciMount[] {
         nosuid: flags.nosuid,
         noexec: flags.noexec,
         propagation,
+        idmap,
       });
     } else if (type === 'tmpfs') {
       const size = data.find((o) => o.startsWith('size='))?.slice(5);

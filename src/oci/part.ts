@@ -1,8 +1,9 @@
 // What an OCI config asks beyond nsbox's ContainerSpec, as steps of the same plan: its mounts (with
 // nosuid/noexec on binds), extra masked and read-only paths, sysctls, the domain name, oom_score_adj
 // and the umask.
-import { readFileSync } from 'node:fs';
-import { MOUNT_ATTR } from '../native.js';
+import { closeSync, readFileSync } from 'node:fs';
+import { idmap, MOUNT_ATTR } from '../native.js';
+import { formatIdMap } from '../userns/idmap.js';
 import * as op from '../plan/ops.js';
 import type { StartPart } from '../plan/part.js';
 import {
@@ -45,11 +46,24 @@ export function ociPart(c: OciConfig): StartPart {
   } catch {
     /* written anyway */
   }
+  // Idmapped binds: made by this process now (a user namespace with the mount's maps, then a detached
+  // clone of the source idmapped through it), taken by the child as they are (native/idmap.c).
+  const trees = idmappedTrees(c);
+  const closeTrees = () => {
+    for (const fd of trees.values()) closeSync(fd);
+    trees.clear();
+  };
   return {
     steps(b) {
       const slots = mounts.map((m) => b.slot(`the mount on ${m.target}`));
       const s1 = b.slot('scratch');
-      b.add('host', ...openSourcesOps(mounts, slots, s1));
+      mounts.forEach((m, i) => {
+        const fd = trees.get(m.target);
+        if (fd === undefined) return;
+        b.keepOpen(fd);
+        b.add('namespaces', op.takeFd(fd, slots[i], `the idmapped mount for ${m.target}`));
+      });
+      b.add('host', ...openSourcesOps(mounts, slots, s1, new Set(trees.keys())));
       mounts.forEach((m, i) => {
         const attrs = attrsOf.get(m.target) ?? 0;
         const words = [attrs & MOUNT_ATTR.NOSUID ? 'nosuid' : '', attrs & MOUNT_ATTR.NOEXEC ? 'noexec' : ''];
@@ -122,5 +136,34 @@ export function ociPart(c: OciConfig): StartPart {
       b.add('protect', ...maskOps(masked, slots2), ...readonlyOps(readonly, slots2));
       if (c.umask !== undefined) b.add('cwd', op.umask(c.umask));
     },
+    // The child has its copies of the trees once it exists.
+    beforeRelease: closeTrees,
+    started: closeTrees,
+    afterExit: closeTrees,
+    abort: closeTrees,
   };
+}
+
+/** The idmapped trees of the config's binds, by target; on a failure none is left open. */
+function idmappedTrees(c: OciConfig): Map<string, number> {
+  const trees = new Map<string, number>();
+  for (const m of c.mounts) {
+    if (!m.idmap || m.spec.type !== 'bind') continue;
+    let ns = -1;
+    try {
+      ns = idmap.usernsFd(formatIdMap(m.idmap.uid), formatIdMap(m.idmap.gid));
+      const attrs = MOUNT_ATTR.NODEV | (m.spec.readOnly ? MOUNT_ATTR.RDONLY : 0);
+      trees.set(m.spec.target, idmap.idmappedTree(m.spec.source!, ns, attrs));
+    } catch (e) {
+      for (const fd of trees.values()) closeSync(fd);
+      const err = e as NodeJS.ErrnoException;
+      throw new NsboxError(
+        `config.json: $.mounts: cannot make the idmapped mount on ${m.spec.target}: ${err.message}`,
+        { field: '$.mounts', code: err.code },
+      );
+    } finally {
+      if (ns >= 0) closeSync(ns);
+    }
+  }
+  return trees;
 }

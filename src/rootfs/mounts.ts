@@ -146,10 +146,15 @@ export function resolveMounts(list: MountSpec[] | undefined): ResolvedMount[] {
  * Host-side steps, before pivot_root: open each bind source as a detached tree in slots[i].
  * The source was resolved by realpath: a symlink met now means it was swapped since, so refuse it.
  */
-export function openSourcesOps(mounts: ResolvedMount[], slots: Slot[], scratch: Slot): Step[] {
+export function openSourcesOps(
+  mounts: ResolvedMount[],
+  slots: Slot[],
+  scratch: Slot,
+  given: ReadonlySet<string> = new Set(), // targets whose tree is in its slot already (an idmapped bind)
+): Step[] {
   const ops: Step[] = [];
   mounts.forEach((m, i) => {
-    if (m.type !== 'bind') return;
+    if (m.type !== 'bind' || given.has(m.target)) return;
     ops.push(
       op.openAt(m.source!, scratch, op.OPEN_AT.NOSYMLINKS, `open volume source ${m.source}`),
       op.cloneTree(scratch, slots[i], true, `open volume source ${m.source} for a bind mount`),

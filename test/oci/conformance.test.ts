@@ -2,7 +2,19 @@
 // rootfsPropagation, --preserve-fds, namespaces joined by path (mount, user), linux.devices made as
 // the config describes them, the mounts' sources as given.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -157,6 +169,47 @@ describe.skipIf(!root)('nsbox-runtime and the runtime spec', () => {
     // PID 1 is sh (`; true`: not replaced by cat): its environ is what exec gave it, before the shell's own.
     const env = readFileSync(`${out}/env`, 'utf8').split('\0').filter(Boolean);
     expect(env.sort()).toEqual(['A=1', 'B=two words', 'HOME=/root']);
+  });
+
+  it("makes an idmapped bind from a mount's uidMappings/gidMappings (a user namespace's maps, as runc)", async () => {
+    const src = mkdtempSync(join(tmpdir(), 'nsbox-oci-idmap-'));
+    try {
+      chmodSync(src, 0o755);
+      writeFileSync(`${src}/f`, 'x'); // root's on the host
+      // Through a mount idmapped by "0 1000 1" host root's files are 1000's, and 1000 writes as root.
+      const map = [{ containerID: 0, hostID: 1000, size: 1 }];
+      const script = 'stat -c %u:%g /mnt/id/f /mnt/plain/f > /out/s; echo y > /mnt/id/g';
+      const { dir, out } = await bundle('idmap', ['sh', '-c', script], (c: Cfg) => {
+        c.process.user = { uid: 1000, gid: 1000 };
+        c.mounts.push(
+          { destination: '/mnt/id', type: 'bind', source: src, options: ['bind'], uidMappings: map, gidMappings: map },
+          { destination: '/mnt/plain', type: 'bind', source: src, options: ['bind'] },
+        );
+      });
+      const r = await rt(['run', '--bundle', dir, 'idmap']);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(readFileSync(`${out}/s`, 'utf8')).toBe('1000:1000\n0:0\n');
+      const st = statSync(`${src}/g`);
+      expect([st.uid, st.gid]).toEqual([0, 0]);
+      // rbind with mappings (recursive idmapping) is refused, naming the option, and leaves nothing.
+      const bad = await bundle('idmap-bad', ['true'], (c: Cfg) => {
+        c.mounts.push({
+          destination: '/mnt/id',
+          type: 'bind',
+          source: src,
+          options: ['rbind'],
+          uidMappings: map,
+          gidMappings: map,
+        });
+      });
+      const rb = await rt(['create', '--bundle', bad.dir, 'idmap-bad']);
+      expect(rb.code).not.toBe(0);
+      expect(rb.stderr).toMatch(/recursive idmapped mounts are not supported/);
+      expect(existsSync(`${state}/idmap-bad`)).toBe(false);
+    } finally {
+      rmSync(src, { recursive: true, force: true });
+    }
   });
 
   it('passes --preserve-fds N: fds 3..3+N-1 reach the command open, no others', async () => {
