@@ -307,8 +307,8 @@ export function overlayPart(
       const parts = run.cwd.split('/').filter(Boolean);
       for (let i = 1; i <= parts.length; i++) b.add('mounts', op.mkdir(`/${parts.slice(0, i).join('/')}`));
     },
-    // The child has its copy of the idmapped store's fd once it exists.
-    beforeRelease: closeTree,
+    // The child has its copy of the idmapped store's fd once it exists (started comes after the clone; a
+    // beforeRelease would make every image run wait on the sync pipe, off the vfork path).
     started: closeTree,
     afterExit() {
       closeTree();

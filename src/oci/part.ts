@@ -137,7 +137,6 @@ export function ociPart(c: OciConfig): StartPart {
       if (c.umask !== undefined) b.add('cwd', op.umask(c.umask));
     },
     // The child has its copies of the trees once it exists.
-    beforeRelease: closeTrees,
     started: closeTrees,
     afterExit: closeTrees,
     abort: closeTrees,
