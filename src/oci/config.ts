@@ -449,21 +449,15 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
     uts: isNew.has('uts'),
     cgroup: isNew.has('cgroup'),
   };
-  const idMap = (key: 'uidMappings' | 'gidMappings') =>
-    r.arr(linux[key], `$.linux.${key}`).map((x, i) => {
-      const p = `$.linux.${key}[${i}]`;
-      const m = r.obj(x, p, ['containerID', 'hostID', 'size']);
-      return {
-        container: r.int(m.containerID, `${p}.containerID`, 0, MAX_ID),
-        host: r.int(m.hostID, `${p}.hostID`, 0, MAX_ID),
-        size: r.int(m.size, `${p}.size`, 1, MAX_ID + 1),
-      };
-    });
+  const idMap = (key: 'uidMappings' | 'gidMappings') => parseIdRanges(r, linux[key], `$.linux.${key}`);
+  // The container's own maps, also for a mount's idmap option without mappings of its own.
+  let userMaps: OciMount['idmap'];
   if (isNew.has('user')) {
     const uidMap = linux.uidMappings === undefined ? undefined : idMap('uidMappings');
     const gidMap = linux.gidMappings === undefined ? undefined : idMap('gidMappings');
     if (!uidMap || !gidMap) r.fail(`$.linux.${uidMap ? 'gid' : 'uid'}Mappings`, 'required with a new user namespace');
     spec.userns = { uidMap, gidMap };
+    userMaps = { uid: uidMap, gid: gidMap };
   } else {
     spec.userns = false;
     for (const k of ['uidMappings', 'gidMappings'] as const) {
@@ -481,10 +475,6 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
   const domainname = top.domainname === undefined ? undefined : r.str(top.domainname, '$.domainname');
   if (domainname && !isNew.has('uts')) r.fail('$.domainname', 'needs a new uts namespace');
 
-  // The container's own maps (parsed above as IdRange lists), for the idmap option without mappings.
-  const userMaps = spec.userns
-    ? { uid: spec.userns.uidMap as IdRange[], gid: spec.userns.gidMap as IdRange[] }
-    : undefined;
   const mounts = parseMounts(r, top.mounts ?? [], bundle, userMaps);
   const paths = (key: 'maskedPaths' | 'readonlyPaths') =>
     r.arr(linux[key] ?? [], `$.linux.${key}`).map((x, i) => posix.normalize(r.abs(x, `$.linux.${key}[${i}]`)));
@@ -697,16 +687,7 @@ function parseMounts(r: Reader, v: Json, bundle: string, userMaps?: OciMount['id
   r.arr(v, '$.mounts').forEach((x, i) => {
     const p = `$.mounts[${i}]`;
     const m = r.obj(x, p, ['destination', 'type', 'source', 'options', 'uidMappings', 'gidMappings']);
-    const ranges = (key: 'uidMappings' | 'gidMappings') =>
-      r.arr(m[key], `${p}.${key}`).map((y, j) => {
-        const q = `${p}.${key}[${j}]`;
-        const e = r.obj(y, q, ['containerID', 'hostID', 'size']);
-        return {
-          container: r.int(e.containerID, `${q}.containerID`, 0, MAX_ID),
-          host: r.int(e.hostID, `${q}.hostID`, 0, MAX_ID),
-          size: r.int(e.size, `${q}.size`, 1, MAX_ID + 1),
-        };
-      });
+    const ranges = (key: 'uidMappings' | 'gidMappings') => parseIdRanges(r, m[key], `${p}.${key}`);
     let idmap: OciMount['idmap'];
     if (m.uidMappings !== undefined || m.gidMappings !== undefined) {
       if (m.uidMappings === undefined || m.gidMappings === undefined)
@@ -781,6 +762,19 @@ function parseMounts(r: Reader, v: Json, bundle: string, userMaps?: OciMount['id
     }
   });
   return out;
+}
+
+/** A list of LinuxIDMapping (linux.uidMappings, a mount's gidMappings...) as id ranges. */
+function parseIdRanges(r: Reader, v: Json | undefined, path: string): IdRange[] {
+  return r.arr(v, path).map((x, i) => {
+    const p = `${path}[${i}]`;
+    const m = r.obj(x, p, ['containerID', 'hostID', 'size']);
+    return {
+      container: r.int(m.containerID, `${p}.containerID`, 0, MAX_ID),
+      host: r.int(m.hostID, `${p}.hostID`, 0, MAX_ID),
+      size: r.int(m.size, `${p}.size`, 1, MAX_ID + 1),
+    };
+  });
 }
 
 /** linux.timeOffsets ({ monotonic|boottime: { secs, nanosecs } }) as timens_offsets lines. */
