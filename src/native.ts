@@ -1,5 +1,6 @@
 // The addon's low-level calls, typed. Everything here is one syscall or one clone();
 // policy lives in the rest of src/. See README "Low level" for what is safe to call.
+import { closeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 export interface PlanOp {
@@ -190,7 +191,7 @@ export interface FsOps {
 
 export const fsops: FsOps = native as unknown as FsOps;
 
-/** Idmapped mounts (native/idmap.c): root's containers from images in a user namespace. */
+/** Idmapped mounts (native/idmap.c): root's containers from images in a user namespace, OCI idmapped binds. */
 export interface IdmapOps {
   /** An fd of a new user namespace with these maps (uid_map / gid_map text). */
   usernsFd(uidMap: string, gidMap: string): number;
@@ -199,3 +200,13 @@ export interface IdmapOps {
 }
 
 export const idmap: IdmapOps = native as unknown as IdmapOps;
+
+/** A detached clone of the mount at `path` idmapped through a new user namespace with these maps (closed after). */
+export function idmappedClone(path: string, uidMap: string, gidMap: string, attrs: number): number {
+  const ns = idmap.usernsFd(uidMap, gidMap);
+  try {
+    return idmap.idmappedTree(path, ns, attrs);
+  } finally {
+    closeSync(ns);
+  }
+}

@@ -15,7 +15,7 @@ import {
 import { constants, release } from 'node:os';
 import { dirname } from 'node:path';
 import { NsboxError } from '../errors.js';
-import { fsops, idmap, MOUNT_ATTR, MS } from '../native.js';
+import { fsops, idmappedClone, MOUNT_ATTR, MS } from '../native.js';
 import { formatIdMap, toHostId, type IdRange } from '../userns/idmap.js';
 import * as op from '../plan/ops.js';
 import type { StartPart } from '../plan/part.js';
@@ -201,10 +201,9 @@ function idmappedStore(
     const st = statSync(p);
     if ((st.mode & 0o111) !== 0o111) chmodSync(p, (st.mode & 0o7777) | 0o711);
   }
-  let ns = -1;
   try {
-    ns = idmap.usernsFd(formatIdMap(u.uidMap), formatIdMap(u.gidMap));
-    return idmap.idmappedTree(store.root, ns, MOUNT_ATTR.RDONLY | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOSUID);
+    const attrs = MOUNT_ATTR.RDONLY | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOSUID;
+    return idmappedClone(store.root, formatIdMap(u.uidMap), formatIdMap(u.gidMap), attrs);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     throw new NsboxError(
@@ -212,8 +211,6 @@ function idmappedStore(
         `(${release()}) or that filesystem cannot do: ${err.message}`,
       { step: 'image', code: err.code },
     );
-  } finally {
-    if (ns >= 0) closeSync(ns);
   }
 }
 

@@ -2,7 +2,7 @@
 // nosuid/noexec on binds), extra masked and read-only paths, sysctls, the domain name, oom_score_adj
 // and the umask.
 import { closeSync, readFileSync } from 'node:fs';
-import { idmap, MOUNT_ATTR } from '../native.js';
+import { idmappedClone, MOUNT_ATTR } from '../native.js';
 import { formatIdMap } from '../userns/idmap.js';
 import * as op from '../plan/ops.js';
 import type { StartPart } from '../plan/part.js';
@@ -148,11 +148,12 @@ function idmappedTrees(c: OciConfig): Map<string, number> {
   const trees = new Map<string, number>();
   for (const m of c.mounts) {
     if (!m.idmap || m.spec.type !== 'bind') continue;
-    let ns = -1;
     try {
-      ns = idmap.usernsFd(formatIdMap(m.idmap.uid), formatIdMap(m.idmap.gid));
       const attrs = MOUNT_ATTR.NODEV | (m.spec.readOnly ? MOUNT_ATTR.RDONLY : 0);
-      trees.set(m.spec.target, idmap.idmappedTree(m.spec.source!, ns, attrs));
+      trees.set(
+        m.spec.target,
+        idmappedClone(m.spec.source!, formatIdMap(m.idmap.uid), formatIdMap(m.idmap.gid), attrs),
+      );
     } catch (e) {
       for (const fd of trees.values()) closeSync(fd);
       const err = e as NodeJS.ErrnoException;
@@ -160,8 +161,6 @@ function idmappedTrees(c: OciConfig): Map<string, number> {
         `config.json: $.mounts: cannot make the idmapped mount on ${m.spec.target}: ${err.message}`,
         { field: '$.mounts', code: err.code },
       );
-    } finally {
-      if (ns >= 0) closeSync(ns);
     }
   }
   return trees;
