@@ -659,6 +659,17 @@ static void free_job(struct job *j) {
   free(j);
 }
 
+/* A prepared job that will not be launched: its pipes closed, then freed. */
+static void abandon_job(struct job *j) {
+  close(j->errp[0]);
+  close(j->errp[1]);
+  if (j->sync) {
+    close(j->syncp[0]);
+    close(j->syncp[1]);
+  }
+  free_job(j);
+}
+
 /* Reads a request into a job (the plan in C memory, the pipes made); NULL with a JavaScript error thrown. */
 static struct job *prepare(napi_env env, napi_value req) {
   napi_valuetype t;
@@ -811,13 +822,7 @@ static napi_value SpawnAsync(napi_env env, napi_callback_info info) {
   if (napi_create_promise(env, &j->deferred, &promise) != napi_ok
       || napi_create_async_work(env, NULL, name, async_execute, async_complete, j, &j->work) != napi_ok
       || napi_queue_async_work(env, j->work) != napi_ok) {
-    close(j->errp[0]);
-    close(j->errp[1]);
-    if (j->sync) {
-      close(j->syncp[0]);
-      close(j->syncp[1]);
-    }
-    free_job(j);
+    abandon_job(j);
     napi_throw_error(env, NULL, "spawn: cannot queue the start");
     return NULL;
   }
@@ -877,13 +882,7 @@ static napi_value SpawnHeld(napi_env env, napi_callback_info info) {
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&attr);
   if (rc != 0) {
-    close(j->errp[0]);
-    close(j->errp[1]);
-    if (j->sync) {
-      close(j->syncp[0]);
-      close(j->syncp[1]);
-    }
-    free_job(j);
+    abandon_job(j);
     return throw_errno(env, "pthread_create", rc);
   }
   napi_create_object(env, &r);
