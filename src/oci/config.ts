@@ -55,8 +55,8 @@ export interface OciConfig {
   readonlyPaths: string[];
   sysctl: [string, string][];
   /** A new time namespace: made by the child before exec (exec enters it), with these offsets written first
-   *  (/proc/self/timens_offsets: "CLOCK SECS NANOS" lines). null: no new time namespace. */
-  timeNs: string | null;
+   *  (/proc/self/timens_offsets: "CLOCK SECS NANOS" lines). Absent: no new time namespace. */
+  timeNs?: string;
   /** linux.personality's domain when it is not plain LINUX. */
   personality?: 'LINUX32';
   oomScoreAdj?: number;
@@ -439,7 +439,7 @@ export function parseConfig(json: unknown, bundle: string, debug: Debug = () => 
   // A new pid namespace would be the host user namespace's, where root of the joined one cannot mount /proc.
   if (joined('user') && !joined('pid'))
     r.fail('$.linux.namespaces', 'with a joined user namespace, the pid namespace must be joined by path too');
-  const timeNs = isNew.has('time') ? parseTimeOffsets(r, linux.timeOffsets) : null;
+  const timeNs = isNew.has('time') ? parseTimeOffsets(r, linux.timeOffsets) : undefined;
   if (!isNew.has('time') && linux.timeOffsets !== undefined)
     r.fail('$.linux.timeOffsets', 'needs a new time namespace in $.linux.namespaces');
   spec.namespaces = {

@@ -121,7 +121,7 @@ export function ociPart(c: OciConfig): StartPart {
         );
       // A new time namespace: unshared now, for the children and for exec, which enters it (Linux 5.18+);
       // its offsets must be written before any process is in it.
-      if (typeof c.timeNs === 'string') {
+      if (c.timeNs !== undefined) {
         b.add('mounts', op.unshare(CLONE_NEWTIME, 'a time namespace'));
         if (c.timeNs)
           b.add('mounts', op.writeFile('/proc/self/timens_offsets', c.timeNs, 'set the time namespace offsets'));
