@@ -77,3 +77,31 @@ export function startWorker(wrapper) {
     },
   };
 }
+
+/** A variant run in this process: start() resolves once one command has run. run() times one; many() runs
+ *  `count` with `c` at a time, as timeMany does for a command line. */
+export function inProcess(key, label, start) {
+  return {
+    key,
+    label,
+    async run() {
+      const t0 = performance.now();
+      await start();
+      return performance.now() - t0;
+    },
+    async many(count, c) {
+      const times = [];
+      let next = 0;
+      const t0 = performance.now();
+      const lane = async () => {
+        while (next++ < count) {
+          const t = performance.now();
+          await start();
+          times.push(performance.now() - t);
+        }
+      };
+      await Promise.all(Array.from({ length: c }, lane));
+      return { times, totalMs: performance.now() - t0 };
+    },
+  };
+}

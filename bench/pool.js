@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { serve, startWorker, timeMany, timeOnce } from './external.js';
+import { inProcess, serve, startWorker, timeMany, timeOnce } from './external.js';
 import { ms, summary, table } from './stats.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -46,31 +46,7 @@ function makeBundle(runc) {
 }
 
 /** In-process variants: start() resolves once one /bin/true has run. */
-function inproc(key, label, start) {
-  return {
-    key,
-    label,
-    async run() {
-      const t0 = performance.now();
-      await start();
-      return performance.now() - t0;
-    },
-    async many(count, c) {
-      const times = [];
-      let next = 0;
-      const t0 = performance.now();
-      const lane = async () => {
-        while (next++ < count) {
-          const t = performance.now();
-          await start();
-          times.push(performance.now() - t);
-        }
-      };
-      await Promise.all(Array.from({ length: c }, lane));
-      return { times, totalMs: performance.now() - t0 };
-    },
-  };
-}
+const inproc = inProcess;
 
 const ext = (key, label, argvFor) => ({
   key,

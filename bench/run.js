@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { setPriority, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { serve, startWorker, timeMany, timeOnce } from './external.js';
+import { inProcess, serve, startWorker, timeMany, timeOnce } from './external.js';
 import { ms, summary, table } from './stats.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -68,30 +68,7 @@ async function variants(lib) {
       run: (i) => timeOnce(argvFor(i)),
       many: (count, c) => timeMany(argvFor, count, c),
     });
-  const inproc = (key, label, start) =>
-    v.push({
-      key,
-      label,
-      async run() {
-        const t0 = performance.now();
-        await start();
-        return performance.now() - t0;
-      },
-      async many(count, c) {
-        const times = [];
-        let next = 0;
-        const t0 = performance.now();
-        const lane = async () => {
-          while (next++ < count) {
-            const t = performance.now();
-            await start();
-            times.push(performance.now() - t);
-          }
-        };
-        await Promise.all(Array.from({ length: c }, lane));
-        return { times, totalMs: performance.now() - t0 };
-      },
-    });
+  const inproc = (key, label, start) => v.push(inProcess(key, label, start));
 
   ext('node', 'node -e 0 (floor)', () => [process.execPath, '-e', '0']);
   ext('cli', 'nsbox CLI: node dist/run.js ROOTFS /bin/true', () => [process.execPath, CLI, ROOTFS, '/bin/true']);
