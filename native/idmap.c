@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/mount.h>
+#include <linux/openat2.h>
 #include <node_api.h>
 #include <sched.h>
 #include <stdio.h>
@@ -88,7 +89,9 @@ static napi_value UsernsFd(napi_env env, napi_callback_info info) {
 }
 
 /* idmappedTree(path, usernsFd, attrSet): a detached clone of the mount at `path` (not recursive),
- * its ids mapped through the namespace, with MOUNT_ATTR_* `attrSet` (read-only, nodev, nosuid). */
+ * its ids mapped through the namespace, with MOUNT_ATTR_* `attrSet` (read-only, nodev, nosuid).
+ * `path` is a realpath: a symlink met on the way means it was swapped since, so it is refused (as the
+ * plan's bind sources are, OPEN_AT_NOSYMLINKS). */
 static napi_value IdmappedTree(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value a[3];
@@ -99,8 +102,13 @@ static napi_value IdmappedTree(napi_env env, napi_callback_info info) {
   if (argc < 3 || text(env, a[0], path) < 0) return NULL;
   napi_get_value_int32(env, a[1], &userns);
   napi_get_value_uint32(env, a[2], &attrs);
-  int fd = (int)syscall(SYS_open_tree, AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-  if (fd < 0) return throw_errno(env, "open_tree", errno);
+  struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
+  int src = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
+  if (src < 0) return throw_errno(env, "openat2", errno);
+  int fd = (int)syscall(SYS_open_tree, src, "", AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+  int oe = errno;
+  close(src);
+  if (fd < 0) return throw_errno(env, "open_tree", oe);
   struct mount_attr ma = { .attr_set = MOUNT_ATTR_IDMAP | attrs, .userns_fd = (uint64_t)userns };
   if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH, &ma, sizeof ma) < 0) {
     int e = errno;

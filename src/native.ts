@@ -1,6 +1,6 @@
 // The addon's low-level calls, typed. Everything here is one syscall or one clone();
 // policy lives in the rest of src/. See README "Low level" for what is safe to call.
-import { closeSync } from 'node:fs';
+import { closeSync, realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 export interface PlanOp {
@@ -201,11 +201,15 @@ export interface IdmapOps {
 
 export const idmap: IdmapOps = native as unknown as IdmapOps;
 
-/** A detached clone of the mount at `path` idmapped through a new user namespace with these maps (closed after). */
+/**
+ * A detached clone of the mount at `path` idmapped through a new user namespace with these maps (closed after).
+ * The path is resolved first; the addon then refuses a symlink met on it (one swapped in meanwhile).
+ */
 export function idmappedClone(path: string, uidMap: string, gidMap: string, attrs: number): number {
+  const real = realpathSync(path);
   const ns = idmap.usernsFd(uidMap, gidMap);
   try {
-    return idmap.idmappedTree(path, ns, attrs);
+    return idmap.idmappedTree(real, ns, attrs);
   } finally {
     closeSync(ns);
   }
