@@ -1,6 +1,6 @@
 // A container is a process: compile the spec into a plan, clone into new namespaces, and
 // watch the child through its pidfd.
-import { closeSync, writeSync } from 'node:fs';
+import { close, closeSync, openSync, writeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import * as native from './native.js';
 import type { WaitStatus } from './native.js';
@@ -97,6 +97,12 @@ export interface StartOptions {
    */
   heldFifo?: string;
   /**
+   * Resolve `exited` once the status and usage are read, and remove what is left (the mount namespace, held
+   * open until then so that PID 1's exit does not tear it down first; the cgroup) after it: `cleaned`
+   * settles once that is done (a sandbox pool, which awaits it in close()).
+   */
+  deferCleanup?: boolean;
+  /**
    * The command's environment is the spec's `env` alone, with HOME added when it has none (an OCI runtime's,
    * as runc's: no PATH or HOSTNAME of nsbox's own; the command is still looked up on a default PATH).
    */
@@ -107,6 +113,7 @@ export interface StartOptions {
 interface Started {
   ready: Promise<void>;
   exited: Promise<ExitStatus>;
+  cleaned: Promise<void>;
 }
 
 export class Container {
@@ -125,6 +132,11 @@ export class Container {
   readonly ready: Promise<void>;
   /** Settles when PID 1 has ended; rejects like `ready` if set-up failed. */
   readonly exited: Promise<ExitStatus>;
+  /** Settles once nothing of the container is left (after `exited`; later with `deferCleanup`). */
+  readonly cleaned: Promise<void>;
+  private readonly deferCleanup: boolean;
+  /** With deferCleanup: the container's mount namespace, held from when it is set up until after its end. */
+  private mntFd = -1;
   private pidfd = -1;
   private errFd = -1;
   private done = false;
@@ -194,6 +206,7 @@ export class Container {
     this.parts = parts;
     this.plan = plan;
     this.heldFifo = opts.heldFifo;
+    this.deferCleanup = !!opts.deferCleanup;
     this.net = net; // its address may come in beforeRelease (a network attached in the child's user namespace)
     this.adopted = parent;
     const req = { flags, sync, cgroupFd, parent, ops: wire(plan.ops) };
@@ -212,16 +225,22 @@ export class Container {
       this.spawned = Promise.resolve();
       this.ready = st.ready;
       this.exited = st.exited;
+      this.cleaned = st.cleaned;
     } else {
       const child = opts.heldFifo && !sync ? spawnHeld(req) : native.spawnAsync(req);
       const st = child.then((c) => this.started(c, sync, false), abort);
       this.spawned = st.then(() => {});
       this.ready = st.then((x) => x.ready);
       this.exited = st.then((x) => x.exited);
+      this.cleaned = st.then(
+        (x) => x.cleaned,
+        () => {},
+      );
       this.spawned.catch(() => {});
     }
     this.ready.catch(() => {});
     this.exited.catch(() => {});
+    this.cleaned.catch(() => {});
   }
 
   /**
@@ -237,12 +256,28 @@ export class Container {
       this.done = true;
     };
     // Adopted (CLONE_PARENT): the monitor reaps it; we only learn that it ended.
-    const exit = (this.adopted ? ended(child.pidfd, onEnded) : reaped(child.pidfd, onEnded))
+    const status = (this.adopted ? ended(child.pidfd, onEnded) : reaped(child.pidfd, onEnded))
       .then((w) => toExitStatus(w, this.killedBy))
       .then(async (st) => {
         for (const p of parts) await p.afterExit?.(st);
         return st;
       });
+    // What is left once the status is read: the mount namespace we hold, then each part's (the cgroup).
+    const cleanup = async () => {
+      if (this.mntFd >= 0) {
+        const fd = this.mntFd;
+        this.mntFd = -1;
+        // The last reference: the kernel unmounts the tree in close(), here on a thread of libuv's pool.
+        await new Promise<void>((res) => close(fd, () => res()));
+      }
+      for (const p of parts) await p.cleanup?.();
+    };
+    const cleaned = status.then(cleanup, async (e) => {
+      await cleanup();
+      throw e;
+    });
+    cleaned.catch(() => {});
+    const exit = this.deferCleanup ? status : cleaned.then(() => status);
     let released = false;
     try {
       for (const p of parts) p.started?.(child.pid, sync);
@@ -259,7 +294,14 @@ export class Container {
       closeSync(child.errFd);
       if (sync && !released) closeSync(child.syncFd);
       if (throwNow) throw e;
-      return { ready: Promise.reject(e), exited: exit.then(() => Promise.reject(e)) };
+      return {
+        ready: Promise.reject(e),
+        exited: exit.then(() => Promise.reject(e)),
+        cleaned: cleaned.then(
+          () => {},
+          () => {},
+        ),
+      };
     }
     if (this.pendingKill !== null) this.kill(this.pendingKill);
     let ready: Promise<void>;
@@ -270,6 +312,7 @@ export class Container {
         const fd = openHeld(fifo);
         if (fd === null) throw endedHeld();
         this.holdFd = fd;
+        if (this.deferCleanup) this.holdMountNamespace();
       });
       let resolve!: () => void, reject!: (e: unknown) => void;
       const promise = new Promise<void>((res, rej) => {
@@ -296,7 +339,21 @@ export class Container {
         throw e;
       },
     );
-    return { ready, exited };
+    return { ready, exited, cleaned: cleaned.catch(() => {}) };
+  }
+
+  /**
+   * Keep a reference to the mount namespace of a live child (not reaped yet, so its pid is still its own):
+   * PID 1's exit then leaves the tree mounted, and is reported without waiting for the unmounts (an RCU
+   * grace period); they happen when `cleanup` closes it.
+   */
+  private holdMountNamespace(): void {
+    if (this.done || this.mntFd >= 0) return;
+    try {
+      this.mntFd = openSync(`/proc/${this.pid}/ns/mnt`, 'r');
+    } catch {
+      /* ended meanwhile: nothing to hold */
+    }
   }
 
   /**

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NsboxError, run, type Sandbox, SandboxPool, spawn } from '../dist/index.js';
 import { stepText } from '../dist/plan/text.js';
-import { expectNothingLeft, ROOTFS, snapshot } from './helpers.js';
+import { expectNothingLeft, nsboxCgroups, ROOTFS, snapshot } from './helpers.js';
 
 let before: ReturnType<typeof snapshot>;
 const pools: SandboxPool[] = [];
@@ -186,6 +186,21 @@ describe('SandboxPool', () => {
     await held(p, 1);
     const r = await p.run(['sh', '-c', 'echo $$ $(id -u); cat /proc/1/comm']);
     expect(r.stdout).toBe('2 1000\ninit\n');
+  });
+
+  it('reports OOM, CPU time and peak memory as a fresh run does; close() removes what the uses left', async () => {
+    const p = pool(2);
+    await held(p, 2);
+    const burn = await p.run(['sh', '-c', 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done']);
+    expect(burn).toMatchObject({ code: 0, status: 'ok', oomKilled: false });
+    expect(burn.cpu.userMs + burn.cpu.systemMs).toBeGreaterThan(0);
+    expect(burn.peakMemoryBytes).toBeGreaterThan(0);
+    const oom = await p.run(['dd', 'if=/dev/zero', 'of=/dev/null', 'bs=100M', 'count=1']);
+    expect(oom).toMatchObject({ code: null, signal: 'SIGKILL', status: 'oom', oomKilled: true });
+    expect(oom.peakMemoryBytes).toBeGreaterThan(32 * 1024 * 1024);
+    // The result comes before the used sandbox's cgroup is removed: close() waits for that.
+    await p.close();
+    expect(nsboxCgroups().filter((c) => !before.cgroups.includes(c))).toEqual([]);
   });
 
   it('gives a large command and environment whole', async () => {

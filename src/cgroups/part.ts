@@ -130,19 +130,20 @@ export class CgroupPart implements StartPart {
     return u;
   }
 
+  /** Everything left is killed, usage and OOM read; the cgroup is removed by cleanup(), which always runs. */
   async afterExit(st: ExitStatus): Promise<void> {
     closeFd(this.cgroupFd);
-    try {
-      await this.cgroup.killAll();
-      const { peakKnown, ...u } = this.cgroup.usage();
-      // Without memory.peak (v2 before 5.19), PID 1's wait status has the best peak there is.
-      if (!peakKnown) u.memoryPeakBytes = Math.max(u.memoryPeakBytes, st.usage.memoryPeakBytes);
-      st.usage = u;
-      st.oomKilled = this.cgroup.oomKilled(st.signal === 'SIGKILL');
-      this.final = u;
-    } finally {
-      await this.cgroup.remove();
-    }
+    await this.cgroup.killAll();
+    const { peakKnown, ...u } = this.cgroup.usage();
+    // Without memory.peak (v2 before 5.19), PID 1's wait status has the best peak there is.
+    if (!peakKnown) u.memoryPeakBytes = Math.max(u.memoryPeakBytes, st.usage.memoryPeakBytes);
+    st.usage = u;
+    st.oomKilled = this.cgroup.oomKilled(st.signal === 'SIGKILL');
+    this.final = u;
+  }
+
+  cleanup(): Promise<void> {
+    return this.cgroup.remove();
   }
 
   abort(): void {

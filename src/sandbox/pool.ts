@@ -51,6 +51,9 @@ export class SandboxPool {
   private readonly idleList: Entry[] = [];
   /** Every container the pool made and has not handed out, until it has ended. */
   private readonly own = new Set<Promise<unknown>>();
+  /** The clean-up of every container the pool made that has ended (after its result: deferCleanup). */
+  private readonly cleaning = new Set<Promise<void>>();
+  private cleanupError: unknown;
   private filling = 0;
   private seq = 0;
   private closed = false;
@@ -99,13 +102,30 @@ export class SandboxPool {
     return runIn(this.start(command, rest), io);
   }
 
-  /** Destroy the idle sandboxes (and those being made); resolves once nothing of them is left. */
+  /**
+   * Destroy the idle sandboxes (and those being made); resolves once nothing is left of them and of every
+   * sandbox used that has ended (one still running is removed when it ends). Rejects when a clean-up failed.
+   */
   async close(): Promise<void> {
     this.closed = true;
     for (const e of this.idleList.splice(0)) this.destroy(e);
     while (this.own.size) await Promise.allSettled([...this.own]);
+    while (this.cleaning.size) await Promise.allSettled([...this.cleaning]);
     process.off('exit', this.removeDir);
     this.removeDir();
+    if (this.cleanupError !== undefined) throw this.cleanupError;
+  }
+
+  /** A container's clean-up, from its end until done (close() awaits it). */
+  private track(c: Container): void {
+    const p = c.cleaned.then(
+      () => {},
+      (e) => {
+        this.cleanupError ??= e;
+      },
+    );
+    this.cleaning.add(p);
+    p.then(() => this.cleaning.delete(p));
   }
 
   private readonly removeDir = () => rmSync(this.dir, { recursive: true, force: true });
@@ -207,17 +227,19 @@ export class SandboxPool {
    * Refill after uses have started, one sandbox a turn of the event loop: making one is synchronous work (its
    * plan, its cgroup) that the uses' own events must not queue behind. While sandboxes are in use, only up to
    * a quarter of the size (a burst takes held ones, and the rest are made when it is over); else to the full.
+   * On a timer, not setImmediate: that would run before the ended use's streams report their close (the
+   * close phase of the same turn), and its result would wait behind the making of the next sandbox.
    */
   private refillSoon(): void {
     if (this.refilling) return;
     this.refilling = true;
-    setImmediate(() => {
+    setTimeout(() => {
       this.refilling = false;
       const want = this.inUse > 0 ? Math.ceil(this.size / 4) : this.size;
       if (this.closed || this.failing || this.idleList.length + this.filling >= want) return;
       this.fillOne();
       this.refillSoon();
-    });
+    }, 0);
   }
 
   /** Start held sandboxes until `size` are held or on their way. */
@@ -238,6 +260,7 @@ export class SandboxPool {
       container = new Container({ ...full, limits, stdio: stdio.childFds }, img ? [img.part] : [], {
         async: true,
         heldFifo: fifo,
+        deferCleanup: true,
       });
     } catch {
       img?.part.abort?.();
@@ -254,7 +277,10 @@ export class SandboxPool {
       () => s.closeChildEnds(),
     );
     const entry = { container, stdio: s };
-    const ended = container.exited.catch(() => {});
+    const ended = container.exited.then(
+      () => this.track(container),
+      () => this.track(container),
+    );
     this.own.add(ended);
     this.ownPromise.set(container, ended);
     ended.then(() => this.own.delete(ended));
