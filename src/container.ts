@@ -102,6 +102,8 @@ export interface StartOptions {
    * settles once that is done (a sandbox pool, which awaits it in close()).
    */
   deferCleanup?: boolean;
+  /** The spec as resolveSpec (or respec) gave it, when the caller has it already (a pool, for each fill). */
+  resolved?: ResolvedSpec;
   /**
    * The command's environment is the spec's `env` alone, with HOME added when it has none (an OCI runtime's,
    * as runc's: no PATH or HOSTNAME of nsbox's own; the command is still looked up on a default PATH).
@@ -156,7 +158,7 @@ export class Container {
   private parts: StartPart[];
 
   constructor(spec: ContainerSpec, parts: StartPart[] = [], opts: StartOptions = {}) {
-    let s = resolveSpec(spec);
+    let s = opts.resolved ?? resolveSpec(spec);
     if (opts.envExact) {
       const env = Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`);
       if (!spec.env || !('HOME' in spec.env)) env.push(`HOME=${s.identity.uid === 0 ? '/root' : '/'}`);

@@ -129,20 +129,33 @@ export function randomId(): string {
   return b.toString('hex');
 }
 
+/** What follows from a container's id: its name, hostname and the environment that names it. */
+function named(spec: ContainerSpec, id: string): Pick<ResolvedSpec, 'id' | 'name' | 'hostname' | 'env'> {
+  if (!/^[0-9a-f]{12}$/.test(id)) fail('id', `invalid container id: ${esc(id)} (12 hex digits)`);
+  const name = checkName(spec.name ?? id);
+  const hostname = spec.hostname ?? name;
+  if (hostname.length > 64 || !HOSTNAME_RE.test(hostname)) fail('hostname', `invalid hostname: ${esc(hostname)}`);
+  const env: Record<string, string> = { PATH: DEFAULT_PATH, HOME: '/root', HOSTNAME: hostname };
+  for (const [k, v] of Object.entries(spec.env ?? {})) env[k] = v;
+  return { id, name, hostname, env: Object.entries(env).map(([k, v]) => `${k}=${v}`) };
+}
+
+/**
+ * Another container of a spec resolved before (a pool's: the rootfs, identity, hardening and limits are the
+ * same for each): a new id and what follows from it, and `stdio`, fds the caller made (pipes, never a directory).
+ */
+export function respec(base: ResolvedSpec, spec: ContainerSpec, stdio: [number, number, number]): ResolvedSpec {
+  return { ...base, ...named(spec, randomId()), stdio };
+}
+
 export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
   // Field names and types first (src/spec-check.ts): what follows may trust them.
   checkSpecShape(spec);
   const rootfs = resolveRootfs(spec.rootfs);
   const command = spec.command;
-  const id = spec.id ?? randomId();
-  if (!/^[0-9a-f]{12}$/.test(id)) fail('id', `invalid container id: ${esc(id)} (12 hex digits)`);
-  const name = checkName(spec.name ?? id);
-  const hostname = spec.hostname ?? name;
-  if (hostname.length > 64 || !HOSTNAME_RE.test(hostname)) fail('hostname', `invalid hostname: ${esc(hostname)}`);
+  const { id, name, hostname, env } = named(spec, spec.id ?? randomId());
   const cwd = spec.cwd ?? '/';
   if (!cwd.startsWith('/')) fail('cwd', `working directory must be absolute: ${esc(cwd)}`);
-  const env: Record<string, string> = { PATH: DEFAULT_PATH, HOME: '/root', HOSTNAME: hostname };
-  for (const [k, v] of Object.entries(spec.env ?? {})) env[k] = v;
   const stdio = spec.stdio ?? [0, 1, 2];
   const signals = spec.signals ?? 'process';
   if (!SIGNAL_MODES.includes(signals))
@@ -176,7 +189,7 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
     hardening: resolveHardening(spec, identity.caps.bounding),
     limits: spec.limits === undefined ? null : resolveLimits(spec.limits),
     network: resolveNetwork(spec.network, !!identity.userns && !isPrivileged()),
-    env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    env,
   };
 }
 

@@ -13,7 +13,7 @@ import { imageSandboxSpec } from '../images/library.js';
 import { commandMessage, makeHoldFifo } from '../plan/hold.js';
 import * as op from '../plan/ops.js';
 import type { Step } from '../plan/steps.js';
-import { commandCandidates, type ContainerSpec, resolveSpec } from '../spec.js';
+import { commandCandidates, type ContainerSpec, type ResolvedSpec, resolveSpec, respec } from '../spec.js';
 import { checkRunIo, runIn, type RunResult, type RunSpec } from './run.js';
 import { checkSandboxSpec, type PipedSandbox, Sandbox, type SandboxSpec, spawn } from './spawn.js';
 import { openStdio, type Stdio } from './stdio.js';
@@ -44,10 +44,15 @@ interface Entry {
   stdio: Stdio;
 }
 
+/** As spawn() has it: a cgroup always when we may make one (its accounting covers the whole container). */
+const defaultLimits = (l: ContainerSpec['limits']) => l ?? (process.geteuid?.() === 0 ? {} : undefined);
+
 export class SandboxPool {
   private readonly spec: Omit<PoolSpec, 'size'>;
   private readonly size: number;
   private readonly dir: string;
+  /** The spec resolved (a rootfs, not an image). */
+  private readonly resolved?: ResolvedSpec;
   private readonly idleList: Entry[] = [];
   /** Every container the pool made and has not handed out, until it has ended. */
   private readonly own = new Set<Promise<unknown>>();
@@ -66,10 +71,11 @@ export class SandboxPool {
     this.size = integer(size, 'size', 1, 256);
     for (const k of ['stdio', 'timeoutMs', 'cpuTimeLimitMs', 'signal', 'command'])
       if (k in rest) bad(k, `is given per use (pool.run(command, options)), not to the pool`);
-    // The whole spec is checked now, as spawn() checks it; every fill then starts from it.
+    // The whole spec is checked now, as spawn() checks it, and resolved once (the values too: limits, user, ...):
+    // every fill starts from it with an id and pipes of its own (an image's gives each a root of its own).
     if (rest.image === undefined) {
       const c = checkSandboxSpec({ ...rest, command: ['true'] });
-      resolveSpec({ ...c, stdio: [0, 1, 2] } as ContainerSpec); // the values too (limits, user, ...)
+      this.resolved = resolveSpec({ ...c, limits: defaultLimits(c.limits), stdio: [0, 1, 2] } as ContainerSpec);
     }
     this.spec = rest;
     this.dir = mkdtempSync(join(tmpdir(), 'nsbox-pool-'));
@@ -256,11 +262,12 @@ export class SandboxPool {
       const full = (img ? img.spec : { ...this.spec, command: ['true'] }) as ContainerSpec;
       stdio = openStdio('pipe');
       makeHoldFifo(fifo);
-      const limits = full.limits ?? (process.geteuid?.() === 0 ? {} : undefined);
-      container = new Container({ ...full, limits, stdio: stdio.childFds }, img ? [img.part] : [], {
+      const spec = { ...full, limits: defaultLimits(full.limits), stdio: stdio.childFds };
+      container = new Container(spec, img ? [img.part] : [], {
         async: true,
         heldFifo: fifo,
         deferCleanup: true,
+        resolved: this.resolved && respec(this.resolved, spec, stdio.childFds),
       });
     } catch {
       img?.part.abort?.();
