@@ -97,11 +97,12 @@ export interface StartOptions {
    */
   heldFifo?: string;
   /**
-   * Resolve `exited` once the status and usage are read, and remove what is left (the mount namespace, held
-   * open until then so that PID 1's exit does not tear it down first; the cgroup) after it: `cleaned`
-   * settles once that is done (a sandbox pool, which awaits it in close()).
+   * Resolve `exited` once the status and usage are read, and remove what is left (the mount namespace and a
+   * network namespace of its own with only lo, held open until then so that PID 1's exit does not tear them
+   * down first; the cgroup) after it, when `deferCleanup` runs it: `cleaned` settles once that is done (a
+   * sandbox pool, which awaits it in close()).
    */
-  deferCleanup?: boolean;
+  deferCleanup?: (cleanup: () => Promise<void>) => Promise<void>;
   /** The spec as resolveSpec (or respec) gave it, when the caller has it already (a pool, for each fill). */
   resolved?: ResolvedSpec;
   /**
@@ -136,9 +137,10 @@ export class Container {
   readonly exited: Promise<ExitStatus>;
   /** Settles once nothing of the container is left (after `exited`; later with `deferCleanup`). */
   readonly cleaned: Promise<void>;
-  private readonly deferCleanup: boolean;
-  /** With deferCleanup: the container's mount namespace, held from when it is set up until after its end. */
-  private mntFd = -1;
+  private readonly deferCleanup?: (cleanup: () => Promise<void>) => Promise<void>;
+  /** With deferCleanup: namespaces whose teardown waits until after the end (holdNamespaces). */
+  private nsFds: number[] = [];
+  private readonly holdNet: boolean;
   private pidfd = -1;
   private errFd = -1;
   private done = false;
@@ -208,7 +210,9 @@ export class Container {
     this.parts = parts;
     this.plan = plan;
     this.heldFifo = opts.heldFifo;
-    this.deferCleanup = !!opts.deferCleanup;
+    this.deferCleanup = opts.deferCleanup;
+    // Only lo in it: nothing (a veth, an address) is handed back by a part once it ended.
+    this.holdNet = s.namespaces.net && s.network.mode === 'none';
     this.net = net; // its address may come in beforeRelease (a network attached in the child's user namespace)
     this.adopted = parent;
     const req = { flags, sync, cgroupFd, parent, ops: wire(plan.ops) };
@@ -266,20 +270,20 @@ export class Container {
       });
     // What is left once the status is read: the mount namespace we hold, then each part's (the cgroup).
     const cleanup = async () => {
-      if (this.mntFd >= 0) {
-        const fd = this.mntFd;
-        this.mntFd = -1;
-        // The last reference: the kernel unmounts the tree in close(), here on a thread of libuv's pool.
-        await new Promise<void>((res) => close(fd, () => res()));
-      }
+      // The last references: the kernel unmounts the tree (and frees the network) in close(), here on
+      // threads of libuv's pool.
+      const fds = this.nsFds.splice(0);
+      await Promise.all(fds.map((fd) => new Promise<void>((res) => close(fd, () => res()))));
       for (const p of parts) await p.cleanup?.();
     };
-    const cleaned = status.then(cleanup, async (e) => {
-      await cleanup();
+    const defer = this.deferCleanup;
+    const cleanupAfter = defer ? () => defer(cleanup) : cleanup;
+    const cleaned = status.then(cleanupAfter, async (e) => {
+      await cleanupAfter();
       throw e;
     });
     cleaned.catch(() => {});
-    const exit = this.deferCleanup ? status : cleaned.then(() => status);
+    const exit = defer ? status : cleaned.then(() => status);
     let released = false;
     try {
       for (const p of parts) p.started?.(child.pid, sync);
@@ -314,7 +318,7 @@ export class Container {
         const fd = openHeld(fifo);
         if (fd === null) throw endedHeld();
         this.holdFd = fd;
-        if (this.deferCleanup) this.holdMountNamespace();
+        if (this.deferCleanup) this.holdNamespaces();
       });
       let resolve!: () => void, reject!: (e: unknown) => void;
       const promise = new Promise<void>((res, rej) => {
@@ -345,16 +349,17 @@ export class Container {
   }
 
   /**
-   * Keep a reference to the mount namespace of a live child (not reaped yet, so its pid is still its own):
-   * PID 1's exit then leaves the tree mounted, and is reported without waiting for the unmounts (an RCU
-   * grace period); they happen when `cleanup` closes it.
+   * Keep references to the mount (and network) namespace of a live child (not reaped yet, so its pid is still
+   * its own): PID 1's exit then leaves the tree mounted, and is reported without waiting for the unmounts (an
+   * RCU grace period); they happen, and the network namespace is freed, when `cleanup` closes them.
    */
-  private holdMountNamespace(): void {
-    if (this.done || this.mntFd >= 0) return;
+  private holdNamespaces(): void {
+    if (this.done || this.nsFds.length) return;
     try {
-      this.mntFd = openSync(`/proc/${this.pid}/ns/mnt`, 'r');
+      this.nsFds.push(openSync(`/proc/${this.pid}/ns/mnt`, 'r'));
+      if (this.holdNet) this.nsFds.push(openSync(`/proc/${this.pid}/ns/net`, 'r'));
     } catch {
-      /* ended meanwhile: nothing to hold */
+      /* ended meanwhile: what is held is closed by cleanup */
     }
   }
 

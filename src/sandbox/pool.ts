@@ -115,11 +115,31 @@ export class SandboxPool {
   async close(): Promise<void> {
     this.closed = true;
     for (const e of this.idleList.splice(0)) this.destroy(e);
+    this.runWaiting();
     while (this.own.size) await Promise.allSettled([...this.own]);
+    this.runWaiting();
     while (this.cleaning.size) await Promise.allSettled([...this.cleaning]);
     process.off('exit', this.removeDir);
     this.removeDir();
     if (this.cleanupError !== undefined) throw this.cleanupError;
+  }
+
+  /** Clean-ups waiting for the uses in flight to end (at most `size`). */
+  private readonly waiting: (() => void)[] = [];
+
+  /**
+   * Run an ended sandbox's clean-up (its namespaces freed, its cgroup removed: kernel work of about a
+   * millisecond) once no use is in flight, so that a burst of uses does not pay for it; at most `size` wait.
+   */
+  private readonly scheduleCleanup = (cleanup: () => Promise<void>): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const go = () => cleanup().then(resolve, reject);
+      if (this.inUse === 0 || this.closed || this.waiting.length >= this.size) go();
+      else this.waiting.push(go);
+    });
+
+  private runWaiting(): void {
+    for (const go of this.waiting.splice(0)) go();
   }
 
   /** A container's clean-up, from its end until done (close() awaits it). */
@@ -218,7 +238,7 @@ export class SandboxPool {
   private using(sb: PipedSandbox): PipedSandbox {
     this.inUse++;
     const done = () => {
-      this.inUse--;
+      if (--this.inUse === 0) this.runWaiting();
       this.refillSoon();
     };
     sb.exited.then(done, done);
@@ -266,7 +286,7 @@ export class SandboxPool {
       container = new Container(spec, img ? [img.part] : [], {
         async: true,
         heldFifo: fifo,
-        deferCleanup: true,
+        deferCleanup: this.scheduleCleanup,
         resolved: this.resolved && respec(this.resolved, spec, stdio.childFds),
       });
     } catch {
