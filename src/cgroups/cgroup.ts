@@ -1,7 +1,15 @@
 // A container's cgroup: one directory per hierarchy it uses, under an `nsbox` parent. Made before
 // clone with the limits written; emptied (cgroup.kill, or freezer + SIGKILL on v1), read and removed
 // after PID 1 ended.
-import { closeSync, mkdirSync, openSync, readdirSync, rmdir as rmdirCb, rmdirSync, constants as fsConstants } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  rmdir as rmdirCb,
+  rmdirSync,
+  constants as fsConstants,
+} from 'node:fs';
 import { dirname } from 'node:path';
 import type { Usage } from '../plan/part.js';
 import { NsboxError } from '../errors.js';
