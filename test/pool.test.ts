@@ -1,6 +1,6 @@
 // SandboxPool: sandboxes held before exec, each given one command, then destroyed; and starts that do
 // not block the event loop.
-import { readdirSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NsboxError, run, type Sandbox, SandboxPool, spawn } from '../dist/index.js';
@@ -201,6 +201,18 @@ describe('SandboxPool', () => {
     // The result comes before the used sandbox's cgroup is removed: close() waits for that.
     await p.close();
     expect(nsboxCgroups().filter((c) => !before.cgroups.includes(c))).toEqual([]);
+  });
+
+  it("kills what PID 1 left behind in the host's PID namespace before the result", async () => {
+    const p = pool(1, { namespaces: { pid: false } });
+    await held(p, 1);
+    const r = await p.run(['sh', '-c', 'sleep 1000 & echo $!']);
+    const pid = Number(r.stdout.trim());
+    expect(pid).toBeGreaterThan(1);
+    const alive = () =>
+      existsSync(`/proc/${pid}`) && !/^State:\s+[ZX]/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    for (let i = 0; i < 50 && alive(); i++) await new Promise((res) => setTimeout(res, 100));
+    expect(alive()).toBe(false);
   });
 
   it('gives a large command and environment whole', async () => {

@@ -238,7 +238,8 @@ export class SandboxPool {
   private using(sb: PipedSandbox): PipedSandbox {
     this.inUse++;
     const done = () => {
-      if (--this.inUse === 0) this.runWaiting();
+      // Looked at once the caller has had its result: its next use may follow at once.
+      if (--this.inUse === 0) setImmediate(() => this.inUse === 0 && this.runWaiting());
       this.refillSoon();
     };
     sb.exited.then(done, done);
