@@ -274,7 +274,7 @@ export class Container {
       // threads of libuv's pool.
       const fds = this.nsFds.splice(0);
       await Promise.all(fds.map((fd) => new Promise<void>((res) => close(fd, () => res()))));
-      for (const p of parts) await p.cleanup?.();
+      for (const p of parts) await p.cleanup?.(!!this.deferCleanup);
     };
     const defer = this.deferCleanup;
     const cleanupAfter = defer ? () => defer(cleanup) : cleanup;

@@ -387,9 +387,12 @@ export class Cgroup {
     }
   }
 
-  /** Removes the directories, retrying while the last processes leave. The first try runs on libuv's pool. */
-  async remove(): Promise<void> {
-    if (await this.removeOffThread()) return;
+  /**
+   * Removes the directories, retrying while the last processes leave. `offThread`: the first try on libuv's
+   * pool (where nobody waits for it: a round trip per rmdir costs more than the rmdir on this thread).
+   */
+  async remove(offThread = false): Promise<void> {
+    if (offThread && (await this.removeOffThread())) return;
     for (let i = 0; i < 200; i++) {
       if (this.removeNow()) return;
       await sleep(10);
@@ -401,19 +404,17 @@ export class Cgroup {
   }
 
   /**
-   * One rmdir per directory, then of its nsbox parent, in each hierarchy at once on threads of libuv's pool (a
-   * v1 memory cgroup's takes long); true when all are gone, false to leave the rest to removeNow.
+   * One rmdir per directory, then of its nsbox parent, one after another on libuv's pool (at once they would
+   * only queue on the kernel's cgroup lock); true when all are gone, false to leave the rest to removeNow.
    */
   private async removeOffThread(): Promise<boolean> {
-    const gone = await Promise.all(
-      this.dirs.map((d) =>
-        rmdir(d.path).then(
-          () => rmdir(dirname(d.path)).then(yes, yes), // not empty, or gone: fine
-          (e) => errnoOf(e) === 'ENOENT',
-        ),
-      ),
-    );
-    return gone.every(Boolean);
+    let all = true;
+    for (const d of this.dirs) {
+      const gone = await rmdir(d.path).then(yes, (e) => errnoOf(e) === 'ENOENT');
+      if (gone) await rmdir(dirname(d.path)).catch(() => {}); // not empty, or gone: fine
+      all &&= gone;
+    }
+    return all;
   }
 
   /** rmdir of every directory (and of the nsbox parent once empty); true when all are gone. */

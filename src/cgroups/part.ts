@@ -147,8 +147,8 @@ export class CgroupPart implements StartPart {
     this.final = u;
   }
 
-  cleanup(): Promise<void> {
-    return this.cgroup.remove();
+  cleanup(offThread: boolean): Promise<void> {
+    return this.cgroup.remove(offThread);
   }
 
   abort(): void {
