@@ -9,6 +9,7 @@ import { encode, type Encoded } from './plan/encode.js';
 import { wire } from './plan/wire.js';
 import { ended, reaped, whenExecuted, whenHeld } from './plan/child.js';
 import { HELD_COMMAND_BYTES, holdPart, openHeld, sendCommand } from './plan/hold.js';
+import type { PlanTemplate } from './plan/template.js';
 import type { Step } from './plan/steps.js';
 import type { ExitStatus, StartPart, Usage } from './plan/part.js';
 import { compile, namespaceFlags } from './compile.js';
@@ -84,6 +85,8 @@ function spawnHeld(req: native.SpawnRequest): Promise<native.SpawnedChild> {
 const endedHeld = () =>
   new NsboxError('the held sandbox ended before its command was given', { kind: 'step', step: 'hold' });
 
+type Credentials = ReturnType<typeof credentials>;
+
 /** How a container starts (the library's sandboxes and pool; the CLI and the OCI runtime use the defaults). */
 export interface StartOptions {
   /**
@@ -105,6 +108,8 @@ export interface StartOptions {
   deferCleanup?: (cleanup: () => Promise<void>) => Promise<void>;
   /** The spec as resolveSpec (or respec) gave it, when the caller has it already (a pool, for each fill). */
   resolved?: ResolvedSpec;
+  /** With heldFifo: the plans of a pool's fills, made from the first (src/plan/template.ts). */
+  template?: PlanTemplate<Credentials>;
   /**
    * The command's environment is the spec's `env` alone, with HOME added when it has none (an OCI runtime's,
    * as runc's: no PATH or HOSTNAME of nsbox's own; the command is still looked up on a default PATH).
@@ -177,6 +182,7 @@ export class Container {
     const cg = own ?? cgroupPart(s);
     if (cg && !own) parts = [...parts, cg];
     let plan: Encoded;
+    let bytes: Buffer;
     let net: NetworkPart | null = null;
     try {
       // The devices allowed (a v1 devices cgroup or a v2 BPF program): see src/devices/cgroup.ts.
@@ -185,11 +191,22 @@ export class Container {
       // The network (src/network/part.ts): attached now; its /etc files join the mounts of the plan.
       net = networkPart(s);
       if (net) parts = [...parts, net];
-      // The plan can still refuse the spec (too many mounts): the parts are undone then.
-      const built = compile(s, facts, parts);
-      for (const p of parts) p.planned?.(built);
-      this.execBase = { env: s.env, cwd: s.cwd, creds: credentials(built) };
-      plan = encode(built.steps);
+      const fill = opts.template && opts.heldFifo && !parts.some((p) => p.planned);
+      const values = { id: s.id, fifo: opts.heldFifo ?? '', fds: s.stdio };
+      const made = fill ? opts.template!.make(values) : undefined;
+      if (made) {
+        plan = made.plan;
+        bytes = made.bytes;
+        this.execBase = { env: s.env, cwd: s.cwd, creds: made.extra };
+      } else {
+        // The plan can still refuse the spec (too many mounts): the parts are undone then.
+        const built = compile(s, facts, parts);
+        for (const p of parts) p.planned?.(built);
+        this.execBase = { env: s.env, cwd: s.cwd, creds: credentials(built) };
+        plan = encode(built.steps);
+        bytes = wire(plan.ops);
+        if (fill) opts.template!.learn(values, plan, bytes, this.execBase.creds);
+      }
     } catch (e) {
       for (const p of parts) p.abort?.();
       throw e;
@@ -215,7 +232,7 @@ export class Container {
     this.holdNet = s.namespaces.net && s.network.mode === 'none';
     this.net = net; // its address may come in beforeRelease (a network attached in the child's user namespace)
     this.adopted = parent;
-    const req = { flags, sync, cgroupFd, parent, ops: wire(plan.ops) };
+    const req = { flags, sync, cgroupFd, parent, ops: bytes! };
     const abort = (e: unknown) => {
       for (const p of parts) p.abort?.();
       throw e;
