@@ -67,7 +67,7 @@ export class PlanTemplate<X> {
     if (base.plan.ops.length !== plan.ops.length || base.values.fds.length !== v.fds.length) return this.stop();
     this.varying ??= base.plan.ops.flatMap((o, i) => (sameOp(o, plan.ops[i]) ? [] : [i]));
     const made = this.patch(base, this.varying, v);
-    if (!made || !made.bytes.equals(bytes) || !sameSteps(made.plan.steps, plan.steps)) this.stop();
+    if (!made?.bytes.equals(bytes) || !made || !sameSteps(made.plan.steps, plan.steps)) this.stop();
   }
 
   private stop(): void {
@@ -116,7 +116,8 @@ function patchStep(s: Step, a: FillValues, v: FillValues): Step | undefined {
 }
 
 function sameOp(a: PlanOp, b: PlanOp): boolean {
-  const same = <T>(x: readonly T[] = [], y: readonly T[] = []) => x.length === y.length && x.every((e, i) => e === y[i]);
+  const same = <T>(x: readonly T[] = [], y: readonly T[] = []) =>
+    x.length === y.length && x.every((e, i) => e === y[i]);
   return a.op === b.op && (a.alt ?? 0) === (b.alt ?? 0) && same(a.s, b.s) && same(a.n, b.n) && sameBytes(a.b, b.b);
 }
 
