@@ -77,17 +77,24 @@ export class PlanTemplate<X> {
 
   private patch(base: Base<X>, varying: number[], v: FillValues) {
     const steps = base.plan.steps.slice();
-    const pieces: Buffer[] = [];
-    let from = 0;
+    const ops: PlanOp[] = [];
     for (const i of varying) {
       const s = patchStep(base.plan.steps[i], base.values, v);
       if (!s) return undefined;
-      const { ops } = encode([s]);
-      if (ops.length !== 1 || base.plan.ops[i].alt) return undefined; // no fallbacks in a varying step
+      const encoded = encode([s]).ops;
+      if (encoded.length !== 1 || base.plan.ops[i].alt) return undefined; // no fallbacks in a varying step
       steps[i] = s;
-      pieces.push(base.bytes.subarray(from, base.offsets[i]), wire(ops).subarray(4));
-      from = base.offsets[i + 1];
+      ops.push(encoded[0]);
     }
+    // The new ops' bytes in one go, each spliced in for the base's.
+    const fresh = ops.length ? wire(ops) : Buffer.alloc(4);
+    const at = opOffsets(fresh);
+    const pieces: Buffer[] = [];
+    let from = 0;
+    varying.forEach((i, k) => {
+      pieces.push(base.bytes.subarray(from, base.offsets[i]), fresh.subarray(at[k], at[k + 1]));
+      from = base.offsets[i + 1];
+    });
     pieces.push(base.bytes.subarray(from));
     // The addon takes the bytes; the ops as objects are only for the array form (spawnPlan), never used here.
     const plan: Encoded = { ops: [] as PlanOp[], steps };
