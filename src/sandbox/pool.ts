@@ -253,11 +253,13 @@ export class SandboxPool {
 
   private using(sb: PipedSandbox): PipedSandbox {
     this.inUse++;
-    const done = () => {
-      // Looked at once the caller has had its result: its next use may follow at once.
-      if (--this.inUse === 0) setImmediate(() => this.inUse === 0 && this.runWaiting());
-      this.refillSoon();
-    };
+    // Over a turn of the loop after its end, on a timer: run() gives its result once the pipes report their
+    // close (the close phase, after setImmediate's), and the caller's next use may follow it at once.
+    const done = () =>
+      setTimeout(() => {
+        if (--this.inUse === 0) this.runWaiting();
+        this.refillSoon();
+      }, 0);
     sb.exited.then(done, done);
     return sb;
   }
