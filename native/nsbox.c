@@ -1140,6 +1140,20 @@ static napi_value Sethostname(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* getrlimit(resource) -> [soft, hard], -1 for unlimited: one syscall (/proc/self/limits is a page of text). */
+static napi_value Getrlimit(napi_env env, napi_callback_info info) {
+  napi_value a[1], r;
+  args(env, info, 1, a);
+  int64_t res;
+  INT_ARG(a[0], "getrlimit: resource", 0, 63, res);
+  struct rlimit rl;
+  if (getrlimit((int)res, &rl) < 0) return throw_errno(env, "getrlimit", errno);
+  napi_create_array_with_length(env, 2, &r);
+  napi_set_element(env, r, 0, num(env, rl.rlim_cur == RLIM_INFINITY ? -1 : (double)rl.rlim_cur));
+  napi_set_element(env, r, 1, num(env, rl.rlim_max == RLIM_INFINITY ? -1 : (double)rl.rlim_max));
+  return r;
+}
+
 /* flock(fd, op): LOCK_SH 1, LOCK_EX 2, LOCK_NB 4, LOCK_UN 8. Returns false when LOCK_NB finds it held. */
 static napi_value Flock(napi_env env, napi_callback_info info) {
   napi_value a[2], r;
@@ -1220,6 +1234,7 @@ static napi_value Init(napi_env env, napi_value exports) {
     FN("umount", Umount),
     FN("sethostname", Sethostname),
     FN("flock", Flock),
+    FN("getrlimit", Getrlimit),
     FN("openpty", Openpty),
     FN("setWinsize", SetWinsize),
   };

@@ -1,6 +1,6 @@
 // A container is a process: compile the spec into a plan, clone into new namespaces, and
 // watch the child through its pidfd.
-import { closeSync, writeSync } from 'node:fs';
+import { close, closeSync, openSync, writeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import * as native from './native.js';
 import type { WaitStatus } from './native.js';
@@ -9,6 +9,7 @@ import { encode, type Encoded } from './plan/encode.js';
 import { wire } from './plan/wire.js';
 import { ended, reaped, whenExecuted, whenHeld } from './plan/child.js';
 import { HELD_COMMAND_BYTES, holdPart, openHeld, sendCommand } from './plan/hold.js';
+import type { PlanTemplate } from './plan/template.js';
 import type { Step } from './plan/steps.js';
 import type { ExitStatus, StartPart, Usage } from './plan/part.js';
 import { compile, namespaceFlags } from './compile.js';
@@ -84,6 +85,8 @@ function spawnHeld(req: native.SpawnRequest): Promise<native.SpawnedChild> {
 const endedHeld = () =>
   new NsboxError('the held sandbox ended before its command was given', { kind: 'step', step: 'hold' });
 
+type Credentials = ReturnType<typeof credentials>;
+
 /** How a container starts (the library's sandboxes and pool; the CLI and the OCI runtime use the defaults). */
 export interface StartOptions {
   /**
@@ -97,6 +100,17 @@ export interface StartOptions {
    */
   heldFifo?: string;
   /**
+   * Resolve `exited` once the status and usage are read, and remove what is left (the mount namespace and a
+   * network namespace of its own with only lo, held open until then so that PID 1's exit does not tear them
+   * down first; the cgroup) after it, when `deferCleanup` runs it: `cleaned` settles once that is done (a
+   * sandbox pool, which awaits it in close()).
+   */
+  deferCleanup?: (cleanup: () => Promise<void>) => Promise<void>;
+  /** The spec as resolveSpec (or respec) gave it, when the caller has it already (a pool, for each fill). */
+  resolved?: ResolvedSpec;
+  /** With heldFifo: the plans of a pool's fills, made from the first (src/plan/template.ts). */
+  template?: PlanTemplate<Credentials>;
+  /**
    * The command's environment is the spec's `env` alone, with HOME added when it has none (an OCI runtime's,
    * as runc's: no PATH or HOSTNAME of nsbox's own; the command is still looked up on a default PATH).
    */
@@ -107,6 +121,7 @@ export interface StartOptions {
 interface Started {
   ready: Promise<void>;
   exited: Promise<ExitStatus>;
+  cleaned: Promise<void>;
 }
 
 export class Container {
@@ -125,6 +140,12 @@ export class Container {
   readonly ready: Promise<void>;
   /** Settles when PID 1 has ended; rejects like `ready` if set-up failed. */
   readonly exited: Promise<ExitStatus>;
+  /** Settles once nothing of the container is left (after `exited`; later with `deferCleanup`). */
+  readonly cleaned: Promise<void>;
+  private readonly deferCleanup?: (cleanup: () => Promise<void>) => Promise<void>;
+  /** With deferCleanup: namespaces whose teardown waits until after the end (holdNamespaces). */
+  private nsFds: number[] = [];
+  private readonly holdNet: boolean;
   private pidfd = -1;
   private errFd = -1;
   private done = false;
@@ -144,7 +165,7 @@ export class Container {
   private parts: StartPart[];
 
   constructor(spec: ContainerSpec, parts: StartPart[] = [], opts: StartOptions = {}) {
-    let s = resolveSpec(spec);
+    let s = opts.resolved ?? resolveSpec(spec);
     if (opts.envExact) {
       const env = Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`);
       if (!spec.env || !('HOME' in spec.env)) env.push(`HOME=${s.identity.uid === 0 ? '/root' : '/'}`);
@@ -161,6 +182,7 @@ export class Container {
     const cg = own ?? cgroupPart(s);
     if (cg && !own) parts = [...parts, cg];
     let plan: Encoded;
+    let bytes: Buffer;
     let net: NetworkPart | null = null;
     try {
       // The devices allowed (a v1 devices cgroup or a v2 BPF program): see src/devices/cgroup.ts.
@@ -169,11 +191,22 @@ export class Container {
       // The network (src/network/part.ts): attached now; its /etc files join the mounts of the plan.
       net = networkPart(s);
       if (net) parts = [...parts, net];
-      // The plan can still refuse the spec (too many mounts): the parts are undone then.
-      const built = compile(s, facts, parts);
-      for (const p of parts) p.planned?.(built);
-      this.execBase = { env: s.env, cwd: s.cwd, creds: credentials(built) };
-      plan = encode(built.steps);
+      const fill = opts.template && opts.heldFifo && !parts.some((p) => p.planned);
+      const values = { id: s.id, fifo: opts.heldFifo ?? '', fds: s.stdio };
+      const made = fill ? opts.template!.make(values) : undefined;
+      if (made) {
+        plan = made.plan;
+        bytes = made.bytes;
+        this.execBase = { env: s.env, cwd: s.cwd, creds: made.extra };
+      } else {
+        // The plan can still refuse the spec (too many mounts): the parts are undone then.
+        const built = compile(s, facts, parts);
+        for (const p of parts) p.planned?.(built);
+        this.execBase = { env: s.env, cwd: s.cwd, creds: credentials(built) };
+        plan = encode(built.steps);
+        bytes = wire(plan.ops);
+        if (fill) opts.template!.learn(values, plan, bytes, this.execBase.creds);
+      }
     } catch (e) {
       for (const p of parts) p.abort?.();
       throw e;
@@ -194,9 +227,12 @@ export class Container {
     this.parts = parts;
     this.plan = plan;
     this.heldFifo = opts.heldFifo;
+    this.deferCleanup = opts.deferCleanup;
+    // Only lo in it: nothing (a veth, an address) is handed back by a part once it ended.
+    this.holdNet = s.namespaces.net && s.network.mode === 'none';
     this.net = net; // its address may come in beforeRelease (a network attached in the child's user namespace)
     this.adopted = parent;
-    const req = { flags, sync, cgroupFd, parent, ops: wire(plan.ops) };
+    const req = { flags, sync, cgroupFd, parent, ops: bytes! };
     const abort = (e: unknown) => {
       for (const p of parts) p.abort?.();
       throw e;
@@ -212,16 +248,22 @@ export class Container {
       this.spawned = Promise.resolve();
       this.ready = st.ready;
       this.exited = st.exited;
+      this.cleaned = st.cleaned;
     } else {
       const child = opts.heldFifo && !sync ? spawnHeld(req) : native.spawnAsync(req);
       const st = child.then((c) => this.started(c, sync, false), abort);
       this.spawned = st.then(() => {});
       this.ready = st.then((x) => x.ready);
       this.exited = st.then((x) => x.exited);
+      this.cleaned = st.then(
+        (x) => x.cleaned,
+        () => {},
+      );
       this.spawned.catch(() => {});
     }
     this.ready.catch(() => {});
     this.exited.catch(() => {});
+    this.cleaned.catch(() => {});
   }
 
   /**
@@ -237,12 +279,28 @@ export class Container {
       this.done = true;
     };
     // Adopted (CLONE_PARENT): the monitor reaps it; we only learn that it ended.
-    const exit = (this.adopted ? ended(child.pidfd, onEnded) : reaped(child.pidfd, onEnded))
+    const status = (this.adopted ? ended(child.pidfd, onEnded) : reaped(child.pidfd, onEnded))
       .then((w) => toExitStatus(w, this.killedBy))
       .then(async (st) => {
         for (const p of parts) await p.afterExit?.(st);
         return st;
       });
+    // What is left once the status is read: the mount namespace we hold, then each part's (the cgroup).
+    const cleanup = async () => {
+      // The last references: the kernel unmounts the tree (and frees the network) in close(), here on
+      // threads of libuv's pool.
+      const fds = this.nsFds.splice(0);
+      await Promise.all(fds.map((fd) => new Promise<void>((res) => close(fd, () => res()))));
+      for (const p of parts) await p.cleanup?.(!!this.deferCleanup);
+    };
+    const defer = this.deferCleanup;
+    const cleanupAfter = defer ? () => defer(cleanup) : cleanup;
+    const cleaned = status.then(cleanupAfter, async (e) => {
+      await cleanupAfter();
+      throw e;
+    });
+    cleaned.catch(() => {});
+    const exit = defer ? status : cleaned.then(() => status);
     let released = false;
     try {
       for (const p of parts) p.started?.(child.pid, sync);
@@ -259,7 +317,14 @@ export class Container {
       closeSync(child.errFd);
       if (sync && !released) closeSync(child.syncFd);
       if (throwNow) throw e;
-      return { ready: Promise.reject(e), exited: exit.then(() => Promise.reject(e)) };
+      return {
+        ready: Promise.reject(e),
+        exited: exit.then(() => Promise.reject(e)),
+        cleaned: cleaned.then(
+          () => {},
+          () => {},
+        ),
+      };
     }
     if (this.pendingKill !== null) this.kill(this.pendingKill);
     let ready: Promise<void>;
@@ -270,6 +335,7 @@ export class Container {
         const fd = openHeld(fifo);
         if (fd === null) throw endedHeld();
         this.holdFd = fd;
+        if (this.deferCleanup) this.holdNamespaces();
       });
       let resolve!: () => void, reject!: (e: unknown) => void;
       const promise = new Promise<void>((res, rej) => {
@@ -296,7 +362,22 @@ export class Container {
         throw e;
       },
     );
-    return { ready, exited };
+    return { ready, exited, cleaned: cleaned.catch(() => {}) };
+  }
+
+  /**
+   * Keep references to the mount (and network) namespace of a live child (not reaped yet, so its pid is still
+   * its own): PID 1's exit then leaves the tree mounted, and is reported without waiting for the unmounts (an
+   * RCU grace period); they happen, and the network namespace is freed, when `cleanup` closes them.
+   */
+  private holdNamespaces(): void {
+    if (this.done || this.nsFds.length) return;
+    try {
+      this.nsFds.push(openSync(`/proc/${this.pid}/ns/mnt`, 'r'));
+      if (this.holdNet) this.nsFds.push(openSync(`/proc/${this.pid}/ns/net`, 'r'));
+    } catch {
+      /* ended meanwhile: what is held is closed by cleanup */
+    }
   }
 
   /**

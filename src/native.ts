@@ -69,6 +69,8 @@ export interface Native {
   sethostname(name: string): void;
   /** flock(2); op: LOCK_SH 1, LOCK_EX 2, LOCK_NB 4, LOCK_UN 8. False when LOCK_NB found it held. */
   flock(fd: number, op: number): boolean;
+  /** getrlimit(2) of this process: [soft, hard], -1 for unlimited. */
+  getrlimit(resource: number): [number, number];
   /** A new pseudo-terminal pair (both close-on-exec) and the slave's path. */
   openpty(): { master: number; slave: number; path: string };
   /** A pseudo-terminal pair from the devpts of the root at rootPath (e.g. /proc/PID/root), opened inside it. */

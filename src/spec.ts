@@ -117,16 +117,43 @@ function resolveRootfs(rootfs: unknown): string {
   return real;
 }
 
-/** 12 random hex digits, e.g. a container id (from /dev/urandom: node:crypto takes ~2 ms to load). */
+/** Random bytes read ahead from /dev/urandom (node:crypto takes ~2 ms to load), 6 taken per id. */
+let random = Buffer.alloc(0);
+let taken = 0;
+
+/** 12 random hex digits, e.g. a container id. */
 export function randomId(): string {
-  const b = Buffer.alloc(6);
-  const fd = openSync('/dev/urandom', 'r');
-  try {
-    readSync(fd, b, 0, 6, null);
-  } finally {
-    closeSync(fd);
+  if (taken + 6 > random.length) {
+    random = Buffer.alloc(random.length ? 1536 : 6); // a process that makes one id reads no more
+    const fd = openSync('/dev/urandom', 'r');
+    try {
+      readSync(fd, random, 0, random.length, null);
+    } finally {
+      closeSync(fd);
+    }
+    taken = 0;
   }
-  return b.toString('hex');
+  taken += 6;
+  return random.toString('hex', taken - 6, taken);
+}
+
+/** What follows from a container's id: its name, hostname and the environment that names it. */
+function named(spec: ContainerSpec, id: string): Pick<ResolvedSpec, 'id' | 'name' | 'hostname' | 'env'> {
+  if (!/^[0-9a-f]{12}$/.test(id)) fail('id', `invalid container id: ${esc(id)} (12 hex digits)`);
+  const name = checkName(spec.name ?? id);
+  const hostname = spec.hostname ?? name;
+  if (hostname.length > 64 || !HOSTNAME_RE.test(hostname)) fail('hostname', `invalid hostname: ${esc(hostname)}`);
+  const env: Record<string, string> = { PATH: DEFAULT_PATH, HOME: '/root', HOSTNAME: hostname };
+  for (const [k, v] of Object.entries(spec.env ?? {})) env[k] = v;
+  return { id, name, hostname, env: Object.entries(env).map(([k, v]) => `${k}=${v}`) };
+}
+
+/**
+ * Another container of a spec resolved before (a pool's: the rootfs, identity, hardening and limits are the
+ * same for each): a new id and what follows from it, and `stdio`, fds the caller made (pipes, never a directory).
+ */
+export function respec(base: ResolvedSpec, spec: ContainerSpec, stdio: [number, number, number]): ResolvedSpec {
+  return { ...base, ...named(spec, randomId()), stdio };
 }
 
 export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
@@ -134,15 +161,9 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
   checkSpecShape(spec);
   const rootfs = resolveRootfs(spec.rootfs);
   const command = spec.command;
-  const id = spec.id ?? randomId();
-  if (!/^[0-9a-f]{12}$/.test(id)) fail('id', `invalid container id: ${esc(id)} (12 hex digits)`);
-  const name = checkName(spec.name ?? id);
-  const hostname = spec.hostname ?? name;
-  if (hostname.length > 64 || !HOSTNAME_RE.test(hostname)) fail('hostname', `invalid hostname: ${esc(hostname)}`);
+  const { id, name, hostname, env } = named(spec, spec.id ?? randomId());
   const cwd = spec.cwd ?? '/';
   if (!cwd.startsWith('/')) fail('cwd', `working directory must be absolute: ${esc(cwd)}`);
-  const env: Record<string, string> = { PATH: DEFAULT_PATH, HOME: '/root', HOSTNAME: hostname };
-  for (const [k, v] of Object.entries(spec.env ?? {})) env[k] = v;
   const stdio = spec.stdio ?? [0, 1, 2];
   const signals = spec.signals ?? 'process';
   if (!SIGNAL_MODES.includes(signals))
@@ -176,7 +197,7 @@ export function resolveSpec(spec: ContainerSpec): ResolvedSpec {
     hardening: resolveHardening(spec, identity.caps.bounding),
     limits: spec.limits === undefined ? null : resolveLimits(spec.limits),
     network: resolveNetwork(spec.network, !!identity.userns && !isPrivileged()),
-    env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    env,
   };
 }
 

@@ -1,11 +1,11 @@
 // SandboxPool: sandboxes held before exec, each given one command, then destroyed; and starts that do
 // not block the event loop.
-import { readdirSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NsboxError, run, type Sandbox, SandboxPool, spawn } from '../dist/index.js';
 import { stepText } from '../dist/plan/text.js';
-import { expectNothingLeft, ROOTFS, snapshot } from './helpers.js';
+import { expectNothingLeft, nsboxCgroups, ROOTFS, snapshot } from './helpers.js';
 
 let before: ReturnType<typeof snapshot>;
 const pools: SandboxPool[] = [];
@@ -31,7 +31,12 @@ async function held(p: SandboxPool, n: number): Promise<void> {
   expect(p.idle).toBe(n);
 }
 
-const poolDirs = () => readdirSync(tmpdir()).filter((e) => e.startsWith('nsbox-pool-'));
+const poolDirs = () =>
+  [tmpdir(), '/dev/shm'].filter(existsSync).flatMap((d) =>
+    readdirSync(d)
+      .filter((e) => e.startsWith('nsbox-pool-'))
+      .map((e) => `${d}/${e}`),
+  );
 
 describe('SandboxPool', () => {
   it('runs commands in held sandboxes: output, input, exit codes, env and cwd per use', async () => {
@@ -137,6 +142,13 @@ describe('SandboxPool', () => {
           .replace(/^dup2 \d+/, 'dup2 FD');
       return steps.map((s) => ({ kind: s.kind, text: text(s) }));
     };
+    // Past the second fill each plan is made from the first (src/plan/template.ts): uses until one is.
+    const template = (p as unknown as { template: { made: number } }).template;
+    for (let i = 0; i < 6 && template.made === 0; i++) {
+      expect((await p.run(['true'])).code).toBe(0);
+      await held(p, 2);
+    }
+    expect(template.made).toBeGreaterThan(0);
     const pooled = p.spawn(['true']);
     const fresh = spawn({ rootfs: ROOTFS, limits, hostname: 'box', command: ['true'] });
     const a = lines(pooled),
@@ -186,6 +198,33 @@ describe('SandboxPool', () => {
     await held(p, 1);
     const r = await p.run(['sh', '-c', 'echo $$ $(id -u); cat /proc/1/comm']);
     expect(r.stdout).toBe('2 1000\ninit\n');
+  });
+
+  it('reports OOM, CPU time and peak memory as a fresh run does; close() removes what the uses left', async () => {
+    const p = pool(2);
+    await held(p, 2);
+    const burn = await p.run(['sh', '-c', 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done']);
+    expect(burn).toMatchObject({ code: 0, status: 'ok', oomKilled: false });
+    expect(burn.cpu.userMs + burn.cpu.systemMs).toBeGreaterThan(0);
+    expect(burn.peakMemoryBytes).toBeGreaterThan(0);
+    const oom = await p.run(['dd', 'if=/dev/zero', 'of=/dev/null', 'bs=100M', 'count=1']);
+    expect(oom).toMatchObject({ code: null, signal: 'SIGKILL', status: 'oom', oomKilled: true });
+    expect(oom.peakMemoryBytes).toBeGreaterThan(32 * 1024 * 1024);
+    // The result comes before the used sandbox's cgroup is removed: close() waits for that.
+    await p.close();
+    expect(nsboxCgroups().filter((c) => !before.cgroups.includes(c))).toEqual([]);
+  });
+
+  it("kills what PID 1 left behind in the host's PID namespace before the result", async () => {
+    const p = pool(1, { namespaces: { pid: false } });
+    await held(p, 1);
+    const r = await p.run(['sh', '-c', 'sleep 1000 & echo $!']);
+    const pid = Number(r.stdout.trim());
+    expect(pid).toBeGreaterThan(1);
+    const alive = () =>
+      existsSync(`/proc/${pid}`) && !/^State:\s+[ZX]/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    for (let i = 0; i < 50 && alive(); i++) await new Promise((res) => setTimeout(res, 100));
+    expect(alive()).toBe(false);
   });
 
   it('gives a large command and environment whole', async () => {

@@ -1,7 +1,15 @@
 // A container's cgroup: one directory per hierarchy it uses, under an `nsbox` parent. Made before
 // clone with the limits written; emptied (cgroup.kill, or freezer + SIGKILL on v1), read and removed
 // after PID 1 ended.
-import { closeSync, mkdirSync, openSync, readdirSync, rmdirSync, constants as fsConstants } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  rmdir as rmdirCb,
+  rmdirSync,
+  constants as fsConstants,
+} from 'node:fs';
 import { dirname } from 'node:path';
 import type { Usage } from '../plan/part.js';
 import { NsboxError } from '../errors.js';
@@ -379,8 +387,12 @@ export class Cgroup {
     }
   }
 
-  /** Removes the directories, retrying while the last processes leave. */
-  async remove(): Promise<void> {
+  /**
+   * Removes the directories, retrying while the last processes leave. `offThread`: the first try on libuv's
+   * pool (where nobody waits for it: a round trip per rmdir costs more than the rmdir on this thread).
+   */
+  async remove(offThread = false): Promise<void> {
+    if (offThread && (await this.removeOffThread())) return;
     for (let i = 0; i < 200; i++) {
       if (this.removeNow()) return;
       await sleep(10);
@@ -389,6 +401,20 @@ export class Cgroup {
       code: 'EBUSY',
       step: 'cgroup',
     });
+  }
+
+  /**
+   * One rmdir per directory, then of its nsbox parent, one after another on libuv's pool (at once they would
+   * only queue on the kernel's cgroup lock); true when all are gone, false to leave the rest to removeNow.
+   */
+  private async removeOffThread(): Promise<boolean> {
+    let all = true;
+    for (const d of this.dirs) {
+      const gone = await rmdir(d.path).then(yes, (e) => errnoOf(e) === 'ENOENT');
+      if (gone) await rmdir(dirname(d.path)).catch(() => {}); // not empty, or gone: fine
+      all &&= gone;
+    }
+    return all;
   }
 
   /** rmdir of every directory (and of the nsbox parent once empty); true when all are gone. */
@@ -428,6 +454,9 @@ function treeOf(path: string): string[] {
   }
   return out;
 }
+
+const yes = () => true;
+const rmdir = (path: string) => new Promise<void>((res, rej) => rmdirCb(path, (e) => (e ? rej(e) : res())));
 
 export const closeFd = (fd: number | undefined) => {
   if (fd !== undefined) closeSync(fd);

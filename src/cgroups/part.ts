@@ -130,19 +130,25 @@ export class CgroupPart implements StartPart {
     return u;
   }
 
+  /** Everything left is killed, usage and OOM read; the cgroup is removed by cleanup(), which always runs. */
   async afterExit(st: ExitStatus): Promise<void> {
     closeFd(this.cgroupFd);
-    try {
+    let usage = this.cgroup.usage();
+    // pids.current counts every task in it and below: 0 there, and nothing is left to kill (one read less).
+    if (usage.pids > 0 || !this.cgroup.dir('pids')) {
       await this.cgroup.killAll();
-      const { peakKnown, ...u } = this.cgroup.usage();
-      // Without memory.peak (v2 before 5.19), PID 1's wait status has the best peak there is.
-      if (!peakKnown) u.memoryPeakBytes = Math.max(u.memoryPeakBytes, st.usage.memoryPeakBytes);
-      st.usage = u;
-      st.oomKilled = this.cgroup.oomKilled(st.signal === 'SIGKILL');
-      this.final = u;
-    } finally {
-      await this.cgroup.remove();
+      usage = this.cgroup.usage();
     }
+    const { peakKnown, ...u } = usage;
+    // Without memory.peak (v2 before 5.19), PID 1's wait status has the best peak there is.
+    if (!peakKnown) u.memoryPeakBytes = Math.max(u.memoryPeakBytes, st.usage.memoryPeakBytes);
+    st.usage = u;
+    st.oomKilled = this.cgroup.oomKilled(st.signal === 'SIGKILL');
+    this.final = u;
+  }
+
+  cleanup(offThread: boolean): Promise<void> {
+    return this.cgroup.remove(offThread);
   }
 
   abort(): void {

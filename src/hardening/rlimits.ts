@@ -1,6 +1,7 @@
 // Resource limits (setrlimit) for the container's processes: `--ulimit name=soft[:hard]`, with a
 // default for open files as systemd sets it (soft 1024 so select() stays safe, hard 524288).
 import { readFileSync } from 'node:fs';
+import { native } from '../native.js';
 import * as op from '../plan/ops.js';
 import type { Op } from '../plan/ops.js';
 
@@ -42,12 +43,7 @@ function fail(message: string): never {
 
 /** This process's hard limits (what the container may keep or lower without CAP_SYS_RESOURCE). */
 export function hostHardLimit(name: string): number {
-  const row = RLIMITS[name][1];
-  const line = readFileSync('/proc/self/limits', 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith(row));
-  const hard = line?.slice(row.length).trim().split(/\s+/)[1];
-  return hard === undefined || hard === 'unlimited' ? -1 : Number(hard);
+  return native.getrlimit(RLIMITS[name][0])[1];
 }
 
 function canRaise(): boolean {

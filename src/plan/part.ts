@@ -57,6 +57,9 @@ export interface StartPart {
   /** Parent-side work after PID 1 ended (e.g. reading OOM events, removing the cgroup); may set
    *  status.oomKilled and status.usage. */
   afterExit?(status: ExitStatus): void | Promise<void>;
+  /** Removal of what afterExit read from (e.g. the cgroup), after it; run before the status is reported
+   *  unless the container was started with deferCleanup (`offThread` then: off the JavaScript thread). */
+  cleanup?(offThread: boolean): Promise<void>;
   /** Live usage of the whole container. */
   stats?(): Usage;
   /** Undo what was made before clone when the start fails. */

@@ -128,6 +128,27 @@ const passes = (ret: number) => {
   return action === RET.ALLOW >>> 0 || action === RET.LOG >>> 0;
 };
 
+/** The syscalls a filter blocks of those a plan makes after it, by filter, architecture and calls: every
+ *  start of the same profile asks the same question (a few hundred instructions interpreted per call). */
+const verdicts = new Map<string, string[]>();
+
+function blockedCalls(filter: Buffer, arch: Arch, calls: Call[]): string[] {
+  const key = `${arch.audit}:${JSON.stringify(calls)}:${filter.toString('base64')}`;
+  const known = verdicts.get(key);
+  if (known) return known;
+  const blocked = new Set<string>();
+  for (const c of calls) {
+    const nr = arch.byName.get(c.name);
+    if (nr === undefined) continue; // not on this architecture (dup2 on aarch64)
+    const ret = evaluate(filter, arch.audit, nr, c.args);
+    if (ret === undefined) return []; // a program this check cannot read: leave it to the kernel
+    if (!passes(ret)) blocked.add(c.name);
+  }
+  if (verdicts.size >= 64) verdicts.clear();
+  verdicts.set(key, [...blocked]);
+  return [...blocked];
+}
+
 /** Refuses a filter that blocks a syscall the plan still makes after installing it. */
 export function checkFilterLetsPlanRun(steps: readonly Step[], arch: Arch = nativeArch()): void {
   const at = steps.findIndex((s) => s.kind === 'seccomp');
@@ -135,17 +156,10 @@ export function checkFilterLetsPlanRun(steps: readonly Step[], arch: Arch = nati
   if (step?.kind !== 'seccomp') return;
   const calls: Call[] = [{ name: 'write' }, { name: 'exit_group' }];
   for (const o of steps.slice(at + 1)) calls.push(...callsOf(o));
-  const blocked = new Set<string>();
-  for (const c of calls) {
-    const nr = arch.byName.get(c.name);
-    if (nr === undefined) continue; // not on this architecture (dup2 on aarch64)
-    const ret = evaluate(step.filter, arch.audit, nr, c.args);
-    if (ret === undefined) return; // a program this check cannot read: leave it to the kernel
-    if (!passes(ret)) blocked.add(c.name);
-  }
-  if (blocked.size === 0) return;
+  const blocked = blockedCalls(step.filter, arch, calls);
+  if (blocked.length === 0) return;
   throw new NsboxError(
-    `seccomp profile ${step.source} blocks ${[...blocked].join(', ')}, which nsbox needs after installing` +
+    `seccomp profile ${step.source} blocks ${blocked.join(', ')}, which nsbox needs after installing` +
       ' the filter to ' +
       'start the command (allow them in the profile)',
     { step: 'seccomp', field: 'seccomp' },

@@ -133,8 +133,18 @@ export function ownCaps(line: 'CapEff' | 'CapPrm' | 'CapBnd'): bigint {
   return capLine(readFileSync('/proc/self/status', 'utf8'), line);
 }
 
-/** What a child without a user namespace can have: our permitted set within the bounding set (one read). */
+let usable: { key: string; caps: bigint } | undefined;
+
+/**
+ * What a child without a user namespace can have: our permitted set within the bounding set. Read once (the
+ * kernel writes all of /proc/self/status for it), again only after our uids changed (process.setuid and the
+ * like are how a Node process loses capabilities).
+ */
 export function ownUsableCaps(): bigint {
-  const status = readFileSync('/proc/self/status', 'utf8');
-  return capLine(status, 'CapPrm') & capLine(status, 'CapBnd');
+  const key = `${process.getuid?.()}:${process.geteuid?.()}`;
+  if (usable?.key !== key) {
+    const status = readFileSync('/proc/self/status', 'utf8');
+    usable = { key, caps: capLine(status, 'CapPrm') & capLine(status, 'CapBnd') };
+  }
+  return usable.caps;
 }

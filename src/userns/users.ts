@@ -15,23 +15,42 @@ const MAX_FILE = 1 << 20;
 /** What the plan's setgroups op carries. */
 const MAX_GROUPS = 64;
 
-/** A file under ROOTFS/etc as text, or '' when it is absent, a symlink or not a regular file. */
-function readEtc(rootfs: string, name: string): string {
+/** The entries of the files read last, by path, with what identifies that version of the file. */
+const known = new Map<string, { key: string; entries: string[][] }>();
+
+const versionOf = (st: { dev: bigint; ino: bigint; size: bigint; mtimeNs: bigint; ctimeNs: bigint }) =>
+  `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+
+/**
+ * The entries of a file under ROOTFS/etc, none when it is absent, a symlink or not a regular file. Parsed
+ * again only when the file is another (device, inode) or was changed (size, mtime, ctime): a sandbox per
+ * second from one rootfs reads its passwd and group once.
+ */
+function readEntries(rootfs: string, name: string): string[][] {
   const etc = rootfs === 'host' ? '/etc' : `${rootfs}/etc`;
+  const path = `${etc}/${name}`;
   try {
-    if (!lstatSync(etc).isDirectory()) return '';
-    const fd = openSync(`${etc}/${name}`, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    if (!lstatSync(etc).isDirectory()) return [];
+    const seen = known.get(path);
+    if (seen) {
+      const st = lstatSync(path, { bigint: true });
+      if (st.isFile() && versionOf(st) === seen.key) return seen.entries;
+    }
+    const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     try {
-      const st = fstatSync(fd);
-      if (!st.isFile()) return '';
-      const buf = Buffer.alloc(Math.min(st.size, MAX_FILE));
+      const st = fstatSync(fd, { bigint: true });
+      if (!st.isFile()) return [];
+      const buf = Buffer.alloc(Math.min(Number(st.size), MAX_FILE));
       const n = readSync(fd, buf, 0, buf.length, 0);
-      return buf.subarray(0, n).toString('utf8');
+      const parsed = entries(buf.subarray(0, n).toString('utf8'));
+      if (known.size > 64) known.clear();
+      known.set(path, { key: versionOf(st), entries: parsed });
+      return parsed;
     } finally {
       closeSync(fd);
     }
   } catch {
-    return '';
+    return [];
   }
 }
 
@@ -65,8 +84,8 @@ export function resolveUser(
   const [u, g, ...rest] = text.split(':');
   if (u === '' || rest.length > 0 || g === '')
     fail('user', `invalid user: ${text} (expected UID[:GID] or NAME[:GROUP])`);
-  const passwd = entries(readEtc(rootfs, 'passwd'));
-  const groups = entries(readEtc(rootfs, 'group'));
+  const passwd = readEntries(rootfs, 'passwd');
+  const groups = readEntries(rootfs, 'group');
   let entry = passwd.find((e) => e[0] === u);
   if (isId(u)) entry = passwd.find((e) => e[2] === u);
   else if (!entry || !isId(entry[2] ?? ''))
