@@ -196,17 +196,30 @@ static int init_loop(void) {
   sigset_t all, old;
   sigfillset(&all);
   sigprocmask(SIG_BLOCK, &all, &old);
+  /* The reaper is a copy of Node holding the host's memory: unreadable from the container before the
+   * command can run (the command's exec makes it dumpable again). */
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) return -1;
+  /* The command waits on this pipe until the reaper holds no fd of ours (EOF: the reaper closed its end). */
+  int gate[2];
+  if (pipe2(gate, O_CLOEXEC) < 0) return -1;
   pid_t child = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
-  if (child < 0) return -1;
+  if (child < 0) {
+    close(gate[0]);
+    close(gate[1]);
+    return -1;
+  }
   if (child == 0) {
+    close(gate[1]);
+    char c;
+    while (read(gate[0], &c, 1) < 0 && errno == EINTR) {
+    }
+    close(gate[0]);
     sigprocmask(SIG_SETMASK, &old, 0);
     return 0;
   }
-  /* The reaper needs no fd: drop the error pipe (so exec success is seen) and anything inherited. */
-  syscall(SYS_close_range, 3U, ~0U, 0U);
-  /* It is a copy of Node holding the host's memory: keep the container out of it. */
-  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   scrub_args();
+  /* The reaper needs no fd: drop the error pipe (so exec success is seen), the gate, and anything inherited. */
+  syscall(SYS_close_range, 3U, ~0U, 0U);
   for (;;) {
     siginfo_t si;
     int sig = sigwaitinfo(&all, &si);

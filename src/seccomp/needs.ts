@@ -13,8 +13,23 @@ interface Call {
   args?: number[];
 }
 
-const PR_CAPBSET_DROP = 24,
+const PR_SET_DUMPABLE = 4,
+  PR_CAPBSET_DROP = 24,
   PR_CAP_AMBIENT = 47;
+
+/** The reaper of --init (init_loop in native/child.c), and its command until it is released. */
+const INIT_CALLS = [
+  'pipe2',
+  'clone',
+  'read',
+  'close',
+  'close_range',
+  'rt_sigprocmask',
+  'rt_sigtimedwait',
+  'wait4',
+  'kill',
+  'getpid',
+];
 
 /** What native/child.c calls for each step (a failed step: write to the error pipe, then exit_group). */
 function callsOf(o: Step): Call[] {
@@ -60,7 +75,7 @@ function callsOf(o: Step): Call[] {
     case 'setrlimit':
       return [{ name: 'prlimit64' }];
     case 'init':
-      return ['clone', 'rt_sigprocmask', 'rt_sigtimedwait', 'wait4', 'kill', 'getpid'].map((name) => ({ name }));
+      return [{ name: 'prctl', args: [PR_SET_DUMPABLE, 0] }, ...INIT_CALLS.map((name) => ({ name }))];
     default:
       return [];
   }
