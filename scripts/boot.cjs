@@ -21,7 +21,9 @@ if (fs.statSync(path.join(__dirname, 'main.js')).mtimeMs > bundleTime) {
 }
 
 const vm = require('node:vm');
-const nodeRequire = require('node:module').createRequire(path.join(__dirname, 'main.js'));
+// This file's own require: it resolves from dist/ as the compiled modules would (node:module's
+// createRequire would load Node's ES module loader at every start).
+const nodeRequire = require;
 const defs = new Map();
 const modules = new Map();
 const uncached = [];

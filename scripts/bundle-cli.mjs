@@ -16,20 +16,34 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const dist = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'dist');
 
-// Each module keeps its own import.meta.url, so paths it resolves against it stay right.
+// Each module keeps its own import.meta.url, so paths it resolves against it stay right. Its
+// createRequire(import.meta.url) (for Node's modules and the addon) becomes a require of the bundle's
+// directory, dist/, where every compiled module's relative paths lead to the same files: node:module's
+// createRequire and a URL each cost a module load at every start.
 const importMetaUrl = {
   name: 'import-meta-url',
   setup(b) {
     b.onLoad({ filter: /\.js$/ }, async (args) => {
       const text = await readFile(args.path, 'utf8');
-      const url = `__nsboxUrl(${JSON.stringify(relative(dist, args.path))})`;
-      return { contents: text.replaceAll('import.meta.url', url), loader: 'js' };
+      const file = relative(dist, args.path);
+      const req = `__nsboxRequire(${JSON.stringify(dirname(file))})`;
+      const url = `__nsboxUrl(${JSON.stringify(file)})`;
+      const contents = text.replaceAll('createRequire(import.meta.url)', req).replaceAll('import.meta.url', url);
+      return { contents, loader: 'js' };
     });
   },
 };
 
-const urlHelper =
-  "const __nsboxUrl = (f) => require('node:url').pathToFileURL(require('node:path').join(__dirname, f)).href;";
+// file:// + the path when it needs no escaping (what pathToFileURL would give), else pathToFileURL.
+// A module under dist/ gets `require` itself, one deeper a require that takes Node's modules only.
+const urlHelper = `const __nsboxUrl = (f) => {
+  const p = require('node:path').join(__dirname, f);
+  return /^[\\w./-]+$/.test(p) ? \`file://\${p}\` : require('node:url').pathToFileURL(p).href;
+};
+const __nsboxRequire = (d) => d === '.' ? require : (id) => {
+  if (id.startsWith('node:')) return require(id);
+  throw new Error(\`bundle: require(\${id}) from dist/\${d}\`);
+};`;
 
 /** One CommonJS file from a compiled entry point, written whole (temp file, then rename). */
 async function bundle(entry, out, mode) {
