@@ -48,11 +48,14 @@ function refuse(path: string, why: string): never {
   throw new NsboxError(`refusing the state ${path}: ${why}`, { code: 'EPERM', step: 'state' });
 }
 
+// This process's effective uid: asked once (a syscall each time; `ps` checks hundreds of files).
+let euid: number | undefined;
+
 /** The open file is of the kind expected, ours, and writable by nobody else; its stat. */
 export function checkOwned(fd: number, path: string, kind: 'directory' | 'file'): Stats {
   const st = fstatSync(fd);
   if (kind === 'directory' ? !st.isDirectory() : !st.isFile()) refuse(path, `not a ${kind}`);
-  const uid = process.geteuid!();
+  const uid = (euid ??= process.geteuid!());
   if (st.uid !== uid) refuse(path, `owned by uid ${st.uid}, not by this user (uid ${uid})`);
   if (st.mode & 0o022) refuse(path, `writable by group or others (mode ${(st.mode & 0o7777).toString(8)})`);
   return st;
@@ -100,17 +103,11 @@ export class Dir {
   }
 }
 
+/** Opened first and made only when missing: the usual case (it exists) costs no failed mkdir. */
 function openDir(at: string, shown: string, mode?: number): Dir {
-  if (mode !== undefined) {
-    try {
-      mkdirSync(at, { mode });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-  }
   let fd: number;
   try {
-    fd = openSync(at, O_DIR);
+    fd = openOrMake(at, mode);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ELOOP' || code === 'ENOTDIR') refuse(shown, 'not a directory (a symlink?)');
@@ -125,11 +122,25 @@ function openDir(at: string, shown: string, mode?: number): Dir {
   }
 }
 
+function openOrMake(at: string, mode?: number): number {
+  try {
+    return openSync(at, O_DIR);
+  } catch (e) {
+    if (mode === undefined || (e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  try {
+    mkdirSync(at, { mode });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; // made meanwhile: check what is there
+  }
+  return openSync(at, O_DIR);
+}
+
 const roots = new Map<string, Dir>();
 
 /**
- * The state root, open and checked, with its names/ directory; null when it does not exist and
- * `create` is false. Kept open for the process; opened again if the path now names another directory.
+ * The state root, open and checked; null when it does not exist and `create` is false (its names/
+ * directory is made by the first entry). Kept open for the process; opened again if the path now names another directory.
  */
 export function openRoot(create: boolean, path = stateRoot()): Dir | null {
   const known = roots.get(path);
@@ -145,9 +156,13 @@ export function openRoot(create: boolean, path = stateRoot()): Dir | null {
   }
   let dir: Dir | undefined;
   try {
-    if (create) mkdirSync(path, { recursive: true, mode: 0o700 });
-    dir = openDir(path, path);
-    if (create) dir.sub('names', 0o700).close();
+    try {
+      dir = openDir(path, path);
+    } catch (e) {
+      if (!create || (e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      mkdirSync(path, { recursive: true, mode: 0o700 });
+      dir = openDir(path, path);
+    }
   } catch (e) {
     dir?.close();
     if (e instanceof NsboxError) throw e;
@@ -202,11 +217,21 @@ export class Lock {
     return null;
   }
 
+  /** The lock of a lock file the caller holds open (and closes): unlock() leaves it open. */
+  static onOpen(fd: number): Lock {
+    native.flock(fd, LOCK_EX);
+    const l = new Lock(fd);
+    l.keep = true;
+    return l;
+  }
+
+  private keep = false;
+
   unlock(): void {
     if (this.fd < 0) return;
     // Explicitly: a child cloned meanwhile shares the open file and would keep it locked.
     native.flock(this.fd, LOCK_UN);
-    closeSync(this.fd);
+    if (!this.keep) closeSync(this.fd);
     this.fd = -1;
   }
 }

@@ -4,6 +4,7 @@
 import {
   closeSync,
   constants as C,
+  lstatSync,
   mkdirSync,
   readdirSync,
   readlinkSync,
@@ -153,11 +154,14 @@ export function readState(id: string, r = root()): ContainerState | null {
   return inEntry(id, r, (d) => readStateIn(d, id));
 }
 
+// One line: `ps` parses every container's file (`nsbox inspect` shows it indented).
+const stateText = (st: ContainerState) => `${JSON.stringify(st)}\n`;
+
 export function writeState(st: ContainerState, r = root()): void {
   if (!r) throw new NsboxError('the state directory is gone', { step: 'state' });
   const d = openEntry(st.id, r);
   try {
-    writeAtomic(d, 'state.json', `${JSON.stringify(st, null, 1)}\n`);
+    writeAtomic(d, 'state.json', stateText(st));
   } finally {
     d.close();
   }
@@ -173,8 +177,9 @@ function nameTarget(names: Dir, name: string): string | null {
   }
 }
 
-function withNames<T>(r: Dir, fn: (names: Dir) => T): T {
-  const names = r.sub('names');
+/** names/ of the root; made when `create` (by the first entry) and missing. */
+function withNames<T>(r: Dir, fn: (names: Dir) => T, create = false): T {
+  const names = r.sub('names', create ? 0o700 : undefined);
   try {
     return fn(names);
   } finally {
@@ -182,19 +187,27 @@ function withNames<T>(r: Dir, fn: (names: Dir) => T): T {
   }
 }
 
+/** A container's directory and its lock file, held open by the process that made them (closeEntry). */
+export interface OpenEntry {
+  dir: Dir;
+  lock: number;
+}
+
 /**
  * Make the container's directory and claim its name. The name is unique while the container
  * exists: a second claim fails, unless the first one's directory is gone. Name and id are checked
- * before anything is touched.
+ * before anything is touched. Returns the directory and its lock file open, for updateOpen().
  */
-export function createEntry(st: ContainerState, r: Dir | null = null): void {
+export function createEntry(st: ContainerState, r: Dir | null = null): OpenEntry {
   checkName(st.name);
   checkId(st.id);
   if (!r) r = openRoot(true)!;
   const root = r;
-  withLock(root, '.lock', () =>
+  return withLock(root, '.lock', () =>
     withNames(root, (names) => {
-      const owner = nameTarget(names, st.name);
+      // A free name (the usual case) is one lstat: no failed readlink and unlink.
+      const there = lstatSync(names.at(st.name), { throwIfNoEntry: false });
+      const owner = there ? nameTarget(names, st.name) : null;
       let taken = false;
       if (owner !== null) taken = inEntry(owner, root, (d) => readStateIn(d, owner) !== null) ?? false;
       if (taken) {
@@ -203,26 +216,53 @@ export function createEntry(st: ContainerState, r: Dir | null = null): void {
           step: 'name',
         });
       }
-      try {
-        unlinkSync(names.at(st.name)); // a stale name (or whatever else is there: names/ is ours)
-      } catch {
-        /* free */
-      }
+      if (there) unlinkSync(names.at(st.name)); // a stale name (or whatever else is there: names/ is ours)
       mkdirSync(root.at(st.id), { mode: 0o700 }); // a new directory: EEXIST for anything already there
       const d = openEntry(st.id, root);
+      let lock = -1;
       try {
-        closeSync(d.open('lock', C.O_WRONLY | C.O_CREAT | C.O_EXCL));
-        writeAtomic(d, 'state.json', `${JSON.stringify(st, null, 1)}\n`);
-      } finally {
+        lock = d.open('lock', C.O_RDWR | C.O_CREAT | C.O_EXCL);
+        writeAtomic(d, 'state.json', stateText(st));
+        symlinkSync(st.id, names.at(st.name));
+      } catch (e) {
+        if (lock >= 0) closeSync(lock);
         d.close();
+        throw e;
       }
-      symlinkSync(st.id, names.at(st.name));
-    }),
+      return { dir: d, lock };
+    }, true),
   );
 }
 
-/** Remove the container's name and directory (the caller holds its lock or knows it is dead). */
-export function removeEntry(st: Pick<ContainerState, 'id' | 'name'>, r = root()): void {
+export function closeEntry(e: OpenEntry): void {
+  if (e.lock < 0) return;
+  closeSync(e.lock);
+  e.dir.close();
+  e.lock = -1;
+}
+
+/**
+ * update() through the open entry of the process that made it: the same lock and the same checks,
+ * without finding and checking the directory again. A no-op once the container was removed.
+ */
+export function updateOpen(e: OpenEntry, id: string, change: (st: ContainerState) => void): ContainerState | null {
+  const l = Lock.onOpen(e.lock);
+  try {
+    const st = readStateIn(e.dir, id);
+    if (!st) return null;
+    change(st);
+    writeAtomic(e.dir, 'state.json', stateText(st));
+    return st;
+  } finally {
+    l.unlock();
+  }
+}
+
+/**
+ * Remove the container's name and directory (the caller holds its lock or knows it is dead).
+ * `image` false: the caller knows it ran from a directory, with no copy-on-write layer to remove.
+ */
+export function removeEntry(st: Pick<ContainerState, 'id' | 'name'>, r = root(), image = true): void {
   if (!r) return;
   const root = r;
   withLock(root, '.lock', () => {
@@ -231,7 +271,7 @@ export function removeEntry(st: Pick<ContainerState, 'id' | 'name'>, r = root())
     });
     removeDir(st.id, root);
   });
-  removeRwLayer(st.id); // a container from an image: its copy-on-write layer goes with it
+  if (image) removeRwLayer(st.id); // a container from an image: its copy-on-write layer goes with it
 }
 
 const NAME_OK = (name: string) => {
