@@ -204,33 +204,37 @@ export function createEntry(st: ContainerState, r: Dir | null = null): OpenEntry
   if (!r) r = openRoot(true)!;
   const root = r;
   return withLock(root, '.lock', () =>
-    withNames(root, (names) => {
-      // A free name (the usual case) is one lstat: no failed readlink and unlink.
-      const there = lstatSync(names.at(st.name), { throwIfNoEntry: false });
-      const owner = there ? nameTarget(names, st.name) : null;
-      let taken = false;
-      if (owner !== null) taken = inEntry(owner, root, (d) => readStateIn(d, owner) !== null) ?? false;
-      if (taken) {
-        const hint = `remove it with: nsbox rm ${st.name}`;
-        throw new NsboxError(`the name "${st.name}" is already in use by container ${owner} (${hint})`, {
-          step: 'name',
-        });
-      }
-      if (there) unlinkSync(names.at(st.name)); // a stale name (or whatever else is there: names/ is ours)
-      mkdirSync(root.at(st.id), { mode: 0o700 }); // a new directory: EEXIST for anything already there
-      const d = openEntry(st.id, root);
-      let lock = -1;
-      try {
-        lock = d.open('lock', C.O_RDWR | C.O_CREAT | C.O_EXCL);
-        writeAtomic(d, 'state.json', stateText(st));
-        symlinkSync(st.id, names.at(st.name));
-      } catch (e) {
-        if (lock >= 0) closeSync(lock);
-        d.close();
-        throw e;
-      }
-      return { dir: d, lock };
-    }, true),
+    withNames(
+      root,
+      (names) => {
+        // A free name (the usual case) is one lstat: no failed readlink and unlink.
+        const there = lstatSync(names.at(st.name), { throwIfNoEntry: false });
+        const owner = there ? nameTarget(names, st.name) : null;
+        let taken = false;
+        if (owner !== null) taken = inEntry(owner, root, (d) => readStateIn(d, owner) !== null) ?? false;
+        if (taken) {
+          const hint = `remove it with: nsbox rm ${st.name}`;
+          throw new NsboxError(`the name "${st.name}" is already in use by container ${owner} (${hint})`, {
+            step: 'name',
+          });
+        }
+        if (there) unlinkSync(names.at(st.name)); // a stale name (or whatever else is there: names/ is ours)
+        mkdirSync(root.at(st.id), { mode: 0o700 }); // a new directory: EEXIST for anything already there
+        const d = openEntry(st.id, root);
+        let lock = -1;
+        try {
+          lock = d.open('lock', C.O_RDWR | C.O_CREAT | C.O_EXCL);
+          writeAtomic(d, 'state.json', stateText(st));
+          symlinkSync(st.id, names.at(st.name));
+        } catch (e) {
+          if (lock >= 0) closeSync(lock);
+          d.close();
+          throw e;
+        }
+        return { dir: d, lock };
+      },
+      true,
+    ),
   );
 }
 
