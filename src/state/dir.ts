@@ -140,7 +140,8 @@ const roots = new Map<string, Dir>();
 
 /**
  * The state root, open and checked; null when it does not exist and `create` is false (its names/
- * directory is made by the first entry). Kept open for the process; opened again if the path now names another directory.
+ * directory is made by the first entry). Kept open for the process; opened again if the path now names
+ * another directory.
  */
 export function openRoot(create: boolean, path = stateRoot()): Dir | null {
   const known = roots.get(path);
