@@ -7,8 +7,8 @@
 //   ROOT/ID/log, log.1    its output (detached containers), size-capped
 // The state decides which pids nsbox signals, so a directory someone else can write is refused:
 // each directory is opened without following a symlink and checked (ours, writable by nobody
-// else) through its descriptor, and everything in it is reached through that descriptor
-// (/proc/self/fd/N/NAME: Node has no openat) with O_NOFOLLOW.
+// else) through its descriptor, and everything in it is reached through that descriptor with
+// O_NOFOLLOW: opened with openat (the addon's), renamed and unlinked through /proc/self/fd/N/NAME.
 import {
   closeSync,
   constants as C,
@@ -19,7 +19,6 @@ import {
   renameSync,
   rmSync,
   writeSync,
-  type Stats,
 } from 'node:fs';
 import { NsboxError } from '../errors.js';
 import * as native from '../native.js';
@@ -52,13 +51,19 @@ function refuse(path: string, why: string): never {
 let euid: number | undefined;
 
 /** The open file is of the kind expected, ours, and writable by nobody else; its stat. */
-export function checkOwned(fd: number, path: string, kind: 'directory' | 'file'): Stats {
-  const st = fstatSync(fd);
-  if (kind === 'directory' ? !st.isDirectory() : !st.isFile()) refuse(path, `not a ${kind}`);
+export function checkOwned(fd: number, path: string, kind: 'directory' | 'file'): native.FsStat {
+  // The addon's fstat: six numbers, not a Stats with four Dates (`ps` checks two files per container).
+  const st = native.fsops.statAt(fd, '')!;
+  checkStat(st, path, kind);
+  return st;
+}
+
+function checkStat(st: { mode: number; uid: number }, path: string, kind: 'directory' | 'file'): void {
+  const type = st.mode & C.S_IFMT;
+  if (type !== (kind === 'directory' ? C.S_IFDIR : C.S_IFREG)) refuse(path, `not a ${kind}`);
   const uid = (euid ??= process.geteuid!());
   if (st.uid !== uid) refuse(path, `owned by uid ${st.uid}, not by this user (uid ${uid})`);
   if (st.mode & 0o022) refuse(path, `writable by group or others (mode ${(st.mode & 0o7777).toString(8)})`);
-  return st;
 }
 
 /** One path component: nothing that walks elsewhere. */
@@ -90,12 +95,20 @@ export class Dir {
 
   /** A subdirectory, opened without following a symlink and checked; `mode` makes it when missing. */
   sub(name: string, mode?: number): Dir {
-    return openDir(this.at(name), `${this.path}/${name}`, mode);
+    const shown = `${this.path}/${component(name)}`;
+    const fd = openDirFd(() => openOrMake(this.fd, name, mode), shown);
+    try {
+      checkOwned(fd, shown, 'directory');
+      return new Dir(shown, fd);
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
   }
 
   /** A file in it: `flags` always with O_NOFOLLOW (a symlink fails with ELOOP). */
   open(name: string, flags: number, mode = 0o600): number {
-    return openSync(this.at(name), flags | C.O_NOFOLLOW, mode);
+    return native.fsops.openAt(this.fd, component(name), flags | C.O_NOFOLLOW, mode);
   }
 
   close(): void {
@@ -103,37 +116,42 @@ export class Dir {
   }
 }
 
-/** Opened first and made only when missing: the usual case (it exists) costs no failed mkdir. */
-function openDir(at: string, shown: string, mode?: number): Dir {
-  let fd: number;
+function openDirFd(open: () => number, shown: string): number {
   try {
-    fd = openOrMake(at, mode);
+    return open();
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ELOOP' || code === 'ENOTDIR') refuse(shown, 'not a directory (a symlink?)');
     throw e;
   }
+}
+
+/** The root, by its path; its device and inode say later whether the path still names it. */
+function openRootDir(path: string): Dir {
+  const fd = openDirFd(() => openSync(path, O_DIR), path);
   try {
-    const st = checkOwned(fd, shown, 'directory');
-    return new Dir(shown, fd, st.dev, st.ino);
+    const st = fstatSync(fd);
+    checkStat(st, path, 'directory');
+    return new Dir(path, fd, st.dev, st.ino);
   } catch (e) {
     closeSync(fd);
     throw e;
   }
 }
 
-function openOrMake(at: string, mode?: number): number {
+/** Opened first and made only when missing: the usual case (it exists) costs no failed mkdir. */
+function openOrMake(dirFd: number, name: string, mode?: number): number {
   try {
-    return openSync(at, O_DIR);
+    return native.fsops.openAt(dirFd, name, O_DIR, 0);
   } catch (e) {
     if (mode === undefined || (e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
   try {
-    mkdirSync(at, { mode });
+    native.fsops.mkdirAt(dirFd, name, mode);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; // made meanwhile: check what is there
   }
-  return openSync(at, O_DIR);
+  return native.fsops.openAt(dirFd, name, O_DIR, 0);
 }
 
 const roots = new Map<string, Dir>();
@@ -158,11 +176,11 @@ export function openRoot(create: boolean, path = stateRoot()): Dir | null {
   let dir: Dir | undefined;
   try {
     try {
-      dir = openDir(path, path);
+      dir = openRootDir(path);
     } catch (e) {
       if (!create || (e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       mkdirSync(path, { recursive: true, mode: 0o700 });
-      dir = openDir(path, path);
+      dir = openRootDir(path);
     }
   } catch (e) {
     dir?.close();
