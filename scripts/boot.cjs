@@ -2,8 +2,9 @@
 'use strict';
 // dist/run.cjs: starts the bundled CLI (dist/bundle/, see scripts/bundle-cli.mjs). Each file there holds
 // the modules of one command family as functions (a command's file main's too); require('./NAME') of a
-// module not defined yet reads dist/bundle/NAME.cjs, so a command reads and compiles only its own file. Each file is compiled from
-// a V8 code cache (NAME.cjs.cache) so that Node does not compile it again at every start: written,
+// module not defined yet reads dist/bundle/NAME.cjs, so a command reads and compiles only its own file.
+// Each file is compiled from a V8 code cache (NAME.cjs.cache) so that Node does not compile it again at
+// every start: written,
 // when dist/bundle/ is writable, by the first run that finds it missing or stale (V8 checks it against
 // the source and its own version); otherwise the CLI simply compiles as usual.
 const fs = require('node:fs');
