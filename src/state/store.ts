@@ -101,7 +101,7 @@ function inEntry<T>(id: string, r: Dir | null, fn: (d: Dir) => T): T | null {
 const isCount = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0;
 
 /** A state file as nsbox writes it; anything else is treated as no state. */
-function valid(st: ContainerState, id: string): boolean {
+function valid(st: ContainerState, id: string, exec: boolean): boolean {
   return (
     !!st &&
     typeof st === 'object' &&
@@ -114,13 +114,29 @@ function valid(st: ContainerState, id: string): boolean {
     isCount(st.monitor.start) &&
     Array.isArray(st.command) &&
     typeof st.status === 'string' &&
-    !!st.exec &&
-    Array.isArray(st.exec.creds)
+    (!exec || (!!st.exec && typeof st.exec === 'object' && Array.isArray(st.exec.creds)))
   );
 }
 
+/**
+ * state.json is one JSON object on two lines: the state, then `exec` (what exec starts from: most of
+ * the bytes) as its last member. Read without `exec` (a list: `ps`, `stats`), only the first line is
+ * parsed; any reader (an earlier nsbox's too) can parse the whole. A file whose first line is not the
+ * state (an earlier nsbox's, indented) is parsed whole.
+ */
+function parseState(text: Buffer, exec: boolean): ContainerState {
+  const nl = text.indexOf(10);
+  if (exec || nl <= 1 || text[nl - 1] !== 0x2c) return JSON.parse(text.toString('utf8'));
+  const st = JSON.parse(`${text.toString('utf8', 0, nl - 1)}}`) as ContainerState;
+  st.exec = LISTED;
+  return st;
+}
+
+/** `exec` of a state read without it: empty, and refused by writeState (it would lose the real one). */
+const LISTED: ContainerState['exec'] = Object.freeze({ env: [], cwd: '/', creds: [] });
+
 /** The state file of a directory: a regular file of ours, not through a symlink, bounded in size. */
-function readStateIn(d: Dir, id: string): ContainerState | null {
+function readStateIn(d: Dir, id: string, exec = true): ContainerState | null {
   let fd: number;
   try {
     fd = d.open('state.json', O_READ);
@@ -140,8 +156,8 @@ function readStateIn(d: Dir, id: string): ContainerState | null {
       if (got === 0) break;
       n += got;
     }
-    const st = JSON.parse(buf.subarray(0, n).toString('utf8')) as ContainerState;
-    return valid(st, id) ? st : null;
+    const st = parseState(buf.subarray(0, n), exec);
+    return valid(st, id, exec) ? st : null;
   } catch (e) {
     if (e instanceof NsboxError) throw e;
     return null;
@@ -150,12 +166,16 @@ function readStateIn(d: Dir, id: string): ContainerState | null {
   }
 }
 
-export function readState(id: string, r = root()): ContainerState | null {
-  return inEntry(id, r, (d) => readStateIn(d, id));
+/** The container's state; without `exec` (what it starts from) for lists: it is then empty, never written. */
+export function readState(id: string, r = root(), exec = true): ContainerState | null {
+  return inEntry(id, r, (d) => readStateIn(d, id, exec));
 }
 
-// One line: `ps` parses every container's file (`nsbox inspect` shows it indented).
-const stateText = (st: ContainerState) => `${JSON.stringify(st)}\n`;
+function stateText(st: ContainerState): string {
+  if (st.exec === LISTED) throw new Error('internal: a container state read without exec is not written back');
+  const { exec, ...rest } = st; // JSON.stringify escapes newlines in strings: this one ends the first line
+  return `${JSON.stringify(rest).slice(0, -1)},\n"exec":${JSON.stringify(exec)}}\n`;
+}
 
 export function writeState(st: ContainerState, r = root()): void {
   if (!r) throw new NsboxError('the state directory is gone', { step: 'state' });
@@ -211,7 +231,7 @@ export function createEntry(st: ContainerState, r: Dir | null = null): OpenEntry
         const there = lstatSync(names.at(st.name), { throwIfNoEntry: false });
         const owner = there ? nameTarget(names, st.name) : null;
         let taken = false;
-        if (owner !== null) taken = inEntry(owner, root, (d) => readStateIn(d, owner) !== null) ?? false;
+        if (owner !== null) taken = inEntry(owner, root, (d) => readStateIn(d, owner, false) !== null) ?? false;
         if (taken) {
           const hint = `remove it with: nsbox rm ${st.name}`;
           throw new NsboxError(`the name "${st.name}" is already in use by container ${owner} (${hint})`, {
@@ -445,7 +465,7 @@ export function list(r = root()): ContainerState[] {
   }
   const out: ContainerState[] = [];
   for (const id of ids) {
-    let st = readState(id, r);
+    let st = readState(id, r, false);
     if (!st) {
       dropOrphanDir(id, r);
       continue;
@@ -481,22 +501,19 @@ function nameLookup(r: Dir, name: string): string | null {
 
 /** Find a container by name, id or unique id prefix; stale state is cleaned first. */
 export function find(ref: string, r = root()): ContainerState {
-  let id: string | null = null;
-  if (r && NAME_OK(ref)) id = nameLookup(r, ref);
-  if (r && (!id || !readState(id, r))) {
-    id = null;
-    if (/^[0-9a-f]{1,12}$/.test(ref)) {
-      let ids: string[] = [];
-      try {
-        ids = readdirSync(r.self).filter((e) => ID_RE.test(e) && e.startsWith(ref));
-      } catch {
-        /* no state yet */
-      }
-      if (ids.length > 1) throw new NsboxError(`container id prefix "${ref}" is ambiguous: ${ids.join(', ')}`);
-      if (ids.length === 1) id = ids[0];
+  let st: ContainerState | null = null;
+  const id = r && NAME_OK(ref) ? nameLookup(r, ref) : null;
+  if (id) st = readState(id, r); // read once: the name's container, else an id (prefix)
+  if (r && !st && /^[0-9a-f]{1,12}$/.test(ref)) {
+    let ids: string[] = [];
+    try {
+      ids = readdirSync(r.self).filter((e) => ID_RE.test(e) && e.startsWith(ref));
+    } catch {
+      /* no state yet */
     }
+    if (ids.length > 1) throw new NsboxError(`container id prefix "${ref}" is ambiguous: ${ids.join(', ')}`);
+    if (ids.length === 1) st = readState(ids[0], r);
   }
-  const st = id ? readState(id, r) : null;
   const now = st && reap(st, r);
   if (!now) throw new NsboxError(`no such container: ${ref}`, { step: 'container' });
   return now;
