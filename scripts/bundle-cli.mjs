@@ -35,14 +35,26 @@ const importMetaUrl = {
 };
 
 // file:// + the path when it needs no escaping (what pathToFileURL would give), else pathToFileURL.
-// A module under dist/ gets `require` itself, one deeper a require that takes Node's modules only.
+// A module under dist/ gets `require` itself, one deeper a require that takes Node's modules only. The
+// addon is loaded with process.dlopen, by its path: require() would first read package.json (to see
+// whether the request names the package itself), a JSON parse at every start.
 const urlHelper = `const __nsboxUrl = (f) => {
   const p = require('node:path').join(__dirname, f);
   return /^[\\w./-]+$/.test(p) ? \`file://\${p}\` : require('node:url').pathToFileURL(p).href;
 };
-const __nsboxRequire = (d) => d === '.' ? require : (id) => {
+const __nsboxAddons = new Map();
+const __nsboxRequire = (d) => (id) => {
   if (id.startsWith('node:')) return require(id);
-  throw new Error(\`bundle: require(\${id}) from dist/\${d}\`);
+  if (d !== '.') throw new Error(\`bundle: require(\${id}) from dist/\${d}\`);
+  if (!id.endsWith('.node')) return require(id);
+  const file = require('node:path').join(__dirname, id);
+  let m = __nsboxAddons.get(file);
+  if (!m) {
+    m = { exports: {} };
+    process.dlopen(m, file);
+    __nsboxAddons.set(file, m);
+  }
+  return m.exports;
 };`;
 
 /** One CommonJS file from a compiled entry point, written whole (temp file, then rename). */
