@@ -213,6 +213,18 @@ export function writeAtomic(dir: Dir, name: string, data: string): void {
   }
 }
 
+/** A new file (EEXIST if there is one), written whole. */
+export function writeNew(dir: Dir, name: string, data: string): void {
+  const fd = dir.open(name, C.O_WRONLY | C.O_CREAT | C.O_EXCL);
+  try {
+    const b = Buffer.from(data);
+    let off = 0;
+    while (off < b.length) off += writeSync(fd, b, off);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** An exclusive flock on a file of `dir` (created if missing); released by unlock or by our death. */
 export class Lock {
   private constructor(private fd: number) {}

@@ -21,7 +21,7 @@ import type { SavedStep } from '../plan/json.js';
 import type { SignalMode } from '../signals.js';
 import * as native from '../native.js';
 import { checkName } from '../name.js';
-import { checkOwned, type Dir, Lock, O_READ, openRoot, withLock, writeAtomic } from './dir.js';
+import { checkOwned, type Dir, Lock, O_READ, openRoot, withLock, writeAtomic, writeNew } from './dir.js';
 import { isAlive, openPidfd, procStat } from './proc.js';
 import { exitOf, markStopped, readExit } from './exit.js';
 
@@ -244,7 +244,9 @@ export function createEntry(st: ContainerState, r: Dir | null = null): OpenEntry
         let lock = -1;
         try {
           lock = d.open('lock', C.O_RDWR | C.O_CREAT | C.O_EXCL);
-          writeAtomic(d, 'state.json', stateText(st));
+          // Written in place, not renamed: a reader that meets it half-written takes the entry for a
+          // creation that died, and drops it only under the global lock, held here until it is whole.
+          writeNew(d, 'state.json', stateText(st));
           symlinkSync(st.id, names.at(st.name));
         } catch (e) {
           if (lock >= 0) closeSync(lock);
