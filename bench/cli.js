@@ -5,8 +5,8 @@
 //   --containers N   detached `sleep` containers present for exec, ps and stats (default 100)
 //   --compare DIR    also time DIR/dist/run.js (e.g. a build of main) for the same commands
 //   --nice           run at nice -20 (children too): steadier figures on a busy machine
-//   --cpu            CPU time (perf stat's task-clock: the process and its threads, not the container's
-//                    processes) instead of wall time: what other load on a shared machine disturbs least
+//   --cpu            CPU time (perf stat's task-clock: the process and all it starts, the container's
+//                    set-up and command too) instead of wall time: what other load on a machine disturbs least
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { setPriority, tmpdir } from 'node:os';
