@@ -133,7 +133,11 @@ function parseState(text: Buffer, exec: boolean): ContainerState {
 }
 
 /** `exec` of a state read without it: empty, and refused by writeState (it would lose the real one). */
-const LISTED: ContainerState['exec'] = Object.freeze({ env: [], cwd: '/', creds: [] });
+const LISTED: ContainerState['exec'] = Object.freeze({
+  env: Object.freeze([]) as unknown as string[],
+  cwd: '/',
+  creds: Object.freeze([]) as unknown as SavedStep[],
+});
 
 /** The state file of a directory: a regular file of ours, not through a symlink, bounded in size. */
 function readStateIn(d: Dir, id: string, exec = true): ContainerState | null {
@@ -272,6 +276,7 @@ export function closeEntry(e: OpenEntry): void {
  * without finding and checking the directory again. A no-op once the container was removed.
  */
 export function updateOpen(e: OpenEntry, id: string, change: (st: ContainerState) => void): ContainerState | null {
+  if (e.lock < 0) return null; // closed: stopped or removed already
   const l = Lock.onOpen(e.lock);
   try {
     const st = readStateIn(e.dir, id);
