@@ -1,6 +1,7 @@
 // The CLI against Node's floor (issue 16, target 3): `node -e 0` beside `nsbox run ROOTFS /bin/true`,
 // `exec`, `ps` and `stats --no-stream` with many containers present, in one interleaved run (round-robin,
-// warm-up first). Prints medians, p90 and each one's difference to the floor. Run as root:
+// warm-up first). Prints medians, p90 and each one's difference to the floor ("paired": the median of
+// each round's difference to that round's `node -e 0`, steadier on a busy machine). Run as root:
 //   node bench/cli.js [--n 30] [--containers 100] [--compare OTHER_CHECKOUT] [--nice] [--cpu]
 //   --containers N   detached `sleep` containers present for exec, ps and stats (default 100)
 //   --compare DIR    also time DIR/dist/run.js (e.g. a build of main) for the same commands
@@ -100,10 +101,13 @@ try {
     for (const [k, [, argv]] of variants.entries()) times[k].push(await once(argv));
   }
   const floor = summary(times[0]).median;
-  const rows = [['command', 'median ms', 'p90 ms', 'min ms', 'median - floor', 'x floor']];
+  // Each round's difference to that round's floor: load that comes and goes shifts both alike.
+  const paired = (k) => summary(times[k].map((t, i) => t - times[0][i])).median;
+  const rows = [['command', 'median ms', 'p90 ms', 'min ms', 'median - floor', 'paired - floor', 'x floor']];
   for (const [k, [label]] of variants.entries()) {
     const s = summary(times[k]);
-    rows.push([label, ms(s.median), ms(s.p90), ms(s.min), ms(s.median - floor), (s.median / floor).toFixed(2)]);
+    const x = (s.median / floor).toFixed(2);
+    rows.push([label, ms(s.median), ms(s.p90), ms(s.min), ms(s.median - floor), ms(paired(k)), x]);
   }
   const what = cpu ? 'CPU time (task-clock)' : 'wall time';
   console.log(`nsbox CLI beside node -e 0, ${what}; N=${N} each, interleaved; ${COUNT} containers present`);
