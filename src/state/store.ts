@@ -342,18 +342,23 @@ function removeDir(id: string, r: Dir): void {
 }
 
 /** Run fn under the container's lock, with its current state (null if it was removed meanwhile). */
-export function locked<T>(id: string, fn: (st: ContainerState | null) => T, r = root()): T {
+export function locked<T>(id: string, fn: (st: ContainerState | null) => T, r = root(), exec = true): T {
+  let d: Dir | null = null;
   let l: Lock | null = null;
   try {
-    l = inEntry(id, r, (d) => Lock.take(d, 'lock', false));
+    d = r && openEntry(id, r);
+    l = d && Lock.take(d, 'lock', false);
   } catch (e) {
+    d?.close();
     if (e instanceof NsboxError) throw e;
+    d = null;
   }
-  if (!l) return fn(null); // removed
+  if (!d || !l) return fn(null); // removed
   try {
-    return fn(readState(id, r));
+    return fn(readStateIn(d, id, exec)); // the directory the lock is in, still open
   } finally {
     l.unlock();
+    d.close();
   }
 }
 
