@@ -1,11 +1,14 @@
 // The CLI against Node's floor (issue 16, target 3): `node -e 0` beside `nsbox run ROOTFS /bin/true`,
 // `exec`, `ps` and `stats --no-stream` with many containers present, in one interleaved run (round-robin,
-// warm-up first). Prints medians, p90 and each one's difference to the floor. Run as root:
-//   node bench/cli.js [--n 30] [--containers 100] [--compare OTHER_CHECKOUT] [--nice]
+// warm-up first). Prints medians, p90 and each one's difference to the floor ("paired": the median of
+// each round's difference to that round's `node -e 0`, steadier on a busy machine). Run as root:
+//   node bench/cli.js [--n 30] [--containers 100] [--compare OTHER_CHECKOUT] [--nice] [--cpu]
 //   --containers N   detached `sleep` containers present for exec, ps and stats (default 100)
 //   --compare DIR    also time DIR/dist/run.js (e.g. a build of main) for the same commands
 //   --nice           run at nice -20 (children too): steadier figures on a busy machine
-import { execFileSync } from 'node:child_process';
+//   --cpu            CPU time (perf stat's task-clock: the process and all it starts, the container's
+//                    set-up and command too) instead of wall time: what other load on a machine disturbs least
+import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { setPriority, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -24,6 +27,7 @@ function option(name, dflt) {
 const N = Number(option('n', 30));
 const COUNT = Number(option('containers', 100));
 const compare = option('compare', null);
+const cpu = process.argv.includes('--cpu');
 if (process.argv.includes('--nice')) setPriority(0, -20);
 if (!existsSync(join(ROOT, 'dist', 'run.js'))) throw new Error('dist/ is missing: run `npm install` first');
 if (!existsSync(`${ROOTFS}/bin/busybox`)) execFileSync('sh', [join(ROOT, 'rootfs-scripts', 'busybox.sh'), ROOTFS]);
@@ -36,6 +40,24 @@ const empty = join(state, 'empty.cjs');
 writeFileSync(empty, '');
 const cli = (dir, args) => [process.execPath, '--', join(dir, 'dist', 'run.js'), ...args];
 const sh = (argv) => execFileSync(argv[0], argv.slice(1), { env, encoding: 'utf8' });
+
+/** CPU ms of one run (perf stat's task-clock, as perf stat -x, prints it). */
+function cpuOnce(argv) {
+  return new Promise((resolve, reject) => {
+    const p = spawn('perf', ['stat', '-x,', '-e', 'task-clock', '--', ...argv], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env,
+    });
+    let err = '';
+    p.stderr.on('data', (d) => (err += d));
+    p.on('error', reject);
+    p.on('exit', (code, signal) => {
+      const m = /^([\d.]+),msec,task-clock/m.exec(err);
+      if (code === 0 && m) resolve(Number(m[1]));
+      else reject(new Error(`perf stat ${argv.join(' ')}: exit ${code ?? signal}: ${err.trim()}`));
+    });
+  });
+}
 
 function cleanup() {
   try {
@@ -73,18 +95,22 @@ try {
   add(ROOT, '');
   if (compare) add(resolve(compare), 'compare: ');
   const times = variants.map(() => []);
-  const once = (argv) => timeOnce(argv, env);
+  const once = (argv) => (cpu ? cpuOnce(argv) : timeOnce(argv, env));
   for (const [, argv] of variants) for (let w = 0; w < 3; w++) await once(argv); // warm-up, code caches
   for (let i = 0; i < N; i++) {
     for (const [k, [, argv]] of variants.entries()) times[k].push(await once(argv));
   }
   const floor = summary(times[0]).median;
-  const rows = [['command', 'median ms', 'p90 ms', 'min ms', 'median - floor', 'x floor']];
+  // Each round's difference to that round's floor: load that comes and goes shifts both alike.
+  const paired = (k) => summary(times[k].map((t, i) => t - times[0][i])).median;
+  const rows = [['command', 'median ms', 'p90 ms', 'min ms', 'median - floor', 'paired - floor', 'x floor']];
   for (const [k, [label]] of variants.entries()) {
     const s = summary(times[k]);
-    rows.push([label, ms(s.median), ms(s.p90), ms(s.min), ms(s.median - floor), (s.median / floor).toFixed(2)]);
+    const x = (s.median / floor).toFixed(2);
+    rows.push([label, ms(s.median), ms(s.p90), ms(s.min), ms(s.median - floor), ms(paired(k)), x]);
   }
-  console.log(`nsbox CLI beside node -e 0; N=${N} each, interleaved; ${COUNT} containers present`);
+  const what = cpu ? 'CPU time (task-clock)' : 'wall time';
+  console.log(`nsbox CLI beside node -e 0, ${what}; N=${N} each, interleaved; ${COUNT} containers present`);
   console.log(`load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}\n`);
   table(rows);
 } finally {

@@ -1,9 +1,10 @@
 #!/usr/bin/env -S node --
 'use strict';
 // dist/run.cjs: starts the bundled CLI (dist/bundle/, see scripts/bundle-cli.mjs). Each file there holds
-// the modules of one command family as functions; require('./NAME') of a module not defined yet reads
-// dist/bundle/NAME.cjs, so a command reads and compiles only its own files. Each file is compiled from
-// a V8 code cache (NAME.cjs.cache) so that Node does not compile it again at every start: written,
+// the modules of one command family as functions (a command's file main's too); require('./NAME') of a
+// module not defined yet reads dist/bundle/NAME.cjs, so a command reads and compiles only its own file.
+// Each file is compiled from a V8 code cache (NAME.cjs.cache) so that Node does not compile it again at
+// every start: written,
 // when dist/bundle/ is writable, by the first run that finds it missing or stale (V8 checks it against
 // the source and its own version); otherwise the CLI simply compiles as usual.
 const fs = require('node:fs');
@@ -21,7 +22,9 @@ if (fs.statSync(path.join(__dirname, 'main.js')).mtimeMs > bundleTime) {
 }
 
 const vm = require('node:vm');
-const nodeRequire = require('node:module').createRequire(path.join(__dirname, 'main.js'));
+// This file's own require: it resolves from dist/ as the compiled modules would (node:module's
+// createRequire would load Node's ES module loader at every start).
+const nodeRequire = require;
 const defs = new Map();
 const modules = new Map();
 const uncached = [];
@@ -73,4 +76,17 @@ process.once('exit', (code) => {
   }
 });
 
+// The command's file first: main's parts and the command's, so that a start reads one file. Which
+// file a command word leads to is main's table (src/main.ts), as the build found it; `version` needs
+// main only, anything else not in the table is `run`'s (nsbox ROOTFS CMD, or main's error for it).
+const COMMANDS = {}; // written by scripts/bundle-cli.mjs
+const VERSION = new Set(['version', '--version', '-V']);
+const args = process.argv.slice(2);
+let first = Object.hasOwn(COMMANDS, args[0] ?? '') && args[0] ? COMMANDS[args[0]] : COMMANDS[''];
+if (args.length === 1 && VERSION.has(args[0])) first = 'main';
+try {
+  loadFile(first ?? 'main');
+} catch (e) {
+  if (e.code !== 'ENOENT') throw e; // rebuilt meanwhile: main reads what it needs
+}
 bundleRequire('./main');

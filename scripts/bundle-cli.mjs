@@ -10,26 +10,52 @@
 //      functions boot.cjs calls once each, in the order require() asks for them.
 // After a bare `tsc` (dist/main.js newer than the bundle) dist/run.cjs runs dist/main.js instead.
 import { build, transform } from 'esbuild';
-import { chmod, copyFile, lstat, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const dist = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'dist');
 
-// Each module keeps its own import.meta.url, so paths it resolves against it stay right.
+// Each module keeps its own import.meta.url, so paths it resolves against it stay right. Its
+// createRequire(import.meta.url) (for Node's modules and the addon) becomes a require of the bundle's
+// directory, dist/, where every compiled module's relative paths lead to the same files: node:module's
+// createRequire and a URL each cost a module load at every start.
 const importMetaUrl = {
   name: 'import-meta-url',
   setup(b) {
     b.onLoad({ filter: /\.js$/ }, async (args) => {
       const text = await readFile(args.path, 'utf8');
-      const url = `__nsboxUrl(${JSON.stringify(relative(dist, args.path))})`;
-      return { contents: text.replaceAll('import.meta.url', url), loader: 'js' };
+      const file = relative(dist, args.path);
+      const req = `__nsboxRequire(${JSON.stringify(dirname(file))})`;
+      const url = `__nsboxUrl(${JSON.stringify(file)})`;
+      const contents = text.replaceAll('createRequire(import.meta.url)', req).replaceAll('import.meta.url', url);
+      return { contents, loader: 'js' };
     });
   },
 };
 
-const urlHelper =
-  "const __nsboxUrl = (f) => require('node:url').pathToFileURL(require('node:path').join(__dirname, f)).href;";
+// file:// + the path when it needs no escaping (what pathToFileURL would give), else pathToFileURL.
+// A module under dist/ gets `require` itself, one deeper a require that takes Node's modules only. The
+// addon is loaded with process.dlopen, by its path: require() would first read package.json (to see
+// whether the request names the package itself), a JSON parse at every start.
+const urlHelper = `const __nsboxUrl = (f) => {
+  const p = require('node:path').join(__dirname, f);
+  return /^[\\w./-]+$/.test(p) ? \`file://\${p}\` : require('node:url').pathToFileURL(p).href;
+};
+const __nsboxAddons = new Map();
+const __nsboxRequire = (d) => (id) => {
+  if (id.startsWith('node:')) return require(id);
+  if (d !== '.') throw new Error(\`bundle: require(\${id}) from dist/\${d}\`);
+  if (!id.endsWith('.node')) return require(id);
+  const file = require('node:path').join(__dirname, id);
+  let m = __nsboxAddons.get(file);
+  if (!m) {
+    m = { exports: {} };
+    process.dlopen(m, file);
+    __nsboxAddons.set(file, m);
+  }
+  return m.exports;
+};`;
 
 /** One CommonJS file from a compiled entry point, written whole (temp file, then rename). */
 async function bundle(entry, out, mode) {
@@ -136,16 +162,20 @@ async function bundleCli() {
       }
     }
   }
+  // The require('./NAME.js') of the output files, as boot.cjs resolves them: by name.
+  for (const o of outputs.values()) o.code = o.code.replace(/require\("\.\/([\w-]+)\.js"\)/g, 'require("./$1")');
+  const commands = commandFiles(outputs.get('main').code);
+  // A command's file starts with main's parts too: boot.cjs reads one file, chosen by the command word.
+  const direct = new Set(Object.values(commands));
   const tmp = join(dist, `bundle.${process.pid}.tmp`);
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp);
   for (const entry of entries) {
-    const parts = [...whole(entry)].filter((n) => !loaded.get(entry).has(n));
-    // The require('./NAME.js') of the output files, as boot.cjs resolves them: by name.
-    const fns = parts.map((n) => {
-      const code = outputs.get(n).code.replace(/require\("\.\/([\w-]+)\.js"\)/g, 'require("./$1")');
-      return `define(${JSON.stringify(n)}, function (exports, require, module) {\n${code}});\n`;
-    });
+    const own = [...whole(entry)].filter((n) => !loaded.get(entry).has(n));
+    const parts = direct.has(entry) ? [...new Set([...whole('main'), ...own])] : own;
+    const fns = parts.map(
+      (n) => `define(${JSON.stringify(n)}, function (exports, require, module) {\n${outputs.get(n).code}});\n`,
+    );
     const text = `(function (define, require, __dirname) {\n'use strict';\n${urlHelper}\n${fns.join('')}})`;
     await writeFile(join(tmp, `${entry}.cjs`), text);
   }
@@ -153,16 +183,37 @@ async function bundleCli() {
   await rename(join(dist, 'bundle'), old).catch(() => {});
   await rename(tmp, join(dist, 'bundle'));
   await rm(old, { recursive: true, force: true });
+  return commands;
 }
 
-await bundleCli();
+/**
+ * main's command table as files: { word: entry }, and '' for `run` (the default). Read from main's
+ * code, `word: () => import('./cli/x.js')` as esbuild writes it; a build that finds no table fails.
+ */
+function commandFiles(main) {
+  const load = '\\(\\) => Promise\\.resolve\\(\\)\\.then\\(\\(\\) => __toESM\\(require\\("\\./([\\w-]+)"\\)\\)\\)';
+  const out = {};
+  for (const m of main.matchAll(new RegExp(`^\\s*"?([\\w-]+)"?: ${load},?$`, 'gm'))) out[m[1]] = m[2];
+  const run = new RegExp(`^var runCli = ${load};$`, 'm').exec(main);
+  if (!run || !out.ps || !out.exec) throw new Error('bundle-cli: no command table found in main');
+  out[''] = run[1];
+  return out;
+}
+
+const commands = await bundleCli();
 await rm(join(dist, 'cli.cjs'), { force: true }); // the single bundle of earlier builds
 await rm(join(dist, 'cli.cjs.cache'), { force: true });
 // The default seccomp filter for Docker's capabilities on this machine, so that a run need not compile it.
 const { prebuiltDefault } = await import(pathToFileURL(join(dist, 'seccomp', 'index.js')).href);
 await writeFile(join(dist, 'seccomp-default.json'), JSON.stringify(prebuiltDefault()));
-await copyFile(join(dirname(fileURLToPath(import.meta.url)), 'boot.cjs'), join(dist, 'run.cjs'));
-await chmod(join(dist, 'run.cjs'), 0o755);
+// boot.cjs with the command table (written whole: a start meanwhile reads the old file or the new one).
+const boot = await readFile(join(dirname(fileURLToPath(import.meta.url)), 'boot.cjs'), 'utf8');
+const marker = 'const COMMANDS = {}; // written by scripts/bundle-cli.mjs';
+if (!boot.includes(marker)) throw new Error('bundle-cli: boot.cjs has no command table to fill');
+const runTmp = join(dist, `run.cjs.${process.pid}.tmp`);
+await writeFile(runTmp, boot.replace(marker, `const COMMANDS = ${JSON.stringify(commands)};`), { mode: 0o755 });
+await chmod(runTmp, 0o755);
+await rename(runTmp, join(dist, 'run.cjs'));
 // dist/run.js links to run.cjs (no ES module loader at start); `npm pack` drops symlinks, so while
 // it packs (prepack, then this build from prepare) it is a small module loading the same file
 // (scripts/pack-run-js.mjs), which the build leaves in place; postpack links it again.

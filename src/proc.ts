@@ -1,6 +1,6 @@
 // The one parser of /proc/PID/stat: what the kernel says about a process. Its start time names a
 // process for good (with the pid), since pids are reused.
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, openSync, readSync } from 'node:fs';
 
 export interface ProcStat {
   state: string;
@@ -41,7 +41,7 @@ const statBuf = Buffer.alloc(4096); // /proc/PID/stat is one line of well under 
 export function procStat(pid: number | 'self'): ProcStat | null {
   let fd: number;
   try {
-    fd = openSync(`/proc/${pid}/stat`, 'r');
+    fd = openSync(`/proc/${pid}/stat`, constants.O_RDONLY);
   } catch {
     return null;
   }

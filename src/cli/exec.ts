@@ -122,7 +122,7 @@ interface Target {
 function containerTarget(ref: string, o: Record<string, unknown>): Target {
   const st: ContainerState = find(ref);
   // Under the container's lock: it cannot be removed between the check and the pidfd.
-  const pidfd = locked(st.id, (now) => (now && now.status === 'running' ? pidfdOf(now) : null));
+  const pidfd = locked(st.id, (now) => (now && now.status === 'running' ? pidfdOf(now) : null), undefined, false);
   if (pidfd === null) throw new NsboxError(`container ${st.name} is not running`, { step: 'container' });
   return closingOnError(pidfd, () => {
     const user = typeof o.user === 'string' ? resolveUser(o.user, [], st.rootfs) : null;

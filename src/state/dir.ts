@@ -7,8 +7,8 @@
 //   ROOT/ID/log, log.1    its output (detached containers), size-capped
 // The state decides which pids nsbox signals, so a directory someone else can write is refused:
 // each directory is opened without following a symlink and checked (ours, writable by nobody
-// else) through its descriptor, and everything in it is reached through that descriptor
-// (/proc/self/fd/N/NAME: Node has no openat) with O_NOFOLLOW.
+// else) through its descriptor, and everything in it is reached through that descriptor with
+// O_NOFOLLOW: opened with openat (the addon's), renamed and unlinked through /proc/self/fd/N/NAME.
 import {
   closeSync,
   constants as C,
@@ -19,7 +19,6 @@ import {
   renameSync,
   rmSync,
   writeSync,
-  type Stats,
 } from 'node:fs';
 import { NsboxError } from '../errors.js';
 import * as native from '../native.js';
@@ -48,14 +47,23 @@ function refuse(path: string, why: string): never {
   throw new NsboxError(`refusing the state ${path}: ${why}`, { code: 'EPERM', step: 'state' });
 }
 
+// This process's effective uid: asked once (a syscall each time; `ps` checks hundreds of files).
+let euid: number | undefined;
+
 /** The open file is of the kind expected, ours, and writable by nobody else; its stat. */
-export function checkOwned(fd: number, path: string, kind: 'directory' | 'file'): Stats {
-  const st = fstatSync(fd);
-  if (kind === 'directory' ? !st.isDirectory() : !st.isFile()) refuse(path, `not a ${kind}`);
-  const uid = process.geteuid!();
+export function checkOwned(fd: number, path: string, kind: 'directory' | 'file'): native.FsStat {
+  // The addon's fstat: six numbers, not a Stats with four Dates (`ps` checks two files per container).
+  const st = native.fsops.statAt(fd, '')!;
+  checkStat(st, path, kind);
+  return st;
+}
+
+function checkStat(st: { mode: number; uid: number }, path: string, kind: 'directory' | 'file'): void {
+  const type = st.mode & C.S_IFMT;
+  if (type !== (kind === 'directory' ? C.S_IFDIR : C.S_IFREG)) refuse(path, `not a ${kind}`);
+  const uid = (euid ??= process.geteuid!());
   if (st.uid !== uid) refuse(path, `owned by uid ${st.uid}, not by this user (uid ${uid})`);
   if (st.mode & 0o022) refuse(path, `writable by group or others (mode ${(st.mode & 0o7777).toString(8)})`);
-  return st;
 }
 
 /** One path component: nothing that walks elsewhere. */
@@ -87,12 +95,20 @@ export class Dir {
 
   /** A subdirectory, opened without following a symlink and checked; `mode` makes it when missing. */
   sub(name: string, mode?: number): Dir {
-    return openDir(this.at(name), `${this.path}/${name}`, mode);
+    const shown = `${this.path}/${component(name)}`;
+    const fd = openDirFd(() => openOrMake(this.fd, name, mode), shown);
+    try {
+      checkOwned(fd, shown, 'directory');
+      return new Dir(shown, fd);
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
   }
 
   /** A file in it: `flags` always with O_NOFOLLOW (a symlink fails with ELOOP). */
   open(name: string, flags: number, mode = 0o600): number {
-    return openSync(this.at(name), flags | C.O_NOFOLLOW, mode);
+    return native.fsops.openAt(this.fd, component(name), flags | C.O_NOFOLLOW, mode);
   }
 
   close(): void {
@@ -100,36 +116,50 @@ export class Dir {
   }
 }
 
-function openDir(at: string, shown: string, mode?: number): Dir {
-  if (mode !== undefined) {
-    try {
-      mkdirSync(at, { mode });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-  }
-  let fd: number;
+function openDirFd(open: () => number, shown: string): number {
   try {
-    fd = openSync(at, O_DIR);
+    return open();
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ELOOP' || code === 'ENOTDIR') refuse(shown, 'not a directory (a symlink?)');
     throw e;
   }
+}
+
+/** The root, by its path; its device and inode say later whether the path still names it. */
+function openRootDir(path: string): Dir {
+  const fd = openDirFd(() => openSync(path, O_DIR), path);
   try {
-    const st = checkOwned(fd, shown, 'directory');
-    return new Dir(shown, fd, st.dev, st.ino);
+    const st = fstatSync(fd);
+    checkStat(st, path, 'directory');
+    return new Dir(path, fd, st.dev, st.ino);
   } catch (e) {
     closeSync(fd);
     throw e;
   }
 }
 
+/** Opened first and made only when missing: the usual case (it exists) costs no failed mkdir. */
+function openOrMake(dirFd: number, name: string, mode?: number): number {
+  try {
+    return native.fsops.openAt(dirFd, name, O_DIR, 0);
+  } catch (e) {
+    if (mode === undefined || (e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  try {
+    native.fsops.mkdirAt(dirFd, name, mode);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; // made meanwhile: check what is there
+  }
+  return native.fsops.openAt(dirFd, name, O_DIR, 0);
+}
+
 const roots = new Map<string, Dir>();
 
 /**
- * The state root, open and checked, with its names/ directory; null when it does not exist and
- * `create` is false. Kept open for the process; opened again if the path now names another directory.
+ * The state root, open and checked; null when it does not exist and `create` is false (its names/
+ * directory is made by the first entry). Kept open for the process; opened again if the path now names
+ * another directory.
  */
 export function openRoot(create: boolean, path = stateRoot()): Dir | null {
   const known = roots.get(path);
@@ -145,9 +175,13 @@ export function openRoot(create: boolean, path = stateRoot()): Dir | null {
   }
   let dir: Dir | undefined;
   try {
-    if (create) mkdirSync(path, { recursive: true, mode: 0o700 });
-    dir = openDir(path, path);
-    if (create) dir.sub('names', 0o700).close();
+    try {
+      dir = openRootDir(path);
+    } catch (e) {
+      if (!create || (e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      mkdirSync(path, { recursive: true, mode: 0o700 });
+      dir = openRootDir(path);
+    }
   } catch (e) {
     dir?.close();
     if (e instanceof NsboxError) throw e;
@@ -179,6 +213,18 @@ export function writeAtomic(dir: Dir, name: string, data: string): void {
   }
 }
 
+/** A new file (EEXIST if there is one), written whole. */
+export function writeNew(dir: Dir, name: string, data: string): void {
+  const fd = dir.open(name, C.O_WRONLY | C.O_CREAT | C.O_EXCL);
+  try {
+    const b = Buffer.from(data);
+    let off = 0;
+    while (off < b.length) off += writeSync(fd, b, off);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** An exclusive flock on a file of `dir` (created if missing); released by unlock or by our death. */
 export class Lock {
   private constructor(private fd: number) {}
@@ -202,11 +248,21 @@ export class Lock {
     return null;
   }
 
+  /** The lock of a lock file the caller holds open (and closes): unlock() leaves it open. */
+  static onOpen(fd: number): Lock {
+    native.flock(fd, LOCK_EX);
+    const l = new Lock(fd);
+    l.keep = true;
+    return l;
+  }
+
+  private keep = false;
+
   unlock(): void {
     if (this.fd < 0) return;
     // Explicitly: a child cloned meanwhile shares the open file and would keep it locked.
     native.flock(this.fd, LOCK_UN);
-    closeSync(this.fd);
+    if (!this.keep) closeSync(this.fd);
     this.fd = -1;
   }
 }

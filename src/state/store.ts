@@ -4,6 +4,7 @@
 import {
   closeSync,
   constants as C,
+  lstatSync,
   mkdirSync,
   readdirSync,
   readlinkSync,
@@ -20,7 +21,7 @@ import type { SavedStep } from '../plan/json.js';
 import type { SignalMode } from '../signals.js';
 import * as native from '../native.js';
 import { checkName } from '../name.js';
-import { checkOwned, type Dir, Lock, O_READ, openRoot, withLock, writeAtomic } from './dir.js';
+import { checkOwned, type Dir, Lock, O_READ, openRoot, withLock, writeAtomic, writeNew } from './dir.js';
 import { isAlive, openPidfd, procStat } from './proc.js';
 import { exitOf, markStopped, readExit } from './exit.js';
 
@@ -100,7 +101,7 @@ function inEntry<T>(id: string, r: Dir | null, fn: (d: Dir) => T): T | null {
 const isCount = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0;
 
 /** A state file as nsbox writes it; anything else is treated as no state. */
-function valid(st: ContainerState, id: string): boolean {
+function valid(st: ContainerState, id: string, exec: boolean): boolean {
   return (
     !!st &&
     typeof st === 'object' &&
@@ -113,13 +114,33 @@ function valid(st: ContainerState, id: string): boolean {
     isCount(st.monitor.start) &&
     Array.isArray(st.command) &&
     typeof st.status === 'string' &&
-    !!st.exec &&
-    Array.isArray(st.exec.creds)
+    (!exec || (!!st.exec && typeof st.exec === 'object' && Array.isArray(st.exec.creds)))
   );
 }
 
+/**
+ * state.json is one JSON object on two lines: the state, then `exec` (what exec starts from: most of
+ * the bytes) as its last member. Read without `exec` (a list: `ps`, `stats`), only the first line is
+ * parsed; any reader (an earlier nsbox's too) can parse the whole. A file whose first line is not the
+ * state (an earlier nsbox's, indented) is parsed whole.
+ */
+function parseState(text: Buffer, exec: boolean): ContainerState {
+  const nl = text.indexOf(10);
+  if (exec || nl <= 1 || text[nl - 1] !== 0x2c) return JSON.parse(text.toString('utf8'));
+  const st = JSON.parse(`${text.toString('utf8', 0, nl - 1)}}`) as ContainerState;
+  st.exec = LISTED;
+  return st;
+}
+
+/** `exec` of a state read without it: empty, and refused by writeState (it would lose the real one). */
+const LISTED: ContainerState['exec'] = Object.freeze({
+  env: Object.freeze([]) as unknown as string[],
+  cwd: '/',
+  creds: Object.freeze([]) as unknown as SavedStep[],
+});
+
 /** The state file of a directory: a regular file of ours, not through a symlink, bounded in size. */
-function readStateIn(d: Dir, id: string): ContainerState | null {
+function readStateIn(d: Dir, id: string, exec = true): ContainerState | null {
   let fd: number;
   try {
     fd = d.open('state.json', O_READ);
@@ -139,8 +160,8 @@ function readStateIn(d: Dir, id: string): ContainerState | null {
       if (got === 0) break;
       n += got;
     }
-    const st = JSON.parse(buf.subarray(0, n).toString('utf8')) as ContainerState;
-    return valid(st, id) ? st : null;
+    const st = parseState(buf.subarray(0, n), exec);
+    return valid(st, id, exec) ? st : null;
   } catch (e) {
     if (e instanceof NsboxError) throw e;
     return null;
@@ -149,15 +170,22 @@ function readStateIn(d: Dir, id: string): ContainerState | null {
   }
 }
 
-export function readState(id: string, r = root()): ContainerState | null {
-  return inEntry(id, r, (d) => readStateIn(d, id));
+/** The container's state; without `exec` (what it starts from) for lists: it is then empty, never written. */
+export function readState(id: string, r = root(), exec = true): ContainerState | null {
+  return inEntry(id, r, (d) => readStateIn(d, id, exec));
+}
+
+function stateText(st: ContainerState): string {
+  if (st.exec === LISTED) throw new Error('internal: a container state read without exec is not written back');
+  const { exec, ...rest } = st; // JSON.stringify escapes newlines in strings: this one ends the first line
+  return `${JSON.stringify(rest).slice(0, -1)},\n"exec":${JSON.stringify(exec)}}\n`;
 }
 
 export function writeState(st: ContainerState, r = root()): void {
   if (!r) throw new NsboxError('the state directory is gone', { step: 'state' });
   const d = openEntry(st.id, r);
   try {
-    writeAtomic(d, 'state.json', `${JSON.stringify(st, null, 1)}\n`);
+    writeAtomic(d, 'state.json', stateText(st));
   } finally {
     d.close();
   }
@@ -173,8 +201,9 @@ function nameTarget(names: Dir, name: string): string | null {
   }
 }
 
-function withNames<T>(r: Dir, fn: (names: Dir) => T): T {
-  const names = r.sub('names');
+/** names/ of the root; made when `create` (by the first entry) and missing. */
+function withNames<T>(r: Dir, fn: (names: Dir) => T, create = false): T {
+  const names = r.sub('names', create ? 0o700 : undefined);
   try {
     return fn(names);
   } finally {
@@ -182,47 +211,89 @@ function withNames<T>(r: Dir, fn: (names: Dir) => T): T {
   }
 }
 
+/** A container's directory and its lock file, held open by the process that made them (closeEntry). */
+export interface OpenEntry {
+  dir: Dir;
+  lock: number;
+}
+
 /**
  * Make the container's directory and claim its name. The name is unique while the container
  * exists: a second claim fails, unless the first one's directory is gone. Name and id are checked
- * before anything is touched.
+ * before anything is touched. Returns the directory and its lock file open, for updateOpen().
  */
-export function createEntry(st: ContainerState, r: Dir | null = null): void {
+export function createEntry(st: ContainerState, r: Dir | null = null): OpenEntry {
   checkName(st.name);
   checkId(st.id);
   if (!r) r = openRoot(true)!;
   const root = r;
-  withLock(root, '.lock', () =>
-    withNames(root, (names) => {
-      const owner = nameTarget(names, st.name);
-      let taken = false;
-      if (owner !== null) taken = inEntry(owner, root, (d) => readStateIn(d, owner) !== null) ?? false;
-      if (taken) {
-        const hint = `remove it with: nsbox rm ${st.name}`;
-        throw new NsboxError(`the name "${st.name}" is already in use by container ${owner} (${hint})`, {
-          step: 'name',
-        });
-      }
-      try {
-        unlinkSync(names.at(st.name)); // a stale name (or whatever else is there: names/ is ours)
-      } catch {
-        /* free */
-      }
-      mkdirSync(root.at(st.id), { mode: 0o700 }); // a new directory: EEXIST for anything already there
-      const d = openEntry(st.id, root);
-      try {
-        closeSync(d.open('lock', C.O_WRONLY | C.O_CREAT | C.O_EXCL));
-        writeAtomic(d, 'state.json', `${JSON.stringify(st, null, 1)}\n`);
-      } finally {
-        d.close();
-      }
-      symlinkSync(st.id, names.at(st.name));
-    }),
+  return withLock(root, '.lock', () =>
+    withNames(
+      root,
+      (names) => {
+        // A free name (the usual case) is one lstat: no failed readlink and unlink.
+        const there = lstatSync(names.at(st.name), { throwIfNoEntry: false });
+        const owner = there ? nameTarget(names, st.name) : null;
+        let taken = false;
+        if (owner !== null) taken = inEntry(owner, root, (d) => readStateIn(d, owner, false) !== null) ?? false;
+        if (taken) {
+          const hint = `remove it with: nsbox rm ${st.name}`;
+          throw new NsboxError(`the name "${st.name}" is already in use by container ${owner} (${hint})`, {
+            step: 'name',
+          });
+        }
+        if (there) unlinkSync(names.at(st.name)); // a stale name (or whatever else is there: names/ is ours)
+        mkdirSync(root.at(st.id), { mode: 0o700 }); // a new directory: EEXIST for anything already there
+        const d = openEntry(st.id, root);
+        let lock = -1;
+        try {
+          lock = d.open('lock', C.O_RDWR | C.O_CREAT | C.O_EXCL);
+          // Written in place, not renamed: a reader that meets it half-written takes the entry for a
+          // creation that died, and drops it only under the global lock, held here until it is whole.
+          writeNew(d, 'state.json', stateText(st));
+          symlinkSync(st.id, names.at(st.name));
+        } catch (e) {
+          if (lock >= 0) closeSync(lock);
+          d.close();
+          throw e;
+        }
+        return { dir: d, lock };
+      },
+      true,
+    ),
   );
 }
 
-/** Remove the container's name and directory (the caller holds its lock or knows it is dead). */
-export function removeEntry(st: Pick<ContainerState, 'id' | 'name'>, r = root()): void {
+export function closeEntry(e: OpenEntry): void {
+  if (e.lock < 0) return;
+  closeSync(e.lock);
+  e.dir.close();
+  e.lock = -1;
+}
+
+/**
+ * update() through the open entry of the process that made it: the same lock and the same checks,
+ * without finding and checking the directory again. A no-op once the container was removed.
+ */
+export function updateOpen(e: OpenEntry, id: string, change: (st: ContainerState) => void): ContainerState | null {
+  if (e.lock < 0) return null; // closed: stopped or removed already
+  const l = Lock.onOpen(e.lock);
+  try {
+    const st = readStateIn(e.dir, id);
+    if (!st) return null;
+    change(st);
+    writeAtomic(e.dir, 'state.json', stateText(st));
+    return st;
+  } finally {
+    l.unlock();
+  }
+}
+
+/**
+ * Remove the container's name and directory (the caller holds its lock or knows it is dead).
+ * `image` false: the caller knows it ran from a directory, with no copy-on-write layer to remove.
+ */
+export function removeEntry(st: Pick<ContainerState, 'id' | 'name'>, r = root(), image = true): void {
   if (!r) return;
   const root = r;
   withLock(root, '.lock', () => {
@@ -231,7 +302,7 @@ export function removeEntry(st: Pick<ContainerState, 'id' | 'name'>, r = root())
     });
     removeDir(st.id, root);
   });
-  removeRwLayer(st.id); // a container from an image: its copy-on-write layer goes with it
+  if (image) removeRwLayer(st.id); // a container from an image: its copy-on-write layer goes with it
 }
 
 const NAME_OK = (name: string) => {
@@ -271,18 +342,23 @@ function removeDir(id: string, r: Dir): void {
 }
 
 /** Run fn under the container's lock, with its current state (null if it was removed meanwhile). */
-export function locked<T>(id: string, fn: (st: ContainerState | null) => T, r = root()): T {
+export function locked<T>(id: string, fn: (st: ContainerState | null) => T, r = root(), exec = true): T {
+  let d: Dir | null = null;
   let l: Lock | null = null;
   try {
-    l = inEntry(id, r, (d) => Lock.take(d, 'lock', false));
+    d = r && openEntry(id, r);
+    l = d && Lock.take(d, 'lock', false);
   } catch (e) {
+    d?.close();
     if (e instanceof NsboxError) throw e;
+    d = null;
   }
-  if (!l) return fn(null); // removed
+  if (!d || !l) return fn(null); // removed
   try {
-    return fn(readState(id, r));
+    return fn(readStateIn(d, id, exec)); // the directory the lock is in, still open
   } finally {
     l.unlock();
+    d.close();
   }
 }
 
@@ -401,7 +477,7 @@ export function list(r = root()): ContainerState[] {
   }
   const out: ContainerState[] = [];
   for (const id of ids) {
-    let st = readState(id, r);
+    let st = readState(id, r, false);
     if (!st) {
       dropOrphanDir(id, r);
       continue;
@@ -437,22 +513,19 @@ function nameLookup(r: Dir, name: string): string | null {
 
 /** Find a container by name, id or unique id prefix; stale state is cleaned first. */
 export function find(ref: string, r = root()): ContainerState {
-  let id: string | null = null;
-  if (r && NAME_OK(ref)) id = nameLookup(r, ref);
-  if (r && (!id || !readState(id, r))) {
-    id = null;
-    if (/^[0-9a-f]{1,12}$/.test(ref)) {
-      let ids: string[] = [];
-      try {
-        ids = readdirSync(r.self).filter((e) => ID_RE.test(e) && e.startsWith(ref));
-      } catch {
-        /* no state yet */
-      }
-      if (ids.length > 1) throw new NsboxError(`container id prefix "${ref}" is ambiguous: ${ids.join(', ')}`);
-      if (ids.length === 1) id = ids[0];
+  let st: ContainerState | null = null;
+  const id = r && NAME_OK(ref) ? nameLookup(r, ref) : null;
+  if (id) st = readState(id, r); // read once: the name's container, else an id (prefix)
+  if (r && !st && /^[0-9a-f]{1,12}$/.test(ref)) {
+    let ids: string[] = [];
+    try {
+      ids = readdirSync(r.self).filter((e) => ID_RE.test(e) && e.startsWith(ref));
+    } catch {
+      /* no state yet */
     }
+    if (ids.length > 1) throw new NsboxError(`container id prefix "${ref}" is ambiguous: ${ids.join(', ')}`);
+    if (ids.length === 1) st = readState(ids[0], r);
   }
-  const st = id ? readState(id, r) : null;
   const now = st && reap(st, r);
   if (!now) throw new NsboxError(`no such container: ${ref}`, { step: 'container' });
   return now;

@@ -10,7 +10,16 @@ import type { SignalMode } from '../signals.js';
 import { markStopped } from './exit.js';
 import { procStat } from './proc.js';
 import { openRoot, type Dir } from './dir.js';
-import { createEntry, openEntry, removeEntry, selfStart, update, type ContainerState } from './store.js';
+import {
+  closeEntry,
+  createEntry,
+  openEntry,
+  removeEntry,
+  selfStart,
+  updateOpen,
+  type ContainerState,
+  type OpenEntry,
+} from './store.js';
 
 export interface TrackOptions {
   name?: string;
@@ -34,18 +43,22 @@ export class Tracker {
   readonly name: string;
   /** The state root, opened once: every later step goes to the same directory. */
   private readonly root: Dir;
+  /** Its directory and lock file, held open from creation to removal: each step goes straight to them. */
+  private readonly entry: OpenEntry;
   private removed = false;
   private readonly autoRemove: boolean;
+  private readonly image: boolean;
 
   constructor(o: TrackOptions) {
     this.name = checkName(o.name ?? this.id); // before anything is made
     this.autoRemove = o.autoRemove;
+    this.image = isImageArg(o.rootfs);
     const st: ContainerState = {
       id: this.id,
       name: this.name,
       status: 'creating',
       command: o.command,
-      rootfs: o.rootfs === 'host' || isImageArg(o.rootfs) ? o.rootfs : resolve(o.rootfs),
+      rootfs: o.rootfs === 'host' || this.image ? o.rootfs : resolve(o.rootfs),
       hostname: o.hostname ?? this.name,
       createdAt: new Date().toISOString(),
       pid: 0,
@@ -61,7 +74,7 @@ export class Tracker {
       logLimit: o.logLimit,
     };
     this.root = openRoot(true)!;
-    createEntry(st, this.root);
+    this.entry = createEntry(st, this.root);
   }
 
   /** The container's directory, open (the caller closes it): for its log. */
@@ -93,14 +106,10 @@ export class Tracker {
       started: (pid: number, held: boolean) => {
         this.pid = { pid, start: procStat(pid)?.start ?? 0 };
         if (!held) return;
-        update(
-          this.id,
-          (st) => {
-            st.status = 'created';
-            this.record(st);
-          },
-          this.root,
-        );
+        updateOpen(this.entry, this.id, (st) => {
+          st.status = 'created';
+          this.record(st);
+        });
       },
     };
   }
@@ -115,20 +124,17 @@ export class Tracker {
 
   /** The command runs (execve done): its pid, what exec needs and the time, in one write. */
   running(): void {
-    update(
-      this.id,
-      (st) => {
-        st.status = 'running';
-        st.startedAt = new Date().toISOString();
-        this.record(st);
-      },
-      this.root,
-    );
+    updateOpen(this.entry, this.id, (st) => {
+      st.status = 'running';
+      st.startedAt = new Date().toISOString();
+      this.record(st);
+    });
   }
 
   stopped(exit: ExitStatus | null, error?: string): void {
     if (this.autoRemove) return this.remove({ id: this.id, name: this.name } as ContainerState);
-    update(this.id, (s) => markStopped(s, exit, new Date().toISOString(), error), this.root);
+    updateOpen(this.entry, this.id, (s) => markStopped(s, exit, new Date().toISOString(), error));
+    closeEntry(this.entry);
   }
 
   /** The container never ran (set-up failed): leave nothing behind. */
@@ -139,6 +145,7 @@ export class Tracker {
   private remove(st: ContainerState): void {
     if (this.removed) return;
     this.removed = true;
-    removeEntry(st, this.root);
+    closeEntry(this.entry);
+    removeEntry(st, this.root, this.image);
   }
 }
