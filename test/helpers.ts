@@ -89,9 +89,14 @@ export function nsboxCgroups(): string[] {
     for (const e of entries) {
       if (!e.isDirectory()) continue;
       const p = `${dir}/${e.name}`;
-      if (e.name.startsWith('nsbox')) {
-        for (const sub of readdirSync(p, { withFileTypes: true })) if (sub.isDirectory()) out.push(`${p}/${sub.name}`);
-      } else walk(p, depth + 1);
+      if (!e.name.startsWith('nsbox')) walk(p, depth + 1);
+      else
+        try {
+          for (const sub of readdirSync(p, { withFileTypes: true }))
+            if (sub.isDirectory()) out.push(`${p}/${sub.name}`);
+        } catch {
+          /* removed meanwhile (the last container under it ended) */
+        }
     }
   };
   walk('/sys/fs/cgroup', 0);
