@@ -1,7 +1,7 @@
 // Reading a file nsbox was pointed at (a seccomp profile, ...): it may be anything — a FIFO
 // that never answers, /dev/zero, a huge file. Open without blocking, take regular files only,
 // and read at most a bound.
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 
 /** The most nsbox reads of one such file. */
 export const MAX_FILE_BYTES = 4 * 1024 * 1024;
@@ -25,4 +25,10 @@ export function readBounded(path: string, max = MAX_FILE_BYTES): string {
   } finally {
     closeSync(fd);
   }
+}
+
+/** Write all of `data` to fd (writeSync may take only a part of it). */
+export function writeAll(fd: number, data: string | Buffer): void {
+  const b = typeof data === 'string' ? Buffer.from(data) : data;
+  for (let off = 0; off < b.length; ) off += writeSync(fd, b, off);
 }

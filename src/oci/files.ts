@@ -1,6 +1,7 @@
 // The runtime's own state files (under --root, runc's layout): written whole and renamed, locked with
 // flock, never through a symlink (O_NOFOLLOW on the last component; --root itself is the caller's).
-import { closeSync, constants as C, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants as C, openSync, renameSync, rmSync } from 'node:fs';
+import { writeAll } from '../files.js';
 import * as native from '../native.js';
 
 const LOCK_EX = 2,
@@ -12,9 +13,7 @@ export function writeAtomic(path: string, data: string): void {
   try {
     const fd = openSync(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o644);
     try {
-      const b = Buffer.from(data);
-      let off = 0;
-      while (off < b.length) off += writeSync(fd, b, off);
+      writeAll(fd, data);
     } finally {
       closeSync(fd);
     }

@@ -9,18 +9,9 @@
 // each directory is opened without following a symlink and checked (ours, writable by nobody
 // else) through its descriptor, and everything in it is reached through that descriptor with
 // O_NOFOLLOW: opened with openat (the addon's), renamed and unlinked through /proc/self/fd/N/NAME.
-import {
-  closeSync,
-  constants as C,
-  fstatSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, constants as C, fstatSync, lstatSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
 import { NsboxError } from '../errors.js';
+import { writeAll } from '../files.js';
 import * as native from '../native.js';
 
 const LOCK_EX = 2,
@@ -200,9 +191,7 @@ export function writeAtomic(dir: Dir, name: string, data: string): void {
   try {
     const fd = dir.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_TRUNC);
     try {
-      const b = Buffer.from(data);
-      let off = 0;
-      while (off < b.length) off += writeSync(fd, b, off);
+      writeAll(fd, data);
     } finally {
       closeSync(fd);
     }
@@ -217,9 +206,7 @@ export function writeAtomic(dir: Dir, name: string, data: string): void {
 export function writeNew(dir: Dir, name: string, data: string): void {
   const fd = dir.open(name, C.O_WRONLY | C.O_CREAT | C.O_EXCL);
   try {
-    const b = Buffer.from(data);
-    let off = 0;
-    while (off < b.length) off += writeSync(fd, b, off);
+    writeAll(fd, data);
   } finally {
     closeSync(fd);
   }
