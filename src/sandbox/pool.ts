@@ -294,7 +294,8 @@ export class SandboxPool {
 
   private fillOne(): void {
     const fifo = join(this.dir, String(this.seq++));
-    const img = imageSandboxSpec(this.spec as SandboxSpec);
+    // The command comes with each use: the image's own Cmd (it may have none) is not needed here.
+    const img = imageSandboxSpec({ ...this.spec, command: ['true'] } as SandboxSpec);
     let stdio: Stdio | undefined;
     let container: Container;
     try {

@@ -382,6 +382,24 @@ describe('nsbox run IMAGE', () => {
     ]);
   });
 
+  it('pools sandboxes of an image with no Cmd: each use in a fresh copy-on-write root', async () => {
+    execFileSync('tar', ['-C', ROOTFS, '-cf', `${work}/plain.tar`, '.']);
+    const id = (await ok(['import', `${work}/plain.tar`])).trim().replace('Loaded image: ', '');
+    const { SandboxPool } = await import('../../src/index.js');
+    process.env.NSBOX_STORAGE_DIR = store;
+    const pool = new SandboxPool({ image: id, size: 2 });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const r = await pool.run(['sh', '-c', 'cat /marker 2>/dev/null; echo x > /marker; echo ok']);
+        expect([r.code, r.stdout, r.stderr]).toEqual([0, 'ok\n', '']);
+      }
+    } finally {
+      await pool.close();
+      delete process.env.NSBOX_STORAGE_DIR;
+    }
+    expect(readdirSync(`${store}/containers`)).toEqual([]);
+  });
+
   it('works rootless: layers unpacked as the user, overlay mounted in the user namespace (userxattr)', async () => {
     user = createUser('nsboximg', userDir);
     setSubIds(subIds, [user.name], [`${user.name}:300000:65536`]);
