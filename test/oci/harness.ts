@@ -35,7 +35,7 @@ export function harness(prefix: string) {
     }
   }
   /** A bundle of runc's default spec on the busybox rootfs (read-only), /out bound from the host. */
-  async function bundle(name: string, args: string[], edit: (c: Cfg) => void = () => {}) {
+  function bundle(name: string, args: string[], edit: (c: Cfg) => void = () => {}): { dir: string; out: string } {
     const dir = `${scratch}/${name}`;
     const out = `${dir}/out`;
     mkdirSync(out, { recursive: true });

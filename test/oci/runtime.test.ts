@@ -1,67 +1,16 @@
 // nsbox-runtime's life cycle against bundles of the busybox rootfs (as root): create holds the
 // container, start lets it go, kill and delete end it, and nothing is left behind.
 import { spawn } from 'node:child_process';
-import {
-  chmodSync,
-  readlinkSync,
-  closeSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { readlinkSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collect, hostMounts, ROOTFS } from '../helpers.js';
+import { type Cfg, harness, RUNTIME } from './harness.js';
 
-const RUNTIME = resolve(__dirname, '..', '..', 'dist', 'nsbox-runtime');
 const root = process.getuid?.() === 0;
-const scratch = mkdtempSync(join(tmpdir(), 'nsbox-oci-rt-'));
-chmodSync(scratch, 0o755); // reachable from a user namespace (volume sources are opened as its root)
-const state = `${scratch}/state`;
-
-/**
- * Runs nsbox-runtime to its exit with its output in files: a created container keeps the runtime's
- * stdout and stderr open, so waiting for pipes to close would wait for the container.
- */
-async function rt(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const [o, e] = [`${scratch}/.stdout`, `${scratch}/.stderr`];
-  const fds = [openSync(o, 'w'), openSync(e, 'w')];
-  try {
-    const p = spawn(RUNTIME, ['--root', state, ...args], { stdio: ['ignore', fds[0], fds[1]] });
-    const code = await new Promise<number | null>((res) => p.on('exit', (c) => res(c)));
-    return { code, stdout: readFileSync(o, 'utf8'), stderr: readFileSync(e, 'utf8') };
-  } finally {
-    fds.forEach((fd) => closeSync(fd));
-  }
-}
-
-/** A bundle whose root is the busybox rootfs (read-only), with /out bound from the host. */
-// biome-ignore lint/suspicious/noExplicitAny: the tests edit config.json's JSON freely
-type Cfg = any;
-
-function bundle(name: string, args: string[], edit: (c: Cfg) => void = () => {}): { dir: string; out: string } {
-  const dir = `${scratch}/${name}`;
-  const out = `${dir}/out`;
-  mkdirSync(out, { recursive: true });
-  chmodSync(out, 0o777);
-  const c = JSON.parse(readFileSync(`${dir}/../template.json`, 'utf8'));
-  c.root = { path: ROOTFS, readonly: true };
-  c.process.terminal = false;
-  c.process.args = args;
-  c.mounts.push(
-    { destination: '/out', type: 'bind', source: out, options: ['rbind', 'rw'] },
-    { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['size=1m'] },
-  );
-  edit(c);
-  writeFileSync(`${dir}/config.json`, JSON.stringify(c));
-  return { dir, out };
-}
+// The scratch directory is reachable from a user namespace (volume sources are opened as its root).
+const { scratch, state, rt: run, bundle } = harness('nsbox-oci-rt-');
+/** Runs nsbox-runtime with --root to its exit, its output in files (harness.ts). */
+const rt = (...args: string[]) => run(args);
 
 const cgroupOf = (id: string) =>
   ['memory', 'pids', 'freezer', 'devices'].map((c) => `/sys/fs/cgroup/${c}/nsbox-runtime/${id}`);
