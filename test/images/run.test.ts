@@ -1,12 +1,10 @@
 // Containers from images: the config applied, a copy-on-write root per container made inside its
 // mount namespace, removed with it, and the image left as it was.
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import {
   chmodSync,
   closeSync,
   constants,
-  mkdirSync,
   mkdtempSync,
   openSync,
   readdirSync,
@@ -17,7 +15,7 @@ import {
 } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostMounts, nsbox, ROOTFS } from '../helpers.js';
-import { makeLayout, skopeo } from './fixtures.js';
+import { makeLayout, sha256, skopeo, writeOciLayout } from './fixtures.js';
 import {
   cliCopy,
   createUser,
@@ -62,51 +60,18 @@ function canIdmap(): boolean {
     return false;
   }
 }
-const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-
 /** An OCI layout with busybox and then `n` small layers, each adding /l/fI (or these layers), as an archive. */
 function manyLayers(n: number, name: string, extra?: Buffer[]): string {
   const dir = `${work}/${name}`;
-  mkdirSync(`${dir}/blobs/sha256`, { recursive: true });
-  const blob = (b: Buffer | string) => {
-    const d = sha(b);
-    writeFileSync(`${dir}/blobs/sha256/${d.slice(7)}`, b);
-    return { digest: d, size: Buffer.byteLength(b) };
-  };
   const tars = [execFileSync('tar', ['-C', ROOTFS, '-c', '.'], { maxBuffer: 1 << 28 })];
   for (let i = 0; i < n; i++) tars.push(tarball([{ path: `l/f${i}`, data: `${i}\n` }]));
   tars.push(...(extra ?? []));
-  const layers = tars.map((t) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...blob(t) }));
-  const config = blob(
-    JSON.stringify({
-      architecture: 'amd64',
-      os: 'linux',
-      config: { Cmd: ['/bin/sh'] },
-      rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) },
-    }),
-  );
-  const manifest = blob(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-      layers,
-    }),
-  );
-  writeFileSync(`${dir}/oci-layout`, '{"imageLayoutVersion":"1.0.0"}');
-  writeFileSync(
-    `${dir}/index.json`,
-    JSON.stringify({
-      schemaVersion: 2,
-      manifests: [
-        {
-          mediaType: 'application/vnd.oci.image.manifest.v1+json',
-          ...manifest,
-          annotations: { 'org.opencontainers.image.ref.name': `${name}:1` },
-        },
-      ],
-    }),
-  );
+  const layers = tars.map((data) => ({
+    mediaType: 'application/vnd.oci.image.layer.v1.tar',
+    data,
+    diffId: sha256(data),
+  }));
+  writeOciLayout(dir, { layers, cmd: ['/bin/sh'], annotations: { 'org.opencontainers.image.ref.name': `${name}:1` } });
   execFileSync('tar', ['-C', dir, '-cf', `${dir}.tar`, '.']);
   return `${dir}.tar`;
 }
