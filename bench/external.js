@@ -2,6 +2,20 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 
+/** bwrap's argv for `/bin/true` in all new namespaces on ROOTFS, the reference the benches compare with. */
+export const bwrapTrue = (rootfs) => [
+  'bwrap',
+  '--unshare-all',
+  '--bind',
+  rootfs,
+  '/',
+  '--proc',
+  '/proc',
+  '--dev',
+  '/dev',
+  '/bin/true',
+];
+
 /** Runs argv once (in `env`, default this one's); resolves with the wall time in ms. Fails on a non-zero exit. */
 export function timeOnce(argv, env = process.env) {
   return new Promise((resolve, reject) => {

@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { inProcess, serve, startWorker, timeMany, timeOnce } from './external.js';
+import { bwrapTrue, inProcess, serve, startWorker, timeMany, timeOnce } from './external.js';
 import { ms, summary, table } from './stats.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -99,18 +99,7 @@ async function main() {
     if (r.code !== 0) throw new Error(`${what}: /bin/true: ${r.status}`);
   };
   const list = [
-    ext('bwrap', 'bwrap --unshare-all ... /bin/true', () => [
-      'bwrap',
-      '--unshare-all',
-      '--bind',
-      ROOTFS,
-      '/',
-      '--proc',
-      '/proc',
-      '--dev',
-      '/dev',
-      '/bin/true',
-    ]),
+    ext('bwrap', 'bwrap --unshare-all ... /bin/true', () => bwrapTrue(ROOTFS)),
     inproc('run', 'run() + memory limit, output captured', async () =>
       check(await lib.run({ rootfs: ROOTFS, command: ['/bin/true'], limits: LIMITS }), 'run'),
     ),

@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { setPriority, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { inProcess, serve, startWorker, timeMany, timeOnce } from './external.js';
+import { bwrapTrue, inProcess, serve, startWorker, timeMany, timeOnce } from './external.js';
 import { ms, summary, table } from './stats.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -95,18 +95,7 @@ async function variants(lib) {
     }
   }
   if (which('bwrap')) {
-    ext('bwrap', 'bwrap --unshare-all', () => [
-      'bwrap',
-      '--unshare-all',
-      '--bind',
-      ROOTFS,
-      '/',
-      '--proc',
-      '/proc',
-      '--dev',
-      '/dev',
-      '/bin/true',
-    ]);
+    ext('bwrap', 'bwrap --unshare-all', () => bwrapTrue(ROOTFS));
   }
   const runc = which('runc');
   const bundle = runc ? makeBundle(runc) : null;
