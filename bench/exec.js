@@ -10,15 +10,13 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { serve, startWorker, timeOnce } from './external.js';
+import { serve, startCrunWorker, timeOnce } from './external.js';
 import { ms, summary, table } from './stats.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '..');
 const ROOTFS = join(ROOT, '.rootfs', 'busybox');
 const CLI = join(ROOT, 'dist', 'run.js');
-const WRAP = ['unshare', '-m', '--propagation', 'private', 'sh', '-c'];
-const PREP = 'umount /sys/fs/cgroup/unified 2>/dev/null; ';
 
 const option = (name, dflt) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -85,13 +83,7 @@ async function main() {
       });
     }
     if (which('crun')) {
-      const worker = startWorker([
-        ...WRAP,
-        `${PREP}exec "$0" "$@"`,
-        process.execPath,
-        fileURLToPath(import.meta.url),
-        '--worker',
-      ]);
+      const worker = startCrunWorker(import.meta.url);
       const id = `nsbench-exec-crun-${process.pid}`;
       await worker.request({ argv: ['crun', 'run', '--detach', '--bundle', b, id] });
       cleanups.push(async () => {

@@ -1,5 +1,9 @@
 // Timing of external commands: each run is measured from spawn() to its exit.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 
 /** bwrap's argv for `/bin/true` in all new namespaces on ROOTFS, the reference the benches compare with. */
@@ -118,4 +122,40 @@ export function inProcess(key, label, start) {
       return { times, totalMs: performance.now() - t0 };
     },
   };
+}
+
+// crun 1.8.1 refuses a hybrid cgroup host; inside a private mount namespace without the cgroup2 mount at
+// /sys/fs/cgroup/unified it uses the v1 hierarchies.
+export const CRUN_PREP = 'umount /sys/fs/cgroup/unified 2>/dev/null; ';
+export const CRUN_WRAP = ['unshare', '-m', '--propagation', 'private', 'sh', '-c'];
+
+/** The bench script at `scriptUrl` as a worker (its --worker mode: serve()) in a mount namespace made for crun. */
+export const startCrunWorker = (scriptUrl) =>
+  startWorker([...CRUN_WRAP, `${CRUN_PREP}exec "$0" "$@"`, process.execPath, fileURLToPath(scriptUrl), '--worker']);
+
+/** A variant timing `crun run` of `bundle` in that worker: one run, or `count` with `c` at a time. */
+export function crunVariant(worker, bundle, prefix) {
+  const argv = ['crun', 'run', '--bundle', bundle, `${prefix}-{i}`];
+  return {
+    key: 'crun',
+    label: 'crun run (in a prepared mount ns)',
+    run: async () => (await worker.request({ argv })).times[0],
+    many: (count, c) => worker.request({ argv, count, concurrency: c }),
+    stop: () => worker.stop(),
+  };
+}
+
+/** An OCI bundle for crun/runc: `runc spec` defaults, `rootfs`, /bin/true, the namespaces of bwrap's
+ *  --unshare-all but user, and `resources` (e.g. a memory limit). */
+export function makeOciBundle(runc, rootfs, resources = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'nsbox-bench-'));
+  execFileSync(runc, ['spec'], { cwd: dir });
+  const c = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  c.root = { path: rootfs, readonly: false };
+  c.process.terminal = false;
+  c.process.args = ['/bin/true'];
+  c.linux.namespaces = ['pid', 'mount', 'uts', 'ipc', 'network', 'cgroup'].map((type) => ({ type }));
+  c.linux.resources = { ...c.linux.resources, ...resources };
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(c, null, 1));
+  return dir;
 }

@@ -7,11 +7,19 @@
 //   --no-oci     leave out crun and runc
 //   --compare DIR  also run() and pool.run() of DIR/dist (another checkout, e.g. a build of main), interleaved
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bwrapTrue, inProcess, serve, startWorker, timeMany, timeOnce } from './external.js';
+import {
+  bwrapTrue,
+  crunVariant,
+  inProcess,
+  makeOciBundle,
+  serve,
+  startCrunWorker,
+  timeMany,
+  timeOnce,
+} from './external.js';
 import { ms, summary, table } from './stats.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -30,20 +38,6 @@ const which = (cmd) => {
     return null;
   }
 };
-
-/** An OCI bundle for crun/runc: `runc spec` defaults, our rootfs, /bin/true, a cgroup ns, a memory limit. */
-function makeBundle(runc) {
-  const dir = mkdtempSync(join(tmpdir(), 'nsbox-bench-'));
-  execFileSync(runc, ['spec'], { cwd: dir });
-  const c = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
-  c.root = { path: ROOTFS, readonly: false };
-  c.process.terminal = false;
-  c.process.args = ['/bin/true'];
-  c.linux.namespaces = ['pid', 'mount', 'uts', 'ipc', 'network', 'cgroup'].map((type) => ({ type }));
-  c.linux.resources = { ...c.linux.resources, memory: { limit: LIMITS.memory } };
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(c, null, 1));
-  return dir;
-}
 
 /** Until a pool holds all its sandboxes again, and a moment for its clean-ups. */
 async function settle(pool, size) {
@@ -124,25 +118,11 @@ async function main() {
     );
   }
   const runc = !process.argv.includes('--no-oci') && which('runc');
-  const bundle = runc ? makeBundle(runc) : null;
+  const bundle = runc ? makeOciBundle(runc, ROOTFS, { memory: { limit: LIMITS.memory } }) : null;
   let worker = null;
   if (bundle && which('crun')) {
-    // crun refuses a hybrid cgroup host; in a private mount ns without the cgroup2 mount it uses v1.
-    const prep = 'umount /sys/fs/cgroup/unified 2>/dev/null; ';
-    worker = startWorker([
-      ...['unshare', '-m', '--propagation', 'private', 'sh', '-c'],
-      `${prep}exec "$0" "$@"`,
-      process.execPath,
-      fileURLToPath(import.meta.url),
-      '--worker',
-    ]);
-    const argv = ['crun', 'run', '--bundle', bundle, 'nsbench-pool-crun-{i}'];
-    list.push({
-      key: 'crun',
-      label: 'crun run (in a prepared mount ns)',
-      run: async () => (await worker.request({ argv })).times[0],
-      many: (c, concurrency) => worker.request({ argv, count: c, concurrency }),
-    });
+    worker = startCrunWorker(import.meta.url);
+    list.push(crunVariant(worker, bundle, 'nsbench-pool-crun'));
   }
   if (bundle) {
     let j = 0;

@@ -6,11 +6,22 @@
 //   --only A,B     only variants whose key contains one of these words
 //   --nice         run at nice -20 (children too): steadier figures on a busy machine
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { setPriority, tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bwrapTrue, inProcess, serve, startWorker, timeMany, timeOnce } from './external.js';
+import {
+  bwrapTrue,
+  CRUN_PREP,
+  CRUN_WRAP,
+  crunVariant,
+  inProcess,
+  makeOciBundle,
+  serve,
+  startCrunWorker,
+  timeMany,
+  timeOnce,
+} from './external.js';
 import { ms, summary, table } from './stats.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -38,25 +49,6 @@ function version(argv) {
     return '?';
   }
 }
-
-/** An OCI bundle for crun/runc: `runc spec` defaults, our rootfs, /bin/true, plus a cgroup ns. */
-function makeBundle(runc) {
-  const dir = mkdtempSync(join(tmpdir(), 'nsbox-bench-'));
-  execFileSync(runc, ['spec'], { cwd: dir });
-  const c = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
-  c.root = { path: ROOTFS, readonly: false };
-  c.process.terminal = false;
-  c.process.args = ['/bin/true'];
-  const types = ['pid', 'mount', 'uts', 'ipc', 'network', 'cgroup'];
-  c.linux.namespaces = types.map((type) => ({ type }));
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(c, null, 1));
-  return dir;
-}
-
-// crun 1.8.1 refuses a hybrid cgroup host; inside a private mount namespace without the
-// cgroup2 mount at /sys/fs/cgroup/unified it uses the v1 hierarchies.
-const PREP = 'umount /sys/fs/cgroup/unified 2>/dev/null; ';
-const WRAP = ['unshare', '-m', '--propagation', 'private', 'sh', '-c'];
 
 /** Each variant: run(i) resolves with one sample in ms; many(count, c) with { times, totalMs }. */
 async function variants(lib) {
@@ -98,29 +90,15 @@ async function variants(lib) {
     ext('bwrap', 'bwrap --unshare-all', () => bwrapTrue(ROOTFS));
   }
   const runc = which('runc');
-  const bundle = runc ? makeBundle(runc) : null;
+  const bundle = runc ? makeOciBundle(runc, ROOTFS) : null;
   if (which('crun') && bundle) {
-    const worker = startWorker([
-      ...WRAP,
-      `${PREP}exec "$0" "$@"`,
-      process.execPath,
-      fileURLToPath(import.meta.url),
-      '--worker',
-    ]);
-    const argv = ['crun', 'run', '--bundle', bundle, 'nsbench-crun-{i}'];
-    v.push({
-      key: 'crun',
-      label: 'crun run (in a prepared mount ns)',
-      run: async () => (await worker.request({ argv })).times[0],
-      many: (count, concurrency) => worker.request({ argv, count, concurrency }),
-      stop: () => worker.stop(),
-    });
+    v.push(crunVariant(startCrunWorker(import.meta.url), bundle, 'nsbench-crun'));
     let j = 0;
     ext('crun-wrapped', 'crun run, each in its own unshare+umount wrapper', () => [
-      ...WRAP,
-      `${PREP}exec crun run --bundle ${bundle} nsbench-crunw-${j++}`,
+      ...CRUN_WRAP,
+      `${CRUN_PREP}exec crun run --bundle ${bundle} nsbench-crunw-${j++}`,
     ]);
-    ext('wrapper', '  (the unshare+umount wrapper alone)', () => [...WRAP, PREP]);
+    ext('wrapper', '  (the unshare+umount wrapper alone)', () => [...CRUN_WRAP, CRUN_PREP]);
   }
   if (bundle) {
     let j = 0;
